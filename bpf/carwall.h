@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * carwall's ABI between the BPF programs and userspace: map keys and values, limits.
+ *
+ * Included by bpf/ *.bpf.c and by userspace/. Only <linux/types.h> types, explicit padding,
+ * one size assertion per struct. Keys are zeroed on both sides before use.
+ *
+ * How a decision is taken (see bpf/sock_addr.bpf.c):
+ *   1. cw_state.active_gen picks the policy generation (A/B copies; a reload fills the inactive
+ *      one and flips this index once).
+ *   2. The caller's cgroup, or its nearest ancestor at a level named in level_mask, is looked up
+ *      in cw_cgroups: found means the socket belongs to a managed app.
+ *   3. The destination is looked up in the app's LPM trie (cw_dst4 or cw_dst6). The value names a
+ *      port set: the union of the port/protocol rules of every prefix of that app containing the
+ *      matched one, so overlapping prefixes with different ports give the right answer.
+ *   4. (port set, protocol, port) is looked up in the port LPM trie cw_ports. Port ranges are
+ *      stored as prefix blocks. A hit allows the flow; every miss denies it.
+ */
+#ifndef CARWALL_H
+#define CARWALL_H
+
+#include <linux/types.h>
+
+/* Policy generations: a reload writes the one that is not active, then flips. */
+#define CW_GENERATIONS 2
+
+/* cgroup levels the programs look at (0 is the cgroup2 root). */
+#define CW_MAX_CGROUP_LEVEL 31
+
+/*
+ * Capacity of each map, for both generations together. A policy must fit in half of each, which
+ * userspace checks before it writes anything.
+ */
+#define CW_MAX_APPS 1024
+#define CW_MAX_CGROUPS (2 * 4096)
+#define CW_MAX_DST4 (2 * 131072)
+#define CW_MAX_DST6 (2 * 131072)
+#define CW_MAX_PORTS (2 * 262144)
+
+/* Bits of the scope field that are matched in full before the address or port bits. */
+#define CW_SCOPE_BITS 32
+#define CW_SCOPE_GEN_SHIFT 31
+#define CW_SCOPE_ID_MASK 0x7fffffffu
+
+/* A scope ties an LPM entry to one generation and one app (dst tries) or port set (cw_ports). */
+static inline __u32 cw_scope(__u32 gen, __u32 id)
+{
+	return (gen << CW_SCOPE_GEN_SHIFT) | (id & CW_SCOPE_ID_MASK);
+}
+
+/* cw_state.gen[].flags */
+#define CW_GEN_F_VALID (1u << 0) /* a complete, validated policy is in this generation */
+
+struct cw_gen_info {
+	__u32 level_mask; /* bit L set: some app cgroup sits at cgroup level L */
+	__u32 flags;	  /* CW_GEN_F_* */
+};
+
+/* The single element of the mmap-able array cw_state. */
+struct cw_state {
+	__u32 active_gen; /* 0 or 1; written last, with a release store, by the agent */
+	__u32 pad;
+	struct cw_gen_info gen[CW_GENERATIONS];
+};
+_Static_assert(sizeof(struct cw_state) == 24, "cw_state layout");
+
+/* cw_cgroups: hash, (cgroup id, generation) -> app. */
+struct cw_cgroup_key {
+	__u64 cgroup_id;
+	__u32 gen;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct cw_cgroup_key) == 16, "cw_cgroup_key layout");
+
+struct cw_app_val {
+	__u32 app;   /* app index in the policy, 0-based */
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct cw_app_val) == 8, "cw_app_val layout");
+
+/* cw_dst4: LPM trie, (scope = gen|app, IPv4 prefix) -> port set. */
+struct cw_dst4_key {
+	__u32 prefixlen; /* CW_SCOPE_BITS + address prefix length */
+	__u32 scope;	 /* cw_scope(gen, app), always matched in full */
+	__u8 addr[4];	 /* network byte order */
+};
+_Static_assert(sizeof(struct cw_dst4_key) == 12, "cw_dst4_key layout");
+
+/* cw_dst6: LPM trie, (scope = gen|app, IPv6 prefix) -> port set. */
+struct cw_dst6_key {
+	__u32 prefixlen; /* CW_SCOPE_BITS + address prefix length */
+	__u32 scope;	 /* cw_scope(gen, app), always matched in full */
+	__u8 addr[16];	 /* network byte order */
+};
+_Static_assert(sizeof(struct cw_dst6_key) == 24, "cw_dst6_key layout");
+
+struct cw_dst_val {
+	__u32 portset; /* port set id, 0-based, per generation */
+	__u32 flags;   /* reserved, 0 */
+};
+_Static_assert(sizeof(struct cw_dst_val) == 8, "cw_dst_val layout");
+
+/* cw_ports: LPM trie, (scope = gen|port set, protocol, port prefix) -> deciding rule. */
+#define CW_PORT_KEY_FULL_BITS (CW_SCOPE_BITS + 16 + 16)
+
+struct cw_port_key {
+	__u32 prefixlen; /* CW_SCOPE_BITS + 16 (protocol) + port prefix length */
+	__u32 scope;	 /* cw_scope(gen, port set), always matched in full */
+	__u16 proto;	 /* IPPROTO_TCP or IPPROTO_UDP, always matched in full */
+	__u16 port_be;	 /* destination port, network byte order (prefix-matched) */
+};
+_Static_assert(sizeof(struct cw_port_key) == 12, "cw_port_key layout");
+
+struct cw_port_val {
+	__u32 rule;  /* global rule index in the policy, 0-based: the first rule that allows */
+	__u32 flags; /* reserved, 0 */
+};
+_Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
+
+#endif /* CARWALL_H */

@@ -1,0 +1,99 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# `make demo`: the seed scenario in a throwaway sandbox. A simulated head unit (a network
+# namespace) runs two apps under carwall with policies/demo.yaml; an "internet" namespace holds
+# the OEM backend, the OEM map servers and an offshore bug tracker. mediaplayer's embedded crash
+# reporter tries to reach the tracker and is refused at once; the OEM servers are reached, over
+# IPv4 and IPv6. Prints one line per attempted flow, then removes everything it made.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+SANDBOX_POLICY=${DEMO_POLICY:-$top/policies/demo.yaml}
+
+sandbox_require_root || exit 1
+sandbox_create "cw-demo$$" >/dev/null || { echo "demo: cannot build the sandbox" >&2; exit 1; }
+
+cat <<EOF
+
+carwall demo
+  head unit:  network namespace $SANDBOX_HU_NETNS (192.0.2.1, 2001:db8:ffff::1)
+  "internet": network namespace $SANDBOX_NET_NETNS
+              OEM backend     198.51.100.20  2001:db8:51::20
+              OEM map server  198.51.100.80  2001:db8:100::80
+              bug tracker     203.0.113.7    2001:db8:bad::7   (offshore)
+  apps:       cgroups under $SANDBOX_CGROUP_ROOT
+  policy:     ${SANDBOX_POLICY#$top/}
+
+EOF
+
+if ! sandbox_agent_start; then
+	echo "demo: carwalld did not start" >&2
+	exit 1
+fi
+"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status | sed 's/^/  /'
+echo
+
+# APP|WHO|MODE|ADDR|PORT|EXPECT[|flowprobe flags]; APP "-" is a system service, not an app.
+flows=(
+	"mediaplayer|player -> OEM backend|tcp|198.51.100.20|443|allowed"
+	"mediaplayer|player -> OEM backend|tcp|2001:db8:51::20|443|allowed"
+	"mediaplayer|crash reporter -> bug tracker|tcp|203.0.113.7|443|refused"
+	"mediaplayer|crash reporter -> bug tracker|tcp|2001:db8:bad::7|443|refused"
+	"mediaplayer|crash reporter -> bug tracker|udp|203.0.113.7|514|refused"
+	"mediaplayer|crash reporter -> bug tracker|udp|2001:db8:bad::7|514|refused"
+	"mediaplayer|crash reporter -> tracker, v4-mapped|tcp|203.0.113.7|443|refused|--socket6"
+	"mediaplayer|player -> OEM backend, wrong port|tcp|198.51.100.20|8443|refused"
+	"navigation|maps -> OEM map server|tcp|198.51.100.80|443|allowed"
+	"navigation|maps -> OEM map server|tcp|2001:db8:100::80|8443|allowed"
+	"navigation|maps -> bug tracker|tcp|203.0.113.7|443|refused"
+	"-|system service (not an app)|tcp|203.0.113.7|443|allowed"
+)
+
+printf '%-12s %-38s %-5s %-24s %-17s %-9s %s\n' APP FLOW PROTO DESTINATION VERDICT TIME SERVER
+printf '%s\n' "$(printf '%.0s-' {1..122})"
+mismatches=0 n=0
+for f in "${flows[@]}"; do
+	IFS='|' read -r app who mode addr port expect flags <<<"$f"
+	n=$((n + 1))
+	token="demo$$-$n"
+	start=$(date +%s%N)
+	if [[ $app == - ]]; then
+		out=$(sandbox_in_hu "$FLOWPROBE" "$mode" "$addr" "$port" --token "$token" $flags 2>&1)
+	else
+		out=$(sandbox_run_app "$app" "$FLOWPROBE" "$mode" "$addr" "$port" --token "$token" $flags 2>&1)
+	fi
+	rc=$?
+	ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	result=$(sed -n 's/.*result=\([A-Za-z0-9_]*\).*/\1/p' <<<"$out" | head -1)
+	case $rc in
+	0) verdict=allowed ;;
+	1) verdict="refused (${result:-EPERM})" ;;
+	*) verdict="error (${result:-exit $rc})" ;;
+	esac
+	proto=${mode%%-*}
+	if sandbox_server_saw "$proto" "$port" "$token"; then seen="received"; else seen="nothing received"; fi
+	[[ $addr == *:* ]] && dest="[$addr]:$port" || dest="$addr:$port"
+	[[ -n $flags ]] && dest="[::ffff:$addr]:$port"
+	mark=""
+	if [[ ${verdict%% *} != "$expect" ]]; then
+		mark="  <-- expected $expect"
+		mismatches=$((mismatches + 1))
+	fi
+	printf '%-12s %-38s %-5s %-24s %-17s %-9s %s%s\n' "${app/#-/(none)}" "$who" "$proto" "$dest" \
+		"$verdict" "${ms} ms" "$seen" "$mark"
+done
+echo
+echo "TIME includes starting the process through \`carwall run\`; a refused connect() returns"
+echo "EPERM at once, without a packet leaving the head unit (the server received nothing)."
+echo
+if [[ $mismatches -ne 0 ]]; then
+	echo "demo: $mismatches of $n flows did not get the expected verdict; agent log:" >&2
+	sed 's/^/  /' "$SANDBOX_DIR/agent.log" >&2
+	exit 1
+fi
+echo "demo: all $n flows got the expected verdict; removing the sandbox"
+sandbox_agent_stop || true

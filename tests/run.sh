@@ -1,0 +1,103 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Run every test suite and end with one line: "N passed, N failed, N skipped".
+# Each suite speaks TAP (cmocka with CMOCKA_MESSAGE_OUTPUT=TAP, the bash integration tests with
+# tests/lib/tap.sh); a suite that exits non-zero without reporting a failure counts as one.
+#
+# Usage: tests/run.sh [SUITE...]   suites: unit unit-san fuzz integration integration-san
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+logdir=$top/build/test-logs
+mkdir -p "$logdir"
+passed=0 failed=0 skipped=0
+
+# run_suite NAME CMD...: run one suite, show its TAP, count its results.
+run_suite() {
+	local name=$1
+	shift
+	local log=$logdir/$name.tap rc p f s
+	echo "# ---- $name: $*"
+	"$@" >"$log" 2>&1
+	rc=$?
+	sed 's/^/  /' "$log"
+	p=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
+	s=$(grep -cE '^ok [0-9]+.*# SKIP' "$log" | tr -d ' ')
+	f=$(grep -cE '^not ok [0-9]+' "$log" | tr -d ' ')
+	p=$((p - s))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "  not ok - $name exited with status $rc without reporting a failure"
+		f=1
+	fi
+	if [ $((p + f + s)) -eq 0 ]; then
+		echo "  not ok - $name ran no test"
+		f=1
+	fi
+	echo "# $name: $p passed, $f failed, $s skipped"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + s))
+}
+
+# unit BUILD: every cmocka binary of a build folder.
+unit_suite() {
+	local rc=0 t
+	for t in "$1"/tests/test_*; do
+		[ -x "$t" ] || continue
+		CMOCKA_MESSAGE_OUTPUT=TAP "$t" || rc=1
+	done
+	return $rc
+}
+
+# A short libFuzzer run per target, on its seed corpus (`make fuzz` runs longer).
+fuzz_suite() {
+	local n=0 f name corpus
+	for f in build-fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		n=$((n + 1))
+		name=${f##*/fuzz_}
+		corpus=$(mktemp -d)
+		if "$f" -max_total_time="${FUZZ_SMOKE_SECONDS:-20}" -print_final_stats=0 \
+			"$corpus" "tests/fuzz/corpus/$name" >"$logdir/fuzz-$name.log" 2>&1; then
+			echo "ok $n - fuzz_$name: no crash in ${FUZZ_SMOKE_SECONDS:-20}s"
+		else
+			echo "not ok $n - fuzz_$name crashed; see $logdir/fuzz-$name.log"
+			tail -20 "$logdir/fuzz-$name.log" | sed 's/^/# /'
+		fi
+		rm -rf "$corpus"
+	done
+	echo "1..$n"
+}
+
+# integration BUILD: every tests/integration/test_*.sh with the binaries of a build folder.
+integration_suite() {
+	local bin=$1 rc=0 t
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "ok 1 - integration # SKIP needs root (cgroups, bpffs, network namespaces)"
+		return 0
+	fi
+	for t in tests/integration/test_*.sh; do
+		[ -f "$t" ] || continue
+		echo "# $t"
+		CARWALL_BIN_DIR=$top/$bin bash "$t" || rc=1
+	done
+	return $rc
+}
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(unit unit-san fuzz integration integration-san)
+for s in "${suites[@]}"; do
+	case $s in
+	unit) run_suite unit unit_suite build ;;
+	unit-san) run_suite unit-san unit_suite build-san ;;
+	fuzz) run_suite fuzz fuzz_suite ;;
+	integration) run_suite integration integration_suite build ;;
+	integration-san) run_suite integration-san integration_suite build-san ;;
+	*) echo "unknown suite $s" >&2; exit 2 ;;
+	esac
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

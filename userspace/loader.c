@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "sock_addr.skel.h"
+#include "sock_create.skel.h"
+#include "util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_addr_bpf *, sock_addr_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_create_bpf *, sock_create_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
+
+#define LOADER_N_HOOKS 5
+
+const char *const loader_hook_names[] = { "connect4", "connect6", "sendmsg4",
+					  "sendmsg6", "sock_create", NULL };
+
+struct loader {
+	struct sock_addr_bpf *sock_addr;     /* bpf/sock_addr.bpf.c */
+	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
+	struct bpf_link *links[LOADER_N_HOOKS];
+	struct cw_state *state; /* cw_state's element, mmapped */
+	char *pin_dir;
+};
+
+/* The program of each hook, in loader_hook_names order. */
+static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
+{
+	struct bpf_program *progs[LOADER_N_HOOKS] = {
+		l->sock_addr->progs.cw_connect4,    l->sock_addr->progs.cw_connect6,
+		l->sock_addr->progs.cw_sendmsg4,    l->sock_addr->progs.cw_sendmsg6,
+		l->sock_create->progs.cw_sock_create,
+	};
+	return progs[i];
+}
+
+static const char *const loader_map_names[] = { "cw_state", "cw_cgroups", "cw_dst4", "cw_dst6",
+						"cw_ports" };
+
+int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
+{
+	int r;
+
+#define MISSING(err, ...)                                                                          \
+	do {                                                                                       \
+		snprintf(missing, missing_size, __VA_ARGS__);                                      \
+		return (err);                                                                      \
+	} while (0)
+
+	r = cgroup_check_v2(cgroup_root);
+	if (r == -EMEDIUMTYPE)
+		MISSING(r, "cgroup v2 at %s (it is not a cgroup2 file system)", cgroup_root);
+	if (r < 0)
+		MISSING(r, "cgroup v2 at %s (%s)", cgroup_root, strerror(-r));
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock_addr (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LPM_TRIE, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type lpm_trie");
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+				    BPF_FUNC_get_current_ancestor_cgroup_id, NULL) <= 0)
+		MISSING(-EOPNOTSUPP,
+			"BPF helper get_current_ancestor_cgroup_id for cgroup_sock_addr programs");
+#undef MISSING
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return negative_errno();
+	return 0;
+}
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs sfs;
+
+	return statfs(path, &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
+}
+
+int loader_prepare_pin_dir(const char *pin_dir)
+{
+	_cleanup_free_ char *parent = strdup(pin_dir);
+	_cleanup_free_ char *sub = NULL;
+	char *slash;
+	int r;
+
+	if (!parent)
+		return -ENOMEM;
+	slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return -EINVAL;
+	*slash = '\0';
+
+	if (!is_bpffs(parent)) {
+		/* systemd mounts /sys/fs/bpf; a minimal head-unit init may not have. */
+		if (strncmp(pin_dir, "/sys/fs/bpf/", strlen("/sys/fs/bpf/")) != 0)
+			return -EMEDIUMTYPE;
+		if (mount("bpf", "/sys/fs/bpf", "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") <
+		    0)
+			return negative_errno();
+		if (!is_bpffs(parent))
+			return -EMEDIUMTYPE;
+	}
+	if (asprintf(&sub, "%s/maps", pin_dir) < 0)
+		return -ENOMEM;
+	r = mkdir_p(sub, 0700);
+	if (r < 0)
+		return r;
+	free(sub);
+	if (asprintf(&sub, "%s/links", pin_dir) < 0) {
+		sub = NULL;
+		return -ENOMEM;
+	}
+	return mkdir_p(sub, 0700);
+}
+
+/*
+ * Every map of every object is pinned under pin_dir/maps by name. Maps pinned by an earlier
+ * agent are reused as they are (the policy in force stays), and the objects loaded after the
+ * first share its maps the same way.
+ */
+static int loader_set_pin_paths(struct bpf_object *obj, const char *pin_dir)
+{
+	struct bpf_map *map;
+	int r;
+
+	bpf_object__for_each_map(map, obj)
+	{
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/maps/%s", pin_dir, bpf_map__name(map));
+		r = bpf_map__set_pin_path(map, path);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int loader_open(const char *pin_dir, struct loader **ret)
+{
+	_cleanup_(sock_addr_bpf__destroyp) struct sock_addr_bpf *sock_addr = NULL;
+	_cleanup_(sock_create_bpf__destroyp) struct sock_create_bpf *sock_create = NULL;
+	_cleanup_free_ struct loader *l = NULL;
+	long page = sysconf(_SC_PAGESIZE);
+	void *state;
+	int r;
+
+	sock_addr = sock_addr_bpf__open();
+	if (!sock_addr)
+		return negative_errno();
+	r = loader_set_pin_paths(sock_addr->obj, pin_dir);
+	if (r < 0)
+		return r;
+	r = sock_addr_bpf__load(sock_addr);
+	if (r < 0)
+		return r;
+
+	sock_create = sock_create_bpf__open();
+	if (!sock_create)
+		return negative_errno();
+	r = loader_set_pin_paths(sock_create->obj, pin_dir);
+	if (r < 0)
+		return r;
+	r = sock_create_bpf__load(sock_create);
+	if (r < 0)
+		return r;
+
+	state = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(sock_addr->maps.cw_state), 0);
+	if (state == MAP_FAILED)
+		return negative_errno();
+
+	l = calloc(1, sizeof(*l));
+	if (!l || !(l->pin_dir = strdup(pin_dir))) {
+		munmap(state, (size_t)page);
+		return -ENOMEM;
+	}
+	l->state = state;
+	l->sock_addr = TAKE_PTR(sock_addr);
+	l->sock_create = TAKE_PTR(sock_create);
+	*ret = TAKE_PTR(l);
+	return 0;
+}
+
+uint32_t loader_next_gen(const struct loader *l)
+{
+	return !(__atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1);
+}
+
+bool loader_has_policy(const struct loader *l)
+{
+	uint32_t gen = __atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1;
+
+	return l->state->gen[gen].flags & CW_GEN_F_VALID;
+}
+
+/* The generation a key of each map belongs to. */
+static uint32_t key_gen(unsigned map, const void *key)
+{
+	switch (map) {
+	case 1:
+		return ((const struct cw_cgroup_key *)key)->gen;
+	case 2:
+		return ((const struct cw_dst4_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+	case 3:
+		return ((const struct cw_dst6_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+	default:
+		return ((const struct cw_port_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+	}
+}
+
+/* Delete every entry of generation `gen` from one map. */
+static int loader_clear_gen(int fd, unsigned map, size_t key_size, uint32_t gen)
+{
+	_cleanup_free_ char *keys = NULL;
+	size_t n = 0, cap = 0;
+	char key[64], next[64];
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (key_gen(map, next) == gen) {
+			if (n == cap) {
+				size_t c = cap ? cap * 2 : 256;
+				char *k = reallocarray(keys, c, key_size);
+				if (!k)
+					return -ENOMEM;
+				keys = k;
+				cap = c;
+			}
+			memcpy(keys + n * key_size, next, key_size);
+			n++;
+		}
+		memcpy(key, next, key_size);
+		prev = key;
+	}
+	if (errno != ENOENT)
+		return negative_errno();
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, keys + i * key_size) < 0 && errno != ENOENT)
+			return negative_errno();
+	return 0;
+}
+
+int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
+		 size_t n_cgroups)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	int fds[] = { -1, bpf_map__fd(s->maps.cw_cgroups), bpf_map__fd(s->maps.cw_dst4),
+		      bpf_map__fd(s->maps.cw_dst6), bpf_map__fd(s->maps.cw_ports) };
+	size_t key_sizes[] = { 0, sizeof(struct cw_cgroup_key), sizeof(struct cw_dst4_key),
+			       sizeof(struct cw_dst6_key), sizeof(struct cw_port_key) };
+	uint32_t gen = loader_next_gen(l);
+	uint32_t level_mask = 0;
+	int r;
+
+	if (maps->gen != gen)
+		return -ESTALE;
+	if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS)
+		return -E2BIG;
+
+	/*
+	 * The inactive generation still holds the policy before the last flip; no program uses it
+	 * (a program reads the active index once per decision, and that flip is a whole reload
+	 * ago). Clear it, fill it, then flip.
+	 */
+	l->state->gen[gen].flags = 0;
+	for (unsigned m = 1; m < ARRAY_SIZE(fds); m++) {
+		r = loader_clear_gen(fds[m], m, key_sizes[m], gen);
+		if (r < 0)
+			return r;
+	}
+
+	for (size_t i = 0; i < n_cgroups; i++) {
+		struct cw_cgroup_key key = { .cgroup_id = cgroups[i].id, .gen = gen };
+		struct cw_app_val val = { .app = cgroups[i].app };
+
+		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL)
+			return -ERANGE;
+		level_mask |= 1u << cgroups[i].level;
+		if (bpf_map_update_elem(fds[1], &key, &val, BPF_NOEXIST) < 0)
+			return negative_errno();
+	}
+	for (size_t i = 0; i < maps->n_dst4; i++)
+		if (bpf_map_update_elem(fds[2], &maps->dst4[i].key, &maps->dst4[i].val, BPF_ANY) < 0)
+			return negative_errno();
+	for (size_t i = 0; i < maps->n_dst6; i++)
+		if (bpf_map_update_elem(fds[3], &maps->dst6[i].key, &maps->dst6[i].val, BPF_ANY) < 0)
+			return negative_errno();
+	for (size_t i = 0; i < maps->n_ports; i++)
+		if (bpf_map_update_elem(fds[4], &maps->ports[i].key, &maps->ports[i].val, BPF_ANY) <
+		    0)
+			return negative_errno();
+
+	l->state->gen[gen].level_mask = level_mask;
+	l->state->gen[gen].flags = CW_GEN_F_VALID;
+	/* The flip: one aligned 32-bit store that orders everything above before it. */
+	__atomic_store_n(&l->state->active_gen, gen, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int link_pin_path(const char *pin_dir, unsigned hook, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/links/%s", pin_dir, loader_hook_names[hook]);
+
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+int loader_attach(struct loader *l, const char *cgroup_root)
+{
+	_cleanup_close_ int cgfd = -1;
+	uint64_t cgid;
+	int r;
+
+	r = cgroup_get_id(cgroup_root, &cgid);
+	if (r < 0)
+		return r;
+	cgfd = open(cgroup_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0)
+		return negative_errno();
+
+	for (unsigned i = 0; i < LOADER_N_HOOKS; i++) {
+		_cleanup_(bpf_link__destroyp) struct bpf_link *link = NULL;
+		struct bpf_program *prog = loader_hook_prog(l, i);
+		char path[4096];
+
+		r = link_pin_path(l->pin_dir, i, path, sizeof(path));
+		if (r < 0)
+			return r;
+
+		/* A pin from an earlier agent: adopt it. */
+		if (access(path, F_OK) == 0) {
+			link = bpf_link__open(path);
+			if (!link)
+				return negative_errno();
+			struct bpf_link_info info = {};
+			__u32 len = sizeof(info);
+
+			/* Adopt: the link must be attached where we were asked to enforce. */
+			if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) < 0)
+				return negative_errno();
+			if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgid ||
+			    info.cgroup.attach_type != bpf_program__expected_attach_type(prog))
+				return -EXDEV;
+			/* Swap the program in place: enforcement never pauses. */
+			r = bpf_link__update_program(link, prog);
+			if (r < 0)
+				return r;
+		} else {
+			link = bpf_program__attach_cgroup(prog, cgfd);
+			if (!link)
+				return negative_errno();
+			r = bpf_link__pin(link, path);
+			if (r < 0)
+				return r;
+		}
+		bpf_link__destroy(l->links[i]);
+		l->links[i] = TAKE_PTR(link);
+	}
+	return 0;
+}
+
+void loader_free(struct loader *l)
+{
+	if (!l)
+		return;
+	/* Destroying a pinned link only drops our reference: the pin keeps it attached. */
+	for (unsigned i = 0; i < LOADER_N_HOOKS; i++)
+		bpf_link__destroy(l->links[i]);
+	if (l->state)
+		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
+	sock_create_bpf__destroy(l->sock_create);
+	sock_addr_bpf__destroy(l->sock_addr);
+	free(l->pin_dir);
+	free(l);
+}
+
+int loader_read_pinned(const char *pin_dir, struct loader_pinned *ret)
+{
+	char path[4096];
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->links_total = LOADER_N_HOOKS;
+	for (unsigned i = 0; i < LOADER_N_HOOKS; i++) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+		_cleanup_close_ int fd = -1;
+
+		r = link_pin_path(pin_dir, i, path, sizeof(path));
+		if (r < 0)
+			return r;
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.cgroup.cgroup_id) {
+			ret->links_attached++;
+			ret->cgroup_id = info.cgroup.cgroup_id;
+		}
+	}
+
+	snprintf(path, sizeof(path), "%s/maps/cw_state", pin_dir);
+	_cleanup_close_ int state_fd = bpf_obj_get(path);
+	if (state_fd < 0)
+		return 0;
+	ret->maps_present = true;
+
+	struct cw_state st = {};
+	__u32 zero = 0;
+	if (bpf_map_lookup_elem(state_fd, &zero, &st) < 0)
+		return negative_errno();
+	ret->active_gen = st.active_gen & 1;
+	ret->policy_valid = st.gen[ret->active_gen].flags & CW_GEN_F_VALID;
+
+	snprintf(path, sizeof(path), "%s/maps/cw_cgroups", pin_dir);
+	_cleanup_close_ int cg_fd = bpf_obj_get(path);
+	if (cg_fd >= 0) {
+		struct cw_cgroup_key key, next;
+		void *prev = NULL;
+
+		while (bpf_map_get_next_key(cg_fd, prev, &next) == 0) {
+			if (next.gen == ret->active_gen)
+				ret->n_cgroups++;
+			key = next;
+			prev = &key;
+		}
+	}
+	return 0;
+}
+
+int loader_remove(const char *pin_dir)
+{
+	char path[4096];
+	int r = 0;
+
+	for (unsigned i = 0; i < LOADER_N_HOOKS; i++) {
+		_cleanup_close_ int fd = -1;
+
+		if (link_pin_path(pin_dir, i, path, sizeof(path)) < 0)
+			return -ENAMETOOLONG;
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			if (errno != ENOENT && r == 0)
+				r = negative_errno();
+			continue;
+		}
+		/* Detach first: the link object may outlive its pin while someone holds it. */
+		if (bpf_link_detach(fd) < 0 && errno != ENOLINK && r == 0)
+			r = negative_errno();
+		if (unlink(path) < 0 && r == 0)
+			r = negative_errno();
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(loader_map_names); i++) {
+		snprintf(path, sizeof(path), "%s/maps/%s", pin_dir, loader_map_names[i]);
+		if (unlink(path) < 0 && errno != ENOENT && r == 0)
+			r = negative_errno();
+	}
+	const char *subdirs[] = { "links", "maps" };
+	for (unsigned i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, subdirs[i]);
+		if (rmdir(path) < 0 && errno != ENOENT && r == 0)
+			r = negative_errno();
+	}
+	if (rmdir(pin_dir) < 0 && errno != ENOENT && r == 0)
+		r = negative_errno();
+	return r;
+}

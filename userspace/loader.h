@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The BPF loader: probing the kernel, loading carwall's programs, attaching them with bpf_links
+ * at the cgroup root, pinning links and maps so that enforcement outlives the agent, adopting
+ * what an earlier agent pinned, writing a compiled policy into the inactive generation and
+ * flipping to it, and removing everything.
+ *
+ * Pin layout under the pin folder (default /sys/fs/bpf/carwall):
+ *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports
+ *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy_compile.h"
+
+#define LOADER_DEFAULT_PIN_DIR "/sys/fs/bpf/carwall"
+
+struct loader;
+
+/* One managed app cgroup of a policy, resolved on this host. */
+struct loader_cgroup {
+	uint64_t id;
+	unsigned level;
+	uint32_t app;
+};
+
+/*
+ * Check what carwall needs of the kernel. Returns 0, or a negative errno with what is missing
+ * named in `missing` (e.g. "BPF program type cgroup_sock_addr").
+ */
+int loader_probe(const char *cgroup_root, char *missing, size_t missing_size);
+
+/*
+ * Make sure the bpffs under which pin_dir lives is mounted (mounting /sys/fs/bpf if that is
+ * where pin_dir is and nothing is mounted there), and create the pin folders.
+ */
+int loader_prepare_pin_dir(const char *pin_dir);
+
+/* Load the programs, reusing maps pinned by an earlier agent (so the policy in force stays). */
+int loader_open(const char *pin_dir, struct loader **ret);
+
+/* The generation the next loader_apply() writes (the inactive one). */
+uint32_t loader_next_gen(const struct loader *l);
+
+/*
+ * Write a compiled policy into the inactive generation and flip to it. `maps` must have been
+ * compiled for loader_next_gen(). Every decision is taken wholly on the old or the new policy.
+ */
+int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
+		 size_t n_cgroups);
+
+/* True when the active generation holds a valid policy (e.g. adopted from an earlier agent). */
+bool loader_has_policy(const struct loader *l);
+
+/*
+ * Attach the programs at cgroup_root, or adopt the links pinned there by an earlier agent and
+ * swap the new programs in with a link update (never detach/attach).
+ */
+int loader_attach(struct loader *l, const char *cgroup_root);
+
+/* Names of the hooks, for status output; NULL-terminated. */
+extern const char *const loader_hook_names[];
+
+/* Release the loader's references; pinned links and maps stay in force. Accepts NULL. */
+void loader_free(struct loader *l);
+
+/* What is pinned under pin_dir, read without loading anything. */
+struct loader_pinned {
+	bool maps_present;
+	unsigned links_attached; /* pinned links that are still attached to a cgroup */
+	unsigned links_total;	 /* number of hooks carwall attaches */
+	uint64_t cgroup_id;	 /* where the links are attached */
+	bool policy_valid;	 /* the active generation holds a policy */
+	uint32_t active_gen;
+	unsigned n_cgroups;	 /* managed cgroups in the active generation */
+};
+int loader_read_pinned(const char *pin_dir, struct loader_pinned *ret);
+
+/* Detach the pinned links and remove every pin under pin_dir, then the folder. */
+int loader_remove(const char *pin_dir);

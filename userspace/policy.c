@@ -1,0 +1,1431 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Policy format v1 (documented in policies/README.md), read with libyaml's event API.
+ *
+ * How the parser works:
+ *   - next_event() pulls one libyaml event and rejects what the format never allows, wherever it
+ *     appears: aliases, anchors, explicit tags, nesting deeper than POLICY_MAX_NESTING. A YAML
+ *     syntax error reported by libyaml becomes a policy error here too.
+ *   - The schema is walked by recursive descent: parse_document() -> parse_top() ->
+ *     parse_sets() / parse_apps() -> parse_app() -> parse_allow() -> parse_rule() -> parse_to(),
+ *     parse_ports(), parse_proto(). Each parse_*() of a value starts with the value's first
+ *     event current, and returns with its last event current (the scalar itself, or the
+ *     SEQUENCE_END / MAPPING_END of a collection).
+ *   - Results go straight into the struct policy being built, which is always consistent enough
+ *     for policy_free(): an error anywhere just drops it.
+ *   - The first problem stops the parse; it is recorded, with the location of the offending
+ *     node, in the caller's struct policy_error.
+ *   - Set names used in `to` are resolved at the end (resolve_set_refs()), because sets may be
+ *     defined after the apps that use them.
+ */
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "util.h"
+
+/* User text quoted in a message is cut after this many bytes (and "..." appended). */
+#define QUOTE_MAX 48
+#define QUOTE_SIZE (QUOTE_MAX + sizeof("..."))
+
+struct parser {
+	yaml_parser_t yaml;
+	bool yaml_ready;
+	yaml_event_t event; /* the current event, when have_event */
+	bool have_event;
+	unsigned depth; /* collections open around the current event */
+	const char *data;
+	size_t size;
+	struct policy *policy; /* being built */
+	struct policy_error *error;
+	/* Set names used in `to`: policy_dest.set indexes this until resolve_set_refs(). */
+	char **set_refs;
+	size_t n_set_refs;
+	size_t allocated_set_refs;
+};
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+/*
+ * Copy user text for a message: one line, at most QUOTE_MAX bytes. Control characters become
+ * '?', and a cut never splits a UTF-8 sequence.
+ */
+static const char *quote(char buf[static QUOTE_SIZE], const char *s, size_t len)
+{
+	size_t n = len, i;
+
+	if (n > QUOTE_MAX) {
+		n = QUOTE_MAX;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	if (n < len)
+		memcpy(buf + i, "...", sizeof("..."));
+	else
+		buf[i] = '\0';
+	return buf;
+}
+
+static const char *quote_str(char buf[static QUOTE_SIZE], const char *s)
+{
+	return quote(buf, s, strlen(s));
+}
+
+static void set_reason(char *reason, size_t reason_size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_reason(char *reason, size_t reason_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!reason || reason_size == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, reason_size, fmt, ap);
+	va_end(ap);
+}
+
+/* Make room for item n (0-based) in an array of *allocated items, doubling. NULL: no memory. */
+static void *grow_array(void *array, size_t *allocated, size_t n, size_t size)
+{
+	size_t want;
+	void *a;
+
+	if (n < *allocated)
+		return array;
+	want = *allocated ? *allocated * 2 : 4;
+	if (want <= n)
+		want = n + 1;
+	if (want > SIZE_MAX / size)
+		return NULL;
+	a = realloc(array, want * size);
+	if (!a)
+		return NULL;
+	*allocated = want;
+	return a;
+}
+
+static struct policy_loc loc_of_mark(yaml_mark_t mark)
+{
+	return (struct policy_loc){ .line = (unsigned)mark.line + 1,
+				    .column = (unsigned)mark.column + 1 };
+}
+
+/* Location of a byte offset in the input (libyaml gives only an offset for encoding errors). */
+static struct policy_loc loc_of_offset(const struct parser *p, size_t offset)
+{
+	struct policy_loc loc = { .line = 1, .column = 1 };
+
+	if (offset > p->size)
+		offset = p->size;
+	for (size_t i = 0; i < offset; i++) {
+		if (p->data[i] == '\n') {
+			loc.line++;
+			loc.column = 1;
+		} else {
+			loc.column++;
+		}
+	}
+	return loc;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+static int fail_errno(struct parser *p, int error, struct policy_loc loc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail_errno(struct parser *p, int error, struct policy_loc loc, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->error->loc = loc;
+	va_start(ap, fmt);
+	vsnprintf(p->error->reason, sizeof(p->error->reason), fmt, ap);
+	va_end(ap);
+	return error;
+}
+
+#define fail(p, loc, ...) fail_errno((p), -EINVAL, (loc), __VA_ARGS__)
+#define NO_LOC ((struct policy_loc){ 0 })
+
+static int oom(struct parser *p)
+{
+	return fail_errno(p, -ENOMEM, NO_LOC, "out of memory");
+}
+
+/* ---- events --------------------------------------------------------------------------------- */
+
+static struct policy_loc here(const struct parser *p)
+{
+	return loc_of_mark(p->event.start_mark);
+}
+
+static const char *scalar(const struct parser *p)
+{
+	return (const char *)p->event.data.scalar.value;
+}
+
+static size_t scalar_len(const struct parser *p)
+{
+	return p->event.data.scalar.length;
+}
+
+static bool is_scalar(const struct parser *p)
+{
+	return p->event.type == YAML_SCALAR_EVENT;
+}
+
+/* What YAML's core schema reads as null: ~, null, Null, NULL, or nothing at all, unquoted. */
+static bool is_null(const struct parser *p)
+{
+	const char *s;
+
+	if (!is_scalar(p) || p->event.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	s = scalar(p);
+	return scalar_len(p) == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+static const char *kind(const struct parser *p)
+{
+	switch (p->event.type) {
+	case YAML_MAPPING_START_EVENT:
+		return "a mapping";
+	case YAML_SEQUENCE_START_EVENT:
+		return "a sequence";
+	case YAML_SCALAR_EVENT:
+		if (is_null(p))
+			return "null";
+		if (p->event.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+			return "a quoted string";
+		return "a scalar";
+	default:
+		return "nothing";
+	}
+}
+
+/* "'apps' must be a mapping, not a sequence", at the current node. */
+static int type_error(struct parser *p, const char *what, const char *expected)
+{
+	return fail(p, here(p), "%s must be %s, not %s", what, expected, kind(p));
+}
+
+static int syntax_error(struct parser *p)
+{
+	const yaml_parser_t *y = &p->yaml;
+	const char *problem = y->problem ? y->problem : "invalid YAML";
+	struct policy_loc loc;
+
+	switch (y->error) {
+	case YAML_MEMORY_ERROR:
+		return oom(p);
+	case YAML_READER_ERROR: /* bad encoding: libyaml gives a byte offset, not a mark */
+		loc = loc_of_offset(p, y->problem_offset);
+		if (y->problem_value >= 0)
+			return fail(p, loc, "%s (byte 0x%02x)", problem,
+				    (unsigned)y->problem_value);
+		return fail(p, loc, "%s", problem);
+	default:
+		loc = loc_of_mark(y->problem_mark);
+		if (y->context)
+			return fail(p, loc, "%s (%s at line %u, column %u)", problem, y->context,
+				    (unsigned)y->context_mark.line + 1,
+				    (unsigned)y->context_mark.column + 1);
+		return fail(p, loc, "%s", problem);
+	}
+}
+
+/*
+ * Move to the next event. What the format never allows is rejected here, wherever it appears.
+ * The schema itself is never deeper than 6 collections, so the nesting limit is only a backstop.
+ */
+static int next_event(struct parser *p)
+{
+	const yaml_char_t *anchor = NULL, *tag = NULL;
+	char q[QUOTE_SIZE];
+
+	if (p->have_event) {
+		yaml_event_delete(&p->event);
+		p->have_event = false;
+	}
+	if (!yaml_parser_parse(&p->yaml, &p->event))
+		return syntax_error(p);
+	p->have_event = true;
+
+	switch (p->event.type) {
+	case YAML_ALIAS_EVENT:
+		return fail(p, here(p), "aliases and anchors are not allowed");
+	case YAML_SCALAR_EVENT:
+		anchor = p->event.data.scalar.anchor;
+		tag = p->event.data.scalar.tag;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = p->event.data.sequence_start.anchor;
+		tag = p->event.data.sequence_start.tag;
+		p->depth++;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = p->event.data.mapping_start.anchor;
+		tag = p->event.data.mapping_start.tag;
+		p->depth++;
+		break;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		p->depth--;
+		break;
+	default:
+		break;
+	}
+	if (anchor)
+		return fail(p, here(p), "aliases and anchors are not allowed");
+	if (tag)
+		return fail(p, here(p), "explicit tags are not allowed ('%s')",
+			    quote_str(q, (const char *)tag));
+	if (p->depth > POLICY_MAX_NESTING)
+		return fail(p, here(p), "nesting is deeper than %d levels (POLICY_MAX_NESTING)",
+			    POLICY_MAX_NESTING);
+	return 0;
+}
+
+/* libyaml allows "\0" in quoted scalars; no string of a policy may contain one. */
+static int check_no_nul(struct parser *p, const char *what)
+{
+	if (strlen(scalar(p)) != scalar_len(p))
+		return fail(p, here(p), "%s contains a NUL character", what);
+	return 0;
+}
+
+/* The current node must be a string (a scalar that is not null). */
+static int expect_string(struct parser *p, const char *what)
+{
+	if (!is_scalar(p) || is_null(p))
+		return type_error(p, what, "a string");
+	return check_no_nul(p, what);
+}
+
+/* ---- mappings and lists --------------------------------------------------------------------- */
+
+/*
+ * With a mapping open, move to its next key. Returns 1 with the key (a string) current, 0 at
+ * the end of the mapping, or -errno.
+ */
+static int next_key(struct parser *p)
+{
+	int r;
+
+	r = next_event(p);
+	if (r < 0)
+		return r;
+	if (p->event.type == YAML_MAPPING_END_EVENT)
+		return 0;
+	if (!is_scalar(p))
+		return fail(p, here(p), "mapping keys must be scalars, not %s", kind(p));
+	if (is_null(p))
+		return fail(p, here(p), "mapping keys must not be empty or null");
+	r = check_no_nul(p, "a mapping key");
+	return r < 0 ? r : 1;
+}
+
+/*
+ * For mappings with fixed keys: which of keys[] the current key is. seen[] remembers where each
+ * key was found (line 0: not yet), to report duplicates at their second occurrence.
+ */
+static int match_key(struct parser *p, const char *const *keys, size_t n_keys,
+		     struct policy_loc *seen)
+{
+	char q[QUOTE_SIZE], expected[128] = "";
+	size_t i, n = 0;
+
+	for (i = 0; i < n_keys; i++) {
+		if (strcmp(scalar(p), keys[i]) != 0)
+			continue;
+		if (seen[i].line)
+			return fail(p, here(p), "duplicate key '%s' (first at line %u, column %u)",
+				    keys[i], seen[i].line, seen[i].column);
+		seen[i] = here(p);
+		return (int)i;
+	}
+	for (i = 0; i < n_keys && n < sizeof(expected); i++)
+		n += (size_t)snprintf(expected + n, sizeof(expected) - n, "%s%s", i ? ", " : "",
+				      keys[i]);
+	return fail(p, here(p), "unknown key '%s' (expected %s)",
+		    quote(q, scalar(p), scalar_len(p)), expected);
+}
+
+/*
+ * Iterating a list value: a sequence of strings or, where the format allows it, a single string
+ * standing for a list of one.
+ */
+struct list {
+	const char *what;      /* e.g. "'to'", for messages */
+	struct policy_loc loc; /* of the whole value */
+	bool single;	       /* a single string, not a sequence */
+	bool started;
+};
+
+static int list_begin(struct parser *p, struct list *l, const char *what, bool allow_single)
+{
+	*l = (struct list){ .what = what, .loc = here(p) };
+	if (p->event.type == YAML_SEQUENCE_START_EVENT)
+		return 0;
+	if (allow_single && is_scalar(p) && !is_null(p)) {
+		l->single = true;
+		return 0;
+	}
+	return type_error(p, what, allow_single ? "a sequence or a string" : "a sequence");
+}
+
+/* Returns 1 with the next element (a string) current, 0 at the end of the list, or -errno. */
+static int list_next(struct parser *p, struct list *l)
+{
+	int r;
+
+	if (l->single) {
+		if (l->started)
+			return 0;
+		l->started = true;
+	} else {
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		if (p->event.type == YAML_SEQUENCE_END_EVENT)
+			return 0;
+		if (!is_scalar(p) || is_null(p))
+			return fail(p, here(p), "elements of %s must be strings, not %s", l->what,
+				    kind(p));
+	}
+	r = check_no_nul(p, "a list element");
+	return r < 0 ? r : 1;
+}
+
+/* ---- names ---------------------------------------------------------------------------------- */
+
+static bool digits_and_dots(const char *s)
+{
+	return strspn(s, "0123456789.") == strlen(s);
+}
+
+/* A `to` element is an address or a prefix when it could not be a set name. */
+static bool looks_like_address(const char *s)
+{
+	return strpbrk(s, ":/") || digits_and_dots(s);
+}
+
+/* App ids and set names (`what`); set names must not read as addresses. */
+static int check_name(struct parser *p, const char *what, bool is_set)
+{
+	const char *s = scalar(p);
+	char q[QUOTE_SIZE];
+
+	if (scalar_len(p) > POLICY_MAX_ID_LEN)
+		return fail(p, here(p), "%s '%s' is longer than %d characters (POLICY_MAX_ID_LEN)",
+			    what, quote_str(q, s), POLICY_MAX_ID_LEN);
+	if (!policy_app_id_valid(s))
+		return fail(
+			p, here(p),
+			"invalid %s '%s': use letters, digits, '.', '_' and '-', starting with a "
+			"letter or a digit",
+			what, quote_str(q, s));
+	if (is_set && digits_and_dots(s))
+		return fail(p, here(p),
+			    "invalid %s '%s': it reads as an address; use a letter in it", what,
+			    quote_str(q, s));
+	return 0;
+}
+
+/* ---- version -------------------------------------------------------------------------------- */
+
+static int parse_version(struct parser *p)
+{
+	char q[QUOTE_SIZE];
+
+	if (!is_scalar(p) || is_null(p) || p->event.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return type_error(p, "'version'", "an integer");
+	if (!all_digits(scalar(p), scalar_len(p)))
+		return fail(p, here(p), "'version' must be an integer, not '%s'",
+			    quote(q, scalar(p), scalar_len(p)));
+	if (strcmp(scalar(p), "1") != 0)
+		return fail(p, here(p),
+			    "unsupported policy version %s; this carwall reads version 1",
+			    quote(q, scalar(p), scalar_len(p)));
+	return 0;
+}
+
+/* ---- sets ----------------------------------------------------------------------------------- */
+
+static struct policy_set *find_set(const struct policy *pol, const char *name)
+{
+	for (size_t i = 0; i < pol->n_sets; i++)
+		if (strcmp(pol->sets[i].name, name) == 0)
+			return &pol->sets[i];
+	return NULL;
+}
+
+/* The entries of one set: a non-empty sequence of addresses and prefixes. */
+static int parse_set(struct parser *p, struct policy_set *set)
+{
+	char what[POLICY_MAX_ID_LEN + 16], reason[sizeof(p->error->reason)], q[QUOTE_SIZE];
+	size_t allocated = 0;
+	struct list l;
+	int r;
+
+	snprintf(what, sizeof(what), "set '%s'", set->name);
+	r = list_begin(p, &l, what, false);
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct policy_prefix *prefixes;
+
+		if (set->n_prefixes >= POLICY_MAX_SET_ENTRIES)
+			return fail(p, here(p),
+				    "too many entries in set '%s': the limit is %d "
+				    "(POLICY_MAX_SET_ENTRIES)",
+				    set->name, POLICY_MAX_SET_ENTRIES);
+		if (!looks_like_address(scalar(p)))
+			return fail(
+				p, here(p),
+				"'%s' is not an IP address or prefix (a set holds addresses, not "
+				"other sets)",
+				quote_str(q, scalar(p)));
+
+		prefixes = grow_array(set->prefixes, &allocated, set->n_prefixes,
+				      sizeof(*set->prefixes));
+		if (!prefixes)
+			return oom(p);
+		set->prefixes = prefixes;
+		if (policy_prefix_parse(scalar(p), &set->prefixes[set->n_prefixes], reason,
+					sizeof(reason)) < 0)
+			return fail(p, here(p), "%s", reason);
+		set->prefixes[set->n_prefixes++].loc = here(p);
+	}
+	if (r < 0)
+		return r;
+	if (set->n_prefixes == 0)
+		return fail(p, l.loc, "set '%s' is empty", set->name);
+	return 0;
+}
+
+/* `sets`: a mapping from set names to sets. */
+static int parse_sets(struct parser *p)
+{
+	struct policy *pol = p->policy;
+	size_t allocated = 0;
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "'sets'", "a mapping");
+	while ((r = next_key(p)) > 0) {
+		const struct policy_set *first;
+		struct policy_set *sets, *set;
+
+		r = check_name(p, "set name", true);
+		if (r < 0)
+			return r;
+		first = find_set(pol, scalar(p));
+		if (first)
+			return fail(p, here(p), "duplicate set '%s' (first at line %u, column %u)",
+				    first->name, first->loc.line, first->loc.column);
+		if (pol->n_sets >= POLICY_MAX_SETS)
+			return fail(p, here(p), "too many sets: the limit is %d (POLICY_MAX_SETS)",
+				    POLICY_MAX_SETS);
+
+		sets = grow_array(pol->sets, &allocated, pol->n_sets, sizeof(*pol->sets));
+		if (!sets)
+			return oom(p);
+		pol->sets = sets;
+		set = &pol->sets[pol->n_sets++];
+		*set = (struct policy_set){ .loc = here(p), .name = strdup(scalar(p)) };
+		if (!set->name)
+			return oom(p);
+
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		r = parse_set(p, set);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+/* ---- rules ---------------------------------------------------------------------------------- */
+
+/* Remember a set name used in `to`; *ret_ref indexes p->set_refs until resolve_set_refs(). */
+static int add_set_ref(struct parser *p, size_t *ret_ref)
+{
+	char **refs;
+
+	refs = grow_array(p->set_refs, &p->allocated_set_refs, p->n_set_refs, sizeof(*refs));
+	if (!refs)
+		return oom(p);
+	p->set_refs = refs;
+	refs[p->n_set_refs] = strdup(scalar(p));
+	if (!refs[p->n_set_refs])
+		return oom(p);
+	*ret_ref = p->n_set_refs++;
+	return 0;
+}
+
+/* `to`: addresses, prefixes and set names; a sequence, or a single one. */
+static int parse_to(struct parser *p, struct policy_rule *rule)
+{
+	char reason[sizeof(p->error->reason)], q[QUOTE_SIZE];
+	size_t allocated = 0;
+	struct list l;
+	int r;
+
+	r = list_begin(p, &l, "'to'", true);
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct policy_dest *to, *d;
+
+		if (rule->n_to >= POLICY_MAX_RULE_DESTS)
+			return fail(p, here(p),
+				    "too many destinations in one rule: the limit is %d "
+				    "(POLICY_MAX_RULE_DESTS)",
+				    POLICY_MAX_RULE_DESTS);
+		to = grow_array(rule->to, &allocated, rule->n_to, sizeof(*rule->to));
+		if (!to)
+			return oom(p);
+		rule->to = to;
+		d = &rule->to[rule->n_to];
+		*d = (struct policy_dest){ .loc = here(p) };
+
+		if (looks_like_address(scalar(p))) {
+			if (policy_prefix_parse(scalar(p), &d->prefix, reason, sizeof(reason)) < 0)
+				return fail(p, here(p), "%s", reason);
+			d->prefix.loc = d->loc;
+		} else if (policy_app_id_valid(scalar(p))) {
+			d->is_set = true;
+			r = add_set_ref(p, &d->set);
+			if (r < 0)
+				return r;
+		} else {
+			return fail(p, here(p),
+				    "'%s' is neither an IP address or prefix nor a set name",
+				    quote_str(q, scalar(p)));
+		}
+		rule->n_to++;
+	}
+	if (r < 0)
+		return r;
+	if (rule->n_to == 0)
+		return fail(p, l.loc, "'to' must not be empty");
+	return 0;
+}
+
+/* One number of a port or a range; `s` is a piece of the current scalar. */
+static int parse_port_number(struct parser *p, const char *s, size_t len, uint16_t *ret)
+{
+	unsigned long v = 0;
+	char q[QUOTE_SIZE];
+
+	if (!all_digits(s, len))
+		return fail(p, here(p), "'%s' is not a port (1-65535) or a port range (A-B)",
+			    quote(q, scalar(p), scalar_len(p)));
+	if (len > 1 && s[0] == '0')
+		return fail(p, here(p), "port '%s' has a leading zero", quote(q, s, len));
+	if (len > 5)
+		return fail(p, here(p), "port %s is out of range (1-65535)", quote(q, s, len));
+	for (size_t i = 0; i < len; i++)
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	if (v == 0)
+		return fail(p, here(p), "port 0 is not a destination port");
+	if (v > 65535)
+		return fail(p, here(p), "port %lu is out of range (1-65535)", v);
+	*ret = (uint16_t)v;
+	return 0;
+}
+
+/* A port ("443", quoted or not) or a range of ports ("8443-8450"). */
+static int parse_port_range(struct parser *p, struct policy_port_range *ret)
+{
+	const char *s = scalar(p), *dash;
+	size_t len = scalar_len(p);
+	struct policy_port_range range = { .loc = here(p) };
+	int r;
+
+	if (strcmp(s, "any") == 0)
+		return fail(p, here(p),
+			    "'any' is a value of its own ('ports: any'), not a list element");
+	dash = memchr(s, '-', len);
+	r = parse_port_number(p, s, dash ? (size_t)(dash - s) : len, &range.first);
+	if (r < 0)
+		return r;
+	range.last = range.first;
+	if (dash) {
+		r = parse_port_number(p, dash + 1, len - (size_t)(dash - s) - 1, &range.last);
+		if (r < 0)
+			return r;
+		if (range.first > range.last)
+			return fail(p, here(p), "port range %u-%u is reversed; did you mean %u-%u?",
+				    range.first, range.last, range.last, range.first);
+	}
+	*ret = range;
+	return 0;
+}
+
+/* `ports`: ports and ranges, a sequence or a single one; or `any` (the default). */
+static int parse_ports(struct parser *p, struct policy_rule *rule)
+{
+	size_t allocated = 0;
+	struct list l;
+	int r;
+
+	if (is_scalar(p) && strcmp(scalar(p), "any") == 0 && scalar_len(p) == 3)
+		return 0;
+	r = list_begin(p, &l, "'ports'", true);
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct policy_port_range *ports;
+
+		if (rule->n_ports >= POLICY_MAX_RULE_PORTS)
+			return fail(p, here(p),
+				    "too many ports in one rule: the limit is %d "
+				    "(POLICY_MAX_RULE_PORTS)",
+				    POLICY_MAX_RULE_PORTS);
+		ports = grow_array(rule->ports, &allocated, rule->n_ports, sizeof(*rule->ports));
+		if (!ports)
+			return oom(p);
+		rule->ports = ports;
+		r = parse_port_range(p, &rule->ports[rule->n_ports]);
+		if (r < 0)
+			return r;
+		rule->n_ports++;
+	}
+	if (r < 0)
+		return r;
+	if (rule->n_ports == 0)
+		return fail(p, l.loc,
+			    "'ports' must not be empty; for any port, leave it out or write "
+			    "'ports: any'");
+	return 0;
+}
+
+static int parse_proto(struct parser *p, struct policy_rule *rule)
+{
+	static const char *const names[] = {
+		[POLICY_PROTO_ANY] = "any",
+		[POLICY_PROTO_TCP] = "tcp",
+		[POLICY_PROTO_UDP] = "udp",
+	};
+	char q[QUOTE_SIZE];
+	int r;
+
+	r = expect_string(p, "'proto'");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(scalar(p), names[i]) == 0) {
+			rule->proto = (enum policy_proto)i;
+			return 0;
+		}
+	return fail(p, here(p), "unknown protocol '%s'; expected tcp, udp or any",
+		    quote_str(q, scalar(p)));
+}
+
+enum { RULE_TO, RULE_PORTS, RULE_PROTO, _RULE_KEY_MAX };
+static const char *const rule_keys[_RULE_KEY_MAX] = {
+	[RULE_TO] = "to",
+	[RULE_PORTS] = "ports",
+	[RULE_PROTO] = "proto",
+};
+
+/* One rule: a mapping with `to`, and optionally `ports` and `proto`. */
+static int parse_rule(struct parser *p, struct policy_rule *rule)
+{
+	struct policy_loc seen[_RULE_KEY_MAX] = {}, map_loc = here(p);
+	int r;
+
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, rule_keys, _RULE_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		switch (key) {
+		case RULE_TO:
+			r = parse_to(p, rule);
+			break;
+		case RULE_PORTS:
+			r = parse_ports(p, rule);
+			break;
+		case RULE_PROTO:
+			r = parse_proto(p, rule);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!seen[RULE_TO].line)
+		return fail(p, map_loc, "missing required key 'to' in rule");
+	return 0;
+}
+
+/* `allow`: a sequence of rules. An empty one (`allow: []`) is allowed: the app may reach nothing. */
+static int parse_allow(struct parser *p, struct policy_app *app)
+{
+	struct policy *pol = p->policy;
+	size_t allocated = 0;
+	int r;
+
+	if (p->event.type != YAML_SEQUENCE_START_EVENT)
+		return type_error(p, "'allow'", "a sequence of rules");
+	for (;;) {
+		struct policy_rule *rules, *rule;
+
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		if (p->event.type == YAML_SEQUENCE_END_EVENT)
+			return 0;
+		if (p->event.type != YAML_MAPPING_START_EVENT)
+			return fail(p, here(p), "each rule in 'allow' must be a mapping, not %s",
+				    kind(p));
+		if (pol->n_rules >= POLICY_MAX_RULES)
+			return fail(p, here(p),
+				    "too many rules: the limit is %d for all apps together "
+				    "(POLICY_MAX_RULES)",
+				    POLICY_MAX_RULES);
+		rules = grow_array(app->rules, &allocated, app->n_rules, sizeof(*app->rules));
+		if (!rules)
+			return oom(p);
+		app->rules = rules;
+		rule = &app->rules[app->n_rules++];
+		*rule = (struct policy_rule){ .index = pol->n_rules++, .loc = here(p) };
+		r = parse_rule(p, rule);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* ---- apps ----------------------------------------------------------------------------------- */
+
+static int parse_cgroup(struct parser *p, struct policy_app *app)
+{
+	const char *s, *c;
+	char q[QUOTE_SIZE];
+	int r;
+
+	r = expect_string(p, "'cgroup'");
+	if (r < 0)
+		return r;
+	s = scalar(p);
+	if (scalar_len(p) == 0)
+		return fail(p, here(p), "'cgroup' must not be empty");
+	if (scalar_len(p) > POLICY_MAX_CGROUP_LEN)
+		return fail(p, here(p),
+			    "cgroup path is longer than %d characters (POLICY_MAX_CGROUP_LEN)",
+			    POLICY_MAX_CGROUP_LEN);
+	if (s[0] == '/')
+		return fail(p, here(p),
+			    "cgroup path '%s' must be relative to the cgroup root (no leading '/')",
+			    quote_str(q, s));
+	for (c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return fail(p, here(p), "cgroup path '%s' contains a control character",
+				    quote_str(q, s));
+	for (c = s;; c++) {
+		size_t n = strcspn(c, "/");
+
+		if (n == 0)
+			return fail(p, here(p), "cgroup path '%s' has an empty component",
+				    quote_str(q, s));
+		if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return fail(p, here(p), "cgroup path '%s' must not contain '.' or '..'",
+				    quote_str(q, s));
+		c += n;
+		if (!*c)
+			break;
+	}
+
+	app->cgroup = strdup(s);
+	if (!app->cgroup)
+		return oom(p);
+	app->cgroup_explicit = true;
+	return 0;
+}
+
+enum { APP_CGROUP, APP_ALLOW, _APP_KEY_MAX };
+static const char *const app_keys[_APP_KEY_MAX] = {
+	[APP_CGROUP] = "cgroup",
+	[APP_ALLOW] = "allow",
+};
+
+/* One app: a mapping with `allow`, and optionally `cgroup`. */
+static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc *ret_cgroup_loc)
+{
+	struct policy_loc seen[_APP_KEY_MAX] = {}, map_loc = here(p);
+	char what[POLICY_MAX_ID_LEN + 16];
+	int r;
+
+	snprintf(what, sizeof(what), "app '%s'", app->id);
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, what, "a mapping");
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, app_keys, _APP_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		if (key == APP_CGROUP) {
+			*ret_cgroup_loc = here(p);
+			r = parse_cgroup(p, app);
+		} else {
+			r = parse_allow(p, app);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!seen[APP_ALLOW].line)
+		return fail(p, map_loc, "missing required key 'allow' in app '%s'", app->id);
+	return 0;
+}
+
+/* Give the app just parsed its default cgroup if it has none, and check no other app has it. */
+static int finish_app(struct parser *p, struct policy_app *app, struct policy_loc cgroup_loc)
+{
+	char q[QUOTE_SIZE];
+
+	if (!app->cgroup) {
+		/* The format's "%s" is replaced by the id: its length is a bound. */
+		size_t size = sizeof(POLICY_AGL_APP_CGROUP_FMT) + strlen(app->id);
+
+		app->cgroup = malloc(size);
+		if (!app->cgroup)
+			return oom(p);
+		snprintf(app->cgroup, size, POLICY_AGL_APP_CGROUP_FMT, app->id);
+		cgroup_loc = app->loc;
+	}
+	for (const struct policy_app *other = p->policy->apps; other < app; other++)
+		if (strcmp(other->cgroup, app->cgroup) == 0)
+			return fail(p, cgroup_loc,
+				    "app '%s' has the same cgroup as app '%s' (line %u): '%s'",
+				    app->id, other->id, other->loc.line, quote_str(q, app->cgroup));
+	return 0;
+}
+
+/* `apps`: a non-empty mapping from app ids to apps. */
+static int parse_apps(struct parser *p)
+{
+	struct policy *pol = p->policy;
+	struct policy_loc map_loc = here(p);
+	size_t allocated = 0;
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "'apps'", "a mapping");
+	while ((r = next_key(p)) > 0) {
+		struct policy_loc cgroup_loc = {};
+		const struct policy_app *first;
+		struct policy_app *apps, *app;
+
+		r = check_name(p, "app id", false);
+		if (r < 0)
+			return r;
+		first = policy_find_app(pol, scalar(p));
+		if (first)
+			return fail(p, here(p), "duplicate app '%s' (first at line %u, column %u)",
+				    first->id, first->loc.line, first->loc.column);
+		if (pol->n_apps >= POLICY_MAX_APPS)
+			return fail(p, here(p), "too many apps: the limit is %d (POLICY_MAX_APPS)",
+				    POLICY_MAX_APPS);
+
+		apps = grow_array(pol->apps, &allocated, pol->n_apps, sizeof(*pol->apps));
+		if (!apps)
+			return oom(p);
+		pol->apps = apps;
+		app = &pol->apps[pol->n_apps++];
+		*app = (struct policy_app){ .loc = here(p), .id = strdup(scalar(p)) };
+		if (!app->id)
+			return oom(p);
+
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		r = parse_app(p, app, &cgroup_loc);
+		if (r < 0)
+			return r;
+		r = finish_app(p, app, cgroup_loc);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (pol->n_apps == 0)
+		return fail(p, map_loc, "'apps' must define at least one app");
+	return 0;
+}
+
+/* ---- the document --------------------------------------------------------------------------- */
+
+enum { TOP_VERSION, TOP_SETS, TOP_APPS, _TOP_KEY_MAX };
+static const char *const top_keys[_TOP_KEY_MAX] = {
+	[TOP_VERSION] = "version",
+	[TOP_SETS] = "sets",
+	[TOP_APPS] = "apps",
+};
+
+static int parse_top(struct parser *p)
+{
+	struct policy_loc seen[_TOP_KEY_MAX] = {}, map_loc = here(p);
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "the top level", "a mapping");
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, top_keys, _TOP_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		switch (key) {
+		case TOP_VERSION:
+			r = parse_version(p);
+			break;
+		case TOP_SETS:
+			r = parse_sets(p);
+			break;
+		case TOP_APPS:
+			r = parse_apps(p);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!seen[TOP_VERSION].line)
+		return fail(p, map_loc, "missing required key 'version'");
+	if (!seen[TOP_APPS].line)
+		return fail(p, map_loc, "missing required key 'apps'");
+	return 0;
+}
+
+/* A stream of exactly one document, whose root is the top-level mapping. */
+static int parse_document(struct parser *p)
+{
+	int r;
+
+	r = next_event(p); /* STREAM_START */
+	if (r < 0)
+		return r;
+	r = next_event(p); /* DOCUMENT_START, or STREAM_END when there is no document */
+	if (r < 0)
+		return r;
+	if (p->event.type == YAML_STREAM_END_EVENT)
+		return fail(p, NO_LOC, "the policy is empty");
+	r = next_event(p); /* the root node */
+	if (r < 0)
+		return r;
+	r = parse_top(p);
+	if (r < 0)
+		return r;
+	r = next_event(p); /* DOCUMENT_END */
+	if (r < 0)
+		return r;
+	r = next_event(p); /* STREAM_END, or another document */
+	if (r < 0)
+		return r;
+	if (p->event.type != YAML_STREAM_END_EVENT)
+		return fail(p, here(p), "multiple YAML documents are not allowed");
+	return 0;
+}
+
+static int cmp_set_ptr(const void *a, const void *b)
+{
+	const struct policy_set *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/* Turn the set names used in `to` into indexes into policy.sets, in file order. */
+static int resolve_set_refs(struct parser *p)
+{
+	struct policy *pol = p->policy;
+	_cleanup_free_ const struct policy_set **by_name = NULL;
+	char q[QUOTE_SIZE];
+
+	if (p->n_set_refs == 0)
+		return 0;
+	if (pol->n_sets > 0) {
+		by_name = calloc(pol->n_sets, sizeof(*by_name));
+		if (!by_name)
+			return oom(p);
+		for (size_t i = 0; i < pol->n_sets; i++)
+			by_name[i] = &pol->sets[i];
+		qsort(by_name, pol->n_sets, sizeof(*by_name), cmp_set_ptr);
+	}
+
+	for (size_t a = 0; a < pol->n_apps; a++)
+		for (size_t i = 0; i < pol->apps[a].n_rules; i++) {
+			struct policy_rule *rule = &pol->apps[a].rules[i];
+
+			for (size_t j = 0; j < rule->n_to; j++) {
+				struct policy_dest *d = &rule->to[j];
+				struct policy_set key = { .name = p->set_refs[d->set] };
+				const struct policy_set *kp = &key, *const *found = NULL;
+
+				if (!d->is_set)
+					continue;
+				if (by_name)
+					found = bsearch(&kp, by_name, pol->n_sets, sizeof(*by_name),
+							cmp_set_ptr);
+				if (!found)
+					return fail(p, d->loc, "unknown set '%s'",
+						    quote_str(q, key.name));
+				d->set = (size_t)(*found - pol->sets);
+			}
+		}
+	return 0;
+}
+
+static void parser_done(struct parser *p)
+{
+	if (p->have_event)
+		yaml_event_delete(&p->event);
+	if (p->yaml_ready)
+		yaml_parser_delete(&p->yaml);
+	for (size_t i = 0; i < p->n_set_refs; i++)
+		free(p->set_refs[i]);
+	free(p->set_refs);
+	policy_free(p->policy);
+}
+
+/* ---- public API ----------------------------------------------------------------------------- */
+
+static void error_init(struct policy_error *e, const char *file)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->file, sizeof(e->file), "%s", file);
+}
+
+int policy_parse_buffer(const char *name, const void *data, size_t size, struct policy **ret_policy,
+			struct policy_error *ret_error)
+{
+	struct policy_error scratch;
+	_cleanup_(parser_done) struct parser p = { .error = ret_error ? ret_error : &scratch };
+	int r;
+
+	if (!name)
+		name = "<policy>";
+	error_init(p.error, name);
+	if (!ret_policy || (!data && size > 0))
+		return fail_errno(&p, -EINVAL, NO_LOC, "invalid arguments");
+	if (size > POLICY_MAX_FILE_BYTES)
+		return fail_errno(
+			&p, -EFBIG, NO_LOC,
+			"the policy is %zu bytes; the limit is %u bytes (POLICY_MAX_FILE_BYTES)",
+			size, POLICY_MAX_FILE_BYTES);
+	p.data = data ? data : "";
+	p.size = size;
+
+	p.policy = calloc(1, sizeof(*p.policy));
+	if (!p.policy)
+		return oom(&p);
+	p.policy->path = strdup(name);
+	if (!p.policy->path)
+		return oom(&p);
+	if (!yaml_parser_initialize(&p.yaml))
+		return oom(&p);
+	p.yaml_ready = true;
+	yaml_parser_set_input_string(&p.yaml, (const unsigned char *)p.data, size);
+
+	r = parse_document(&p);
+	if (r < 0)
+		return r;
+	r = resolve_set_refs(&p);
+	if (r < 0)
+		return r;
+	*ret_policy = TAKE_PTR(p.policy);
+	return 0;
+}
+
+static int file_error(struct policy_error *e, int error, const char *what)
+{
+	errno = -error;
+	snprintf(e->reason, sizeof(e->reason), "%s: %m", what);
+	return error;
+}
+
+int policy_parse_file(const char *path, struct policy **ret_policy, struct policy_error *ret_error)
+{
+	struct policy_error scratch, *e = ret_error ? ret_error : &scratch;
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *data = NULL;
+	size_t size = 0, want;
+	struct stat st;
+
+	error_init(e, path ? path : "<policy>");
+	if (!path || !ret_policy)
+		return file_error(e, -EINVAL, "invalid arguments");
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return file_error(e, negative_errno(), "cannot open");
+	if (fstat(fd, &st) < 0)
+		return file_error(e, negative_errno(), "cannot stat");
+	if (!S_ISREG(st.st_mode))
+		return file_error(e, -EINVAL, "not a regular file");
+	if (st.st_size > (off_t)POLICY_MAX_FILE_BYTES) {
+		snprintf(e->reason, sizeof(e->reason),
+			 "the file is %jd bytes; the limit is %u bytes (POLICY_MAX_FILE_BYTES)",
+			 (intmax_t)st.st_size, POLICY_MAX_FILE_BYTES);
+		return -EFBIG;
+	}
+
+	/* Read once, never more than fstat() said: a file growing meanwhile is cut there. */
+	want = (size_t)st.st_size;
+	data = malloc(want ? want : 1);
+	if (!data)
+		return file_error(e, -ENOMEM, "cannot read");
+	while (size < want) {
+		ssize_t n = read(fd, data + size, want - size);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return file_error(e, negative_errno(), "cannot read");
+		}
+		if (n == 0)
+			break;
+		size += (size_t)n;
+	}
+
+	return policy_parse_buffer(path, data, size, ret_policy, ret_error);
+}
+
+/* Returns 0, -ENOBUFS when buf was too small (it then holds a cut message), or -EINVAL. */
+int policy_error_format(const struct policy_error *e, char *buf, size_t size)
+{
+	int n;
+
+	if (!e || !buf || size == 0)
+		return -EINVAL;
+	if (e->loc.line > 0)
+		n = snprintf(buf, size, "%s:%u:%u: %s", e->file, e->loc.line, e->loc.column,
+			     e->reason);
+	else
+		n = snprintf(buf, size, "%s: %s", e->file, e->reason);
+	if (n < 0)
+		return -EINVAL;
+	return (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_sets; i++) {
+		free(p->sets[i].name);
+		free(p->sets[i].prefixes);
+	}
+	free(p->sets);
+	for (size_t i = 0; i < p->n_apps; i++) {
+		struct policy_app *app = &p->apps[i];
+
+		for (size_t j = 0; j < app->n_rules; j++) {
+			free(app->rules[j].to);
+			free(app->rules[j].ports);
+		}
+		free(app->rules);
+		free(app->id);
+		free(app->cgroup);
+	}
+	free(p->apps);
+	free(p->path);
+	free(p);
+}
+
+const struct policy_app *policy_find_app(const struct policy *p, const char *id)
+{
+	if (!p || !id)
+		return NULL;
+	for (size_t i = 0; i < p->n_apps; i++)
+		if (p->apps[i].id && strcmp(p->apps[i].id, id) == 0)
+			return &p->apps[i];
+	return NULL;
+}
+
+const char *policy_proto_name(enum policy_proto proto)
+{
+	switch (proto) {
+	case POLICY_PROTO_ANY:
+		return "any";
+	case POLICY_PROTO_TCP:
+		return "tcp";
+	case POLICY_PROTO_UDP:
+		return "udp";
+	}
+	return "unknown";
+}
+
+/* [A-Za-z0-9][A-Za-z0-9._-]*, 1 to POLICY_MAX_ID_LEN characters. Also the rule for set names. */
+bool policy_app_id_valid(const char *id)
+{
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	size_t len;
+
+	if (!id || !id[0] || !strchr(ALNUM, id[0]))
+		return false;
+	len = strlen(id);
+	return len <= POLICY_MAX_ID_LEN && strspn(id, ALNUM "._-") == len;
+#undef ALNUM
+}
+
+/* The prefix length after the '/': decimal digits only, no leading zero, at most max_len. */
+static int parse_prefix_len(const char *s, const char *text, unsigned max_len, uint8_t *ret,
+			    char *reason, size_t reason_size)
+{
+	size_t len = strlen(s);
+	char q[QUOTE_SIZE], q2[QUOTE_SIZE];
+	unsigned v = 0;
+
+	if (len == 0) {
+		set_reason(reason, reason_size, "'%s' has no prefix length after '/'",
+			   quote_str(q, text));
+		return -EINVAL;
+	}
+	if (!all_digits(s, len) || (len > 1 && s[0] == '0')) {
+		set_reason(reason, reason_size, "invalid prefix length '%s' in '%s'",
+			   quote_str(q, s), quote_str(q2, text));
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len && v <= max_len; i++)
+		v = v * 10 + (unsigned)(s[i] - '0');
+	if (v > max_len) {
+		set_reason(reason, reason_size, "prefix length %s is out of range for %s (0-%u)",
+			   quote_str(q, s), max_len == 32 ? "IPv4" : "IPv6", max_len);
+		return -EINVAL;
+	}
+	*ret = (uint8_t)v;
+	return 0;
+}
+
+static bool is_v4_mapped(const uint8_t a[16])
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	return memcmp(a, mapped, sizeof(mapped)) == 0;
+}
+
+int policy_prefix_parse(const char *s, struct policy_prefix *ret, char *reason, size_t reason_size)
+{
+	struct policy_prefix pfx = {};
+	char addr[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN], q[QUOTE_SIZE];
+	uint8_t masked[16];
+	const char *slash;
+	unsigned max_len;
+	size_t alen;
+	int r;
+
+	if (!s || !ret) {
+		set_reason(reason, reason_size, "invalid arguments");
+		return -EINVAL;
+	}
+
+	/* The address: everything before the '/', handed to inet_pton(). */
+	slash = strchr(s, '/');
+	alen = slash ? (size_t)(slash - s) : strlen(s);
+	if (alen == 0 || alen >= sizeof(addr))
+		goto not_an_address;
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	if (strchr(addr, ':')) {
+		pfx.family = AF_INET6;
+		max_len = 128;
+	} else {
+		pfx.family = AF_INET;
+		max_len = 32;
+	}
+	if (inet_pton(pfx.family, addr, pfx.addr) != 1)
+		goto not_an_address;
+
+	/* The length: all of the address without a '/'. */
+	pfx.len = (uint8_t)max_len;
+	if (slash) {
+		r = parse_prefix_len(slash + 1, s, max_len, &pfx.len, reason, reason_size);
+		if (r < 0)
+			return r;
+	}
+
+	if (pfx.family == AF_INET6 && is_v4_mapped(pfx.addr) && pfx.len < 96) {
+		set_reason(reason, reason_size,
+			   "%s is an IPv4-mapped prefix shorter than /96; write it as an IPv4 "
+			   "prefix, or as ::ffff:a.b.c.d/96 or longer",
+			   quote_str(q, s));
+		return -EINVAL;
+	}
+
+	/* No bit may be set past the length. */
+	memcpy(masked, pfx.addr, sizeof(masked));
+	for (unsigned bit = pfx.len; bit < max_len; bit++)
+		masked[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	if (memcmp(masked, pfx.addr, max_len / 8) != 0) {
+		if (!inet_ntop(pfx.family, masked, net, sizeof(net)))
+			net[0] = '\0';
+		set_reason(reason, reason_size, "%s has host bits set; did you mean %s/%u?",
+			   quote_str(q, s), net, pfx.len);
+		return -EINVAL;
+	}
+
+	/* ::ffff:a.b.c.d/n is the IPv4 prefix a.b.c.d/(n-96). */
+	if (pfx.family == AF_INET6 && is_v4_mapped(pfx.addr)) {
+		pfx.family = AF_INET;
+		memmove(pfx.addr, pfx.addr + 12, 4);
+		memset(pfx.addr + 4, 0, 12);
+		pfx.len = (uint8_t)(pfx.len - 96);
+	}
+	*ret = pfx;
+	return 0;
+
+not_an_address:
+	if (strchr(s, ':'))
+		set_reason(reason, reason_size, "'%s' is not a valid IPv6 address or prefix",
+			   quote_str(q, s));
+	else if (alen > 0 && strspn(s, "0123456789.") >= alen)
+		set_reason(reason, reason_size, "'%s' is not a valid IPv4 address or prefix",
+			   quote_str(q, s));
+	else
+		set_reason(reason, reason_size, "'%s' is not a valid IP address or prefix",
+			   quote_str(q, s));
+	return -EINVAL;
+}

@@ -1,0 +1,685 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "policy_compile.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+/* One (prefix, rule) pair of one app and one family, before grouping. */
+struct prefix_rule {
+	uint8_t addr[16];
+	uint8_t len;
+	uint32_t rule;
+};
+
+/* A growable array of rule indices, sorted ascending (= file order). */
+struct rule_list {
+	uint32_t *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Interned rule lists: a rule list -> port set id. */
+struct portset_table {
+	struct rule_list *lists; /* index = port set id */
+	size_t n;
+	size_t cap;
+	uint32_t *slots; /* open addressing: port set id + 1, 0 = empty */
+	size_t n_slots;
+};
+
+struct compiler {
+	const struct policy *policy;
+	uint32_t gen;
+	const struct policy_rule **rules; /* by global rule index */
+	struct policy_maps *maps;
+	struct portset_table portsets;
+	size_t cap_dst4, cap_dst6, cap_ports;
+	char *reason;
+	size_t reason_size;
+};
+
+static int grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 16;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	while (c < need)
+		c *= 2;
+	n = reallocarray(*v, c, elem);
+	if (!n)
+		return -ENOMEM;
+	*v = n;
+	*cap = c;
+	return 0;
+}
+
+static int rule_list_push(struct rule_list *l, uint32_t rule)
+{
+	if (grow((void **)&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0)
+		return -ENOMEM;
+	l->v[l->n++] = rule;
+	return 0;
+}
+
+static uint64_t rule_list_hash(const struct rule_list *l)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (size_t i = 0; i < l->n; i++) {
+		h ^= l->v[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static bool rule_list_equal(const struct rule_list *a, const struct rule_list *b)
+{
+	return a->n == b->n && memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* ---- ports ---------------------------------------------------------------------------------- */
+
+struct port_interval {
+	uint32_t first, last; /* inclusive, 0..65535 */
+	uint32_t rule;
+};
+
+static int fail(struct compiler *c, int error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct compiler *c, int error, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->reason && c->reason_size) {
+		va_start(ap, fmt);
+		vsnprintf(c->reason, c->reason_size, fmt, ap);
+		va_end(ap);
+	}
+	return error;
+}
+
+static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
+			   unsigned bits, uint32_t rule)
+{
+	struct policy_maps *m = c->maps;
+	struct policy_port_entry *e;
+
+	if (m->n_ports >= POLICY_MAPS_MAX_PORTS)
+		return fail(c, -E2BIG,
+			    "the policy needs more than %u port entries (map capacity per generation)",
+			    (unsigned)POLICY_MAPS_MAX_PORTS);
+	if (grow((void **)&m->ports, &c->cap_ports, m->n_ports + 1, sizeof(*m->ports)) < 0)
+		return -ENOMEM;
+	e = &m->ports[m->n_ports++];
+	memset(e, 0, sizeof(*e));
+	e->key.prefixlen = CW_SCOPE_BITS + 16 + bits;
+	e->key.scope = cw_scope(c->gen, portset);
+	e->key.proto = proto;
+	e->key.port_be = htons((uint16_t)first);
+	e->val.rule = rule;
+	return 0;
+}
+
+/* Store [first, last] as the fewest aligned prefix blocks. */
+static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
+			   uint32_t last, uint32_t rule)
+{
+	while (first <= last) {
+		unsigned k = first ? (unsigned)__builtin_ctz(first) : 16;
+		int r;
+
+		if (k > 16)
+			k = 16;
+		while (k > 0 && first + (1u << k) - 1 > last)
+			k--;
+		r = emit_port_block(c, portset, proto, first, 16 - k, rule);
+		if (r < 0)
+			return r;
+		first += 1u << k;
+	}
+	return 0;
+}
+
+static int cmp_interval_rule(const void *a, const void *b)
+{
+	const struct port_interval *x = a, *y = b;
+
+	if (x->rule != y->rule)
+		return x->rule < y->rule ? -1 : 1;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+static size_t dsu_find(size_t *next, size_t i)
+{
+	while (next[i] != i) {
+		next[i] = next[next[i]];
+		i = next[i];
+	}
+	return i;
+}
+
+/*
+ * The port segments of one protocol for one port set: split the rules' port ranges into
+ * disjoint elementary segments, give each segment the first rule (in file order) that covers it,
+ * merge neighbours with the same rule and emit them.
+ */
+static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const struct rule_list *rules,
+				enum policy_proto proto)
+{
+	_cleanup_free_ struct port_interval *iv = NULL;
+	_cleanup_free_ uint32_t *bounds = NULL;
+	_cleanup_free_ uint32_t *owner = NULL;
+	_cleanup_free_ size_t *next = NULL;
+	size_t n_iv = 0, cap_iv = 0, n_b = 0;
+	uint16_t ipproto = proto == POLICY_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+
+	for (size_t i = 0; i < rules->n; i++) {
+		const struct policy_rule *rule = c->rules[rules->v[i]];
+
+		if (rule->proto != POLICY_PROTO_ANY && rule->proto != proto)
+			continue;
+		size_t add = rule->n_ports ? rule->n_ports : 1;
+		if (grow((void **)&iv, &cap_iv, n_iv + add, sizeof(*iv)) < 0)
+			return -ENOMEM;
+		if (!rule->n_ports) {
+			iv[n_iv++] = (struct port_interval){ 0, 65535, rules->v[i] };
+			continue;
+		}
+		for (size_t j = 0; j < rule->n_ports; j++)
+			iv[n_iv++] = (struct port_interval){ rule->ports[j].first, rule->ports[j].last,
+							     rules->v[i] };
+	}
+	if (n_iv == 0)
+		return 0;
+
+	/* Elementary segments: [bounds[k], bounds[k+1]) */
+	bounds = calloc(2 * n_iv, sizeof(*bounds));
+	if (!bounds)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_iv; i++) {
+		bounds[n_b++] = iv[i].first;
+		bounds[n_b++] = iv[i].last + 1;
+	}
+	qsort(bounds, n_b, sizeof(*bounds), cmp_u32);
+	size_t u = 0;
+	for (size_t i = 0; i < n_b; i++)
+		if (u == 0 || bounds[u - 1] != bounds[i])
+			bounds[u++] = bounds[i];
+	n_b = u;
+
+	size_t n_seg = n_b - 1;
+	owner = calloc(n_seg, sizeof(*owner));
+	next = calloc(n_seg + 1, sizeof(*next)); /* next uncovered segment at or after i */
+	if (!owner || !next)
+		return -ENOMEM;
+	for (size_t i = 0; i <= n_seg; i++)
+		next[i] = i;
+
+	/* Paint in file order: a segment keeps the first rule that reaches it. */
+	qsort(iv, n_iv, sizeof(*iv), cmp_interval_rule);
+	for (size_t i = 0; i < n_iv; i++) {
+		uint32_t *lo = bsearch(&iv[i].first, bounds, n_b, sizeof(*bounds), cmp_u32);
+		size_t s = (size_t)(lo - bounds);
+
+		for (s = dsu_find(next, s); s < n_seg && bounds[s] <= iv[i].last;
+		     s = dsu_find(next, s)) {
+			owner[s] = iv[i].rule + 1;
+			next[s] = s + 1;
+		}
+	}
+
+	/* Merge neighbouring segments with the same owner and emit them. */
+	for (size_t s = 0; s < n_seg;) {
+		size_t e = s;
+		int r;
+
+		if (!owner[s]) {
+			s++;
+			continue;
+		}
+		while (e + 1 < n_seg && owner[e + 1] == owner[s])
+			e++;
+		r = emit_port_range(c, portset, ipproto, bounds[s], bounds[e + 1] - 1, owner[s] - 1);
+		if (r < 0)
+			return r;
+		s = e + 1;
+	}
+	return 0;
+}
+
+/* ---- port sets ------------------------------------------------------------------------------ */
+
+static int portset_table_rehash(struct portset_table *t)
+{
+	size_t n_slots = t->n_slots ? t->n_slots * 2 : 64;
+	uint32_t *slots = calloc(n_slots, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t id = 0; id < t->n; id++) {
+		size_t s = rule_list_hash(&t->lists[id]) & (n_slots - 1);
+
+		while (slots[s])
+			s = (s + 1) & (n_slots - 1);
+		slots[s] = (uint32_t)id + 1;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->n_slots = n_slots;
+	return 0;
+}
+
+static void portset_table_free(struct portset_table *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->lists[i].v);
+	free(t->lists);
+	free(t->slots);
+}
+
+/*
+ * The port set id of a rule list, creating the set (and its cw_ports entries) the first time.
+ * On success the table owns a copy of the list.
+ */
+static int portset_intern(struct compiler *c, const struct rule_list *rules, uint32_t *ret_id)
+{
+	struct portset_table *t = &c->portsets;
+	size_t s;
+	int r;
+
+	if ((t->n + 1) * 2 > t->n_slots) {
+		r = portset_table_rehash(t);
+		if (r < 0)
+			return r;
+	}
+	for (s = rule_list_hash(rules) & (t->n_slots - 1); t->slots[s]; s = (s + 1) & (t->n_slots - 1))
+		if (rule_list_equal(&t->lists[t->slots[s] - 1], rules)) {
+			*ret_id = t->slots[s] - 1;
+			return 0;
+		}
+
+	if (t->n > CW_SCOPE_ID_MASK)
+		return fail(c, -E2BIG, "too many port sets");
+	if (grow((void **)&t->lists, &t->cap, t->n + 1, sizeof(*t->lists)) < 0)
+		return -ENOMEM;
+	struct rule_list copy = { .n = rules->n, .cap = rules->n };
+	copy.v = malloc(rules->n * sizeof(*copy.v) + 1);
+	if (!copy.v)
+		return -ENOMEM;
+	memcpy(copy.v, rules->v, rules->n * sizeof(*copy.v));
+
+	uint32_t id = (uint32_t)t->n;
+	t->lists[t->n++] = copy;
+	t->slots[s] = id + 1;
+	c->maps->n_portsets = t->n;
+
+	r = emit_ports_for_proto(c, id, rules, POLICY_PROTO_TCP);
+	if (r < 0)
+		return r;
+	r = emit_ports_for_proto(c, id, rules, POLICY_PROTO_UDP);
+	if (r < 0)
+		return r;
+	*ret_id = id;
+	return 0;
+}
+
+/* ---- destinations --------------------------------------------------------------------------- */
+
+static int cmp_prefix_rule(const void *a, const void *b)
+{
+	const struct prefix_rule *x = a, *y = b;
+	int d = memcmp(x->addr, y->addr, sizeof(x->addr));
+
+	if (d)
+		return d;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static bool prefix_contains(const uint8_t *outer, uint8_t outer_len, const uint8_t *inner,
+			    uint8_t inner_len)
+{
+	unsigned full = outer_len / 8, rest = outer_len % 8;
+
+	if (outer_len > inner_len)
+		return false;
+	if (memcmp(outer, inner, full))
+		return false;
+	if (rest) {
+		uint8_t mask = (uint8_t)(0xff << (8 - rest));
+		if ((outer[full] & mask) != (inner[full] & mask))
+			return false;
+	}
+	return true;
+}
+
+static void prefix_mask(uint8_t *addr, unsigned len, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++) {
+		unsigned bits = len > i * 8 ? len - i * 8 : 0;
+		if (bits < 8)
+			addr[i] &= (uint8_t)(0xff << (8 - bits));
+	}
+}
+
+static int emit_dst(struct compiler *c, int family, uint32_t app, const uint8_t *addr, uint8_t len,
+		    uint32_t portset)
+{
+	struct policy_maps *m = c->maps;
+
+	if (family == AF_INET) {
+		struct policy_dst4_entry *e;
+
+		if (m->n_dst4 >= POLICY_MAPS_MAX_DST4)
+			return fail(c, -E2BIG,
+				    "the policy needs more than %u IPv4 prefixes (map capacity per "
+				    "generation)",
+				    (unsigned)POLICY_MAPS_MAX_DST4);
+		if (grow((void **)&m->dst4, &c->cap_dst4, m->n_dst4 + 1, sizeof(*m->dst4)) < 0)
+			return -ENOMEM;
+		e = &m->dst4[m->n_dst4++];
+		memset(e, 0, sizeof(*e));
+		e->key.prefixlen = CW_SCOPE_BITS + len;
+		e->key.scope = cw_scope(c->gen, app);
+		memcpy(e->key.addr, addr, sizeof(e->key.addr));
+		e->val.portset = portset;
+	} else {
+		struct policy_dst6_entry *e;
+
+		if (m->n_dst6 >= POLICY_MAPS_MAX_DST6)
+			return fail(c, -E2BIG,
+				    "the policy needs more than %u IPv6 prefixes (map capacity per "
+				    "generation)",
+				    (unsigned)POLICY_MAPS_MAX_DST6);
+		if (grow((void **)&m->dst6, &c->cap_dst6, m->n_dst6 + 1, sizeof(*m->dst6)) < 0)
+			return -ENOMEM;
+		e = &m->dst6[m->n_dst6++];
+		memset(e, 0, sizeof(*e));
+		e->key.prefixlen = CW_SCOPE_BITS + len;
+		e->key.scope = cw_scope(c->gen, app);
+		memcpy(e->key.addr, addr, sizeof(e->key.addr));
+		e->val.portset = portset;
+	}
+	return 0;
+}
+
+static int collect_prefix(struct prefix_rule **v, size_t *n, size_t *cap,
+			  const struct policy_prefix *p, uint32_t rule)
+{
+	struct prefix_rule *e;
+
+	if (grow((void **)v, cap, *n + 1, sizeof(**v)) < 0)
+		return -ENOMEM;
+	e = &(*v)[(*n)++];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->addr, p->addr, p->family == AF_INET ? 4 : 16);
+	prefix_mask(e->addr, p->len, p->family == AF_INET ? 4 : 16);
+	e->len = p->len;
+	e->rule = rule;
+	return 0;
+}
+
+/* The prefixes of one family of one app, with every rule that names each of them. */
+static int collect_app_prefixes(const struct policy *p, const struct policy_app *app, int family,
+				struct prefix_rule **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct prefix_rule *v = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	for (size_t i = 0; i < app->n_rules; i++) {
+		const struct policy_rule *rule = &app->rules[i];
+
+		for (size_t j = 0; j < rule->n_to; j++) {
+			const struct policy_dest *d = &rule->to[j];
+
+			if (!d->is_set) {
+				if (d->prefix.family != family)
+					continue;
+				r = collect_prefix(&v, &n, &cap, &d->prefix, (uint32_t)rule->index);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			const struct policy_set *set = &p->sets[d->set];
+			for (size_t k = 0; k < set->n_prefixes; k++) {
+				if (set->prefixes[k].family != family)
+					continue;
+				r = collect_prefix(&v, &n, &cap, &set->prefixes[k],
+						   (uint32_t)rule->index);
+				if (r < 0)
+					return r;
+			}
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_prefix_rule);
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+/* One level of the walk: a prefix and the rules of every prefix that contains it. */
+struct walk_level {
+	uint8_t addr[16];
+	uint8_t len;
+	struct rule_list rules;
+};
+
+/*
+ * Walk the sorted prefixes of one family of one app: in (address, length) order every prefix
+ * comes after the prefixes containing it, which are on the stack. A prefix's port set is made of
+ * its own rules and those of its containing prefixes.
+ */
+static int compile_app_family(struct compiler *c, uint32_t app_idx, const struct policy_app *app,
+			      int family)
+{
+	_cleanup_free_ struct prefix_rule *v = NULL;
+	struct walk_level stack[129 + 1] = {};
+	size_t n = 0, depth = 0;
+	int r;
+
+	r = collect_app_prefixes(c->policy, app, family, &v, &n);
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		struct walk_level *top;
+
+		/* Entries i..j-1 share one prefix. */
+		while (j < n && v[j].len == v[i].len && !memcmp(v[j].addr, v[i].addr, 16))
+			j++;
+
+		while (depth > 0 && !prefix_contains(stack[depth - 1].addr, stack[depth - 1].len,
+						     v[i].addr, v[i].len))
+			depth--;
+
+		top = &stack[depth];
+		memcpy(top->addr, v[i].addr, 16);
+		top->len = v[i].len;
+		top->rules.n = 0;
+		if (depth > 0) {
+			const struct rule_list *up = &stack[depth - 1].rules;
+			for (size_t k = 0; k < up->n; k++) {
+				r = rule_list_push(&top->rules, up->v[k]);
+				if (r < 0)
+					goto out;
+			}
+		}
+		for (size_t k = i; k < j; k++) {
+			r = rule_list_push(&top->rules, v[k].rule);
+			if (r < 0)
+				goto out;
+		}
+		qsort(top->rules.v, top->rules.n, sizeof(uint32_t), cmp_u32);
+		size_t u = 0;
+		for (size_t k = 0; k < top->rules.n; k++)
+			if (u == 0 || top->rules.v[u - 1] != top->rules.v[k])
+				top->rules.v[u++] = top->rules.v[k];
+		top->rules.n = u;
+		depth++;
+
+		uint32_t portset = 0;
+		r = portset_intern(c, &top->rules, &portset);
+		if (r < 0)
+			goto out;
+		r = emit_dst(c, family, app_idx, v[i].addr, v[i].len, portset);
+		if (r < 0)
+			goto out;
+		i = j;
+	}
+	r = 0;
+out:
+	for (size_t k = 0; k < ARRAY_SIZE(stack); k++)
+		free(stack[k].rules.v);
+	return r;
+}
+
+int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **ret_maps,
+		   char *reason, size_t reason_size)
+{
+	_cleanup_free_ const struct policy_rule **rules = NULL;
+	struct compiler c = {
+		.policy = p,
+		.gen = gen & 1,
+		.reason = reason,
+		.reason_size = reason_size,
+	};
+	int r;
+
+	if (reason && reason_size)
+		reason[0] = '\0';
+	if (p->n_apps > CW_MAX_APPS)
+		return fail(&c, -E2BIG, "too many apps (%zu, at most %d)", p->n_apps, CW_MAX_APPS);
+
+	rules = calloc(p->n_rules + 1, sizeof(*rules));
+	c.maps = calloc(1, sizeof(*c.maps));
+	if (!rules || !c.maps) {
+		free(c.maps);
+		return -ENOMEM;
+	}
+	c.rules = rules;
+	c.maps->gen = c.gen;
+	for (size_t a = 0; a < p->n_apps; a++)
+		for (size_t i = 0; i < p->apps[a].n_rules; i++) {
+			const struct policy_rule *rule = &p->apps[a].rules[i];
+			if (rule->index >= p->n_rules) {
+				r = fail(&c, -EINVAL, "rule index %zu out of range", rule->index);
+				goto fail;
+			}
+			rules[rule->index] = rule;
+		}
+
+	for (size_t a = 0; a < p->n_apps; a++) {
+		r = compile_app_family(&c, (uint32_t)a, &p->apps[a], AF_INET);
+		if (r < 0)
+			goto fail;
+		r = compile_app_family(&c, (uint32_t)a, &p->apps[a], AF_INET6);
+		if (r < 0)
+			goto fail;
+	}
+	portset_table_free(&c.portsets);
+	*ret_maps = c.maps;
+	return 0;
+fail:
+	portset_table_free(&c.portsets);
+	policy_maps_free(c.maps);
+	return r;
+}
+
+void policy_maps_free(struct policy_maps *m)
+{
+	if (!m)
+		return;
+	free(m->dst4);
+	free(m->dst6);
+	free(m->ports);
+	free(m);
+}
+
+/* Bits of `len` bits of a and b agree (both in network order). */
+static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
+{
+	return prefix_contains(a, (uint8_t)len, b, (uint8_t)len);
+}
+
+int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
+		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	uint32_t scope = cw_scope(m->gen, app);
+	const struct cw_dst_val *best = NULL;
+	int best_len = -1;
+
+	if (family == AF_INET6 && !memcmp(addr, mapped, sizeof(mapped))) {
+		family = AF_INET;
+		addr += 12;
+	}
+	if (family == AF_INET) {
+		for (size_t i = 0; i < m->n_dst4; i++) {
+			const struct policy_dst4_entry *e = &m->dst4[i];
+			int len = (int)e->key.prefixlen - CW_SCOPE_BITS;
+
+			if (e->key.scope == scope && len > best_len &&
+			    bits_match(e->key.addr, addr, (unsigned)len)) {
+				best = &e->val;
+				best_len = len;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < m->n_dst6; i++) {
+			const struct policy_dst6_entry *e = &m->dst6[i];
+			int len = (int)e->key.prefixlen - CW_SCOPE_BITS;
+
+			if (e->key.scope == scope && len > best_len &&
+			    bits_match(e->key.addr, addr, (unsigned)len)) {
+				best = &e->val;
+				best_len = len;
+			}
+		}
+	}
+	if (!best)
+		return 0;
+
+	uint32_t pscope = cw_scope(m->gen, best->portset);
+	uint16_t port_be = htons(port);
+	const struct cw_port_val *hit = NULL;
+	best_len = -1;
+	for (size_t i = 0; i < m->n_ports; i++) {
+		const struct policy_port_entry *e = &m->ports[i];
+		int len = (int)e->key.prefixlen - CW_SCOPE_BITS - 16;
+
+		if (e->key.scope == pscope && e->key.proto == proto && len > best_len &&
+		    bits_match((const uint8_t *)&e->key.port_be, (const uint8_t *)&port_be,
+			       (unsigned)len)) {
+			hit = &e->val;
+			best_len = len;
+		}
+	}
+	if (!hit)
+		return 0;
+	if (ret_rule)
+		*ret_rule = hit->rule;
+	return 1;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Compiling a validated policy into the entries of the BPF maps described in bpf/carwall.h,
+ * for one policy generation. Pure computation: no kernel involved, unit-tested directly.
+ *
+ * For each app, the destinations of all its rules become LPM entries. The value of an entry P
+ * names a port set made of every rule of the app whose prefix contains P, so that the longest
+ * match for an address carries all the rules that cover the address (overlapping prefixes with
+ * different ports are judged right). A port set is a list of disjoint (protocol, port range)
+ * segments, each attributed to the first rule in file order that allows it, stored as port
+ * prefix blocks in cw_ports. Identical rule combinations share one port set.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carwall.h"
+#include "policy.h"
+
+struct policy_dst4_entry {
+	struct cw_dst4_key key;
+	struct cw_dst_val val;
+};
+
+struct policy_dst6_entry {
+	struct cw_dst6_key key;
+	struct cw_dst_val val;
+};
+
+struct policy_port_entry {
+	struct cw_port_key key;
+	struct cw_port_val val;
+};
+
+struct policy_maps {
+	uint32_t gen;
+	struct policy_dst4_entry *dst4;
+	size_t n_dst4;
+	struct policy_dst6_entry *dst6;
+	size_t n_dst6;
+	struct policy_port_entry *ports;
+	size_t n_ports;
+	size_t n_portsets;
+};
+
+/* Per-generation capacity: a compiled policy must fit in half of each map. */
+#define POLICY_MAPS_MAX_DST4 (CW_MAX_DST4 / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_DST6 (CW_MAX_DST6 / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_PORTS (CW_MAX_PORTS / CW_GENERATIONS)
+
+/*
+ * Compile `p` for generation `gen` (0 or 1). Returns 0 and *ret_maps, or a negative errno:
+ * -E2BIG when the result does not fit the maps (reason says which and by how much), -ENOMEM.
+ */
+int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **ret_maps,
+		   char *reason, size_t reason_size);
+
+void policy_maps_free(struct policy_maps *m);
+
+/*
+ * The verdict the BPF programs give for one flow of app `app`, computed from the compiled
+ * entries the way the kernel's LPM tries do (offline: tests, explain). `addr` is 4 or 16 bytes
+ * in network order (an IPv4-mapped IPv6 address is judged as IPv4, as in the kernel); `proto`
+ * is IPPROTO_TCP or IPPROTO_UDP. Returns 1 allowed (*ret_rule: the deciding global rule
+ * index), 0 refused.
+ */
+int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
+		       uint16_t proto, uint16_t port, uint32_t *ret_rule);
