@@ -6,7 +6,10 @@
 #
 # Other targets: all (default), tests, fuzz, install, uninstall, clean.
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
-#   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX.
+#   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
+#   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
+#   build: headers and libraries are looked up there after the toolchain's; export
+#   PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_LIBDIR for its .pc files).
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -17,6 +20,8 @@ Q := $(if $(filter 1,$(V)),,@)
 msg = $(if $(filter 1,$(V)),,@printf '  %-8s %s\n' '$(1)' '$(2)';)
 
 SAN ?= 0
+STATIC ?= 0
+SYSROOT ?=
 ifeq ($(SAN),1)
 BUILD ?= build-san
 else
@@ -40,22 +45,35 @@ SBINDIR ?= $(PREFIX)/sbin
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 DOCDIR ?= $(PREFIX)/share/doc/carwall
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
 	  -Iuserspace -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
+# libnl-3: sock_diag in userspace/revoke.c
+CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
+LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
+ifneq ($(SYSROOT),)
+CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
+LDFLAGS += $(if $(MULTIARCH),-L$(SYSROOT)/usr/lib/$(MULTIARCH)) -L$(SYSROOT)/usr/lib
+endif
+ifeq ($(STATIC),1)
+# The static libraries' own dependencies (libelf's zstd...), after the list above.
+LDFLAGS += -static
+LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto)
+endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CFLAGS += $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
 endif
 
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
-	      $(if $(MULTIARCH),-idirafter /usr/include/$(MULTIARCH))
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
+	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 
-BPF_PROGS := sock_addr sock_create
+BPF_PROGS := sock_addr sock_create skb
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 
 # Library modules: everything in userspace/ but the two mains.
@@ -63,19 +81,21 @@ LIB_SRCS := $(filter-out userspace/carwalld.c userspace/carwall.c,$(wildcard use
 LIB_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+# BPF programs the adversarial tests attach next to carwall's (the "other agent").
+ADVERSARY_OBJS := $(patsubst tests/adversarial/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/adversarial/*.bpf.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 
 .PHONY: all tests check demo bench fuzz install uninstall clean deps
 all: $(BINS)
-tests: $(UNIT_TESTS)
+tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool
 
 deps:
 	$(Q)scripts/install-deps.sh
 
 # ---- BPF ----------------------------------------------------------------------------------------
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h | $(BUILD)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h bpf/cw_dest.bpf.h | $(BUILD)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -105,12 +125,26 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
+# The kernel-verdict probe of tests/integration/test_explain_agrees.sh.
+$(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+# The revocation pass driver of tests/integration/test_revoke.sh.
+$(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwall.a | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%.bpf.o: tests/adversarial/%.bpf.c | $(BUILD)/tests
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 # libFuzzer targets, always built with clang, ASan and UBSan (outside the SAN switch).
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c -lyaml -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c -lyaml -lcrypto -o $@
 
 FUZZ_SECONDS ?= 300
 fuzz: $(FUZZERS)
@@ -134,18 +168,49 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
+# The benchmark (scripts/bench.sh): QUICK=1 for a look in under a minute. Its own deps (nftables,
+# jq) are installed here only, so `make check` never needs them.
+$(BUILD)/bench: tests/bench/bench.c userspace/util.h | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+bench:
+	$(Q)scripts/install-deps.sh
+	$(Q)scripts/bench.sh --install-deps
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench
+	$(Q)CARWALL_BIN_DIR=$(CURDIR)/$(BUILD) scripts/bench.sh $(if $(filter 1,$(QUICK)),--quick)
+
 # ---- install ------------------------------------------------------------------------------------
+# Binaries, the systemd unit and AGL drop-in, default options, a default (deny-all) policy when
+# there is none, and the documentation with an example policy.
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/carwall \
-		$(DESTDIR)$(DOCDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)/agl-app@.service.d \
+		$(DESTDIR)$(SYSCONFDIR)/carwall $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/carwalld $(DESTDIR)$(SBINDIR)/carwalld
 	install -m 0755 $(BUILD)/carwall $(DESTDIR)$(BINDIR)/carwall
+	$(SUBST) scripts/systemd/carwalld.service.in > $(DESTDIR)$(UNITDIR)/carwalld.service
+	$(SUBST) scripts/systemd/agl-app@.service.d/carwall.conf.in \
+		> $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/default/carwall || \
+		install -m 0644 scripts/systemd/carwall.default $(DESTDIR)$(SYSCONFDIR)/default/carwall
+	test -e $(DESTDIR)$(SYSCONFDIR)/carwall/policy.yaml || \
+		install -m 0644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/carwall/policy.yaml
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 policies/agl-demo.yaml $(DESTDIR)$(DOCDIR)/policy.example.yaml
 	install -m 0644 policies/README.md $(DESTDIR)$(DOCDIR)/policy-format.md
 
+# Stops the agent where systemd runs it, removes enforcement, then the files (the policy in
+# /etc/carwall stays: it is the head unit's configuration).
 uninstall:
-	-$(BINDIR)/carwall unload 2>/dev/null
-	rm -f $(DESTDIR)$(SBINDIR)/carwalld $(DESTDIR)$(BINDIR)/carwall
+	-[ -n "$(DESTDIR)" ] || ! command -v systemctl >/dev/null || systemctl stop carwalld 2>/dev/null
+	-[ -n "$(DESTDIR)" ] || $(BINDIR)/carwall unload
+	rm -f $(DESTDIR)$(SBINDIR)/carwalld $(DESTDIR)$(BINDIR)/carwall \
+		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf \
+		$(DESTDIR)$(SYSCONFDIR)/default/carwall
+	-rmdir $(DESTDIR)$(UNITDIR)/agl-app@.service.d 2>/dev/null
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:

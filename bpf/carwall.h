@@ -36,6 +36,10 @@
 #define CW_MAX_DST4 (2 * 131072)
 #define CW_MAX_DST6 (2 * 131072)
 #define CW_MAX_PORTS (2 * 262144)
+#define CW_MAX_RULES 131072 /* rules of one policy, all apps together */
+
+/* Per-generation slots of the counter arrays: every app index, the guard's included. */
+#define CW_APP_SLOTS (CW_MAX_APPS + 1)
 
 /* Bits of the scope field that are matched in full before the address or port bits. */
 #define CW_SCOPE_BITS 32
@@ -72,9 +76,13 @@ struct cw_cgroup_key {
 };
 _Static_assert(sizeof(struct cw_cgroup_key) == 16, "cw_cgroup_key layout");
 
+/* cw_app_val.flags */
+#define CW_APP_F_GUARD (1u << 0) /* not an app: the guard cgroup, every flow below it refused */
+#define CW_APP_F_AUDIT (1u << 1) /* audit mode: refusals are reported, the flows go out */
+
 struct cw_app_val {
-	__u32 app;   /* app index in the policy, 0-based */
-	__u32 flags; /* reserved, 0 */
+	__u32 app;   /* app index in the policy, 0-based; the guard has an index with no rules */
+	__u32 flags; /* CW_APP_F_* */
 };
 _Static_assert(sizeof(struct cw_app_val) == 8, "cw_app_val layout");
 
@@ -94,9 +102,13 @@ struct cw_dst6_key {
 };
 _Static_assert(sizeof(struct cw_dst6_key) == 24, "cw_dst6_key layout");
 
+/* cw_dst_val.flags: some rule of the port set allows the protocol, on some port. */
+#define CW_DST_F_TCP (1u << 0)
+#define CW_DST_F_UDP (1u << 1)
+
 struct cw_dst_val {
 	__u32 portset; /* port set id, 0-based, per generation */
-	__u32 flags;   /* reserved, 0 */
+	__u32 flags;   /* CW_DST_F_*: for sockets judged by peer address (accepted TCP) */
 };
 _Static_assert(sizeof(struct cw_dst_val) == 8, "cw_dst_val layout");
 
@@ -116,5 +128,89 @@ struct cw_port_val {
 	__u32 flags; /* reserved, 0 */
 };
 _Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
+
+/* ---- evidence: events and counters ---------------------------------------------------------- */
+
+/* Where a decision was taken. */
+enum cw_hook {
+	CW_HOOK_CONNECT4 = 1,
+	CW_HOOK_CONNECT6,
+	CW_HOOK_SENDMSG4,
+	CW_HOOK_SENDMSG6,
+	CW_HOOK_SOCK_CREATE,
+	CW_HOOK_SKB_EGRESS,
+};
+
+/* Why. */
+enum cw_verdict {
+	CW_VERDICT_UNMANAGED = 0, /* not an app's socket: allowed, not judged */
+	CW_VERDICT_ALLOW_RULE,	  /* a rule of the app allows the flow */
+	CW_VERDICT_DENY_NO_RULE,  /* default deny: no rule of the app matches */
+	CW_VERDICT_DENY_PROTOCOL, /* not TCP or UDP (or a socket kind the app may not create) */
+	CW_VERDICT_DENY_FAMILY,	  /* an address family or form the hook does not expect */
+	CW_VERDICT_DENY_GUARD,	  /* below the guard cgroup but no app of the policy */
+};
+
+#define CW_RULE_NONE 0xffffffffu
+
+/* cw_event.flags */
+#define CW_EVENT_F_AUDIT (1u << 0) /* audit mode: the flow went out; it would have been refused */
+
+/* One refused (or, in audit mode, would-be-refused) flow, sent through the ring buffer. */
+struct cw_event {
+	__u64 boot_ns;	 /* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id; /* the task's cgroup */
+	__u32 pid;	 /* thread group id */
+	__u32 tid;
+	__u32 uid;
+	__u32 app;  /* app index in generation `gen` */
+	__u32 rule; /* CW_RULE_NONE: no rule decided (default deny) */
+	__u16 port; /* destination port, host byte order; 0 when there is none */
+	__u8 family; /* AF_INET or AF_INET6 (of the destination; IPv4-mapped is AF_INET) */
+	__u8 proto;  /* IPPROTO_* */
+	__u8 hook;   /* enum cw_hook */
+	__u8 verdict; /* enum cw_verdict */
+	__u8 gen;
+	__u8 flags; /* CW_EVENT_F_* */
+	__u8 addr[16]; /* destination, network byte order (IPv4 in addr[0..3]) */
+	char comm[16];
+	__u32 sock_type; /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW... (sock_create) */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct cw_event) == 88, "cw_event layout");
+
+/* cw_app_stats: per-CPU array, index gen * CW_APP_SLOTS + app. */
+struct cw_app_counters {
+	__u64 allowed;
+	__u64 refused;
+	__u64 audited;	     /* allowed in audit mode, reported as refused */
+	__u64 events_dropped; /* not reported: rate limit or full ring buffer */
+};
+_Static_assert(sizeof(struct cw_app_counters) == 32, "cw_app_counters layout");
+
+/* cw_rule_stats: per-CPU array, index gen * CW_MAX_RULES + rule: flows the rule allowed. */
+
+/* cw_ratelimit: array, index app slot (either generation): a fixed one-second window. */
+struct cw_ratelimit {
+	__u64 window_start_ns;
+	__u64 count;
+};
+_Static_assert(sizeof(struct cw_ratelimit) == 16, "cw_ratelimit layout");
+
+/*
+ * cw_sk_state: socket storage. The connect hooks mark the TCP sockets an app opens itself; the
+ * egress program caches its last verdict per socket (valid for one generation and destination).
+ */
+#define CW_SK_F_ACTIVE (1u << 0) /* opened by connect(): judged by destination port too */
+
+struct cw_sk_state {
+	__u32 flags;	 /* CW_SK_F_* */
+	__u32 gen_plus1; /* generation of the cached verdict + 1; 0: nothing cached */
+	__u8 pass;	 /* cached: the packet may go */
+	__u8 proto;
+	__u16 port;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct cw_sk_state) == 28, "cw_sk_state layout");
 
 #endif /* CARWALL_H */

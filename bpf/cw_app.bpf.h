@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * What every carwall program shares: the policy state and the cgroup -> app map, and finding
- * the managed app of the calling task. Each object that includes this defines these maps; the
- * loader makes them all use the same pinned maps.
+ * What every carwall program shares: the policy state, the cgroup -> app map, finding the
+ * managed app of a task or of a packet's socket, and the evidence of each decision (per-CPU
+ * counters, and an event through the ring buffer for every refused flow, rate limited per app).
+ * Each object that includes this defines these maps; the loader makes them all use the same
+ * pinned maps.
  */
 #ifndef CW_APP_BPF_H
 #define CW_APP_BPF_H
@@ -27,6 +29,9 @@
 #define SOCK_DGRAM 2
 #endif
 
+/* Events per app and second; more are counted as dropped. 0: no limit. Set before load. */
+const volatile __u32 cw_event_rate = 10000;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -42,50 +47,239 @@ struct {
 	__type(value, struct cw_app_val);
 } cw_cgroups SEC(".maps");
 
-/* What one decision needs: the policy generation and the app, once found. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} cw_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CW_GENERATIONS * CW_APP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cw_app_counters);
+} cw_app_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CW_GENERATIONS * CW_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} cw_rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CW_APP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct cw_ratelimit);
+} cw_ratelimit SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cw_sk_state);
+} cw_sk_state SEC(".maps");
+
+/* One decision: the policy generation, the app once found, and the rule that allowed. */
 struct cw_ctx {
 	__u32 gen;
 	__u32 app;
+	__u32 flags; /* the app's CW_APP_F_* */
+	__u32 rule;  /* CW_RULE_NONE until a rule allows */
 };
 
-/*
- * Find the managed app of the calling task: its cgroup, or the nearest ancestor at a level where
- * the active policy has an app cgroup; the deepest match wins. Reads the active generation once,
- * so that the whole decision is taken on one policy. Returns false for an unmanaged task, and
- * while no valid policy is loaded (the agent fills the maps before it attaches the programs).
- */
-static __always_inline bool cw_find_app(struct cw_ctx *c)
+/* What a decision is about, for the event that reports it. */
+struct cw_flow {
+	__u8 hook;
+	__u8 family;
+	__u8 proto;
+	__u16 port; /* host byte order */
+	__u32 sock_type;
+	__u8 addr[16];
+	bool from_task; /* taken in the task's context: pid, uid and comm are the sender's */
+};
+
+/* The active generation's info; false while no valid policy is loaded (the agent fills the
+ * maps before it attaches the programs). Read once per decision: the whole decision is taken
+ * on one policy. */
+static __always_inline const struct cw_gen_info *cw_active_gen(struct cw_ctx *c)
 {
 	const struct cw_gen_info *gi;
 	struct cw_state *state;
-	__u32 zero = 0, mask;
+	__u32 zero = 0;
 
 	state = bpf_map_lookup_elem(&cw_state, &zero);
 	if (!state)
-		return false; /* cannot happen: an array always has element 0 */
+		return NULL; /* cannot happen: an array always has element 0 */
 	c->gen = *(volatile __u32 *)&state->active_gen & 1;
+	c->rule = CW_RULE_NONE;
 	gi = c->gen ? &state->gen[1] : &state->gen[0];
 	if (!(gi->flags & CW_GEN_F_VALID))
+		return NULL;
+	return gi;
+}
+
+static __always_inline bool cw_match_cgroup(struct cw_ctx *c, __u64 cgroup_id)
+{
+	struct cw_cgroup_key key = {};
+	struct cw_app_val *app;
+
+	key.cgroup_id = cgroup_id;
+	key.gen = c->gen;
+	app = bpf_map_lookup_elem(&cw_cgroups, &key);
+	if (!app)
+		return false;
+	c->app = app->app;
+	c->flags = app->flags;
+	return true;
+}
+
+/*
+ * Find the managed app of the calling task: its cgroup, or the nearest ancestor at a level where
+ * the active policy has an app cgroup; the deepest match wins. False for an unmanaged task.
+ */
+static __always_inline bool cw_find_app(struct cw_ctx *c)
+{
+	const struct cw_gen_info *gi = cw_active_gen(c);
+	__u32 mask;
+
+	if (!gi)
 		return false;
 	mask = gi->level_mask;
-
 	for (int level = CW_MAX_CGROUP_LEVEL; level >= 0; level--) {
-		struct cw_cgroup_key key = {};
-		struct cw_app_val *app;
+		__u64 id;
 
 		if (!(mask & (1u << level)))
 			continue;
-		key.cgroup_id = bpf_get_current_ancestor_cgroup_id(level);
-		if (!key.cgroup_id)
-			continue; /* the task's cgroup is above this level */
-		key.gen = c->gen;
-		app = bpf_map_lookup_elem(&cw_cgroups, &key);
-		if (app) {
-			c->app = app->app;
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (id && cw_match_cgroup(c, id)) /* 0: the task's cgroup is above this level */
 			return true;
-		}
 	}
 	return false;
+}
+
+/* The same for the socket that sends a packet (its cgroup is the one it was created in). */
+static __always_inline bool cw_find_app_skb(struct cw_ctx *c, struct __sk_buff *skb)
+{
+	const struct cw_gen_info *gi = cw_active_gen(c);
+	__u32 mask;
+
+	if (!gi)
+		return false;
+	mask = gi->level_mask;
+	for (int level = CW_MAX_CGROUP_LEVEL; level >= 0; level--) {
+		__u64 id;
+
+		if (!(mask & (1u << level)))
+			continue;
+		id = bpf_skb_ancestor_cgroup_id(skb, level);
+		if (id && cw_match_cgroup(c, id))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now)
+{
+	struct cw_ratelimit *rl;
+
+	if (!cw_event_rate)
+		return true;
+	rl = bpf_map_lookup_elem(&cw_ratelimit, &app);
+	if (!rl)
+		return false;
+	/* A fixed window; two CPUs may both restart it, which only loosens the limit slightly. */
+	if (now - rl->window_start_ns > 1000000000ull) {
+		rl->window_start_ns = now;
+		rl->count = 0;
+	}
+	return __sync_fetch_and_add(&rl->count, 1) < cw_event_rate;
+}
+
+static __always_inline void cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
+				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	struct cw_event *e;
+
+	if (!cw_ratelimit_pass(c->app, now)) {
+		if (cnt)
+			cnt->events_dropped++;
+		return;
+	}
+	e = bpf_ringbuf_reserve(&cw_events, sizeof(*e), 0);
+	if (!e) {
+		if (cnt)
+			cnt->events_dropped++;
+		return;
+	}
+	/*
+	 * The address first: clang 14's BPF backend dropped the byte stores below when this copy
+	 * (of a constant flow, in sock_create) came after them.
+	 */
+	__builtin_memcpy(e->addr, f->addr, sizeof(e->addr));
+	e->boot_ns = now;
+	if (f->from_task) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		e->pid = pid_tgid >> 32;
+		e->tid = (__u32)pid_tgid;
+		e->uid = (__u32)bpf_get_current_uid_gid();
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	} else {
+		e->cgroup_id = 0;
+		e->pid = 0;
+		e->tid = 0;
+		e->uid = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
+	}
+	e->app = c->app;
+	e->rule = c->rule;
+	e->port = f->port;
+	e->family = f->family;
+	e->proto = f->proto;
+	e->hook = f->hook;
+	e->verdict = v;
+	e->gen = (__u8)c->gen;
+	e->flags = audit ? CW_EVENT_F_AUDIT : 0;
+	e->sock_type = f->sock_type;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * Count a managed app's decision and report a refusal. Returns whether the flow may go: allowed
+ * by a rule, or refused in audit mode (reported all the same, as "audited").
+ */
+static __always_inline bool cw_finish(const struct cw_ctx *c, const struct cw_flow *f,
+				      enum cw_verdict v)
+{
+	__u32 slot = c->gen * CW_APP_SLOTS + c->app;
+	struct cw_app_counters *cnt = bpf_map_lookup_elem(&cw_app_stats, &slot);
+	bool audit = c->flags & CW_APP_F_AUDIT;
+
+	if (v == CW_VERDICT_ALLOW_RULE) {
+		__u32 r = c->gen * CW_MAX_RULES + c->rule;
+		__u64 *hits;
+
+		if (cnt)
+			cnt->allowed++;
+		if (c->rule < CW_MAX_RULES) {
+			hits = bpf_map_lookup_elem(&cw_rule_stats, &r);
+			if (hits)
+				(*hits)++;
+		}
+		return true;
+	}
+	if (cnt) {
+		if (audit)
+			cnt->audited++;
+		else
+			cnt->refused++;
+	}
+	cw_emit(c, f, v, audit, cnt);
+	return audit;
 }
 
 #endif /* CW_APP_BPF_H */

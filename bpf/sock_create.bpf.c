@@ -7,7 +7,7 @@
  * connected UDP-Lite socket is never seen by cgroup/connect4 (udplite has no pre_connect), raw
  * sockets and ICMP ping sockets send without a sendmsg hook, SCTP and MPTCP have paths of their
  * own. So a managed app may create only TCP stream and UDP datagram sockets; any other IP socket
- * is refused at socket() with EPERM. Unmanaged tasks are left alone.
+ * is refused at socket() with EPERM (and reported). Unmanaged tasks are left alone.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -21,16 +21,20 @@
 SEC("cgroup/sock_create")
 int cw_sock_create(struct bpf_sock *ctx)
 {
+	struct cw_flow f = { .hook = CW_HOOK_SOCK_CREATE, .from_task = true };
 	struct cw_ctx c = {};
 
 	if (!cw_find_app(&c))
 		return SOCK_CREATE_ALLOW;
 
-	if (ctx->type == SOCK_STREAM && ctx->protocol == IPPROTO_TCP)
-		return SOCK_CREATE_ALLOW;
-	if (ctx->type == SOCK_DGRAM && ctx->protocol == IPPROTO_UDP)
-		return SOCK_CREATE_ALLOW;
-	return SOCK_CREATE_DENY;
+	if ((ctx->type == SOCK_STREAM && ctx->protocol == IPPROTO_TCP) ||
+	    (ctx->type == SOCK_DGRAM && ctx->protocol == IPPROTO_UDP))
+		return SOCK_CREATE_ALLOW; /* judged at connect() and sendmsg() */
+
+	f.family = (__u8)ctx->family;
+	f.proto = (__u8)ctx->protocol;
+	f.sock_type = ctx->type;
+	return cw_finish(&c, &f, CW_VERDICT_DENY_PROTOCOL) ? SOCK_CREATE_ALLOW : SOCK_CREATE_DENY;
 }
 
 char LICENSE[] SEC("license") = "GPL";

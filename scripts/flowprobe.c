@@ -16,6 +16,11 @@
  *
  * Server mode listens on TCP and UDP ports, logs one line per received token to a file and
  * echoes "OK <token>\n" back; see usage().
+ *
+ * Hold mode keeps one established flow up (for the revocation tests): it prints
+ * "established us=N" once the echo came back, then sends the token again every 100 ms and ends
+ * with the result line when the connection breaks (stage=send or recv) or lasted its time
+ * (result=ok stage=hold). Its server is `serve --hold`, which keeps TCP connections open.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -49,6 +54,8 @@
 #define MAX_CONNS 256
 #define MAX_PORTS 64
 #define MAX_BINDS 16
+#define HOLD_TICK_MS 100		/* hold mode: one line per tick */
+#define DEFAULT_HOLD_MS 10000
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -62,7 +69,10 @@ static void usage(FILE *f)
 	      "  flowprobe tcp ADDR PORT [--token T] [--timeout-ms N] [--socket6]\n"
 	      "  flowprobe udp ADDR PORT [--token T] [--timeout-ms N] [--socket6]\n"
 	      "  flowprobe udp-connect ADDR PORT [--token T] [--timeout-ms N] [--socket6]\n"
+	      "  flowprobe hold ADDR PORT [--udp] [--hold-ms N] [--token T] [--timeout-ms N]\n"
+	      "                 [--socket6]\n"
 	      "  flowprobe serve --log FILE [--tcp PORT]... [--udp PORT]... [--bind ADDR]...\n"
+	      "                  [--hold]\n"
 	      "  flowprobe --help\n"
 	      "\n"
 	      "Client modes send \"T\\n\" and wait for the server's echo \"OK T\\n\", then\n"
@@ -82,7 +92,17 @@ static void usage(FILE *f)
 	      "               modes, 1 (IPv4) or 58 (IPv6) an ICMP ping socket with udp-connect,\n"
 	      "               262 MPTCP with tcp\n"
 	      "  --raw        a SOCK_RAW socket of protocol --ipproto (udp-connect mode)\n"
+	      "  --repeat N   make the flow N times (a flood); print one line\n"
+	      "               repeat=N ok=N denied=N other=N; exit code of the last flow\n"
 	      "  The result line ends with us=N, microseconds since the socket was created.\n"
+	      "  hold         a TCP connection (or with --udp a connected UDP socket) made as\n"
+	      "               in tcp/udp-connect; once the echo is back it prints\n"
+	      "               \"established us=N\", then sends \"T\\n\" every 100 ms until the\n"
+	      "               connection breaks or --hold-ms N (default 10000) passes. It ends\n"
+	      "               with the result line: result=ok stage=hold when the connection\n"
+	      "               lasted; stage=send with the socket's pending error (ECONNABORTED\n"
+	      "               for a socket the kernel destroyed) or else send()'s errno;\n"
+	      "               stage=recv ECONNRESET when the peer closed. Exit code as above.\n"
 	      "\n"
 	      "Server mode listens on every --tcp and --udp port on every --bind address\n"
 	      "(default 0.0.0.0 and :: with IPV6_V6ONLY on). For each TCP connection it reads one\n"
@@ -91,7 +111,9 @@ static void usage(FILE *f)
 	      "\"OK TOKEN\\n\" to the sender, from the address the datagram was sent to. The log\n"
 	      "line is written before the reply. Tokens are cut at 200 chars, non-printable bytes\n"
 	      "become '_', an empty token is logged as \"-\". It prints \"ready\" once every\n"
-	      "socket listens and exits 0 on SIGTERM or SIGINT (1 on a setup error).\n",
+	      "socket listens and exits 0 on SIGTERM or SIGINT (1 on a setup error).\n"
+	      "With --hold a TCP connection stays open after the echo (no read deadline); the\n"
+	      "lines that follow are read and dropped, unlogged, until the client closes.\n",
 	      f);
 }
 
@@ -217,6 +239,7 @@ enum stage {
 	STAGE_CONNECT,
 	STAGE_SEND,
 	STAGE_RECV,
+	STAGE_HOLD,
 };
 
 static const char *const stage_names[] = {
@@ -224,6 +247,7 @@ static const char *const stage_names[] = {
 	[STAGE_CONNECT] = "connect",
 	[STAGE_SEND] = "send",
 	[STAGE_RECV] = "recv",
+	[STAGE_HOLD] = "hold",
 };
 
 enum client_mode {
@@ -241,6 +265,7 @@ struct client {
 	char expect[TOKEN_MAX + 5];	/* "OK T\n" */
 	size_t request_len, expect_len;
 	int64_t deadline;
+	unsigned long hold_ms;		/* hold mode: keep the flow up this long (0: no) */
 };
 
 /* Prints the result line and returns the exit code. err is 0 for success. */
@@ -256,15 +281,21 @@ static long flow_elapsed_us(void)
 	       (now.tv_nsec - flow_start.tv_nsec) / 1000L;
 }
 
+/* --repeat: only the summary is printed. */
+static bool report_quiet;
+
 static int report(enum stage stage, int err)
 {
 	long us = flow_elapsed_us();
 
+	if (report_quiet)
+		goto out;
 	if (err == 0)
 		printf("result=ok stage=%s us=%ld\n", stage_names[stage], us);
 	else
 		printf("result=%s stage=%s us=%ld\n", errno_name(err), stage_names[stage], us);
 	fflush(stdout);
+out:
 	if (err == 0)
 		return EXIT_OK;
 	if (err == EPERM || err == EACCES)
@@ -416,6 +447,69 @@ static int client_recv_dgram(struct client *c, int fd)
 	}
 }
 
+/*
+ * Hold mode, once the flow is established: send the request line again every HOLD_TICK_MS
+ * (draining the echoes in between) until the connection breaks or hold_ms passes. Prints the
+ * result line and returns the exit code. A failed send reports the socket's pending error (what
+ * the kernel or the peer did to the connection) rather than send()'s own errno.
+ */
+static int client_hold(struct client *c, int fd)
+{
+	int64_t end = now_ms() + (int64_t)c->hold_ms;
+	bool broken = false;
+
+	printf("established us=%ld\n", flow_elapsed_us());
+	fflush(stdout);
+	for (;;) {
+		ssize_t n;
+
+		do
+			n = send(fd, c->request, c->request_len, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			int err = errno, pending = pending_error(fd);
+
+			return report(STAGE_SEND, pending ? pending : err);
+		}
+		if (broken) {
+			/* An error or hang-up that a send does not show (an ICMP error on UDP). */
+			int pending = pending_error(fd);
+
+			return report(STAGE_HOLD, pending ? pending : EPIPE);
+		}
+
+		int64_t tick = now_ms() + HOLD_TICK_MS;
+
+		if (tick > end)
+			tick = end;
+		while (!broken) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			char buf[LINE_BUF];
+			int r = poll(&p, 1, remaining_ms(tick));
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return report(STAGE_HOLD, errno);
+			if (r == 0)
+				break;
+			if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+				broken = true;	/* the next send tells what happened */
+				break;
+			}
+			n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n == 0 && c->mode == MODE_TCP) {
+				fprintf(stderr, "flowprobe: connection closed by the peer\n");
+				return report(STAGE_RECV, ECONNRESET);
+			}
+			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				broken = true;
+		}
+		if (!broken && remaining_ms(end) == 0)
+			return report(STAGE_HOLD, 0);
+	}
+}
+
 static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 {
 	int family = c->dst.ss_family;
@@ -459,6 +553,12 @@ static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 		err = client_recv_stream(c, fd);
 	else
 		err = client_recv_dgram(c, fd);
+	if (!err && c->hold_ms) {
+		int ret = client_hold(c, fd);
+
+		close(fd);
+		return ret;
+	}
 out:
 	close(fd);
 	return report(stage, err);
@@ -472,19 +572,24 @@ static int client_main(int argc, char **argv)
 		{ "socket6", no_argument, NULL, '6' },
 		{ "ipproto", required_argument, NULL, 'P' },
 		{ "raw", no_argument, NULL, 'R' },
+		{ "repeat", required_argument, NULL, 'N' },
+		{ "udp", no_argument, NULL, 'U' },
+		{ "hold-ms", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct client c = {};
 	unsigned long ipproto = 0;
-	bool raw = false;
+	unsigned long repeat = 1;
+	unsigned long hold_ms = DEFAULT_HOLD_MS;
+	bool raw = false, hold = strcmp(argv[0], "hold") == 0;
 	const char *token = NULL;
 	unsigned long timeout = DEFAULT_TIMEOUT_MS;
 	bool socket6 = false;
 	uint16_t port;
 	int opt;
 
-	if (strcmp(argv[0], "tcp") == 0)
+	if (strcmp(argv[0], "tcp") == 0 || hold)
 		c.mode = MODE_TCP;
 	else if (strcmp(argv[0], "udp") == 0)
 		c.mode = MODE_UDP;
@@ -508,6 +613,25 @@ static int client_main(int argc, char **argv)
 			break;
 		case 'R':
 			raw = true;
+			break;
+		case 'N':
+			if (!parse_uint(optarg, 1, 10000000, &repeat)) {
+				fprintf(stderr, "flowprobe: bad --repeat: %s\n", optarg);
+				return EXIT_OTHER;
+			}
+			break;
+		case 'U':
+		case 'H':
+			if (!hold) {
+				fprintf(stderr, "flowprobe: --udp, --hold-ms: hold mode only\n");
+				return EXIT_OTHER;
+			}
+			if (opt == 'U') {
+				c.mode = MODE_UDP_CONNECT;
+			} else if (!parse_uint(optarg, 1, 3600000, &hold_ms)) {
+				fprintf(stderr, "flowprobe: bad --hold-ms: %s\n", optarg);
+				return EXIT_OTHER;
+			}
 			break;
 		case 'P':
 			if (!parse_uint(optarg, 0, 65535, &ipproto)) {
@@ -556,9 +680,28 @@ static int client_main(int argc, char **argv)
 	c.request_len = (size_t)snprintf(c.request, sizeof(c.request), "%s\n", c.token);
 	c.expect_len = (size_t)snprintf(c.expect, sizeof(c.expect), "OK %s\n", c.token);
 	c.deadline = now_ms() + (int64_t)timeout;
+	c.hold_ms = hold ? hold_ms : 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	return run_client(&c, socket6, (int)ipproto, raw);
+	if (repeat <= 1)
+		return run_client(&c, socket6, (int)ipproto, raw);
+
+	/* The same flow `repeat` times (a flood); one summary line, the last flow's exit code. */
+	unsigned long n_ok = 0, n_denied = 0, n_other = 0;
+	int rc = EXIT_OTHER;
+	report_quiet = true;
+	for (unsigned long i = 0; i < repeat; i++) {
+		struct client again = c;
+
+		again.deadline = now_ms() + (int64_t)timeout;
+		rc = run_client(&again, socket6, (int)ipproto, raw);
+		n_ok += rc == EXIT_OK;
+		n_denied += rc == EXIT_DENIED;
+		n_other += rc == EXIT_OTHER;
+	}
+	printf("repeat=%lu ok=%lu denied=%lu other=%lu\n", repeat, n_ok, n_denied, n_other);
+	fflush(stdout);
+	return rc;
 }
 
 /* ---- server ---------------------------------------------------------------------------- */
@@ -583,6 +726,7 @@ struct conn {
 	size_t len;
 	char buf[LINE_BUF];
 	int64_t deadline;
+	bool held;		/* --hold: echoed, kept open, further input dropped */
 };
 
 struct server {
@@ -590,6 +734,7 @@ struct server {
 	int log_fd;
 	const char *log_path;
 	bool log_warned;
+	bool hold;		/* --hold */
 	struct source sig;
 	struct source *socks;
 	size_t n_socks;
@@ -730,6 +875,7 @@ static void handle_accept(struct server *s, struct source *l)
 		}
 		c->src = (struct source){ .kind = SRC_CONN, .fd = fd, .port = l->port };
 		c->len = 0;
+		c->held = false;
 		c->deadline = now_ms() + CONN_DEADLINE_MS;
 		format_peer(&peer, c->peer, sizeof(c->peer));
 		if (epoll_add(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
@@ -752,12 +898,38 @@ static void conn_reply(struct server *s, struct conn *c)
 	/* A few bytes into an empty socket buffer: never blocks in practice; ignore failure. */
 	if (n > 0 && send(c->src.fd, reply, (size_t)n, MSG_NOSIGNAL) < 0)
 		(void)0;
+	if (s->hold) {
+		c->held = true;
+		c->deadline = INT64_MAX;	/* open until the client closes */
+		return;
+	}
 	shutdown(c->src.fd, SHUT_WR);
 	conn_close(s, c);
 }
 
+/* A held connection: read and drop whatever comes; close on EOF or error. */
+static void handle_held(struct server *s, struct conn *c)
+{
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(c->src.fd, c->buf, sizeof(c->buf), 0);
+
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		conn_close(s, c);
+		return;
+	}
+}
+
 static void handle_conn(struct server *s, struct conn *c)
 {
+	if (c->held) {
+		handle_held(s, c);
+		return;
+	}
 	for (;;) {
 		if (c->len >= sizeof(c->buf) - 1) {
 			conn_close(s, c);	/* no newline within the bound: drop */
@@ -913,6 +1085,7 @@ static int serve_main(int argc, char **argv)
 		{ "tcp", required_argument, NULL, 't' },
 		{ "udp", required_argument, NULL, 'u' },
 		{ "bind", required_argument, NULL, 'b' },
+		{ "hold", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -946,6 +1119,9 @@ static int serve_main(int argc, char **argv)
 				return EXIT_OTHER;
 			}
 			binds[n_binds++] = optarg;
+			break;
+		case 'H':
+			s.hold = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1062,7 +1238,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "tcp") == 0 || strcmp(argv[1], "udp") == 0 ||
-	    strcmp(argv[1], "udp-connect") == 0)
+	    strcmp(argv[1], "udp-connect") == 0 || strcmp(argv[1], "hold") == 0)
 		return client_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0)
 		return serve_main(argc - 1, argv + 1);

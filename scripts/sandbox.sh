@@ -271,8 +271,9 @@ _sandbox_start_server() {
 	for i in $SANDBOX_TCP_PORTS; do args+=(--tcp "$i"); done
 	for i in $SANDBOX_UDP_PORTS; do args+=(--udp "$i"); done
 
-	# `ip netns exec` execs the command in place, so $! is flowprobe's own PID.
-	ip netns exec "$SANDBOX_NET_NETNS" "$SANDBOX_FLOWPROBE" serve --log "$SANDBOX_SERVER_LOG" \
+	# `ip netns exec` execs the command in place, so $! is flowprobe's own PID. --hold keeps
+	# TCP connections open after the echo, for `flowprobe hold` clients.
+	ip netns exec "$SANDBOX_NET_NETNS" "$SANDBOX_FLOWPROBE" serve --hold --log "$SANDBOX_SERVER_LOG" \
 		"${args[@]}" </dev/null >"$SANDBOX_DIR/server.out" 2>"$SANDBOX_DIR/server.err" &
 	SANDBOX_SERVER_PID=$!
 

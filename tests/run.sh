@@ -71,14 +71,15 @@ fuzz_suite() {
 	echo "1..$n"
 }
 
-# integration BUILD: every tests/integration/test_*.sh with the binaries of a build folder.
+# integration BUILD: every tests/integration/test_*.sh and tests/adversarial/test_*.sh with the
+# binaries of a build folder.
 integration_suite() {
 	local bin=$1 rc=0 t
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "ok 1 - integration # SKIP needs root (cgroups, bpffs, network namespaces)"
 		return 0
 	fi
-	for t in tests/integration/test_*.sh; do
+	for t in tests/integration/test_*.sh tests/adversarial/test_*.sh; do
 		[ -f "$t" ] || continue
 		echo "# $t"
 		CARWALL_BIN_DIR=$top/$bin bash "$t" || rc=1

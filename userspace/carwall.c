@@ -20,6 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "carwall_events.h"
+#include "carwall_explain.h"
+#include "carwall_bundle.h"
 #include "cgroup.h"
 #include "control.h"
 #include "loader.h"
@@ -38,6 +41,7 @@
 
 struct cli {
 	bool json;
+	bool quiet;
 	bool force;
 	const char *run_dir;
 	const char *pin_dir;
@@ -46,7 +50,8 @@ struct cli {
 
 /* Options every command accepts, before the object or after the command. */
 #define CLI_COMMON_OPTIONS                                                                         \
-	{ "json", no_argument, NULL, 'j' }, { "run-dir", required_argument, NULL, 'r' },            \
+	{ "json", no_argument, NULL, 'j' }, { "quiet", no_argument, NULL, 'q' },                    \
+		{ "run-dir", required_argument, NULL, 'r' },                                        \
 		{ "pin-dir", required_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' }
 
 static void usage(FILE *f)
@@ -57,12 +62,18 @@ static void usage(FILE *f)
 		"  carwall run --app ID [--] CMD [ARGS...]  run a command as that app (in its cgroup)\n"
 		"  carwall status                          is enforcement attached, which policy\n"
 		"  carwall reload                          make the agent reload its policy file\n"
+		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
+		"  carwall stats                           counters per app and per rule\n"
 		"  carwall policy check FILE               validate a policy without loading it\n"
+		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
+		"  carwall explain --policy FILE --app ID DEST[:PORT][/PROTO]\n"
+		"                                          the verdict for a flow, offline, and why\n"
 		"  carwall unload [--force]                detach carwall and remove its pins\n"
 		"  carwall version\n"
 		"\n"
 		"Options:\n"
 		"  --json          print JSON (errors too)\n"
+		"  -q --quiet      print nothing; the exit code tells (status: 0 enforcing)\n"
 		"  --run-dir DIR   the agent's run folder (default $CARWALL_RUN_DIR or %s)\n"
 		"  --pin-dir DIR   the agent's bpffs pin folder (default %s)\n"
 		"  -h --help       show this help\n"
@@ -113,10 +124,13 @@ static int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool w
 	int o;
 
 	optind = 0; /* glibc: restart scanning for each command */
-	while ((o = getopt_long(argc, argv, "+hja:f", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "+hjqa:f", opts, NULL)) != -1) {
 		switch (o) {
 		case 'j':
 			c->json = true;
+			break;
+		case 'q':
+			c->quiet = true;
 			break;
 		case 'r':
 			c->run_dir = optarg;
@@ -342,6 +356,9 @@ static void status_print(struct json_object *s)
 			printf("%s%s", i ? " " : "",
 			       json_object_get_string(json_object_array_get_idx(hooks, i)));
 	printf("), pins in %s\n", json_str(s, "pin_dir"));
+	if (json_str(s, "guard_cgroup"))
+		printf("guard:       %s (a cgroup below it that is no app is refused everything)\n",
+		       json_str(s, "guard_cgroup"));
 	if (json_object_object_get_ex(s, "policy", &pol)) {
 		printf("policy:      %s, loaded %s\n", json_str(pol, "path"),
 		       json_str(pol, "loaded_at"));
@@ -353,7 +370,7 @@ static void status_print(struct json_object *s)
 		       (long long)json_int(pol, "ipv6_prefixes"),
 		       (long long)json_int(pol, "port_entries"), (long long)json_int(s, "generation"));
 	} else {
-		printf("policy:      none in force\n");
+		printf("policy:      %s\n", json_str(s, "policy_state"));
 	}
 	if (json_object_object_get_ex(s, "apps", &apps))
 		for (size_t i = 0; i < json_object_array_length(apps); i++) {
@@ -378,6 +395,14 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	r = control_request(control_run_dir(c->run_dir), "status", &reply);
+	if (c->quiet) {
+		/* For scripts and unit checks: 0 only when an agent answers and enforces. */
+		struct json_object *v;
+		bool enforcing = r == 0 && json_object_object_get_ex(reply, "enforcing", &v) &&
+				 json_object_get_boolean(v);
+		json_object_put(reply);
+		return enforcing ? EXIT_SUCCESS : r == 0 ? EXIT_FAILURE : EXIT_NO_AGENT;
+	}
 	if (r == -ENOENT || r == -ECONNREFUSED)
 		return status_without_agent(c, r);
 	if (r < 0)
@@ -551,6 +576,90 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+static int cmd_events(struct cli *c, int argc, char **argv)
+{
+	return carwall_events_main(argc, argv, c->json);
+}
+
+/* ---- stats ---------------------------------------------------------------------------------- */
+
+static void stats_print_counters(const char *name, struct json_object *app)
+{
+	struct json_object *c;
+
+	if (!json_object_object_get_ex(app, "since_load", &c))
+		return;
+	printf("%-22s %10lld %10lld %10lld %10lld\n", name, (long long)json_int(c, "allowed"),
+	       (long long)json_int(c, "refused"), (long long)json_int(c, "audited"),
+	       (long long)json_int(c, "events_dropped"));
+}
+
+static int cmd_stats(struct cli *c, int argc, char **argv)
+{
+	struct json_object *reply = NULL, *apps, *rules, *ev;
+	int i, r;
+
+	i = cli_parse(c, argc, argv, false, false);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (i < argc) {
+		fprintf(stderr, "carwall stats: unexpected argument '%s'\n", argv[i]);
+		return EXIT_USAGE;
+	}
+	r = control_request(control_run_dir(c->run_dir), "stats", &reply);
+	if (r < 0)
+		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
+				 strerror(-r));
+	if (json_str(reply, "error")) {
+		r = cli_error(c, "%s", json_str(reply, "error"));
+		json_object_put(reply);
+		return r;
+	}
+	if (c->json) {
+		json_print(reply);
+		json_object_put(reply);
+		return EXIT_SUCCESS;
+	}
+	printf("since the policy in force was loaded (carwall stats --json: since start too)\n");
+	printf("%-22s %10s %10s %10s %10s\n", "APP", "ALLOWED", "REFUSED", "AUDITED", "EV-DROPPED");
+	if (json_object_object_get_ex(reply, "apps", &apps))
+		for (size_t k = 0; k < json_object_array_length(apps); k++) {
+			struct json_object *a = json_object_array_get_idx(apps, k);
+			stats_print_counters(json_str(a, "id") ? json_str(a, "id") : "(unknown apps)", a);
+		}
+	if (json_object_object_get_ex(reply, "rules", &rules) && json_object_array_length(rules)) {
+		printf("\n%-22s %-40s %10s\n", "APP", "RULE", "ALLOWED");
+		for (size_t k = 0; k < json_object_array_length(rules); k++) {
+			struct json_object *rl = json_object_array_get_idx(rules, k);
+			char where[300];
+
+			snprintf(where, sizeof(where), "#%lld %s:%lld:%lld", (long long)json_int(rl, "rule"),
+				 json_str(rl, "file"), (long long)json_int(rl, "line"),
+				 (long long)json_int(rl, "column"));
+			printf("%-22s %-40s %10lld\n", json_str(rl, "app"), where,
+			       (long long)json_int(rl, "allowed"));
+		}
+	}
+	if (json_object_object_get_ex(reply, "events", &ev))
+		printf("\nevents: %lld received by the agent, %lld dropped since load (rate limit %lld "
+		       "per app and second, or a full ring buffer)\n",
+		       (long long)json_int(ev, "received"), (long long)json_int(ev, "dropped_since_load"),
+		       (long long)json_int(ev, "rate_limit_per_app"));
+	json_object_put(reply);
+	return EXIT_SUCCESS;
+}
+
+static int cmd_explain(struct cli *c, int argc, char **argv)
+{
+	return carwall_explain_main(argc, argv, c->json);
+}
+
+/* `bundle` has commands of its own: argv[0] is "bundle", argv[1] the command. */
+static int cmd_bundle(struct cli *c, int argc, char **argv)
+{
+	return carwall_bundle_main(argc, argv, c->json);
+}
+
 static const struct command {
 	const char *object;
 	const char *command; /* NULL: the object is the command */
@@ -560,6 +669,10 @@ static const struct command {
 	{ "status", NULL, cmd_status },
 	{ "reload", NULL, cmd_reload },
 	{ "policy", "check", cmd_policy_check },
+	{ "bundle", NULL, cmd_bundle },
+	{ "explain", NULL, cmd_explain },
+	{ "events", NULL, cmd_events },
+	{ "stats", NULL, cmd_stats },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

@@ -2,12 +2,20 @@
 /*
  * carwalld: the carwall agent. Loads the BPF programs, fills their maps from the policy,
  * attaches them at the cgroup root with pinned bpf_links (enforcement outlives this process),
- * and answers the CLI on its control socket. Foreground process, logs to stderr.
+ * reloads the policy atomically (control socket, SIGHUP, a change of the file), registers app
+ * cgroups that appear later, and answers the CLI. Foreground process, logs to stderr.
+ *
+ * Fail closed: the "guard" cgroup (by default AGL's app slice, where every
+ * agl-app@<id>.service lives) is registered as an app with no rules, so a cgroup that appears
+ * under it is refused everything until it is registered as its app, and every app there is
+ * refused everything while no valid policy has been loaded.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <json-c/json.h>
+#include <libgen.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,20 +26,44 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/libbpf.h>
+
 #include "cgroup.h"
 #include "control.h"
+#include "events.h"
 #include "fileio.h"
 #include "loader.h"
 #include "log.h"
+#include "notify.h"
 #include "policy.h"
 #include "policy_compile.h"
+#include "revoke.h"
 #include "util.h"
+#include "watch.h"
 
 #define DEFAULT_POLICY "/etc/carwall/policy.yaml"
 #define DEFAULT_STATE_DIR "/var/lib/carwall"
+#define DEFAULT_GUARD "system.slice/system-agl\\x2dapp.slice"
+#define DEFAULT_EVENT_RATE 10000
+
+#define JSON_ADD(o, key, value) json_object_object_add((o), (key), (value))
+
+/* A change of the policy file is applied once writes have settled for this long. */
+#define RELOAD_DEBOUNCE_MS 100
+
+struct agent_timing {
+	uint64_t read_us, parse_us, compile_us, apply_us, total_us;
+};
+
+/* An app's counters from the generations retired since the agent started. */
+struct agent_app_total {
+	char *id;
+	struct cw_app_counters c;
+};
 
 struct agent {
 	/* Options. */
@@ -39,46 +71,185 @@ struct agent {
 	const char *pin_dir;
 	const char *run_dir;
 	const char *state_dir;
+	gid_t control_group;
+	uint32_t event_rate;
 	char cgroup_root[4096];
 	char cgroup_mount[4096];
+	char *guard_path; /* absolute; NULL when the guard is disabled */
 
 	struct loader *loader;
+	struct watch *watch;
+	int timer_fd;
 
-	/* The policy in force, with what it was resolved to on this host. */
+	/*
+	 * The policy in force with what it was resolved to on this host; NULL while none is
+	 * (then only the guard is registered, or an earlier agent's pinned policy stays).
+	 */
 	struct policy *policy;
 	char policy_sha256[65];
-	struct loader_cgroup *cgroups; /* one per app, same order as policy->apps */
-	char **cgroup_paths;
+	struct loader_cgroup *cgroups; /* the apps in policy order, then the guard */
+	size_t n_cgroups;
+	char **cgroup_paths; /* n_cgroups entries */
 	time_t loaded_at;
 	struct policy_maps_stats {
 		size_t dst4, dst6, ports, portsets;
 	} stats;
+	struct agent_timing timing; /* of the last policy that was applied */
+	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
+	bool revoke_unsupported_warned;
 
 	/* The last refused policy, "" when the last attempt succeeded. */
 	char last_error[1024];
+
+	/* Evidence: events from the ring buffer, and the app ids of each generation. */
+	struct ring_buffer *events_rb;
+	struct events_log *events_log;
+	char **gen_apps[CW_GENERATIONS];
+	size_t gen_n_apps[CW_GENERATIONS];
+	uint64_t events_received;
+	uint64_t events_log_errors;
+	struct agent_app_total *totals;
+	size_t n_totals;
 };
 
-static void agent_free_resolved(size_t n_apps, struct loader_cgroup *cgroups, char **paths)
+static struct agent_app_total *agent_total(struct agent *a, const char *id)
 {
-	if (paths)
-		for (size_t i = 0; i < n_apps; i++)
-			free(paths[i]);
-	free(paths);
-	free(cgroups);
+	struct agent_app_total *t;
+
+	for (size_t i = 0; i < a->n_totals; i++)
+		if (!strcmp(a->totals[i].id, id))
+			return &a->totals[i];
+	t = reallocarray(a->totals, a->n_totals + 1, sizeof(*t));
+	if (!t)
+		return NULL;
+	a->totals = t;
+	t = &a->totals[a->n_totals];
+	memset(t, 0, sizeof(*t));
+	t->id = strdup(id);
+	if (!t->id)
+		return NULL;
+	a->n_totals++;
+	return t;
 }
 
 /*
- * Make `p` the policy in force: create and resolve each app's cgroup, compile for the inactive
- * generation, write it and flip. On failure the policy in force is untouched and *reason says
- * why and p stays the caller's. On success the agent owns p (it may be the policy in force,
- * applied again to register a recreated cgroup).
+ * Generation `gen` is about to be reused: add what its apps counted to the agent's totals, and
+ * record the app ids it will hold, so that events and counters are named as the policy names
+ * things.
  */
-static int agent_apply(struct agent *a, struct policy *p, const char *sha256, char *reason,
-		       size_t reason_size)
+static void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next)
 {
-	struct loader_cgroup *cgroups = calloc(p->n_apps + 1, sizeof(*cgroups));
-	char **paths = calloc(p->n_apps + 1, sizeof(*paths));
+	for (size_t i = 0; i < a->gen_n_apps[gen]; i++) {
+		struct agent_app_total *t = agent_total(a, a->gen_apps[gen][i]);
+		struct cw_app_counters c;
+
+		if (t && loader_read_app_counters(a->loader, gen, (uint32_t)i, &c) == 0) {
+			t->c.allowed += c.allowed;
+			t->c.refused += c.refused;
+			t->c.audited += c.audited;
+			t->c.events_dropped += c.events_dropped;
+		}
+		free(a->gen_apps[gen][i]);
+	}
+	free(a->gen_apps[gen]);
+	a->gen_apps[gen] = NULL;
+	a->gen_n_apps[gen] = 0;
+	if (!next || !next->n_apps)
+		return;
+	a->gen_apps[gen] = calloc(next->n_apps, sizeof(char *));
+	if (!a->gen_apps[gen])
+		return;
+	for (size_t i = 0; i < next->n_apps; i++)
+		a->gen_apps[gen][i] = strdup(next->apps[i].id);
+	a->gen_n_apps[gen] = next->n_apps;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void free_paths(char **paths, size_t n)
+{
+	if (paths)
+		for (size_t i = 0; i < n; i++)
+			free(paths[i]);
+	free(paths);
+}
+
+/* Create (if needed) and resolve one cgroup. */
+static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app,
+				struct loader_cgroup *ret)
+{
+	int r = cgroup_create(path);
+
+	if (r >= 0)
+		r = cgroup_get_id(path, &ret->id);
+	if (r >= 0)
+		r = cgroup_get_level(a->cgroup_mount, path, &ret->level);
+	ret->app = app;
+	return r;
+}
+
+/*
+ * Cut the established connections of apps that the policy now in force refuses (the egress
+ * program drops their packets from the flip on; this destroys the sockets, so that the app
+ * sees the connection end at once).
+ */
+static void agent_revoke(struct agent *a, const struct policy *pol, const struct policy_maps *maps,
+			 const struct loader_cgroup *cgroups, char *const *paths, size_t n)
+{
+	_cleanup_free_ struct revoke_cgroup *rc = calloc(n + 1, sizeof(*rc));
+	struct revoke_stats rs = {};
+	int r;
+
+	if (!rc) {
+		log_warning("Out of memory: established flows not checked against the new policy");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		rc[i] = (struct revoke_cgroup){ .path = paths[i], .app = cgroups[i].app };
+	r = revoke_run(&(struct revoke_params){ .cgroup_mount = a->cgroup_mount,
+						.cgroups = rc,
+						.n_cgroups = n,
+						.maps = maps,
+						.n_apps = (uint32_t)pol->n_apps },
+		       &rs);
+	if (r == -EOPNOTSUPP) {
+		if (!a->revoke_unsupported_warned)
+			log_warning("This kernel cannot destroy sockets (CONFIG_INET_DIAG_DESTROY): "
+				    "established connections are not cut on reload; their packets "
+				    "are dropped by the egress program");
+		a->revoke_unsupported_warned = true;
+	} else if (r < 0) {
+		log_warning_errno(r, "Revoking established flows: %m");
+	} else if (rs.destroyed || rs.errors) {
+		log_info("Cut %u established flows the policy refuses, kept %u (%u unjudged, %u "
+			 "errors) in %llu us",
+			 rs.destroyed, rs.kept, rs.unjudged, rs.errors,
+			 (unsigned long long)rs.elapsed_us);
+	}
+}
+
+/*
+ * Make `p` the policy in force (NULL: no policy, only the guard): create and resolve each app's
+ * cgroup and the guard, compile for the inactive generation, write it and flip. On failure the
+ * policy in force is untouched, *reason says why and p stays the caller's. On success the agent
+ * owns p (it may be the policy in force, applied again to register a recreated cgroup).
+ */
+static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
+		       struct agent_timing *t, char *reason, size_t reason_size)
+{
+	static struct policy none = { .path = (char *)"(none)" };
+	const struct policy *pol = p ? p : &none;
+	size_t n = pol->n_apps + (a->guard_path ? 1 : 0);
+	struct loader_cgroup *cgroups = calloc(n + 1, sizeof(*cgroups));
+	char **paths = calloc(n + 1, sizeof(*paths));
 	struct policy_maps *maps = NULL;
+	uint64_t t0;
 	int r;
 
 	if (!cgroups || !paths) {
@@ -86,47 +257,67 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256, ch
 		snprintf(reason, reason_size, "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < p->n_apps; i++) {
-		if (asprintf(&paths[i], "%s/%s", a->cgroup_root, p->apps[i].cgroup) < 0) {
+	for (size_t i = 0; i < pol->n_apps; i++) {
+		if (asprintf(&paths[i], "%s/%s", a->cgroup_root, pol->apps[i].cgroup) < 0) {
 			paths[i] = NULL;
 			r = -ENOMEM;
 			snprintf(reason, reason_size, "out of memory");
 			goto fail;
 		}
 		/* Created now, so that the app is judged from its first connect() on. */
-		r = cgroup_create(paths[i]);
-		if (r >= 0)
-			r = cgroup_get_id(paths[i], &cgroups[i].id);
-		if (r >= 0)
-			r = cgroup_get_level(a->cgroup_mount, paths[i], &cgroups[i].level);
+		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, &cgroups[i]);
 		if (r < 0) {
-			snprintf(reason, reason_size, "app '%s': cgroup %s: %s", p->apps[i].id,
+			snprintf(reason, reason_size, "app '%s': cgroup %s: %s", pol->apps[i].id,
 				 paths[i], strerror(-r));
 			goto fail;
 		}
-		cgroups[i].app = (uint32_t)i;
+	}
+	if (a->guard_path) {
+		/* An app index with no rules: everything is refused below the guard. */
+		size_t g = pol->n_apps;
+
+		paths[g] = strdup(a->guard_path);
+		if (!paths[g]) {
+			r = -ENOMEM;
+			snprintf(reason, reason_size, "out of memory");
+			goto fail;
+		}
+		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, &cgroups[g]);
+		if (r < 0) {
+			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[g], strerror(-r));
+			goto fail;
+		}
+		cgroups[g].flags = CW_APP_F_GUARD;
 	}
 
-	r = policy_compile(p, loader_next_gen(a->loader), &maps, reason, reason_size);
+	t0 = now_us();
+	r = policy_compile(pol, loader_next_gen(a->loader), &maps, reason, reason_size);
 	if (r < 0) {
 		if (!reason[0])
 			snprintf(reason, reason_size, "compiling the policy: %s", strerror(-r));
 		goto fail;
 	}
-	r = loader_apply(a->loader, maps, cgroups, p->n_apps);
+	t->compile_us = now_us() - t0;
+	agent_retire_gen(a, loader_next_gen(a->loader), pol);
+	t0 = now_us();
+	r = loader_apply(a->loader, maps, cgroups, n);
 	if (r < 0) {
 		snprintf(reason, reason_size, "writing the policy into the BPF maps: %s",
 			 strerror(-r));
 		goto fail;
 	}
+	t->apply_us = now_us() - t0;
+	agent_revoke(a, pol, maps, cgroups, paths, n);
 
-	if (a->policy)
-		agent_free_resolved(a->policy->n_apps, a->cgroups, a->cgroup_paths);
+	free(a->cgroups);
+	free_paths(a->cgroup_paths, a->n_cgroups);
 	if (a->policy != p)
 		policy_free(a->policy);
 	a->policy = p;
 	a->cgroups = cgroups;
 	a->cgroup_paths = paths;
+	a->n_cgroups = n;
+	a->adopted = false;
 	a->loaded_at = time(NULL);
 	a->stats.dst4 = maps->n_dst4;
 	a->stats.dst6 = maps->n_dst6;
@@ -134,11 +325,98 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256, ch
 	a->stats.portsets = maps->n_portsets;
 	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", sha256);
 	policy_maps_free(maps);
+
+	/* Watch where app cgroups appear again: the guard, and the parents of explicit ones. */
+	char *dirs[WATCH_MAX_DIRS];
+	size_t n_dirs = 0;
+	for (size_t i = 0; i < n && n_dirs < WATCH_MAX_DIRS; i++) {
+		if (a->guard_path && i == pol->n_apps) {
+			dirs[n_dirs++] = a->guard_path;
+			continue;
+		}
+		char *slash = strrchr(paths[i], '/');
+		if (slash) {
+			*slash = '\0';
+			dirs[n_dirs++] = strdup(paths[i]);
+			*slash = '/';
+		}
+	}
+	r = watch_set_dirs(a->watch, dirs, n_dirs);
+	for (size_t i = 0; i < n_dirs; i++)
+		if (dirs[i] != a->guard_path)
+			free(dirs[i]);
+	if (r < 0)
+		log_warning_errno(r, "Cannot watch the app cgroup folders: %m");
 	return 0;
 fail:
 	policy_maps_free(maps);
-	agent_free_resolved(p->n_apps, cgroups, paths);
+	free(cgroups);
+	free_paths(paths, n);
 	return r;
+}
+
+/* Whether an app cgroup (or the guard) was removed or recreated since it was registered. */
+static bool agent_cgroups_stale(const struct agent *a)
+{
+	for (size_t i = 0; i < a->n_cgroups; i++) {
+		uint64_t id;
+
+		if (cgroup_get_id(a->cgroup_paths[i], &id) < 0 || id != a->cgroups[i].id)
+			return true;
+	}
+	return false;
+}
+
+/* Register the cgroups of the policy in force again (after a unit restart made new ones). */
+static int agent_reapply(struct agent *a, const char *why)
+{
+	struct agent_timing t = {};
+	char reason[1024] = "";
+	char sha[65];
+	int r;
+
+	if (a->adopted)
+		return 0; /* nothing in memory to re-apply; the next reload registers them */
+	snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
+	r = agent_apply(a, a->policy, sha, &t, reason, sizeof(reason));
+	if (r < 0)
+		return log_error_errno(r, "Could not register app cgroups again (%s): %s", why,
+				       reason);
+	log_info("Registered the app cgroups again (%s)", why);
+	return 0;
+}
+
+/*
+ * Another program that runs after carwall's on a destination hook could rewrite the destination
+ * carwall judged: warn about each (at start and at each reload), and list them in status.
+ */
+static struct json_object *agent_check_overriders(struct agent *a, bool warn)
+{
+	struct loader_foreign found[16];
+	struct json_object *list = json_object_new_array();
+	size_t n = 0;
+	int r = loader_find_overriders(a->loader, a->cgroup_root, found, ARRAY_SIZE(found), &n);
+
+	if (r < 0) {
+		if (warn)
+			log_warning_errno(r, "Cannot list the programs attached with carwall's: %m");
+		return list;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		if (warn)
+			log_warning("Program %u (%s) runs after carwall's %s for sockets below %s: it "
+				    "could rewrite destinations carwall judged. Remove it, or attach "
+				    "carwall above it.",
+				    found[i].prog_id, found[i].prog_name, found[i].hook,
+				    a->cgroup_root);
+		JSON_ADD(o, "hook", json_object_new_string(found[i].hook));
+		JSON_ADD(o, "prog_id", json_object_new_int64(found[i].prog_id));
+		JSON_ADD(o, "prog_name", json_object_new_string(found[i].prog_name));
+		json_object_array_add(list, o);
+	}
+	return list;
 }
 
 static int sha256_hex(const void *data, size_t size, char out[65])
@@ -157,12 +435,14 @@ static int sha256_hex(const void *data, size_t size, char out[65])
  * Read, parse, validate, compile and apply the policy file. A policy that fails at any step
  * leaves the one in force untouched; the reason is logged and kept for `carwall status`.
  */
-static int agent_load_policy(struct agent *a)
+static int agent_load_policy(struct agent *a, const char *why)
 {
 	_cleanup_free_ char *data = NULL;
 	struct policy_error perr = {};
+	struct agent_timing t = {};
 	struct policy *p = NULL;
 	char reason[1024] = "";
+	uint64_t start = now_us(), t0 = start;
 	char sha[65];
 	size_t size;
 	int r;
@@ -178,31 +458,45 @@ static int agent_load_policy(struct agent *a)
 		if (r < 0)
 			snprintf(reason, sizeof(reason), "%s: hashing failed", a->policy_path);
 	}
+	t.read_us = now_us() - t0;
+	if (r >= 0 && a->policy && !a->adopted && !strcmp(sha, a->policy_sha256) &&
+	    !agent_cgroups_stale(a)) {
+		log_info("Policy %s unchanged (%s)", a->policy_path, why);
+		a->last_error[0] = '\0';
+		json_object_put(agent_check_overriders(a, true));
+		return 0;
+	}
 	if (r >= 0) {
+		t0 = now_us();
 		r = policy_parse_buffer(a->policy_path, data, size, &p, &perr);
 		if (r < 0)
 			policy_error_format(&perr, reason, sizeof(reason));
+		t.parse_us = now_us() - t0;
 	}
 	if (r >= 0) {
-		r = agent_apply(a, p, sha, reason, sizeof(reason));
+		r = agent_apply(a, p, sha, &t, reason, sizeof(reason));
 		if (r < 0)
 			policy_free(p);
 	}
 
 	if (r < 0) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
-		if (a->policy || loader_has_policy(a->loader))
-			log_error("Policy refused, the last good policy stays in force: %s", reason);
+		if (a->policy || a->adopted)
+			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
+				  reason);
 		else
-			log_error("Policy refused: %s", reason);
+			log_error("Policy refused (%s): %s", why, reason);
 		return r;
 	}
+	t.total_us = now_us() - start;
+	a->timing = t;
+	json_object_put(agent_check_overriders(a, true));
 	a->last_error[0] = '\0';
-	log_info("Policy %s in force: %zu apps, %zu rules, generation %u (%zu IPv4 and %zu IPv6 "
-		 "prefixes, %zu port entries in %zu port sets), sha256 %s",
-		 a->policy_path, a->policy->n_apps, a->policy->n_rules,
+	log_info("Policy %s in force (%s): %zu apps, %zu rules, generation %u (%zu IPv4 and %zu "
+		 "IPv6 prefixes, %zu port entries in %zu port sets), sha256 %s, %.3f ms",
+		 a->policy_path, why, a->policy->n_apps, a->policy->n_rules,
 		 !loader_next_gen(a->loader), a->stats.dst4, a->stats.dst6, a->stats.ports,
-		 a->stats.portsets, a->policy_sha256);
+		 a->stats.portsets, a->policy_sha256, (double)t.total_us / 1000.0);
 	return 0;
 }
 
@@ -220,84 +514,226 @@ static struct json_object *json_error(const char *fmt, ...)
 	return o;
 }
 
+
+static struct json_object *agent_timing_json(const struct agent_timing *t)
+{
+	struct json_object *o = json_object_new_object();
+
+	JSON_ADD(o, "read", json_object_new_int64((int64_t)t->read_us));
+	JSON_ADD(o, "parse", json_object_new_int64((int64_t)t->parse_us));
+	JSON_ADD(o, "compile", json_object_new_int64((int64_t)t->compile_us));
+	JSON_ADD(o, "apply", json_object_new_int64((int64_t)t->apply_us));
+	JSON_ADD(o, "total", json_object_new_int64((int64_t)t->total_us));
+	return o;
+}
+
 static struct json_object *agent_status_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *hooks = json_object_new_array();
+	bool enforcing = (a->policy != NULL) || a->adopted;
 	char when[64] = "";
 
 	for (unsigned i = 0; loader_hook_names[i]; i++)
 		json_object_array_add(hooks, json_object_new_string(loader_hook_names[i]));
-	json_object_object_add(o, "agent", json_object_new_string("running"));
-	json_object_object_add(o, "pid", json_object_new_int(getpid()));
-	json_object_object_add(o, "enforcing", json_object_new_boolean(a->policy != NULL));
-	json_object_object_add(o, "cgroup_root", json_object_new_string(a->cgroup_root));
-	json_object_object_add(o, "pin_dir", json_object_new_string(a->pin_dir));
-	json_object_object_add(o, "hooks", hooks);
-	json_object_object_add(o, "generation",
-			       json_object_new_int((int)!loader_next_gen(a->loader)));
+	JSON_ADD(o, "agent", json_object_new_string("running"));
+	JSON_ADD(o, "pid", json_object_new_int(getpid()));
+	JSON_ADD(o, "enforcing", json_object_new_boolean(enforcing));
+	JSON_ADD(o, "cgroup_root", json_object_new_string(a->cgroup_root));
+	JSON_ADD(o, "guard_cgroup", a->guard_path ? json_object_new_string(a->guard_path) : NULL);
+	JSON_ADD(o, "pin_dir", json_object_new_string(a->pin_dir));
+	JSON_ADD(o, "hooks", hooks);
+	JSON_ADD(o, "generation", json_object_new_int((int)!loader_next_gen(a->loader)));
+	if (a->adopted)
+		JSON_ADD(o, "policy_state",
+			 json_object_new_string("adopted from the pins of an earlier agent"));
+	else if (!a->policy)
+		JSON_ADD(o, "policy_state",
+			 json_object_new_string("no valid policy: every app under the guard cgroup "
+						"is refused everything (fail closed)"));
+	else
+		JSON_ADD(o, "policy_state", json_object_new_string("loaded"));
 	if (a->policy) {
 		struct json_object *pol = json_object_new_object();
 		struct json_object *apps = json_object_new_array();
 
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&a->loaded_at));
-		json_object_object_add(pol, "path", json_object_new_string(a->policy_path));
-		json_object_object_add(pol, "sha256", json_object_new_string(a->policy_sha256));
-		json_object_object_add(pol, "loaded_at", json_object_new_string(when));
-		json_object_object_add(pol, "apps", json_object_new_int64((int64_t)a->policy->n_apps));
-		json_object_object_add(pol, "rules",
-				       json_object_new_int64((int64_t)a->policy->n_rules));
-		json_object_object_add(pol, "ipv4_prefixes", json_object_new_int64((int64_t)a->stats.dst4));
-		json_object_object_add(pol, "ipv6_prefixes", json_object_new_int64((int64_t)a->stats.dst6));
-		json_object_object_add(pol, "port_entries", json_object_new_int64((int64_t)a->stats.ports));
-		json_object_object_add(o, "policy", pol);
+		JSON_ADD(pol, "path", json_object_new_string(a->policy_path));
+		JSON_ADD(pol, "sha256", json_object_new_string(a->policy_sha256));
+		JSON_ADD(pol, "loaded_at", json_object_new_string(when));
+		JSON_ADD(pol, "apps", json_object_new_int64((int64_t)a->policy->n_apps));
+		JSON_ADD(pol, "rules", json_object_new_int64((int64_t)a->policy->n_rules));
+		JSON_ADD(pol, "ipv4_prefixes", json_object_new_int64((int64_t)a->stats.dst4));
+		JSON_ADD(pol, "ipv6_prefixes", json_object_new_int64((int64_t)a->stats.dst6));
+		JSON_ADD(pol, "port_entries", json_object_new_int64((int64_t)a->stats.ports));
+		JSON_ADD(pol, "timing_us", agent_timing_json(&a->timing));
+		JSON_ADD(o, "policy", pol);
 		for (size_t i = 0; i < a->policy->n_apps; i++) {
 			struct json_object *app = json_object_new_object();
-			json_object_object_add(app, "id", json_object_new_string(a->policy->apps[i].id));
-			json_object_object_add(app, "cgroup", json_object_new_string(a->cgroup_paths[i]));
-			json_object_object_add(app, "rules",
-					       json_object_new_int64((int64_t)a->policy->apps[i].n_rules));
+			JSON_ADD(app, "id", json_object_new_string(a->policy->apps[i].id));
+			JSON_ADD(app, "cgroup", json_object_new_string(a->cgroup_paths[i]));
+			JSON_ADD(app, "rules",
+				 json_object_new_int64((int64_t)a->policy->apps[i].n_rules));
 			json_object_array_add(apps, app);
 		}
-		json_object_object_add(o, "apps", apps);
+		JSON_ADD(o, "apps", apps);
 	}
-	json_object_object_add(o, "last_error", a->last_error[0]
-							 ? json_object_new_string(a->last_error)
-							 : NULL);
+	JSON_ADD(o, "last_error",
+		 a->last_error[0] ? json_object_new_string(a->last_error) : NULL);
+	struct json_object *ev = json_object_new_object();
+	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
+	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
+	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+	JSON_ADD(o, "events", ev);
+	JSON_ADD(o, "overriding_programs", agent_check_overriders(a, false));
 	return o;
 }
 
-/* The cgroup of an app, created and registered again if it was removed since the policy was
- * applied (a stopped systemd unit removes its cgroup). */
+/* The cgroup of an app, registered again first if it was removed or recreated since the
+ * policy was applied (a stopped systemd unit removes its cgroup). */
 static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id)
 {
-	char reason[1024] = "";
-	uint64_t cgid = 0;
 	size_t i;
 
 	if (!a->policy)
-		return json_error("no policy in force");
+		return json_error("no policy loaded by this agent%s",
+				  a->adopted ? " (the pinned one is enforced; reload to load one)"
+					     : "");
 	for (i = 0; i < a->policy->n_apps; i++)
 		if (!strcmp(a->policy->apps[i].id, id))
 			break;
 	if (i == a->policy->n_apps)
 		return json_error("app '%s' is not in the policy in force (%s)", id, a->policy_path);
 
-	if (cgroup_get_id(a->cgroup_paths[i], &cgid) < 0 || cgid != a->cgroups[i].id) {
-		/* Re-apply the policy in force (not the file, which may have changed). */
-		char sha[65];
-
-		log_info("The cgroup of app '%s' was removed or recreated; registering it again", id);
-		snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
-		if (agent_apply(a, a->policy, sha, reason, sizeof(reason)) < 0) {
-			log_error("Could not register the cgroup of app '%s': %s", id, reason);
-			return json_error("could not register the cgroup of app '%s': %s", id, reason);
-		}
-	}
+	if (agent_cgroups_stale(a) && agent_reapply(a, "asked for by carwall run") < 0)
+		return json_error("could not register the cgroup of app '%s'", id);
 
 	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "app", json_object_new_string(id));
-	json_object_object_add(o, "cgroup", json_object_new_string(a->cgroup_paths[i]));
+	JSON_ADD(o, "app", json_object_new_string(id));
+	JSON_ADD(o, "cgroup", json_object_new_string(a->cgroup_paths[i]));
+	return o;
+}
+
+static int64_t realtime_offset_ns(void)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000 + (rt.tv_nsec - bt.tv_nsec);
+}
+
+/* One refused (or audited) flow: a log line, and a record in the events log. */
+static int agent_on_event(void *ctx, void *data, size_t size)
+{
+	struct agent *a = ctx;
+	const struct cw_event *e = data;
+	struct events_names n = {};
+	char exe[512], proc[64], line[1536];
+	struct json_object *record;
+	ssize_t len;
+
+	if (size < sizeof(*e))
+		return 0;
+	a->events_received++;
+	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
+		n.app = a->gen_apps[e->gen][e->app];
+	snprintf(proc, sizeof(proc), "/proc/%u/exe", e->pid);
+	len = e->pid ? readlink(proc, exe, sizeof(exe) - 1) : -1;
+	if (len > 0) {
+		exe[len] = '\0';
+		n.exe = exe;
+	}
+	n.realtime_ns = (int64_t)e->boot_ns + realtime_offset_ns();
+
+	events_format_line(e, &n, line, sizeof(line));
+	log_notice("%s", line);
+	if (a->events_log) {
+		record = events_to_json(e, &n);
+		if (events_log_append(a->events_log, record) < 0)
+			a->events_log_errors++;
+		json_object_put(record);
+	}
+	return 0;
+}
+
+static struct json_object *counters_json(const struct cw_app_counters *c)
+{
+	struct json_object *o = json_object_new_object();
+
+	JSON_ADD(o, "allowed", json_object_new_int64((int64_t)c->allowed));
+	JSON_ADD(o, "refused", json_object_new_int64((int64_t)c->refused));
+	JSON_ADD(o, "audited", json_object_new_int64((int64_t)c->audited));
+	JSON_ADD(o, "events_dropped", json_object_new_int64((int64_t)c->events_dropped));
+	return o;
+}
+
+/*
+ * Counters: per app since the policy in force was loaded and since the agent started, per rule
+ * since the policy was loaded, and the event path's own figures.
+ */
+static struct json_object *agent_stats_json(struct agent *a)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *apps = json_object_new_array();
+	struct json_object *rules = json_object_new_array();
+	struct json_object *ev = json_object_new_object();
+	uint32_t gen = loader_active_gen(a->loader);
+	uint64_t dropped = 0;
+
+	JSON_ADD(o, "generation", json_object_new_int((int)gen));
+	for (size_t i = 0; a->policy && i <= a->policy->n_apps; i++) {
+		bool guard = i == a->policy->n_apps;
+		struct cw_app_counters c = {}, total = {};
+		struct agent_app_total *t;
+		struct json_object *app;
+
+		if (guard && !a->guard_path)
+			break;
+		if (loader_read_app_counters(a->loader, gen, (uint32_t)i, &c) < 0)
+			continue;
+		dropped += c.events_dropped;
+		app = json_object_new_object();
+		JSON_ADD(app, "id", guard ? NULL : json_object_new_string(a->policy->apps[i].id));
+		if (guard)
+			JSON_ADD(app, "guard", json_object_new_string(a->guard_path));
+		JSON_ADD(app, "since_load", counters_json(&c));
+		t = guard ? NULL : agent_total(a, a->policy->apps[i].id);
+		if (t)
+			total = t->c;
+		total.allowed += c.allowed;
+		total.refused += c.refused;
+		total.audited += c.audited;
+		total.events_dropped += c.events_dropped;
+		JSON_ADD(app, "since_start", counters_json(&total));
+		json_object_array_add(apps, app);
+	}
+	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++) {
+		const struct policy_app *app = &a->policy->apps[i];
+
+		for (size_t k = 0; k < app->n_rules; k++) {
+			const struct policy_rule *rule = &app->rules[k];
+			struct json_object *r;
+			uint64_t hits = 0;
+
+			loader_read_rule_hits(a->loader, gen, (uint32_t)rule->index, &hits);
+			r = json_object_new_object();
+			JSON_ADD(r, "app", json_object_new_string(app->id));
+			JSON_ADD(r, "rule", json_object_new_int64((int64_t)k));
+			JSON_ADD(r, "file", json_object_new_string(a->policy_path));
+			JSON_ADD(r, "line", json_object_new_int((int)rule->loc.line));
+			JSON_ADD(r, "column", json_object_new_int((int)rule->loc.column));
+			JSON_ADD(r, "allowed", json_object_new_int64((int64_t)hits));
+			json_object_array_add(rules, r);
+		}
+	}
+	JSON_ADD(o, "apps", apps);
+	JSON_ADD(o, "rules", rules);
+	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
+	JSON_ADD(ev, "dropped_since_load", json_object_new_int64((int64_t)dropped));
+	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
+	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+	JSON_ADD(o, "events", ev);
 	return o;
 }
 
@@ -307,11 +743,16 @@ static struct json_object *agent_handle(const char *request, void *userdata)
 
 	if (!strcmp(request, "status"))
 		return agent_status_json(a);
+	if (!strcmp(request, "stats"))
+		return agent_stats_json(a);
 	if (!strcmp(request, "reload")) {
-		log_info("Reload requested over the control socket");
-		if (agent_load_policy(a) < 0)
+		struct json_object *o;
+
+		if (agent_load_policy(a, "carwall reload") < 0)
 			return json_error("%s", a->last_error);
-		return agent_status_json(a);
+		o = agent_status_json(a);
+		JSON_ADD(o, "timing_us", agent_timing_json(&a->timing));
+		return o;
 	}
 	if (!strncmp(request, "app-cgroup ", strlen("app-cgroup ")))
 		return agent_app_cgroup_json(a, request + strlen("app-cgroup "));
@@ -324,17 +765,25 @@ static void help(void)
 	       "\n"
 	       "carwall's agent: enforces per-app egress allow-lists with cgroup BPF programs.\n"
 	       "\n"
-	       "  -p --policy FILE       policy to enforce (default %s)\n"
-	       "  -c --cgroup-root DIR   cgroup v2 folder to attach at (default: the cgroup2 mount)\n"
-	       "  -b --pin-dir DIR       bpffs folder for pinned links and maps (default %s)\n"
-	       "  -r --run-dir DIR       folder of the control socket (default %s)\n"
-	       "  -s --state-dir DIR     folder for persistent state (default %s)\n"
-	       "  -v --verbose           log debug messages, libbpf's included\n"
-	       "  -h --help              show this help\n"
+	       "  -p --policy FILE         policy to enforce (default %s)\n"
+	       "  -c --cgroup-root DIR     cgroup v2 folder to attach at (default: the cgroup2 mount)\n"
+	       "  -g --guard-cgroup REL    cgroup below the root where apps live; anything below it\n"
+	       "                           that is not a registered app is refused everything\n"
+	       "                           (default '%s'; '' disables)\n"
+	       "  -b --pin-dir DIR         bpffs folder for pinned links and maps (default %s)\n"
+	       "  -r --run-dir DIR         folder of the control socket (default %s)\n"
+	       "  -s --state-dir DIR       folder for persistent state (default %s)\n"
+	       "  -G --control-group NAME  group that may use the control socket besides root\n"
+	       "  -e --event-rate N        refused-flow events per app and second (default %d;\n"
+	       "                           0: no limit); more are counted as dropped\n"
+	       "  -v --verbose             log debug messages, libbpf's included\n"
+	       "  -h --help                show this help\n"
 	       "\n"
-	       "Signals: SIGHUP reloads the policy; SIGTERM/SIGINT stop the agent and leave\n"
-	       "enforcement in force (remove it with `carwall unload`).\n",
-	       DEFAULT_POLICY, LOADER_DEFAULT_PIN_DIR, CONTROL_DEFAULT_RUN_DIR, DEFAULT_STATE_DIR);
+	       "The policy is reloaded on SIGHUP, on `carwall reload` and when the file changes.\n"
+	       "SIGTERM/SIGINT stop the agent and leave enforcement in force (remove it with\n"
+	       "`carwall unload`).\n",
+	       DEFAULT_POLICY, DEFAULT_GUARD, LOADER_DEFAULT_PIN_DIR, CONTROL_DEFAULT_RUN_DIR,
+	       DEFAULT_STATE_DIR, DEFAULT_EVENT_RATE);
 }
 
 static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbose)
@@ -342,27 +791,35 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	static const struct option options[] = {
 		{ "policy", required_argument, NULL, 'p' },
 		{ "cgroup-root", required_argument, NULL, 'c' },
+		{ "guard-cgroup", required_argument, NULL, 'g' },
 		{ "pin-dir", required_argument, NULL, 'b' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "state-dir", required_argument, NULL, 's' },
+		{ "control-group", required_argument, NULL, 'G' },
+		{ "event-rate", required_argument, NULL, 'e' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *root = NULL;
+	const char *root = NULL, *guard = DEFAULT_GUARD, *group = NULL;
 	int c, r;
 
 	a->policy_path = DEFAULT_POLICY;
 	a->pin_dir = LOADER_DEFAULT_PIN_DIR;
 	a->run_dir = NULL;
 	a->state_dir = DEFAULT_STATE_DIR;
-	while ((c = getopt_long(argc, argv, "p:c:b:r:s:vh", options, NULL)) != -1) {
+	a->control_group = CONTROL_NO_GROUP;
+	a->event_rate = DEFAULT_EVENT_RATE;
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:vh", options, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
 			break;
 		case 'c':
 			root = optarg;
+			break;
+		case 'g':
+			guard = optarg;
 			break;
 		case 'b':
 			a->pin_dir = optarg;
@@ -373,6 +830,17 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		case 's':
 			a->state_dir = optarg;
 			break;
+		case 'G':
+			group = optarg;
+			break;
+		case 'e': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v > UINT32_MAX)
+				return log_error_errno(-EINVAL, "Bad --event-rate '%s'", optarg);
+			a->event_rate = (uint32_t)v;
+			break;
+		}
 		case 'v':
 			*verbose = true;
 			break;
@@ -383,13 +851,17 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			return -EINVAL;
 		}
 	}
-	if (optind < argc) {
-		log_error("Unexpected argument '%s'; see --help", argv[optind]);
-		return -EINVAL;
-	}
+	if (optind < argc)
+		return log_error_errno(-EINVAL, "Unexpected argument '%s'; see --help", argv[optind]);
 	a->run_dir = control_run_dir(a->run_dir);
 	if (a->pin_dir[0] != '/')
 		return log_error_errno(-EINVAL, "--pin-dir must be an absolute path");
+	if (group) {
+		struct group *gr = getgrnam(group);
+		if (!gr)
+			return log_error_errno(-ENOENT, "No group '%s' for --control-group", group);
+		a->control_group = gr->gr_gid;
+	}
 
 	r = cgroup_find_mount(a->cgroup_mount, sizeof(a->cgroup_mount));
 	if (r < 0)
@@ -399,6 +871,12 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		root = a->cgroup_mount;
 	if (!realpath(root, a->cgroup_root))
 		return log_error_errno(negative_errno(), "Cannot use cgroup root %s: %m", root);
+	if (guard[0]) {
+		if (guard[0] == '/' || strstr(guard, ".."))
+			return log_error_errno(-EINVAL, "--guard-cgroup must be relative to the root");
+		if (asprintf(&a->guard_path, "%s/%s", a->cgroup_root, guard) < 0)
+			return log_error_errno(-ENOMEM, "Out of memory");
+	}
 	return 0;
 }
 
@@ -419,6 +897,79 @@ static int agent_lock(const char *run_dir, int *ret_fd)
 		return negative_errno();
 	*ret_fd = TAKE_FD(fd);
 	return 0;
+}
+
+/* Load a first policy, or fail closed. Returns < 0 only when nothing can be enforced. */
+static int agent_first_policy(struct agent *a)
+{
+	struct agent_timing t = {};
+	char reason[1024] = "";
+	int r;
+
+	if (loader_has_policy(a->loader)) {
+		a->adopted = true;
+		log_info("Adopted the policy pinned in %s by an earlier agent", a->pin_dir);
+	}
+	r = agent_load_policy(a, "start");
+	if (r >= 0 || a->adopted)
+		return 0;
+	if (!a->guard_path)
+		return log_error_errno(r, "No valid policy to enforce and no guard cgroup; "
+					  "refusing to start");
+	r = agent_apply(a, NULL, "", &t, reason, sizeof(reason));
+	if (r < 0)
+		return log_error_errno(r, "Cannot even refuse everything below %s: %s",
+				       a->guard_path, reason);
+	log_error("No valid policy: every app below %s is refused everything until a valid "
+		  "policy is loaded (fix %s; it is reloaded when it changes)",
+		  a->guard_path, a->policy_path);
+	return 0;
+}
+
+static int epoll_add(int ep, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? negative_errno() : 0;
+}
+
+static void agent_arm_reload(struct agent *a)
+{
+	struct itimerspec its = { .it_value.tv_nsec = RELOAD_DEBOUNCE_MS * 1000000L };
+
+	timerfd_settime(a->timer_fd, 0, &its, NULL);
+}
+
+/* Returns true when the agent should stop. */
+static bool agent_handle_signals(struct agent *a, int sig_fd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			agent_load_policy(a, "SIGHUP");
+			continue;
+		}
+		log_info("Stopping on signal %u; enforcement stays in force (pinned in %s)",
+			 si.ssi_signo, a->pin_dir);
+		return true;
+	}
+	return false;
+}
+
+static void agent_handle_watch(struct agent *a)
+{
+	bool file_changed, dir_changed;
+	int r = watch_read(a->watch, &file_changed, &dir_changed);
+
+	if (r < 0) {
+		log_warning_errno(r, "inotify: %m");
+		return;
+	}
+	if (file_changed)
+		agent_arm_reload(a);
+	if (dir_changed && agent_cgroups_stale(a))
+		agent_reapply(a, "an app cgroup was created again");
 }
 
 static int agent_run(struct agent *a)
@@ -445,24 +996,33 @@ static int agent_run(struct agent *a)
 		return log_error_errno(negative_errno(), "Cannot create state folder %s: %m",
 				       a->state_dir);
 
+	r = watch_new(&a->watch);
+	if (r >= 0)
+		r = watch_set_file(a->watch, a->policy_path);
+	if (r < 0)
+		return log_error_errno(r, "Cannot watch %s: %m", a->policy_path);
+	a->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->timer_fd < 0)
+		return log_error_errno(negative_errno(), "timerfd: %m");
+
 	r = loader_prepare_pin_dir(a->pin_dir);
 	if (r == -EMEDIUMTYPE)
 		return log_error_errno(r, "Pin folder %s is not on a bpf file system (mount bpffs)",
 				       a->pin_dir);
 	if (r < 0)
 		return log_error_errno(r, "Cannot prepare pin folder %s: %m", a->pin_dir);
-	r = loader_open(a->pin_dir, &a->loader);
+	struct loader_options lopts = { .event_rate = a->event_rate };
+	r = loader_open(a->pin_dir, &lopts, &a->loader);
 	if (r < 0)
 		return log_error_errno(r,
 				       "Failed to load the BPF programs (pins in %s from an "
 				       "incompatible build? `carwall unload` removes them): %m",
 				       a->pin_dir);
-	if (loader_has_policy(a->loader))
-		log_info("Adopted the policy pinned in %s by an earlier agent", a->pin_dir);
 
-	r = agent_load_policy(a);
-	if (r < 0 && !loader_has_policy(a->loader))
-		return log_error_errno(r, "No valid policy to enforce; refusing to start");
+	/* The maps are filled before the programs are attached: no window without a policy. */
+	r = agent_first_policy(a);
+	if (r < 0)
+		return r;
 
 	r = loader_attach(a->loader, a->cgroup_root);
 	if (r == -EXDEV)
@@ -472,11 +1032,20 @@ static int agent_run(struct agent *a)
 				       a->pin_dir, a->pin_dir);
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the programs at %s: %m", a->cgroup_root);
-	log_info("Enforcing at cgroup %s (connect4, connect6, sendmsg4, sendmsg6, sock_create), "
-		 "pins in %s",
+	log_info("Enforcing at cgroup %s (connect4, connect6, sendmsg4, sendmsg6, sock_create, "
+		 "skb_egress), pins in %s",
 		 a->cgroup_root, a->pin_dir);
 
-	r = control_listen(a->run_dir, &listen_fd);
+	json_object_put(agent_check_overriders(a, true));
+	a->events_rb = ring_buffer__new(loader_events_fd(a->loader), agent_on_event, a, NULL);
+	if (!a->events_rb)
+		return log_error_errno(negative_errno(), "Cannot read the event ring buffer: %m");
+	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, &a->events_log);
+	if (r < 0)
+		log_warning_errno(r, "Cannot open the events log in %s; events go to this log only: %m",
+				  a->state_dir);
+
+	r = control_listen(a->run_dir, a->control_group, &listen_fd);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on %s/%s: %m", a->run_dir,
 				       CONTROL_SOCKET_NAME);
@@ -490,16 +1059,23 @@ static int agent_run(struct agent *a)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (sig_fd < 0 || ep < 0)
 		return log_error_errno(negative_errno(), "Cannot set up the event loop: %m");
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = sig_fd };
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, sig_fd, &ev) < 0)
-		return log_error_errno(negative_errno(), "epoll: %m");
-	ev.data.fd = listen_fd;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
-		return log_error_errno(negative_errno(), "epoll: %m");
+	r = epoll_add(ep, sig_fd);
+	if (r >= 0)
+		r = epoll_add(ep, listen_fd);
+	if (r >= 0)
+		r = epoll_add(ep, watch_fd(a->watch));
+	if (r >= 0)
+		r = epoll_add(ep, a->timer_fd);
+	if (r >= 0)
+		r = epoll_add(ep, ring_buffer__epoll_fd(a->events_rb));
+	if (r < 0)
+		return log_error_errno(r, "epoll: %m");
 
+	/* Ready means enforced: systemd starts the app units only after this. */
+	notify_send(a->policy ? "READY=1\nSTATUS=Enforcing" : "READY=1\nSTATUS=No valid policy: apps refused");
 	log_info("Ready; control socket %s/%s", a->run_dir, CONTROL_SOCKET_NAME);
 	for (;;) {
-		struct epoll_event events[4];
+		struct epoll_event events[8];
 		int n = epoll_wait(ep, events, ARRAY_SIZE(events), -1);
 
 		if (n < 0) {
@@ -508,23 +1084,27 @@ static int agent_run(struct agent *a)
 			return log_error_errno(negative_errno(), "epoll_wait: %m");
 		}
 		for (int i = 0; i < n; i++) {
-			if (events[i].data.fd == listen_fd) {
-				r = control_serve_one(listen_fd, agent_handle, a);
+			int fd = events[i].data.fd;
+
+			if (fd == listen_fd) {
+				r = control_serve_one(listen_fd, a->control_group, agent_handle, a);
 				if (r < 0)
 					log_warning_errno(r, "Control request failed: %m");
-				continue;
-			}
-			struct signalfd_siginfo si;
-			while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGHUP) {
-					log_info("SIGHUP: reloading %s", a->policy_path);
-					agent_load_policy(a);
-					continue;
+			} else if (fd == sig_fd) {
+				if (agent_handle_signals(a, sig_fd)) {
+					notify_send("STOPPING=1");
+					return 0;
 				}
-				log_info("Stopping on signal %u; enforcement stays in force (pinned "
-					 "in %s)",
-					 si.ssi_signo, a->pin_dir);
-				return 0;
+			} else if (fd == ring_buffer__epoll_fd(a->events_rb)) {
+				ring_buffer__consume(a->events_rb);
+				if (a->events_log)
+					events_log_flush(a->events_log);
+			} else if (fd == a->timer_fd) {
+				uint64_t expirations;
+				if (read(a->timer_fd, &expirations, sizeof(expirations)) > 0)
+					agent_load_policy(a, "the file changed");
+			} else {
+				agent_handle_watch(a);
 			}
 		}
 	}
@@ -532,7 +1112,7 @@ static int agent_run(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = {};
+	struct agent a = { .timer_fd = -1 };
 	bool verbose = false;
 	int r;
 
@@ -545,9 +1125,23 @@ int main(int argc, char **argv)
 	log_setup_libbpf();
 
 	r = agent_run(&a);
+	if (a.events_rb) {
+		ring_buffer__consume(a.events_rb); /* what is still queued goes to the log too */
+		ring_buffer__free(a.events_rb);
+	}
+	events_log_free(a.events_log);
+	for (uint32_t g = 0; g < CW_GENERATIONS; g++)
+		agent_retire_gen(&a, g, NULL);
+	for (size_t i = 0; i < a.n_totals; i++)
+		free(a.totals[i].id);
+	free(a.totals);
 	loader_free(a.loader);
-	if (a.policy)
-		agent_free_resolved(a.policy->n_apps, a.cgroups, a.cgroup_paths);
+	watch_free(a.watch);
+	if (a.timer_fd >= 0)
+		close(a.timer_fd);
+	free(a.cgroups);
+	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);
+	free(a.guard_path);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@ static int control_address(const char *run_dir, struct sockaddr_un *sa, socklen_
 	return 0;
 }
 
-int control_listen(const char *run_dir, int *ret_fd)
+int control_listen(const char *run_dir, gid_t group, int *ret_fd)
 {
 	_cleanup_close_ int fd = -1;
 	struct sockaddr_un sa;
@@ -64,6 +65,9 @@ int control_listen(const char *run_dir, int *ret_fd)
 	r = bind(fd, (struct sockaddr *)&sa, len);
 	umask(old);
 	if (r < 0)
+		return negative_errno();
+	if (group != CONTROL_NO_GROUP &&
+	    (chown(sa.sun_path, 0, group) < 0 || chmod(sa.sun_path, 0660) < 0))
 		return negative_errno();
 	if (listen(fd, 16) < 0)
 		return negative_errno();
@@ -104,7 +108,27 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-int control_serve_one(int listen_fd, control_handler_t handler, void *userdata)
+/* Root, or a member of the configured group (primary or supplementary). */
+static bool control_peer_allowed(int fd, const struct ucred *cred, gid_t group)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+
+	if (cred->uid == 0)
+		return true;
+	if (group == CONTROL_NO_GROUP)
+		return false;
+	if (cred->gid == group)
+		return true;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == group)
+			return true;
+	return false;
+}
+
+int control_serve_one(int listen_fd, gid_t group, control_handler_t handler, void *userdata)
 {
 	_cleanup_close_ int fd = -1;
 	struct json_object *reply = NULL;
@@ -119,10 +143,11 @@ int control_serve_one(int listen_fd, control_handler_t handler, void *userdata)
 		return errno == EAGAIN ? 0 : negative_errno();
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return negative_errno();
-	if (cred.uid != 0) {
+	if (!control_peer_allowed(fd, &cred, group)) {
 		reply = json_object_new_object();
 		json_object_object_add(reply, "error",
-				       json_object_new_string("permission denied: root only"));
+				       json_object_new_string("permission denied: root or the "
+							      "control group only"));
 		goto send;
 	}
 

@@ -19,20 +19,24 @@
 #include "cgroup.h"
 #include "sock_addr.skel.h"
 #include "sock_create.skel.h"
+#include "skb.skel.h"
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_addr_bpf *, sock_addr_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_create_bpf *, sock_create_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct skb_bpf *, skb_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
 
-#define LOADER_N_HOOKS 5
+#define LOADER_N_HOOKS 6
 
-const char *const loader_hook_names[] = { "connect4", "connect6", "sendmsg4",
-					  "sendmsg6", "sock_create", NULL };
+const char *const loader_hook_names[] = { "connect4",	 "connect6",   "sendmsg4",
+					  "sendmsg6",	 "sock_create", "skb_egress",
+					  NULL };
 
 struct loader {
 	struct sock_addr_bpf *sock_addr;     /* bpf/sock_addr.bpf.c */
 	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
+	struct skb_bpf *skb;		     /* bpf/skb.bpf.c */
 	struct bpf_link *links[LOADER_N_HOOKS];
 	struct cw_state *state; /* cw_state's element, mmapped */
 	char *pin_dir;
@@ -44,13 +48,15 @@ static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
 	struct bpf_program *progs[LOADER_N_HOOKS] = {
 		l->sock_addr->progs.cw_connect4,    l->sock_addr->progs.cw_connect6,
 		l->sock_addr->progs.cw_sendmsg4,    l->sock_addr->progs.cw_sendmsg6,
-		l->sock_create->progs.cw_sock_create,
+		l->sock_create->progs.cw_sock_create, l->skb->progs.cw_skb_egress,
 	};
 	return progs[i];
 }
 
-static const char *const loader_map_names[] = { "cw_state", "cw_cgroups", "cw_dst4", "cw_dst6",
-						"cw_ports" };
+static const char *const loader_map_names[] = {
+	"cw_state",	"cw_cgroups",	 "cw_dst4",	 "cw_dst6",	 "cw_ports",
+	"cw_events",	"cw_app_stats", "cw_rule_stats", "cw_ratelimit", "cw_sk_state",
+};
 
 int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
 {
@@ -71,6 +77,12 @@ int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
 		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock_addr (CONFIG_CGROUP_BPF)");
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK, NULL) <= 0)
 		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SKB, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type cgroup_skb (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type ringbuf (Linux 5.8)");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type sk_storage");
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LPM_TRIE, NULL) <= 0)
 		MISSING(-EOPNOTSUPP, "BPF map type lpm_trie");
 	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
@@ -158,6 +170,9 @@ static int loader_set_pin_paths(struct bpf_object *obj, const char *pin_dir)
 	{
 		char path[4096];
 
+		/* .rodata is per object and per build: never pinned, never reused. */
+		if (bpf_map__is_internal(map))
+			continue;
 		snprintf(path, sizeof(path), "%s/maps/%s", pin_dir, bpf_map__name(map));
 		r = bpf_map__set_pin_path(map, path);
 		if (r < 0)
@@ -166,10 +181,11 @@ static int loader_set_pin_paths(struct bpf_object *obj, const char *pin_dir)
 	return 0;
 }
 
-int loader_open(const char *pin_dir, struct loader **ret)
+int loader_open(const char *pin_dir, const struct loader_options *opts, struct loader **ret)
 {
 	_cleanup_(sock_addr_bpf__destroyp) struct sock_addr_bpf *sock_addr = NULL;
 	_cleanup_(sock_create_bpf__destroyp) struct sock_create_bpf *sock_create = NULL;
+	_cleanup_(skb_bpf__destroyp) struct skb_bpf *skb = NULL;
 	_cleanup_free_ struct loader *l = NULL;
 	long page = sysconf(_SC_PAGESIZE);
 	void *state;
@@ -181,6 +197,7 @@ int loader_open(const char *pin_dir, struct loader **ret)
 	r = loader_set_pin_paths(sock_addr->obj, pin_dir);
 	if (r < 0)
 		return r;
+	sock_addr->rodata->cw_event_rate = opts->event_rate;
 	r = sock_addr_bpf__load(sock_addr);
 	if (r < 0)
 		return r;
@@ -191,7 +208,19 @@ int loader_open(const char *pin_dir, struct loader **ret)
 	r = loader_set_pin_paths(sock_create->obj, pin_dir);
 	if (r < 0)
 		return r;
+	sock_create->rodata->cw_event_rate = opts->event_rate;
 	r = sock_create_bpf__load(sock_create);
+	if (r < 0)
+		return r;
+
+	skb = skb_bpf__open();
+	if (!skb)
+		return negative_errno();
+	r = loader_set_pin_paths(skb->obj, pin_dir);
+	if (r < 0)
+		return r;
+	skb->rodata->cw_event_rate = opts->event_rate;
+	r = skb_bpf__load(skb);
 	if (r < 0)
 		return r;
 
@@ -208,6 +237,7 @@ int loader_open(const char *pin_dir, struct loader **ret)
 	l->state = state;
 	l->sock_addr = TAKE_PTR(sock_addr);
 	l->sock_create = TAKE_PTR(sock_create);
+	l->skb = TAKE_PTR(skb);
 	*ret = TAKE_PTR(l);
 	return 0;
 }
@@ -217,6 +247,63 @@ uint32_t loader_next_gen(const struct loader *l)
 	return !(__atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1);
 }
 
+uint32_t loader_active_gen(const struct loader *l)
+{
+	return __atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1;
+}
+
+int loader_events_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_events);
+}
+
+/* Sum one entry of a per-CPU array of u64 fields over every CPU. */
+static int read_percpu_u64s(int fd, uint32_t key, uint64_t *sum, size_t n_fields)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	_cleanup_free_ uint64_t *values = NULL;
+
+	if (ncpu < 0)
+		return ncpu;
+	values = calloc((size_t)ncpu * n_fields, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, values) < 0)
+		return negative_errno();
+	memset(sum, 0, n_fields * sizeof(*sum));
+	for (int cpu = 0; cpu < ncpu; cpu++)
+		for (size_t f = 0; f < n_fields; f++)
+			sum[f] += values[(size_t)cpu * n_fields + f];
+	return 0;
+}
+
+int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
+			     struct cw_app_counters *ret)
+{
+	uint64_t sum[4];
+	int r;
+
+	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
+		return -ERANGE;
+	r = read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_app_stats), gen * CW_APP_SLOTS + app,
+			     sum, 4);
+	if (r < 0)
+		return r;
+	ret->allowed = sum[0];
+	ret->refused = sum[1];
+	ret->audited = sum[2];
+	ret->events_dropped = sum[3];
+	return 0;
+}
+
+int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret)
+{
+	if (gen >= CW_GENERATIONS || rule >= CW_MAX_RULES)
+		return -ERANGE;
+	return read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_rule_stats),
+				gen * CW_MAX_RULES + rule, ret, 1);
+}
+
 bool loader_has_policy(const struct loader *l)
 {
 	uint32_t gen = __atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1;
@@ -224,31 +311,45 @@ bool loader_has_policy(const struct loader *l)
 	return l->state->gen[gen].flags & CW_GEN_F_VALID;
 }
 
-/* The generation a key of each map belongs to. */
-static uint32_t key_gen(unsigned map, const void *key)
+/* The generation a key of each policy map belongs to. */
+static uint32_t cgroup_key_gen(const void *key)
 {
-	switch (map) {
-	case 1:
-		return ((const struct cw_cgroup_key *)key)->gen;
-	case 2:
-		return ((const struct cw_dst4_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
-	case 3:
-		return ((const struct cw_dst6_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
-	default:
-		return ((const struct cw_port_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
-	}
+	return ((const struct cw_cgroup_key *)key)->gen;
 }
 
-/* Delete every entry of generation `gen` from one map. */
-static int loader_clear_gen(int fd, unsigned map, size_t key_size, uint32_t gen)
+static uint32_t dst4_key_gen(const void *key)
 {
+	return ((const struct cw_dst4_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t dst6_key_gen(const void *key)
+{
+	return ((const struct cw_dst6_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t port_key_gen(const void *key)
+{
+	return ((const struct cw_port_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+struct policy_map {
+	int fd;
+	size_t key_size;
+	uint32_t (*key_gen)(const void *key);
+};
+
+/* Delete every entry of generation `gen` from one map. */
+static int loader_clear_gen(const struct policy_map *m, uint32_t gen)
+{
+	int fd = m->fd;
+	size_t key_size = m->key_size;
 	_cleanup_free_ char *keys = NULL;
 	size_t n = 0, cap = 0;
 	char key[64], next[64];
 	void *prev = NULL;
 
 	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		if (key_gen(map, next) == gen) {
+		if (m->key_gen(next) == gen) {
 			if (n == cap) {
 				size_t c = cap ? cap * 2 : 256;
 				char *k = reallocarray(keys, c, key_size);
@@ -271,14 +372,68 @@ static int loader_clear_gen(int fd, unsigned map, size_t key_size, uint32_t gen)
 	return 0;
 }
 
+/* Set entries first..first+n-1 of a per-CPU array of u64-multiple values to zero. */
+static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	size_t stride = (value_size + 7) & ~(size_t)7;
+	_cleanup_free_ uint32_t *keys = NULL;
+	_cleanup_free_ void *zeros = NULL;
+	uint32_t count = n;
+
+	if (ncpu < 0)
+		return ncpu;
+	if (n == 0)
+		return 0;
+	keys = calloc(n, sizeof(*keys));
+	zeros = calloc((size_t)n * (size_t)ncpu, stride);
+	if (!keys || !zeros)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		keys[i] = first + i;
+	if (bpf_map_update_batch(fd, keys, zeros, &count, NULL) == 0)
+		return 0;
+	/* Kernels without batch updates of per-CPU arrays: one entry at a time. */
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &keys[i], zeros, BPF_ANY) < 0)
+			return negative_errno();
+	return 0;
+}
+
+/* The new generation's counters start at zero (they still hold the one before the last). */
+static int loader_zero_counters(struct loader *l, uint32_t gen, size_t n_cgroups,
+				const struct policy_maps *maps)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	uint32_t n_rules = 0;
+	int r;
+
+	for (size_t i = 0; i < maps->n_ports; i++)
+		if (maps->ports[i].val.rule + 1 > n_rules)
+			n_rules = maps->ports[i].val.rule + 1;
+	if (n_cgroups > CW_APP_SLOTS || n_rules > CW_MAX_RULES)
+		return -E2BIG;
+	r = zero_percpu(bpf_map__fd(s->maps.cw_app_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
+			sizeof(struct cw_app_counters));
+	if (r < 0)
+		return r;
+	return zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
+			   sizeof(uint64_t));
+}
+
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups)
 {
 	struct sock_addr_bpf *s = l->sock_addr;
-	int fds[] = { -1, bpf_map__fd(s->maps.cw_cgroups), bpf_map__fd(s->maps.cw_dst4),
-		      bpf_map__fd(s->maps.cw_dst6), bpf_map__fd(s->maps.cw_ports) };
-	size_t key_sizes[] = { 0, sizeof(struct cw_cgroup_key), sizeof(struct cw_dst4_key),
-			       sizeof(struct cw_dst6_key), sizeof(struct cw_port_key) };
+	const struct policy_map cgroups_map = { bpf_map__fd(s->maps.cw_cgroups),
+						sizeof(struct cw_cgroup_key), cgroup_key_gen };
+	const struct policy_map dst4_map = { bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key),
+					     dst4_key_gen };
+	const struct policy_map dst6_map = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key),
+					     dst6_key_gen };
+	const struct policy_map ports_map = { bpf_map__fd(s->maps.cw_ports),
+					      sizeof(struct cw_port_key), port_key_gen };
+	const struct policy_map *all[] = { &cgroups_map, &dst4_map, &dst6_map, &ports_map };
 	uint32_t gen = loader_next_gen(l);
 	uint32_t level_mask = 0;
 	int r;
@@ -294,30 +449,33 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	 * ago). Clear it, fill it, then flip.
 	 */
 	l->state->gen[gen].flags = 0;
-	for (unsigned m = 1; m < ARRAY_SIZE(fds); m++) {
-		r = loader_clear_gen(fds[m], m, key_sizes[m], gen);
+	for (unsigned m = 0; m < ARRAY_SIZE(all); m++) {
+		r = loader_clear_gen(all[m], gen);
 		if (r < 0)
 			return r;
 	}
+	r = loader_zero_counters(l, gen, n_cgroups, maps);
+	if (r < 0)
+		return r;
 
 	for (size_t i = 0; i < n_cgroups; i++) {
 		struct cw_cgroup_key key = { .cgroup_id = cgroups[i].id, .gen = gen };
-		struct cw_app_val val = { .app = cgroups[i].app };
+		struct cw_app_val val = { .app = cgroups[i].app, .flags = cgroups[i].flags };
 
 		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL)
 			return -ERANGE;
 		level_mask |= 1u << cgroups[i].level;
-		if (bpf_map_update_elem(fds[1], &key, &val, BPF_NOEXIST) < 0)
+		if (bpf_map_update_elem(cgroups_map.fd, &key, &val, BPF_NOEXIST) < 0)
 			return negative_errno();
 	}
 	for (size_t i = 0; i < maps->n_dst4; i++)
-		if (bpf_map_update_elem(fds[2], &maps->dst4[i].key, &maps->dst4[i].val, BPF_ANY) < 0)
+		if (bpf_map_update_elem(dst4_map.fd, &maps->dst4[i].key, &maps->dst4[i].val, BPF_ANY) < 0)
 			return negative_errno();
 	for (size_t i = 0; i < maps->n_dst6; i++)
-		if (bpf_map_update_elem(fds[3], &maps->dst6[i].key, &maps->dst6[i].val, BPF_ANY) < 0)
+		if (bpf_map_update_elem(dst6_map.fd, &maps->dst6[i].key, &maps->dst6[i].val, BPF_ANY) < 0)
 			return negative_errno();
 	for (size_t i = 0; i < maps->n_ports; i++)
-		if (bpf_map_update_elem(fds[4], &maps->ports[i].key, &maps->ports[i].val, BPF_ANY) <
+		if (bpf_map_update_elem(ports_map.fd, &maps->ports[i].key, &maps->ports[i].val, BPF_ANY) <
 		    0)
 			return negative_errno();
 
@@ -389,6 +547,63 @@ int loader_attach(struct loader *l, const char *cgroup_root)
 	return 0;
 }
 
+static int prog_id_of_fd(int fd, uint32_t *ret)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return negative_errno();
+	*ret = info.id;
+	return 0;
+}
+
+int loader_find_overriders(struct loader *l, const char *cgroup_root, struct loader_foreign *ret,
+			   size_t max, size_t *ret_n)
+{
+	_cleanup_close_ int cgfd = open(cgroup_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t n = 0;
+
+	if (cgfd < 0)
+		return negative_errno();
+	/* The destination hooks only: the others cannot change where a packet goes. */
+	for (unsigned i = 0; i < 4; i++) {
+		struct bpf_program *prog = loader_hook_prog(l, i);
+		__u32 ids[64], cnt = ARRAY_SIZE(ids), flags = 0;
+		uint32_t ours;
+		bool after = false;
+		int r;
+
+		r = prog_id_of_fd(bpf_program__fd(prog), &ours);
+		if (r < 0)
+			return r;
+		if (bpf_prog_query(cgfd, bpf_program__expected_attach_type(prog),
+				   BPF_F_QUERY_EFFECTIVE, &flags, ids, &cnt) < 0)
+			return negative_errno();
+		/* Effective order is run order: the deepest cgroup's programs first. */
+		for (__u32 k = 0; k < cnt; k++) {
+			if (ids[k] == ours) {
+				after = true;
+				continue;
+			}
+			if (!after || n >= max)
+				continue;
+			struct bpf_prog_info info = {};
+			__u32 len = sizeof(info);
+			_cleanup_close_ int fd = bpf_prog_get_fd_by_id(ids[k]);
+
+			ret[n].hook = loader_hook_names[i];
+			ret[n].prog_id = ids[k];
+			ret[n].prog_name[0] = '\0';
+			if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+				snprintf(ret[n].prog_name, sizeof(ret[n].prog_name), "%s", info.name);
+			n++;
+		}
+	}
+	*ret_n = n;
+	return 0;
+}
+
 void loader_free(struct loader *l)
 {
 	if (!l)
@@ -398,6 +613,7 @@ void loader_free(struct loader *l)
 		bpf_link__destroy(l->links[i]);
 	if (l->state)
 		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
+	skb_bpf__destroy(l->skb);
 	sock_create_bpf__destroy(l->sock_create);
 	sock_addr_bpf__destroy(l->sock_addr);
 	free(l->pin_dir);

@@ -6,8 +6,10 @@
  * flipping to it, and removing everything.
  *
  * Pin layout under the pin folder (default /sys/fs/bpf/carwall):
- *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports
+ *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_events
+ *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
+ *   links/skb_egress
  */
 #pragma once
 
@@ -26,6 +28,7 @@ struct loader_cgroup {
 	uint64_t id;
 	unsigned level;
 	uint32_t app;
+	uint32_t flags; /* CW_APP_F_* */
 };
 
 /*
@@ -40,8 +43,12 @@ int loader_probe(const char *cgroup_root, char *missing, size_t missing_size);
  */
 int loader_prepare_pin_dir(const char *pin_dir);
 
+struct loader_options {
+	uint32_t event_rate; /* events per app and second; 0: no limit */
+};
+
 /* Load the programs, reusing maps pinned by an earlier agent (so the policy in force stays). */
-int loader_open(const char *pin_dir, struct loader **ret);
+int loader_open(const char *pin_dir, const struct loader_options *opts, struct loader **ret);
 
 /* The generation the next loader_apply() writes (the inactive one). */
 uint32_t loader_next_gen(const struct loader *l);
@@ -53,6 +60,17 @@ uint32_t loader_next_gen(const struct loader *l);
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups);
 
+/* The generation the programs use now. */
+uint32_t loader_active_gen(const struct loader *l);
+
+/* The ring buffer of struct cw_event. */
+int loader_events_fd(const struct loader *l);
+
+/* Counters, summed over CPUs: of an app slot, and the flows a rule allowed. */
+int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
+			     struct cw_app_counters *ret);
+int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret);
+
 /* True when the active generation holds a valid policy (e.g. adopted from an earlier agent). */
 bool loader_has_policy(const struct loader *l);
 
@@ -61,6 +79,19 @@ bool loader_has_policy(const struct loader *l);
  * swap the new programs in with a link update (never detach/attach).
  */
 int loader_attach(struct loader *l, const char *cgroup_root);
+
+/*
+ * Programs of others that run after carwall's on a destination hook for sockets below
+ * cgroup_root, so that they could rewrite the destination carwall judged: attached at the same
+ * cgroup after carwall's, or at an ancestor. Found with BPF_PROG_QUERY (effective order).
+ */
+struct loader_foreign {
+	const char *hook;
+	uint32_t prog_id;
+	char prog_name[16];
+};
+int loader_find_overriders(struct loader *l, const char *cgroup_root, struct loader_foreign *ret,
+			   size_t max, size_t *ret_n);
 
 /* Names of the hooks, for status output; NULL-terminated. */
 extern const char *const loader_hook_names[];

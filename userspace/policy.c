@@ -8,7 +8,8 @@
  *     syntax error reported by libyaml becomes a policy error here too.
  *   - The schema is walked by recursive descent: parse_document() -> parse_top() ->
  *     parse_sets() / parse_apps() -> parse_app() -> parse_allow() -> parse_rule() -> parse_to(),
- *     parse_ports(), parse_proto(). Each parse_*() of a value starts with the value's first
+ *     parse_ports(), parse_proto(); parse_top() -> parse_bundle() for the optional metadata of
+ *     a signed bundle. Each parse_*() of a value starts with the value's first
  *     event current, and returns with its last event current (the scalar itself, or the
  *     SEQUENCE_END / MAPPING_END of a collection).
  *   - Results go straight into the struct policy being built, which is always consistent enough
@@ -23,12 +24,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -474,6 +477,135 @@ static int parse_version(struct parser *p)
 		return fail(p, here(p),
 			    "unsupported policy version %s; this carwall reads version 1",
 			    quote(q, scalar(p), scalar_len(p)));
+	return 0;
+}
+
+/* ---- bundle metadata ------------------------------------------------------------------------ */
+
+enum {
+	META_ID,
+	META_VERSION,
+	META_TARGET,
+	META_NOT_BEFORE,
+	META_NOT_AFTER,
+	_META_KEY_MAX
+};
+static const char *const meta_keys[_META_KEY_MAX] = {
+	[META_ID] = "id",
+	[META_VERSION] = "version",
+	[META_TARGET] = "target",
+	[META_NOT_BEFORE] = "not-before",
+	[META_NOT_AFTER] = "not-after",
+};
+
+/* `bundle.id` and `bundle.target`: names with the app id rules, copied into buf. */
+static int parse_bundle_name(struct parser *p, const char *what, char buf[POLICY_MAX_ID_LEN + 1])
+{
+	int r;
+
+	r = expect_string(p, what);
+	if (r < 0)
+		return r;
+	r = check_name(p, what, false);
+	if (r < 0)
+		return r;
+	memcpy(buf, scalar(p), scalar_len(p) + 1);
+	return 0;
+}
+
+/* `bundle.version`: a plain decimal integer, 1..2^53, no leading zero. */
+static int parse_bundle_version(struct parser *p, uint64_t *ret)
+{
+	const char *s = scalar(p);
+	size_t len = scalar_len(p);
+	char q[QUOTE_SIZE];
+	uint64_t v = 0;
+
+	if (!is_scalar(p) || is_null(p) || p->event.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return type_error(p, "'bundle.version'", "an integer");
+	if (!all_digits(s, len) || (len > 1 && s[0] == '0'))
+		return fail(p, here(p),
+			    "'bundle.version' must be an integer without leading zeros, not '%s'",
+			    quote(q, s, len));
+	for (size_t i = 0; i < len; i++) {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > POLICY_BUNDLE_MAX_VERSION)
+			break;
+	}
+	if (v == 0 || v > POLICY_BUNDLE_MAX_VERSION)
+		return fail(p, here(p), "'bundle.version' %s is out of range (1-%" PRIu64 ")",
+			    quote(q, s, len), (uint64_t)POLICY_BUNDLE_MAX_VERSION);
+	*ret = v;
+	return 0;
+}
+
+static int parse_bundle_time(struct parser *p, const char *what, int64_t *ret)
+{
+	char q[QUOTE_SIZE];
+	int r;
+
+	r = expect_string(p, what);
+	if (r < 0)
+		return r;
+	if (policy_time_parse(scalar(p), ret) < 0)
+		return fail(p, here(p),
+			    "%s '%s' is not an RFC 3339 UTC time such as 2026-11-01T00:00:00Z",
+			    what, quote(q, scalar(p), scalar_len(p)));
+	return 0;
+}
+
+/* `bundle`: the metadata of a signed bundle; every key is required. */
+static int parse_bundle(struct parser *p)
+{
+	struct policy_bundle_meta *b = &p->policy->bundle;
+	struct policy_loc seen[_META_KEY_MAX] = {}, map_loc = here(p);
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "'bundle'", "a mapping");
+	*b = (struct policy_bundle_meta){ .loc = map_loc };
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, meta_keys, _META_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		switch (key) {
+		case META_ID:
+			r = parse_bundle_name(p, "'bundle.id'", b->id);
+			break;
+		case META_VERSION:
+			b->version_loc = here(p);
+			r = parse_bundle_version(p, &b->version);
+			break;
+		case META_TARGET:
+			b->target_loc = here(p);
+			r = parse_bundle_name(p, "'bundle.target'", b->target);
+			break;
+		case META_NOT_BEFORE:
+			b->not_before_loc = here(p);
+			r = parse_bundle_time(p, "'bundle.not-before'", &b->not_before);
+			break;
+		case META_NOT_AFTER:
+			b->not_after_loc = here(p);
+			r = parse_bundle_time(p, "'bundle.not-after'", &b->not_after);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	for (int i = 0; i < _META_KEY_MAX; i++)
+		if (!seen[i].line)
+			return fail(p, map_loc, "missing required key '%s' in 'bundle'",
+				    meta_keys[i]);
+	if (b->not_after <= b->not_before)
+		return fail(p, b->not_after_loc,
+			    "'bundle.not-after' must be later than 'bundle.not-before'");
+	p->policy->has_bundle = true;
 	return 0;
 }
 
@@ -995,11 +1127,12 @@ static int parse_apps(struct parser *p)
 
 /* ---- the document --------------------------------------------------------------------------- */
 
-enum { TOP_VERSION, TOP_SETS, TOP_APPS, _TOP_KEY_MAX };
+enum { TOP_VERSION, TOP_SETS, TOP_APPS, TOP_BUNDLE, _TOP_KEY_MAX };
 static const char *const top_keys[_TOP_KEY_MAX] = {
 	[TOP_VERSION] = "version",
 	[TOP_SETS] = "sets",
 	[TOP_APPS] = "apps",
+	[TOP_BUNDLE] = "bundle",
 };
 
 static int parse_top(struct parser *p)
@@ -1026,6 +1159,9 @@ static int parse_top(struct parser *p)
 			break;
 		case TOP_APPS:
 			r = parse_apps(p);
+			break;
+		case TOP_BUNDLE:
+			r = parse_bundle(p);
 			break;
 		}
 		if (r < 0)
@@ -1309,6 +1445,49 @@ bool policy_app_id_valid(const char *id)
 	len = strlen(id);
 	return len <= POLICY_MAX_ID_LEN && strspn(id, ALNUM "._-") == len;
 #undef ALNUM
+}
+
+int policy_time_parse(const char *s, int64_t *ret)
+{
+	/* The shape, character by character: D digit, anything else literal. */
+	static const char shape[] = "DDDD-DD-DDTDD:DD:DDZ";
+	struct tm tm = {}, norm, back;
+	const char *end;
+	time_t t;
+
+	if (!s || !ret || strlen(s) != POLICY_TIME_LEN)
+		return -EINVAL;
+	for (size_t i = 0; i < POLICY_TIME_LEN; i++)
+		if (shape[i] == 'D' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+			return -EINVAL;
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end)
+		return -EINVAL;
+	norm = tm; /* timegm() normalises its argument */
+	t = timegm(&norm);
+	if (t == (time_t)-1 || t < 0)
+		return -EINVAL;
+	/* timegm() normalises 02-30 to 03-02 and :60 to the next minute: refuse those. */
+	if (!gmtime_r(&t, &back) || back.tm_year != tm.tm_year || back.tm_mon != tm.tm_mon ||
+	    back.tm_mday != tm.tm_mday || back.tm_hour != tm.tm_hour || back.tm_min != tm.tm_min ||
+	    back.tm_sec != tm.tm_sec)
+		return -EINVAL;
+	*ret = (int64_t)t;
+	return 0;
+}
+
+int policy_time_format(int64_t t, char *buf, size_t size)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!buf || size < POLICY_TIME_LEN + 1)
+		return -EINVAL;
+	if (t < 0 || t > INT64_C(253402300799) || !gmtime_r(&tt, &tm))
+		return -ERANGE;
+	if (strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) != POLICY_TIME_LEN)
+		return -ERANGE;
+	return 0;
 }
 
 /* The prefix length after the '/': decimal digits only, no leading zero, at most max_len. */

@@ -20,6 +20,7 @@
 #define POLICY_MAX_ID_LEN 64	     /* app ids and set names */
 #define POLICY_MAX_CGROUP_LEN 1024   /* an explicit cgroup path */
 #define POLICY_MAX_NESTING 16	     /* YAML nesting depth */
+#define POLICY_BUNDLE_MAX_VERSION (UINT64_C(1) << 53) /* `bundle.version`: 1..2^53 */
 
 /* The cgroup AGL's systemd gives `agl-app@<id>.service`, relative to the cgroup root. */
 #define POLICY_AGL_APP_CGROUP_FMT "system.slice/system-agl\\x2dapp.slice/agl-app@%s.service"
@@ -83,6 +84,20 @@ struct policy_app {
 	struct policy_loc loc; /* of the app's id */
 };
 
+/*
+ * The optional top-level `bundle:` of a policy shipped as a signed bundle (userspace/bundle.h):
+ * what it is, which release, for which hardware, and when it may be installed.
+ */
+struct policy_bundle_meta {
+	char id[POLICY_MAX_ID_LEN + 1];	    /* [A-Za-z0-9][A-Za-z0-9._-]* */
+	uint64_t version;		    /* 1..POLICY_BUNDLE_MAX_VERSION */
+	char target[POLICY_MAX_ID_LEN + 1]; /* hardware/model id, same charset as id */
+	int64_t not_before;		    /* seconds since the epoch (UTC), inclusive */
+	int64_t not_after;		    /* likewise, inclusive, later than not_before */
+	struct policy_loc loc;		    /* of the `bundle` mapping */
+	struct policy_loc target_loc, not_before_loc, not_after_loc, version_loc;
+};
+
 struct policy {
 	char *path; /* as given to policy_parse*(); used in messages */
 	struct policy_set *sets;
@@ -90,6 +105,8 @@ struct policy {
 	struct policy_app *apps;
 	size_t n_apps;
 	size_t n_rules; /* all apps together */
+	struct policy_bundle_meta bundle; /* when has_bundle */
+	bool has_bundle;
 };
 
 /* A parse or validation error: where, and why (one line, no trailing newline or period). */
@@ -123,6 +140,17 @@ const struct policy_app *policy_find_app(const struct policy *p, const char *id)
 /* Helpers shared with the CLI and the compiler. */
 const char *policy_proto_name(enum policy_proto proto);
 bool policy_app_id_valid(const char *id);
+
+/*
+ * RFC 3339 timestamps in UTC, the one form `bundle:` uses: "2026-11-01T00:00:00Z" exactly
+ * (upper-case T and Z, no fraction, no offset, no leap second), years 1970-9999. The fields are
+ * checked for shape here and converted by the C library (strptime(), timegm()); a date that
+ * does not exist (02-30) is refused. Returns 0 or -EINVAL.
+ */
+#define POLICY_TIME_LEN (sizeof("YYYY-MM-DDTHH:MM:SSZ") - 1)
+int policy_time_parse(const char *s, int64_t *ret);
+/* Format t (0..253402300799) into buf (at least POLICY_TIME_LEN + 1 bytes); 0 or -ERANGE. */
+int policy_time_format(int64_t t, char *buf, size_t size);
 
 /*
  * Parse "198.51.100.0/24", "2001:db8::/32", "198.51.100.20" (a /32) or "2001:db8::1" (a /128).

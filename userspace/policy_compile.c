@@ -383,7 +383,7 @@ static void prefix_mask(uint8_t *addr, unsigned len, unsigned bytes)
 }
 
 static int emit_dst(struct compiler *c, int family, uint32_t app, const uint8_t *addr, uint8_t len,
-		    uint32_t portset)
+		    uint32_t portset, uint32_t flags)
 {
 	struct policy_maps *m = c->maps;
 
@@ -403,6 +403,7 @@ static int emit_dst(struct compiler *c, int family, uint32_t app, const uint8_t 
 		e->key.scope = cw_scope(c->gen, app);
 		memcpy(e->key.addr, addr, sizeof(e->key.addr));
 		e->val.portset = portset;
+		e->val.flags = flags;
 	} else {
 		struct policy_dst6_entry *e;
 
@@ -419,6 +420,7 @@ static int emit_dst(struct compiler *c, int family, uint32_t app, const uint8_t 
 		e->key.scope = cw_scope(c->gen, app);
 		memcpy(e->key.addr, addr, sizeof(e->key.addr));
 		e->val.portset = portset;
+		e->val.flags = flags;
 	}
 	return 0;
 }
@@ -477,6 +479,22 @@ static int collect_app_prefixes(const struct policy *p, const struct policy_app 
 	*ret = TAKE_PTR(v);
 	*ret_n = n;
 	return 0;
+}
+
+/* Which protocols some rule of the list allows (on some port): CW_DST_F_TCP, CW_DST_F_UDP. */
+static uint32_t rule_list_proto_flags(const struct compiler *c, const struct rule_list *rules)
+{
+	uint32_t flags = 0;
+
+	for (size_t i = 0; i < rules->n; i++) {
+		enum policy_proto p = c->rules[rules->v[i]]->proto;
+
+		if (p != POLICY_PROTO_UDP)
+			flags |= CW_DST_F_TCP;
+		if (p != POLICY_PROTO_TCP)
+			flags |= CW_DST_F_UDP;
+	}
+	return flags;
 }
 
 /* One level of the walk: a prefix and the rules of every prefix that contains it. */
@@ -544,7 +562,8 @@ static int compile_app_family(struct compiler *c, uint32_t app_idx, const struct
 		r = portset_intern(c, &top->rules, &portset);
 		if (r < 0)
 			goto out;
-		r = emit_dst(c, family, app_idx, v[i].addr, v[i].len, portset);
+		r = emit_dst(c, family, app_idx, v[i].addr, v[i].len, portset,
+			     rule_list_proto_flags(c, &top->rules));
 		if (r < 0)
 			goto out;
 		i = j;
@@ -682,4 +701,93 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 	if (ret_rule)
 		*ret_rule = hit->rule;
 	return 1;
+}
+
+int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,
+			   const uint8_t *addr, uint32_t *ret_portset)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	uint32_t scope = cw_scope(m->gen, app);
+	const struct cw_dst_val *best = NULL;
+	int best_len = -1;
+
+	if (family == AF_INET6 && !memcmp(addr, mapped, sizeof(mapped))) {
+		family = AF_INET;
+		addr += 12;
+	}
+	if (family == AF_INET) {
+		for (size_t i = 0; i < m->n_dst4; i++) {
+			const struct policy_dst4_entry *e = &m->dst4[i];
+			int len = (int)e->key.prefixlen - CW_SCOPE_BITS;
+
+			if (e->key.scope == scope && len > best_len &&
+			    bits_match(e->key.addr, addr, (unsigned)len)) {
+				best = &e->val;
+				best_len = len;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < m->n_dst6; i++) {
+			const struct policy_dst6_entry *e = &m->dst6[i];
+			int len = (int)e->key.prefixlen - CW_SCOPE_BITS;
+
+			if (e->key.scope == scope && len > best_len &&
+			    bits_match(e->key.addr, addr, (unsigned)len)) {
+				best = &e->val;
+				best_len = len;
+			}
+		}
+	}
+	if (!best)
+		return 0;
+	if (ret_portset)
+		*ret_portset = best->portset;
+	return 1;
+}
+
+static int cmp_port_span(const void *a, const void *b)
+{
+	const struct policy_port_span *x = a, *y = b;
+
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+int policy_maps_port_spans(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+			   struct policy_port_span **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct policy_port_span *v = NULL;
+	uint32_t pscope = cw_scope(m->gen, portset);
+	size_t n = 0, cap = 0, u = 0;
+
+	/* Each entry is an aligned block of 2^(16 - bits) ports starting at its port. */
+	for (size_t i = 0; i < m->n_ports; i++) {
+		const struct policy_port_entry *e = &m->ports[i];
+		unsigned bits = e->key.prefixlen - CW_SCOPE_BITS - 16;
+		uint32_t size, first;
+
+		if (e->key.scope != pscope || e->key.proto != proto || bits > 16)
+			continue;
+		size = 1u << (16 - bits);
+		first = ntohs(e->key.port_be) & ~(size - 1); /* the trie ignores bits past the prefix */
+		if (grow((void **)&v, &cap, n + 1, sizeof(*v)) < 0)
+			return -ENOMEM;
+		v[n++] = (struct policy_port_span){
+			.first = (uint16_t)first,
+			.last = (uint16_t)(first + size - 1),
+			.rule = e->val.rule,
+		};
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_port_span);
+	for (size_t i = 0; i < n; i++) {
+		if (u > 0 && v[i].first <= v[u - 1].last)
+			return -EUCLEAN;
+		if (u > 0 && v[i].first == v[u - 1].last + 1u && v[i].rule == v[u - 1].rule)
+			v[u - 1].last = v[i].last;
+		else
+			v[u++] = v[i];
+	}
+	*ret = u ? TAKE_PTR(v) : NULL;
+	*ret_n = u;
+	return 0;
 }

@@ -67,3 +67,28 @@ void policy_maps_free(struct policy_maps *m);
  */
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule);
+
+/*
+ * The first half of policy_maps_lookup(): the port set the destination tries give `addr` for
+ * app `app` (its longest matching prefix; an IPv4-mapped IPv6 address is judged as IPv4).
+ * Returns 1 and *ret_portset, or 0 when no prefix of the app contains the address (every flow
+ * to it is refused).
+ */
+int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,
+			   const uint8_t *addr, uint32_t *ret_portset);
+
+/* A run of destination ports allowed in one port set, and the rule that allows them. */
+struct policy_port_span {
+	uint16_t first; /* inclusive */
+	uint16_t last;	/* inclusive */
+	uint32_t rule;	/* the deciding global rule index, as cw_port_val.rule */
+};
+
+/*
+ * The ports of protocol `proto` (IPPROTO_TCP or IPPROTO_UDP) that port set `portset` allows,
+ * read back from its cw_ports entries: ascending, disjoint, neighbours with the same rule
+ * merged. Returns 0 with *ret (free() it; NULL when *ret_n is 0), -ENOMEM, or -EUCLEAN when two
+ * entries overlap (the compiler never emits that).
+ */
+int policy_maps_port_spans(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+			   struct policy_port_span **ret, size_t *ret_n);

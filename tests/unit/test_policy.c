@@ -388,7 +388,7 @@ static void test_parse_rejects_unknown_top_key(void **state)
 {
 	(void)state;
 	assert_parse_error("version: 1\napp: {}\n", 2, 1,
-			   "unknown key 'app' (expected version, sets, apps)");
+			   "unknown key 'app' (expected version, sets, apps, bundle)");
 }
 
 static void test_parse_rejects_unknown_rule_key(void **state)
@@ -1133,6 +1133,184 @@ static void test_find_app_and_free_null(void **state)
 	policy_free(NULL);
 }
 
+/* ---- bundle metadata ------------------------------------------------------------------------ */
+
+/* A policy whose `bundle:` mapping starts on line 3; its keys are on lines 4-8. */
+#define WITH_BUNDLE(body) "version: 1\napps: {a: {allow: []}}\nbundle:\n" body
+#define BUNDLE_ID "  id: oem.headunit.policy\n"
+#define BUNDLE_VERSION "  version: 42\n"
+#define BUNDLE_TARGET "  target: agl-h3-refboard\n"
+#define BUNDLE_NOT_BEFORE "  not-before: 2026-11-01T00:00:00Z\n"
+#define BUNDLE_NOT_AFTER "  not-after: 2027-11-01T00:00:00Z\n"
+#define BUNDLE_ALL BUNDLE_ID BUNDLE_VERSION BUNDLE_TARGET BUNDLE_NOT_BEFORE BUNDLE_NOT_AFTER
+
+static void test_parse_bundle_metadata(void **state)
+{
+	_cleanup_(policy_freep) struct policy *p = parse_ok(WITH_BUNDLE(BUNDLE_ALL));
+
+	(void)state;
+	assert_true(p->has_bundle);
+	assert_string_equal(p->bundle.id, "oem.headunit.policy");
+	assert_int_equal(p->bundle.version, 42);
+	assert_string_equal(p->bundle.target, "agl-h3-refboard");
+	assert_int_equal(p->bundle.not_before, 1793491200); /* 2026-11-01T00:00:00Z */
+	assert_int_equal(p->bundle.not_after, 1825027200);  /* 2027-11-01T00:00:00Z */
+	assert_int_equal(p->bundle.target_loc.line, 6);
+	assert_int_equal(p->bundle.target_loc.column, 11);
+	assert_int_equal(p->bundle.not_after_loc.line, 8);
+	assert_int_equal(p->bundle.not_after_loc.column, 14);
+}
+
+static void test_parse_policy_without_bundle_has_no_metadata(void **state)
+{
+	_cleanup_(policy_freep) struct policy *p = parse_ok("version: 1\napps: {a: {allow: []}}\n");
+
+	(void)state;
+	assert_false(p->has_bundle);
+}
+
+static void test_parse_bundle_accepts_flow_style_and_quoted_times(void **state)
+{
+	_cleanup_(policy_freep) struct policy *p =
+		parse_ok("version: 1\napps: {a: {allow: []}}\n"
+			 "bundle: {id: x, version: 9007199254740992, target: t,\n"
+			 "         not-before: '1970-01-01T00:00:00Z',\n"
+			 "         not-after: \"9999-12-31T23:59:59Z\"}\n");
+
+	(void)state;
+	assert_int_equal(p->bundle.version, POLICY_BUNDLE_MAX_VERSION);
+	assert_int_equal(p->bundle.not_before, 0);
+	assert_int_equal(p->bundle.not_after, 253402300799);
+}
+
+static void test_parse_bundle_rejects_unknown_key(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ALL "  signer: me\n"), 9, 3,
+			   "unknown key 'signer' (expected id, version, target, not-before, "
+			   "not-after)");
+}
+
+static void test_parse_bundle_rejects_duplicate_key(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ALL "  version: 43\n"), 9, 3,
+			   "duplicate key 'version' (first at line 5, column 3)");
+}
+
+static void test_parse_rejects_two_bundle_mappings(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ALL "bundle: {}\n"), 9, 1,
+			   "duplicate key 'bundle' (first at line 3, column 1)");
+}
+
+static void test_parse_bundle_rejects_missing_key(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID BUNDLE_VERSION BUNDLE_TARGET BUNDLE_NOT_BEFORE), 4,
+			   3, "missing required key 'not-after' in 'bundle'");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_VERSION BUNDLE_TARGET BUNDLE_NOT_BEFORE
+					       BUNDLE_NOT_AFTER),
+			   4, 3, "missing required key 'id' in 'bundle'");
+}
+
+static void test_parse_bundle_rejects_non_mapping(void **state)
+{
+	(void)state;
+	assert_parse_error("version: 1\napps: {a: {allow: []}}\nbundle: oem\n", 3, 9,
+			   "'bundle' must be a mapping, not a scalar");
+	assert_parse_error("version: 1\napps: {a: {allow: []}}\nbundle:\n", 3, 8,
+			   "'bundle' must be a mapping, not null");
+}
+
+static void test_parse_bundle_rejects_version_out_of_range(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: 0\n"), 5, 12,
+			   "'bundle.version' 0 is out of range (1-9007199254740992)");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: 9007199254740993\n"), 5, 12,
+			   "'bundle.version' 9007199254740993 is out of range");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: 99999999999999999999999999\n"), 5, 12,
+			   "is out of range");
+}
+
+static void test_parse_bundle_rejects_version_that_is_not_an_integer(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: 042\n"), 5, 12,
+			   "'bundle.version' must be an integer without leading zeros, not '042'");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: -1\n"), 5, 12,
+			   "must be an integer without leading zeros, not '-1'");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: 4.2\n"), 5, 12,
+			   "must be an integer without leading zeros, not '4.2'");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  version: '42'\n"), 5, 12,
+			   "'bundle.version' must be an integer, not a quoted string");
+}
+
+static void test_parse_bundle_rejects_invalid_id_and_target(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE("  id: oem/policy\n"), 4, 7,
+			   "invalid 'bundle.id' 'oem/policy': use letters, digits");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  target: -board\n"), 5, 11,
+			   "invalid 'bundle.target' '-board'");
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID "  target: [a]\n"), 5, 11,
+			   "'bundle.target' must be a string, not a sequence");
+	assert_parse_error(WITH_BUNDLE("  id: a234567890123456789012345678901234567890"
+				       "12345678901234567890"
+				       "12345\n"),
+			   4, 7, "is longer than 64 characters (POLICY_MAX_ID_LEN)");
+}
+
+static void test_parse_bundle_rejects_times_not_rfc3339_utc(void **state)
+{
+	static const char *const bad[] = {
+		"2026-11-01T00:00:00z",	     "2026-11-01t00:00:00Z",
+		"2026-11-01 00:00:00Z",	     "2026-11-01T00:00:00+01:00",
+		"2026-11-01T00:00:00.5Z",    "2026-11-01T00:00:00",
+		"2026-02-30T00:00:00Z",	     "2026-11-01T24:00:00Z",
+		"2026-12-31T23:59:60Z",	     "1969-12-31T23:59:59Z",
+		"2026-13-01T00:00:00Z",	     "2026-11-1T00:00:00Z",
+		"+2026-11-01T00:00:00Z",     "2026-11-01",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		_cleanup_free_ char *yaml = NULL;
+
+		assert_true(asprintf(&yaml, WITH_BUNDLE(BUNDLE_ID "  not-before: '%s'\n"), bad[i]) >
+			    0);
+		assert_parse_error(yaml, 5, 15,
+				   "is not an RFC 3339 UTC time such as 2026-11-01T00:00:00Z");
+	}
+}
+
+static void test_parse_bundle_rejects_not_after_not_later_than_not_before(void **state)
+{
+	(void)state;
+	assert_parse_error(WITH_BUNDLE(BUNDLE_ID BUNDLE_VERSION BUNDLE_TARGET BUNDLE_NOT_BEFORE
+					       "  not-after: 2026-11-01T00:00:00Z\n"),
+			   8, 14, "'bundle.not-after' must be later than 'bundle.not-before'");
+}
+
+static void test_time_parse_and_format(void **state)
+{
+	char buf[POLICY_TIME_LEN + 1];
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(policy_time_parse("2027-01-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, 1798761600);
+	assert_int_equal(policy_time_parse("2024-02-29T12:34:56Z", &t), 0);
+	assert_int_equal(policy_time_format(t, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "2024-02-29T12:34:56Z");
+	assert_int_equal(policy_time_parse("2023-02-29T12:34:56Z", &t), -EINVAL);
+	assert_int_equal(policy_time_format(-1, buf, sizeof(buf)), -ERANGE);
+	assert_int_equal(policy_time_format(253402300800, buf, sizeof(buf)), -ERANGE);
+	assert_int_equal(policy_time_format(0, buf, POLICY_TIME_LEN), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1221,6 +1399,20 @@ int main(void)
 		cmocka_unit_test(test_app_id_valid),
 		cmocka_unit_test(test_proto_names),
 		cmocka_unit_test(test_find_app_and_free_null),
+		cmocka_unit_test(test_parse_bundle_metadata),
+		cmocka_unit_test(test_parse_policy_without_bundle_has_no_metadata),
+		cmocka_unit_test(test_parse_bundle_accepts_flow_style_and_quoted_times),
+		cmocka_unit_test(test_parse_bundle_rejects_unknown_key),
+		cmocka_unit_test(test_parse_bundle_rejects_duplicate_key),
+		cmocka_unit_test(test_parse_rejects_two_bundle_mappings),
+		cmocka_unit_test(test_parse_bundle_rejects_missing_key),
+		cmocka_unit_test(test_parse_bundle_rejects_non_mapping),
+		cmocka_unit_test(test_parse_bundle_rejects_version_out_of_range),
+		cmocka_unit_test(test_parse_bundle_rejects_version_that_is_not_an_integer),
+		cmocka_unit_test(test_parse_bundle_rejects_invalid_id_and_target),
+		cmocka_unit_test(test_parse_bundle_rejects_times_not_rfc3339_utc),
+		cmocka_unit_test(test_parse_bundle_rejects_not_after_not_later_than_not_before),
+		cmocka_unit_test(test_time_parse_and_format),
 	};
 
 	return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

@@ -116,7 +116,8 @@ static void test_keys_carry_generation_and_zero_padding(void **state)
 		assert_int_equal(m->gen, gen);
 		for (size_t i = 0; i < m->n_dst4; i++) {
 			assert_int_equal(m->dst4[i].key.scope >> CW_SCOPE_GEN_SHIFT, gen);
-			assert_int_equal(m->dst4[i].val.flags, 0);
+			/* The demo's rules are all TCP. */
+			assert_int_equal(m->dst4[i].val.flags, CW_DST_F_TCP);
 		}
 		for (size_t i = 0; i < m->n_dst6; i++)
 			assert_int_equal(m->dst6[i].key.scope >> CW_SCOPE_GEN_SHIFT, gen);
@@ -428,6 +429,232 @@ static void test_random_policies_match_naive_evaluation(void **state)
 	assert_true(allowed < compared * 9 / 10);
 }
 
+/* ---- reading the maps back: the destination's port set, and a port set's spans ------------- */
+
+static const char overlapping[] = "version: 1\n"
+				  "apps:\n"
+				  "  a:\n"
+				  "    allow:\n"
+				  "      - to: [10.0.0.0/8, 2001:db8::/32]\n"
+				  "        ports: [80, 8000-8010]\n"
+				  "        proto: tcp\n"
+				  "      - to: [10.1.0.0/16]\n"
+				  "        ports: [8005-8020, 53]\n"
+				  "      - to: [10.1.2.3]\n"
+				  "  b:\n"
+				  "    allow:\n"
+				  "      - to: [10.0.0.0/8]\n"
+				  "        ports: [22]\n"
+				  "        proto: udp\n";
+
+static void test_lookup_dst_gives_the_port_set_of_the_longest_prefix(void **state)
+{
+	(void)state;
+	struct policy *p = parse(overlapping);
+	struct policy_maps *m = compile(p, 1);
+	uint8_t a[16];
+	uint32_t ps8 = 99, ps16 = 99, ps32 = 99, ps_mapped = 99, psb = 99;
+
+	inet_pton(AF_INET, "10.9.9.9", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &ps8), 1);
+	inet_pton(AF_INET, "10.1.9.9", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &ps16), 1);
+	inet_pton(AF_INET, "10.1.2.3", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &ps32), 1);
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET6, a, &ps_mapped), 1);
+	inet_pton(AF_INET, "10.1.2.3", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 1, AF_INET, a, &psb), 1);
+	assert_int_not_equal(ps8, ps16);
+	assert_int_not_equal(ps16, ps32);
+	assert_int_equal(ps32, ps_mapped);
+	assert_int_not_equal(psb, ps32);
+
+	inet_pton(AF_INET, "11.0.0.1", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, NULL), 0);
+	inet_pton(AF_INET6, "2001:db9::1", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET6, a, NULL), 0);
+	inet_pton(AF_INET6, "2001:db8::1", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 1, AF_INET6, a, NULL), 0);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET6, a, NULL), 1);
+	policy_maps_free(m);
+	policy_free(p);
+}
+
+/* For every port: allowed by policy_maps_lookup() exactly when a span has it, with its rule. */
+static void assert_spans_agree_with_lookup(const struct policy_maps *m, uint32_t app, int family,
+					   const char *addr_text, uint16_t proto)
+{
+	struct policy_port_span *spans = NULL;
+	size_t n = 0, k = 0;
+	uint32_t portset = 0;
+	uint8_t a[16];
+
+	assert_int_equal(inet_pton(family, addr_text, a), 1);
+	if (policy_maps_lookup_dst(m, app, family, a, &portset) == 1)
+		assert_int_equal(policy_maps_port_spans(m, portset, proto, &spans, &n), 0);
+	for (size_t i = 1; i < n; i++) {
+		assert_true(spans[i - 1].last < spans[i].first);
+		/* Neighbours with the same rule are merged. */
+		assert_false(spans[i - 1].last + 1 == spans[i].first &&
+			     spans[i - 1].rule == spans[i].rule);
+	}
+	for (uint32_t port = 0; port <= 65535; port++) {
+		uint32_t rule = 0;
+		int allowed = policy_maps_lookup(m, app, family, a, proto, (uint16_t)port, &rule);
+
+		while (k < n && spans[k].last < port)
+			k++;
+		bool in_span = k < n && spans[k].first <= port;
+		if (allowed != in_span)
+			fail_msg("%s proto %u port %u: lookup %d, spans %d", addr_text, proto, port,
+				 allowed, in_span);
+		if (allowed)
+			assert_int_equal(rule, spans[k].rule);
+	}
+	free(spans);
+}
+
+static void test_port_spans_agree_with_lookup_on_every_port(void **state)
+{
+	(void)state;
+	struct policy *p = parse(overlapping);
+	struct policy_maps *m = compile(p, 0);
+	static const char *const v4[] = { "10.9.9.9", "10.1.9.9", "10.1.2.3", "11.0.0.1" };
+
+	for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++)
+		for (uint32_t app = 0; app < 2; app++) {
+			assert_spans_agree_with_lookup(m, app, AF_INET, v4[i], IPPROTO_TCP);
+			assert_spans_agree_with_lookup(m, app, AF_INET, v4[i], IPPROTO_UDP);
+		}
+	assert_spans_agree_with_lookup(m, 0, AF_INET6, "2001:db8::1", IPPROTO_TCP);
+	assert_spans_agree_with_lookup(m, 0, AF_INET6, "2001:db8::1", IPPROTO_UDP);
+	assert_spans_agree_with_lookup(m, 0, AF_INET6, "::ffff:10.1.2.3", IPPROTO_TCP);
+	policy_maps_free(m);
+	policy_free(p);
+}
+
+static void test_port_spans_of_overlapping_rules(void **state)
+{
+	(void)state;
+	struct policy *p = parse(overlapping);
+	struct policy_maps *m = compile(p, 0);
+	struct policy_port_span *s = NULL;
+	uint32_t portset = 0;
+	uint8_t a[4];
+	size_t n = 0;
+
+	/* 10.1.9.9 tcp: 53 (rule 1), 80 (rule 0), 8000-8010 (rule 0), 8011-8020 (rule 1). */
+	inet_pton(AF_INET, "10.1.9.9", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &portset), 1);
+	assert_int_equal(policy_maps_port_spans(m, portset, IPPROTO_TCP, &s, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(s[0].first, 53);
+	assert_int_equal(s[0].last, 53);
+	assert_int_equal(s[0].rule, 1);
+	assert_int_equal(s[1].first, 80);
+	assert_int_equal(s[1].rule, 0);
+	assert_int_equal(s[2].first, 8000);
+	assert_int_equal(s[2].last, 8010);
+	assert_int_equal(s[2].rule, 0);
+	assert_int_equal(s[3].first, 8011);
+	assert_int_equal(s[3].last, 8020);
+	assert_int_equal(s[3].rule, 1);
+	free(s);
+
+	/* udp: only rule 1's ports. */
+	assert_int_equal(policy_maps_port_spans(m, portset, IPPROTO_UDP, &s, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(s[0].first, 53);
+	assert_int_equal(s[1].first, 8005);
+	assert_int_equal(s[1].last, 8020);
+	free(s);
+
+	/* 10.1.2.3: rule 2 allows any port; the ports rules 0 and 1 name first stay theirs. */
+	inet_pton(AF_INET, "10.1.2.3", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &portset), 1);
+	assert_int_equal(policy_maps_port_spans(m, portset, IPPROTO_UDP, &s, &n), 0);
+	assert_int_equal(s[0].first, 0);
+	assert_int_equal(s[0].last, 52);
+	assert_int_equal(s[0].rule, 2);
+	assert_int_equal(s[n - 1].last, 65535);
+	assert_int_equal(s[n - 1].rule, 2);
+	free(s);
+	policy_maps_free(m);
+	policy_free(p);
+}
+
+static void test_port_spans_merge_the_blocks_of_one_range(void **state)
+{
+	(void)state;
+	struct policy *p = parse("version: 1\n"
+				 "apps:\n"
+				 "  a:\n"
+				 "    allow:\n"
+				 "      - to: [192.0.2.1]\n"
+				 "        ports: [1-65535]\n"
+				 "        proto: tcp\n"
+				 "      - to: [192.0.2.2]\n");
+	struct policy_maps *m = compile(p, 0);
+	struct policy_port_span *s = NULL;
+	uint32_t portset = 0;
+	uint8_t a[4];
+	size_t n = 0;
+
+	/* 16 cw_ports blocks, one span. */
+	inet_pton(AF_INET, "192.0.2.1", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &portset), 1);
+	assert_int_equal(policy_maps_port_spans(m, portset, IPPROTO_TCP, &s, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(s[0].first, 1);
+	assert_int_equal(s[0].last, 65535);
+	free(s);
+	assert_int_equal(policy_maps_port_spans(m, portset, IPPROTO_UDP, &s, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(s);
+
+	/* No `ports`: every port, 0 included. */
+	inet_pton(AF_INET, "192.0.2.2", a);
+	assert_int_equal(policy_maps_lookup_dst(m, 0, AF_INET, a, &portset), 1);
+	assert_int_equal(policy_maps_port_spans(m, portset, IPPROTO_UDP, &s, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(s[0].first, 0);
+	assert_int_equal(s[0].last, 65535);
+	assert_int_equal(s[0].rule, 1);
+	free(s);
+	policy_maps_free(m);
+	policy_free(p);
+}
+
+static void test_port_spans_refuse_overlapping_entries(void **state)
+{
+	(void)state;
+	struct policy *p = parse("version: 1\n"
+				 "apps:\n"
+				 "  a:\n"
+				 "    allow:\n"
+				 "      - to: [192.0.2.1]\n"
+				 "        ports: [8000-8003]\n"
+				 "        proto: tcp\n");
+	struct policy_maps *m = compile(p, 0);
+	struct policy_port_span *s = NULL;
+	size_t n = 0;
+
+	/* One block 8000-8003; widen it to 8000-8007 and add 8004 (inside it): maps no compiler makes. */
+	assert_int_equal(m->n_ports, 1);
+	m->ports[0].key.prefixlen--;
+	m->ports = realloc(m->ports, 2 * sizeof(*m->ports));
+	assert_non_null(m->ports);
+	m->ports[1] = m->ports[0];
+	m->ports[1].key.prefixlen = CW_PORT_KEY_FULL_BITS;
+	m->ports[1].key.port_be = htons(8004);
+	m->n_ports = 2;
+	assert_int_equal(policy_maps_port_spans(m, m->dst4[0].val.portset, IPPROTO_TCP, &s, &n),
+			 -EUCLEAN);
+	policy_maps_free(m);
+	policy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -443,6 +670,11 @@ int main(void)
 		cmocka_unit_test(test_apps_are_kept_apart),
 		cmocka_unit_test(test_capacity_is_checked_before_anything_is_written),
 		cmocka_unit_test(test_random_policies_match_naive_evaluation),
+		cmocka_unit_test(test_lookup_dst_gives_the_port_set_of_the_longest_prefix),
+		cmocka_unit_test(test_port_spans_agree_with_lookup_on_every_port),
+		cmocka_unit_test(test_port_spans_of_overlapping_rules),
+		cmocka_unit_test(test_port_spans_merge_the_blocks_of_one_range),
+		cmocka_unit_test(test_port_spans_refuse_overlapping_entries),
 	};
 	return cmocka_run_group_tests_name("policy_compile", tests, NULL, NULL);
 }

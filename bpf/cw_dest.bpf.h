@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Judging a destination by the policy of an app: the LPM tries of bpf/carwall.h. Map lookups
+ * only, never a scan of rules: (app, address) in cw_dst4 or cw_dst6 names a port set, and
+ * (port set, protocol, port) in cw_ports names the rule that allows the flow.
+ */
+#ifndef CW_DEST_BPF_H
+#define CW_DEST_BPF_H
+
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+
+#include "cw_app.bpf.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_DST4);
+	__type(key, struct cw_dst4_key);
+	__type(value, struct cw_dst_val);
+} cw_dst4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_DST6);
+	__type(key, struct cw_dst6_key);
+	__type(value, struct cw_dst_val);
+} cw_dst6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_PORTS);
+	__type(key, struct cw_port_key);
+	__type(value, struct cw_port_val);
+} cw_ports SEC(".maps");
+
+static __always_inline enum cw_verdict cw_judge_port(struct cw_ctx *c, const struct cw_dst_val *dst,
+						      __u16 proto, __u16 port)
+{
+	struct cw_port_key key = {};
+	struct cw_port_val *val;
+
+	if (!dst)
+		return CW_VERDICT_DENY_NO_RULE;
+	key.prefixlen = CW_PORT_KEY_FULL_BITS;
+	key.scope = cw_scope(c->gen, dst->portset);
+	key.proto = proto;
+	key.port_be = bpf_htons(port);
+	val = bpf_map_lookup_elem(&cw_ports, &key);
+	if (!val)
+		return CW_VERDICT_DENY_NO_RULE;
+	c->rule = val->rule;
+	return CW_VERDICT_ALLOW_RULE;
+}
+
+/* The app's verdict on an IPv4 destination (network order address, host order port). */
+static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be, __u16 proto,
+						 __u16 port)
+{
+	struct cw_dst4_key key = {};
+
+	if (c->flags & CW_APP_F_GUARD)
+		return CW_VERDICT_DENY_GUARD;
+	key.prefixlen = CW_SCOPE_BITS + 32;
+	key.scope = cw_scope(c->gen, c->app);
+	__builtin_memcpy(key.addr, &ip4_be, sizeof(key.addr));
+	return cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port);
+}
+
+static __always_inline bool cw_is_v4_mapped(const __u32 ip6_be[4])
+{
+	return ip6_be[0] == 0 && ip6_be[1] == 0 && ip6_be[2] == bpf_htonl(0x0000ffff);
+}
+
+/* The app's verdict on an IPv6 destination; an IPv4-mapped one is judged by the IPv4 rules. */
+static __always_inline enum cw_verdict cw_judge6(struct cw_ctx *c, const __u32 ip6_be[4],
+						 __u16 proto, __u16 port)
+{
+	struct cw_dst6_key key = {};
+
+	if (cw_is_v4_mapped(ip6_be))
+		return cw_judge4(c, ip6_be[3], proto, port);
+	if (c->flags & CW_APP_F_GUARD)
+		return CW_VERDICT_DENY_GUARD;
+	key.prefixlen = CW_SCOPE_BITS + 128;
+	key.scope = cw_scope(c->gen, c->app);
+	__builtin_memcpy(key.addr, ip6_be, sizeof(key.addr));
+	return cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port);
+}
+
+#endif /* CW_DEST_BPF_H */

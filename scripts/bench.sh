@@ -1,0 +1,599 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# bench.sh: carwall's cost against no filter and against nftables, side by side in one run
+# (`make bench`, `make bench QUICK=1`). Needs root, builds nothing: `make bench` builds first.
+#
+# Usage: scripts/bench.sh [--quick] [--out FILE] [--bin-dir DIR]
+#        scripts/bench.sh --install-deps     installs what only the benchmark needs (nftables, jq)
+#
+# What it measures, from inside an app's cgroup, on loopback in private network namespaces:
+#   datapath   TCP connect+close, UDP sendto (64 B), UDP connect() (the hook alone) and bulk TCP,
+#              IPv4 and IPv6, in three variants, each in its own netns and cgroup subtree:
+#                none      no filter at all: no program attached above the client, no nft table
+#                carwall   carwalld with every program it attaches (whatever `carwall status`
+#                          lists as hooks), the 10k-rule policy, events on when it has them
+#                nftables  one table (unique name, in the variant's private netns): per app, a
+#                          `socket cgroupv2` rule jumping to a chain with two interval sets
+#                          (address . protocol . port) holding the same allow-lists, reject else
+#              The flows are allowed ones: the client is app08, whose rules allow 127.0.0.1 and
+#              ::1 on the benchmark's ports, in the middle of its rules, next to neighbours
+#              (127.0.0.2.., ::2..) so the lookup walks deep. Interleaved rounds: per test, one
+#              long-lived worker per variant (its netns and cgroup joined once, warmed up); each
+#              round runs a short slice of every variant back to back (A B C A B C ..., the first
+#              one rotating from round to round), so that machine drift cancels in the per-round
+#              ratios. Each slice is measured on the worker thread's CPU time (what a connect(),
+#              a datagram or a MB costs; time spent descheduled by other load does not count,
+#              the loopback work done in its softirqs does) and on the wall clock; the figures
+#              and targets use CPU time, the wall-clock ones are in the JSON too.
+#   in_kernel  kernel.bpf_stats_enabled=1 only while carwall's flows run (the old value comes
+#              back, also on failure), then run_time_ns / run_cnt of each program attached
+#              through the agent's pinned links.
+#   reload     `carwall --json reload` for 1k, 10k and 100k-rule policies, each reload a new
+#              revision of the file (one rule differs; two untimed reloads first, so that both
+#              generations hold that size): the span from the file's rename to the reply, timed
+#              here, and the agent's own timing_us {read, parse, compile, apply, total} when its
+#              reply has one; and `carwall policy check` of the same file (no maps).
+#   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, its context switches
+#              (voluntary + involuntary, all threads) over an idle window, and its RSS after the
+#              100k reloads.
+#   events     refused flows (UDP sendto to a port no rule allows) as fast as the app can send,
+#              and the agent's event counters in `carwall --json status` before and after, once
+#              the agent has drained them (the drain time counts); "not available" while status
+#              has no "events" field.
+# Before the rounds a filter check proves each variant is what it claims: the refused port is
+# reached with no filter and refused (EPERM) under carwall and under nftables.
+#
+# Output: FILE (default build/bench.json), the raw samples next to it (FILE with .raw.tsv), the
+# agent's log less its per-event lines (FILE with .agent.log), a table and the targets on stdout. JSON schema ("schema": "carwall-bench/1"):
+#   run           {started_at, quick, rounds, measure_ms, policy_rules, apps, nproc, cpu, kernel,
+#                  carwall, hooks, nft, duration_s, ...}: the machine and the settings
+#   filter_check  {none, carwall, nftables}: what the refused port did in each variant
+#   datapath      {TEST: {what, unit ("ns/op" or "MB/s"), ratio_meaning,
+#                         measured_on, none|carwall|nftables: {median, min, max, n, [status],
+#                                                 ratio, ratio_min, ratio_max (to none: the
+#                                                 median, min and max of per-round ratios),
+#                                                 delta_ns | delta_mb_s (median per-round
+#                                                 difference), carwall: target_ratio,
+#                                                 target_met, wall_clock: {median, min, max,
+#                                                 ratio}}}}
+#                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6
+#   in_kernel     {[status], method, programs: [{hook, program, runs, ns_per_run}],
+#                  decision_ns (connect/sendmsg programs together), worst_program_ns, target_ns}
+#   reload        {[status], [agent_timing_status], sizes: [{rules, round_trip_ms: {median, min,
+#                  max, n}, policy_check_ms: {...} (`carwall policy check` of the same file),
+#                  agent_timing_us: {read|parse|compile|apply|total: {median, ...}}}]}
+#   agent         {pid, rss_kib, hwm_kib, threads, idle_seconds, idle_wakeups,
+#                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_after_reloads_kib}
+#   events        {status} while not available; else {flood_seconds, seconds (flood and drain),
+#                  attempts (refused sends), received (the agent's count), not_received,
+#                  dropped (the agent's count, if status has one), rate_limit_per_app,
+#                  received_per_s (received / seconds)}
+#   targets       [{name, measured, target, status (met | missed | not measured...),
+#                  missed_by, to_close}]
+#
+# Everything is made under unique names (cgroup carwall-bench-PID, netns cwb-PID-*, pin folder
+# /sys/fs/bpf/carwall-bench-PID, nft table carwall_bench_PID, a mktemp folder) and removed on
+# exit, failure and Ctrl-C included. Traffic stays on loopback inside those namespaces. Every
+# wait is bounded.
+set -euo pipefail
+
+top=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+
+quick=${QUICK:-0}
+out=$top/build/bench.json
+bin=${CARWALL_BIN_DIR:-$top/build}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+install_deps() {
+	local p missing=()
+
+	for p in nftables jq; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	((${#missing[@]} == 0)) && return 0
+	[[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]}; run as root or install them"
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+while (($#)); do
+	case $1 in
+	--quick) quick=1 ;;
+	--out)
+		out=${2:?--out FILE}
+		shift
+		;;
+	--bin-dir)
+		bin=${2:?--bin-dir DIR}
+		shift
+		;;
+	--install-deps)
+		install_deps
+		exit 0
+		;;
+	-h | --help)
+		sed -n '4,8p' "$0"
+		exit 0
+		;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+	shift
+done
+
+if [[ $quick == 1 ]]; then
+	# One untimed reload per size only: the first timed one still clears the smaller size
+	# before it (good enough for a look; the full run fills both generations first).
+	ROUNDS=10 MEASURE_MS=30 IDLE_S=2 EVENTS_MS=1000 RELOADS=1 RELOAD_WARM=1
+else
+	ROUNDS=40 MEASURE_MS=100 IDLE_S=10 EVENTS_MS=5000 RELOADS=7 RELOAD_WARM=2
+fi
+POLICY_RULES=10000
+RELOAD_SIZES="1000 10000 100000"
+PORT=5000 # P: TCP accept, P+1: UDP sink, P+2: TCP bulk, P+3: refused (nothing listens)
+BENCH_APP=app08
+APPS=16
+# Where AGL's systemd puts app units, below each variant's folder (the policy's default cgroups).
+APP_SLICE='system.slice/system-agl\x2dapp.slice'
+
+VARIANTS=(none carwall nftables)
+TESTS="tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6
+tcp_bulk:4 tcp_bulk:6"
+
+[[ $(id -u) == 0 ]] || die "must run as root (network namespaces, cgroups, BPF)"
+for t in ip nsenter jq awk sysctl mktemp; do
+	command -v "$t" >/dev/null 2>&1 || die "required tool not found: $t (scripts/bench.sh --install-deps)"
+done
+BENCH=$bin/bench CARWALLD=$bin/carwalld CARWALL=$bin/carwall
+for b in "$BENCH" "$CARWALLD" "$CARWALL"; do
+	[[ -x $b ]] || die "$b not found: build with \`make all $bin/bench\` (or run \`make bench\`)"
+done
+
+# ---- state, and the cleanup that removes all of it ----------------------------------------------
+ID=$$
+NS_PREFIX=cwb-$ID
+TABLE=carwall_bench_$ID
+PIN_DIR=/sys/fs/bpf/carwall-bench-$ID
+TMP=
+CG2=
+ROOT=
+AGENT_PID=
+SERVER_PIDS=()
+NETNS_MADE=()
+STATS_OLD=
+PIN_MADE=
+started=$(date +%s)
+
+alive() { [[ -e /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+# stop_pid PID: TERM, bounded wait, KILL, bounded wait, reap.
+stop_pid() {
+	local pid=$1 i
+
+	alive "$pid" || {
+		wait "$pid" 2>/dev/null || true
+		return 0
+	}
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	if alive "$pid"; then
+		kill -KILL "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			alive "$pid" || break
+			sleep 0.1
+		done
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? pid i d ns pids
+	set +e
+	trap - EXIT INT TERM
+
+	# The agent's log, less its one line per refused flow, is kept next to the JSON.
+	if [[ -s ${TMP:-}/agent.log ]]; then
+		grep -v ' event=refused ' "$TMP/agent.log" >"${out%.json}.agent.log"
+		if ((rc != 0)); then
+			log "the agent's log without its event lines (${out%.json}.agent.log), last 20 lines:"
+			tail -n 20 "${out%.json}.agent.log" | sed 's/^/  /' >&2
+		fi
+	fi
+	if [[ -n $STATS_OLD ]]; then
+		sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
+		STATS_OLD=
+	fi
+	[[ -n $AGENT_PID ]] && stop_pid "$AGENT_PID"
+	for pid in "${SERVER_PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	if [[ -n $PIN_MADE && -e $PIN_DIR ]]; then
+		timeout 10 "$CARWALL" unload --pin-dir "$PIN_DIR" >/dev/null 2>&1
+		[[ -e $PIN_DIR ]] && rm -rf -- "$PIN_DIR"
+		[[ -e $PIN_DIR ]] && log "could not remove $PIN_DIR"
+	fi
+	# Only ever our own subtree: kill what is left in it (never this shell), then rmdir.
+	if [[ -n $ROOT && $ROOT == "$CG2"/carwall-bench-"$ID" && -d $ROOT ]]; then
+		for ((i = 0; i < 30; i++)); do
+			pids=$(find "$ROOT" -name cgroup.procs -exec cat {} + 2>/dev/null | grep -vx "$$")
+			[[ -z $pids ]] && break
+			for pid in $pids; do kill -KILL "$pid" 2>/dev/null; done
+			sleep 0.1
+		done
+		for ((i = 0; i < 30; i++)); do
+			while IFS= read -r d; do rmdir "$d" 2>/dev/null; done < <(find "$ROOT" -depth -type d)
+			[[ -d $ROOT ]] || break
+			sleep 0.1
+		done
+		[[ -d $ROOT ]] && log "could not remove cgroup $ROOT"
+	fi
+	for ns in "${NETNS_MADE[@]}"; do
+		if [[ $ns == *-nftables ]] && command -v nft >/dev/null 2>&1; then
+			nsenter --net="/run/netns/$ns" nft delete table inet "$TABLE" 2>/dev/null
+		fi
+		for ((i = 0; i < 30; i++)); do
+			pids=$(ip netns pids "$ns" 2>/dev/null | grep -vx "$$")
+			[[ -z $pids ]] && break
+			for pid in $pids; do kill -KILL "$pid" 2>/dev/null; done
+			sleep 0.1
+		done
+		ip netns del "$ns" 2>/dev/null || log "could not delete netns $ns"
+	done
+	[[ -n $TMP && -d $TMP && $TMP == */carwall-bench.* ]] && rm -rf -- "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/carwall-bench.XXXXXX")
+RAW=$TMP/raw.tsv
+: >"$RAW"
+# raw FIELD...: one tab-separated line of raw results; an empty field is written "-".
+raw() {
+	local f fields=() IFS=$'\t'
+
+	for f in "$@"; do fields+=("${f:--}"); done
+	printf '%s\n' "${fields[*]}" >>"$RAW"
+}
+
+# ---- cgroups, bpffs, netns ------------------------------------------------------------------------
+CG2=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+	/proc/self/mountinfo)
+[[ -n $CG2 && -d $CG2 ]] || die "no cgroup2 file system mounted"
+ROOT=$CG2/carwall-bench-$ID
+mkdir "$ROOT" || die "cannot create $ROOT"
+# srv: the servers (no filter above them); none/, carwall/ (the agent's cgroup root, where it
+# creates the app cgroups), nftables/: one subtree per variant, the app cgroups at the same depth.
+mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall"
+for ((i = 0; i < APPS; i++)); do
+	mkdir -p "$ROOT/nftables/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service"
+done
+# The level of the app cgroups (the cgroup2 root is level 0).
+rel=${ROOT#"$CG2"}
+APP_LEVEL=$(($(tr -cd / <<<"$rel/nftables/$APP_SLICE/x" | wc -c)))
+
+if ! awk '$5 == "/sys/fs/bpf" { for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "bpf") f = 1; break } }
+	END { exit !f }' /proc/self/mountinfo; then
+	mount -t bpf bpf /sys/fs/bpf || die "cannot mount bpffs at /sys/fs/bpf"
+fi
+[[ ! -e $PIN_DIR ]] || die "$PIN_DIR exists (left from an earlier run?)"
+
+for v in "${VARIANTS[@]}"; do
+	ip netns add "$NS_PREFIX-$v" || die "cannot create netns $NS_PREFIX-$v"
+	NETNS_MADE+=("$NS_PREFIX-$v")
+	ip -n "$NS_PREFIX-$v" link set lo up
+done
+
+netns_of() { printf '/run/netns/%s-%s' "$NS_PREFIX" "$1"; }
+cgroup_of() { printf '%s/%s/%s/agl-app@%s.service' "$ROOT" "$1" "$APP_SLICE" "$BENCH_APP"; }
+
+# ---- servers -----------------------------------------------------------------------------------------
+for v in "${VARIANTS[@]}"; do
+	"$BENCH" serve --port "$PORT" --netns "$(netns_of "$v")" --cgroup "$ROOT/srv" \
+		--max-seconds 3600 >"$TMP/serve-$v.out" 2>"$TMP/serve-$v.err" </dev/null &
+	SERVER_PIDS+=($!)
+done
+for ((i = 0; i < 100; i++)); do
+	n=0
+	for v in "${VARIANTS[@]}"; do
+		grep -qx ready "$TMP/serve-$v.out" 2>/dev/null && n=$((n + 1))
+	done
+	((n == ${#VARIANTS[@]})) && break
+	sleep 0.05
+done
+((n == ${#VARIANTS[@]})) || die "servers not ready: $(cat "$TMP"/serve-*.err)"
+
+# ---- the policy, the agent -------------------------------------------------------------------------
+log "generating the ${POLICY_RULES}-rule policy and its nftables equivalent"
+"$BENCH" policy --rules "$POLICY_RULES" --port "$PORT" --yaml "$TMP/policy.yaml" \
+	--nft "$TMP/policy.nft" --nft-table "$TABLE" --nft-level "$APP_LEVEL" \
+	--nft-cgroup "${ROOT#/sys/fs/cgroup/}/nftables/$APP_SLICE"
+
+mkdir "$TMP/run" "$TMP/state"
+# Production settings, except that the per-app event rate limit is lifted where the agent has
+# one: the events measurement is about what the agent keeps up with, not about the limit.
+AGENT_ARGS=()
+if "$CARWALLD" --help 2>&1 | grep -q -- '--event-rate'; then
+	AGENT_ARGS+=(--event-rate 0)
+fi
+PIN_MADE=1
+"$CARWALLD" --policy "$TMP/policy.yaml" --cgroup-root "$ROOT/carwall" --pin-dir "$PIN_DIR" \
+	--run-dir "$TMP/run" --state-dir "$TMP/state" "${AGENT_ARGS[@]}" \
+	</dev/null >"$TMP/agent.log" 2>&1 &
+AGENT_PID=$!
+cw() { "$CARWALL" --run-dir "$TMP/run" "$@"; }
+for ((i = 0; i < 200; i++)); do
+	cw --json status >"$TMP/status.json" 2>/dev/null && break
+	alive "$AGENT_PID" || break
+	sleep 0.05
+done
+jq -e '.enforcing == true' "$TMP/status.json" >/dev/null 2>&1 ||
+	die "the agent did not start enforcing: $(cat "$TMP/agent.log")"
+HOOKS=$(jq -r '.hooks | join(",")' "$TMP/status.json")
+HAS_EVENTS=$(jq -r 'has("events")' "$TMP/status.json")
+log "agent $AGENT_PID enforcing at $ROOT/carwall: hooks $HOOKS; $(jq -r '.policy.rules' "$TMP/status.json") rules"
+
+# ---- nftables ----------------------------------------------------------------------------------------
+NFT_OK=0
+NFT_VERSION=-
+if ! command -v nft >/dev/null 2>&1; then
+	raw status nftables_datapath "skipped: nft not installed (scripts/bench.sh --install-deps)"
+elif [[ $ROOT != /sys/fs/cgroup/* ]]; then
+	# nft resolves `socket cgroupv2` paths under /sys/fs/cgroup only.
+	raw status nftables_datapath "skipped: the cgroup2 mount $CG2 is not under /sys/fs/cgroup, where nft looks"
+else
+	NFT_VERSION=$(nft --version | awk '{ print $2 }')
+	t0=${EPOCHREALTIME/./}
+	if nsenter --net="$(netns_of nftables)" nft -f "$TMP/policy.nft" 2>"$TMP/nft.err"; then
+		NFT_OK=1
+		raw meta nft_load_ms "$(((${EPOCHREALTIME/./} - t0) / 1000))"
+	else
+		raw status nftables_datapath "skipped: nft -f failed: $(head -c 300 "$TMP/nft.err" | tr '\n\t' '  ')"
+	fi
+fi
+
+# ---- agent: steady RSS and idle wake-ups ----------------------------------------------------------------
+ctxt() {
+	cat /proc/"$AGENT_PID"/task/*/status 2>/dev/null |
+		awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { s[$1] += $2 }
+			END { printf "%d %d\n", s["voluntary_ctxt_switches:"], s["nonvoluntary_ctxt_switches:"] }'
+}
+status_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/"$AGENT_PID"/status; }
+sleep 1
+log "agent idle for ${IDLE_S}s (context switches)"
+read -r v0 n0 < <(ctxt)
+sleep "$IDLE_S"
+read -r v1 n1 < <(ctxt)
+raw agent pid "$AGENT_PID"
+raw agent rss_kib "$(status_kib VmRSS)"
+raw agent hwm_kib "$(status_kib VmHWM)"
+raw agent threads "$(ls /proc/"$AGENT_PID"/task | wc -l)"
+raw agent idle_seconds "$IDLE_S"
+raw agent idle_wakeups "$((v1 - v0 + n1 - n0))"
+raw agent idle_wakeups_voluntary "$((v1 - v0))"
+raw agent idle_wakeups_involuntary "$((n1 - n0))"
+
+# ---- one measurement ---------------------------------------------------------------------------------------
+# client VARIANT TEST FAMILY MS [--count N]: runs the client in the variant's netns and app
+# cgroup; sets R_VALUE R_OPS R_EPERM R_ERRORS R_ERR from its line. Returns the client's status.
+client() {
+	local line rc=0 kv
+
+	line=$("$BENCH" client --test "$2" --family "$3" --port "$PORT" --ms "$4" "${@:5}" \
+		--netns "$(netns_of "$1")" --cgroup "$(cgroup_of "$1")" 2>"$TMP/client.err") || rc=$?
+	R_VALUE=- R_OPS=0 R_EPERM=0 R_ERRORS=0 R_ERR="$(head -c 200 "$TMP/client.err")"
+	for kv in $line; do
+		case $kv in
+		value=*) R_VALUE=${kv#value=} ;;
+		ops=*) R_OPS=${kv#ops=} ;;
+		eperm=*) R_EPERM=${kv#eperm=} ;;
+		errors=*) R_ERRORS=${kv#errors=} ;;
+		err=*) [[ ${kv#err=} == - ]] || R_ERR=${kv#err=} ;;
+		esac
+	done
+	return "$rc"
+}
+
+variant_on() { [[ $1 != nftables || $NFT_OK == 1 ]]; }
+
+# The agent must live through the whole run: its exit voids what follows.
+agent_alive() { alive "$AGENT_PID" || die "the agent (pid $AGENT_PID) exited during the benchmark ($1)"; }
+
+# ---- filter check: each variant is what it claims ------------------------------------------------------
+for v in "${VARIANTS[@]}"; do
+	variant_on "$v" || continue
+	result=
+	for fam in 4 6; do
+		client "$v" udp_refused "$fam" 1000 --count 100 || true
+		if [[ $v == none ]]; then
+			((R_OPS > 0 && R_EPERM == 0)) ||
+				die "no filter: the refused port should be reachable over IPv$fam (sent $R_OPS, EPERM $R_EPERM, $R_ERR)"
+			result+="IPv$fam: $R_OPS of 100 datagrams sent, none refused; "
+		else
+			((R_EPERM > 0 && R_OPS == 0)) ||
+				die "$v: the refused port should get EPERM over IPv$fam (sent $R_OPS, EPERM $R_EPERM, $R_ERR)"
+			result+="IPv$fam: $R_EPERM of 100 datagrams refused (EPERM), none sent; "
+		fi
+	done
+	raw check "$v" "${result%; }"
+done
+agent_alive "after the filter check"
+
+# ---- datapath rounds ----------------------------------------------------------------------------------------
+log "datapath: 8 tests x $ROUNDS rounds x ${#VARIANTS[@]} variants x ${MEASURE_MS} ms slices"
+for tf in $TESTS; do
+	test=${tf%:*} fam=${tf#*:}
+	args=()
+	for v in "${VARIANTS[@]}"; do
+		variant_on "$v" || continue
+		args+=(--variant "$v" --netns "$(netns_of "$v")" --cgroup "$(cgroup_of "$v")")
+	done
+	rc=0
+	"$BENCH" compare --test "$test" --family "$fam" --port "$PORT" --ms "$MEASURE_MS" \
+		--rounds "$ROUNDS" "${args[@]}" >"$TMP/compare.out" 2>"$TMP/compare.err" || rc=$?
+	while read -r line; do
+		unset round variant value wall errors err
+		for kv in $line; do
+			case $kv in
+			round=* | variant=* | value=* | wall=* | errors=* | err=*)
+				declare "${kv%%=*}=${kv#*=}"
+				;;
+			esac
+		done
+		((errors == 0)) || die "${test}_v$fam, $variant, round $round: $errors errors ($err)"
+		raw dp "${test}_v$fam" "$variant" "$round" "$value" "$wall"
+	done <"$TMP/compare.out"
+	((rc == 0)) || die "${test}_v$fam failed: $(tail -n 3 "$TMP/compare.out" "$TMP/compare.err")"
+	log "${test}_v$fam done ($(($(date +%s) - started)) s)"
+done
+agent_alive "after the datapath rounds"
+
+# ---- in-kernel cost per decision -------------------------------------------------------------------------
+# snapshot FILE: "link prog_id name run_cnt run_time_ns" for every pinned link.
+"$BENCH" bpfstats "$PIN_DIR" >"$TMP/kstats0" 2>"$TMP/kstats.err" || true
+if [[ ! -s $TMP/kstats0 ]]; then
+	raw status in_kernel "not available: cannot read the programs of $PIN_DIR/links: $(head -c 200 "$TMP/kstats.err")"
+else
+	STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
+	sysctl -qw kernel.bpf_stats_enabled=1
+	"$BENCH" bpfstats "$PIN_DIR" >"$TMP/kstats0"
+	for tf in tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6; do
+		client carwall "${tf%:*}" "${tf#*:}" "$MEASURE_MS" || die "in-kernel run ${tf} failed ($R_ERR)"
+	done
+	"$BENCH" bpfstats "$PIN_DIR" >"$TMP/kstats1"
+	sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
+	STATS_OLD=
+	# Same link, same program: the deltas.
+	awk -F'\t' 'NR == FNR { c[$1] = $4; t[$1] = $5; p[$1] = $2; next }
+		($1 in c) && p[$1] == $2 { printf "kernel\t%s\t%s\t%d\t%d\n", $1, $3, $4 - c[$1], $5 - t[$1] }' \
+		"$TMP/kstats0" "$TMP/kstats1" >>"$RAW"
+fi
+
+# ---- events ------------------------------------------------------------------------------------------------
+agent_alive "before the events measurement"
+# events_json: the "events" object of `carwall --json status` ("" when there is none). Not
+# `carwall stats`: its reply holds every rule and is larger than the CLI reads at 10k rules.
+events_json() {
+	local j
+
+	j=$(cw --json status) || die "the agent does not answer \`carwall status\`: $j"
+	jq -c '.events // empty' <<<"$j"
+}
+events_json >"$TMP/events.json"
+if [[ ! -s $TMP/events.json ]]; then
+	raw status events "not available: the agent has no event path yet"
+else
+	# Counter names are the agent's; the first one present is used.
+	ev_received='.received // .seen // .total // .count'
+	ev_dropped='.dropped // .dropped_since_load // .lost // .drops'
+	r0=$(jq -r "$ev_received // empty" "$TMP/events.json")
+	d0=$(jq -r "$ev_dropped // empty" "$TMP/events.json")
+	if [[ ! $r0 =~ ^[0-9]+$ ]]; then
+		raw status events "not available: the agent's \"events\" has none of the counters this benchmark reads (received, seen, total, count): $(head -c 200 "$TMP/events.json")"
+	else
+		log "events: refused flows for $EVENTS_MS ms as fast as app08 sends them"
+		t0=${EPOCHREALTIME/./}
+		client carwall udp_refused 4 "$EVENTS_MS" || true
+		attempts=$R_EPERM
+		# The agent drains what is queued: poll (bounded) until its count stops moving; the
+		# time it took counts, so that the rate is what the agent sustained.
+		prev=-1 t_last=$t0
+		for ((i = 0; i < 150; i++)); do
+			events_json >"$TMP/events.json"
+			r1=$(jq -r "$ev_received // empty" "$TMP/events.json")
+			[[ $r1 == "$prev" ]] && break
+			prev=$r1 t_last=${EPOCHREALTIME/./}
+			sleep 0.2
+		done
+		d1=$(jq -r "$ev_dropped // empty" "$TMP/events.json")
+		raw events flood_seconds "$(awk -v m="$EVENTS_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
+		raw events seconds "$(awk -v u="$((t_last - t0))" 'BEGIN { printf "%.3f", u / 1e6 }')"
+		raw events attempts "$attempts"
+		raw events received "$((r1 - r0))"
+		raw events not_received "$((attempts - (r1 - r0)))"
+		if [[ $d0 =~ ^[0-9]+$ && $d1 =~ ^[0-9]+$ ]]; then
+			raw events dropped "$((d1 - d0))"
+		else
+			raw events dropped "-"
+		fi
+		raw events rate_limit_per_app "$(jq -r '.rate_limit_per_app // "-"' "$TMP/events.json")"
+	fi
+fi
+
+# ---- reload ------------------------------------------------------------------------------------------------
+# Each reload installs a new revision of the policy (one rule differs), so that an agent that skips
+# an unchanged file still does the whole work; the timed span runs from the rename of the file to
+# the reply of `carwall reload`, whichever of the two (the request, or the agent's own file watch)
+# made it reload. The reply must name the new file's sha256.
+have_timing=0
+rev=0
+for size in $RELOAD_SIZES; do
+	log "reload: $size rules"
+	agent_alive "before reloading $size rules"
+	for ((i = 0; i < RELOAD_WARM + RELOADS; i++)); do
+		rev=$((rev + 1))
+		"$BENCH" policy --rules "$size" --port "$PORT" --revision "$rev" --yaml "$TMP/policy.next"
+		sha=$(sha256sum "$TMP/policy.next" | awk '{ print $1 }')
+		t0=${EPOCHREALTIME/./}
+		mv -f "$TMP/policy.next" "$TMP/policy.yaml"
+		if ! cw --json reload >"$TMP/reload.json" 2>&1; then
+			raw status reload "failed at $size rules: $(jq -r '.error // empty' "$TMP/reload.json" 2>/dev/null | head -c 300)"
+			break 2
+		fi
+		t1=${EPOCHREALTIME/./}
+		if [[ $(jq -r '.policy.sha256' "$TMP/reload.json") != "$sha" ]]; then
+			raw status reload "failed at $size rules: the reply names another policy than the one installed"
+			break 2
+		fi
+		((i < RELOAD_WARM)) && continue
+		phases=$(jq -r '[.timing_us // {} | (.read, .parse, .compile, .apply, .total)
+			| if type == "number" then tostring else "-" end] | join("\t")' "$TMP/reload.json")
+		[[ $phases == *[0-9]* ]] && have_timing=1
+		printf 'reload\t%s\t%s\t%s\n' "$size" "$((t1 - t0))" "$phases" >>"$RAW"
+	done
+	# The same file through `carwall policy check` (read, parse, compile; no map, no agent):
+	# what is left of the reload is writing the maps and the flip.
+	for ((i = 0; i < (RELOADS + 1) / 2; i++)); do
+		t0=${EPOCHREALTIME/./}
+		"$CARWALL" policy check "$TMP/policy.yaml" >/dev/null 2>&1 || break
+		t1=${EPOCHREALTIME/./}
+		printf 'reload_check\t%s\t%s\n' "$size" "$((t1 - t0))" >>"$RAW"
+	done
+done
+((have_timing)) ||
+	raw status reload_timing "agent timing not available: the reload reply has no timing_us yet"
+raw agent rss_after_reloads_kib "$(status_kib VmRSS)"
+
+# ---- the report ----------------------------------------------------------------------------------------------
+raw meta started_at "$(date -u -d "@$started" +%Y-%m-%dT%H:%M:%SZ)"
+raw meta quick "$quick"
+raw meta rounds "$ROUNDS"
+raw meta measure_ms "$MEASURE_MS"
+raw meta policy_rules "$POLICY_RULES"
+raw meta apps "$APPS"
+raw meta bench_app "$BENCH_APP"
+raw meta nproc "$(nproc)"
+raw meta cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo || echo unknown)"
+raw meta kernel "$(uname -r)"
+raw meta carwall "$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)"
+raw meta hooks "$HOOKS"
+raw meta nft "$NFT_VERSION"
+raw meta events_in_agent "$HAS_EVENTS"
+raw meta agent_args "${AGENT_ARGS[*]:--}"
+raw meta duration_s "$(($(date +%s) - started))"
+
+mkdir -p "$(dirname -- "$out")"
+cp "$RAW" "${out%.json}.raw.tsv"
+"$BENCH" report "$RAW" "$out"

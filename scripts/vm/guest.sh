@@ -1,0 +1,135 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The testers' VM, inside the guest: PID 1 after scripts/vm/init switched into the root.
+# Mounts what the tests need (cgroup2, bpffs, fresh tmpfs on /tmp and /run, devpts), then:
+#   cw.mode=check  runs each test file with the binaries of cw.bin, its TAP, stderr and exit
+#                  status into the output share (/mnt/cw-out/NAME.{tap,err,rc}), then writes
+#                  uname, uptime and result there and powers off;
+#   cw.mode=shell  builds the demo sandbox (scripts/sandbox.sh) with carwalld enforcing
+#                  policies/demo.yaml and gives an interactive shell in the head-unit network
+#                  namespace; leaving the shell powers off.
+# Never exits: PID 1 exiting would panic the kernel.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8
+unset TMPDIR
+
+out=/mnt/cw-out
+mode=check repo= bin= tests=
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	cw.mode=*) mode=${arg#cw.mode=} ;;
+	cw.repo=*) repo=${arg#cw.repo=} ;;
+	cw.bin=*) bin=${arg#cw.bin=} ;;
+	cw.tests=*) tests=${arg#cw.tests=} ;;
+	esac
+done
+
+say() { printf 'carwall-vm: %s\n' "$*" >/dev/console; }
+
+poweroff_now() {
+	sync
+	echo s >/proc/sysrq-trigger 2>/dev/null
+	echo o >/proc/sysrq-trigger 2>/dev/null
+	sleep 10
+	# Still here: make QEMU exit anyway (panic=-1 with -no-reboot).
+	echo c >/proc/sysrq-trigger
+}
+
+setup() {
+	mount -t tmpfs -o mode=1777 tmpfs /tmp
+	mount -t tmpfs -o mode=0755 tmpfs /run
+	mkdir -p /run/netns /run/lock /dev/pts /dev/shm
+	# What udev would have made: bash's process substitution needs /dev/fd.
+	ln -sfn /proc/self/fd /dev/fd
+	ln -sfn /proc/self/fd/0 /dev/stdin
+	ln -sfn /proc/self/fd/1 /dev/stdout
+	ln -sfn /proc/self/fd/2 /dev/stderr
+	mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
+	mount -t tmpfs tmpfs /dev/shm
+	mkdir -p /sys/fs/cgroup /sys/fs/bpf
+	mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || return 1
+	mount -t bpf -o mode=0700 bpf /sys/fs/bpf || return 1
+	# Controllers as a systemd host has them, for tests that look.
+	echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+	hostname carwall-vm 2>/dev/null
+	ip link set lo up
+	[[ -d $repo/scripts/vm ]] || return 1
+}
+
+run_checks() {
+	local t name rc start list=()
+	if [[ -n $tests ]]; then
+		IFS=, read -r -a list <<<"$tests"
+	else
+		list=("$repo"/tests/integration/test_*.sh)
+	fi
+	for t in "${list[@]}"; do
+		[[ $t == /* ]] || t=$repo/$t
+		name=${t##*/}
+		name=${name%.sh}
+		say "running $name"
+		rc=0
+		start=$(awk '{ print $1 }' /proc/uptime)
+		(cd "$repo" && CARWALL_BIN_DIR=$bin timeout -k 10 1200 bash "$t") \
+			</dev/null >"$out/$name.tap" 2>"$out/$name.err" || rc=$?
+		echo "$rc" >"$out/$name.rc"
+		awk -v s="$start" '{ printf "%.1f\n", $1 - s }' /proc/uptime >"$out/$name.secs"
+		say "$name: exit $rc, $(grep -c '^ok ' "$out/$name.tap") ok," \
+			"$(grep -c '^not ok ' "$out/$name.tap") not ok, $(cat "$out/$name.secs")s"
+	done
+}
+
+shell() {
+	local tty
+	. "$repo/scripts/sandbox.sh"
+	export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+	SANDBOX_POLICY=$repo/policies/demo.yaml
+	if ! sandbox_create vm >/dev/null || ! sandbox_agent_start; then
+		say "could not start the demo sandbox; a plain root shell instead"
+	fi
+	tty=$(awk '{ print $1; exit }' /proc/consoles 2>/dev/null)
+	tty=/dev/${tty:-console}
+	export CARWALL_RUN_DIR=${SANDBOX_RUN_DIR:-/run/carwall}
+	export PATH=$bin:$PATH TERM=${TERM:-vt220} PS1='carwall-vm(head unit)# '
+	cat >"$tty" <<-EOF
+
+		carwall testers' VM: kernel $(uname -r), $(uname -m)
+		  carwalld enforces $SANDBOX_POLICY (log: ${SANDBOX_DIR:-?}/agent.log)
+		  this shell is in the head-unit network namespace ($SANDBOX_HU_NETNS); the "internet"
+		  namespace has the OEM backend 198.51.100.20 / 2001:db8:51::20, the OEM maps
+		  198.51.100.80 / 2001:db8:100::80 and the offshore tracker 203.0.113.7 / 2001:db8:bad::7,
+		  with a flowprobe server on TCP 443 8443 9000 and UDP 514 9000.
+		  Try:
+		    carwall status
+		    carwall run --app mediaplayer -- flowprobe tcp 198.51.100.20 443     # allowed
+		    carwall run --app mediaplayer -- flowprobe tcp 203.0.113.7 443       # EPERM
+		    carwall run --app navigation -- flowprobe tcp 2001:db8:100::80 8443   # allowed
+		    flowprobe udp 2001:db8:bad::7 514          # not an app: not judged
+		  'exit' powers the VM off.
+
+	EOF
+	setsid -c -w nsenter --net="/run/netns/${SANDBOX_HU_NETNS:-}" -- bash --norc -i \
+		<"$tty" >"$tty" 2>&1 ||
+		setsid -c -w bash --norc -i <"$tty" >"$tty" 2>&1
+	sandbox_destroy
+}
+
+if ! setup; then
+	say "guest setup failed"
+	echo "setup-failed" >"$out/result" 2>/dev/null
+	poweroff_now
+fi
+uname -r >"$out/uname"
+case $mode in
+check)
+	run_checks
+	awk '{ print $1; exit }' /proc/uptime >"$out/uptime"
+	echo done >"$out/result"
+	say "done"
+	;;
+shell) shell ;;
+*) say "unknown cw.mode=$mode" ;;
+esac
+poweroff_now

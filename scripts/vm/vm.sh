@@ -1,0 +1,501 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# The testers' VM: carwall's integration and adversarial flow tests (tests/integration/test_*.sh)
+# run inside QEMU guests booted on Debian kernels other than the host's.
+#
+#   scripts/vm/vm.sh check [KERNEL...]   run the tests in one guest per kernel (default: all)
+#   scripts/vm/vm.sh shell [KERNEL]      boot one guest with carwalld enforcing the demo policy
+#                                        and give an interactive shell on the console
+#   scripts/vm/vm.sh fetch [KERNEL...]   only download and prepare (kernels, arm64 userland)
+#   scripts/vm/vm.sh list                the kernels this script knows
+#
+# Kernels: x86_64-6.1 (bookworm's linux-image-amd64), x86_64-6.12 (bookworm-backports'),
+# arm64-6.1 (bookworm's linux-image-arm64, under qemu-system-aarch64).
+#
+# How a guest is made:
+# - The kernel .deb is fetched with `apt-get download` through a private apt state (its own
+#   sources.list with bookworm-backports, its own lists) and unpacked without installing: the
+#   host's apt configuration is never touched. Everything downloaded lives in $CARWALL_VM_CACHE
+#   (default /var/cache/carwall-vm as root, else ~/.cache/carwall-vm), outside the repository.
+# - The initramfs is busybox-static, scripts/vm/init and the guest kernel's modules the guest
+#   needs before its root exists (virtio_pci, 9p, overlay, veth and their dependencies, in
+#   dependency order, decompressed).
+# - x86_64 guests boot on the HOST's root filesystem shared read-only over virtio-9p, under a
+#   tmpfs overlay (so bash, iproute2, openssl... are the host's, and the repository with its
+#   build/ binaries is at the same path). arm64 guests boot on an arm64 userland unpacked from
+#   Debian's arm64 .debs into the cache, with the repository as a second 9p share at the same
+#   path, and carwall cross-built statically into build-arm64/ (`make ARCH=arm64
+#   CROSS_COMPILE=aarch64-linux-gnu- STATIC=1 SYSROOT=...`, the arm64 -dev packages unpacked into
+#   a cache sysroot).
+# - The guest (scripts/vm/guest.sh) writes each test file's TAP and a result file into a third,
+#   writable 9p share (a fresh temporary directory) and powers off. The console goes to a log.
+#   TCG only (`-accel tcg,thread=single`): KVM does not work on the machines this runs on.
+# - A guest that does not finish within CARWALL_VM_TIMEOUT seconds is killed and reported as
+#   hung; a panic (panic=-1 with -no-reboot ends QEMU at once) or an oops is read off the console.
+#
+# Output of `check`: per kernel, the guest's `uname -r`, boot-to-result time and the test counts
+# (with every skipped test's reason), then one last line "N passed, N failed, N skipped".
+# Exit status: 0 only if no test failed and no guest hung, panicked or failed to boot.
+#
+# Environment: CARWALL_VM_CACHE, CARWALL_VM_TIMEOUT (seconds per guest, default 900),
+# CARWALL_VM_MEM (MiB, default 1024), CARWALL_VM_TESTS (test files to run, default
+# tests/integration/test_*.sh), CARWALL_VM_REFRESH=1 (re-read the package lists now),
+# CARWALL_VM_KEEP=1 (keep the per-run directory with the console log and TAP files).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd -P)
+vmdir=$top/scripts/vm
+
+ALL_KERNELS=(x86_64-6.1 x86_64-6.12 arm64-6.1)
+# Modules the initramfs loads (their dependencies are added): the 9p root and its transport,
+# the overlay on it, and what the tests need that Debian builds as modules.
+GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
+# The arm64 guest's userland, and the static libraries carwall links against for arm64.
+ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
+	openssl busybox-static libc-bin kmod)
+# Pulled in only through alternatives or maintainer scripts; never run in the guest.
+ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule-perl
+	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4
+	libnewt0.52 libslang2 libtextwrap1 install-info)
+ARM64_SYSROOT_PKGS=(libbpf-dev libelf-dev zlib1g-dev libzstd-dev libyaml-dev libjson-c-dev
+	libssl-dev libnl-3-dev libcmocka-dev linux-libc-dev)
+HOST_PKGS=(qemu-system-x86 qemu-system-arm busybox-static gcc-aarch64-linux-gnu
+	libc6-dev-arm64-cross kmod cpio xz-utils)
+
+if [[ -n ${CARWALL_VM_CACHE:-} ]]; then
+	cache=$CARWALL_VM_CACHE
+elif [[ $(id -u) == 0 ]]; then
+	cache=/var/cache/carwall-vm
+else
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/carwall-vm
+fi
+timeout_s=${CARWALL_VM_TIMEOUT:-900}
+mem=${CARWALL_VM_MEM:-1024}
+
+log() { printf 'vm: %s\n' "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+usage() {
+	sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+}
+
+# ---- host tools ----------------------------------------------------------------------------
+install_host_deps() {
+	local p missing=()
+
+	for p in "${HOST_PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	((${#missing[@]} == 0)) && return 0
+	[[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]}; run as root or install them"
+	log "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null || {
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends "${missing[@]}" >/dev/null
+	} || die "could not install ${missing[*]}"
+}
+
+# ---- private apt state ---------------------------------------------------------------------
+# apt_setup ARCH: a private apt state under $cache/apt-ARCH whose native architecture is ARCH
+# (so dependencies resolve to ARCH packages), reading bookworm, -updates, -security and
+# -backports. Sets APT_OPTS. The package lists are refreshed when older than a week.
+apt_setup() {
+	local arch=$1 d=$cache/apt-$1 stamp
+
+	mkdir -p "$d/lists/partial" "$d/archives/partial" "$d/sources.list.d" "$d/preferences.d"
+	[[ -e $d/status ]] || : >"$d/status"
+	cat >"$d/sources.list" <<-EOF
+		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
+		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
+		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
+		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+	EOF
+	APT_OPTS=(-q -o "Dir::State=$d" -o "Dir::State::Lists=$d/lists"
+		-o "Dir::State::status=$d/status" -o "Dir::Cache=$d" -o "Dir::Cache::archives=$d/archives"
+		-o "Dir::Etc::SourceList=$d/sources.list" -o "Dir::Etc::SourceParts=$d/sources.list.d"
+		-o "Dir::Etc::Preferences=$d/preferences" -o "Dir::Etc::PreferencesParts=$d/preferences.d"
+		-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
+		-o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
+	stamp=$d/lists/.updated
+	if [[ ${CARWALL_VM_REFRESH:-0} == 1 || ! -e $stamp ||
+		-n $(find "$stamp" -mtime +7 2>/dev/null) ]]; then
+		log "reading Debian's package lists for $arch (private apt state $d)"
+		apt-get "${APT_OPTS[@]}" update >"$d/update.log" 2>&1 || {
+			sed 's/^/  /' "$d/update.log" >&2
+			return 1
+		}
+		touch "$stamp"
+	fi
+}
+
+# apt_download DIR PKG...: the .debs of PKG... (already resolved names) into DIR, once.
+apt_download() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	(cd "$dir" && apt-get "${APT_OPTS[@]}" download "$@" >"$dir/.download.log" 2>&1) || {
+		sed 's/^/  /' "$dir/.download.log" >&2
+		return 1
+	}
+}
+
+# ---- kernels -------------------------------------------------------------------------------
+# kernel_spec ID: sets K_ARCH (deb arch), K_QEMU_ARCH, K_META, K_RELEASE (apt -t, or empty).
+kernel_spec() {
+	case $1 in
+	x86_64-6.1) K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64 K_RELEASE= ;;
+	x86_64-6.12)
+		K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64
+		K_RELEASE=bookworm-backports
+		;;
+	arm64-6.1) K_ARCH=arm64 K_QEMU_ARCH=aarch64 K_META=linux-image-arm64 K_RELEASE= ;;
+	*) return 1 ;;
+	esac
+}
+
+# module_file MODDIR NAME: the file of module NAME ('-' and '_' are the same in names).
+module_file() {
+	local n=$1/kernel m=$2 f
+	f=$(find "$n" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \
+		-o -name "${m//_/-}.ko" -o -name "${m//_/-}.ko.xz" -o -name "${m//_/-}.ko.zst" \) \
+		-print -quit)
+	[[ -n $f ]] && printf '%s' "$f"
+}
+
+# modules_closure MODDIR NAME...: NAME... and their dependencies, each after what it needs.
+modules_closure() {
+	local moddir=$1 m
+	shift
+	declare -gA _MC_SEEN=()
+	_MC_ORDER=()
+	for m in "$@"; do _modules_visit "$moddir" "$m" || return 1; done
+	printf '%s\n' "${_MC_ORDER[@]}"
+}
+
+_modules_visit() {
+	local moddir=$1 m=${2//-/_} f deps d
+	[[ -n ${_MC_SEEN[$m]:-} ]] && return 0
+	_MC_SEEN[$m]=1
+	if ! f=$(module_file "$moddir" "$m"); then
+		# Built into this kernel?
+		grep -q "/${m}.ko\$\|/${m//_/-}.ko\$" "$moddir/modules.builtin" 2>/dev/null && return 0
+		log "module $m: not found in $moddir and not built in"
+		return 1
+	fi
+	deps=$(modinfo -F depends "$f") || return 1
+	for d in ${deps//,/ }; do _modules_visit "$moddir" "$d" || return 1; done
+	_MC_ORDER+=("$f")
+}
+
+# kernel_prepare ID: the kernel image, its version and its initramfs modules under
+# $cache/kernels/PKG_VERSION (downloaded and unpacked once). Sets K_DIR.
+kernel_prepare() {
+	local id=$1 pkg ver dir tmp moddir f name
+	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
+	apt_setup "$K_ARCH" || return 1
+	pkg=$(apt-cache "${APT_OPTS[@]}" ${K_RELEASE:+-t "$K_RELEASE"} depends "$K_META" 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+	[[ -n $pkg ]] || {
+		log "$id: $K_META${K_RELEASE:+ from $K_RELEASE} not found in the package lists"
+		return 1
+	}
+	ver=$(apt-cache "${APT_OPTS[@]}" ${K_RELEASE:+-t "$K_RELEASE"} policy "$pkg" 2>/dev/null |
+		awk '$1 == "Candidate:" { print $2; exit }')
+	dir=$cache/kernels/${pkg}_$ver
+	K_DIR=$dir
+	[[ -e $dir/.ready ]] && return 0
+
+	log "$id: fetching $pkg $ver"
+	rm -rf "$dir"
+	mkdir -p "$dir/modules"
+	apt_download "$cache/debs" "$pkg" || return 1
+	tmp=$(mktemp -d "$cache/unpack.XXXXXX")
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" RETURN
+	dpkg-deb -x "$(ls "$cache/debs/${pkg}_"*"_$K_ARCH.deb" | head -1)" "$tmp" || return 1
+	cp "$tmp"/boot/vmlinu[xz]-* "$dir/vmlinuz"
+	cp "$tmp"/boot/config-* "$dir/config"
+	moddir=$(ls -d "$tmp"/lib/modules/* | head -1)
+	basename "$moddir" >"$dir/release"
+	: >"$dir/modules/order"
+	while IFS= read -r f; do
+		name=${f##*/}
+		case $name in
+		*.ko.xz) xz -dc "$f" >"$dir/modules/${name%.xz}" ;;
+		*.ko.zst) zstd -qdc "$f" >"$dir/modules/${name%.zst}" ;;
+		*) cp "$f" "$dir/modules/$name" ;;
+		esac
+		echo "${name%.ko*}.ko" >>"$dir/modules/order"
+	done < <(modules_closure "$moddir" "${GUEST_MODULES[@]}") || return 1
+	[[ -s $dir/modules/order ]] || return 1
+	touch "$dir/.ready"
+}
+
+# ---- arm64 userland and cross build --------------------------------------------------------
+# arm64_prepare: $cache/arm64/rootfs (the guest's userland) and $cache/arm64/sysroot (-dev
+# packages for the static cross build), each unpacked from Debian's arm64 .debs once.
+arm64_prepare() {
+	local d=$cache/arm64 pkgs p deb skip
+	apt_setup arm64 || return 1
+	if [[ ! -e $d/rootfs/.ready ]]; then
+		log "arm64: fetching the guest userland"
+		pkgs=$(apt-cache "${APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests \
+			--no-conflicts --no-breaks --no-replaces --no-enhances "${ARM64_ROOTFS_PKGS[@]}" |
+			grep -E '^[a-z0-9]' | sort -u) || return 1
+		skip=" ${ARM64_ROOTFS_SKIP[*]} "
+		p=()
+		for deb in $pkgs; do [[ $skip == *" $deb "* ]] || p+=("$deb"); done
+		rm -rf "$d/rootfs" "$d/debs-rootfs"
+		apt_download "$d/debs-rootfs" "${p[@]}" || return 1
+		mkdir -p "$d/rootfs"
+		for deb in "$d"/debs-rootfs/*.deb; do dpkg-deb -x "$deb" "$d/rootfs" || return 1; done
+		rootfs_finish "$d/rootfs" || return 1
+		touch "$d/rootfs/.ready"
+	fi
+	if [[ ! -e $d/sysroot/.ready ]]; then
+		log "arm64: fetching the static libraries for the cross build"
+		rm -rf "$d/sysroot" "$d/debs-sysroot"
+		apt_download "$d/debs-sysroot" "${ARM64_SYSROOT_PKGS[@]}" || return 1
+		mkdir -p "$d/sysroot"
+		for deb in "$d"/debs-sysroot/*.deb; do dpkg-deb -x "$deb" "$d/sysroot" || return 1; done
+		touch "$d/sysroot/.ready"
+	fi
+}
+
+# rootfs_finish DIR: what maintainer scripts would have made and a booting system needs.
+rootfs_finish() {
+	local r=$1 d
+	# Merged /usr, as on a bookworm install: the packages ship under both /bin and /usr/bin.
+	for d in bin sbin lib; do
+		if [[ -d $r/$d && ! -L $r/$d ]]; then
+			mkdir -p "$r/usr/$d"
+			cp -a "$r/$d/." "$r/usr/$d/"
+			rm -rf "${r:?}/$d"
+		fi
+		ln -sfn "usr/$d" "$r/$d"
+	done
+	mkdir -p "$r"/{etc,proc,sys,dev,run,tmp,root,mnt,var/tmp,var/lib,work}
+	printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' \
+		>"$r/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+	echo carwall-vm >"$r/etc/hostname"
+	: >"$r/etc/fstab"
+	[[ -e $r/usr/bin/awk ]] || ln -s gawk "$r/usr/bin/awk"
+	[[ -e $r/usr/bin/sh ]] || ln -s dash "$r/usr/bin/sh"
+	# The dynamic linker's cache, made on the host for the arm64 tree.
+	ldconfig -r "$r" 2>/dev/null || true
+}
+
+# arm64_build: carwall, flowprobe, statically cross-built into build-arm64/.
+arm64_build() {
+	log "arm64: cross-building carwall into build-arm64/"
+	make -C "$top" --no-print-directory BUILD=build-arm64 ARCH=arm64 \
+		CROSS_COMPILE=aarch64-linux-gnu- STATIC=1 SYSROOT="$cache/arm64/sysroot" all >&2
+}
+
+# ---- initramfs and QEMU --------------------------------------------------------------------
+# make_initramfs KDIR BUSYBOX OUT
+make_initramfs() {
+	local kdir=$1 busybox=$2 out=$3 t
+	t=$(mktemp -d)
+	mkdir -p "$t/bin" "$t/modules" "$t/proc" "$t/sys" "$t/dev" "$t/mnt" "$t/newroot"
+	cp "$busybox" "$t/bin/busybox"
+	cp "$vmdir/init" "$t/init"
+	chmod 0755 "$t/init" "$t/bin/busybox"
+	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$t/modules/"
+	(cd "$t" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
+	rm -rf "$t"
+}
+
+# qemu_cmd ID KDIR INITRD OUTDIR MODE: prints nothing; sets QEMU (the command line).
+qemu_cmd() {
+	local id=$1 kdir=$2 initrd=$3 out=$4 mode=$5 append root
+	kernel_spec "$id"
+	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top"
+	append+=" cw.tests=$(printf '%s' "${CARWALL_VM_TESTS:-}" | tr ' ' ',')"
+	if [[ $K_QEMU_ARCH == x86_64 ]]; then
+		root=/
+		QEMU=(qemu-system-x86_64 -machine pc -cpu max
+			-append "console=ttyS0 $append cw.bin=$top/build")
+	else
+		root=$cache/arm64/rootfs
+		QEMU=(qemu-system-aarch64 -machine virt -cpu cortex-a72
+			-append "console=ttyAMA0 $append cw.bin=$top/build-arm64"
+			-virtfs "local,path=$top,mount_tag=cwrepo,security_model=none,readonly=on,multidevs=remap")
+	fi
+	QEMU+=(-accel tcg,thread=single -smp 1 -m "$mem" -nodefaults -no-user-config -no-reboot
+		-kernel "$kdir/vmlinuz" -initrd "$initrd"
+		-virtfs "local,path=$root,mount_tag=cwroot,security_model=none,readonly=on,multidevs=remap"
+		-virtfs "local,path=$out,mount_tag=cwout,security_model=none,multidevs=remap")
+}
+
+# prepare ID: everything a guest for ID needs; sets K_DIR and BUSYBOX.
+prepare() {
+	local id=$1
+	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
+	kernel_prepare "$id" || return 1
+	if [[ $K_ARCH == arm64 ]]; then
+		arm64_prepare || return 1
+		arm64_build || return 1
+		BUSYBOX=$cache/arm64/rootfs/usr/bin/busybox
+	else
+		make -C "$top" --no-print-directory all >&2 || return 1
+		BUSYBOX=/bin/busybox
+	fi
+	[[ -x $BUSYBOX ]] || {
+		log "busybox (static) not found at $BUSYBOX"
+		return 1
+	}
+}
+
+# ---- check ---------------------------------------------------------------------------------
+TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0 BAD=0
+
+# count FILE...: P F S from TAP files.
+tap_counts() {
+	awk '
+		/^ok [0-9]+/ { if ($0 ~ /# SKIP/) s++; else p++ }
+		/^not ok [0-9]+/ { f++ }
+		END { printf "%d %d %d\n", p, f, s }' "$@" /dev/null
+}
+
+# check_one ID: boots a guest for ID, runs the tests, prints its report, adds to the totals.
+check_one() {
+	local id=$1 run out initrd start end rc p f s t tf tp ts release secs guest_secs why
+	echo "# ---- $id"
+	start=$(date +%s)
+	if ! prepare "$id" >"$cache/prepare-$id.log" 2>&1; then
+		sed 's/^/#   /' "$cache/prepare-$id.log"
+		echo "not ok - $id: could not prepare the guest (see above); skipping this kernel"
+		TOTAL_FAILED=$((TOTAL_FAILED + 1))
+		BAD=1
+		return 0
+	fi
+	run=$(mktemp -d "${TMPDIR:-/tmp}/carwall-vm-$id.XXXXXX")
+	out=$run/out
+	mkdir -p "$out"
+	initrd=$run/initrd.gz
+	make_initramfs "$K_DIR" "$BUSYBOX" "$initrd"
+	qemu_cmd "$id" "$K_DIR" "$initrd" "$out" check
+	local t0 t1
+	t0=$(date +%s.%N)
+	rc=0
+	timeout --kill-after=10 "$timeout_s" "${QEMU[@]}" -display none -monitor none \
+		-serial "file:$run/console.log" </dev/null >"$run/qemu.log" 2>&1 || rc=$?
+	t1=$(date +%s.%N)
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+	end=$(date +%s)
+
+	release=$(cat "$out/uname" 2>/dev/null || cat "$K_DIR/release")
+	why=
+	if grep -q 'Kernel panic' "$run/console.log" 2>/dev/null; then
+		why="kernel panic"
+	elif grep -qE 'Oops|BUG:|general protection fault' "$run/console.log" 2>/dev/null; then
+		why="kernel oops"
+	elif [[ ! -e $out/result ]]; then
+		if ((rc == 124 || rc == 137)); then
+			why="hung: no result after ${timeout_s}s"
+		else
+			why="the guest stopped without a result (qemu exit $rc)"
+		fi
+	fi
+
+	p=0 f=0 s=0
+	for t in "$out"/*.tap; do
+		[[ -e $t ]] || continue
+		read -r tp tf ts < <(tap_counts "$t")
+		name=${t##*/}
+		name=${name%.tap}
+		# A test file that exited non-zero without a "not ok" counts as one failure.
+		if [[ $(cat "$out/$name.rc" 2>/dev/null || echo missing) != 0 ]] && ((tf == 0)); then
+			tf=1
+			echo "not ok - $id: $name exited with $(cat "$out/$name.rc" 2>/dev/null ||
+				echo 'no status') without reporting a failure"
+		fi
+		if ((tp + tf + ts == 0)); then
+			tf=1
+			echo "not ok - $id: $name ran no test"
+		fi
+		sed -n "s/^not ok [0-9]* - /#   $id $name: not ok - /p" "$t"
+		sed -En "s/^ok [0-9]+ - (.*) # SKIP (.*)/#   SKIP on $id ($release): \1: \2/p" "$t"
+		p=$((p + tp)) f=$((f + tf)) s=$((s + ts))
+	done
+	if [[ -n $why ]]; then
+		echo "not ok - $id: $why"
+		echo "#   console log (last 40 lines):"
+		tail -40 "$run/console.log" 2>/dev/null | sed 's/^/#   | /'
+		f=$((f + 1))
+		BAD=1
+	fi
+	guest_secs=$(cat "$out/uptime" 2>/dev/null || echo '?')
+	echo "# $id: kernel $release: $p passed, $f failed, $s skipped" \
+		"(guest ran ${secs}s, boot to result ${guest_secs}s in-guest; $((end - start))s in all)"
+	TOTAL_PASSED=$((TOTAL_PASSED + p))
+	TOTAL_FAILED=$((TOTAL_FAILED + f))
+	TOTAL_SKIPPED=$((TOTAL_SKIPPED + s))
+	if [[ ${CARWALL_VM_KEEP:-0} == 1 || $f -gt 0 ]]; then
+		echo "# $id: console log and TAP files kept in $run"
+	else
+		rm -rf "$run"
+	fi
+}
+
+cmd_check() {
+	local k kernels=("$@")
+	((${#kernels[@]})) || kernels=("${ALL_KERNELS[@]}")
+	for k in "${kernels[@]}"; do kernel_spec "$k" || die "unknown kernel $k (known: ${ALL_KERNELS[*]})"; done
+	install_host_deps
+	mkdir -p "$cache"
+	exec 9>"$cache/.lock"
+	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
+	for k in "${kernels[@]}"; do check_one "$k"; done
+	echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
+	((TOTAL_FAILED == 0 && BAD == 0))
+}
+
+cmd_shell() {
+	local id=${1:-x86_64-6.1} run
+	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
+	install_host_deps
+	mkdir -p "$cache"
+	exec 9>"$cache/.lock"
+	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
+	prepare "$id" || die "could not prepare the $id guest"
+	exec 9>&-
+	run=$(mktemp -d "${TMPDIR:-/tmp}/carwall-vm-$id.XXXXXX")
+	mkdir -p "$run/out"
+	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
+	qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/out" shell
+	log "booting $id (TCG: about 10 s); leave the shell with 'exit' (or Ctrl-A X)"
+	"${QEMU[@]}" -nographic -serial mon:stdio || true
+	rm -rf "$run"
+}
+
+cmd_fetch() {
+	local k kernels=("$@")
+	((${#kernels[@]})) || kernels=("${ALL_KERNELS[@]}")
+	install_host_deps
+	mkdir -p "$cache"
+	exec 9>"$cache/.lock"
+	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
+	for k in "${kernels[@]}"; do
+		prepare "$k" || die "could not prepare $k"
+		echo "$k: $(cat "$K_DIR/release") in $K_DIR"
+	done
+}
+
+case ${1:-} in
+check) shift && cmd_check "$@" ;;
+shell) shift && cmd_shell "$@" ;;
+fetch) shift && cmd_fetch "$@" ;;
+list) printf '%s\n' "${ALL_KERNELS[@]}" ;;
+*) usage ;;
+esac

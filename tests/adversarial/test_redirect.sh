@@ -1,0 +1,83 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Another agent's program rewrites destinations (tests/adversarial/redirect.bpf.c turns the OEM
+# backend 198.51.100.20:443 into the tracker 203.0.113.7:9000). Below carwall's attach point it
+# runs first, and carwall judges the rewritten destination. At carwall's attach point after
+# carwall's program it runs last: the connect hook judged the old destination, but the egress
+# backstop judges the packet's real one, and carwall reports the program.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+SANDBOX_POLICY=$top/tests/integration/flows.yaml
+adversary=$bin/tests/redirect.bpf.o
+[[ -f $adversary ]] || adversary=$top/build/tests/redirect.bpf.o
+
+adv_pin=/sys/fs/bpf/carwall-adv-$$
+cleanup_adversary() {
+	[[ -n ${adv_cg:-} ]] && bpftool cgroup detach "$adv_cg" connect4 pinned "$adv_pin" 2>/dev/null
+	rm -f "$adv_pin"
+}
+trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
+sandbox_create "cw-a$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
+mkdir -p "$app_cg"
+
+bpftool prog load "$adversary" "$adv_pin" type cgroup/connect4 ||
+	tap_bail_out "cannot load the adversary program $adversary"
+
+in_cgroup() { # CGROUP CMD...
+	local cg=$1
+	shift
+	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+n=0
+# flow_to_oem: the app connects to the OEM backend; sets RC, TOKEN.
+flow_to_oem() {
+	n=$((n + 1))
+	TOKEN="adv$$-$n"
+	in_cgroup "$app_cg" "$FLOWPROBE" tcp 198.51.100.20 443 --token "$TOKEN" --timeout-ms 1500 >/dev/null 2>&1
+	RC=$?
+}
+
+# ---- control: without carwall the rewrite sends the app to the tracker ------------------------
+adv_cg=$app_cg
+bpftool cgroup attach "$adv_cg" connect4 pinned "$adv_pin" multi
+flow_to_oem
+tap_check "control, no carwall: the rewritten connection reaches the tracker's port 9000" \
+	sandbox_server_saw tcp 9000 "$TOKEN"
+
+# ---- below carwall's attach point: it runs first, carwall judges the rewritten destination -----
+sandbox_agent_start || tap_bail_out "carwalld did not start"
+flow_to_oem
+tap_check "rewrite below carwall: the connect() fails with EPERM" test "$RC" -eq 1
+not_saw() { ! sandbox_server_saw "$@"; }
+tap_check "rewrite below carwall: nothing reaches the tracker" not_saw tcp 9000 "$TOKEN"
+
+# ---- at carwall's attach point, after carwall's program: it runs last --------------------------
+bpftool cgroup detach "$adv_cg" connect4 pinned "$adv_pin"
+adv_cg=$SANDBOX_CGROUP_ROOT
+bpftool cgroup attach "$adv_cg" connect4 pinned "$adv_pin" multi
+flow_to_oem
+tap_check "rewrite after carwall: the egress backstop keeps the packets from the tracker" \
+	not_saw tcp 9000 "$TOKEN"
+tap_check "rewrite after carwall: the connection does not complete" test "$RC" -ne 0
+tap_check "rewrite after carwall: the refusal is reported by the egress hook" \
+	bash -c "'$CARWALL' events --state-dir '$SANDBOX_STATE_DIR' --json | grep -q '\"dst\":\"203.0.113.7\",\"port\":9000,\"hook\":\"skb_egress\"'"
+tap_check "rewrite after carwall: status names the program that runs after carwall's" \
+	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | tr -d ' \n' | grep -q '\"overriding_programs\":\[{\"hook\":\"connect4\"'"
+"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload >/dev/null 2>&1
+tap_check "rewrite after carwall: the agent warns about it" \
+	grep -q "runs after carwall's connect4" "$SANDBOX_DIR/agent.log"
+
+# Without the adversary the same flow is allowed again.
+bpftool cgroup detach "$adv_cg" connect4 pinned "$adv_pin"
+adv_cg=
+flow_to_oem
+tap_check "without the rewrite: the app reaches its OEM backend" sandbox_server_saw tcp 443 "$TOKEN"
+
+tap_done

@@ -1,0 +1,2175 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bench: the hot loops and helpers of `make bench`; scripts/bench.sh drives it (read its header
+ * for what is measured and the JSON schema). Linked with libc only.
+ *
+ *   bench serve  --port P [--netns PATH] [--cgroup DIR] [--max-seconds S]
+ *       Servers on 127.0.0.1 and ::1: TCP accept-and-close on P, a UDP sink on P+1, a TCP bulk
+ *       sink on P+2. Nothing listens on P+3 (the refused port). Prints "ready" once bound.
+ *   bench client --test T --family 4|6 --port P --ms D [--count N] [--warmup-ms W] [--netns]
+ *                [--cgroup]
+ *       One timed loop (D ms, or N operations when --count is given, without warm-up); prints
+ *       one line:
+ *         value=<ns per op, or MB/s for tcp_bulk> ops=N eperm=N errors=N ns=N bytes=N err=<text>
+ *       T: tcp_connect (socket, connect, abortive close), udp_sendto (unconnected, 64 B),
+ *          udp_connect (connect() again and again on one UDP socket: the hook alone),
+ *          tcp_bulk (one connection, 128 KiB writes), udp_refused (sendto to P+3, which every
+ *          filter refuses: counts EPERM; the event-rate load and the filter check).
+ *   bench compare --test T --family 4|6 --port P --ms D --rounds R [--warmup-ms W]
+ *                 --variant NAME --netns PATH --cgroup DIR [--variant ...]...
+ *       The interleaved rounds: one worker per variant joins its netns and cgroup once and
+ *       warms up; then each round runs a D ms slice of every variant back to back, the first
+ *       variant rotating from round to round. One line per slice:
+ *         round=R variant=NAME value=V wall=W ops=N eperm=N errors=N ns=N cpu_ns=N err=<text>
+ *       V is measured on the worker thread's CPU time (time spent descheduled by other load
+ *       does not count; loopback work done in its softirqs does), W on the wall clock.
+ *       Exit status 1 when a slice had an error or no operation.
+ *   bench policy --rules N --port P --yaml FILE [--revision R] [--nft FILE --nft-table NAME
+ *                --nft-cgroup PREFIX --nft-level L]
+ *       A deterministic policy (format v1) of N rules for BENCH_APPS apps (app00..app15, in
+ *       their default AGL cgroups), and the nftables ruleset that enforces the same allow-lists
+ *       (PREFIX: the folder of the agl-app@ cgroups as nft names it, L: their cgroup level).
+ *       Revision R changes one rule (app00's first), so that consecutive reloads differ.
+ *   bench bpfstats PIN_DIR
+ *       For each link pinned in PIN_DIR/links: "link prog_id prog_name run_cnt run_time_ns".
+ *   bench report RAW.tsv OUT.json
+ *       Medians, ranges and ratios from the raw samples scripts/bench.sh wrote; writes the JSON
+ *       and prints the table and the closing note.
+ *
+ * Every loop is bounded in time and in count.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <linux/bpf.h>
+#include <math.h> /* isnan, NAN: macros, no libm */
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define BENCH_APPS 16
+#define BENCH_APP_INDEX 8 /* the app the benchmark's flows belong to: app08, mid-list */
+#define BENCH_MAX_RULES 131072 /* POLICY_MAX_RULES */
+#define BENCH_MAX_MS 600000
+#define BENCH_MAX_OPS 2000000000ull
+#define BENCH_UDP_PAYLOAD 64
+#define BENCH_BULK_CHUNK (128 * 1024)
+#define BENCH_CLOCK_EVERY 16 /* operations between two clock reads */
+
+enum port_offset {
+	PORT_TCP = 0,
+	PORT_UDP = 1,
+	PORT_BULK = 2,
+	PORT_REFUSED = 3,
+	PORT_COUNT = 4,
+};
+
+static void die(const char *what, int err) __attribute__((noreturn));
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "bench: %s: %s\n", what, strerror(err));
+	exit(EXIT_FAILURE);
+}
+
+static void usage_die(const char *msg) __attribute__((noreturn));
+static void usage_die(const char *msg)
+{
+	fprintf(stderr, "bench: %s (see the header of tests/bench/bench.c)\n", msg);
+	exit(2);
+}
+
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+static long parse_long(const char *s, long min, long max, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "bench: %s: '%s' is not a number in [%ld, %ld]\n", what, s, min,
+			max);
+		exit(2);
+	}
+	return v;
+}
+
+/* Enter a network namespace (a /run/netns file) and/or move this process into a cgroup. */
+static int enter(const char *netns, const char *cgroup)
+{
+	if (netns) {
+		_cleanup_close_ int fd = open(netns, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+			return negative_errno();
+	}
+	if (cgroup) {
+		_cleanup_free_ char *path = NULL;
+		_cleanup_close_ int fd = -1;
+		char pid[32];
+		int n;
+
+		if (asprintf(&path, "%s/cgroup.procs", cgroup) < 0)
+			return -ENOMEM;
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return negative_errno();
+		n = snprintf(pid, sizeof(pid), "%d\n", getpid());
+		if (write(fd, pid, (size_t)n) != n)
+			return negative_errno();
+	}
+	return 0;
+}
+
+static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == 4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(port);
+	sin6->sin6_addr = in6addr_loopback;
+	return sizeof(*sin6);
+}
+
+/* ---- serve ---------------------------------------------------------------------------------- */
+
+struct server_sock {
+	int fd;
+	int kind; /* PORT_TCP, PORT_UDP, PORT_BULK */
+};
+
+static int server_bind(int family, int type, uint16_t port)
+{
+	_cleanup_close_ int fd = -1;
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, port, &ss);
+	int one = 1;
+
+	fd = socket(family == 4 ? AF_INET : AF_INET6, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == 6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+		return negative_errno();
+	if (type == SOCK_STREAM && listen(fd, 4096) < 0)
+		return negative_errno();
+	return TAKE_FD(fd);
+}
+
+static void *server_thread(void *arg)
+{
+	const struct server_sock *s = arg;
+	static char sink[256 * 1024]; /* contents never read: shared by every thread */
+
+	for (;;) {
+		if (s->kind == PORT_UDP) {
+			struct mmsghdr msgs[64];
+			struct iovec iov[64];
+
+			for (unsigned i = 0; i < ARRAY_SIZE(msgs); i++) {
+				iov[i].iov_base = sink + i * 2048;
+				iov[i].iov_len = 2048;
+				memset(&msgs[i], 0, sizeof(msgs[i]));
+				msgs[i].msg_hdr.msg_iov = &iov[i];
+				msgs[i].msg_hdr.msg_iovlen = 1;
+			}
+			for (;;)
+				recvmmsg(s->fd, msgs, ARRAY_SIZE(msgs), MSG_WAITFORONE, NULL);
+		}
+		int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0)
+			continue;
+		if (s->kind == PORT_BULK)
+			while (read(c, sink, sizeof(sink)) > 0)
+				;
+		close(c);
+	}
+	return NULL;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{ "max-seconds", required_argument, NULL, 'm' },
+		{},
+	};
+	static struct server_sock socks[6];
+	const char *netns = NULL, *cgroup = NULL;
+	long port = 0, max_s = 3600;
+	unsigned n = 0;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			port = parse_long(optarg, 1, 65535 - PORT_COUNT, "--port");
+			break;
+		case 'n':
+			netns = optarg;
+			break;
+		case 'c':
+			cgroup = optarg;
+			break;
+		case 'm':
+			max_s = parse_long(optarg, 1, 86400, "--max-seconds");
+			break;
+		default:
+			usage_die("bad serve option");
+		}
+	}
+	if (!port)
+		usage_die("serve needs --port");
+	r = enter(netns, cgroup);
+	if (r < 0)
+		die("entering the netns/cgroup", -r);
+
+	for (int family = 4; family <= 6; family += 2) {
+		const int kinds[] = { PORT_TCP, PORT_UDP, PORT_BULK };
+
+		for (unsigned k = 0; k < ARRAY_SIZE(kinds); k++) {
+			int fd = server_bind(family, kinds[k] == PORT_UDP ? SOCK_DGRAM : SOCK_STREAM,
+					     (uint16_t)(port + kinds[k]));
+			if (fd < 0)
+				die("binding a server socket", -fd);
+			socks[n].fd = fd;
+			socks[n].kind = kinds[k];
+			n++;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		pthread_t t;
+
+		r = pthread_create(&t, NULL, server_thread, &socks[i]);
+		if (r)
+			die("pthread_create", r);
+		pthread_detach(t);
+	}
+	/* Bounded: SIGALRM's default action ends the process if nobody stopped it before. */
+	alarm((unsigned)max_s);
+	printf("ready\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+/* ---- client --------------------------------------------------------------------------------- */
+
+enum test {
+	TEST_TCP_CONNECT,
+	TEST_UDP_SENDTO,
+	TEST_UDP_CONNECT,
+	TEST_TCP_BULK,
+	TEST_UDP_REFUSED,
+};
+
+static const char *const test_names[] = { "tcp_connect", "udp_sendto", "udp_connect", "tcp_bulk",
+					  "udp_refused" };
+
+struct client {
+	enum test test;
+	int family;
+	struct sockaddr_storage dst;
+	socklen_t dst_len;
+	int fd; /* the long-lived socket of udp_* and tcp_bulk */
+	uint64_t ops, eperm, errors, bytes;
+	uint64_t cpu_ns; /* CPU time of this thread in the last client_loop() */
+	int first_errno;
+	char buf[BENCH_BULK_CHUNK];
+};
+
+static void client_error(struct client *c, int err)
+{
+	if (err == EPERM) {
+		c->eperm++;
+		return;
+	}
+	c->errors++;
+	if (!c->first_errno)
+		c->first_errno = err;
+}
+
+static int client_setup(struct client *c)
+{
+	int af = c->family == 4 ? AF_INET : AF_INET6;
+
+	switch (c->test) {
+	case TEST_UDP_SENDTO:
+	case TEST_UDP_CONNECT:
+	case TEST_UDP_REFUSED:
+		c->fd = socket(af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		return c->fd < 0 ? negative_errno() : 0;
+	case TEST_TCP_BULK:
+		c->fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c->fd < 0)
+			return negative_errno();
+		if (connect(c->fd, (struct sockaddr *)&c->dst, c->dst_len) < 0)
+			return negative_errno();
+		return 0;
+	case TEST_TCP_CONNECT:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* One operation; errors are counted, never fatal. */
+static void client_op(struct client *c)
+{
+	int af = c->family == 4 ? AF_INET : AF_INET6;
+
+	switch (c->test) {
+	case TEST_TCP_CONNECT: {
+		/* Abortive close (RST): no TIME_WAIT, so the ephemeral ports never run out. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		int fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0) {
+			client_error(c, errno);
+			return;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (connect(fd, (struct sockaddr *)&c->dst, c->dst_len) < 0)
+			client_error(c, errno);
+		else
+			c->ops++;
+		close(fd);
+		return;
+	}
+	case TEST_UDP_SENDTO:
+	case TEST_UDP_REFUSED:
+		if (sendto(c->fd, c->buf, BENCH_UDP_PAYLOAD, 0, (struct sockaddr *)&c->dst,
+			   c->dst_len) < 0)
+			client_error(c, errno);
+		else
+			c->ops++;
+		return;
+	case TEST_UDP_CONNECT:
+		if (connect(c->fd, (struct sockaddr *)&c->dst, c->dst_len) < 0)
+			client_error(c, errno);
+		else
+			c->ops++;
+		return;
+	case TEST_TCP_BULK: {
+		ssize_t n = send(c->fd, c->buf, sizeof(c->buf), MSG_NOSIGNAL);
+
+		if (n < 0) {
+			client_error(c, errno);
+			return;
+		}
+		c->ops++;
+		c->bytes += (uint64_t)n;
+		return;
+	}
+	}
+}
+
+/* Run operations until `ns` have passed or `max_ops` were tried; returns the time spent. */
+static uint64_t client_loop(struct client *c, uint64_t ns, uint64_t max_ops)
+{
+	uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), start = now_ns(), t = start;
+
+	for (uint64_t i = 0; i < max_ops; i++) {
+		client_op(c);
+		if (i % BENCH_CLOCK_EVERY == BENCH_CLOCK_EVERY - 1 || c->test == TEST_TCP_BULK) {
+			t = now_ns();
+			if (t - start >= ns)
+				break;
+		}
+		/* A client that only fails stops early: its result is void anyway. */
+		if (c->errors > 1000)
+			break;
+	}
+	t = now_ns();
+	c->cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	return t - start;
+}
+
+static int parse_test(const char *s)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(test_names); i++)
+		if (!strcmp(s, test_names[i]))
+			return (int)i;
+	usage_die("unknown --test");
+}
+
+static int parse_family(const char *s)
+{
+	int f = (int)parse_long(s, 4, 6, "--family");
+
+	if (f == 5)
+		usage_die("--family is 4 or 6");
+	return f;
+}
+
+/* Make a client for one test, inside the netns and cgroup (every socket is created in them). */
+static int client_new(enum test test, int family, long port, const char *netns, const char *cgroup,
+		      struct client **ret)
+{
+	static const int offsets[] = { PORT_TCP, PORT_UDP, PORT_UDP, PORT_BULK, PORT_REFUSED };
+	struct client *c;
+	int r;
+
+	r = enter(netns, cgroup);
+	if (r < 0)
+		return r;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->test = test;
+	c->family = family;
+	c->fd = -1;
+	c->dst_len = loopback(family, (uint16_t)(port + offsets[test]), &c->dst);
+	memset(c->buf, 'x', sizeof(c->buf));
+	r = client_setup(c);
+	if (r < 0)
+		client_error(c, -r);
+	*ret = c;
+	return 0;
+}
+
+static void client_reset(struct client *c)
+{
+	c->ops = c->eperm = c->errors = c->bytes = 0;
+	c->first_errno = 0;
+}
+
+/* The figure of a run: ns per operation (per refusal for udp_refused), MB/s for tcp_bulk. */
+static double client_value(const struct client *c, uint64_t elapsed)
+{
+	if (c->test == TEST_TCP_BULK)
+		return elapsed ? (double)c->bytes / 1e6 / ((double)elapsed / 1e9) : 0;
+	if (c->test == TEST_UDP_REFUSED)
+		return c->eperm ? (double)elapsed / (double)c->eperm : 0;
+	return c->ops ? (double)elapsed / (double)c->ops : 0;
+}
+
+static int cmd_client(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "test", required_argument, NULL, 't' },
+		{ "family", required_argument, NULL, 'f' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "ms", required_argument, NULL, 'm' },
+		{ "warmup-ms", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'k' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{},
+	};
+	const char *netns = NULL, *cgroup = NULL;
+	long port = 0, ms = 0, warmup_ms = -1, count = 0;
+	int o, r, test = -1, family = 0;
+	_cleanup_free_ struct client *c = NULL;
+	uint64_t elapsed = 0;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 't':
+			test = parse_test(optarg);
+			break;
+		case 'f':
+			family = parse_family(optarg);
+			break;
+		case 'p':
+			port = parse_long(optarg, 1, 65535 - PORT_COUNT, "--port");
+			break;
+		case 'm':
+			ms = parse_long(optarg, 1, BENCH_MAX_MS, "--ms");
+			break;
+		case 'w':
+			warmup_ms = parse_long(optarg, 0, BENCH_MAX_MS, "--warmup-ms");
+			break;
+		case 'k':
+			count = parse_long(optarg, 1, 1000000000, "--count");
+			break;
+		case 'n':
+			netns = optarg;
+			break;
+		case 'c':
+			cgroup = optarg;
+			break;
+		default:
+			usage_die("bad client option");
+		}
+	}
+	if (test < 0 || !family || !port || !ms)
+		usage_die("client needs --test, --family, --port and --ms");
+	if (warmup_ms < 0)
+		warmup_ms = count ? 0 : ms / 4 < 50 ? ms / 4 : 50;
+
+	r = client_new((enum test)test, family, port, netns, cgroup, &c);
+	if (r < 0)
+		die("entering the netns/cgroup", -r);
+	if (!c->errors) {
+		if (warmup_ms)
+			client_loop(c, (uint64_t)warmup_ms * 1000000ull, BENCH_MAX_OPS);
+		client_reset(c);
+		elapsed = client_loop(c, (uint64_t)ms * 1000000ull,
+				      count ? (uint64_t)count : BENCH_MAX_OPS);
+	}
+	printf("value=%.3f ops=%" PRIu64 " eperm=%" PRIu64 " errors=%" PRIu64 " ns=%" PRIu64
+	       " bytes=%" PRIu64 " err=%s\n",
+	       client_value(c, elapsed), c->ops, c->eperm, c->errors, elapsed, c->bytes,
+	       c->first_errno ? strerrorname_np(c->first_errno) : "-");
+	if (c->fd >= 0)
+		close(c->fd);
+	return c->errors ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- compare -------------------------------------------------------------------------------- */
+
+#define MAX_VARIANTS 4
+#define COMPARE_TIMEOUT_MS 30000 /* a worker that does not answer within this is given up */
+
+struct slice_result {
+	double value, wall_value;
+	uint64_t ops, eperm, errors, elapsed, cpu_ns;
+	int first_errno;
+};
+
+struct worker {
+	const char *name, *netns, *cgroup;
+	pid_t pid;
+	int cmd_fd, res_fd; /* parent's ends */
+};
+
+static int read_full(int fd, void *buf, size_t size, int timeout_ms)
+{
+	for (size_t got = 0; got < size;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, timeout_ms);
+		ssize_t n;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? negative_errno() : -ETIMEDOUT;
+		n = read(fd, (char *)buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? negative_errno() : -EPIPE;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * A worker: joins its variant's netns and cgroup once, warms up, then runs one slice per command
+ * (the slice length in ns; 0 ends it) and answers with its result.
+ */
+static void worker_main(enum test test, int family, long port, const struct worker *w, int cmd_fd,
+			int res_fd, long warmup_ms)
+{
+	struct client *c = NULL;
+	uint64_t slice_ns;
+	int r = client_new(test, family, port, w->netns, w->cgroup, &c);
+
+	if (r < 0)
+		die("entering the netns/cgroup", -r);
+	if (!c->errors && warmup_ms)
+		client_loop(c, (uint64_t)warmup_ms * 1000000ull, BENCH_MAX_OPS);
+	for (;;) {
+		struct slice_result res = {};
+
+		if (read_full(cmd_fd, &slice_ns, sizeof(slice_ns), -1) < 0 || !slice_ns)
+			_exit(0);
+		if (!c->errors || c->ops) {
+			client_reset(c);
+			res.elapsed = client_loop(c, slice_ns, BENCH_MAX_OPS);
+			res.cpu_ns = c->cpu_ns;
+		}
+		/* The cost in CPU time of this thread: time spent descheduled does not count. */
+		res.value = client_value(c, res.cpu_ns);
+		res.wall_value = client_value(c, res.elapsed);
+		res.ops = c->ops;
+		res.eperm = c->eperm;
+		res.errors = c->errors;
+		res.first_errno = c->first_errno;
+		if (write(res_fd, &res, sizeof(res)) != sizeof(res))
+			_exit(1);
+	}
+}
+
+static void workers_stop(struct worker *w, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i].pid <= 0)
+			continue;
+		kill(w[i].pid, SIGKILL);
+		waitpid(w[i].pid, NULL, 0);
+		w[i].pid = 0;
+	}
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "test", required_argument, NULL, 't' },
+		{ "family", required_argument, NULL, 'f' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "ms", required_argument, NULL, 'm' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "warmup-ms", required_argument, NULL, 'w' },
+		{ "variant", required_argument, NULL, 'v' },
+		{ "netns", required_argument, NULL, 'n' },
+		{ "cgroup", required_argument, NULL, 'c' },
+		{},
+	};
+	struct worker w[MAX_VARIANTS] = {};
+	long port = 0, ms = 0, rounds = 0, warmup_ms = 50;
+	int o, test = -1, family = 0, failed = 0;
+	unsigned n = 0;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 't':
+			test = parse_test(optarg);
+			break;
+		case 'f':
+			family = parse_family(optarg);
+			break;
+		case 'p':
+			port = parse_long(optarg, 1, 65535 - PORT_COUNT, "--port");
+			break;
+		case 'm':
+			ms = parse_long(optarg, 1, BENCH_MAX_MS, "--ms");
+			break;
+		case 'r':
+			rounds = parse_long(optarg, 1, 1000, "--rounds");
+			break;
+		case 'w':
+			warmup_ms = parse_long(optarg, 0, BENCH_MAX_MS, "--warmup-ms");
+			break;
+		case 'v':
+			if (n == MAX_VARIANTS)
+				usage_die("too many --variant");
+			w[n++].name = optarg;
+			break;
+		case 'n':
+		case 'c':
+			if (!n)
+				usage_die("--netns and --cgroup follow their --variant");
+			*(o == 'n' ? &w[n - 1].netns : &w[n - 1].cgroup) = optarg;
+			break;
+		default:
+			usage_die("bad compare option");
+		}
+	}
+	if (test < 0 || !family || !port || !ms || !rounds || !n)
+		usage_die("compare needs --test, --family, --port, --ms, --rounds and a --variant");
+
+	for (unsigned i = 0; i < n; i++) {
+		int cmd[2], res[2];
+
+		if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
+			die("pipe", errno);
+		fflush(stdout);
+		w[i].pid = fork();
+		if (w[i].pid < 0)
+			die("fork", errno);
+		if (w[i].pid == 0) {
+			close(cmd[1]);
+			close(res[0]);
+			worker_main((enum test)test, family, port, &w[i], cmd[0], res[1], warmup_ms);
+		}
+		close(cmd[0]);
+		close(res[1]);
+		w[i].cmd_fd = cmd[1];
+		w[i].res_fd = res[0];
+	}
+
+	/* Round r runs every variant once, back to back, starting with variant r mod n. */
+	for (long r = 1; r <= rounds && !failed; r++) {
+		for (unsigned k = 0; k < n && !failed; k++) {
+			struct worker *x = &w[(k + (unsigned)r) % n];
+			uint64_t slice = (uint64_t)ms * 1000000ull;
+			struct slice_result res;
+			int e;
+
+			if (write(x->cmd_fd, &slice, sizeof(slice)) != sizeof(slice)) {
+				fprintf(stderr, "bench: worker %s is gone\n", x->name);
+				failed = 1;
+				break;
+			}
+			e = read_full(x->res_fd, &res, sizeof(res), (int)ms + COMPARE_TIMEOUT_MS);
+			if (e < 0) {
+				fprintf(stderr, "bench: worker %s: %s\n", x->name, strerror(-e));
+				failed = 1;
+				break;
+			}
+			printf("round=%ld variant=%s value=%.3f wall=%.3f ops=%" PRIu64
+			       " eperm=%" PRIu64 " errors=%" PRIu64 " ns=%" PRIu64 " cpu_ns=%" PRIu64
+			       " err=%s\n",
+			       r, x->name, res.value, res.wall_value, res.ops, res.eperm, res.errors,
+			       res.elapsed, res.cpu_ns,
+			       res.first_errno ? strerrorname_np(res.first_errno) : "-");
+			fflush(stdout);
+			if (res.errors || !res.ops)
+				failed = 1;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t zero = 0;
+
+		if (write(w[i].cmd_fd, &zero, sizeof(zero)) < 0)
+			continue;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		/* Bounded: a worker that does not end within a second is killed. */
+		for (int t = 0; t < 100 && w[i].pid > 0; t++) {
+			if (waitpid(w[i].pid, NULL, WNOHANG) == w[i].pid)
+				w[i].pid = 0;
+			else
+				usleep(10000);
+		}
+		close(w[i].cmd_fd);
+		close(w[i].res_fd);
+	}
+	workers_stop(w, n);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- policy --------------------------------------------------------------------------------- */
+
+/* xorshift64*: deterministic, so that every run benchmarks the same policy. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+struct rule {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;	/* prefix length */
+	uint8_t ports;	/* index in port_sets */
+	uint8_t proto;	/* 0 any, 6 tcp, 17 udp */
+	uint16_t app;
+	uint8_t addr[16];
+};
+
+/* The port lists rules use, as the policy writes them and as nftables does ("any" = all). */
+static const struct {
+	const char *yaml;
+	const char *nft[2];
+	uint8_t proto;
+} port_sets[] = {
+	{ "[443]", { "443" }, 6 },
+	{ "[443, 8443-8450]", { "443", "8443-8450" }, 6 },
+	{ "[80, 443]", { "80", "443" }, 6 },
+	{ "[53]", { "53" }, 0 },
+	{ NULL, { "0-65535" }, 6 },
+	{ "[1883, 8883]", { "1883", "8883" }, 6 },
+	{ "[123]", { "123" }, 17 },
+	{ "[5000-5100]", { "5000-5100" }, 17 },
+};
+#define PORTS_BENCH 0xff /* the benchmark's own rule: its ports P..P+2, any protocol */
+
+/* A set of prefixes, to keep the generated ones unique (nftables refuses overlapping ones). */
+struct seen {
+	uint64_t *slots;
+	size_t cap;
+};
+
+static uint64_t rule_hash(const struct rule *r)
+{
+	uint64_t h = 1469598103934665603ull ^ ((uint64_t)r->family << 8 | r->len);
+
+	for (unsigned i = 0; i < (r->family == 4 ? 4u : 16u); i++)
+		h = (h ^ r->addr[i]) * 1099511628211ull;
+	return h | 1; /* 0 marks an empty slot */
+}
+
+/* True when the prefix was new (and is now in the set). Hash collisions just redraw. */
+static bool seen_add(struct seen *s, const struct rule *r)
+{
+	uint64_t h = rule_hash(r);
+
+	for (size_t i = h % s->cap, n = 0; n < s->cap; i = (i + 1) % s->cap, n++) {
+		if (s->slots[i] == h)
+			return false;
+		if (!s->slots[i]) {
+			s->slots[i] = h;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A realistic destination: v4 /32 and /24, v6 /128 and /48, from disjoint ranges (no overlap). */
+static void rule_random(struct rule *r)
+{
+	unsigned kind = (unsigned)(rnd() % 100);
+	uint64_t x = rnd(), y = rnd();
+
+	memset(r->addr, 0, sizeof(r->addr));
+	if (kind < 75) {
+		uint32_t a;
+
+		r->family = 4;
+		if (kind < 50) {
+			/* /32 in 128.0.0.0-223.255.255.255 */
+			a = (uint32_t)(128 + x % 96) << 24 | (uint32_t)(y & 0xffffff);
+			r->len = 32;
+		} else {
+			/* /24 in 1.0.0.0-126.255.255.0 */
+			a = (uint32_t)(1 + x % 126) << 24 | (uint32_t)(y & 0xffff00);
+			r->len = 24;
+		}
+		a = htonl(a);
+		memcpy(r->addr, &a, 4);
+	} else {
+		r->family = 6;
+		if (kind < 90) {
+			/* /128 in 2a00::/12 */
+			r->addr[0] = 0x2a;
+			r->addr[1] = (uint8_t)(x & 0x0f);
+			memcpy(r->addr + 2, &y, 8);
+			uint64_t z = rnd();
+			memcpy(r->addr + 10, &z, 6);
+			r->len = 128;
+		} else {
+			/* /48 in 2400::/12 */
+			r->addr[0] = 0x24;
+			r->addr[1] = (uint8_t)(x & 0x0f);
+			memcpy(r->addr + 2, &y, 4);
+			r->len = 48;
+		}
+	}
+	r->ports = (uint8_t)(rnd() % ARRAY_SIZE(port_sets));
+	r->proto = port_sets[r->ports].proto;
+}
+
+static void addr_text(const struct rule *r, char *buf, size_t size)
+{
+	inet_ntop(r->family == 4 ? AF_INET : AF_INET6, r->addr, buf, (socklen_t)size);
+}
+
+static const char *proto_text(uint8_t proto)
+{
+	return proto == 6 ? "tcp" : proto == 17 ? "udp" : "any";
+}
+
+static void write_yaml(FILE *f, const struct rule *rules, size_t n, long port)
+{
+	fprintf(f, "# Generated by `bench policy --rules %zu` (tests/bench/bench.c) for make bench.\n"
+		   "version: 1\napps:\n",
+		n);
+	for (unsigned app = 0; app < BENCH_APPS; app++) {
+		bool any = false;
+
+		fprintf(f, "  app%02u:\n    allow:", app);
+		for (size_t i = 0; i < n; i++) {
+			const struct rule *r = &rules[i];
+			char a[INET6_ADDRSTRLEN];
+
+			if (r->app != app)
+				continue;
+			any = true;
+			addr_text(r, a, sizeof(a));
+			fprintf(f, "\n      - to: \"%s/%u\"\n", a, r->len);
+			if (r->ports == PORTS_BENCH)
+				fprintf(f, "        ports: [%ld-%ld]\n", port, port + PORT_BULK);
+			else if (port_sets[r->ports].yaml)
+				fprintf(f, "        ports: %s\n", port_sets[r->ports].yaml);
+			fprintf(f, "        proto: %s", proto_text(r->proto));
+		}
+		fprintf(f, "%s\n", any ? "" : " []");
+	}
+}
+
+static void write_nft(FILE *f, const struct rule *rules, size_t n, long port, const char *table,
+		      const char *cgroup_prefix, long level)
+{
+	fprintf(f, "# Generated by `bench policy` (tests/bench/bench.c): the policy's allow-lists as\n"
+		   "# nftables rules, one chain and two interval sets per app.\n"
+		   "table inet %s {\n",
+		table);
+	for (unsigned app = 0; app < BENCH_APPS; app++) {
+		for (int family = 4; family <= 6; family += 2) {
+			bool first = true;
+
+			fprintf(f, "\tset app%02u_v%d {\n\t\ttype %s . inet_proto . inet_service\n"
+				   "\t\tflags interval\n",
+				app, family, family == 4 ? "ipv4_addr" : "ipv6_addr");
+			for (size_t i = 0; i < n; i++) {
+				const struct rule *r = &rules[i];
+				char a[INET6_ADDRSTRLEN], range[32];
+
+				if (r->app != app || r->family != family)
+					continue;
+				addr_text(r, a, sizeof(a));
+				for (unsigned p = 0; p < 2; p++) {
+					const char *ports = NULL;
+
+					if (r->ports == PORTS_BENCH) {
+						if (p)
+							break;
+						snprintf(range, sizeof(range), "%ld-%ld", port,
+							 port + PORT_BULK);
+						ports = range;
+					} else {
+						ports = port_sets[r->ports].nft[p];
+					}
+					if (!ports)
+						break;
+					for (unsigned pr = 0; pr < 2; pr++) {
+						uint8_t proto = pr ? 17 : 6;
+
+						if (r->proto && r->proto != proto)
+							continue;
+						fprintf(f, "%s%s/%u . %s . %s",
+							first ? "\t\telements = {\n\t\t\t" : ",\n\t\t\t",
+							a, r->len, proto_text(proto), ports);
+						first = false;
+					}
+				}
+			}
+			fprintf(f, "%s\t}\n", first ? "" : "\n\t\t}\n");
+		}
+		fprintf(f, "\tchain app%02u {\n"
+			   "\t\tip daddr . meta l4proto . th dport @app%02u_v4 accept\n"
+			   "\t\tip6 daddr . meta l4proto . th dport @app%02u_v6 accept\n"
+			   "\t\treject with icmpx admin-prohibited\n\t}\n",
+			app, app, app);
+	}
+	fprintf(f, "\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n");
+	for (unsigned app = 0; app < BENCH_APPS; app++)
+		fprintf(f, "\t\tsocket cgroupv2 level %ld \"%s/agl-app@app%02u.service\" goto app%02u\n",
+			level, cgroup_prefix, app, app);
+	fprintf(f, "\t}\n}\n");
+}
+
+static int cmd_policy(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rules", required_argument, NULL, 'r' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "yaml", required_argument, NULL, 'y' },
+		{ "nft", required_argument, NULL, 'n' },
+		{ "nft-table", required_argument, NULL, 't' },
+		{ "nft-cgroup", required_argument, NULL, 'c' },
+		{ "nft-level", required_argument, NULL, 'l' },
+		{ "revision", required_argument, NULL, 'v' },
+		{},
+	};
+	const char *yaml = NULL, *nft = NULL, *table = NULL, *cg = NULL;
+	long n = 0, port = 0, level = -1, revision = 0;
+	_cleanup_free_ struct rule *rules = NULL;
+	struct seen seen = {};
+	size_t k, extra, done = 0;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'r':
+			n = parse_long(optarg, 8, BENCH_MAX_RULES, "--rules");
+			break;
+		case 'p':
+			port = parse_long(optarg, 1, 65535 - PORT_COUNT, "--port");
+			break;
+		case 'y':
+			yaml = optarg;
+			break;
+		case 'n':
+			nft = optarg;
+			break;
+		case 't':
+			table = optarg;
+			break;
+		case 'c':
+			cg = optarg;
+			break;
+		case 'l':
+			level = parse_long(optarg, 1, 31, "--nft-level");
+			break;
+		case 'v':
+			revision = parse_long(optarg, 0, 65535, "--revision");
+			break;
+		default:
+			usage_die("bad policy option");
+		}
+	}
+	if (!n || !port || !yaml || (nft && (!table || !cg || level < 0)))
+		usage_die("policy needs --rules, --port, --yaml (and --nft-table, --nft-cgroup, "
+			  "--nft-level with --nft)");
+
+	rules = calloc((size_t)n, sizeof(*rules));
+	seen.cap = (size_t)n * 4 + 64;
+	seen.slots = calloc(seen.cap, sizeof(*seen.slots));
+	if (!rules || !seen.slots)
+		die("policy", ENOMEM);
+
+	/*
+	 * The benchmark's app (app08) reaches 127.0.0.1 and ::1 on the benchmark's ports, in the
+	 * middle of its rules, next to neighbours that make the lookup walk deep (127.0.0.2,
+	 * 127.0.0.3, ... and ::2, ::3, ...). Every other rule is random, spread over the 16 apps.
+	 */
+	extra = (size_t)n / 128 < 32 ? (size_t)n / 128 : 32;
+	if (extra < 1)
+		extra = 1;
+	for (size_t i = 0; i < (size_t)n; i++) {
+		struct rule *r = &rules[i];
+
+		r->app = (uint16_t)(i % BENCH_APPS);
+		if (r->app == BENCH_APP_INDEX && done < 2 * extra + 2 && i >= (size_t)n / 4) {
+			/* 0, 1: the benchmark's flows; then the neighbours. */
+			memset(r->addr, 0, sizeof(r->addr));
+			r->family = done % 2 ? 6 : 4;
+			r->len = r->family == 4 ? 32 : 128;
+			k = done / 2; /* 0 for the flows, then 1.. */
+			if (r->family == 4) {
+				r->addr[0] = 127;
+				r->addr[3] = (uint8_t)(k + 1);
+			} else {
+				r->addr[15] = (uint8_t)(k + 1);
+			}
+			r->ports = k ? 0 : PORTS_BENCH;
+			r->proto = k ? 6 : 0;
+			seen_add(&seen, r);
+			done++;
+			continue;
+		}
+		for (unsigned tries = 0; tries < 1000; tries++) {
+			rule_random(r);
+			if (seen_add(&seen, r))
+				break;
+		}
+	}
+	free(seen.slots);
+	/* A revision: app00's first rule reaches 127.1.R/32 (no random rule is in 127/8). */
+	if (revision) {
+		memset(rules[0].addr, 0, sizeof(rules[0].addr));
+		rules[0].family = 4;
+		rules[0].len = 32;
+		rules[0].addr[0] = 127;
+		rules[0].addr[1] = 1;
+		rules[0].addr[2] = (uint8_t)(revision >> 8);
+		rules[0].addr[3] = (uint8_t)revision;
+		rules[0].ports = 0;
+		rules[0].proto = port_sets[0].proto;
+	}
+	if (done < 2)
+		die("policy: too few rules for the benchmark's app", EINVAL);
+
+	_cleanup_fclose_ FILE *fy = fopen(yaml, "we");
+	if (!fy)
+		die(yaml, errno);
+	write_yaml(fy, rules, (size_t)n, port);
+	if (fflush(fy) != 0 || ferror(fy))
+		die(yaml, errno);
+	if (nft) {
+		_cleanup_fclose_ FILE *fn = fopen(nft, "we");
+		if (!fn)
+			die(nft, errno);
+		write_nft(fn, rules, (size_t)n, port, table, cg, level);
+		if (fflush(fn) != 0 || ferror(fn))
+			die(nft, errno);
+	}
+	return EXIT_SUCCESS;
+}
+
+/* ---- bpfstats ------------------------------------------------------------------------------- */
+
+static int sys_bpf(int cmd, union bpf_attr *attr)
+{
+	long r = syscall(__NR_bpf, cmd, attr, sizeof(*attr));
+
+	return r < 0 ? negative_errno() : (int)r;
+}
+
+static int link_prog(const char *path, struct bpf_prog_info *ret)
+{
+	_cleanup_close_ int link_fd = -1, prog_fd = -1;
+	struct bpf_link_info li = {};
+	union bpf_attr attr = {};
+	int r;
+
+	attr.pathname = (uint64_t)(uintptr_t)path;
+	link_fd = sys_bpf(BPF_OBJ_GET, &attr);
+	if (link_fd < 0)
+		return link_fd;
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = (uint32_t)link_fd;
+	attr.info.info_len = sizeof(li);
+	attr.info.info = (uint64_t)(uintptr_t)&li;
+	r = sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr);
+	if (r < 0)
+		return r;
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_id = li.prog_id;
+	prog_fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, &attr);
+	if (prog_fd < 0)
+		return prog_fd;
+	memset(ret, 0, sizeof(*ret));
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = (uint32_t)prog_fd;
+	attr.info.info_len = sizeof(*ret);
+	attr.info.info = (uint64_t)(uintptr_t)ret;
+	return sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr);
+}
+
+static int cmd_bpfstats(int argc, char **argv)
+{
+	_cleanup_free_ char *dir = NULL;
+	struct dirent **names = NULL;
+	int n;
+
+	if (argc != 2)
+		usage_die("bpfstats PIN_DIR");
+	if (asprintf(&dir, "%s/links", argv[1]) < 0)
+		die("bpfstats", ENOMEM);
+	n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0)
+		die(dir, errno);
+	for (int i = 0; i < n; i++) {
+		struct bpf_prog_info info;
+		char path[4096];
+		int r = 0;
+
+		if (names[i]->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+			r = link_prog(path, &info);
+			if (r < 0)
+				fprintf(stderr, "bench: %s: %s\n", path, strerror(-r));
+			else
+				printf("%s\t%u\t%s\t%" PRIu64 "\t%" PRIu64 "\n", names[i]->d_name,
+				       info.id, info.name[0] ? info.name : "-",
+				       (uint64_t)info.run_cnt, (uint64_t)info.run_time_ns);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return EXIT_SUCCESS;
+}
+
+/* ---- report --------------------------------------------------------------------------------- */
+
+#define MAX_ROUNDS 1000
+#define MAX_FIELDS 16
+#define MAX_KERNEL 16
+#define MAX_RELOADS 64
+#define MAX_META 64
+#define REPORT_LINE 4096
+
+enum variant { V_NONE, V_CARWALL, V_NFT, N_VARIANTS };
+static const char *const variant_names[N_VARIANTS] = { "none", "carwall", "nftables" };
+
+/* The datapath measurements; ratio targets apply to carwall. */
+static const struct dp_test {
+	const char *name, *label, *unit;
+	bool throughput; /* a higher value is better (MB/s), else a time per operation (ns) */
+	double target;	 /* 0: none; else max time ratio, or min throughput ratio */
+} dp_tests[] = {
+	{ "tcp_connect_v4", "TCP connect+close, IPv4", "ns/op", false, 1.03 },
+	{ "tcp_connect_v6", "TCP connect+close, IPv6", "ns/op", false, 1.03 },
+	{ "udp_sendto_v4", "UDP sendto 64 B, IPv4", "ns/op", false, 1.10 },
+	{ "udp_sendto_v6", "UDP sendto 64 B, IPv6", "ns/op", false, 1.10 },
+	{ "udp_connect_v4", "UDP connect(), IPv4", "ns/op", false, 0 },
+	{ "udp_connect_v6", "UDP connect(), IPv6", "ns/op", false, 0 },
+	{ "tcp_bulk_v4", "TCP bulk, IPv4", "MB/s", true, 0.98 },
+	{ "tcp_bulk_v6", "TCP bulk, IPv6", "MB/s", true, 0.98 },
+	/* CPU-time figures: ns of the client thread's CPU per operation, MB per CPU-second. */
+};
+#define N_DP ARRAY_SIZE(dp_tests)
+
+#define TARGET_DECISION_NS 100.0
+#define TARGET_RELOAD_10K_MS 10.0
+#define TARGET_RELOAD_100K_MS 100.0
+#define TARGET_RSS_KIB 4096.0
+#define TARGET_IDLE_WAKEUPS 0.0
+#define TARGET_EVENTS_PER_S 100000.0
+
+struct kv {
+	char key[64];
+	char val[1024];
+};
+
+struct kernel_prog {
+	char hook[64], name[64];
+	double runs, time_ns;
+};
+
+/* Reload phases as the agent reports them in timing_us, in this order. */
+static const char *const reload_phases[] = { "read", "parse", "compile", "apply", "total" };
+#define N_PHASES ARRAY_SIZE(reload_phases)
+
+struct reload_size {
+	long rules;
+	size_t n, n_check;
+	double check_us[MAX_RELOADS]; /* `carwall policy check` of the same file */
+	double rt_us[MAX_RELOADS];
+	double phase_us[N_PHASES][MAX_RELOADS];
+	size_t n_phase[N_PHASES];
+};
+
+struct report {
+	double dp[N_DP][N_VARIANTS][MAX_ROUNDS];  /* on CPU time */
+	double dpw[N_DP][N_VARIANTS][MAX_ROUNDS]; /* on the wall clock */
+	bool dp_has[N_DP][N_VARIANTS][MAX_ROUNDS];
+	int max_round;
+	struct kv meta[MAX_META], status[MAX_META], agent[MAX_META], events[MAX_META],
+		check[MAX_META];
+	size_t n_meta, n_status, n_agent, n_events, n_check;
+	struct kernel_prog kernel[MAX_KERNEL];
+	size_t n_kernel;
+	struct reload_size reload[8];
+	size_t n_reload;
+};
+
+static void kv_add(struct kv *arr, size_t *n, const char *key, const char *val)
+{
+	if (*n >= MAX_META)
+		return;
+	snprintf(arr[*n].key, sizeof(arr[*n].key), "%s", key);
+	snprintf(arr[*n].val, sizeof(arr[*n].val), "%s", val);
+	(*n)++;
+}
+
+static const char *kv_get(const struct kv *arr, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(arr[i].key, key))
+			return arr[i].val;
+	return NULL;
+}
+
+/* A number from a kv list; NAN when absent or not a number. */
+static double kv_num(const struct kv *arr, size_t n, const char *key)
+{
+	const char *s = kv_get(arr, n, key);
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return NAN;
+	v = strtod(s, &end);
+	return *end ? NAN : v;
+}
+
+static bool is_int(double v)
+{
+	return v > -9e15 && v < 9e15 && v == (double)(int64_t)v;
+}
+
+static double absd(double v)
+{
+	return v < 0 ? -v : v;
+}
+
+static double num(const char *s)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || !strcmp(s, "-"))
+		return NAN;
+	v = strtod(s, &end);
+	return *end ? NAN : v;
+}
+
+static int report_parse(struct report *rp, FILE *f)
+{
+	char line[REPORT_LINE];
+	unsigned lineno = 0;
+
+	while (fgets(line, sizeof(line), f)) {
+		char *field[MAX_FIELDS], *save = NULL;
+		size_t nf = 0;
+
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		/* Tab-separated; the last field of meta/status lines may hold spaces. */
+		for (char *t = strtok_r(line, "\t", &save); t && nf < MAX_FIELDS;
+		     t = strtok_r(NULL, "\t", &save))
+			field[nf++] = t;
+		if (nf == 0)
+			continue;
+		if (!strcmp(field[0], "dp") && nf == 6) {
+			size_t t, v;
+			long round = strtol(field[3], NULL, 10);
+
+			for (t = 0; t < N_DP && strcmp(dp_tests[t].name, field[1]); t++)
+				;
+			for (v = 0; v < N_VARIANTS && strcmp(variant_names[v], field[2]); v++)
+				;
+			if (t == N_DP || v == N_VARIANTS || round < 1 || round > MAX_ROUNDS)
+				goto bad;
+			rp->dp[t][v][round - 1] = num(field[4]);
+			rp->dpw[t][v][round - 1] = num(field[5]);
+			rp->dp_has[t][v][round - 1] = !isnan(rp->dp[t][v][round - 1]) &&
+						      !isnan(rp->dpw[t][v][round - 1]);
+			if (round > rp->max_round)
+				rp->max_round = (int)round;
+		} else if (!strcmp(field[0], "kernel") && nf == 5) {
+			struct kernel_prog *k;
+
+			if (rp->n_kernel >= MAX_KERNEL)
+				goto bad;
+			k = &rp->kernel[rp->n_kernel++];
+			snprintf(k->hook, sizeof(k->hook), "%s", field[1]);
+			snprintf(k->name, sizeof(k->name), "%s", field[2]);
+			k->runs = num(field[3]);
+			k->time_ns = num(field[4]);
+		} else if (!strcmp(field[0], "reload") && nf == 3 + N_PHASES) {
+			long rules = strtol(field[1], NULL, 10);
+			struct reload_size *s = NULL;
+
+			for (size_t i = 0; i < rp->n_reload; i++)
+				if (rp->reload[i].rules == rules)
+					s = &rp->reload[i];
+			if (!s) {
+				if (rp->n_reload >= ARRAY_SIZE(rp->reload))
+					goto bad;
+				s = &rp->reload[rp->n_reload++];
+				s->rules = rules;
+			}
+			if (s->n >= MAX_RELOADS)
+				continue;
+			s->rt_us[s->n++] = num(field[2]);
+			for (size_t p = 0; p < N_PHASES; p++) {
+				double v = num(field[3 + p]);
+
+				if (!isnan(v))
+					s->phase_us[p][s->n_phase[p]++] = v;
+			}
+		} else if (!strcmp(field[0], "reload_check") && nf == 3) {
+			long rules = strtol(field[1], NULL, 10);
+			struct reload_size *z = NULL;
+
+			for (size_t i = 0; i < rp->n_reload; i++)
+				if (rp->reload[i].rules == rules)
+					z = &rp->reload[i];
+			if (z && z->n_check < MAX_RELOADS)
+				z->check_us[z->n_check++] = num(field[2]);
+		} else if (nf == 3 && !strcmp(field[0], "meta")) {
+			kv_add(rp->meta, &rp->n_meta, field[1], field[2]);
+		} else if (nf == 3 && !strcmp(field[0], "status")) {
+			kv_add(rp->status, &rp->n_status, field[1], field[2]);
+		} else if (nf == 3 && !strcmp(field[0], "agent")) {
+			kv_add(rp->agent, &rp->n_agent, field[1], field[2]);
+		} else if (nf == 3 && !strcmp(field[0], "events")) {
+			kv_add(rp->events, &rp->n_events, field[1], field[2]);
+		} else if (nf == 3 && !strcmp(field[0], "check")) {
+			kv_add(rp->check, &rp->n_check, field[1], field[2]);
+		} else {
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	fprintf(stderr, "bench: report: line %u is not understood\n", lineno);
+	return -EINVAL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct stats {
+	size_t n;
+	double median, min, max;
+};
+
+static struct stats stats_of(const double *v, size_t n)
+{
+	struct stats s = { .n = n, .median = NAN, .min = NAN, .max = NAN };
+	double sorted[MAX_ROUNDS > MAX_RELOADS ? MAX_ROUNDS : MAX_RELOADS];
+
+	if (!n)
+		return s;
+	memcpy(sorted, v, n * sizeof(*v));
+	qsort(sorted, n, sizeof(*sorted), cmp_double);
+	s.min = sorted[0];
+	s.max = sorted[n - 1];
+	s.median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+	return s;
+}
+
+/*
+ * Samples of one variant, its per-round ratios to no filter and per-round differences; on CPU
+ * time, or on the wall clock.
+ */
+static struct stats dp_stats_of(const struct report *rp, size_t t, size_t v, bool wall,
+				struct stats *ret_ratio, struct stats *ret_delta)
+{
+	double vals[MAX_ROUNDS], ratios[MAX_ROUNDS], deltas[MAX_ROUNDS];
+	const double(*dp)[N_VARIANTS][MAX_ROUNDS] = wall ? rp->dpw : rp->dp;
+	size_t n = 0, nr = 0;
+
+	for (int r = 0; r < rp->max_round; r++) {
+		if (!rp->dp_has[t][v][r])
+			continue;
+		vals[n++] = dp[t][v][r];
+		if (rp->dp_has[t][V_NONE][r] && dp[t][V_NONE][r] > 0) {
+			ratios[nr] = dp[t][v][r] / dp[t][V_NONE][r];
+			deltas[nr++] = dp[t][v][r] - dp[t][V_NONE][r];
+		}
+	}
+	if (ret_ratio)
+		*ret_ratio = stats_of(ratios, nr);
+	if (ret_delta)
+		*ret_delta = stats_of(deltas, nr);
+	return stats_of(vals, n);
+}
+
+static struct stats dp_stats(const struct report *rp, size_t t, size_t v, struct stats *ret_ratio,
+			     struct stats *ret_delta)
+{
+	return dp_stats_of(rp, t, v, false, ret_ratio, ret_delta);
+}
+
+/* A tiny streaming JSON writer: commas and indentation by nesting level. */
+struct jw {
+	FILE *f;
+	int depth;
+	bool first[32];
+};
+
+static void jw_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void jw_item(struct jw *w, const char *key)
+{
+	if (!w->first[w->depth])
+		fputc(',', w->f);
+	w->first[w->depth] = false;
+	fprintf(w->f, "\n%*s", 2 * w->depth + 2, "");
+	if (key) {
+		jw_string(w->f, key);
+		fputs(": ", w->f);
+	}
+}
+
+static void jw_open(struct jw *w, const char *key, char c)
+{
+	if (w->depth >= 0)
+		jw_item(w, key);
+	fputc(c, w->f);
+	w->depth++;
+	w->first[w->depth] = true;
+}
+
+static void jw_close(struct jw *w, char c)
+{
+	if (!w->first[w->depth])
+		fprintf(w->f, "\n%*s", 2 * w->depth, "");
+	w->depth--;
+	fputc(c, w->f);
+}
+
+static void jw_str(struct jw *w, const char *key, const char *val)
+{
+	jw_item(w, key);
+	if (val)
+		jw_string(w->f, val);
+	else
+		fputs("null", w->f);
+}
+
+/* A number with `prec` decimals; null for NaN. */
+static void jw_num(struct jw *w, const char *key, double v, int prec)
+{
+	jw_item(w, key);
+	if (isnan(v) || isinf(v))
+		fputs("null", w->f);
+	else
+		fprintf(w->f, "%.*f", prec, v);
+}
+
+static void jw_bool(struct jw *w, const char *key, bool v)
+{
+	jw_item(w, key);
+	fputs(v ? "true" : "false", w->f);
+}
+
+static void jw_stats(struct jw *w, const char *key, struct stats s, int prec)
+{
+	jw_open(w, key, '{');
+	jw_num(w, "median", s.median, prec);
+	jw_num(w, "min", s.min, prec);
+	jw_num(w, "max", s.max, prec);
+	jw_num(w, "n", (double)s.n, 0);
+	jw_close(w, '}');
+}
+
+/* What a target is about: the closing note says once per kind what would close it. */
+enum target_kind {
+	TK_CONNECT,
+	TK_SENDTO,
+	TK_BULK,
+	TK_DECISION,
+	TK_RELOAD,
+	TK_RSS,
+	TK_IDLE,
+	TK_EVENTS,
+};
+
+/* One target: what was measured against what was wanted. */
+struct target {
+	enum target_kind kind;
+	char name[96];
+	char measured[96];
+	char wanted[64];
+	char missed_by[96]; /* "" when met, or when not measured */
+	const char *status; /* "met", "missed", or "not measured: why" */
+	char to_close[2048]; /* what the numbers point at, then what would help */
+};
+
+#define MAX_TARGETS 32
+
+static struct target *target_new(struct target *t, size_t *n, enum target_kind kind,
+				 const char *name)
+{
+	struct target *x = &t[(*n)++];
+
+	memset(x, 0, sizeof(*x));
+	x->kind = kind;
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	return x;
+}
+
+/* How each target could be closed, after what this run measured (see report_explain()). */
+static const char *const close_connect =
+	"a connection runs two carwall programs (sock_create, then connect4/6), each of which "
+	"finds the app again (policy state, ancestor cgroup id, cgroup hash) before connect4/6 "
+	"does its two LPM-trie lookups; caching the app of a cgroup in cgroup local storage "
+	"(bpf_cgrp_storage_get) and keeping sock_create to that cached check would leave about "
+	"one LPM walk per connection";
+static const char *const close_sendto =
+	"every unconnected sendto() runs sendmsg4/6 in full; a per-socket verdict cache in "
+	"socket local storage (destination, port, policy generation) would make repeated "
+	"datagrams to one destination cost one small lookup";
+static const char *const close_bulk =
+	"carwall judges connect() once per connection; unless a per-packet program is attached, "
+	"a bulk gap is noise on a busy machine (rerun, look at ratio_min/ratio_max); with a "
+	"cgroup_skb program, keep its path for an already-judged socket to one local-storage read";
+static const char *const close_decision =
+	"finding the app and the two LPM tries both cost: cache the app per cgroup or socket "
+	"(local storage), keep host routes (/32, /128, most rules) in a hash map tried before "
+	"the trie, and shorten the trie keys (scope bits per generation only)";
+static const char *const close_reload =
+	"writing the maps is one bpf() call per element, after deleting the inactive "
+	"generation's entries one by one (get_next_key over both generations); writing only "
+	"what changed against the generation in force, or filling a fresh inner map and "
+	"swapping it (map-in-map), would cut it; parsing and compiling gain from a policy "
+	"cache keyed by sha256 and from not re-resolving unchanged apps";
+static const char *const close_rss =
+	"the agent keeps the whole parsed policy, its compiled tables and the cgroup paths, "
+	"and links libbpf, libyaml, json-c and libcrypto; freeing the parse and compile "
+	"buffers after applying, malloc_trim() after a reload and a smaller per-rule struct "
+	"would lower the steady RSS";
+static const char *const close_idle =
+	"the agent should sleep in epoll_wait with no timeout when idle; a periodic timer or a "
+	"polled ring buffer shows up as wake-ups";
+static const char *const close_events =
+	"read the ring buffer in larger batches per wake-up (ring_buffer__consume after "
+	"epoll), keep formatting and logging off that path, and aggregate identical refused "
+	"flows in the kernel before they reach the agent";
+
+static void target_ratio(struct target *t, double ratio, double want, bool at_least)
+{
+	snprintf(t->measured, sizeof(t->measured), "%.3fx", ratio);
+	snprintf(t->wanted, sizeof(t->wanted), "%s %.2fx", at_least ? ">=" : "<=", want);
+	if (isnan(ratio)) {
+		t->status = "not measured";
+		snprintf(t->measured, sizeof(t->measured), "-");
+		return;
+	}
+	if (at_least ? ratio >= want : ratio <= want) {
+		t->status = "met";
+		return;
+	}
+	t->status = "missed";
+	snprintf(t->missed_by, sizeof(t->missed_by), "%.3fx (%.1f%% %s)",
+		 at_least ? want - ratio : ratio - want,
+		 100.0 * absd(ratio - want) / want, at_least ? "too slow" : "over");
+}
+
+static void target_max(struct target *t, double v, double want, const char *unit, int prec)
+{
+	snprintf(t->wanted, sizeof(t->wanted), "<= %.*f %s", prec, want, unit);
+	if (isnan(v)) {
+		t->status = "not measured";
+		snprintf(t->measured, sizeof(t->measured), "-");
+		return;
+	}
+	snprintf(t->measured, sizeof(t->measured), "%.*f %s", prec, v, unit);
+	if (v <= want) {
+		t->status = "met";
+		return;
+	}
+	t->status = "missed";
+	if (want > 0)
+		snprintf(t->missed_by, sizeof(t->missed_by), "%.*f %s (%.0f%% over)", prec,
+			 v - want, unit, 100.0 * (v - want) / want);
+	else
+		snprintf(t->missed_by, sizeof(t->missed_by), "%.*f %s", prec, v - want, unit);
+}
+
+static void target_min(struct target *t, double v, double want, const char *unit)
+{
+	snprintf(t->wanted, sizeof(t->wanted), ">= %.0f %s", want, unit);
+	if (isnan(v)) {
+		t->status = "not measured";
+		snprintf(t->measured, sizeof(t->measured), "-");
+		return;
+	}
+	snprintf(t->measured, sizeof(t->measured), "%.0f %s", v, unit);
+	if (v >= want) {
+		t->status = "met";
+		return;
+	}
+	t->status = "missed";
+	snprintf(t->missed_by, sizeof(t->missed_by), "%.0f %s (%.0f%% short)", want - v, unit,
+		 100.0 * (want - v) / want);
+}
+
+static bool is_sock_addr_hook(const char *hook)
+{
+	return !strncmp(hook, "connect", 7) || !strncmp(hook, "sendmsg", 7);
+}
+
+static void print_rule(void)
+{
+	printf("%.*s\n", 86, "------------------------------------------------------------------"
+			     "------------------------------------------------");
+}
+
+static int cmd_report(int argc, char **argv)
+{
+	static struct report rp;
+	static struct target targets[MAX_TARGETS];
+	size_t n_targets = 0;
+	_cleanup_fclose_ FILE *in = NULL, *out = NULL;
+	struct jw w = { .depth = -1 };
+	const char *s;
+	int r;
+
+	if (argc != 3)
+		usage_die("report RAW.tsv OUT.json");
+	in = fopen(argv[1], "re");
+	if (!in)
+		die(argv[1], errno);
+	r = report_parse(&rp, in);
+	if (r < 0)
+		return EXIT_FAILURE;
+	out = fopen(argv[2], "we");
+	if (!out)
+		die(argv[2], errno);
+	w.f = out;
+
+	/* ---- the JSON ---- */
+	jw_open(&w, NULL, '{');
+	jw_str(&w, "schema", "carwall-bench/1");
+	jw_open(&w, "run", '{');
+	for (size_t i = 0; i < rp.n_meta; i++) {
+		double v = num(rp.meta[i].val);
+
+		/* Numbers stay numbers; versions and names stay strings. */
+		if (!isnan(v) && strcmp(rp.meta[i].key, "kernel") && strcmp(rp.meta[i].key, "carwall"))
+			jw_num(&w, rp.meta[i].key, v, is_int(v) ? 0 : 3);
+		else
+			jw_str(&w, rp.meta[i].key, rp.meta[i].val);
+	}
+	jw_close(&w, '}');
+
+	jw_open(&w, "filter_check", '{');
+	for (size_t i = 0; i < rp.n_check; i++)
+		jw_str(&w, rp.check[i].key, rp.check[i].val);
+	jw_close(&w, '}');
+
+	jw_open(&w, "datapath", '{');
+	for (size_t t = 0; t < N_DP; t++) {
+		const struct dp_test *d = &dp_tests[t];
+
+		jw_open(&w, d->name, '{');
+		jw_str(&w, "what", d->label);
+		jw_str(&w, "unit", d->unit);
+		jw_str(&w, "measured_on",
+		       d->throughput ? "the sending thread's CPU time: MB sent per CPU-second "
+				       "(wall_clock: MB/s)"
+				     : "the client thread's CPU time per operation (wall_clock: "
+				       "elapsed time per operation)");
+		jw_str(&w, "ratio_meaning",
+		       d->throughput ? "throughput / no filter's (>= 1 is as fast)"
+				     : "time per operation / no filter's (<= 1 is as fast)");
+		for (size_t v = 0; v < N_VARIANTS; v++) {
+			struct stats ratio, delta, st = dp_stats(&rp, t, v, &ratio, &delta);
+			char why[64];
+
+			snprintf(why, sizeof(why), "%s_datapath", variant_names[v]);
+			jw_open(&w, variant_names[v], '{');
+			if ((s = kv_get(rp.status, rp.n_status, why)))
+				jw_str(&w, "status", s);
+			jw_num(&w, "median", st.median, 1);
+			jw_num(&w, "min", st.min, 1);
+			jw_num(&w, "max", st.max, 1);
+			jw_num(&w, "n", (double)st.n, 0);
+			if (v != V_NONE) {
+				jw_num(&w, "ratio", ratio.median, 4);
+				jw_num(&w, "ratio_min", ratio.min, 4);
+				jw_num(&w, "ratio_max", ratio.max, 4);
+				/* What the filter adds per operation (or takes from throughput). */
+				jw_num(&w, d->throughput ? "delta_mb_s" : "delta_ns", delta.median, 1);
+			}
+			/* The same on the wall clock, which other load on the machine disturbs. */
+			struct stats wratio, wst = dp_stats_of(&rp, t, v, true, &wratio, NULL);
+			jw_open(&w, "wall_clock", '{');
+			jw_num(&w, "median", wst.median, 1);
+			jw_num(&w, "min", wst.min, 1);
+			jw_num(&w, "max", wst.max, 1);
+			if (v != V_NONE)
+				jw_num(&w, "ratio", wratio.median, 4);
+			jw_close(&w, '}');
+			if (v == V_CARWALL && d->target > 0) {
+				jw_num(&w, "target_ratio", d->target, 2);
+				jw_bool(&w, "target_met",
+					!isnan(ratio.median) && (d->throughput ? ratio.median >= d->target
+									       : ratio.median <= d->target));
+			}
+			jw_close(&w, '}');
+		}
+		jw_close(&w, '}');
+	}
+	jw_close(&w, '}');
+
+	/* In-kernel cost per decision, from the BPF run-time statistics. */
+	double dec_time = 0, dec_runs = 0, worst = NAN;
+	jw_open(&w, "in_kernel", '{');
+	if ((s = kv_get(rp.status, rp.n_status, "in_kernel")))
+		jw_str(&w, "status", s);
+	jw_str(&w, "method",
+	       "kernel.bpf_stats_enabled=1 only while carwall's flows run; run_time_ns / run_cnt "
+	       "of each program attached through carwall's pinned links");
+	jw_open(&w, "programs", '[');
+	for (size_t i = 0; i < rp.n_kernel; i++) {
+		const struct kernel_prog *k = &rp.kernel[i];
+		double per = k->runs > 0 ? k->time_ns / k->runs : NAN;
+
+		jw_open(&w, NULL, '{');
+		jw_str(&w, "hook", k->hook);
+		jw_str(&w, "program", k->name);
+		jw_num(&w, "runs", k->runs, 0);
+		jw_num(&w, "ns_per_run", per, 1);
+		jw_close(&w, '}');
+		if (is_sock_addr_hook(k->hook) && k->runs > 0) {
+			dec_time += k->time_ns;
+			dec_runs += k->runs;
+		}
+		if (k->runs > 0 && (isnan(worst) || per > worst))
+			worst = per;
+	}
+	jw_close(&w, ']');
+	double decision = dec_runs > 0 ? dec_time / dec_runs : NAN;
+	jw_num(&w, "decision_ns", decision, 1);
+	jw_num(&w, "worst_program_ns", worst, 1);
+	jw_num(&w, "target_ns", TARGET_DECISION_NS, 0);
+	jw_close(&w, '}');
+
+	/* Reload. */
+	jw_open(&w, "reload", '{');
+	if ((s = kv_get(rp.status, rp.n_status, "reload")))
+		jw_str(&w, "status", s);
+	if ((s = kv_get(rp.status, rp.n_status, "reload_timing")))
+		jw_str(&w, "agent_timing_status", s);
+	jw_open(&w, "sizes", '[');
+	for (size_t i = 0; i < rp.n_reload; i++) {
+		const struct reload_size *z = &rp.reload[i];
+		struct stats rt = stats_of(z->rt_us, z->n);
+
+		jw_open(&w, NULL, '{');
+		jw_num(&w, "rules", (double)z->rules, 0);
+		rt.median /= 1000, rt.min /= 1000, rt.max /= 1000;
+		jw_stats(&w, "round_trip_ms", rt, 3);
+		if (z->n_check) {
+			struct stats ck = stats_of(z->check_us, z->n_check);
+
+			ck.median /= 1000, ck.min /= 1000, ck.max /= 1000;
+			jw_stats(&w, "policy_check_ms", ck, 3);
+		}
+		jw_open(&w, "agent_timing_us", '{');
+		for (size_t p = 0; p < N_PHASES; p++)
+			if (z->n_phase[p])
+				jw_stats(&w, reload_phases[p], stats_of(z->phase_us[p], z->n_phase[p]),
+					 0);
+		jw_close(&w, '}');
+		jw_close(&w, '}');
+	}
+	jw_close(&w, ']');
+	jw_close(&w, '}');
+
+	jw_open(&w, "agent", '{');
+	for (size_t i = 0; i < rp.n_agent; i++) {
+		double v = num(rp.agent[i].val);
+
+		if (!strcmp(rp.agent[i].val, "-"))
+			jw_str(&w, rp.agent[i].key, NULL);
+		else if (isnan(v))
+			jw_str(&w, rp.agent[i].key, rp.agent[i].val);
+		else
+			jw_num(&w, rp.agent[i].key, v, is_int(v) ? 0 : 3);
+	}
+	jw_close(&w, '}');
+
+	jw_open(&w, "events", '{');
+	double ev_rate = NAN;
+	if ((s = kv_get(rp.status, rp.n_status, "events"))) {
+		jw_str(&w, "status", s);
+	} else {
+		double secs = kv_num(rp.events, rp.n_events, "seconds");
+		double got = kv_num(rp.events, rp.n_events, "received");
+
+		for (size_t i = 0; i < rp.n_events; i++) {
+			double v = num(rp.events[i].val);
+
+			if (!strcmp(rp.events[i].val, "-"))
+				jw_str(&w, rp.events[i].key, NULL);
+			else if (isnan(v))
+				jw_str(&w, rp.events[i].key, rp.events[i].val);
+			else
+				jw_num(&w, rp.events[i].key, v, is_int(v) ? 0 : 3);
+		}
+		ev_rate = secs > 0 ? got / secs : NAN;
+		jw_num(&w, "received_per_s", ev_rate, 0);
+	}
+	jw_close(&w, '}');
+
+	/* ---- targets ---- */
+	/* BPF run time per hook, for the explanations. */
+	double hook_ns[8] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+	static const char *const hook_names[8] = { "connect4", "connect6", "sendmsg4",
+						   "sendmsg6", "sock_create" };
+	for (size_t i = 0; i < rp.n_kernel; i++)
+		for (size_t h = 0; hook_names[h]; h++)
+			if (!strcmp(rp.kernel[i].hook, hook_names[h]) && rp.kernel[i].runs > 0)
+				hook_ns[h] = rp.kernel[i].time_ns / rp.kernel[i].runs;
+
+	for (size_t t = 0; t < N_DP; t++) {
+		const struct dp_test *d = &dp_tests[t];
+		bool v6 = d->name[strlen(d->name) - 1] == '6';
+		struct stats ratio, delta;
+		struct target *x;
+		char name[96];
+
+		if (d->target <= 0)
+			continue;
+		dp_stats(&rp, t, V_CARWALL, &ratio, &delta);
+		snprintf(name, sizeof(name), "carwall %s", d->label);
+		if (!strncmp(d->name, "tcp_connect", 11)) {
+			x = target_new(targets, &n_targets, TK_CONNECT, name);
+			snprintf(x->to_close, sizeof(x->to_close),
+				 "carwall adds %.0f ns per connection (median of per-round differences); "
+				 "its programs account for sock_create %.0f ns + connect%d %.0f ns of "
+				 "it (BPF run time). Then: %s",
+				 delta.median, hook_ns[4], v6 ? 6 : 4, hook_ns[v6 ? 1 : 0],
+				 close_connect);
+		} else if (!strncmp(d->name, "udp_sendto", 10)) {
+			x = target_new(targets, &n_targets, TK_SENDTO, name);
+			snprintf(x->to_close, sizeof(x->to_close),
+				 "carwall adds %.0f ns per datagram; sendmsg%d runs %.0f ns of it. "
+				 "Then: %s",
+				 delta.median, v6 ? 6 : 4, hook_ns[v6 ? 3 : 2], close_sendto);
+		} else {
+			x = target_new(targets, &n_targets, TK_BULK, name);
+			snprintf(x->to_close, sizeof(x->to_close),
+				 "the gap is %.0f MB/s; the hooks attached: %s. %s", -delta.median,
+				 kv_get(rp.meta, rp.n_meta, "hooks") ?: "?", close_bulk);
+		}
+		target_ratio(x, ratio.median, d->target, d->throughput);
+	}
+	char decision_why[512];
+	snprintf(decision_why, sizeof(decision_why),
+		 "sock_create, which only finds the app (policy state, ancestor cgroup id, cgroup "
+		 "hash), runs %.0f ns; connect4 runs %.0f ns, so its destination and port LPM-trie "
+		 "lookups add about %.0f ns (both with bpf_stats' two clock reads included). Then: ",
+		 hook_ns[4], hook_ns[0], hook_ns[0] - hook_ns[4]);
+	struct target *x = target_new(targets, &n_targets, TK_DECISION,
+				      "in-kernel decision at 10k rules (connect/sendmsg programs)");
+	target_max(x, decision, TARGET_DECISION_NS, "ns", 1);
+	snprintf(x->to_close, sizeof(x->to_close), "%s%s", decision_why, close_decision);
+	x = target_new(targets, &n_targets, TK_DECISION, "slowest carwall program, per run");
+	target_max(x, worst, TARGET_DECISION_NS, "ns", 1);
+	snprintf(x->to_close, sizeof(x->to_close), "%s%s", decision_why, close_decision);
+
+	char reload_why[768] = "";
+	for (size_t i = 0; i < rp.n_reload; i++) {
+		const struct reload_size *z = &rp.reload[i];
+		double want = z->rules == 10000 ? TARGET_RELOAD_10K_MS
+			      : z->rules == 100000 ? TARGET_RELOAD_100K_MS
+						   : 0;
+		size_t tp = N_PHASES - 1; /* "total" */
+		double rt = stats_of(z->rt_us, z->n).median / 1000;
+		double check = stats_of(z->check_us, z->n_check).median / 1000;
+		char name[96];
+		double v;
+		size_t len = strlen(reload_why);
+
+		if (want <= 0)
+			continue;
+		/* The agent's own end-to-end figure when it reports one, else the round trip. */
+		if (z->n_phase[tp]) {
+			v = stats_of(z->phase_us[tp], z->n_phase[tp]).median / 1000;
+			snprintf(name, sizeof(name), "reload %ld rules (agent total)", z->rules);
+			snprintf(reload_why + len, sizeof(reload_why) - len,
+				 "At %ld rules the agent spends read %.1f, parse %.1f, compile %.1f, "
+				 "apply %.1f ms. ",
+				 z->rules, stats_of(z->phase_us[0], z->n_phase[0]).median / 1000,
+				 stats_of(z->phase_us[1], z->n_phase[1]).median / 1000,
+				 stats_of(z->phase_us[2], z->n_phase[2]).median / 1000,
+				 stats_of(z->phase_us[3], z->n_phase[3]).median / 1000);
+		} else {
+			v = rt;
+			snprintf(name, sizeof(name), "reload %ld rules (carwall reload round trip)",
+				 z->rules);
+			if (!isnan(check))
+				snprintf(reload_why + len, sizeof(reload_why) - len,
+					 "At %ld rules `carwall policy check` (read, parse, compile, "
+					 "no map) takes %.1f of the %.1f ms, so writing the maps and "
+					 "the flip take about %.1f ms. ",
+					 z->rules, check, rt, rt - check);
+		}
+		x = target_new(targets, &n_targets, TK_RELOAD, name);
+		target_max(x, v, want, "ms", 2);
+	}
+	for (size_t i = 0; i < n_targets; i++)
+		if (targets[i].kind == TK_RELOAD)
+			snprintf(targets[i].to_close, sizeof(targets[i].to_close), "%sThen: %s",
+				 reload_why, close_reload);
+
+	x = target_new(targets, &n_targets, TK_RSS, "agent steady RSS (10k rules)");
+	target_max(x, kv_num(rp.agent, rp.n_agent, "rss_kib") / 1024, TARGET_RSS_KIB / 1024, "MiB",
+		   2);
+	snprintf(x->to_close, sizeof(x->to_close),
+		 "VmRSS %.2f MiB with the 10k policy (peak %.2f MiB), %.2f MiB after the 100k "
+		 "reloads. Then: %s",
+		 kv_num(rp.agent, rp.n_agent, "rss_kib") / 1024,
+		 kv_num(rp.agent, rp.n_agent, "hwm_kib") / 1024,
+		 kv_num(rp.agent, rp.n_agent, "rss_after_reloads_kib") / 1024, close_rss);
+	x = target_new(targets, &n_targets, TK_IDLE, "agent wake-ups while idle");
+	target_max(x, kv_num(rp.agent, rp.n_agent, "idle_wakeups"), TARGET_IDLE_WAKEUPS, "wake-ups",
+		   0);
+	snprintf(x->to_close, sizeof(x->to_close), "%s", close_idle);
+	x = target_new(targets, &n_targets, TK_EVENTS,
+		       "refused-flow events the agent keeps up with");
+	target_min(x, ev_rate, TARGET_EVENTS_PER_S, "/s");
+	if ((s = kv_get(rp.status, rp.n_status, "events")))
+		x->status = s;
+	snprintf(x->to_close, sizeof(x->to_close),
+		 "of %.32s refused flows in %.32s s, the agent received %.32s (%.32s not) in %.32s "
+		 "s. Then: %s",
+		 kv_get(rp.events, rp.n_events, "attempts") ?: "?",
+		 kv_get(rp.events, rp.n_events, "flood_seconds") ?: "?",
+		 kv_get(rp.events, rp.n_events, "received") ?: "?",
+		 kv_get(rp.events, rp.n_events, "not_received") ?: "?",
+		 kv_get(rp.events, rp.n_events, "seconds") ?: "?", close_events);
+
+	jw_open(&w, "targets", '[');
+	for (size_t i = 0; i < n_targets; i++) {
+		jw_open(&w, NULL, '{');
+		jw_str(&w, "name", targets[i].name);
+		jw_str(&w, "measured", targets[i].measured);
+		jw_str(&w, "target", targets[i].wanted);
+		jw_str(&w, "status", targets[i].status);
+		if (targets[i].missed_by[0]) {
+			jw_str(&w, "missed_by", targets[i].missed_by);
+			jw_str(&w, "to_close", targets[i].to_close);
+		}
+		jw_close(&w, '}');
+	}
+	jw_close(&w, ']');
+	jw_close(&w, '}');
+	fputc('\n', out);
+	if (fflush(out) != 0 || ferror(out))
+		die(argv[2], errno);
+
+	/* ---- the table ---- */
+	printf("\n");
+	print_rule();
+	printf("carwall bench: %s cpus, %s, kernel %s; %s rounds of %s ms; %s-rule policy, %s apps\n",
+	       kv_get(rp.meta, rp.n_meta, "nproc") ?: "?", kv_get(rp.meta, rp.n_meta, "cpu") ?: "?",
+	       kv_get(rp.meta, rp.n_meta, "kernel") ?: "?",
+	       kv_get(rp.meta, rp.n_meta, "rounds") ?: "?",
+	       kv_get(rp.meta, rp.n_meta, "measure_ms") ?: "?",
+	       kv_get(rp.meta, rp.n_meta, "policy_rules") ?: "?",
+	       kv_get(rp.meta, rp.n_meta, "apps") ?: "?");
+	print_rule();
+	printf("%-26s %18s %20s %20s\n", "median (ratio to none)", "no filter", "carwall", "nftables");
+	for (size_t t = 0; t < N_DP; t++) {
+		const struct dp_test *d = &dp_tests[t];
+		char cell[N_VARIANTS][48];
+
+		for (size_t v = 0; v < N_VARIANTS; v++) {
+			struct stats ratio, st = dp_stats(&rp, t, v, &ratio, NULL);
+
+			if (isnan(st.median))
+				snprintf(cell[v], sizeof(cell[v]), "-");
+			else if (v == V_NONE)
+				snprintf(cell[v], sizeof(cell[v]), "%.0f %s", st.median, d->unit);
+			else
+				snprintf(cell[v], sizeof(cell[v]), "%.0f (%.3fx)", st.median,
+					 ratio.median);
+		}
+		printf("%-26s %18s %20s %20s\n", d->label, cell[0], cell[1], cell[2]);
+	}
+	print_rule();
+	if ((s = kv_get(rp.status, rp.n_status, "in_kernel")))
+		printf("in-kernel decision        %s\n", s);
+	else {
+		printf("in-kernel, ns per run    ");
+		for (size_t i = 0; i < rp.n_kernel; i++)
+			if (rp.kernel[i].runs > 0)
+				printf(" %s %.0f", rp.kernel[i].hook,
+				       rp.kernel[i].time_ns / rp.kernel[i].runs);
+		printf("\n");
+	}
+	for (size_t i = 0; i < rp.n_reload; i++) {
+		const struct reload_size *z = &rp.reload[i];
+		size_t tp = N_PHASES - 1;
+
+		printf("reload %6ld rules       round trip %.1f ms", z->rules,
+		       stats_of(z->rt_us, z->n).median / 1000);
+		if (z->n_phase[tp]) {
+			printf(", agent");
+			for (size_t p = 0; p < N_PHASES; p++)
+				if (z->n_phase[p])
+					printf(" %s %.1f", reload_phases[p],
+					       stats_of(z->phase_us[p], z->n_phase[p]).median / 1000);
+			printf(" ms");
+		}
+		printf("\n");
+	}
+	if ((s = kv_get(rp.status, rp.n_status, "reload_timing")))
+		printf("                          (%s)\n", s);
+	printf("agent                     RSS %.2f MiB, %s wake-ups in %s s idle\n",
+	       kv_num(rp.agent, rp.n_agent, "rss_kib") / 1024,
+	       kv_get(rp.agent, rp.n_agent, "idle_wakeups") ?: "?",
+	       kv_get(rp.agent, rp.n_agent, "idle_seconds") ?: "?");
+	if ((s = kv_get(rp.status, rp.n_status, "events")))
+		printf("events                    %s\n", s);
+	else
+		printf("events                    %.0f/s sustained: %s of %s refused flows received in "
+		       "%s s, %s not\n",
+		       ev_rate, kv_get(rp.events, rp.n_events, "received") ?: "?",
+		       kv_get(rp.events, rp.n_events, "attempts") ?: "?",
+		       kv_get(rp.events, rp.n_events, "seconds") ?: "?",
+		       kv_get(rp.events, rp.n_events, "not_received") ?: "?");
+	print_rule();
+
+	/* The closing note: every target, and for a missed one by how much and what would help. */
+	size_t missed = 0;
+	for (size_t i = 0; i < n_targets; i++) {
+		const struct target *t = &targets[i];
+
+		printf("%-7s %s: %s (target %s)%s%s\n",
+		       !strcmp(t->status, "met")      ? "met"
+		       : !strcmp(t->status, "missed") ? "MISSED"
+						      : "n/a",
+		       t->name, t->measured, t->wanted, t->missed_by[0] ? ", by " : "",
+		       t->missed_by);
+		if (t->missed_by[0])
+			missed++;
+		else if (strcmp(t->status, "met"))
+			printf("        %s\n", t->status);
+	}
+	if (missed) {
+		printf("\nWhat would close the missed targets:\n");
+		for (size_t i = 0; i < n_targets; i++) {
+			bool dup = false;
+
+			if (!targets[i].missed_by[0])
+				continue;
+			for (size_t j = 0; j < i; j++)
+				if (targets[j].missed_by[0] && targets[j].kind == targets[i].kind &&
+				    !strcmp(targets[j].to_close, targets[i].to_close))
+					dup = true;
+			if (!dup)
+				printf("- %s: %s.\n", targets[i].name, targets[i].to_close);
+		}
+	}
+	printf("\nJSON: %s\n", argv[2]);
+	return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage_die("a command is needed: serve, client, compare, policy, bpfstats, report");
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "client"))
+		return cmd_client(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "compare"))
+		return cmd_compare(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "policy"))
+		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bpfstats"))
+		return cmd_bpfstats(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "report"))
+		return cmd_report(argc - 1, argv + 1);
+	usage_die("unknown command");
+}

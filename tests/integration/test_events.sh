@@ -1,0 +1,128 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Flow evidence on the real kernel: an event for every refused flow (IPv4, IPv6, TCP, UDP, a
+# refused socket kind), none for allowed ones; `carwall events` live and from the log;
+# per-app and per-rule counters; the per-app rate limiter under a flood (the agent stays
+# responsive and every event it does not get is counted as dropped).
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+SANDBOX_POLICY=$top/tests/integration/flows.yaml
+
+sandbox_create "cw-e$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
+events() { "$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" "$@"; }
+json_count() { grep -c "$1" || true; }
+
+# Control: without carwall the flows that will be refused go through, and nothing is logged.
+sandbox_in_hu "$FLOWPROBE" tcp 203.0.113.7 443 >/dev/null 2>&1
+tap_check "control, no enforcement: the tracker is reached over TCP" test $? -eq 0
+sandbox_in_hu "$FLOWPROBE" udp 2001:db8:bad::7 514 >/dev/null 2>&1
+tap_check "control, no enforcement: the tracker is reached over UDP and IPv6" test $? -eq 0
+
+sandbox_agent_start || tap_bail_out "carwalld did not start"
+tap_check "no event is logged before any flow" bash -c "[ -z \"\$('$CARWALL' events --state-dir '$SANDBOX_STATE_DIR')\" ]"
+
+# A live reader, started before the flows.
+events --follow --json >"$SANDBOX_DIR/follow.out" 2>&1 &
+follow_pid=$!
+
+run() { sandbox_run_app mediaplayer "$FLOWPROBE" "$@" >/dev/null 2>&1; }
+run tcp 203.0.113.7 443
+run tcp 2001:db8:bad::7 443
+run udp 203.0.113.7 514
+run udp 2001:db8:bad::7 514
+run udp-connect 203.0.113.7 9000
+run udp-connect 198.51.100.20 9000 --raw --ipproto 17
+run tcp 198.51.100.20 443 # allowed: no event
+run tcp 198.51.100.20 443 # allowed: no event
+
+wait_events() { # N: bounded wait until the log holds N records
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ $(events --json | wc -l) -ge $1 ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+tap_check "6 refused flows give 6 events" wait_events 6
+log=$(events --json)
+tap_diag "$log"
+tap_check "exactly 6 events: none for the allowed flows" test "$(wc -l <<<"$log")" -eq 6
+has() { # NAME PATTERN...: one record matches every pattern
+	local name=$1 line ok
+	shift
+	while IFS= read -r line; do
+		ok=1
+		for p in "$@"; do [[ $line == *"$p"* ]] || ok=0; done
+		[[ $ok == 1 ]] && { tap_ok "$name"; return; }
+	done <<<"$log"
+	tap_not_ok "$name" "no record with: $*"
+}
+has "event: IPv4 TCP connect" '"app":"mediaplayer"' '"proto":"tcp"' '"dst":"203.0.113.7"' '"port":443' '"hook":"connect4"' '"verdict":"default-deny"'
+has "event: IPv6 TCP connect" '"dst":"2001:db8:bad::7"' '"port":443' '"hook":"connect6"' '"family":"ipv6"'
+has "event: IPv4 UDP sendto" '"proto":"udp"' '"dst":"203.0.113.7"' '"port":514' '"hook":"sendmsg4"'
+has "event: IPv6 UDP sendto" '"proto":"udp"' '"dst":"2001:db8:bad::7"' '"port":514' '"hook":"sendmsg6"'
+has "event: connected UDP" '"dst":"203.0.113.7"' '"port":9000' '"hook":"connect4"'
+has "event: a raw socket refused at creation" '"hook":"sock_create"' '"verdict":"deny-protocol"'
+has "events name the process: pid, command and executable" '"comm":"flowprobe"' "\"exe\":\"$(readlink -f "$FLOWPROBE")\""
+has "events give the reason" '"reason":"default deny: no rule of mediaplayer allows it"'
+has "events carry uid, tid and cgroup id" '"uid":0' '"tid":' '"cgroup_id":'
+
+n_follow=0
+for ((i = 0; i < 40; i++)); do
+	n_follow=$(wc -l <"$SANDBOX_DIR/follow.out")
+	[[ $n_follow -ge 6 ]] && break
+	sleep 0.05
+done
+kill "$follow_pid" 2>/dev/null
+wait "$follow_pid" 2>/dev/null
+tap_check "carwall events --follow printed the events live" test "$n_follow" -eq 6
+tap_check "carwall events --app filters by app" \
+	bash -c "[ \"\$('$CARWALL' events --state-dir '$SANDBOX_STATE_DIR' --app navigation | wc -l)\" -eq 0 ] && [ \"\$('$CARWALL' events --state-dir '$SANDBOX_STATE_DIR' --app mediaplayer | wc -l)\" -eq 6 ]"
+tap_check "the agent's log has one structured line per event" \
+	test "$(grep -c 'event=refused app=mediaplayer' "$SANDBOX_DIR/agent.log")" -eq 6
+
+# Counters.
+stats=$(cw --json stats)
+mp=$(tr -d ' \n' <<<"$stats" | grep -o '"id":"mediaplayer","since_load":{[^}]*}')
+tap_diag "mediaplayer: $mp"
+contains() { [[ $1 == *"$2"* ]]; }
+tap_check "stats: mediaplayer refused 6" contains "$mp" '"refused":6'
+tap_check "stats: mediaplayer allowed 2" contains "$mp" '"allowed":2'
+tap_check "stats: the rule that allowed them counted 2" \
+	bash -c "tr -d ' \n' <<<'$stats' | grep -q '\"app\":\"mediaplayer\",\"rule\":0,[^}]*\"allowed\":2'"
+tap_check "carwall stats prints a table" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' stats | grep -q '^mediaplayer'"
+
+# ---- the rate limiter under a flood -----------------------------------------------------------
+sandbox_agent_stop
+sandbox_agent_start --event-rate 50 || tap_bail_out "carwalld did not restart"
+before=$(cw --json stats | tr -d ' \n' | grep -o '"received":[0-9]*' | head -1 | cut -d: -f2)
+sandbox_run_app mediaplayer "$FLOWPROBE" tcp 203.0.113.7 443 --repeat 20000 >"$SANDBOX_DIR/flood.out" 2>&1 &
+flood_pid=$!
+# The agent answers while the flood runs.
+slow=0
+for ((i = 0; i < 10; i++)); do
+	timeout 2 "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status >/dev/null 2>&1 || slow=$((slow + 1))
+	sleep 0.05
+done
+wait "$flood_pid"
+tap_diag "flood: $(cat "$SANDBOX_DIR/flood.out")"
+tap_check "the flood was 20000 refused connects" grep -q 'denied=20000' "$SANDBOX_DIR/flood.out"
+tap_check "the agent answered status during the flood" test "$slow" -eq 0
+sleep 0.3
+stats=$(cw --json stats | tr -d ' \n')
+refused=$(grep -o '"id":"mediaplayer","since_load":{[^}]*}' <<<"$stats" | grep -o '"refused":[0-9]*' | cut -d: -f2)
+dropped=$(grep -o '"id":"mediaplayer","since_load":{[^}]*}' <<<"$stats" | grep -o '"events_dropped":[0-9]*' | cut -d: -f2)
+received=$(grep -o '"received":[0-9]*' <<<"$stats" | head -1 | cut -d: -f2)
+got=$((received - before))
+tap_diag "refused $refused, events received $got, dropped $dropped"
+tap_check "the rate limit held the events to about 50 per second" test "$got" -ge 1 -a "$got" -le 200
+tap_check "every refused flow is either reported or counted as dropped" test $((got + dropped)) -eq "$refused"
+
+tap_done

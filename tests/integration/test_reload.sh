@@ -1,0 +1,314 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Hot reload and the fail-closed lifecycle on the real kernel: reload triggers (carwall reload,
+# SIGHUP, the file changing, an editor's write-then-rename), bad policies that leave the last
+# good one in force, no valid policy at start, app cgroups created after the agent started, a
+# restart that swaps the programs in without a window, hundreds of reloads under traffic, and
+# what an unprivileged process inside an app cannot do.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+
+sandbox_create "cw-r$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+policy=$SANDBOX_DIR/policy.yaml
+SANDBOX_POLICY=$policy
+app_slice="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice"
+app_cg="$app_slice/agl-app@mediaplayer.service"
+
+# Version A and B both allow the OEM backend on 443 and neither allows the tracker on 443;
+# A alone allows the map server on 8443, B alone the tracker on 9000.
+policy_a() {
+	cat <<'EOF'
+version: 1
+apps:
+  mediaplayer:
+    allow:
+      - to: [198.51.100.20, 2001:db8:51::20]
+        ports: [443]
+        proto: tcp
+      - to: [198.51.100.80]
+        ports: [8443]
+        proto: tcp
+  navigation:
+    allow:
+      - to: [198.51.100.80]
+        ports: [8443]
+EOF
+}
+policy_b() {
+	cat <<'EOF'
+version: 1
+apps:
+  mediaplayer:
+    allow:
+      - to: [198.51.100.20, 2001:db8:51::20]
+        ports: [443]
+        proto: tcp
+      - to: [203.0.113.7]
+        ports: [9000]
+        proto: tcp
+  navigation:
+    allow:
+      - to: [198.51.100.80]
+        ports: [8443]
+EOF
+}
+policy_a >"$SANDBOX_DIR/a.yaml"
+policy_b >"$SANDBOX_DIR/b.yaml"
+sha_a=$(sha256sum "$SANDBOX_DIR/a.yaml" | cut -d' ' -f1)
+sha_b=$(sha256sum "$SANDBOX_DIR/b.yaml" | cut -d' ' -f1)
+
+cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"; }
+
+# in_cgroup CGROUP CMD...: CMD in the head-unit netns, inside CGROUP (made if missing).
+in_cgroup() {
+	local cg=$1
+	shift
+	mkdir -p "$cg"
+	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+
+# probe CGROUP ADDR PORT: exit code of one TCP flow from CGROUP (0 ok, 1 EPERM, 2 other).
+probe() {
+	in_cgroup "$1" "$FLOWPROBE" tcp "$2" "$3" --timeout-ms 1000 >/dev/null 2>&1
+}
+
+# expect_flows NAME OEM443 MAPS8443 TRACKER9000 TRACKER443: expected exit codes from the app.
+expect_flows() {
+	local name=$1 got
+	got="$(probe "$app_cg" 198.51.100.20 443; echo -n $?) $(probe "$app_cg" 198.51.100.80 8443; echo -n $?)"
+	got+=" $(probe "$app_cg" 203.0.113.7 9000; echo -n $?) $(probe "$app_cg" 203.0.113.7 443; echo -n $?)"
+	if [[ $got == "$2 $3 $4 $5" ]]; then
+		tap_ok "$name"
+	else
+		tap_not_ok "$name" "exit codes oem:443 maps:8443 tracker:9000 tracker:443 = $got, want $2 $3 $4 $5"
+	fi
+}
+
+# wait_sha SHA: bounded wait until the agent reports that policy in force.
+wait_sha() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		cw --json status 2>/dev/null | grep -q "\"sha256\": \"$1\"" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---- control: without carwall every flow works ----------------------------------------------
+expect_flows "control, no enforcement: all four flows reach their servers from the app's cgroup" 0 0 0 0
+
+# ---- reload triggers ---------------------------------------------------------------------------
+cp "$SANDBOX_DIR/a.yaml" "$policy"
+sandbox_agent_start || tap_bail_out "carwalld did not start"
+expect_flows "policy A: OEM and maps allowed, tracker refused" 0 0 1 1
+
+# `carwall reload` (the file is replaced first; inotify may also fire, the reload must still answer)
+cp "$SANDBOX_DIR/b.yaml" "$policy"
+tap_check "carwall reload succeeds" cw reload
+tap_check "status names policy B after carwall reload" wait_sha "$sha_b"
+expect_flows "after carwall reload to B: tracker:9000 allowed, maps:8443 refused" 0 1 0 1
+
+tap_check "carwall reload --json reports the time of each step" \
+	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json reload | grep -q '\"compile\":'"
+
+# SIGHUP
+cat "$SANDBOX_DIR/a.yaml" >"$policy"
+kill -HUP "$SANDBOX_AGENT_PID"
+tap_check "SIGHUP reloads (policy A in force)" wait_sha "$sha_a"
+expect_flows "after SIGHUP to A: maps allowed, tracker:9000 refused" 0 0 1 1
+
+# An editor's write-then-rename, noticed by inotify.
+cp "$SANDBOX_DIR/b.yaml" "$SANDBOX_DIR/.policy.yaml.swp"
+mv "$SANDBOX_DIR/.policy.yaml.swp" "$policy"
+tap_check "a write-then-rename of the policy file is reloaded by itself" wait_sha "$sha_b"
+expect_flows "after the rename to B: policy B enforced" 0 1 0 1
+
+# A write in place, noticed by inotify.
+cat "$SANDBOX_DIR/a.yaml" >"$policy"
+tap_check "a write in place of the policy file is reloaded by itself" wait_sha "$sha_a"
+
+# ---- bad policies leave the last good one in force ---------------------------------------------
+bad_policies=(
+	"YAML syntax error|version: 1\napps:\n  mediaplayer:\n\tallow: []\n|:4:1: "
+	"unknown key|version: 1\napps:\n  mediaplayer:\n    allw: []\n|:4:5: "
+	"bad CIDR|version: 1\napps:\n  mediaplayer:\n    allow:\n      - to: [198.51.100.0/33]\n|:5:14: "
+	"bad port|version: 1\napps:\n  mediaplayer:\n    allow:\n      - to: [198.51.100.20]\n        ports: [70000]\n|:6:17: "
+	"unknown set|version: 1\napps:\n  mediaplayer:\n    allow:\n      - to: oem\n|:5:13: "
+	"duplicate app|version: 1\napps:\n  mediaplayer:\n    allow: []\n  mediaplayer:\n    allow: []\n|:5:3: "
+)
+for b in "${bad_policies[@]}"; do
+	IFS='|' read -r what content where <<<"$b"
+	# Written to a side file, then swapped in by rename: the agent sees only whole files.
+	printf "$content" >"$SANDBOX_DIR/bad.tmp"
+	mv "$SANDBOX_DIR/bad.tmp" "$policy"
+	out=$(cw reload 2>&1)
+	rc=$?
+	if [[ $rc -eq 1 && $out == *"$policy$where"* ]]; then
+		tap_ok "bad policy ($what): carwall reload fails with file:line:column"
+	else
+		tap_not_ok "bad policy ($what): carwall reload fails with file:line:column" "exit $rc: $out"
+	fi
+	tap_check "bad policy ($what): status shows the error" \
+		bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"last_error\": \"$policy$where'"
+	expect_flows "bad policy ($what): policy A still enforced" 0 0 1 1
+done
+rm -f "$policy"
+tap_expect_exit "a missing policy file is refused" 1 cw reload
+truncate -s 17M "$policy"
+tap_expect_exit "an oversized policy file is refused before it is read" 1 cw reload
+expect_flows "after the missing and oversized files: policy A still enforced" 0 0 1 1
+cat "$SANDBOX_DIR/a.yaml" >"$policy"
+tap_check "a good policy clears the error" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' reload && '$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"last_error\": null'"
+
+# ---- app cgroups created after the agent started ----------------------------------------------
+# systemd removes a unit's cgroup when it stops and makes a new one when it starts again.
+rmdir "$app_cg" 2>/dev/null
+tap_check "the app's cgroup could be removed (as when its unit stops)" test ! -d "$app_cg"
+mkdir "$app_cg"
+probe "$app_cg" 203.0.113.7 443
+first_rc=$?
+tap_check "a recreated app cgroup is refused from its first connect (tracker:443)" test $first_rc -eq 1
+rc=1
+for ((i = 0; i < 100; i++)); do
+	probe "$app_cg" 198.51.100.20 443 && { rc=0; break; }
+	sleep 0.02
+done
+tap_expect_exit "the recreated cgroup is registered as mediaplayer by itself (OEM:443 allowed)" 0 test $rc -eq 0
+expect_flows "the recreated cgroup gets mediaplayer's policy" 0 0 1 1
+tap_expect_exit "an unknown app below the guard is refused everything" 1 \
+	probe "$app_slice/agl-app@unknown.service" 198.51.100.20 443
+tap_check "a cgroup outside the guard that no policy names is not judged" \
+	probe "$SANDBOX_CGROUP_ROOT/system.slice/other.service" 203.0.113.7 443
+
+# ---- revocation: a reload cuts the established flows it no longer allows -----------------------
+in_cgroup "$app_cg" "$FLOWPROBE" hold 198.51.100.20 443 --hold-ms 6000 >"$SANDBOX_DIR/hold-both.out" 2>&1 &
+hold_both=$!
+in_cgroup "$app_cg" "$FLOWPROBE" hold 198.51.100.80 8443 --hold-ms 6000 >"$SANDBOX_DIR/hold-a.out" 2>&1 &
+hold_a=$!
+up=0
+for ((i = 0; i < 100; i++)); do
+	grep -q established "$SANDBOX_DIR/hold-both.out" && grep -q established "$SANDBOX_DIR/hold-a.out" && { up=1; break; }
+	sleep 0.05
+done
+tap_check "control: two established streams from the app under policy A" test $up -eq 1
+sleep 0.3
+tap_check "control: both streams are still up under policy A" bash -c "! grep -q result= '$SANDBOX_DIR/hold-both.out' '$SANDBOX_DIR/hold-a.out'"
+cat "$SANDBOX_DIR/b.yaml" >"$policy"
+cw reload >/dev/null
+cut=0
+for ((i = 0; i < 40; i++)); do
+	grep -q 'result=' "$SANDBOX_DIR/hold-a.out" && { cut=1; break; }
+	sleep 0.05
+done
+tap_diag "stream B refuses: $(tail -1 "$SANDBOX_DIR/hold-a.out")"
+tap_check "the stream policy B refuses is cut within 2 s of the reload" \
+	bash -c "[ $cut -eq 1 ] && grep -q 'result=ECONN' '$SANDBOX_DIR/hold-a.out'"
+tap_check "the stream both policies allow stays up" bash -c "! grep -q result= '$SANDBOX_DIR/hold-both.out'"
+wait "$hold_a"
+wait "$hold_both"
+tap_check "the stream both policies allow ran to its end" grep -q 'result=ok stage=hold' "$SANDBOX_DIR/hold-both.out"
+tap_check "the agent logged the cut" grep -q "Cut 1 established flows" "$SANDBOX_DIR/agent.log"
+cat "$SANDBOX_DIR/a.yaml" >"$policy"
+cw reload >/dev/null
+
+# ---- restart and program upgrade without a window --------------------------------------------
+prog_id() { bpftool link show pinned "$SANDBOX_PIN_DIR/links/connect4" 2>/dev/null | sed -n 's/.*prog \([0-9]*\).*/\1/p'; }
+id_before=$(prog_id)
+in_cgroup "$app_cg" bash -c "for i in \$(seq 400); do '$FLOWPROBE' tcp 203.0.113.7 443 --timeout-ms 300 >/dev/null; echo \$?; done" >"$SANDBOX_DIR/restart.rc" 2>/dev/null &
+loop_pid=$!
+sleep 0.2
+sandbox_agent_stop
+sandbox_agent_start || tap_bail_out "carwalld did not restart"
+wait "$loop_pid"
+id_after=$(prog_id)
+tap_check "a restarted agent swaps new programs into the pinned links" \
+	test -n "$id_before" -a -n "$id_after" -a "$id_before" != "$id_after"
+n_ok=$(grep -c '^0$' "$SANDBOX_DIR/restart.rc")
+n_eperm=$(grep -c '^1$' "$SANDBOX_DIR/restart.rc")
+if [[ $n_ok -eq 0 && $n_eperm -eq 400 ]]; then
+	tap_ok "no flow got through while the agent restarted (400 of 400 refused)"
+else
+	tap_not_ok "no flow got through while the agent restarted" "$n_ok completed, $n_eperm refused of 400"
+fi
+
+# ---- hundreds of reloads under traffic ---------------------------------------------------------
+# Workers keep opening flows that both versions allow, that neither allows, and that one of
+# them allows, while the policy flips between A and B.
+worker() { # CGROUP ADDR PORT OUT
+	in_cgroup "$1" bash -c "for i in \$(seq 2000); do [ -e '$SANDBOX_DIR/stop' ] && break; '$FLOWPROBE' tcp $2 $3 --timeout-ms 1000 >/dev/null; echo \$?; done" >"$4" 2>/dev/null
+}
+rm -f "$SANDBOX_DIR/stop"
+nav_cg="$app_slice/agl-app@navigation.service"
+worker "$app_cg" 198.51.100.20 443 "$SANDBOX_DIR/both.rc" &
+w1=$!
+worker "$app_cg" 203.0.113.7 443 "$SANDBOX_DIR/neither.rc" &
+w2=$!
+worker "$app_cg" 203.0.113.7 9000 "$SANDBOX_DIR/bonly.rc" &
+w3=$!
+worker "$nav_cg" 198.51.100.80 8443 "$SANDBOX_DIR/nav.rc" &
+w4=$!
+reloads=0 reload_fail=0
+for ((i = 0; i < 300; i++)); do
+	if ((i % 2)); then cat "$SANDBOX_DIR/a.yaml" >"$policy.tmp"; else cat "$SANDBOX_DIR/b.yaml" >"$policy.tmp"; fi
+	mv "$policy.tmp" "$policy"
+	cw reload >/dev/null 2>&1 || reload_fail=$((reload_fail + 1))
+	reloads=$((reloads + 1))
+done
+touch "$SANDBOX_DIR/stop"
+wait $w1 $w2 $w3 $w4
+count() { grep -c "^$1\$" "$2"; }
+tap_check "300 reloads between A and B all succeeded" test "$reload_fail" -eq 0
+tap_diag "flows during the reloads: both-allow $(wc -l <"$SANDBOX_DIR/both.rc"), neither $(wc -l <"$SANDBOX_DIR/neither.rc"), B-only $(wc -l <"$SANDBOX_DIR/bonly.rc"), navigation $(wc -l <"$SANDBOX_DIR/nav.rc")"
+tap_check "flows ran during the reloads (at least 50 per worker)" \
+	test "$(wc -l <"$SANDBOX_DIR/both.rc")" -ge 50 -a "$(wc -l <"$SANDBOX_DIR/neither.rc")" -ge 50
+tap_check "0 refused flows that both versions allow" test "$(count 1 "$SANDBOX_DIR/both.rc")" -eq 0 -a "$(count 2 "$SANDBOX_DIR/both.rc")" -eq 0
+tap_check "0 completed flows that neither version allows" test "$(count 0 "$SANDBOX_DIR/neither.rc")" -eq 0
+tap_check "0 refused flows of the other app, which both versions allow" test "$(count 1 "$SANDBOX_DIR/nav.rc")" -eq 0
+tap_check "the flow only B allows was both allowed and refused along the way" \
+	test "$(count 0 "$SANDBOX_DIR/bonly.rc")" -gt 0 -a "$(count 1 "$SANDBOX_DIR/bonly.rc")" -gt 0
+
+# ---- what an unprivileged process inside an app cannot do -------------------------------------
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+other_cg="$SANDBOX_CGROUP_ROOT/system.slice/other.service"
+mkdir -p "$other_cg"
+tap_check "control: root can query the agent" cw status
+tap_expect_exit "nobody cannot use the control socket" 1 as_nobody "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status
+tap_expect_exit "nobody inside the app cannot move itself to another cgroup" 2 \
+	in_cgroup "$app_cg" setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo \$\$ > '$other_cg/cgroup.procs'"
+tap_expect_exit "nobody cannot open the pinned maps" 255 \
+	as_nobody bpftool map dump pinned "$SANDBOX_PIN_DIR/maps/cw_cgroups"
+tap_expect_exit "nobody cannot change the policy file" 2 as_nobody sh -c "echo x >> '$policy'"
+tap_check "control: root can read the pinned maps" bpftool map dump pinned "$SANDBOX_PIN_DIR/maps/cw_state"
+
+# A configured control group may use the socket (the sandbox's temp folder is 0700; /run/carwall
+# is 0755 on a head unit).
+chmod 0711 "$SANDBOX_DIR"
+sandbox_agent_stop
+sandbox_agent_start --control-group nogroup || tap_bail_out "carwalld did not restart"
+tap_check "a member of the control group can query the agent" \
+	setpriv --reuid=65534 --regid=65534 --init-groups "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status
+
+# ---- no valid policy at start: fail closed -----------------------------------------------------
+sandbox_agent_stop
+cw unload >/dev/null
+printf 'version: 1\napps:\n  mediaplayer:\n    allow: [\n' >"$policy"
+sandbox_agent_start || tap_bail_out "carwalld did not start without a valid policy"
+tap_check "with no valid policy the agent still starts and says why" \
+	grep -q "No valid policy: every app below" "$SANDBOX_DIR/agent.log"
+tap_expect_exit "with no valid policy, status --quiet says not enforcing" 1 cw status --quiet
+tap_expect_exit "with no valid policy, an app is refused even its OEM backend" 1 \
+	probe "$app_cg" 198.51.100.20 443
+tap_check "with no valid policy, a cgroup outside the guard is not judged" \
+	probe "$other_cg" 203.0.113.7 443
+cat "$SANDBOX_DIR/a.yaml" >"$policy"
+tap_check "recovery: fixing the file loads the policy by itself" wait_sha "$sha_a"
+expect_flows "recovery: policy A enforced" 0 0 1 1
+tap_check "status --quiet says enforcing" cw status --quiet
+
+tap_done

@@ -1,0 +1,234 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Revocation of established flows (userspace/revoke.c) on the real kernel, without the agent:
+# the revocation pass is run by tests/integration/revoke_tool.c with the NEW policy
+# tests/integration/revoke.yaml. Connections are held open by `flowprobe hold` in the sandbox's
+# head-unit namespace, from an app cgroup, a sub-cgroup of it, a guard cgroup and an unmanaged
+# cgroup, to `flowprobe serve --hold` in the "internet" namespace. Control: every connection
+# stays up while no pass runs. Then one pass: the connections the new policy refuses are cut at
+# once (the client's next send fails with ECONNABORTED), the allowed ones, the unmanaged one and
+# an accepted server-side connection of the app stay up.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+REVOKE_TOOL=$bin/revoke_tool
+POLICY=$top/tests/integration/revoke.yaml
+
+HOLD_MS=30000         # a held connection ends by itself after this, whatever happens
+ESTABLISH_TENTHS=50   # wait at most 5 s for all connections to be established
+CUT_WAIT_TENTHS=20    # a refused connection must be seen cut within 2 s of the pass
+KEPT_WAIT=0.5         # then the kept ones must still be up this much later
+
+if [[ ! -x $REVOKE_TOOL || ! -x $FLOWPROBE ]]; then
+	tap_bail_out "$REVOKE_TOOL or $FLOWPROBE not built (make tests)"
+	exit 1
+fi
+if [[ $(id -u) != 0 ]]; then
+	tap_skip "revocation of established flows" "needs root (cgroups, network namespaces)"
+	tap_done
+	exit
+fi
+"$REVOKE_TOOL" --probe 2>/dev/null
+probe=$?
+if ((probe == 4)); then
+	tap_skip "revocation of established flows" \
+		"this kernel cannot destroy sockets (SOCK_DESTROY, CONFIG_INET_DIAG_DESTROY)"
+	tap_done
+	exit
+fi
+if ((probe != 0)); then
+	tap_bail_out "revoke_tool --probe failed: $("$REVOKE_TOOL" --probe 2>&1)"
+	exit 1
+fi
+
+# Processes this file starts in the background, stopped by PID before the sandbox goes.
+declare -A PIDS=()
+stop_started() {
+	local name
+	for name in "${!PIDS[@]}"; do
+		_sandbox_stop_pid "${PIDS[$name]}" 10 || true
+	done
+	PIDS=()
+}
+trap stop_started EXIT # sandbox_create keeps it and runs it before destroying the sandbox
+
+sandbox_create "cw-r$$" >/dev/null || {
+	tap_bail_out "cannot create the sandbox"
+	exit 1
+}
+root=$SANDBOX_CGROUP_ROOT
+out=$SANDBOX_DIR
+
+# wait_ready FILE: bounded wait for a server's "ready".
+wait_ready() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -qx ready "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The servers: held TCP 7443 7444 and UDP 7514 in the "internet"; the app's own listener on the
+# head unit (TCP 7700, in the app's cgroup).
+sandbox_in_net "$FLOWPROBE" serve --hold --log "$out/hold-server.log" --tcp 7443 --tcp 7444 \
+	--udp 7514 </dev/null >"$out/hold-server.out" 2>&1 &
+PIDS[hold-server]=$!
+mkdir -p "$root/apps/mediaplayer/worker" "$root/guard/unknown-app" "$root/other"
+# shellcheck disable=SC2016 # $$ and $0 are the inner shell's
+sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$root/apps/mediaplayer" \
+	"$FLOWPROBE" serve --hold --log "$out/app-server.log" --tcp 7700 \
+	</dev/null >"$out/app-server.out" 2>&1 &
+PIDS[app-server]=$!
+if ! wait_ready "$out/hold-server.out" || ! wait_ready "$out/app-server.out"; then
+	tap_bail_out "flowprobe servers did not start: $(cat "$out"/*-server.out)"
+	exit 1
+fi
+
+# NAME|CGROUP (below the root; "-" the internet namespace)|flowprobe hold ARGS|EXPECT (cut|kept)
+flows=(
+	"app-v4-allowed|apps/mediaplayer|198.51.100.20 7443|kept"
+	"app-v6-allowed|apps/mediaplayer|2001:db8:51::20 7443|kept"
+	"app-udp-allowed|apps/mediaplayer|198.51.100.20 7514 --udp|kept"
+	"app-v4-refused|apps/mediaplayer|203.0.113.7 7443|cut"
+	"app-v6-refused|apps/mediaplayer|2001:db8:bad::7 7443|cut"
+	"app-v4mapped-refused|apps/mediaplayer|203.0.113.7 7443 --socket6|cut"
+	"app-port-refused|apps/mediaplayer|198.51.100.20 7444|cut"
+	"app-udp-refused|apps/mediaplayer|203.0.113.7 7514 --udp|cut"
+	"app-subcgroup-refused|apps/mediaplayer/worker|2001:db8:bad::7 7443|cut"
+	"guard-refused|guard/unknown-app|198.51.100.20 7443|cut"
+	"unmanaged-refused-dst|other|203.0.113.7 7443|kept"
+	"client-of-app-listener|-|192.0.2.1 7700|kept"
+)
+
+describe() {
+	case $1 in
+	app-v4-allowed) echo "the app's IPv4 TCP connection the new policy allows" ;;
+	app-v6-allowed) echo "the app's IPv6 TCP connection the new policy allows" ;;
+	app-udp-allowed) echo "the app's connected UDP socket the new policy allows" ;;
+	app-v4-refused) echo "the app's IPv4 TCP connection the new policy refuses" ;;
+	app-v6-refused) echo "the app's IPv6 TCP connection the new policy refuses" ;;
+	app-v4mapped-refused) echo "the app's dual-stack TCP connection to a refused IPv4-mapped address" ;;
+	app-port-refused) echo "the app's TCP connection to an allowed address on a port no longer allowed" ;;
+	app-udp-refused) echo "the app's connected UDP socket the new policy refuses" ;;
+	app-subcgroup-refused) echo "a refused TCP connection from a sub-cgroup of the app" ;;
+	guard-refused) echo "a guard cgroup's TCP connection (to an address apps may reach)" ;;
+	unmanaged-refused-dst) echo "an unmanaged cgroup's TCP connection to the app's refused destination" ;;
+	client-of-app-listener) echo "a connection accepted by the app's listener from an unmanaged client" ;;
+	esac
+}
+
+# Start every held connection (each process is its own cgroup's member from exec on).
+for f in "${flows[@]}"; do
+	IFS='|' read -r name cg args expect <<<"$f"
+	if [[ $cg == - ]]; then
+		# shellcheck disable=SC2086 # args are words
+		sandbox_in_net "$FLOWPROBE" hold $args --hold-ms "$HOLD_MS" --token "$name" \
+			</dev/null >"$out/$name.out" 2>"$out/$name.err" &
+	else
+		# shellcheck disable=SC2086,SC2016
+		sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$root/$cg" \
+			"$FLOWPROBE" hold $args --hold-ms "$HOLD_MS" --token "$name" \
+			</dev/null >"$out/$name.out" 2>"$out/$name.err" &
+	fi
+	PIDS[$name]=$!
+done
+
+# established NAME: the client printed "established" and nothing else yet.
+established() {
+	grep -q '^established' "$out/$1.out" 2>/dev/null && ! grep -q '^result=' "$out/$1.out"
+}
+for ((i = 0; i < ESTABLISH_TENTHS; i++)); do
+	all=1
+	for f in "${flows[@]}"; do
+		IFS='|' read -r name _ <<<"$f"
+		grep -q '^established\|^result=' "$out/$name.out" 2>/dev/null || all=0
+	done
+	((all)) && break
+	sleep 0.1
+done
+
+# ---- control: without a revocation pass every connection stays up ---------------------------
+sleep "$KEPT_WAIT"
+for f in "${flows[@]}"; do
+	IFS='|' read -r name cg args expect <<<"$f"
+	if established "$name" && _sandbox_alive "${PIDS[$name]}"; then
+		tap_ok "control, no revocation pass: $(describe "$name") is established and stays up"
+	else
+		tap_not_ok "control, no revocation pass: $(describe "$name") is established and stays up" \
+			"client output: $(cat "$out/$name.out" "$out/$name.err" 2>/dev/null)"
+	fi
+done
+
+# ---- the revocation pass with the new policy -------------------------------------------------
+pass_args=(--policy "$POLICY" --cgroup-root "$root" --app mediaplayer --guard guard)
+tap_check "the revocation pass completes" "$REVOKE_TOOL" "${pass_args[@]}"
+stats=$(grep -m1 '^seen=' <<<"$TAP_LAST_OUTPUT")
+pass_done=$(date +%s%N)
+tap_diag "pass: $stats"
+
+# wait_result NAME: bounded wait for the client's result line; prints it.
+wait_result() {
+	local i
+	for ((i = 0; i < CUT_WAIT_TENTHS * 10; i++)); do
+		if grep -q '^result=' "$out/$1.out" 2>/dev/null; then
+			grep -m1 '^result=' "$out/$1.out"
+			return 0
+		fi
+		sleep 0.01
+	done
+	return 1
+}
+
+for f in "${flows[@]}"; do
+	IFS='|' read -r name cg args expect <<<"$f"
+	[[ $expect == cut ]] || continue
+	if result=$(wait_result "$name") && [[ $result == "result=ECONNABORTED stage=send "* ]]; then
+		tap_ok "revocation cuts $(describe "$name"): the next send fails with ECONNABORTED"
+	else
+		tap_not_ok "revocation cuts $(describe "$name"): the next send fails with ECONNABORTED" \
+			"client output: $(cat "$out/$name.out" "$out/$name.err" 2>/dev/null)"
+	fi
+done
+
+tap_diag "every cut was seen by its client within $((($(date +%s%N) - pass_done) / 1000000)) ms of the pass"
+
+sleep "$KEPT_WAIT"
+for f in "${flows[@]}"; do
+	IFS='|' read -r name cg args expect <<<"$f"
+	[[ $expect == kept ]] || continue
+	if established "$name" && _sandbox_alive "${PIDS[$name]}"; then
+		tap_ok "revocation keeps $(describe "$name")"
+	else
+		tap_not_ok "revocation keeps $(describe "$name")" \
+			"client output: $(cat "$out/$name.out" "$out/$name.err" 2>/dev/null)"
+	fi
+done
+
+# The pass's own account: 7 destroyed; kept: 3 allowed + the accepted one; 1 server-side.
+stat_of() { sed -n "s/.*\\b$1=\\([0-9]*\\).*/\\1/p" <<<"$stats"; }
+if [[ $(stat_of destroyed) == 7 && $(stat_of refused) == 7 && $(stat_of kept) == 4 &&
+	$(stat_of server_side) == 1 && $(stat_of errors) == 0 && $(stat_of unmanaged) -ge 1 &&
+	$(stat_of netns) -ge 2 ]]; then
+	tap_ok "the pass reports 7 destroyed, 4 kept of which 1 server-side, the unmanaged one untouched"
+else
+	tap_not_ok "the pass reports 7 destroyed, 4 kept of which 1 server-side, the unmanaged one untouched" \
+		"stats: $stats"
+fi
+
+# Nothing refused is left: a second pass judges the survivors again and destroys nothing.
+"$REVOKE_TOOL" "${pass_args[@]}" >"$out/second-pass.out" 2>&1
+rc=$?
+stats=$(grep -m1 '^seen=' "$out/second-pass.out")
+if ((rc == 0)) && [[ $(stat_of refused) == 0 && $(stat_of destroyed) == 0 && $(stat_of kept) == 4 ]]; then
+	tap_ok "a second pass finds nothing left to cut"
+else
+	tap_not_ok "a second pass finds nothing left to cut" "exit $rc: $(cat "$out/second-pass.out")"
+fi
+
+tap_done

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "explain.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+static int set_reason(char *reason, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_reason(char *reason, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (reason && size) {
+		va_start(ap, fmt);
+		vsnprintf(reason, size, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* A port: decimal, 1 to 5 digits, no leading zero, at most 65535. */
+static int parse_port(const char *s, const char *dest, uint16_t *ret, char *reason,
+		      size_t reason_size)
+{
+	size_t len = strlen(s);
+	unsigned v = 0;
+
+	if (len == 0)
+		return set_reason(reason, reason_size, "'%s' has no port after ':'", dest);
+	if (!all_digits(s, len) || len > 5 || (len > 1 && s[0] == '0'))
+		return set_reason(reason, reason_size,
+				  "'%s' in '%s' is not a port (0-65535, no leading zero)", s, dest);
+	for (size_t i = 0; i < len; i++)
+		v = v * 10 + (unsigned)(s[i] - '0');
+	if (v > 65535)
+		return set_reason(reason, reason_size, "port %s in '%s' is out of range (0-65535)",
+				  s, dest);
+	*ret = (uint16_t)v;
+	return 0;
+}
+
+/* The host part: an IPv4 address, or an IPv6 address (brackets already removed). */
+static int parse_addr(const char *host, int family, const char *dest, struct explain_dest *d,
+		      char *reason, size_t reason_size)
+{
+	if (strchr(host, '%'))
+		return set_reason(reason, reason_size,
+				  "'%s': zone indexes (%%...) are not accepted", dest);
+	if (inet_pton(family, host, d->addr) == 1) {
+		d->family = family;
+		return 0;
+	}
+	if (family == AF_INET6)
+		return set_reason(reason, reason_size, "'%s' is not a valid IPv6 address", host);
+	if (host[0] && strspn(host, "0123456789.") == strlen(host))
+		return set_reason(reason, reason_size, "'%s' is not a valid IPv4 address", host);
+	return set_reason(reason, reason_size,
+			  "'%s' is not an IP address (host names are not resolved)", host);
+}
+
+int explain_dest_parse(const char *s, struct explain_dest *ret, char *reason, size_t reason_size)
+{
+	char buf[EXPLAIN_MAX_DEST_LEN + 1];
+	struct explain_dest d = {};
+	char *slash, *host, *port = NULL;
+	size_t len;
+	int r;
+
+	if (!s || !ret)
+		return set_reason(reason, reason_size, "invalid arguments");
+	len = strlen(s);
+	if (len == 0)
+		return set_reason(reason, reason_size, "empty destination");
+	if (len > EXPLAIN_MAX_DEST_LEN)
+		return set_reason(reason, reason_size,
+				  "destination longer than %d characters (EXPLAIN_MAX_DEST_LEN)",
+				  EXPLAIN_MAX_DEST_LEN);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+			return set_reason(
+			    reason, reason_size,
+			    "destination '%.*s' contains a space or control character", (int)len,
+			    s);
+	memcpy(buf, s, len + 1);
+
+	/* "/PROTO" at the end. A number there would be a prefix length. */
+	slash = strrchr(buf, '/');
+	if (slash) {
+		*slash = '\0';
+		if (!strcmp(slash + 1, "tcp"))
+			d.proto = IPPROTO_TCP;
+		else if (!strcmp(slash + 1, "udp"))
+			d.proto = IPPROTO_UDP;
+		else if (all_digits(slash + 1, strlen(slash + 1)))
+			return set_reason(reason, reason_size,
+					  "'%s' is a prefix; explain takes one address", s);
+		else
+			return set_reason(reason, reason_size,
+					  "unknown protocol '%s' in '%s' (tcp or udp)", slash + 1,
+					  s);
+		if (strchr(buf, '/'))
+			return set_reason(reason, reason_size, "'%s' has more than one '/'", s);
+	}
+
+	host = buf;
+	if (host[0] == '[') {
+		/* [IPv6] or [IPv6]:PORT */
+		char *close = strchr(host, ']');
+
+		if (!close)
+			return set_reason(reason, reason_size, "'%s' has '[' without ']'", s);
+		*close = '\0';
+		host++;
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1] != '\0')
+			return set_reason(reason, reason_size, "'%s': only ':PORT' may follow ']'",
+					  s);
+		if (!strchr(host, ':'))
+			return set_reason(reason, reason_size,
+					  "'%s': brackets are for IPv6 addresses only", s);
+		r = parse_addr(host, AF_INET6, s, &d, reason, reason_size);
+		if (r < 0)
+			return r;
+	} else if (strchr(buf, ']')) {
+		return set_reason(reason, reason_size, "'%s' has ']' without '['", s);
+	} else if (strchr(host, ':') != strrchr(host, ':')) {
+		/* Two colons or more: a bare IPv6 address, which takes no port. */
+		r = parse_addr(host, AF_INET6, s, &d, reason, reason_size);
+		if (r < 0) {
+			char *colon = strrchr(host, ':');
+			uint8_t tmp[16];
+
+			*colon = '\0';
+			if (all_digits(colon + 1, strlen(colon + 1)) &&
+			    inet_pton(AF_INET6, host, tmp) == 1)
+				return set_reason(reason, reason_size,
+						  "'%s': an IPv6 address with a port is written "
+						  "[ADDR]:PORT, e.g. [%s]:%s",
+						  s, host, colon + 1);
+			return r;
+		}
+	} else {
+		/* IPv4 or IPv4:PORT */
+		char *colon = strchr(host, ':');
+
+		if (colon) {
+			*colon = '\0';
+			port = colon + 1;
+		}
+		r = parse_addr(host, AF_INET, s, &d, reason, reason_size);
+		if (r < 0)
+			return r;
+	}
+
+	if (port) {
+		r = parse_port(port, s, &d.port, reason, reason_size);
+		if (r < 0)
+			return r;
+		d.has_port = true;
+	}
+	*ret = d;
+	return 0;
+}
+
+bool explain_dest_is_v4_mapped(const struct explain_dest *d)
+{
+	static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	return d->family == AF_INET6 && !memcmp(d->addr, mapped, sizeof(mapped));
+}
+
+/* The family and address as judged: an IPv4-mapped address as IPv4. */
+static const uint8_t *judged_addr(const struct explain_dest *d, int *ret_family)
+{
+	if (explain_dest_is_v4_mapped(d)) {
+		*ret_family = AF_INET;
+		return d->addr + 12;
+	}
+	*ret_family = d->family;
+	return d->addr;
+}
+
+int explain_dest_format_addr(const struct explain_dest *d, char *buf, size_t size)
+{
+	int family;
+	const uint8_t *a = judged_addr(d, &family);
+
+	return inet_ntop(family, a, buf, (socklen_t)size) ? 0 : -ENOSPC;
+}
+
+int explain_prefix_format(const struct policy_prefix *pfx, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+	unsigned full = pfx->family == AF_INET ? 32 : 128;
+	int n;
+
+	if (!inet_ntop(pfx->family, pfx->addr, a, sizeof(a)))
+		return -ENOSPC;
+	if (pfx->len == full)
+		n = snprintf(buf, size, "%s", a);
+	else
+		n = snprintf(buf, size, "%s/%u", a, pfx->len);
+	return n >= 0 && (size_t)n < size ? 0 : -ENOSPC;
+}
+
+int explain_find_app(const struct policy *p, const char *id, size_t *ret_index)
+{
+	for (size_t i = 0; i < p->n_apps; i++)
+		if (!strcmp(p->apps[i].id, id)) {
+			*ret_index = i;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static bool prefix_has(const struct policy_prefix *pfx, int family, const uint8_t *addr)
+{
+	unsigned full = pfx->len / 8, rest = pfx->len % 8;
+
+	if (pfx->family != family)
+		return false;
+	if (memcmp(pfx->addr, addr, full))
+		return false;
+	return !rest || ((pfx->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+/*
+ * Name the rule with global index `rule` of app number `app` and the element of its `to` that
+ * contains the address: the longest matching prefix, the first one in file order on a tie.
+ */
+static int attribute(const struct policy *p, size_t app, uint32_t rule,
+		     const struct explain_dest *d, struct explain_match *ret)
+{
+	const struct policy_app *a = &p->apps[app];
+	struct explain_match m = {};
+	int family, best = -1;
+	const uint8_t *addr = judged_addr(d, &family);
+
+	for (size_t i = 0; i < a->n_rules; i++)
+		if (a->rules[i].index == rule) {
+			m.rule = &a->rules[i];
+			m.app_rule = i;
+			break;
+		}
+	if (!m.rule)
+		return -EUCLEAN;
+
+	for (size_t j = 0; j < m.rule->n_to; j++) {
+		const struct policy_dest *to = &m.rule->to[j];
+
+		if (!to->is_set) {
+			if (prefix_has(&to->prefix, family, addr) && to->prefix.len > best) {
+				best = to->prefix.len;
+				m.to = to;
+				m.set = NULL;
+				m.prefix = &to->prefix;
+			}
+			continue;
+		}
+		const struct policy_set *set = &p->sets[to->set];
+		for (size_t k = 0; k < set->n_prefixes; k++) {
+			const struct policy_prefix *pfx = &set->prefixes[k];
+
+			if (prefix_has(pfx, family, addr) && pfx->len > best) {
+				best = pfx->len;
+				m.to = to;
+				m.set = set;
+				m.prefix = pfx;
+			}
+		}
+	}
+	if (!m.to)
+		return -EUCLEAN;
+	*ret = m;
+	return 0;
+}
+
+int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app,
+		 const struct explain_dest *d, uint16_t proto, uint16_t port,
+		 struct explain_flow *ret)
+{
+	struct explain_flow f = {.proto = proto, .port = port};
+	uint32_t rule = 0;
+	int r;
+
+	if (app >= p->n_apps)
+		return -ENOENT;
+	/* The verdict: from the compiled entries, as the kernel's tries give it. */
+	f.allowed =
+	    policy_maps_lookup(m, (uint32_t)app, d->family, d->addr, proto, port, &rule) > 0;
+	f.address_covered = policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, NULL) > 0;
+	if (f.allowed) {
+		r = attribute(p, app, rule, d, &f.match);
+		if (r < 0)
+			return r;
+	}
+	*ret = f;
+	return 0;
+}
+
+int explain_ports(const struct policy *p, const struct policy_maps *m, size_t app,
+		  const struct explain_dest *d, uint16_t proto, struct explain_span **ret,
+		  size_t *ret_n)
+{
+	_cleanup_free_ struct policy_port_span *ps = NULL;
+	_cleanup_free_ struct explain_span *v = NULL;
+	uint32_t portset;
+	size_t n = 0;
+	int r;
+
+	if (app >= p->n_apps)
+		return -ENOENT;
+	*ret = NULL;
+	*ret_n = 0;
+	if (policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, &portset) <= 0)
+		return 0;
+	r = policy_maps_port_spans(m, portset, proto, &ps, &n);
+	if (r < 0)
+		return r;
+	if (n == 0)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		v[i].first = ps[i].first;
+		v[i].last = ps[i].last;
+		r = attribute(p, app, ps[i].rule, d, &v[i].match);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+int explain_spans_format(const struct explain_span *spans, size_t n, char *buf, size_t size)
+{
+	size_t o = 0;
+	int k;
+
+	if (size == 0)
+		return -ENOSPC;
+	buf[0] = '\0';
+	if (n == 0)
+		return snprintf(buf, size, "none") < (int)size ? 0 : -ENOSPC;
+	if (explain_spans_count(spans, n) == 65536)
+		return snprintf(buf, size, "any port") < (int)size ? 0 : -ENOSPC;
+
+	for (size_t i = 0; i < n;) {
+		uint32_t first = spans[i].first, last = spans[i].last;
+
+		/* Merge neighbours whatever their rule. */
+		for (i++; i < n && spans[i].first == last + 1; i++)
+			last = spans[i].last;
+		if (first == last)
+			k = snprintf(buf + o, size - o, "%s%u", o ? ", " : "", first);
+		else
+			k = snprintf(buf + o, size - o, "%s%u-%u", o ? ", " : "", first, last);
+		if (k < 0 || (size_t)k >= size - o)
+			return -ENOSPC;
+		o += (size_t)k;
+	}
+	return 0;
+}
+
+uint32_t explain_spans_count(const struct explain_span *spans, size_t n)
+{
+	uint32_t total = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += (uint32_t)spans[i].last - spans[i].first + 1;
+	return total;
+}

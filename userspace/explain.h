@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * `carwall explain`: the verdict the kernel gives one flow of one app, offline.
+ *
+ * The verdict always comes from the compiled map entries (policy_maps_lookup(), the same data
+ * the BPF programs get); the policy is read only afterwards, to say which rule and which element
+ * of its `to` gave that verdict.
+ *
+ * DEST grammar (one destination address, never a prefix or a host name):
+ *
+ *     DEST   = HOST [ ":" PORT ] [ "/" PROTO ]
+ *     HOST   = IPv4 | "[" IPv6 "]" | IPv6        a bare IPv6 address takes no port
+ *     PORT   = 0 to 65535, decimal, no leading zero
+ *     PROTO  = "tcp" | "udp"
+ *
+ *     203.0.113.7   203.0.113.7:443   203.0.113.7:443/tcp   203.0.113.7/udp
+ *     2001:db8::1   [2001:db8::1]   [2001:db8::1]:443/udp   [::ffff:198.51.100.20]:443
+ *
+ * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged by the IPv4 rules, as in the kernel.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "policy_compile.h"
+
+/* The longest DEST accepted (a batch line without its newline). */
+#define EXPLAIN_MAX_DEST_LEN 128
+
+struct explain_dest {
+	int family;	  /* AF_INET or AF_INET6, as written */
+	uint8_t addr[16]; /* network byte order; IPv4 in addr[0..3] */
+	bool has_port;
+	uint16_t port;
+	uint16_t proto; /* IPPROTO_TCP, IPPROTO_UDP, or 0 when not given (both) */
+};
+
+/* Parse DEST (grammar above). Returns 0, or -EINVAL with a reason in reason[]. */
+int explain_dest_parse(const char *s, struct explain_dest *ret, char *reason, size_t reason_size);
+
+/* True for an IPv6 DEST of the form ::ffff:a.b.c.d, which is judged as a.b.c.d. */
+bool explain_dest_is_v4_mapped(const struct explain_dest *d);
+
+/* The address as judged ("198.51.100.20" for ::ffff:198.51.100.20). Returns 0 or -ENOSPC. */
+int explain_dest_format_addr(const struct explain_dest *d, char *buf, size_t size);
+
+/* "198.51.100.0/24", or the bare address for a /32 or /128. Returns 0 or -ENOSPC. */
+int explain_prefix_format(const struct policy_prefix *pfx, char *buf, size_t size);
+
+/* The index of app `id` in the policy (the app number the maps use), or -ENOENT. */
+int explain_find_app(const struct policy *p, const char *id, size_t *ret_index);
+
+/* Which rule, and which element of its `to`, covers an address. */
+struct explain_match {
+	const struct policy_rule *rule;
+	size_t app_rule;		    /* 0-based position of the rule in its app */
+	const struct policy_dest *to;	    /* the element of rule->to that matched */
+	const struct policy_set *set;	    /* the set `to` names; NULL for an inline prefix */
+	const struct policy_prefix *prefix; /* the matching prefix: inline, or the set's entry */
+};
+
+/* The verdict for one (address, protocol, port). */
+struct explain_flow {
+	uint16_t proto;
+	uint16_t port;
+	bool allowed;
+	bool address_covered;	    /* some prefix of the app contains the address */
+	struct explain_match match; /* when allowed */
+};
+
+/*
+ * Judge one flow of app number `app` to d's address. Returns 0 and *ret, or -EUCLEAN when the
+ * maps name a rule that does not cover the address (the maps do not come from this policy).
+ */
+int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app,
+		 const struct explain_dest *d, uint16_t proto, uint16_t port,
+		 struct explain_flow *ret);
+
+/* A run of ports allowed by one rule. */
+struct explain_span {
+	uint16_t first; /* inclusive */
+	uint16_t last;	/* inclusive */
+	struct explain_match match;
+};
+
+/*
+ * Every port of `proto` that app number `app` may use towards d's address (d's port is
+ * ignored), ascending, one span per run of ports allowed by the same rule. Returns 0 with *ret
+ * (free() it; NULL when *ret_n is 0), -ENOMEM, or -EUCLEAN as explain_flow().
+ */
+int explain_ports(const struct policy *p, const struct policy_maps *m, size_t app,
+		  const struct explain_dest *d, uint16_t proto, struct explain_span **ret,
+		  size_t *ret_n);
+
+/*
+ * The ports of some spans, ascending, neighbours merged whatever their rule: "443, 8443-8450",
+ * "any port" for 0-65535, "none" for no span. Returns 0 or -ENOSPC (the text is cut).
+ */
+int explain_spans_format(const struct explain_span *spans, size_t n, char *buf, size_t size);
+
+/* The number of ports the spans cover (0 to 65536). */
+uint32_t explain_spans_count(const struct explain_span *spans, size_t n);

@@ -1,0 +1,1025 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "revoke.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netlink/attr.h>
+#include <netlink/errno.h>
+#include <netlink/handlers.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/socket.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* The file handle type of kernfs (cgroup2) nodes: <linux/exportfs.h>, not in the UAPI. */
+#define REVOKE_FILEID_KERNFS 0xfe
+
+/* TCP states judged: everything but LISTEN, TIME_WAIT, CLOSE (and request sockets). */
+#define REVOKE_TCP_STATES                                                                          \
+	((1u << TCP_ESTABLISHED) | (1u << TCP_SYN_SENT) | (1u << TCP_SYN_RECV) |                   \
+	 (1u << TCP_FIN_WAIT1) | (1u << TCP_FIN_WAIT2) | (1u << TCP_CLOSE_WAIT) |                  \
+	 (1u << TCP_LAST_ACK) | (1u << TCP_CLOSING))
+
+/* A UDP socket is TCP_ESTABLISHED once connect()ed. */
+#define REVOKE_UDP_STATES (1u << TCP_ESTABLISHED)
+
+/* The cgroup id cache: value of a cgroup that is in no managed cgroup, or cannot be resolved. */
+#define CACHE_UNMANAGED (-1)
+#define CACHE_UNRESOLVABLE (-2)
+#define CACHE_SLOTS (2 * REVOKE_CGROUP_CACHE) /* power of two, at most half full */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_sock *, nl_socket_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_msg *, nlmsg_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_cb *, nl_cb_put)
+
+static inline void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* libnl's NLE_* codes (negative) back to a negative errno, as far as they map. */
+static int nl_to_errno(int nlerr)
+{
+	switch (nlerr < 0 ? -nlerr : nlerr) {
+	case 0:
+		return 0;
+	case NLE_NOMEM:
+		return -ENOMEM;
+	case NLE_PERM:
+		return -EPERM;
+	case NLE_NOACCESS:
+		return -EACCES;
+	case NLE_OPNOTSUPP:
+		return -EOPNOTSUPP;
+	case NLE_AGAIN:
+		return -EAGAIN;
+	case NLE_OBJ_NOTFOUND:
+		return -ENOENT;
+	case NLE_INVAL:
+		return -EINVAL;
+	case NLE_AF_NOSUPPORT:
+		return -EAFNOSUPPORT;
+	case NLE_PROTO_MISMATCH:
+		return -EPROTONOSUPPORT;
+	case NLE_BAD_SOCK:
+		return -EBADF;
+	case NLE_MSG_OVERFLOW:
+		return -ENOBUFS;
+	case NLE_MSG_TRUNC:
+		return -EMSGSIZE;
+	case NLE_DUMP_INTR:
+		return -EINTR;
+	case NLE_SEQ_MISMATCH:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+/* ---- pure parts ------------------------------------------------------------------------------ */
+
+int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, struct revoke_sock *ret)
+{
+	static const struct nla_policy policy[INET_DIAG_MAX + 1] = {
+		[INET_DIAG_CGROUP_ID] = { .type = NLA_U64 },
+	};
+	struct nlattr *tb[INET_DIAG_MAX + 1] = {};
+	const struct inet_diag_msg *msg;
+
+	if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*msg)))
+		return -EBADMSG;
+	msg = NLMSG_DATA(nlh);
+	if (msg->idiag_family != AF_INET && msg->idiag_family != AF_INET6)
+		return -EBADMSG;
+	if (nla_parse(tb, INET_DIAG_MAX, nlmsg_attrdata(nlh, sizeof(*msg)),
+		      nlmsg_attrlen(nlh, sizeof(*msg)), policy) < 0)
+		return -EBADMSG;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->family = msg->idiag_family;
+	ret->protocol = protocol;
+	ret->state = msg->idiag_state;
+	ret->id = msg->id;
+	if (tb[INET_DIAG_CGROUP_ID]) {
+		ret->has_cgroup_id = true;
+		ret->cgroup_id = nla_get_u64(tb[INET_DIAG_CGROUP_ID]);
+	}
+	return 0;
+}
+
+static size_t trimmed_len(const char *path)
+{
+	size_t n = strlen(path);
+
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	return n;
+}
+
+/* a (length a_len, no trailing slash) is path or one of its ancestors. */
+static bool path_within(const char *a, size_t a_len, const char *path, size_t path_len)
+{
+	if (a_len > path_len || strncmp(path, a, a_len) != 0)
+		return false;
+	return a_len == path_len || path[a_len] == '/';
+}
+
+int revoke_match_cgroup(const struct revoke_cgroup *cgroups, size_t n, const char *path,
+			size_t *ret_index)
+{
+	size_t path_len = trimmed_len(path), best = 0, best_len = 0;
+	bool found = false;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t len = trimmed_len(cgroups[i].path);
+
+		if (!path_within(cgroups[i].path, len, path, path_len))
+			continue;
+		if (!found || len > best_len) {
+			found = true;
+			best = i;
+			best_len = len;
+		}
+	}
+	if (!found)
+		return -ENOENT;
+	*ret_index = best;
+	return 0;
+}
+
+static int cmp_listener(const struct revoke_sock *x, const struct revoke_sock *y)
+{
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	if (x->id.idiag_sport != y->id.idiag_sport)
+		return x->id.idiag_sport < y->id.idiag_sport ? -1 : 1;
+	return 0;
+}
+
+static int cmp_listener_qsort(const void *a, const void *b)
+{
+	return cmp_listener(a, b);
+}
+
+void revoke_sort_listeners(struct revoke_sock *listeners, size_t n)
+{
+	if (n > 1)
+		qsort(listeners, n, sizeof(*listeners), cmp_listener_qsort);
+}
+
+static bool addr_is_any(const void *addr, size_t len)
+{
+	const uint8_t *a = addr;
+
+	for (size_t i = 0; i < len; i++)
+		if (a[i])
+			return false;
+	return true;
+}
+
+bool revoke_is_server_side(const struct revoke_sock *s, const struct revoke_sock *listeners,
+			   size_t n)
+{
+	size_t lo = 0, hi = n, alen = s->family == AF_INET ? 4 : 16;
+
+	if (s->protocol != IPPROTO_TCP)
+		return false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_listener(&listeners[mid], s) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < n && cmp_listener(&listeners[i], s) == 0; i++)
+		if (addr_is_any(listeners[i].id.idiag_src, alen) ||
+		    memcmp(listeners[i].id.idiag_src, s->id.idiag_src, alen) == 0)
+			return true;
+	return false;
+}
+
+enum revoke_verdict revoke_judge(const struct revoke_sock *s, uint32_t app, uint32_t n_apps,
+				 const struct policy_maps *maps,
+				 const struct revoke_sock *listeners, size_t n_listeners)
+{
+	if (revoke_is_server_side(s, listeners, n_listeners))
+		return REVOKE_KEEP_SERVER_SIDE;
+	/* A guard, or an app the maps do not know: every flow is refused. */
+	if (app == REVOKE_APP_DENY_ALL || app >= n_apps || !maps)
+		return REVOKE_DESTROY;
+	if (policy_maps_lookup(maps, app, s->family, (const uint8_t *)s->id.idiag_dst, s->protocol,
+			       ntohs(s->id.idiag_dport), NULL))
+		return REVOKE_KEEP_ALLOWED;
+	return REVOKE_DESTROY;
+}
+
+/* ---- one pass: context -------------------------------------------------------------------- */
+
+struct cache_slot {
+	uint64_t id;
+	int32_t value; /* index into ctx.cgroups, CACHE_UNMANAGED or CACHE_UNRESOLVABLE */
+	bool used;
+};
+
+struct revoke_ctx {
+	const struct revoke_params *p;
+	struct revoke_cgroup *cgroups; /* normalized copies of p->cgroups (owned paths) */
+	size_t n_cgroups;
+	int mount_fd;
+	uint64_t deadline_us;
+	bool destroy_unsupported;
+	struct cache_slot cache[CACHE_SLOTS];
+	size_t n_cache;
+};
+
+static void ctx_free(struct revoke_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	for (size_t i = 0; i < ctx->n_cgroups; i++)
+		free((char *)ctx->cgroups[i].path);
+	free(ctx->cgroups);
+	if (ctx->mount_fd >= 0)
+		close(ctx->mount_fd);
+	free(ctx);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct revoke_ctx *, ctx_free)
+
+/*
+ * The path of a cgroup (below the mount, as this process sees it) from its 64-bit id. A removed
+ * cgroup cannot be opened any more (-ESTALE); its sockets are counted as unjudged.
+ */
+static int cgroup_id_to_path(int mount_fd, uint64_t id, char *buf, size_t size)
+{
+	union {
+		struct file_handle fh;
+		char raw[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h = { .fh.handle_bytes = sizeof(uint64_t), .fh.handle_type = REVOKE_FILEID_KERNFS };
+	_cleanup_close_ int fd = -1;
+	char link[64];
+	ssize_t n;
+
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(mount_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, size);
+	if (n < 0)
+		return negative_errno();
+	if ((size_t)n >= size)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Which managed cgroup a socket's cgroup id belongs to (cached for the pass). */
+static int32_t ctx_lookup_cgroup(struct revoke_ctx *ctx, uint64_t id)
+{
+	size_t slot = (size_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (CACHE_SLOTS - 1);
+	char path[PATH_MAX];
+	size_t index;
+	int32_t value;
+
+	for (size_t probe = 0; probe < CACHE_SLOTS && ctx->cache[slot].used; probe++) {
+		if (ctx->cache[slot].id == id)
+			return ctx->cache[slot].value;
+		slot = (slot + 1) & (CACHE_SLOTS - 1);
+	}
+
+	if (cgroup_id_to_path(ctx->mount_fd, id, path, sizeof(path)) < 0)
+		value = CACHE_UNRESOLVABLE;
+	else if (revoke_match_cgroup(ctx->cgroups, ctx->n_cgroups, path, &index) < 0)
+		value = CACHE_UNMANAGED;
+	else
+		value = (int32_t)index;
+
+	if (ctx->n_cache < REVOKE_CGROUP_CACHE && !ctx->cache[slot].used) {
+		ctx->cache[slot] = (struct cache_slot){ .id = id, .value = value, .used = true };
+		ctx->n_cache++;
+	}
+	return value;
+}
+
+/* ---- finding the network namespaces ------------------------------------------------------- */
+
+struct netns_set {
+	int fds[REVOKE_MAX_NETNS];
+	dev_t dev[REVOKE_MAX_NETNS];
+	ino_t ino[REVOKE_MAX_NETNS];
+	size_t n;
+	unsigned pids;
+	unsigned dirs;
+	bool truncated;
+};
+
+static void netns_set_clear(struct netns_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		close(s->fds[i]);
+	s->n = 0;
+}
+
+/* Add the namespace behind fd (taken over) unless it is known already. */
+static int netns_set_add(struct netns_set *s, int fd)
+{
+	_cleanup_close_ int owned = fd;
+	struct stat st;
+
+	if (fstat(owned, &st) < 0)
+		return negative_errno();
+	for (size_t i = 0; i < s->n; i++)
+		if (s->dev[i] == st.st_dev && s->ino[i] == st.st_ino)
+			return 0;
+	if (s->n >= REVOKE_MAX_NETNS) {
+		s->truncated = true;
+		return 0;
+	}
+	s->dev[s->n] = st.st_dev;
+	s->ino[s->n] = st.st_ino;
+	s->fds[s->n++] = TAKE_FD(owned);
+	return 0;
+}
+
+/* The namespaces of the processes listed in dir/cgroup.procs. A vanished cgroup or process is
+ * not an error. */
+static int netns_from_procs(struct netns_set *s, const char *dir)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_fclose_ FILE *f = NULL;
+	long pid;
+
+	if (asprintf(&path, "%s/cgroup.procs", dir) < 0)
+		return -ENOMEM;
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT || errno == ENODEV ? 0 : negative_errno();
+	while (fscanf(f, "%ld", &pid) == 1) {
+		char ns[64];
+		int fd;
+
+		if (s->pids >= REVOKE_MAX_PIDS) {
+			s->truncated = true;
+			break;
+		}
+		s->pids++;
+		if (pid <= 0)
+			continue;
+		snprintf(ns, sizeof(ns), "/proc/%ld/ns/net", pid);
+		fd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* the process exited */
+		int r = netns_set_add(s, fd);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+struct walk_item {
+	char *path;
+	unsigned depth;
+};
+
+/* Depth-first walk of one managed cgroup subtree, bounded in folders and depth. */
+static int netns_walk(struct revoke_ctx *ctx, struct netns_set *s, const char *root)
+{
+	_cleanup_free_ struct walk_item *stack = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+
+	stack = malloc(sizeof(*stack));
+	if (!stack)
+		return -ENOMEM;
+	cap = 1;
+	stack[n].path = strdup(root);
+	stack[n].depth = 0;
+	if (!stack[n].path)
+		return -ENOMEM;
+	n++;
+
+	while (n > 0) {
+		struct walk_item it = stack[--n];
+		_cleanup_free_ char *dir_path = it.path;
+		_cleanup_(closedirp) DIR *dir = NULL;
+		struct dirent *de;
+
+		if (s->dirs >= REVOKE_MAX_WALK_DIRS) {
+			s->truncated = true;
+			break;
+		}
+		if (now_us() >= ctx->deadline_us) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		s->dirs++;
+		r = netns_from_procs(s, dir_path);
+		if (r < 0)
+			break;
+		if (it.depth >= REVOKE_MAX_WALK_DEPTH)
+			continue;
+		dir = opendir(dir_path);
+		if (!dir)
+			continue; /* removed meanwhile */
+		while ((de = readdir(dir))) {
+			struct stat st;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			if (de->d_type != DT_DIR) {
+				if (de->d_type != DT_UNKNOWN ||
+				    fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+				    !S_ISDIR(st.st_mode))
+					continue;
+			}
+			if (n + s->dirs >= REVOKE_MAX_WALK_DIRS) {
+				s->truncated = true;
+				break;
+			}
+			if (n == cap) {
+				struct walk_item *more;
+
+				more = reallocarray(stack, cap * 2, sizeof(*stack));
+				if (!more) {
+					r = -ENOMEM;
+					break;
+				}
+				stack = more;
+				cap *= 2;
+			}
+			if (asprintf(&stack[n].path, "%s/%s", dir_path, de->d_name) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			stack[n++].depth = it.depth + 1;
+		}
+		if (r < 0)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(stack[i].path);
+	return r;
+}
+
+/* The caller's own namespace first, then those of every managed subtree's processes. */
+static int netns_collect(struct revoke_ctx *ctx, struct netns_set *s)
+{
+	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return negative_errno();
+	r = netns_set_add(s, fd);
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < ctx->n_cgroups; i++) {
+		const char *path = ctx->cgroups[i].path;
+		size_t len = trimmed_len(path);
+		bool nested = false;
+
+		/* A subtree inside another managed one is walked with it. */
+		for (size_t j = 0; j < ctx->n_cgroups && !nested; j++) {
+			size_t jlen = trimmed_len(ctx->cgroups[j].path);
+
+			nested = jlen < len && path_within(ctx->cgroups[j].path, jlen, path, len);
+		}
+		if (nested)
+			continue;
+		r = netns_walk(ctx, s, path);
+		if (r < 0)
+			return r;
+		if (s->truncated)
+			break;
+	}
+	return 0;
+}
+
+/* ---- sock_diag ---------------------------------------------------------------------------- */
+
+struct dump {
+	uint8_t protocol;
+	struct revoke_sock *v;
+	size_t n, cap, max;
+	unsigned bad;	/* malformed replies */
+	bool truncated; /* more than max sockets */
+	bool done;
+	int err; /* the kernel's NLMSG_ERROR, or -ENOMEM from the callback */
+	uint32_t seq;
+};
+
+static void dump_freep(struct dump *d)
+{
+	free(d->v);
+}
+
+static int dump_valid(struct nl_msg *msg, void *arg)
+{
+	struct dump *d = arg;
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	struct revoke_sock s;
+
+	if (nlh->nlmsg_seq != d->seq || nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+		return NL_SKIP;
+	if (revoke_parse_diag(nlh, d->protocol, &s) < 0) {
+		d->bad++;
+		return NL_OK;
+	}
+	if (d->protocol == IPPROTO_UDP && s.id.idiag_dport == 0)
+		return NL_OK; /* not connected */
+	if (d->n >= d->max) {
+		d->truncated = true;
+		return NL_OK;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct revoke_sock *v = reallocarray(d->v, cap, sizeof(*v));
+
+		if (!v) {
+			d->err = -ENOMEM;
+			d->done = true;
+			return NL_STOP;
+		}
+		d->v = v;
+		d->cap = cap;
+	}
+	d->v[d->n++] = s;
+	return NL_OK;
+}
+
+static int dump_finish(struct nl_msg *msg, void *arg)
+{
+	struct dump *d = arg;
+
+	if (nlmsg_hdr(msg)->nlmsg_seq != d->seq)
+		return NL_SKIP;
+	d->done = true;
+	return NL_STOP;
+}
+
+static int dump_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
+{
+	struct dump *d = arg;
+
+	(void)nla;
+	if (e->msg.nlmsg_seq != d->seq)
+		return NL_SKIP;
+	d->err = e->error;
+	d->done = true;
+	return NL_STOP;
+}
+
+/* Wait until the netlink socket has something to read, bounded by the pass's deadline. */
+static int nl_wait(struct nl_sock *sk, uint64_t deadline_us)
+{
+	uint64_t now = now_us();
+	struct pollfd pfd = { .fd = nl_socket_get_fd(sk), .events = POLLIN };
+	int timeout_ms, r;
+
+	if (now >= deadline_us)
+		return -ETIMEDOUT;
+	timeout_ms = (int)((deadline_us - now + 999) / 1000);
+	if (timeout_ms > REVOKE_NETLINK_TIMEOUT_MS)
+		timeout_ms = REVOKE_NETLINK_TIMEOUT_MS;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return negative_errno();
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+/* Dump the sockets of one family in `states` into d (appending). */
+static int dump_sockets(struct nl_sock *sk, struct dump *d, uint8_t family, uint32_t states,
+			uint64_t deadline_us)
+{
+	struct inet_diag_req_v2 req = {
+		.sdiag_family = family,
+		.sdiag_protocol = d->protocol,
+		.idiag_states = states,
+	};
+	_cleanup_(nlmsg_freep) struct nl_msg *msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY,
+								       NLM_F_DUMP);
+	_cleanup_(nl_cb_putp) struct nl_cb *cb = nl_cb_alloc(NL_CB_DEFAULT);
+	int r;
+
+	if (!msg || !cb)
+		return -ENOMEM;
+	r = nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO);
+	if (r < 0)
+		return nl_to_errno(r);
+	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, dump_valid, d);
+	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, dump_finish, d);
+	nl_cb_err(cb, NL_CB_CUSTOM, dump_error, d);
+
+	r = nl_send_auto(sk, msg);
+	if (r < 0)
+		return nl_to_errno(r);
+	d->seq = nlmsg_hdr(msg)->nlmsg_seq;
+	d->done = false;
+	d->err = 0;
+	while (!d->done) {
+		r = nl_wait(sk, deadline_us);
+		if (r < 0)
+			return r;
+		r = nl_recvmsgs(sk, cb);
+		if (r < 0 && !d->done)
+			return nl_to_errno(r);
+	}
+	return d->err;
+}
+
+struct ack {
+	uint32_t seq;
+	bool done;
+	int err;
+};
+
+static int ack_ok(struct nl_msg *msg, void *arg)
+{
+	struct ack *a = arg;
+
+	if (nlmsg_hdr(msg)->nlmsg_seq != a->seq)
+		return NL_SKIP;
+	a->done = true;
+	a->err = 0;
+	return NL_STOP;
+}
+
+static int ack_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
+{
+	struct ack *a = arg;
+
+	(void)nla;
+	if (e->msg.nlmsg_seq != a->seq)
+		return NL_SKIP;
+	a->done = true;
+	a->err = e->error;
+	return NL_STOP;
+}
+
+/* SOCK_DESTROY one socket by its exact id. Returns 0 or the kernel's answer (-ENOENT: gone). */
+static int destroy_socket(struct nl_sock *sk, const struct revoke_sock *s, uint64_t deadline_us)
+{
+	struct inet_diag_req_v2 req = {
+		.sdiag_family = s->family,
+		.sdiag_protocol = s->protocol,
+		.idiag_states = ~0u,
+		.id = s->id,
+	};
+	_cleanup_(nlmsg_freep) struct nl_msg *msg = nlmsg_alloc_simple(SOCK_DESTROY, NLM_F_ACK);
+	_cleanup_(nl_cb_putp) struct nl_cb *cb = nl_cb_alloc(NL_CB_DEFAULT);
+	struct ack a = {};
+	int r;
+
+	if (!msg || !cb)
+		return -ENOMEM;
+	r = nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO);
+	if (r < 0)
+		return nl_to_errno(r);
+	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, ack_ok, &a);
+	nl_cb_err(cb, NL_CB_CUSTOM, ack_error, &a);
+
+	r = nl_send_auto(sk, msg);
+	if (r < 0)
+		return nl_to_errno(r);
+	a.seq = nlmsg_hdr(msg)->nlmsg_seq;
+	while (!a.done) {
+		r = nl_wait(sk, deadline_us);
+		if (r < 0)
+			return r;
+		r = nl_recvmsgs(sk, cb);
+		if (r < 0 && !a.done)
+			return nl_to_errno(r);
+	}
+	return a.err;
+}
+
+static int diag_socket_open(struct nl_sock **ret)
+{
+	_cleanup_(nl_socket_freep) struct nl_sock *sk = nl_socket_alloc();
+	struct timeval tv = { .tv_sec = REVOKE_NETLINK_TIMEOUT_MS / 1000,
+			      .tv_usec = (REVOKE_NETLINK_TIMEOUT_MS % 1000) * 1000 };
+	int r;
+
+	if (!sk)
+		return -ENOMEM;
+	r = nl_connect(sk, NETLINK_SOCK_DIAG);
+	if (r < 0)
+		return nl_to_errno(r);
+	/* Flags are set on each request; replies are matched by sequence number. */
+	nl_socket_disable_auto_ack(sk);
+	/* A safety net under nl_wait(): libnl reads the parts of a dump back to back. */
+	if (setsockopt(nl_socket_get_fd(sk), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return negative_errno();
+	*ret = TAKE_PTR(sk);
+	return 0;
+}
+
+int revoke_probe(void)
+{
+	_cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+	/* No socket has ports 0 -> 0, and this cookie is never handed out (cookies count up). */
+	struct revoke_sock s = {
+		.family = AF_INET,
+		.protocol = IPPROTO_TCP,
+		.id.idiag_cookie = { 0xfffffffeu, 0xffffffffu },
+	};
+	int r;
+
+	r = diag_socket_open(&sk);
+	if (r < 0)
+		return r;
+	r = destroy_socket(sk, &s, now_us() + REVOKE_NETLINK_TIMEOUT_MS * 1000ull);
+	if (r == 0 || r == -ENOENT || r == -ESTALE)
+		return 0;
+	return r;
+}
+
+/* ---- one namespace ------------------------------------------------------------------------ */
+
+struct netns_pass {
+	struct revoke_ctx *ctx;
+	int netns_fd;
+	struct revoke_stats st;
+	int r;
+};
+
+static void note_error(struct revoke_stats *st, int r)
+{
+	st->errors++;
+	if (!st->first_error)
+		st->first_error = r;
+}
+
+static int netns_pass_run(struct netns_pass *np)
+{
+	struct revoke_ctx *ctx = np->ctx;
+	const struct revoke_params *p = ctx->p;
+	struct revoke_stats *st = &np->st;
+	_cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
+	_cleanup_(dump_freep) struct dump listeners = { .protocol = IPPROTO_TCP,
+							.max = REVOKE_MAX_LISTENERS };
+	_cleanup_(dump_freep) struct dump socks = { .max = REVOKE_MAX_SOCKETS };
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	int r;
+
+	r = diag_socket_open(&sk);
+	if (r < 0)
+		return r;
+
+	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
+		r = dump_sockets(sk, &listeners, families[f], 1u << TCP_LISTEN, ctx->deadline_us);
+		if (r < 0)
+			return r;
+	}
+	revoke_sort_listeners(listeners.v, listeners.n);
+
+	socks.protocol = IPPROTO_TCP;
+	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
+		r = dump_sockets(sk, &socks, families[f], REVOKE_TCP_STATES, ctx->deadline_us);
+		if (r < 0)
+			return r;
+	}
+	socks.protocol = IPPROTO_UDP;
+	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
+		r = dump_sockets(sk, &socks, families[f], REVOKE_UDP_STATES, ctx->deadline_us);
+		if (r < 0)
+			return r;
+	}
+	if (listeners.truncated || socks.truncated)
+		st->truncated = true;
+	st->seen += socks.bad;
+	st->unjudged += socks.bad;
+
+	for (size_t i = 0; i < socks.n; i++) {
+		const struct revoke_sock *s = &socks.v[i];
+		int32_t idx;
+
+		if (now_us() >= ctx->deadline_us)
+			return -ETIMEDOUT;
+		st->seen++;
+		if (!s->has_cgroup_id) {
+			st->unjudged++; /* Linux < 5.7: never guess */
+			continue;
+		}
+		idx = ctx_lookup_cgroup(ctx, s->cgroup_id);
+		if (idx == CACHE_UNRESOLVABLE) {
+			st->unjudged++;
+			continue;
+		}
+		if (idx == CACHE_UNMANAGED) {
+			st->unmanaged++;
+			continue;
+		}
+		st->judged++;
+		switch (revoke_judge(s, ctx->cgroups[idx].app, p->n_apps, p->maps, listeners.v,
+				     listeners.n)) {
+		case REVOKE_KEEP_SERVER_SIDE:
+			st->server_side++;
+			/* fall through */
+		case REVOKE_KEEP_ALLOWED:
+			st->kept++;
+			continue;
+		case REVOKE_DESTROY:
+			break;
+		}
+		st->refused++;
+		if (ctx->destroy_unsupported) {
+			note_error(st, -EOPNOTSUPP);
+			continue;
+		}
+		r = destroy_socket(sk, s, ctx->deadline_us);
+		if (r == 0) {
+			st->destroyed++;
+		} else if (r == -ENOENT || r == -ESTALE) {
+			st->gone++;
+		} else {
+			note_error(st, r);
+			if (r == -EOPNOTSUPP)
+				ctx->destroy_unsupported = true;
+			if (r == -ETIMEDOUT)
+				return r; /* the socket is out of step: stop here */
+		}
+	}
+	return 0;
+}
+
+static void *netns_thread(void *arg)
+{
+	struct netns_pass *np = arg;
+
+	/* Only this thread enters the namespace; it ends with the pass. */
+	if (setns(np->netns_fd, CLONE_NEWNET) < 0) {
+		np->r = negative_errno();
+		return NULL;
+	}
+	np->r = netns_pass_run(np);
+	return NULL;
+}
+
+/* Run one namespace's pass in a short-lived thread that never takes a signal. */
+static int netns_pass_in_thread(struct netns_pass *np)
+{
+	sigset_t all, old;
+	pthread_t t;
+	int r;
+
+	sigfillset(&all);
+	r = pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (r)
+		return -r;
+	r = pthread_create(&t, NULL, netns_thread, np);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return -r;
+	r = pthread_join(t, NULL);
+	if (r)
+		return -r;
+	return 0;
+}
+
+static void stats_add(struct revoke_stats *to, const struct revoke_stats *from)
+{
+	to->seen += from->seen;
+	to->unmanaged += from->unmanaged;
+	to->unjudged += from->unjudged;
+	to->judged += from->judged;
+	to->kept += from->kept;
+	to->server_side += from->server_side;
+	to->refused += from->refused;
+	to->destroyed += from->destroyed;
+	to->gone += from->gone;
+	to->errors += from->errors;
+	if (!to->first_error)
+		to->first_error = from->first_error;
+	to->truncated |= from->truncated;
+}
+
+/* Normalized copies of the managed cgroups: symlinks resolved, no trailing slash. */
+static int ctx_new(const struct revoke_params *p, struct revoke_ctx **ret)
+{
+	_cleanup_(ctx_freep) struct revoke_ctx *ctx = calloc(1, sizeof(*ctx));
+	unsigned timeout = p->timeout_ms ? p->timeout_ms : REVOKE_DEFAULT_TIMEOUT_MS;
+
+	if (!ctx)
+		return -ENOMEM;
+	ctx->mount_fd = -1;
+	ctx->p = p;
+	ctx->deadline_us = now_us() + (uint64_t)timeout * 1000u;
+	ctx->cgroups = calloc(p->n_cgroups + 1, sizeof(*ctx->cgroups));
+	if (!ctx->cgroups)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_cgroups; i++) {
+		const char *path = p->cgroups[i].path;
+		char *copy = realpath(path, NULL);
+
+		if (!copy)
+			copy = strndup(path, trimmed_len(path) ? trimmed_len(path) : 1);
+		if (!copy)
+			return -ENOMEM;
+		ctx->cgroups[ctx->n_cgroups].path = copy;
+		ctx->cgroups[ctx->n_cgroups].app = p->cgroups[i].app;
+		ctx->n_cgroups++;
+	}
+	ctx->mount_fd = open(p->cgroup_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ctx->mount_fd < 0)
+		return negative_errno();
+	*ret = TAKE_PTR(ctx);
+	return 0;
+}
+
+static int revoke_run_pass(const struct revoke_params *p, struct revoke_stats *st)
+{
+	_cleanup_(ctx_freep) struct revoke_ctx *ctx = NULL;
+	struct netns_set set = {};
+	int r, first = 0;
+
+	if (!p || !p->cgroup_mount || (p->n_cgroups && !p->cgroups) ||
+	    p->n_cgroups > REVOKE_MAX_CGROUPS || (p->n_apps && !p->maps))
+		return -EINVAL;
+	for (size_t i = 0; i < p->n_cgroups; i++)
+		if (!p->cgroups[i].path || p->cgroups[i].path[0] != '/')
+			return -EINVAL;
+	if (p->n_cgroups == 0)
+		return 0; /* nothing is managed: nothing to cut */
+
+	r = ctx_new(p, &ctx);
+	if (r < 0)
+		return r;
+
+	r = netns_collect(ctx, &set);
+	st->truncated |= set.truncated;
+	if (r < 0 && r != -ETIMEDOUT) {
+		netns_set_clear(&set);
+		return r;
+	}
+	if (r == -ETIMEDOUT)
+		st->timed_out = true;
+
+	for (size_t i = 0; i < set.n && !st->timed_out; i++) {
+		struct netns_pass np = { .ctx = ctx, .netns_fd = set.fds[i] };
+
+		r = netns_pass_in_thread(&np);
+		if (r == 0)
+			r = np.r;
+		st->netns++;
+		stats_add(st, &np.st);
+		if (r == -ETIMEDOUT)
+			st->timed_out = true;
+		if (r < 0) {
+			st->netns_failed++;
+			if (!first)
+				first = r;
+		}
+	}
+	netns_set_clear(&set);
+	st->destroy_unsupported = ctx->destroy_unsupported;
+
+	if (st->destroy_unsupported)
+		return -EOPNOTSUPP;
+	if (st->timed_out)
+		return -ETIMEDOUT;
+	if (st->truncated)
+		return -E2BIG;
+	return first;
+}
+
+int revoke_run(const struct revoke_params *p, struct revoke_stats *ret_stats)
+{
+	struct revoke_stats st = {};
+	uint64_t start = now_us();
+	int r = revoke_run_pass(p, &st);
+
+	st.elapsed_us = now_us() - start;
+	if (ret_stats)
+		*ret_stats = st;
+	return r;
+}
