@@ -65,19 +65,29 @@ static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
 }
 
 /*
- * A TCP socket the app connects itself is judged by destination port in the egress program too
- * (an accepted one only by peer address): mark it. No storage, no connection (fail closed).
+ * Remember an allowed flow in the socket's storage, for the egress program: its verdict for this
+ * generation and destination (so that the flow's packets are not judged, counted or reported a
+ * second time), and for a TCP socket the app connects itself, that it is judged by destination
+ * port too (an accepted one only by peer address). No storage: the egress program judges every
+ * packet, but a TCP connect is refused (fail closed), since its socket would look accepted.
  */
-static __always_inline bool cw_mark_active(struct bpf_sock_addr *ctx)
+static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct cw_ctx *c,
+					const struct cw_flow *f, enum cw_hook hook)
 {
+	bool connect = hook == CW_HOOK_CONNECT4 || hook == CW_HOOK_CONNECT6;
+	bool tcp = ctx->protocol == IPPROTO_TCP;
 	struct cw_sk_state *st;
 
-	if (ctx->protocol != IPPROTO_TCP)
-		return true;
 	st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
-		return false;
-	st->flags |= CW_SK_F_ACTIVE;
+		return !(connect && tcp);
+	if (connect && tcp)
+		st->flags |= CW_SK_F_ACTIVE;
+	st->gen_plus1 = c->gen + 1;
+	st->pass = 1;
+	st->proto = f->proto;
+	st->port = f->port;
+	__builtin_memcpy(st->addr, f->addr, sizeof(st->addr));
 	return true;
 }
 
@@ -91,9 +101,7 @@ static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, e
 	/* From here on the socket belongs to a managed app: whatever is unexpected is refused. */
 	if (!cw_finish(&c, &f, cw_sock_addr_judge(&c, ctx, family, &f)))
 		return SOCK_ADDR_DENY;
-	if ((hook == CW_HOOK_CONNECT4 || hook == CW_HOOK_CONNECT6) && !cw_mark_active(ctx))
-		return SOCK_ADDR_DENY;
-	return SOCK_ADDR_ALLOW;
+	return cw_remember(ctx, &c, &f, hook) ? SOCK_ADDR_ALLOW : SOCK_ADDR_DENY;
 }
 
 SEC("cgroup/connect4")

@@ -375,8 +375,12 @@ static void status_print(struct json_object *s)
 	if (json_object_object_get_ex(s, "apps", &apps))
 		for (size_t i = 0; i < json_object_array_length(apps); i++) {
 			struct json_object *a = json_object_array_get_idx(apps, i);
-			printf("app:         %-16s %lld rules  %s\n", json_str(a, "id"),
-			       (long long)json_int(a, "rules"), json_str(a, "cgroup"));
+			struct json_object *audit;
+			bool audited = json_object_object_get_ex(a, "audit", &audit) &&
+				       json_object_get_boolean(audit);
+			printf("app:         %-16s %lld rules%s  %s\n", json_str(a, "id"),
+			       (long long)json_int(a, "rules"), audited ? " (audit mode)" : "",
+			       json_str(a, "cgroup"));
 		}
 	const char *err = json_str(s, "last_error");
 	printf("last error:  %s\n", err ? err : "none");

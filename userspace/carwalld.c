@@ -271,6 +271,8 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 				 paths[i], strerror(-r));
 			goto fail;
 		}
+		if (policy_app_audit(pol, &pol->apps[i]))
+			cgroups[i].flags |= CW_APP_F_AUDIT;
 	}
 	if (a->guard_path) {
 		/* An app index with no rules: everything is refused below the guard. */
@@ -287,7 +289,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[g], strerror(-r));
 			goto fail;
 		}
-		cgroups[g].flags = CW_APP_F_GUARD;
+		cgroups[g].flags = CW_APP_F_GUARD | (pol->audit ? CW_APP_F_AUDIT : 0);
 	}
 
 	t0 = now_us();
@@ -574,6 +576,8 @@ static struct json_object *agent_status_json(struct agent *a)
 			JSON_ADD(app, "cgroup", json_object_new_string(a->cgroup_paths[i]));
 			JSON_ADD(app, "rules",
 				 json_object_new_int64((int64_t)a->policy->apps[i].n_rules));
+			JSON_ADD(app, "audit", json_object_new_boolean(policy_app_audit(
+						       a->policy, &a->policy->apps[i])));
 			json_object_array_add(apps, app);
 		}
 		JSON_ADD(o, "apps", apps);

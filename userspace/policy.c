@@ -480,6 +480,23 @@ static int parse_version(struct parser *p)
 	return 0;
 }
 
+/* `true` or `false`, plain (YAML 1.2's booleans; yes/no/on/off are refused as ambiguous). */
+static int parse_bool(struct parser *p, const char *what, bool *ret)
+{
+	char q[QUOTE_SIZE];
+
+	if (!is_scalar(p) || is_null(p) || p->event.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return type_error(p, what, "true or false");
+	if (!strcmp(scalar(p), "true"))
+		*ret = true;
+	else if (!strcmp(scalar(p), "false"))
+		*ret = false;
+	else
+		return fail(p, here(p), "%s must be true or false, not '%s'", what,
+			    quote(q, scalar(p), scalar_len(p)));
+	return 0;
+}
+
 /* ---- bundle metadata ------------------------------------------------------------------------ */
 
 enum {
@@ -1010,10 +1027,11 @@ static int parse_cgroup(struct parser *p, struct policy_app *app)
 	return 0;
 }
 
-enum { APP_CGROUP, APP_ALLOW, _APP_KEY_MAX };
+enum { APP_CGROUP, APP_ALLOW, APP_AUDIT, _APP_KEY_MAX };
 static const char *const app_keys[_APP_KEY_MAX] = {
 	[APP_CGROUP] = "cgroup",
 	[APP_ALLOW] = "allow",
+	[APP_AUDIT] = "audit",
 };
 
 /* One app: a mapping with `allow`, and optionally `cgroup`. */
@@ -1037,6 +1055,9 @@ static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc
 		if (key == APP_CGROUP) {
 			*ret_cgroup_loc = here(p);
 			r = parse_cgroup(p, app);
+		} else if (key == APP_AUDIT) {
+			r = parse_bool(p, "'audit'", &app->audit);
+			app->audit_set = true;
 		} else {
 			r = parse_allow(p, app);
 		}
@@ -1120,19 +1141,20 @@ static int parse_apps(struct parser *p)
 	}
 	if (r < 0)
 		return r;
-	if (pol->n_apps == 0)
-		return fail(p, map_loc, "'apps' must define at least one app");
+	/* `apps: {}` is a policy too: no app may reach anything (the guard refuses them). */
+	(void)map_loc;
 	return 0;
 }
 
 /* ---- the document --------------------------------------------------------------------------- */
 
-enum { TOP_VERSION, TOP_SETS, TOP_APPS, TOP_BUNDLE, _TOP_KEY_MAX };
+enum { TOP_VERSION, TOP_SETS, TOP_APPS, TOP_BUNDLE, TOP_AUDIT, _TOP_KEY_MAX };
 static const char *const top_keys[_TOP_KEY_MAX] = {
 	[TOP_VERSION] = "version",
 	[TOP_SETS] = "sets",
 	[TOP_APPS] = "apps",
 	[TOP_BUNDLE] = "bundle",
+	[TOP_AUDIT] = "audit",
 };
 
 static int parse_top(struct parser *p)
@@ -1162,6 +1184,9 @@ static int parse_top(struct parser *p)
 			break;
 		case TOP_BUNDLE:
 			r = parse_bundle(p);
+			break;
+		case TOP_AUDIT:
+			r = parse_bool(p, "'audit'", &p->policy->audit);
 			break;
 		}
 		if (r < 0)
@@ -1409,6 +1434,11 @@ void policy_free(struct policy *p)
 	free(p->apps);
 	free(p->path);
 	free(p);
+}
+
+bool policy_app_audit(const struct policy *p, const struct policy_app *app)
+{
+	return app->audit_set ? app->audit : p->audit;
 }
 
 const struct policy_app *policy_find_app(const struct policy *p, const char *id)

@@ -81,6 +81,8 @@ struct policy_app {
 	bool cgroup_explicit;
 	struct policy_rule *rules;
 	size_t n_rules;
+	bool audit;	/* `audit:` of the app, when audit_set */
+	bool audit_set;
 	struct policy_loc loc; /* of the app's id */
 };
 
@@ -107,6 +109,7 @@ struct policy {
 	size_t n_rules; /* all apps together */
 	struct policy_bundle_meta bundle; /* when has_bundle */
 	bool has_bundle;
+	bool audit; /* top-level `audit:`: every app's default */
 };
 
 /* A parse or validation error: where, and why (one line, no trailing newline or period). */
@@ -133,6 +136,10 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 int policy_error_format(const struct policy_error *e, char *buf, size_t size);
 
 void policy_free(struct policy *p);
+
+/* Audit mode of an app: its own `audit:`, else the policy's. Refusals are reported, the flows
+ * go out. */
+bool policy_app_audit(const struct policy *p, const struct policy_app *app);
 
 /* Lookups; NULL or -ENOENT when absent. */
 const struct policy_app *policy_find_app(const struct policy *p, const char *id);

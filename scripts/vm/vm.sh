@@ -323,7 +323,7 @@ qemu_cmd() {
 	append+=" cw.tests=$(printf '%s' "${CARWALL_VM_TESTS:-}" | tr ' ' ',')"
 	if [[ $K_QEMU_ARCH == x86_64 ]]; then
 		root=/
-		QEMU=(qemu-system-x86_64 -machine pc -cpu max
+		QEMU=(qemu-system-x86_64 -machine pc -cpu qemu64
 			-append "console=ttyS0 $append cw.bin=$top/build")
 	else
 		root=$cache/arm64/rootfs

@@ -196,10 +196,26 @@ static int server_bind(int family, int type, uint16_t port)
 	return TAKE_FD(fd);
 }
 
+static char server_sink[256 * 1024]; /* contents never read: shared by every thread */
+static int server_bulk_active;	     /* bulk connections being drained */
+#define SERVER_MAX_BULK 64
+
+/* Drains one bulk connection until its client closes it. */
+static void *server_bulk_thread(void *arg)
+{
+	int c = (int)(intptr_t)arg;
+
+	while (read(c, server_sink, sizeof(server_sink)) > 0)
+		;
+	close(c);
+	__atomic_sub_fetch(&server_bulk_active, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
 static void *server_thread(void *arg)
 {
 	const struct server_sock *s = arg;
-	static char sink[256 * 1024]; /* contents never read: shared by every thread */
+	char *sink = server_sink;
 
 	for (;;) {
 		if (s->kind == PORT_UDP) {
@@ -217,12 +233,19 @@ static void *server_thread(void *arg)
 				recvmmsg(s->fd, msgs, ARRAY_SIZE(msgs), MSG_WAITFORONE, NULL);
 		}
 		int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+		pthread_t t;
 
 		if (c < 0)
 			continue;
+		/* Each bulk connection gets its own reader, so that idle ones block nobody. */
+		if (s->kind == PORT_BULK &&
+		    __atomic_add_fetch(&server_bulk_active, 1, __ATOMIC_RELAXED) <= SERVER_MAX_BULK &&
+		    pthread_create(&t, NULL, server_bulk_thread, (void *)(intptr_t)c) == 0) {
+			pthread_detach(t);
+			continue;
+		}
 		if (s->kind == PORT_BULK)
-			while (read(c, sink, sizeof(sink)) > 0)
-				;
+			__atomic_sub_fetch(&server_bulk_active, 1, __ATOMIC_RELAXED);
 		close(c);
 	}
 	return NULL;
@@ -342,13 +365,18 @@ static int client_setup(struct client *c)
 	case TEST_UDP_REFUSED:
 		c->fd = socket(af, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		return c->fd < 0 ? negative_errno() : 0;
-	case TEST_TCP_BULK:
+	case TEST_TCP_BULK: {
+		/* A send that cannot progress returns within 50 ms, so a slice ends on time. */
+		struct timeval tv = { .tv_usec = 50000 };
+
 		c->fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c->fd < 0)
 			return negative_errno();
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (connect(c->fd, (struct sockaddr *)&c->dst, c->dst_len) < 0)
 			return negative_errno();
 		return 0;
+	}
 	case TEST_TCP_CONNECT:
 		return 0;
 	}
@@ -395,6 +423,8 @@ static void client_op(struct client *c)
 	case TEST_TCP_BULK: {
 		ssize_t n = send(c->fd, c->buf, sizeof(c->buf), MSG_NOSIGNAL);
 
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return; /* the send timeout: no progress, not an error */
 		if (n < 0) {
 			client_error(c, errno);
 			return;
@@ -1009,7 +1039,7 @@ static int cmd_policy(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'r':
-			n = parse_long(optarg, 8, BENCH_MAX_RULES, "--rules");
+			n = parse_long(optarg, 64, BENCH_MAX_RULES, "--rules");
 			break;
 		case 'p':
 			port = parse_long(optarg, 1, 65535 - PORT_COUNT, "--port");

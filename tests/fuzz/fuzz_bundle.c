@@ -10,6 +10,10 @@
  *      and the rollback checks on the exact signed bytes;
  *   3. parsed as a state file.
  *
+ * The keys are fixed (raw Ed25519 seeds below), so that the seed corpus can hold bundles signed
+ * by the trusted key (tests/fuzz/corpus/bundle/signed-*.bundle) and by the revoked one, and
+ * mutations of them reach the signature checks with a known key id.
+ *
  * Never a crash, a leak or undefined behaviour; errors are one NUL-terminated line.
  */
 #include <errno.h>
@@ -27,26 +31,50 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static EVP_PKEY *key;
+/* The private key seeds: trusted, and revoked. Test keys, nothing else. */
+static const uint8_t trusted_seed[32] = "carwall fuzz key: trusted.......";
+static const uint8_t revoked_seed[32] = "carwall fuzz key: revoked.......";
+
+static EVP_PKEY *key, *revoked_key;
 static struct bundle_trust *trust;
 static struct bundle_state *state;
+
+static EVP_PKEY *raw_key(const uint8_t seed[32])
+{
+	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+
+	if (!k)
+		abort();
+	return k;
+}
+
+static void trust_key(EVP_PKEY *k, char keyid[BUNDLE_KEYID_LEN + 1])
+{
+	char *mem = NULL;
+	BIO *bio = BIO_new(BIO_s_mem());
+	long len;
+
+	if (!bio || PEM_write_bio_PUBKEY(bio, k) != 1)
+		abort();
+	len = BIO_get_mem_data(bio, &mem);
+	if (bundle_trust_add_key(trust, "fuzz.pem", mem, (size_t)len, keyid, NULL) < 0)
+		abort();
+	BIO_free(bio);
+}
 
 static void setup(void)
 {
 	static const uint8_t sha[BUNDLE_SHA256_BYTES] = { 0x42 };
-	char *mem = NULL;
-	BIO *bio;
-	long len;
+	char keyid[BUNDLE_KEYID_LEN + 1];
 
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	bio = BIO_new(BIO_s_mem());
-	if (!key || !bio || PEM_write_bio_PUBKEY(bio, key) != 1)
+	key = raw_key(trusted_seed);
+	revoked_key = raw_key(revoked_seed);
+	if (bundle_trust_new(&trust) < 0)
 		abort();
-	len = BIO_get_mem_data(bio, &mem);
-	if (bundle_trust_new(&trust) < 0 ||
-	    bundle_trust_add_key(trust, "fuzz.pem", mem, (size_t)len, NULL, NULL) < 0)
+	trust_key(key, keyid);
+	trust_key(revoked_key, keyid);
+	if (bundle_trust_revoke(trust, keyid) < 0)
 		abort();
-	BIO_free(bio);
 	if (bundle_state_new(&state) < 0 || bundle_state_set(state, "x", 5, sha) < 0)
 		abort();
 }

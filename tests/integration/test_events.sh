@@ -99,6 +99,26 @@ tap_check "stats: the rule that allowed them counted 2" \
 	bash -c "tr -d ' \n' <<<'$stats' | grep -q '\"app\":\"mediaplayer\",\"rule\":0,[^}]*\"allowed\":2'"
 tap_check "carwall stats prints a table" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' stats | grep -q '^mediaplayer'"
 
+# ---- audit mode: the flows go out and are reported as they would be refused ------------------
+audit_policy=$SANDBOX_DIR/audit.yaml
+sed 's/^apps:/audit: true\napps:/' "$SANDBOX_POLICY" >"$audit_policy"
+sandbox_agent_stop
+SANDBOX_POLICY=$audit_policy
+sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_run_app mediaplayer "$FLOWPROBE" tcp 203.0.113.7 443 --token audit$$ >/dev/null 2>&1
+tap_check "audit mode: a flow no rule allows goes out" sandbox_server_saw tcp 443 "audit$$"
+tap_check "audit mode: it is reported as audited" wait_events 7
+tap_check "audit mode: the record says audit" \
+	bash -c "'$CARWALL' events --state-dir '$SANDBOX_STATE_DIR' --json | tail -1 | grep -q '\"event\":\"audit\".*\"dst\":\"203.0.113.7\"'"
+tap_check "audit mode: counted as audited, not refused" \
+	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json stats | tr -d ' \n' | grep -q '\"id\":\"mediaplayer\",\"since_load\":{\"allowed\":0,\"refused\":0,\"audited\":1'"
+tap_check "audit mode: status says so" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q 'mediaplayer.*(audit mode)'"
+# Switching it off is a reload like any other.
+cat "$top/tests/integration/flows.yaml" >"$audit_policy"
+"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload >/dev/null
+sandbox_run_app mediaplayer "$FLOWPROBE" tcp 203.0.113.7 443 --token noaudit$$ >/dev/null 2>&1
+tap_check "audit mode off after a reload: the flow is refused again" test $? -eq 1
+
 # ---- the rate limiter under a flood -----------------------------------------------------------
 sandbox_agent_stop
 sandbox_agent_start --event-rate 50 || tap_bail_out "carwalld did not restart"

@@ -388,7 +388,7 @@ static void test_parse_rejects_unknown_top_key(void **state)
 {
 	(void)state;
 	assert_parse_error("version: 1\napp: {}\n", 2, 1,
-			   "unknown key 'app' (expected version, sets, apps, bundle)");
+			   "unknown key 'app' (expected version, sets, apps, bundle, audit)");
 }
 
 static void test_parse_rejects_unknown_rule_key(void **state)
@@ -491,10 +491,33 @@ static void test_parse_rejects_nested_list_in_to(void **state)
 
 /* ---- apps ----------------------------------------------------------------------------------- */
 
-static void test_parse_rejects_empty_apps(void **state)
+static void test_parse_accepts_empty_apps(void **state)
 {
 	(void)state;
-	assert_parse_error("version: 1\napps: {}\n", 2, 7, "'apps' must define at least one app");
+	struct policy *p = parse_ok("version: 1\napps: {}\n");
+
+	assert_int_equal(p->n_apps, 0);
+	policy_free(p);
+}
+
+static void test_parse_audit_global_and_per_app(void **state)
+{
+	(void)state;
+	struct policy *p = parse_ok("version: 1\naudit: true\napps:\n"
+				    "  a:\n    allow: []\n"
+				    "  b:\n    audit: false\n    allow: []\n");
+
+	assert_true(p->audit);
+	assert_true(policy_app_audit(p, &p->apps[0]));
+	assert_false(policy_app_audit(p, &p->apps[1]));
+	policy_free(p);
+}
+
+static void test_parse_rejects_non_boolean_audit(void **state)
+{
+	(void)state;
+	assert_parse_error("version: 1\naudit: yes\napps: {}\n", 2, 8,
+			   "'audit' must be true or false, not 'yes'");
 }
 
 static void test_parse_rejects_duplicate_app_id(void **state)
@@ -1349,7 +1372,9 @@ int main(void)
 		cmocka_unit_test(test_parse_rejects_null_value),
 		cmocka_unit_test(test_parse_rejects_scalar_rule),
 		cmocka_unit_test(test_parse_rejects_nested_list_in_to),
-		cmocka_unit_test(test_parse_rejects_empty_apps),
+		cmocka_unit_test(test_parse_accepts_empty_apps),
+		cmocka_unit_test(test_parse_audit_global_and_per_app),
+		cmocka_unit_test(test_parse_rejects_non_boolean_audit),
 		cmocka_unit_test(test_parse_rejects_duplicate_app_id),
 		cmocka_unit_test(test_parse_rejects_invalid_app_id),
 		cmocka_unit_test(test_parse_rejects_too_long_app_id),
