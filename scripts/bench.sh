@@ -121,7 +121,7 @@ while (($#)); do
 		exit 0
 		;;
 	-h | --help)
-		sed -n '4,8p' "$0"
+		sed -n '4,8s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*) die "unknown argument '$1' (see --help)" ;;
@@ -273,7 +273,10 @@ CG2=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2"
 	/proc/self/mountinfo)
 [[ -n $CG2 && -d $CG2 ]] || die "no cgroup2 file system mounted"
 ROOT=$CG2/carwall-bench-$ID
-mkdir "$ROOT" || die "cannot create $ROOT"
+if ! mkdir "$ROOT"; then
+	ROOT= # not ours: cleanup leaves it alone
+	die "cannot create cgroup $CG2/carwall-bench-$ID (left from an earlier run?)"
+fi
 # srv: the servers (no filter above them); none/, carwall/ (the agent's cgroup root, where it
 # creates the app cgroups), nftables/: one subtree per variant, the app cgroups at the same depth.
 mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall"

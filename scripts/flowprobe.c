@@ -91,6 +91,7 @@ static void usage(FILE *f)
 	      "  --ipproto N  the socket's protocol number (default 0): 136 UDP-Lite with udp\n"
 	      "               modes, 1 (IPv4) or 58 (IPv6) an ICMP ping socket with udp-connect,\n"
 	      "               262 MPTCP with tcp\n"
+	      "  --source A   bind the socket to local address A first\n"
 	      "  --raw        a SOCK_RAW socket of protocol --ipproto (udp-connect mode)\n"
 	      "  --repeat N   make the flow N times (a flood); print one line\n"
 	      "               repeat=N ok=N denied=N other=N; exit code of the last flow\n"
@@ -266,6 +267,8 @@ struct client {
 	size_t request_len, expect_len;
 	int64_t deadline;
 	unsigned long hold_ms;		/* hold mode: keep the flow up this long (0: no) */
+	struct sockaddr_storage src;	/* --source: bind here first (ss_family 0: no) */
+	socklen_t src_len;
 };
 
 /* Prints the result line and returns the exit code. err is 0 for success. */
@@ -536,6 +539,12 @@ static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 		}
 	}
 
+	if (c->src.ss_family && bind(fd, (struct sockaddr *)&c->src, c->src_len) < 0) {
+		err = errno;
+		close(fd);
+		return report(stage, err);
+	}
+
 	if (c->mode != MODE_UDP) {
 		stage = STAGE_CONNECT;
 		err = client_connect(c, fd);
@@ -570,6 +579,7 @@ static int client_main(int argc, char **argv)
 		{ "token", required_argument, NULL, 't' },
 		{ "timeout-ms", required_argument, NULL, 'T' },
 		{ "socket6", no_argument, NULL, '6' },
+		{ "source", required_argument, NULL, 'S' },
 		{ "ipproto", required_argument, NULL, 'P' },
 		{ "raw", no_argument, NULL, 'R' },
 		{ "repeat", required_argument, NULL, 'N' },
@@ -610,6 +620,12 @@ static int client_main(int argc, char **argv)
 			break;
 		case '6':
 			socket6 = true;
+			break;
+		case 'S':
+			if (!parse_addr(optarg, 0, &c.src, &c.src_len)) {
+				fprintf(stderr, "flowprobe: bad --source: %s\n", optarg);
+				return EXIT_OTHER;
+			}
 			break;
 		case 'R':
 			raw = true;

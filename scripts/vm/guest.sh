@@ -72,7 +72,7 @@ run_checks() {
 		say "running $name"
 		rc=0
 		start=$(awk '{ print $1 }' /proc/uptime)
-		(cd "$repo" && CARWALL_BIN_DIR=$bin timeout -k 10 1200 bash "$t") \
+		(cd "$repo" && CARWALL_BIN_DIR=$bin timeout -k 10 900 bash "$t") \
 			</dev/null >"$out/$name.tap" 2>"$out/$name.err" || rc=$?
 		echo "$rc" >"$out/$name.rc"
 		awk -v s="$start" '{ printf "%.1f\n", $1 - s }' /proc/uptime >"$out/$name.secs"

@@ -70,7 +70,9 @@ elif [[ $(id -u) == 0 ]]; then
 else
 	cache=${XDG_CACHE_HOME:-$HOME/.cache}/carwall-vm
 fi
-timeout_s=${CARWALL_VM_TIMEOUT:-900}
+timeout_s=${CARWALL_VM_TIMEOUT:-1500}
+jobs=${CARWALL_VM_JOBS:-$(nproc)}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || jobs=1
 mem=${CARWALL_VM_MEM:-1024}
 
 log() { printf 'vm: %s\n' "$*" >&2; }
@@ -217,13 +219,15 @@ kernel_prepare() {
 	rm -rf "$dir"
 	mkdir -p "$dir/modules"
 	apt_download "$cache/debs" "$pkg" || return 1
+	rm -rf "$cache"/unpack.*
 	tmp=$(mktemp -d "$cache/unpack.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "rm -rf '$tmp'" RETURN
-	dpkg-deb -x "$(ls "$cache/debs/${pkg}_"*"_$K_ARCH.deb" | head -1)" "$tmp" || return 1
-	cp "$tmp"/boot/vmlinu[xz]-* "$dir/vmlinuz"
-	cp "$tmp"/boot/config-* "$dir/config"
-	moddir=$(ls -d "$tmp"/lib/modules/* | head -1)
+	dpkg-deb -x "$(ls "$cache/debs/${pkg}_"*"_$K_ARCH.deb" | head -1)" "$tmp" &&
+		cp "$tmp"/boot/vmlinu[xz]-* "$dir/vmlinuz" &&
+		cp "$tmp"/boot/config-* "$dir/config" &&
+		moddir=$(ls -d "$tmp"/lib/modules/* | head -1) || {
+		rm -rf "$tmp"
+		return 1
+	}
 	basename "$moddir" >"$dir/release"
 	: >"$dir/modules/order"
 	while IFS= read -r f; do
@@ -234,8 +238,12 @@ kernel_prepare() {
 		*) cp "$f" "$dir/modules/$name" ;;
 		esac
 		echo "${name%.ko*}.ko" >>"$dir/modules/order"
-	done < <(modules_closure "$moddir" "${GUEST_MODULES[@]}") || return 1
-	[[ -s $dir/modules/order ]] || return 1
+	done < <(modules_closure "$moddir" "${GUEST_MODULES[@]}")
+	rm -rf "$tmp"
+	[[ $(wc -l <"$dir/modules/order") -ge ${#GUEST_MODULES[@]} ]] || {
+		log "$id: the guest modules ${GUEST_MODULES[*]} were not all found"
+		return 1
+	}
 	touch "$dir/.ready"
 }
 
@@ -315,12 +323,12 @@ make_initramfs() {
 	rm -rf "$t"
 }
 
-# qemu_cmd ID KDIR INITRD OUTDIR MODE: prints nothing; sets QEMU (the command line).
+# qemu_cmd ID KDIR INITRD OUTDIR MODE [TESTS]: sets QEMU, the command line of a guest that
+# runs TESTS (comma-separated test files) or gives a shell (MODE shell).
 qemu_cmd() {
-	local id=$1 kdir=$2 initrd=$3 out=$4 mode=$5 append root
+	local id=$1 kdir=$2 initrd=$3 out=$4 mode=$5 tests=${6:-} append root
 	kernel_spec "$id"
-	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top"
-	append+=" cw.tests=$(printf '%s' "${CARWALL_VM_TESTS:-}" | tr ' ' ',')"
+	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.tests=$tests"
 	if [[ $K_QEMU_ARCH == x86_64 ]]; then
 		root=/
 		QEMU=(qemu-system-x86_64 -machine pc -cpu qemu64
@@ -357,48 +365,73 @@ prepare() {
 }
 
 # ---- check ---------------------------------------------------------------------------------
-TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0 BAD=0
+TOTAL_PASSED=0 TOTAL_FAILED=0 TOTAL_SKIPPED=0
 
-# count FILE...: P F S from TAP files.
+# tap_counts FILE: "PASSED FAILED SKIPPED" of a TAP file.
 tap_counts() {
 	awk '
 		/^ok [0-9]+/ { if ($0 ~ /# SKIP/) s++; else p++ }
 		/^not ok [0-9]+/ { f++ }
-		END { printf "%d %d %d\n", p, f, s }' "$@" /dev/null
+		END { printf "%d %d %d\n", p, f, s }' "$1"
 }
 
-# check_one ID: boots a guest for ID, runs the tests, prints its report, adds to the totals.
-check_one() {
-	local id=$1 run out initrd start end rc p f s t tf tp ts release secs guest_secs why
-	echo "# ---- $id"
-	start=$(date +%s)
-	if ! prepare "$id" >"$cache/prepare-$id.log" 2>&1; then
-		sed 's/^/#   /' "$cache/prepare-$id.log"
-		echo "not ok - $id: could not prepare the guest (see above); skipping this kernel"
-		TOTAL_FAILED=$((TOTAL_FAILED + 1))
-		BAD=1
-		return 0
+# test_list: the test files to run, relative to the repository (or absolute).
+test_list() {
+	if [[ -n ${CARWALL_VM_TESTS:-} ]]; then
+		printf '%s\n' $CARWALL_VM_TESTS
+	else
+		(cd "$top" && printf '%s\n' tests/integration/test_*.sh)
 	fi
-	run=$(mktemp -d "${TMPDIR:-/tmp}/carwall-vm-$id.XXXXXX")
-	out=$run/out
-	mkdir -p "$out"
-	initrd=$run/initrd.gz
-	make_initramfs "$K_DIR" "$BUSYBOX" "$initrd"
-	qemu_cmd "$id" "$K_DIR" "$initrd" "$out" check
-	local t0 t1
-	t0=$(date +%s.%N)
-	rc=0
-	timeout --kill-after=10 "$timeout_s" "${QEMU[@]}" -display none -monitor none \
-		-serial "file:$run/console.log" </dev/null >"$run/qemu.log" 2>&1 || rc=$?
-	t1=$(date +%s.%N)
-	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-	end=$(date +%s)
+}
 
-	release=$(cat "$out/uname" 2>/dev/null || cat "$K_DIR/release")
+# split_tests ID N: deals the test files to N guests, longest first (durations of the last run
+# on ID, 60 s when unknown), each to the guest with the least work so far. Prints "GUEST FILE".
+split_tests() {
+	local id=$1 n=$2
+	test_list | while IFS= read -r f; do
+		n_=${f##*/}
+		n_=${n_%.sh}
+		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null)
+		echo "${d:-60} $f"
+	done | sort -rn | awk -v n="$n" '{
+		best = 0
+		for (g = 1; g < n; g++) if (load[g] < load[best]) best = g
+		load[best] += $1
+		print best, $2
+	}'
+}
+
+# guest_report ID RUN RC SECS: reads one guest's results, prints them, adds to the totals.
+guest_report() {
+	local id=$1 run=$2 rc=$3 secs=$4 out=$2/out t name tp tf ts why p=0 f=0 s=0 st
+	for t in "$out"/*.tap; do
+		[[ -e $t ]] || continue
+		name=${t##*/}
+		name=${name%.tap}
+		read -r tp tf ts < <(tap_counts "$t")
+		st=$(cat "$out/$name.rc" 2>/dev/null) || st=
+		if [[ -z $st ]]; then
+			echo "not ok - $id: $name did not finish"
+			tf=$((tf + 1))
+		elif [[ $st != 0 ]] && ((tf == 0)); then
+			# A test file that exits non-zero without a "not ok" counts as one failure.
+			echo "not ok - $id: $name exited with status $st without reporting a failure"
+			tf=1
+			tail -5 "$out/$name.err" 2>/dev/null | sed 's/^/#     /'
+		elif ((tp + tf + ts == 0)); then
+			echo "not ok - $id: $name ran no test"
+			tf=1
+		fi
+		sed -n "s/^not ok [0-9]* - /#   $id $name: not ok - /p" "$t"
+		sed -En "s/^ok [0-9]+ - (.*) # SKIP (.*)/#   SKIP on $id (kernel $RELEASE): \\1: \\2/p" "$t"
+		echo "#   $name: $tp passed, $tf failed, $ts skipped in $(cat "$out/$name.secs" 2>/dev/null || echo '?')s"
+		[[ -e $out/$name.secs ]] && echo "$name $(cat "$out/$name.secs")" >>"$DURATIONS"
+		p=$((p + tp)) f=$((f + tf)) s=$((s + ts))
+	done
 	why=
 	if grep -q 'Kernel panic' "$run/console.log" 2>/dev/null; then
 		why="kernel panic"
-	elif grep -qE 'Oops|BUG:|general protection fault' "$run/console.log" 2>/dev/null; then
+	elif grep -qE '^\[ *[0-9.]+\] (Oops|BUG:|general protection fault)' "$run/console.log" 2>/dev/null; then
 		why="kernel oops"
 	elif [[ ! -e $out/result ]]; then
 		if ((rc == 124 || rc == 137)); then
@@ -406,43 +439,75 @@ check_one() {
 		else
 			why="the guest stopped without a result (qemu exit $rc)"
 		fi
+	elif [[ $(cat "$out/result") != done ]]; then
+		why="guest setup failed: $(cat "$out/result")"
 	fi
-
-	p=0 f=0 s=0
-	for t in "$out"/*.tap; do
-		[[ -e $t ]] || continue
-		read -r tp tf ts < <(tap_counts "$t")
-		name=${t##*/}
-		name=${name%.tap}
-		# A test file that exited non-zero without a "not ok" counts as one failure.
-		if [[ $(cat "$out/$name.rc" 2>/dev/null || echo missing) != 0 ]] && ((tf == 0)); then
-			tf=1
-			echo "not ok - $id: $name exited with $(cat "$out/$name.rc" 2>/dev/null ||
-				echo 'no status') without reporting a failure"
-		fi
-		if ((tp + tf + ts == 0)); then
-			tf=1
-			echo "not ok - $id: $name ran no test"
-		fi
-		sed -n "s/^not ok [0-9]* - /#   $id $name: not ok - /p" "$t"
-		sed -En "s/^ok [0-9]+ - (.*) # SKIP (.*)/#   SKIP on $id ($release): \1: \2/p" "$t"
-		p=$((p + tp)) f=$((f + tf)) s=$((s + ts))
-	done
 	if [[ -n $why ]]; then
 		echo "not ok - $id: $why"
-		echo "#   console log (last 40 lines):"
+		echo "#   console log (last 40 lines), $run/console.log:"
 		tail -40 "$run/console.log" 2>/dev/null | sed 's/^/#   | /'
 		f=$((f + 1))
-		BAD=1
 	fi
-	guest_secs=$(cat "$out/uptime" 2>/dev/null || echo '?')
-	echo "# $id: kernel $release: $p passed, $f failed, $s skipped" \
-		"(guest ran ${secs}s, boot to result ${guest_secs}s in-guest; $((end - start))s in all)"
-	TOTAL_PASSED=$((TOTAL_PASSED + p))
-	TOTAL_FAILED=$((TOTAL_FAILED + f))
-	TOTAL_SKIPPED=$((TOTAL_SKIPPED + s))
-	if [[ ${CARWALL_VM_KEEP:-0} == 1 || $f -gt 0 ]]; then
-		echo "# $id: console log and TAP files kept in $run"
+	echo "#   guest ran ${secs}s (boot to result $(cat "$out/uptime" 2>/dev/null || echo '?')s in-guest)"
+	K_PASSED=$((K_PASSED + p)) K_FAILED=$((K_FAILED + f)) K_SKIPPED=$((K_SKIPPED + s))
+}
+
+# check_one ID: boots guests for ID (CARWALL_VM_JOBS of them at once, each running a share of
+# the test files), prints the report, adds to the totals.
+check_one() {
+	local id=$1 run start end n g files pids=() t0 f
+	echo "# ---- $id"
+	start=$(date +%s)
+	# The cache is shared with other runs: prepare under its lock.
+	exec 8>"$cache/.lock"
+	if ! flock -w 1800 8 || ! prepare "$id" >"$cache/prepare-$id.log" 2>&1; then
+		exec 8>&-
+		sed 's/^/#   /' "$cache/prepare-$id.log"
+		echo "not ok - $id: could not prepare the guest (see above)"
+		TOTAL_FAILED=$((TOTAL_FAILED + 1))
+		return 0
+	fi
+	exec 8>&-
+	RELEASE=$(cat "$K_DIR/release")
+	run=$(mktemp -d "${TMPDIR:-/tmp}/carwall-vm-$id.XXXXXX")
+	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
+	split_tests "$id" "$jobs" >"$run/split"
+	n=$(awk '{ print $1 }' "$run/split" | sort -u | wc -l)
+	((n > 0)) || n=1
+	t0=$(date +%s.%N)
+	for ((g = 0; g < n; g++)); do
+		mkdir -p "$run/g$g/out"
+		files=$(awk -v g="$g" '$1 == g { print $2 }' "$run/split" | paste -sd,)
+		qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/g$g/out" check "$files"
+		(
+			s=$(date +%s.%N)
+			rc=0
+			timeout --kill-after=10 "$timeout_s" "${QEMU[@]}" -display none -monitor none \
+				-serial "file:$run/g$g/console.log" </dev/null >"$run/g$g/qemu.log" 2>&1 || rc=$?
+			echo "$rc" >"$run/g$g/rc"
+			awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$run/g$g/secs"
+		) &
+		pids+=($!)
+	done
+	for f in "${pids[@]}"; do wait "$f" || true; done
+	end=$(date +%s)
+
+	K_PASSED=0 K_FAILED=0 K_SKIPPED=0
+	DURATIONS=$run/durations
+	: >"$DURATIONS"
+	for ((g = 0; g < n; g++)); do
+		echo "#   guest $((g + 1))/$n: $(awk -v g="$g" '$1 == g { printf "%s ", $2 }' "$run/split")"
+		guest_report "$id" "$run/g$g" "$(cat "$run/g$g/rc")" "$(cat "$run/g$g/secs")"
+	done
+	[[ -s $DURATIONS ]] && cp "$DURATIONS" "$cache/durations-$id"
+	echo "# $id: kernel $RELEASE ($K_QEMU_ARCH): $K_PASSED passed, $K_FAILED failed," \
+		"$K_SKIPPED skipped; $n guest(s) in parallel, $(awk -v a="$t0" -v b="$end" \
+		'BEGIN { printf "%d", b - a }')s; $((end - start))s in all with the preparation"
+	TOTAL_PASSED=$((TOTAL_PASSED + K_PASSED))
+	TOTAL_FAILED=$((TOTAL_FAILED + K_FAILED))
+	TOTAL_SKIPPED=$((TOTAL_SKIPPED + K_SKIPPED))
+	if [[ ${CARWALL_VM_KEEP:-0} == 1 || $K_FAILED -gt 0 ]]; then
+		echo "# $id: console logs and TAP files kept in $run"
 	else
 		rm -rf "$run"
 	fi
@@ -451,14 +516,14 @@ check_one() {
 cmd_check() {
 	local k kernels=("$@")
 	((${#kernels[@]})) || kernels=("${ALL_KERNELS[@]}")
-	for k in "${kernels[@]}"; do kernel_spec "$k" || die "unknown kernel $k (known: ${ALL_KERNELS[*]})"; done
+	for k in "${kernels[@]}"; do
+		kernel_spec "$k" || die "unknown kernel $k (known: ${ALL_KERNELS[*]})"
+	done
 	install_host_deps
 	mkdir -p "$cache"
-	exec 9>"$cache/.lock"
-	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
 	for k in "${kernels[@]}"; do check_one "$k"; done
 	echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
-	((TOTAL_FAILED == 0 && BAD == 0))
+	((TOTAL_FAILED == 0))
 }
 
 cmd_shell() {

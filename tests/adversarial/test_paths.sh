@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# No way around it: other paths by which an app could reach a destination its policy refuses.
+# Each is first shown to reach the destination without carwall, then to be stopped with it,
+# checked at the receiving end where there is one.
+#   - a TCP connection the app accepted, replying to a peer it may not reach
+#   - an established connection made before carwall started
+#   - a multicast datagram
+#   - the unspecified address (0.0.0.0 and ::), which Linux sends to the local host
+# (Raw, ping, UDP-Lite and MPTCP sockets, IPv4-mapped destinations and connected UDP are in
+# tests/integration/test_flows.sh; a program that rewrites destinations in test_redirect.sh.)
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+SANDBOX_POLICY=$top/tests/integration/flows.yaml
+
+sandbox_create "cw-p$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
+svc_cg="$SANDBOX_CGROUP_ROOT/system.slice/local.service"
+mkdir -p "$app_cg" "$svc_cg"
+
+in_cgroup() { # CGROUP CMD...: in the head unit's netns
+	local cg=$1
+	shift
+	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+wait_ready() { # FILE
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -qx ready "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# Packets sent by the head unit's interface (its netns's own counters, not this sysfs's).
+hu_tx() { sandbox_in_hu ip -s link show dev hu0 | awk '/TX:/ { getline; print $2; exit }'; }
+contains() { [[ $1 == *"$2"* ]]; }
+
+# The app listens on the head unit (port 7000); a local service listens on 7001.
+in_cgroup "$app_cg" "$FLOWPROBE" serve --log "$SANDBOX_DIR/app-server.log" --tcp 7000 \
+	>"$SANDBOX_DIR/app-server.out" 2>&1 &
+in_cgroup "$svc_cg" "$FLOWPROBE" serve --log "$SANDBOX_DIR/local-server.log" --tcp 7001 \
+	>"$SANDBOX_DIR/local-server.out" 2>&1 &
+wait_ready "$SANDBOX_DIR/app-server.out" && wait_ready "$SANDBOX_DIR/local-server.out" ||
+	tap_bail_out "the head unit's servers did not start"
+
+# An established stream from the app to the tracker, opened before carwall starts.
+in_cgroup "$app_cg" "$FLOWPROBE" hold 203.0.113.7 443 --hold-ms 8000 >"$SANDBOX_DIR/hold.out" 2>&1 &
+hold_pid=$!
+
+# accepted FROM TOKEN: a client in the "internet" at FROM connects to the app's port 7000.
+accepted() {
+	sandbox_in_net "$FLOWPROBE" tcp 192.0.2.1 7000 --source "$1" --token "$2" --timeout-ms 1500 \
+		>/dev/null 2>&1
+}
+
+# ---- control: without carwall every path reaches its destination -----------------------------
+accepted 203.0.113.7 "acc-c$$"
+tap_check "control: the app replies to a client at the tracker's address" test $? -eq 0
+up=0
+for ((i = 0; i < 100; i++)); do grep -q established "$SANDBOX_DIR/hold.out" && { up=1; break; }; sleep 0.05; done
+tap_check "control: the app holds a stream to the tracker" test $up -eq 1
+tx0=$(hu_tx)
+in_cgroup "$app_cg" "$FLOWPROBE" udp 239.1.2.3 9000 --repeat 50 --timeout-ms 20 >/dev/null 2>&1
+tx1=$(hu_tx)
+tap_check "control: 50 multicast datagrams leave the head unit ($((tx1 - tx0)) packets)" test $((tx1 - tx0)) -ge 50
+in_cgroup "$app_cg" "$FLOWPROBE" tcp 0.0.0.0 7001 --token "any4-c$$" >/dev/null 2>&1
+tap_check "control: connect(0.0.0.0) reaches the local service" \
+	grep -q "any4-c$$" "$SANDBOX_DIR/local-server.log"
+in_cgroup "$app_cg" "$FLOWPROBE" tcp :: 7001 --token "any6-c$$" >/dev/null 2>&1
+tap_check "control: connect(::) reaches the local service" \
+	grep -q "any6-c$$" "$SANDBOX_DIR/local-server.log"
+
+# ---- with carwall -------------------------------------------------------------------------------
+sandbox_agent_start || tap_bail_out "carwalld did not start"
+
+cut=0
+for ((i = 0; i < 60; i++)); do grep -q 'result=' "$SANDBOX_DIR/hold.out" && { cut=1; break; }; sleep 0.05; done
+tap_diag "stream: $(tail -1 "$SANDBOX_DIR/hold.out")"
+tap_check "a stream to the tracker opened before carwall started is cut when it starts" \
+	bash -c "[ $cut -eq 1 ] && grep -q 'result=ECONN' '$SANDBOX_DIR/hold.out'"
+wait "$hold_pid" 2>/dev/null
+
+# The app's SYN-ACK is judged by the peer's address (the listener is not an opened socket).
+accepted 203.0.113.7 "acc-e$$"
+rc=$?
+tap_check "an accepted connection from the tracker never completes: the app's answer is dropped" \
+	test $rc -ne 0
+tap_check "an accepted connection from the tracker: the app gets nothing from it" \
+	bash -c "! grep -q 'acc-e$$' '$SANDBOX_DIR/app-server.log'"
+accepted 198.51.100.20 "acc-ok$$"
+tap_check "an accepted connection: the app replies to a peer it may reach over TCP" test $? -eq 0
+
+tx0=$(hu_tx)
+out=$(in_cgroup "$app_cg" "$FLOWPROBE" udp 239.1.2.3 9000 --repeat 50 --timeout-ms 20 2>&1)
+tx1=$(hu_tx)
+tap_diag "multicast: $out; $((tx1 - tx0)) packets left"
+tap_check "multicast datagrams are refused" contains "$out" 'denied=50'
+tap_check "no multicast datagram leaves the head unit" test $((tx1 - tx0)) -lt 10
+
+out=$(in_cgroup "$app_cg" "$FLOWPROBE" tcp 0.0.0.0 7001 --token "any4-e$$" 2>&1)
+tap_check "connect(0.0.0.0) is judged as the address it names: refused" \
+	bash -c "grep -q 'result=EPERM' <<<'$out' && ! grep -q 'any4-e$$' '$SANDBOX_DIR/local-server.log'"
+out=$(in_cgroup "$app_cg" "$FLOWPROBE" tcp :: 7001 --token "any6-e$$" 2>&1)
+tap_check "connect(::) is judged as the address it names: refused" \
+	bash -c "grep -q 'result=EPERM' <<<'$out' && ! grep -q 'any6-e$$' '$SANDBOX_DIR/local-server.log'"
+
+tap_done
