@@ -4,7 +4,7 @@
 #   make demo    install what is missing, build, play the seed scenario in a throwaway sandbox
 #   make check   install what is missing, build (plain and ASan+UBSan), run every test suite
 #
-# Other targets: all (default), tests, fuzz, install, uninstall, clean.
+# Other targets: all (default), tests, fuzz, install, uninstall, clean, vm-check, vm-shell.
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
@@ -179,6 +179,22 @@ bench:
 	$(Q)scripts/bench.sh --install-deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/bench
 	$(Q)CARWALL_BIN_DIR=$(CURDIR)/$(BUILD) scripts/bench.sh $(if $(filter 1,$(QUICK)),--quick)
+
+# The testers' VM (scripts/vm/vm.sh, README "Testers' VM"): the integration tests inside QEMU
+# guests on Debian's 6.1 and 6.12 x86_64 kernels and its 6.1 arm64 kernel (carwall cross-built).
+# VM_KERNELS: a subset of x86_64-6.1 x86_64-6.12 arm64-6.1 (default all); VM_KERNEL: vm-shell's.
+VM_KERNELS ?=
+VM_KERNEL ?= x86_64-6.1
+.PHONY: vm-check vm-shell
+vm-check:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)scripts/vm/vm.sh check $(VM_KERNELS)
+
+vm-shell:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)scripts/vm/vm.sh shell $(VM_KERNEL)
 
 # ---- install ------------------------------------------------------------------------------------
 # Binaries, the systemd unit and AGL drop-in, default options, a default (deny-all) policy when

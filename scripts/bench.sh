@@ -200,7 +200,8 @@ stop_pid() {
 cleanup() {
 	local rc=$? pid i d ns pids
 	set +e
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM HUP
+	trap '' PIPE # a reader that went away must not stop the cleanup
 
 	# The agent's log, less its one line per refused flow, is kept next to the JSON.
 	if [[ -s ${TMP:-}/agent.log ]]; then
@@ -256,6 +257,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'exit 141' PIPE # `make bench | head` must not leave the sandbox behind
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/carwall-bench.XXXXXX")
 RAW=$TMP/raw.tsv

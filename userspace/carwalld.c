@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <json-c/json.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -437,7 +438,18 @@ static int sha256_hex(const void *data, size_t size, char out[65])
  * Read, parse, validate, compile and apply the policy file. A policy that fails at any step
  * leaves the one in force untouched; the reason is logged and kept for `carwall status`.
  */
+static int agent_load_policy_once(struct agent *a, const char *why);
+
+/* A policy load allocates and frees a lot: give what is free back to the system. */
 static int agent_load_policy(struct agent *a, const char *why)
+{
+	int r = agent_load_policy_once(a, why);
+
+	malloc_trim(0);
+	return r;
+}
+
+static int agent_load_policy_once(struct agent *a, const char *why)
 {
 	_cleanup_free_ char *data = NULL;
 	struct policy_error perr = {};

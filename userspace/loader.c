@@ -33,6 +33,21 @@ const char *const loader_hook_names[] = { "connect4",	 "connect6",   "sendmsg4",
 					  "sendmsg6",	 "sock_create", "skb_egress",
 					  NULL };
 
+/* The policy maps, in the order of struct loader_written. */
+enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, _MAP_MAX };
+
+/* Entries of one map, {key, value} back to back, sorted by key bytes. */
+struct loader_entries {
+	char *v;
+	size_t n;
+};
+
+/* What the loader last wrote into a generation, so that a reload writes only what changed. */
+struct loader_written {
+	bool known; /* false: unknown (adopted from pins, or a write failed half-way) */
+	struct loader_entries maps[_MAP_MAX];
+};
+
 struct loader {
 	struct sock_addr_bpf *sock_addr;     /* bpf/sock_addr.bpf.c */
 	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
@@ -40,6 +55,7 @@ struct loader {
 	struct bpf_link *links[LOADER_N_HOOKS];
 	struct cw_state *state; /* cw_state's element, mmapped */
 	char *pin_dir;
+	struct loader_written written[CW_GENERATIONS];
 };
 
 /* The program of each hook, in loader_hook_names order. */
@@ -421,69 +437,197 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, size_t n_cgroups
 			   sizeof(uint64_t));
 }
 
+static void loader_written_clear(struct loader_written *w)
+{
+	for (unsigned m = 0; m < _MAP_MAX; m++)
+		free(w->maps[m].v);
+	memset(w, 0, sizeof(*w));
+}
+
+/* The key of entry i, and its value (right after the key). */
+static const char *entry(const struct loader_entries *e, size_t i, size_t stride)
+{
+	return e->v + i * stride;
+}
+
+static int cmp_key(const void *a, const void *b, void *key_size)
+{
+	return memcmp(a, b, *(size_t *)key_size);
+}
+
+static int copy_sorted(struct loader_entries *out, const void *entries, size_t n, size_t stride,
+		       size_t key_size)
+{
+	out->n = n;
+	out->v = malloc(n * stride + 1);
+	if (!out->v)
+		return -ENOMEM;
+	memcpy(out->v, entries, n * stride);
+	qsort_r(out->v, n, stride, cmp_key, &key_size);
+	return 0;
+}
+
+/* Update many entries: one batch where the kernel has it, else one at a time. */
+static int map_update_many(int fd, const void *keys, const void *vals, uint32_t n, size_t ks,
+			   size_t vs)
+{
+	uint32_t count = n;
+
+	if (n == 0)
+		return 0;
+	if (bpf_map_update_batch(fd, keys, vals, &count, NULL) == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, (const char *)keys + i * ks, (const char *)vals + i * vs,
+					BPF_ANY) < 0)
+			return negative_errno();
+	return 0;
+}
+
+static int map_delete_many(int fd, const void *keys, uint32_t n, size_t ks)
+{
+	uint32_t count = n;
+
+	if (n == 0)
+		return 0;
+	if (bpf_map_delete_batch(fd, keys, &count, NULL) == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, (const char *)keys + i * ks) < 0 && errno != ENOENT)
+			return negative_errno();
+	return 0;
+}
+
+/*
+ * Bring one map's entries of a generation from `old` to `new` (both sorted by key): delete what
+ * is gone, write what is new or changed.
+ */
+static int write_diff(int fd, size_t ks, size_t vs, const struct loader_entries *old,
+		      const struct loader_entries *new)
+{
+	size_t stride = ks + vs, i = 0, j = 0, n_del = 0, n_upd = 0;
+	_cleanup_free_ char *del = malloc(old->n * ks + 1);
+	_cleanup_free_ char *upd_k = malloc(new->n * ks + 1), *upd_v = malloc(new->n * vs + 1);
+	int r;
+
+	if (!del || !upd_k || !upd_v)
+		return -ENOMEM;
+	while (i < old->n || j < new->n) {
+		int c = i == old->n ? 1 : j == new->n ? -1
+						     : memcmp(entry(old, i, stride), entry(new, j, stride), ks);
+
+		if (c < 0) {
+			memcpy(del + n_del++ * ks, entry(old, i++, stride), ks);
+		} else if (c > 0 || memcmp(entry(old, i, stride) + ks, entry(new, j, stride) + ks, vs)) {
+			memcpy(upd_k + n_upd * ks, entry(new, j, stride), ks);
+			memcpy(upd_v + n_upd++ * vs, entry(new, j, stride) + ks, vs);
+			if (c == 0)
+				i++;
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	r = map_delete_many(fd, del, (uint32_t)n_del, ks);
+	if (r < 0)
+		return r;
+	return map_update_many(fd, upd_k, upd_v, (uint32_t)n_upd, ks, vs);
+}
+
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups)
 {
 	struct sock_addr_bpf *s = l->sock_addr;
-	const struct policy_map cgroups_map = { bpf_map__fd(s->maps.cw_cgroups),
-						sizeof(struct cw_cgroup_key), cgroup_key_gen };
-	const struct policy_map dst4_map = { bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key),
-					     dst4_key_gen };
-	const struct policy_map dst6_map = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key),
-					     dst6_key_gen };
-	const struct policy_map ports_map = { bpf_map__fd(s->maps.cw_ports),
-					      sizeof(struct cw_port_key), port_key_gen };
-	const struct policy_map *all[] = { &cgroups_map, &dst4_map, &dst6_map, &ports_map };
+	const struct policy_map specs[_MAP_MAX] = {
+		[MAP_CGROUPS] = { bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
+				  cgroup_key_gen },
+		[MAP_DST4] = { bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), dst4_key_gen },
+		[MAP_DST6] = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key), dst6_key_gen },
+		[MAP_PORTS] = { bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
+				port_key_gen },
+	};
+	const size_t val_sizes[_MAP_MAX] = { sizeof(struct cw_app_val), sizeof(struct cw_dst_val),
+					     sizeof(struct cw_dst_val), sizeof(struct cw_port_val) };
+	struct {
+		struct cw_cgroup_key key;
+		struct cw_app_val val;
+	} *cg = calloc(n_cgroups + 1, sizeof(*cg));
+	struct loader_written next = { .known = true };
 	uint32_t gen = loader_next_gen(l);
+	struct loader_written *cur = &l->written[gen];
 	uint32_t level_mask = 0;
-	int r;
+	int r = 0;
 
+	if (!cg)
+		return -ENOMEM;
 	if (maps->gen != gen)
-		return -ESTALE;
-	if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS)
-		return -E2BIG;
+		r = -ESTALE;
+	else if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS)
+		r = -E2BIG;
+	for (size_t i = 0; r == 0 && i < n_cgroups; i++) {
+		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL) {
+			r = -ERANGE;
+			break;
+		}
+		level_mask |= 1u << cgroups[i].level;
+		cg[i].key = (struct cw_cgroup_key){ .cgroup_id = cgroups[i].id, .gen = gen };
+		cg[i].val = (struct cw_app_val){ .app = cgroups[i].app, .flags = cgroups[i].flags };
+	}
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_CGROUPS], cg, n_cgroups, sizeof(*cg),
+				sizeof(struct cw_cgroup_key));
+	free(cg);
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_DST4], maps->dst4, maps->n_dst4, sizeof(*maps->dst4),
+				sizeof(struct cw_dst4_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_DST6], maps->dst6, maps->n_dst6, sizeof(*maps->dst6),
+				sizeof(struct cw_dst6_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_PORTS], maps->ports, maps->n_ports,
+				sizeof(*maps->ports), sizeof(struct cw_port_key));
+	if (r < 0)
+		goto out;
 
 	/*
 	 * The inactive generation still holds the policy before the last flip; no program uses it
 	 * (a program reads the active index once per decision, and that flip is a whole reload
-	 * ago). Clear it, fill it, then flip.
+	 * ago). Bring it to the new policy, writing only what differs from what is there, then
+	 * flip. Contents not known (adopted from pins) are cleared entry by entry first.
 	 */
 	l->state->gen[gen].flags = 0;
-	for (unsigned m = 0; m < ARRAY_SIZE(all); m++) {
-		r = loader_clear_gen(all[m], gen);
-		if (r < 0)
-			return r;
+	if (!cur->known) {
+		loader_written_clear(cur);
+		for (unsigned m = 0; m < _MAP_MAX; m++) {
+			r = loader_clear_gen(&specs[m], gen);
+			if (r < 0)
+				goto out;
+		}
+		cur->known = true;
+	}
+	for (unsigned m = 0; m < _MAP_MAX; m++) {
+		r = write_diff(specs[m].fd, specs[m].key_size, val_sizes[m], &cur->maps[m],
+			       &next.maps[m]);
+		if (r < 0) {
+			cur->known = false; /* written half-way */
+			goto out;
+		}
 	}
 	r = loader_zero_counters(l, gen, n_cgroups, maps);
 	if (r < 0)
-		return r;
-
-	for (size_t i = 0; i < n_cgroups; i++) {
-		struct cw_cgroup_key key = { .cgroup_id = cgroups[i].id, .gen = gen };
-		struct cw_app_val val = { .app = cgroups[i].app, .flags = cgroups[i].flags };
-
-		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL)
-			return -ERANGE;
-		level_mask |= 1u << cgroups[i].level;
-		if (bpf_map_update_elem(cgroups_map.fd, &key, &val, BPF_NOEXIST) < 0)
-			return negative_errno();
-	}
-	for (size_t i = 0; i < maps->n_dst4; i++)
-		if (bpf_map_update_elem(dst4_map.fd, &maps->dst4[i].key, &maps->dst4[i].val, BPF_ANY) < 0)
-			return negative_errno();
-	for (size_t i = 0; i < maps->n_dst6; i++)
-		if (bpf_map_update_elem(dst6_map.fd, &maps->dst6[i].key, &maps->dst6[i].val, BPF_ANY) < 0)
-			return negative_errno();
-	for (size_t i = 0; i < maps->n_ports; i++)
-		if (bpf_map_update_elem(ports_map.fd, &maps->ports[i].key, &maps->ports[i].val, BPF_ANY) <
-		    0)
-			return negative_errno();
+		goto out;
 
 	l->state->gen[gen].level_mask = level_mask;
 	l->state->gen[gen].flags = CW_GEN_F_VALID;
 	/* The flip: one aligned 32-bit store that orders everything above before it. */
 	__atomic_store_n(&l->state->active_gen, gen, __ATOMIC_RELEASE);
+	loader_written_clear(cur);
+	*cur = next;
 	return 0;
+out:
+	loader_written_clear(&next);
+	return r;
 }
 
 static int link_pin_path(const char *pin_dir, unsigned hook, char *buf, size_t size)
@@ -613,6 +757,8 @@ void loader_free(struct loader *l)
 		bpf_link__destroy(l->links[i]);
 	if (l->state)
 		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
+	for (unsigned g = 0; g < CW_GENERATIONS; g++)
+		loader_written_clear(&l->written[g]);
 	skb_bpf__destroy(l->skb);
 	sock_create_bpf__destroy(l->sock_create);
 	sock_addr_bpf__destroy(l->sock_addr);

@@ -391,7 +391,7 @@ split_tests() {
 	test_list | while IFS= read -r f; do
 		n_=${f##*/}
 		n_=${n_%.sh}
-		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null)
+		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null) || d=
 		echo "${d:-60} $f"
 	done | sort -rn | awk -v n="$n" '{
 		best = 0
