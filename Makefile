@@ -57,7 +57,7 @@ CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 ifneq ($(SYSROOT),)
 CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
-LDFLAGS += $(if $(MULTIARCH),-L$(SYSROOT)/usr/lib/$(MULTIARCH)) -L$(SYSROOT)/usr/lib
+LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
 endif
 ifeq ($(STATIC),1)
 # The static libraries' own dependencies (libelf's zstd...), after the list above.

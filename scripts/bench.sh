@@ -30,10 +30,11 @@
 #              back, also on failure), then run_time_ns / run_cnt of each program attached
 #              through the agent's pinned links.
 #   reload     `carwall --json reload` for 1k, 10k and 100k-rule policies, each reload a new
-#              revision of the file (one rule differs; two untimed reloads first, so that both
-#              generations hold that size): the span from the file's rename to the reply, timed
-#              here, and the agent's own timing_us {read, parse, compile, apply, total} when its
-#              reply has one; and `carwall policy check` of the same file (no maps).
+#              revision of the file (one rule differs, a higher bundle version; two untimed
+#              reloads first, so that both generations hold that size): the span from the file's
+#              rename to the reply, timed here, and the agent's own timing_us {read, verify,
+#              parse, compile, apply, total} when its reply has them; and `carwall policy check`
+#              of the same file (no maps).
 #   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, its context switches
 #              (voluntary + involuntary, all threads) over an idle window, and its RSS after the
 #              100k reloads.
@@ -62,7 +63,7 @@
 #                  decision_ns (connect/sendmsg programs together), worst_program_ns, target_ns}
 #   reload        {[status], [agent_timing_status], sizes: [{rules, round_trip_ms: {median, min,
 #                  max, n}, policy_check_ms: {...} (`carwall policy check` of the same file),
-#                  agent_timing_us: {read|parse|compile|apply|total: {median, ...}}}]}
+#                  agent_timing_us: {read|verify|parse|compile|apply|total: {median, ...}}}]}
 #   agent         {pid, rss_kib, hwm_kib, threads, idle_seconds, idle_wakeups,
 #                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_after_reloads_kib}
 #   events        {status} while not available; else {flood_seconds, seconds (flood and drain),
@@ -322,20 +323,54 @@ done
 ((n == ${#VARIANTS[@]})) || die "servers not ready: $(cat "$TMP"/serve-*.err)"
 
 # ---- the policy, the agent -------------------------------------------------------------------------
-log "generating the ${POLICY_RULES}-rule policy and its nftables equivalent"
-"$BENCH" policy --rules "$POLICY_RULES" --port "$PORT" --yaml "$TMP/policy.yaml" \
-	--nft "$TMP/policy.nft" --nft-table "$TABLE" --nft-level "$APP_LEVEL" \
-	--nft-cgroup "${ROOT#/sys/fs/cgroup/}/nftables/$APP_SLICE"
-
+# Production settings: where the agent takes only signed bundles, the policy is one, signed by a
+# key made for this run and trusted through a folder of this run (the signing is not timed; the
+# agent's verification is, as part of each reload). The per-app event rate limit is lifted where
+# the agent has one: the events measurement is about what the agent keeps up with.
 mkdir "$TMP/run" "$TMP/state"
-# Production settings, except that the per-app event rate limit is lifted where the agent has
-# one: the events measurement is about what the agent keeps up with, not about the limit.
 AGENT_ARGS=()
-if "$CARWALLD" --help 2>&1 | grep -q -- '--event-rate'; then
-	AGENT_ARGS+=(--event-rate 0)
+agent_help=$("$CARWALLD" --help 2>&1 || true)
+SIGNED=0
+if [[ $agent_help == *--trust-dir* ]] && "$CARWALL" bundle --help >/dev/null 2>&1; then
+	SIGNED=1
+	"$CARWALL" bundle keygen --out "$TMP/bench" >/dev/null || die "carwall bundle keygen failed"
+	install -d -m 0755 "$TMP/trust"
+	install -m 0644 "$TMP/bench.pub" "$TMP/trust/bench.pem"
+	AGENT_ARGS+=(--trust-dir "$TMP/trust" --target carwall-bench)
+	POLICY_FORMAT="signed bundle (Ed25519, 1 signature)"
+elif [[ $agent_help == *--developer-mode* ]]; then
+	AGENT_ARGS+=(--developer-mode)
+	POLICY_FORMAT="plain policy (--developer-mode)"
+else
+	POLICY_FORMAT="plain policy"
 fi
+[[ $agent_help == *--event-rate* ]] && AGENT_ARGS+=(--event-rate 0)
+POLICY=$TMP/policy.yaml
+((SIGNED)) && POLICY=$TMP/policy.bundle
+
+# make_policy RULES REVISION OUT [bench policy options...]: the policy the agent reads (signed
+# when SIGNED=1, its bundle version REVISION + 1, since versions only go up).
+make_policy() {
+	local rules=$1 rev=$2 out=$3
+	shift 3
+	if ((SIGNED)); then
+		"$BENCH" policy --rules "$rules" --port "$PORT" --revision "$rev" --yaml "$out.payload" \
+			--bundle-id carwall.bench --bundle-version "$((rev + 1))" \
+			--bundle-target carwall-bench "$@" &&
+			"$CARWALL" bundle sign --key "$TMP/bench.key" "$out.payload" -o "$out" >/dev/null &&
+			rm -f "$out.payload"
+	else
+		"$BENCH" policy --rules "$rules" --port "$PORT" --revision "$rev" --yaml "$out" "$@"
+	fi
+}
+
+log "generating the ${POLICY_RULES}-rule policy ($POLICY_FORMAT) and its nftables equivalent"
+make_policy "$POLICY_RULES" 0 "$POLICY" --nft "$TMP/policy.nft" --nft-table "$TABLE" \
+	--nft-level "$APP_LEVEL" --nft-cgroup "${ROOT#/sys/fs/cgroup/}/nftables/$APP_SLICE" ||
+	die "could not make the policy"
+
 PIN_MADE=1
-"$CARWALLD" --policy "$TMP/policy.yaml" --cgroup-root "$ROOT/carwall" --pin-dir "$PIN_DIR" \
+"$CARWALLD" --policy "$POLICY" --cgroup-root "$ROOT/carwall" --pin-dir "$PIN_DIR" \
 	--run-dir "$TMP/run" --state-dir "$TMP/state" "${AGENT_ARGS[@]}" \
 	</dev/null >"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
@@ -385,7 +420,7 @@ read -r v1 n1 < <(ctxt)
 raw agent pid "$AGENT_PID"
 raw agent rss_kib "$(status_kib VmRSS)"
 raw agent hwm_kib "$(status_kib VmHWM)"
-raw agent threads "$(ls /proc/"$AGENT_PID"/task | wc -l)"
+raw agent threads "$(find /proc/"$AGENT_PID"/task -mindepth 1 -maxdepth 1 | wc -l)"
 raw agent idle_seconds "$IDLE_S"
 raw agent idle_wakeups "$((v1 - v0 + n1 - n0))"
 raw agent idle_wakeups_voluntary "$((v1 - v0))"
@@ -393,19 +428,17 @@ raw agent idle_wakeups_involuntary "$((n1 - n0))"
 
 # ---- one measurement ---------------------------------------------------------------------------------------
 # client VARIANT TEST FAMILY MS [--count N]: runs the client in the variant's netns and app
-# cgroup; sets R_VALUE R_OPS R_EPERM R_ERRORS R_ERR from its line. Returns the client's status.
+# cgroup; sets R_OPS R_EPERM R_ERR from its line. Returns the client's status.
 client() {
 	local line rc=0 kv
 
 	line=$("$BENCH" client --test "$2" --family "$3" --port "$PORT" --ms "$4" "${@:5}" \
 		--netns "$(netns_of "$1")" --cgroup "$(cgroup_of "$1")" 2>"$TMP/client.err") || rc=$?
-	R_VALUE=- R_OPS=0 R_EPERM=0 R_ERRORS=0 R_ERR="$(head -c 200 "$TMP/client.err")"
+	R_OPS=0 R_EPERM=0 R_ERR="$(head -c 200 "$TMP/client.err")"
 	for kv in $line; do
 		case $kv in
-		value=*) R_VALUE=${kv#value=} ;;
 		ops=*) R_OPS=${kv#ops=} ;;
 		eperm=*) R_EPERM=${kv#eperm=} ;;
-		errors=*) R_ERRORS=${kv#errors=} ;;
 		err=*) [[ ${kv#err=} == - ]] || R_ERR=${kv#err=} ;;
 		esac
 	done
@@ -446,21 +479,28 @@ for tf in $TESTS; do
 		variant_on "$v" || continue
 		args+=(--variant "$v" --netns "$(netns_of "$v")" --cgroup "$(cgroup_of "$v")")
 	done
-	rc=0
+	rc=0 samples=0
 	"$BENCH" compare --test "$test" --family "$fam" --port "$PORT" --ms "$MEASURE_MS" \
 		--rounds "$ROUNDS" "${args[@]}" >"$TMP/compare.out" 2>"$TMP/compare.err" || rc=$?
 	while read -r line; do
-		unset round variant value wall errors err
+		round='' variant='' value='' wall='' errors='' err=''
 		for kv in $line; do
 			case $kv in
-			round=* | variant=* | value=* | wall=* | errors=* | err=*)
-				declare "${kv%%=*}=${kv#*=}"
-				;;
+			round=*) round=${kv#*=} ;;
+			variant=*) variant=${kv#*=} ;;
+			value=*) value=${kv#*=} ;;
+			wall=*) wall=${kv#*=} ;;
+			errors=*) errors=${kv#*=} ;;
+			err=*) err=${kv#*=} ;;
 			esac
 		done
+		[[ $round =~ ^[0-9]+$ && -n $variant && -n $value && $errors =~ ^[0-9]+$ ]] ||
+			die "unexpected line from bench compare: $line"
 		((errors == 0)) || die "${test}_v$fam, $variant, round $round: $errors errors ($err)"
 		raw dp "${test}_v$fam" "$variant" "$round" "$value" "$wall"
+		[[ $value == - ]] || samples=$((samples + 1))
 	done <"$TMP/compare.out"
+	((samples > 0)) || die "${test}_v$fam: no slice completed an operation"
 	((rc == 0)) || die "${test}_v$fam failed: $(tail -n 3 "$TMP/compare.out" "$TMP/compare.err")"
 	log "${test}_v$fam done ($(($(date +%s) - started)) s)"
 done
@@ -550,21 +590,24 @@ for size in $RELOAD_SIZES; do
 	agent_alive "before reloading $size rules"
 	for ((i = 0; i < RELOAD_WARM + RELOADS; i++)); do
 		rev=$((rev + 1))
-		"$BENCH" policy --rules "$size" --port "$PORT" --revision "$rev" --yaml "$TMP/policy.next"
+		make_policy "$size" "$rev" "$TMP/policy.next" || die "could not make the policy"
+		# The reply names the file's sha256, or its payload's for a bundle.
 		sha=$(sha256sum "$TMP/policy.next" | awk '{ print $1 }')
+		psha=$(sed '/^#carwall-signatures v1$/,$d' "$TMP/policy.next" | sha256sum | awk '{ print $1 }')
 		t0=${EPOCHREALTIME/./}
-		mv -f "$TMP/policy.next" "$TMP/policy.yaml"
+		mv -f "$TMP/policy.next" "$POLICY"
 		if ! cw --json reload >"$TMP/reload.json" 2>&1; then
 			raw status reload "failed at $size rules: $(jq -r '.error // empty' "$TMP/reload.json" 2>/dev/null | head -c 300)"
 			break 2
 		fi
 		t1=${EPOCHREALTIME/./}
-		if [[ $(jq -r '.policy.sha256' "$TMP/reload.json") != "$sha" ]]; then
+		got=$(jq -r '.policy.sha256' "$TMP/reload.json")
+		if [[ $got != "$sha" && $got != "$psha" ]]; then
 			raw status reload "failed at $size rules: the reply names another policy than the one installed"
 			break 2
 		fi
 		((i < RELOAD_WARM)) && continue
-		phases=$(jq -r '[.timing_us // {} | (.read, .parse, .compile, .apply, .total)
+		phases=$(jq -r '[.timing_us // {} | (.read, .verify, .parse, .compile, .apply, .total)
 			| if type == "number" then tostring else "-" end] | join("\t")' "$TMP/reload.json")
 		[[ $phases == *[0-9]* ]] && have_timing=1
 		printf 'reload\t%s\t%s\t%s\n' "$size" "$((t1 - t0))" "$phases" >>"$RAW"
@@ -573,7 +616,7 @@ for size in $RELOAD_SIZES; do
 	# what is left of the reload is writing the maps and the flip.
 	for ((i = 0; i < (RELOADS + 1) / 2; i++)); do
 		t0=${EPOCHREALTIME/./}
-		"$CARWALL" policy check "$TMP/policy.yaml" >/dev/null 2>&1 || break
+		"$CARWALL" policy check "$POLICY" >/dev/null 2>&1 || break
 		t1=${EPOCHREALTIME/./}
 		printf 'reload_check\t%s\t%s\n' "$size" "$((t1 - t0))" >>"$RAW"
 	done
@@ -598,6 +641,7 @@ raw meta hooks "$HOOKS"
 raw meta nft "$NFT_VERSION"
 raw meta events_in_agent "$HAS_EVENTS"
 raw meta agent_args "${AGENT_ARGS[*]:--}"
+raw meta policy_format "$POLICY_FORMAT"
 raw meta duration_s "$(($(date +%s) - started))"
 
 mkdir -p "$(dirname -- "$out")"

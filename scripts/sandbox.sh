@@ -560,7 +560,11 @@ sandbox_agent_start() {
 		return 1
 	fi
 
-	"$carwalld" --policy "$SANDBOX_POLICY" --cgroup-root "$SANDBOX_CGROUP_ROOT" \
+	# Plain policies (developer mode) unless the caller sets SANDBOX_DEVELOPER_MODE=0 and
+	# passes the production options (--trust-dir, --target) itself.
+	local dev=()
+	[[ ${SANDBOX_DEVELOPER_MODE:-1} == 1 ]] && dev=(--developer-mode)
+	"$carwalld" "${dev[@]}" --policy "$SANDBOX_POLICY" --cgroup-root "$SANDBOX_CGROUP_ROOT" \
 		--pin-dir "$SANDBOX_PIN_DIR" --run-dir "$SANDBOX_RUN_DIR" \
 		--state-dir "$SANDBOX_STATE_DIR" "$@" </dev/null >>"$SANDBOX_DIR/agent.log" 2>&1 &
 	SANDBOX_AGENT_PID=$!

@@ -65,6 +65,7 @@ static void usage(FILE *f)
 		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall policy check FILE               validate a policy without loading it\n"
+		"  carwall bundle install FILE             make the agent verify and enforce a bundle\n"
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
 		"  carwall explain --policy FILE --app ID DEST[:PORT][/PROTO]\n"
 		"                                          the verdict for a flow, offline, and why\n"
@@ -658,9 +659,47 @@ static int cmd_explain(struct cli *c, int argc, char **argv)
 	return carwall_explain_main(argc, argv, c->json);
 }
 
+/* `carwall bundle install FILE`: the running agent verifies it, puts it in force and keeps it. */
+static int cmd_bundle_install(struct cli *c, int argc, char **argv)
+{
+	struct json_object *reply = NULL;
+	char request[CONTROL_MAX_REQUEST], path[4096];
+	int i, r;
+
+	i = cli_parse(c, argc, argv, false, false);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (i + 1 != argc) {
+		fprintf(stderr, "Usage: carwall bundle install FILE\n");
+		return EXIT_USAGE;
+	}
+	if (!realpath(argv[i], path))
+		return cli_error(c, "%s: %s", argv[i], strerror(errno));
+	if ((size_t)snprintf(request, sizeof(request), "install %s", path) >= sizeof(request))
+		return cli_error(c, "%s: path too long", path);
+	r = control_request(control_run_dir(c->run_dir), request, &reply);
+	if (r < 0)
+		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
+				 strerror(-r));
+	if (json_str(reply, "error")) {
+		r = cli_error(c, "install refused, the last good policy stays in force: %s",
+			      json_str(reply, "error"));
+		json_object_put(reply);
+		return r;
+	}
+	if (c->json)
+		json_print(reply);
+	else
+		printf("Installed %s: in force, and kept as the agent's policy\n", path);
+	json_object_put(reply);
+	return EXIT_SUCCESS;
+}
+
 /* `bundle` has commands of its own: argv[0] is "bundle", argv[1] the command. */
 static int cmd_bundle(struct cli *c, int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "install"))
+		return cmd_bundle_install(c, argc - 1, argv + 1);
 	return carwall_bundle_main(argc, argv, c->json);
 }
 

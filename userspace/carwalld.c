@@ -33,6 +33,8 @@
 
 #include <bpf/libbpf.h>
 
+#include "bundle.h"
+#include "bundle_state.h"
 #include "cgroup.h"
 #include "control.h"
 #include "events.h"
@@ -50,6 +52,8 @@
 #define DEFAULT_STATE_DIR "/var/lib/carwall"
 #define DEFAULT_GUARD "system.slice/system-agl\\x2dapp.slice"
 #define DEFAULT_EVENT_RATE 10000
+#define DEFAULT_TRUST_DIR "/etc/carwall/keys"
+#define DEFAULT_TARGET_FILE "/etc/carwall/target"
 
 #define JSON_ADD(o, key, value) json_object_object_add((o), (key), (value))
 
@@ -74,6 +78,10 @@ struct agent {
 	const char *state_dir;
 	gid_t control_group;
 	uint32_t event_rate;
+	bool developer_mode; /* accept unsigned policies: never on a vehicle */
+	const char *trust_dir;
+	char target[POLICY_MAX_ID_LEN + 1];
+	unsigned threshold;
 	char cgroup_root[4096];
 	char cgroup_mount[4096];
 	char *guard_path; /* absolute; NULL when the guard is disabled */
@@ -81,6 +89,7 @@ struct agent {
 	struct loader *loader;
 	struct watch *watch;
 	int timer_fd;
+	int expiry_fd; /* fires when the bundle in force expires */
 
 	/*
 	 * The policy in force with what it was resolved to on this host; NULL while none is
@@ -97,6 +106,8 @@ struct agent {
 	} stats;
 	struct agent_timing timing; /* of the last policy that was applied */
 	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
+	bool signed_policy;	    /* the policy in force came in a verified bundle */
+	char signers[256];	    /* key ids (short) of its valid signatures */
 	bool revoke_unsupported_warned;
 
 	/* The last refused policy, "" when the last attempt succeeded. */
@@ -449,49 +460,128 @@ static int agent_load_policy(struct agent *a, const char *why)
 	return r;
 }
 
-static int agent_load_policy_once(struct agent *a, const char *why)
+/*
+ * Production mode: verify the bytes as a signed bundle (trusted keys, threshold, target,
+ * validity, anti-rollback) and parse exactly the verified bytes. *ret_bundle is kept until the
+ * policy is applied, to record it in the anti-rollback state then.
+ */
+static int agent_verify_bundle(struct agent *a, const char *name, const char *data, size_t size,
+			       struct bundle **ret_bundle, struct bundle_state **ret_state,
+			       char *reason, size_t reason_size)
 {
-	_cleanup_free_ char *data = NULL;
-	struct policy_error perr = {};
-	struct agent_timing t = {};
-	struct policy *p = NULL;
-	char reason[1024] = "";
-	uint64_t start = now_us(), t0 = start;
-	char sha[65];
-	size_t size;
+	struct bundle_trust *trust = NULL;
+	struct bundle_state *state = NULL;
+	struct bundle_error err = {};
+	char why[256];
 	int r;
 
-	r = read_file_limited(a->policy_path, POLICY_MAX_FILE_BYTES, &data, &size);
-	if (r == -EFBIG)
-		snprintf(reason, sizeof(reason), "%s: larger than %u bytes", a->policy_path,
-			 POLICY_MAX_FILE_BYTES);
-	else if (r < 0)
-		snprintf(reason, sizeof(reason), "%s: %s", a->policy_path, strerror(-r));
-	if (r >= 0) {
-		r = sha256_hex(data, size, sha);
-		if (r < 0)
-			snprintf(reason, sizeof(reason), "%s: hashing failed", a->policy_path);
+	/* Read again at every load: a key added or revoked needs no restart. */
+	r = bundle_trust_load(a->trust_dir, &trust, &err);
+	if (r < 0) {
+		snprintf(reason, reason_size, "trusted keys in %s: %s", a->trust_dir, err.message);
+		return r;
 	}
-	t.read_us = now_us() - t0;
+	r = bundle_trust_set_threshold(trust, a->threshold);
+	if (r >= 0) {
+		r = bundle_state_load(a->state_dir, &state, why, sizeof(why));
+		if (r < 0)
+			snprintf(reason, reason_size,
+				 "anti-rollback state in %s cannot be read (%s): no bundle is "
+				 "accepted until it is repaired",
+				 a->state_dir, why);
+	}
+	if (r >= 0) {
+		struct bundle_expect want = { .target = a->target, .now = time(NULL), .state = state };
+
+		r = bundle_verify(trust, name, data, size, &want, ret_bundle, &err);
+		if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
+			policy_error_format(&err.policy, reason, reason_size);
+		else if (r < 0)
+			snprintf(reason, reason_size, "%s: bundle refused (%s): %s", name,
+				 bundle_reason_name(err.reason), err.message);
+	}
+	bundle_trust_free(trust);
+	if (r < 0) {
+		bundle_state_free(state);
+		return r;
+	}
+	*ret_state = state;
+	return 0;
+}
+
+/*
+ * Load policy bytes read once from `name`: verify (production) or parse (developer mode),
+ * validate, compile and apply. A policy that fails at any step leaves the one in force
+ * untouched; the reason is logged and kept for `carwall status`.
+ */
+static int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t size,
+			    uint64_t start, struct agent_timing *t, const char *why)
+{
+	struct bundle *b = NULL;
+	struct bundle_state *state = NULL;
+	struct policy_error perr = {};
+	struct policy *p = NULL;
+	char reason[1024] = "";
+	uint64_t t0 = now_us();
+	char sha[65];
+	int r;
+
+	r = sha256_hex(data, size, sha);
+	if (r < 0)
+		snprintf(reason, sizeof(reason), "%s: hashing failed", name);
 	if (r >= 0 && a->policy && !a->adopted && !strcmp(sha, a->policy_sha256) &&
 	    !agent_cgroups_stale(a)) {
-		log_info("Policy %s unchanged (%s)", a->policy_path, why);
+		log_info("Policy %s unchanged (%s)", name, why);
 		a->last_error[0] = '\0';
 		json_object_put(agent_check_overriders(a, true));
 		return 0;
 	}
-	if (r >= 0) {
-		t0 = now_us();
-		r = policy_parse_buffer(a->policy_path, data, size, &p, &perr);
+	if (r >= 0 && a->developer_mode) {
+		r = policy_parse_buffer(name, data, size, &p, &perr);
 		if (r < 0)
 			policy_error_format(&perr, reason, sizeof(reason));
-		t.parse_us = now_us() - t0;
+		else
+			log_warning("DEVELOPER MODE: %s is enforced without a signature check", name);
+	} else if (r >= 0) {
+		r = agent_verify_bundle(a, name, data, size, &b, &state, reason, sizeof(reason));
+		if (r >= 0)
+			p = TAKE_PTR(b->policy);
 	}
+	t->parse_us = now_us() - t0;
 	if (r >= 0) {
-		r = agent_apply(a, p, sha, &t, reason, sizeof(reason));
+		r = agent_apply(a, p, sha, t, reason, sizeof(reason));
 		if (r < 0)
 			policy_free(p);
 	}
+	if (r >= 0) {
+		a->signed_policy = b != NULL;
+		a->signers[0] = '\0';
+		for (size_t i = 0; b && i < b->envelope.n_signatures; i++) {
+			size_t o = strlen(a->signers);
+			if (b->envelope.signatures[i].status == BUNDLE_OK &&
+			    !b->envelope.signatures[i].duplicate && o + 18 < sizeof(a->signers))
+				snprintf(a->signers + o, sizeof(a->signers) - o, "%s%.16s", o ? " " : "",
+					 b->envelope.signatures[i].keyid);
+		}
+	}
+	if (r >= 0 && a->expiry_fd >= 0) {
+		/* One wake-up when the bundle expires, to say so; none while it is valid. */
+		struct itimerspec its = {};
+		if (b)
+			its.it_value.tv_sec = (time_t)a->policy->bundle.not_after + 1;
+		timerfd_settime(a->expiry_fd, TFD_TIMER_ABSTIME, &its, NULL);
+	}
+	if (r >= 0 && b && !b->already_installed) {
+		/* Only a bundle now in force raises the anti-rollback floor. */
+		int s = bundle_state_set(state, a->policy->bundle.id, a->policy->bundle.version,
+					 b->payload_sha256);
+		if (s >= 0)
+			s = bundle_state_save(a->state_dir, state);
+		if (s < 0)
+			log_error_errno(s, "Cannot save the anti-rollback state in %s: %m", a->state_dir);
+	}
+	bundle_free(b);
+	bundle_state_free(state);
 
 	if (r < 0) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
@@ -502,15 +592,76 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 			log_error("Policy refused (%s): %s", why, reason);
 		return r;
 	}
-	t.total_us = now_us() - start;
-	a->timing = t;
-	json_object_put(agent_check_overriders(a, true));
+	t->total_us = now_us() - start;
+	a->timing = *t;
 	a->last_error[0] = '\0';
+	json_object_put(agent_check_overriders(a, true));
 	log_info("Policy %s in force (%s): %zu apps, %zu rules, generation %u (%zu IPv4 and %zu "
-		 "IPv6 prefixes, %zu port entries in %zu port sets), sha256 %s, %.3f ms",
-		 a->policy_path, why, a->policy->n_apps, a->policy->n_rules,
-		 !loader_next_gen(a->loader), a->stats.dst4, a->stats.dst6, a->stats.ports,
-		 a->stats.portsets, a->policy_sha256, (double)t.total_us / 1000.0);
+		 "IPv6 prefixes, %zu port entries in %zu port sets), sha256 %s, %s, %.3f ms",
+		 name, why, a->policy->n_apps, a->policy->n_rules, !loader_next_gen(a->loader),
+		 a->stats.dst4, a->stats.dst6, a->stats.ports, a->stats.portsets, a->policy_sha256,
+		 a->signed_policy ? "signed" : "UNSIGNED (developer mode)",
+		 (double)t->total_us / 1000.0);
+	return 0;
+}
+
+static int agent_load_policy_once(struct agent *a, const char *why)
+{
+	_cleanup_free_ char *data = NULL;
+	struct agent_timing t = {};
+	uint64_t start = now_us();
+	size_t size;
+	int r;
+
+	r = read_file_limited(a->policy_path, a->developer_mode ? POLICY_MAX_FILE_BYTES
+								: BUNDLE_MAX_BYTES,
+			      &data, &size);
+	t.read_us = now_us() - start;
+	if (r < 0) {
+		if (r == -EFBIG)
+			snprintf(a->last_error, sizeof(a->last_error), "%s: larger than %u bytes",
+				 a->policy_path,
+				 a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES);
+		else
+			snprintf(a->last_error, sizeof(a->last_error), "%s: %s", a->policy_path,
+				 strerror(-r));
+		log_error("Policy refused (%s)%s: %s", why,
+			  a->policy || a->adopted ? "; the last good policy stays in force" : "",
+			  a->last_error);
+		return r;
+	}
+	return agent_load_bytes(a, a->policy_path, data, size, start, &t, why);
+}
+
+/* Replace the policy file with these bytes: temporary file, fsync, rename, fsync the folder. */
+static int agent_persist_policy(struct agent *a, const char *data, size_t size)
+{
+	_cleanup_free_ char *tmp = NULL, *dir = strdup(a->policy_path);
+	_cleanup_close_ int fd = -1, dfd = -1;
+
+	if (!dir || asprintf(&tmp, "%s.carwall-new", a->policy_path) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return negative_errno();
+	for (size_t done = 0; done < size;) {
+		ssize_t n = write(fd, data + done, size - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			unlink(tmp);
+			return negative_errno();
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd) < 0 || rename(tmp, a->policy_path) < 0) {
+		int r = negative_errno();
+		unlink(tmp);
+		return r;
+	}
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		fsync(dfd);
 	return 0;
 }
 
@@ -553,6 +704,7 @@ static struct json_object *agent_status_json(struct agent *a)
 	JSON_ADD(o, "agent", json_object_new_string("running"));
 	JSON_ADD(o, "pid", json_object_new_int(getpid()));
 	JSON_ADD(o, "enforcing", json_object_new_boolean(enforcing));
+	JSON_ADD(o, "mode", json_object_new_string(a->developer_mode ? "developer" : "production"));
 	JSON_ADD(o, "cgroup_root", json_object_new_string(a->cgroup_root));
 	JSON_ADD(o, "guard_cgroup", a->guard_path ? json_object_new_string(a->guard_path) : NULL);
 	JSON_ADD(o, "pin_dir", json_object_new_string(a->pin_dir));
@@ -581,6 +733,23 @@ static struct json_object *agent_status_json(struct agent *a)
 		JSON_ADD(pol, "ipv6_prefixes", json_object_new_int64((int64_t)a->stats.dst6));
 		JSON_ADD(pol, "port_entries", json_object_new_int64((int64_t)a->stats.ports));
 		JSON_ADD(pol, "timing_us", agent_timing_json(&a->timing));
+		JSON_ADD(pol, "signed", json_object_new_boolean(a->signed_policy));
+		if (a->signed_policy && a->policy->has_bundle) {
+			const struct policy_bundle_meta *m = &a->policy->bundle;
+			struct json_object *bo = json_object_new_object();
+			char nb[64], na[64];
+
+			policy_time_format(m->not_before, nb, sizeof(nb));
+			policy_time_format(m->not_after, na, sizeof(na));
+			JSON_ADD(bo, "id", json_object_new_string(m->id));
+			JSON_ADD(bo, "version", json_object_new_int64((int64_t)m->version));
+			JSON_ADD(bo, "target", json_object_new_string(m->target));
+			JSON_ADD(bo, "not_before", json_object_new_string(nb));
+			JSON_ADD(bo, "not_after", json_object_new_string(na));
+			JSON_ADD(bo, "expired", json_object_new_boolean(time(NULL) > m->not_after));
+			JSON_ADD(bo, "signed_by", json_object_new_string(a->signers));
+			JSON_ADD(pol, "bundle", bo);
+		}
 		JSON_ADD(o, "policy", pol);
 		for (size_t i = 0; i < a->policy->n_apps; i++) {
 			struct json_object *app = json_object_new_object();
@@ -753,6 +922,37 @@ static struct json_object *agent_stats_json(struct agent *a)
 	return o;
 }
 
+/* `carwall bundle install FILE`: the bundle is read once, verified, put in force, and then
+ * replaces the policy file, so that it is the one enforced after a restart too. */
+static struct json_object *agent_install_json(struct agent *a, const char *path)
+{
+	_cleanup_free_ char *data = NULL;
+	struct agent_timing t = {};
+	uint64_t start = now_us();
+	size_t size;
+	int r;
+
+	if (path[0] != '/')
+		return json_error("install needs an absolute path, not '%s'", path);
+	log_info("Installing %s (carwall bundle install)", path);
+	r = read_file_limited(path, a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES,
+			      &data, &size);
+	if (r < 0)
+		return json_error("%s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
+	r = agent_load_bytes(a, path, data, size, start, &t, "carwall bundle install");
+	if (r < 0)
+		return json_error("%s", a->last_error);
+	r = agent_persist_policy(a, data, size);
+	if (r < 0) {
+		log_error_errno(r, "The bundle is in force but %s could not be replaced: %m",
+				a->policy_path);
+		return json_error("the bundle is in force, but %s could not be replaced (%s): a "
+				  "restart would load the previous one",
+				  a->policy_path, strerror(-r));
+	}
+	return agent_status_json(a);
+}
+
 static struct json_object *agent_handle(const char *request, void *userdata)
 {
 	struct agent *a = userdata;
@@ -770,6 +970,8 @@ static struct json_object *agent_handle(const char *request, void *userdata)
 		JSON_ADD(o, "timing_us", agent_timing_json(&a->timing));
 		return o;
 	}
+	if (!strncmp(request, "install ", strlen("install ")))
+		return agent_install_json(a, request + strlen("install "));
 	if (!strncmp(request, "app-cgroup ", strlen("app-cgroup ")))
 		return agent_app_cgroup_json(a, request + strlen("app-cgroup "));
 	return json_error("unknown request '%.64s'", request);
@@ -790,6 +992,12 @@ static void help(void)
 	       "  -r --run-dir DIR         folder of the control socket (default %s)\n"
 	       "  -s --state-dir DIR       folder for persistent state (default %s)\n"
 	       "  -G --control-group NAME  group that may use the control socket besides root\n"
+	       "  -T --trust-dir DIR       trusted public keys for signed bundles (default %s)\n"
+	       "  -t --target ID           this head unit's hardware id, bundles must name it\n"
+	       "                           (default: the first line of %s)\n"
+	       "  -m --threshold M         valid signatures a bundle needs (default 1)\n"
+	       "  -D --developer-mode      accept unsigned policies (loudly logged; never on a\n"
+	       "                           vehicle). Without it only verified bundles are loaded.\n"
 	       "  -e --event-rate N        refused-flow events per app and second (default %d;\n"
 	       "                           0: no limit); more are counted as dropped\n"
 	       "  -v --verbose             log debug messages, libbpf's included\n"
@@ -799,7 +1007,7 @@ static void help(void)
 	       "SIGTERM/SIGINT stop the agent and leave enforcement in force (remove it with\n"
 	       "`carwall unload`).\n",
 	       DEFAULT_POLICY, DEFAULT_GUARD, LOADER_DEFAULT_PIN_DIR, CONTROL_DEFAULT_RUN_DIR,
-	       DEFAULT_STATE_DIR, DEFAULT_EVENT_RATE);
+	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_EVENT_RATE);
 }
 
 static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbose)
@@ -813,11 +1021,15 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "control-group", required_argument, NULL, 'G' },
 		{ "event-rate", required_argument, NULL, 'e' },
+		{ "trust-dir", required_argument, NULL, 'T' },
+		{ "target", required_argument, NULL, 't' },
+		{ "threshold", required_argument, NULL, 'm' },
+		{ "developer-mode", no_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *root = NULL, *guard = DEFAULT_GUARD, *group = NULL;
+	const char *root = NULL, *guard = DEFAULT_GUARD, *group = NULL, *target = NULL;
 	int c, r;
 
 	a->policy_path = DEFAULT_POLICY;
@@ -826,7 +1038,9 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->state_dir = DEFAULT_STATE_DIR;
 	a->control_group = CONTROL_NO_GROUP;
 	a->event_rate = DEFAULT_EVENT_RATE;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:vh", options, NULL)) != -1) {
+	a->trust_dir = DEFAULT_TRUST_DIR;
+	a->threshold = 1;
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:m:Dvh", options, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
@@ -848,6 +1062,24 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			break;
 		case 'G':
 			group = optarg;
+			break;
+		case 'T':
+			a->trust_dir = optarg;
+			break;
+		case 't':
+			target = optarg;
+			break;
+		case 'm': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 1 || v > BUNDLE_MAX_SIGNATURES)
+				return log_error_errno(-EINVAL, "Bad --threshold '%s' (1..%d)", optarg,
+						       BUNDLE_MAX_SIGNATURES);
+			a->threshold = (unsigned)v;
+			break;
+		}
+		case 'D':
+			a->developer_mode = true;
 			break;
 		case 'e': {
 			char *end;
@@ -877,6 +1109,24 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		if (!gr)
 			return log_error_errno(-ENOENT, "No group '%s' for --control-group", group);
 		a->control_group = gr->gr_gid;
+	}
+
+	if (!a->developer_mode) {
+		_cleanup_free_ char *data = NULL;
+		size_t size;
+
+		if (!target) {
+			r = read_file_limited(DEFAULT_TARGET_FILE, 256, &data, &size);
+			if (r < 0)
+				return log_error_errno(r, "No target: production mode needs this head "
+							  "unit's hardware id (--target, or %s): %m",
+						       DEFAULT_TARGET_FILE);
+			data[strcspn(data, "\r\n")] = '\0';
+			target = data;
+		}
+		if (!policy_app_id_valid(target))
+			return log_error_errno(-EINVAL, "Bad target '%s'", target);
+		snprintf(a->target, sizeof(a->target), "%s", target);
 	}
 
 	r = cgroup_find_mount(a->cgroup_mount, sizeof(a->cgroup_mount));
@@ -1018,8 +1268,16 @@ static int agent_run(struct agent *a)
 	if (r < 0)
 		return log_error_errno(r, "Cannot watch %s: %m", a->policy_path);
 	a->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (a->timer_fd < 0)
+	a->expiry_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->timer_fd < 0 || a->expiry_fd < 0)
 		return log_error_errno(negative_errno(), "timerfd: %m");
+	if (a->developer_mode)
+		log_warning("DEVELOPER MODE: unsigned policies are accepted. Never run a vehicle "
+			    "like this.");
+	else
+		log_info("Production mode: only bundles signed by %u of the keys in %s, for target "
+			 "%s, are loaded",
+			 a->threshold, a->trust_dir, a->target);
 
 	r = loader_prepare_pin_dir(a->pin_dir);
 	if (r == -EMEDIUMTYPE)
@@ -1083,6 +1341,8 @@ static int agent_run(struct agent *a)
 	if (r >= 0)
 		r = epoll_add(ep, a->timer_fd);
 	if (r >= 0)
+		r = epoll_add(ep, a->expiry_fd);
+	if (r >= 0)
 		r = epoll_add(ep, ring_buffer__epoll_fd(a->events_rb));
 	if (r < 0)
 		return log_error_errno(r, "epoll: %m");
@@ -1115,6 +1375,14 @@ static int agent_run(struct agent *a)
 				ring_buffer__consume(a->events_rb);
 				if (a->events_log)
 					events_log_flush(a->events_log);
+			} else if (fd == a->expiry_fd) {
+				uint64_t expirations;
+				if (read(a->expiry_fd, &expirations, sizeof(expirations)) > 0)
+					log_warning("The bundle in force expired; it stays in force "
+						    "(enforcement is never loosened) until a newer bundle "
+						    "is installed. After a restart an expired bundle is "
+						    "refused and every app below the guard is refused "
+						    "everything.");
 			} else if (fd == a->timer_fd) {
 				uint64_t expirations;
 				if (read(a->timer_fd, &expirations, sizeof(expirations)) > 0)
@@ -1128,7 +1396,7 @@ static int agent_run(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .timer_fd = -1 };
+	struct agent a = { .timer_fd = -1, .expiry_fd = -1 };
 	bool verbose = false;
 	int r;
 
@@ -1155,6 +1423,8 @@ int main(int argc, char **argv)
 	watch_free(a.watch);
 	if (a.timer_fd >= 0)
 		close(a.timer_fd);
+	if (a.expiry_fd >= 0)
+		close(a.expiry_fd);
 	free(a.cgroups);
 	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);

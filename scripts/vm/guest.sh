@@ -13,6 +13,8 @@
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
+# Tests may read this to know they run under emulation (TCG: every exec is ~10x slower).
+export CARWALL_VM=1
 unset TMPDIR
 
 out=/mnt/cw-out

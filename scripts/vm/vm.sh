@@ -48,6 +48,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd -P)
 vmdir=$top/scripts/vm
 
 ALL_KERNELS=(x86_64-6.1 x86_64-6.12 arm64-6.1)
+# Bumped when what kernel_prepare leaves in the cache changes.
+LAYOUT=2
 # Modules the initramfs loads (their dependencies are added): the 9p root and its transport,
 # the overlay on it, and what the tests need that Debian builds as modules.
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
@@ -213,7 +215,7 @@ kernel_prepare() {
 		awk '$1 == "Candidate:" { print $2; exit }')
 	dir=$cache/kernels/${pkg}_$ver
 	K_DIR=$dir
-	[[ -e $dir/.ready ]] && return 0
+	[[ -e $dir/.ready-$LAYOUT ]] && return 0
 
 	log "$id: fetching $pkg $ver"
 	rm -rf "$dir"
@@ -229,6 +231,16 @@ kernel_prepare() {
 		return 1
 	}
 	basename "$moddir" >"$dir/release"
+	# The whole module tree, with the modules.dep that the package's postinst would have made,
+	# is shared with the guest: the kernel loads what else it needs (sock_diag, nf_tables...)
+	# through modprobe, as on an installed system.
+	mkdir -p "$dir/root/lib/modules"
+	mv "$moddir" "$dir/root/lib/modules/" &&
+		depmod -b "$dir/root" "$(cat "$dir/release")" || {
+		rm -rf "$tmp"
+		return 1
+	}
+	moddir=$dir/root/lib/modules/$(cat "$dir/release")
 	: >"$dir/modules/order"
 	while IFS= read -r f; do
 		name=${f##*/}
@@ -244,7 +256,7 @@ kernel_prepare() {
 		log "$id: the guest modules ${GUEST_MODULES[*]} were not all found"
 		return 1
 	}
-	touch "$dir/.ready"
+	touch "$dir/.ready-$LAYOUT"
 }
 
 # ---- arm64 userland and cross build --------------------------------------------------------
@@ -302,11 +314,35 @@ rootfs_finish() {
 	ldconfig -r "$r" 2>/dev/null || true
 }
 
-# arm64_build: carwall, flowprobe, statically cross-built into build-arm64/.
+# arm64_build: carwall, flowprobe and the integration tests' helper programs (the prerequisites
+# of `make tests` that are not cmocka unit tests: Debian ships no static cmocka), statically
+# cross-built into $cache/arm64/build.
 arm64_build() {
-	log "arm64: cross-building carwall into build-arm64/"
-	make -C "$top" --no-print-directory BUILD=build-arm64 ARCH=arm64 \
-		CROSS_COMPILE=aarch64-linux-gnu- STATIC=1 SYSROOT="$cache/arm64/sysroot" all >&2
+	local sysroot=$cache/arm64/sysroot helpers
+	local args=(-C "$top" --no-print-directory BUILD="$cache/arm64/build" ARCH=arm64
+		CROSS_COMPILE=aarch64-linux-gnu- STATIC=1 SYSROOT="$sysroot")
+	export PKG_CONFIG_SYSROOT_DIR=$sysroot
+	export PKG_CONFIG_LIBDIR=$sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:$sysroot/usr/share/pkgconfig
+	helpers=$(make "${args[@]}" -pn tests 2>/dev/null |
+		awk '/^tests:/ { for (i = 2; i <= NF; i++) print $i; exit }' | grep -v '/tests/') || true
+	log "arm64: cross-building carwall into $cache/arm64/build"
+	make "${args[@]}" all $helpers >&2
+}
+
+# new_run ID: a run folder under $cache/runs with a copy of the binaries of $BIN_SRC in bin/
+# (so a rebuild of build/ during the run changes nothing); sets RUN and BIN_DIR. Run folders
+# older than a week are removed.
+new_run() {
+	local f
+	mkdir -p "$cache/runs"
+	find "$cache/runs" -mindepth 1 -maxdepth 1 -mtime +7 -exec rm -rf {} + 2>/dev/null || true
+	RUN=$(mktemp -d "$cache/runs/$1.XXXXXX")
+	BIN_DIR=$RUN/bin
+	mkdir -p "$BIN_DIR"
+	for f in "$BIN_SRC"/*; do
+		[[ -f $f && -x $f ]] && cp "$f" "$BIN_DIR/"
+	done
+	chmod 0755 "$RUN"
 }
 
 # ---- initramfs and QEMU --------------------------------------------------------------------
@@ -328,24 +364,29 @@ make_initramfs() {
 qemu_cmd() {
 	local id=$1 kdir=$2 initrd=$3 out=$4 mode=$5 tests=${6:-} append root
 	kernel_spec "$id"
-	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.tests=$tests"
+	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.run=$RUN cw.tests=$tests"
 	if [[ $K_QEMU_ARCH == x86_64 ]]; then
 		root=/
+		# -cpu qemu64: glibc then picks its SSE2 string functions, which TCG runs several
+		# times faster than the AVX2 ones it picks on -cpu max.
 		QEMU=(qemu-system-x86_64 -machine pc -cpu qemu64
-			-append "console=ttyS0 $append cw.bin=$top/build")
+			-append "console=ttyS0 $append cw.bin=$BIN_DIR")
 	else
 		root=$cache/arm64/rootfs
 		QEMU=(qemu-system-aarch64 -machine virt -cpu cortex-a72
-			-append "console=ttyAMA0 $append cw.bin=$top/build-arm64"
+			-append "console=ttyAMA0 $append cw.bin=$BIN_DIR"
 			-virtfs "local,path=$top,mount_tag=cwrepo,security_model=none,readonly=on,multidevs=remap")
 	fi
 	QEMU+=(-accel tcg,thread=single -smp 1 -m "$mem" -nodefaults -no-user-config -no-reboot
 		-kernel "$kdir/vmlinuz" -initrd "$initrd"
 		-virtfs "local,path=$root,mount_tag=cwroot,security_model=none,readonly=on,multidevs=remap"
+		-virtfs "local,path=$kdir/root/lib/modules,mount_tag=cwmods,security_model=none,readonly=on,multidevs=remap"
+		-virtfs "local,path=$RUN,mount_tag=cwrun,security_model=none,readonly=on,multidevs=remap"
 		-virtfs "local,path=$out,mount_tag=cwout,security_model=none,multidevs=remap")
 }
 
-# prepare ID: everything a guest for ID needs; sets K_DIR and BUSYBOX.
+# prepare ID: everything a guest for ID needs; sets K_DIR, BUSYBOX and BIN_SRC (the build
+# folder with the binaries the tests use).
 prepare() {
 	local id=$1
 	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
@@ -354,9 +395,11 @@ prepare() {
 		arm64_prepare || return 1
 		arm64_build || return 1
 		BUSYBOX=$cache/arm64/rootfs/usr/bin/busybox
+		BIN_SRC=$cache/arm64/build
 	else
-		make -C "$top" --no-print-directory all >&2 || return 1
+		make -C "$top" --no-print-directory all tests >&2 || return 1
 		BUSYBOX=/bin/busybox
+		BIN_SRC=$top/build
 	fi
 	[[ -x $BUSYBOX ]] || {
 		log "busybox (static) not found at $BUSYBOX"
@@ -469,7 +512,8 @@ check_one() {
 	fi
 	exec 8>&-
 	RELEASE=$(cat "$K_DIR/release")
-	run=$(mktemp -d "${TMPDIR:-/tmp}/carwall-vm-$id.XXXXXX")
+	new_run "$id"
+	run=$RUN
 	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
 	split_tests "$id" "$jobs" >"$run/split"
 	n=$(awk '{ print $1 }' "$run/split" | sort -u | wc -l)
@@ -535,7 +579,8 @@ cmd_shell() {
 	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
 	prepare "$id" || die "could not prepare the $id guest"
 	exec 9>&-
-	run=$(mktemp -d "${TMPDIR:-/tmp}/carwall-vm-$id.XXXXXX")
+	new_run "$id"
+	run=$RUN
 	mkdir -p "$run/out"
 	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
 	qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/out" shell
