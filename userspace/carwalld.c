@@ -1350,9 +1350,17 @@ static int agent_run(struct agent *a)
 	/* Ready means enforced: systemd starts the app units only after this. */
 	notify_send(a->policy ? "READY=1\nSTATUS=Enforcing" : "READY=1\nSTATUS=No valid policy: apps refused");
 	log_info("Ready; control socket %s/%s", a->run_dir, CONTROL_SOCKET_NAME);
+	/*
+	 * The log is written in blocks and flushed once per wake-up: a burst of events costs one
+	 * write, not one per line.
+	 */
+	setvbuf(stderr, NULL, _IOFBF, 1 << 16);
 	for (;;) {
 		struct epoll_event events[8];
-		int n = epoll_wait(ep, events, ARRAY_SIZE(events), -1);
+		int n;
+
+		fflush(stderr);
+		n = epoll_wait(ep, events, ARRAY_SIZE(events), -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1369,6 +1377,7 @@ static int agent_run(struct agent *a)
 			} else if (fd == sig_fd) {
 				if (agent_handle_signals(a, sig_fd)) {
 					notify_send("STOPPING=1");
+					fflush(stderr);
 					return 0;
 				}
 			} else if (fd == ring_buffer__epoll_fd(a->events_rb)) {
