@@ -48,7 +48,8 @@
 # Output: FILE (default build/bench.json), the raw samples next to it (FILE with .raw.tsv), the
 # agent's log less its per-event lines (FILE with .agent.log), a table and the targets on stdout. JSON schema ("schema": "carwall-bench/1"):
 #   run           {started_at, quick, rounds, measure_ms, policy_rules, apps, nproc, cpu, kernel,
-#                  carwall, hooks, nft, duration_s, ...}: the machine and the settings
+#                  carwall, hooks, nft, policy_format, agent_args, duration_s, loadavg_start,
+#                  loadavg_end, ...}: the machine, the settings, the other load on the machine
 #   filter_check  {none, carwall, nftables}: what the refused port did in each variant
 #   datapath      {TEST: {what, unit ("ns/op" or "MB/s"), ratio_meaning,
 #                         measured_on, none|carwall|nftables: {median, min, max, n, [status],
@@ -68,8 +69,10 @@
 #                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_after_reloads_kib}
 #   events        {status} while not available; else {flood_seconds, seconds (flood and drain),
 #                  attempts (refused sends), received (the agent's count), not_received,
-#                  dropped (the agent's count, if status has one), rate_limit_per_app,
-#                  received_per_s (received / seconds)}
+#                  agent_cpu_seconds (the agent's CPU time over the same span), dropped (the
+#                  agent's count, if status has one), rate_limit_per_app, received_per_s
+#                  (received / seconds), received_per_agent_cpu_s (received / agent_cpu_seconds:
+#                  the rate it keeps up with on a CPU of its own; the target is judged on it)}
 #   targets       [{name, measured, target, status (met | missed | not measured...),
 #                  missed_by, to_close}]
 #
@@ -172,6 +175,7 @@ NETNS_MADE=()
 STATS_OLD=
 PIN_MADE=
 started=$(date +%s)
+loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 alive() { [[ -e /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
@@ -529,6 +533,11 @@ fi
 
 # ---- events ------------------------------------------------------------------------------------------------
 agent_alive "before the events measurement"
+# agent_cpu_ns: the agent's CPU time so far, all threads (/proc/PID/task/*/schedstat, in ns).
+agent_cpu_ns() {
+	cat /proc/"$AGENT_PID"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+}
+
 # events_json: the "events" object of `carwall --json status` ("" when there is none). Not
 # `carwall stats`: its reply holds every rule and is larger than the CLI reads at 10k rules.
 events_json() {
@@ -550,6 +559,7 @@ else
 		raw status events "not available: the agent's \"events\" has none of the counters this benchmark reads (received, seen, total, count): $(head -c 200 "$TMP/events.json")"
 	else
 		log "events: refused flows for $EVENTS_MS ms as fast as app08 sends them"
+		c0=$(agent_cpu_ns)
 		t0=${EPOCHREALTIME/./}
 		client carwall udp_refused 4 "$EVENTS_MS" || true
 		attempts=$R_EPERM
@@ -563,12 +573,15 @@ else
 			prev=$r1 t_last=${EPOCHREALTIME/./}
 			sleep 0.2
 		done
+		c1=$(agent_cpu_ns)
 		d1=$(jq -r "$ev_dropped // empty" "$TMP/events.json")
 		raw events flood_seconds "$(awk -v m="$EVENTS_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
 		raw events seconds "$(awk -v u="$((t_last - t0))" 'BEGIN { printf "%.3f", u / 1e6 }')"
 		raw events attempts "$attempts"
 		raw events received "$((r1 - r0))"
 		raw events not_received "$((attempts - (r1 - r0)))"
+		# The agent's CPU time meanwhile: what an event costs it, whatever else ran.
+		raw events agent_cpu_seconds "$(awk -v n="$((c1 - c0))" 'BEGIN { printf "%.3f", n / 1e9 }')"
 		if [[ $d0 =~ ^[0-9]+$ && $d1 =~ ^[0-9]+$ ]]; then
 			raw events dropped "$((d1 - d0))"
 		else
@@ -643,6 +656,9 @@ raw meta events_in_agent "$HAS_EVENTS"
 raw meta agent_args "${AGENT_ARGS[*]:--}"
 raw meta policy_format "$POLICY_FORMAT"
 raw meta duration_s "$(($(date +%s) - started))"
+# Other load on the machine: the CPU-time figures resist it, the wall-clock ones do not.
+raw meta loadavg_start "$loadavg_start"
+raw meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 mkdir -p "$(dirname -- "$out")"
 cp "$RAW" "${out%.json}.raw.tsv"

@@ -171,6 +171,28 @@ static const char *json_str(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/*
+ * Ask the agent. On failure (no agent, or an error in its reply) report it as the output mode
+ * wants, prefixed by `what`, and return the exit code, negated; 0 and *ret_reply on success.
+ */
+static int cli_request(const struct cli *c, const char *request, const char *what,
+		       struct json_object **ret_reply)
+{
+	struct json_object *reply = NULL;
+	const char *run_dir = control_run_dir(c->run_dir);
+	int r = control_request(run_dir, request, &reply);
+
+	if (r < 0)
+		return -cli_error(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+	if (json_str(reply, "error")) {
+		r = cli_error(c, "%s%s", what, json_str(reply, "error"));
+		json_object_put(reply);
+		return -r;
+	}
+	*ret_reply = reply;
+	return 0;
+}
+
 /* ---- run ------------------------------------------------------------------------------------ */
 
 static pid_t run_child_pid;
@@ -235,16 +257,13 @@ static int cmd_run(struct cli *c, int argc, char **argv)
 	/* The agent knows where the app's cgroup is and makes sure it is enforced. */
 	char request[CONTROL_MAX_REQUEST];
 	snprintf(request, sizeof(request), "app-cgroup %s", c->app);
-	r = control_request(control_run_dir(c->run_dir), request, &reply);
+	r = cli_request(c, request, "", &reply);
 	if (r < 0)
-		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
-				 strerror(-r));
-	const char *err = json_str(reply, "error");
+		return -r;
 	const char *cgroup = json_str(reply, "cgroup");
-	if (err || !cgroup) {
-		r = cli_error(c, "%s", err ? err : "the agent sent no cgroup");
+	if (!cgroup) {
 		json_object_put(reply);
-		return r;
+		return cli_error(c, "the agent sent no cgroup");
 	}
 
 	/*
@@ -436,16 +455,9 @@ static int cmd_reload(struct cli *c, int argc, char **argv)
 	i = cli_parse(c, argc, argv, false, false);
 	if (i < 0)
 		return EXIT_USAGE;
-	r = control_request(control_run_dir(c->run_dir), "reload", &reply);
+	r = cli_request(c, "reload", "reload refused, the last good policy stays in force: ", &reply);
 	if (r < 0)
-		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
-				 strerror(-r));
-	if (json_str(reply, "error")) {
-		r = cli_error(c, "reload refused, the last good policy stays in force: %s",
-			      json_str(reply, "error"));
-		json_object_put(reply);
-		return r;
-	}
+		return -r;
 	if (c->json) {
 		json_print(reply);
 	} else {
@@ -611,15 +623,9 @@ static int cmd_stats(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "carwall stats: unexpected argument '%s'\n", argv[i]);
 		return EXIT_USAGE;
 	}
-	r = control_request(control_run_dir(c->run_dir), "stats", &reply);
+	r = cli_request(c, "stats", "", &reply);
 	if (r < 0)
-		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
-				 strerror(-r));
-	if (json_str(reply, "error")) {
-		r = cli_error(c, "%s", json_str(reply, "error"));
-		json_object_put(reply);
-		return r;
-	}
+		return -r;
 	if (c->json) {
 		json_print(reply);
 		json_object_put(reply);
@@ -677,16 +683,10 @@ static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 		return cli_error(c, "%s: %s", argv[i], strerror(errno));
 	if ((size_t)snprintf(request, sizeof(request), "install %s", path) >= sizeof(request))
 		return cli_error(c, "%s: path too long", path);
-	r = control_request(control_run_dir(c->run_dir), request, &reply);
+	r = cli_request(c, request, "install refused, the last good policy stays in force: ",
+			&reply);
 	if (r < 0)
-		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
-				 strerror(-r));
-	if (json_str(reply, "error")) {
-		r = cli_error(c, "install refused, the last good policy stays in force: %s",
-			      json_str(reply, "error"));
-		json_object_put(reply);
-		return r;
-	}
+		return -r;
 	if (c->json)
 		json_print(reply);
 	else

@@ -531,8 +531,11 @@ static int agent_load_bytes(struct agent *a, const char *name, const char *data,
 		snprintf(reason, sizeof(reason), "%s: hashing failed", name);
 	if (r >= 0 && a->policy && !a->adopted && !strcmp(sha, a->policy_sha256) &&
 	    !agent_cgroups_stale(a)) {
+		/* An error about this file is over: it holds the policy in force again. An error
+		 * about another one (a refused install) stays. */
+		if (!strncmp(a->last_error, name, strlen(name)))
+			a->last_error[0] = '\0';
 		log_info("Policy %s unchanged (%s)", name, why);
-		a->last_error[0] = '\0';
 		json_object_put(agent_check_overriders(a, true));
 		return 0;
 	}

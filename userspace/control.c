@@ -89,7 +89,8 @@ static int wait_fd(int fd, short events, int timeout_ms)
 static int write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		/* A client that hung up must not kill the agent with SIGPIPE. */
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)

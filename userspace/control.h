@@ -16,7 +16,7 @@
 #define CONTROL_DEFAULT_RUN_DIR "/run/carwall"
 #define CONTROL_SOCKET_NAME "carwalld.sock"
 #define CONTROL_MAX_REQUEST 512
-#define CONTROL_MAX_REPLY (1u << 20)
+#define CONTROL_MAX_REPLY (64u << 20) /* `stats` of a policy with 131072 rules fits */
 
 /* The run folder: the option if given, else $CARWALL_RUN_DIR, else the default. */
 const char *control_run_dir(const char *option);

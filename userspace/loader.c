@@ -462,6 +462,8 @@ static int copy_sorted(struct loader_entries *out, const void *entries, size_t n
 	out->v = malloc(n * stride + 1);
 	if (!out->v)
 		return -ENOMEM;
+	if (n == 0)
+		return 0; /* entries may be NULL */
 	memcpy(out->v, entries, n * stride);
 	qsort_r(out->v, n, stride, cmp_key, &key_size);
 	return 0;

@@ -646,45 +646,15 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	uint32_t scope = cw_scope(m->gen, app);
-	const struct cw_dst_val *best = NULL;
+	uint32_t portset;
 	int best_len = -1;
 
-	if (family == AF_INET6 && !memcmp(addr, mapped, sizeof(mapped))) {
-		family = AF_INET;
-		addr += 12;
-	}
-	if (family == AF_INET) {
-		for (size_t i = 0; i < m->n_dst4; i++) {
-			const struct policy_dst4_entry *e = &m->dst4[i];
-			int len = (int)e->key.prefixlen - CW_SCOPE_BITS;
-
-			if (e->key.scope == scope && len > best_len &&
-			    bits_match(e->key.addr, addr, (unsigned)len)) {
-				best = &e->val;
-				best_len = len;
-			}
-		}
-	} else {
-		for (size_t i = 0; i < m->n_dst6; i++) {
-			const struct policy_dst6_entry *e = &m->dst6[i];
-			int len = (int)e->key.prefixlen - CW_SCOPE_BITS;
-
-			if (e->key.scope == scope && len > best_len &&
-			    bits_match(e->key.addr, addr, (unsigned)len)) {
-				best = &e->val;
-				best_len = len;
-			}
-		}
-	}
-	if (!best)
+	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
 		return 0;
 
-	uint32_t pscope = cw_scope(m->gen, best->portset);
+	uint32_t pscope = cw_scope(m->gen, portset);
 	uint16_t port_be = htons(port);
 	const struct cw_port_val *hit = NULL;
-	best_len = -1;
 	for (size_t i = 0; i < m->n_ports; i++) {
 		const struct policy_port_entry *e = &m->ports[i];
 		int len = (int)e->key.prefixlen - CW_SCOPE_BITS - 16;

@@ -55,7 +55,7 @@ LAYOUT=2
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
-	openssl busybox-static libc-bin kmod)
+	openssl busybox-static libc-bin kmod bpftool make)
 # Pulled in only through alternatives or maintainer scripts; never run in the guest.
 ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule-perl
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4
@@ -241,6 +241,7 @@ kernel_prepare() {
 		return 1
 	}
 	moddir=$dir/root/lib/modules/$(cat "$dir/release")
+	rm -f "$cache/debs/${pkg}_"*.deb
 	: >"$dir/modules/order"
 	while IFS= read -r f; do
 		name=${f##*/}
@@ -263,9 +264,12 @@ kernel_prepare() {
 # arm64_prepare: $cache/arm64/rootfs (the guest's userland) and $cache/arm64/sysroot (-dev
 # packages for the static cross build), each unpacked from Debian's arm64 .debs once.
 arm64_prepare() {
-	local d=$cache/arm64 pkgs p deb skip
+	local d=$cache/arm64 pkgs p deb skip key
 	apt_setup arm64 || return 1
-	if [[ ! -e $d/rootfs/.ready ]]; then
+	# Made again when the package lists above change.
+	key=$(printf '%s ' "${ARM64_ROOTFS_PKGS[@]}" - "${ARM64_ROOTFS_SKIP[@]}" - \
+		"${ARM64_SYSROOT_PKGS[@]}" | md5sum | cut -c1-12)
+	if [[ ! -e $d/rootfs/.ready-$key ]]; then
 		log "arm64: fetching the guest userland"
 		pkgs=$(apt-cache "${APT_OPTS[@]}" depends --recurse --no-recommends --no-suggests \
 			--no-conflicts --no-breaks --no-replaces --no-enhances "${ARM64_ROOTFS_PKGS[@]}" |
@@ -278,15 +282,17 @@ arm64_prepare() {
 		mkdir -p "$d/rootfs"
 		for deb in "$d"/debs-rootfs/*.deb; do dpkg-deb -x "$deb" "$d/rootfs" || return 1; done
 		rootfs_finish "$d/rootfs" || return 1
-		touch "$d/rootfs/.ready"
+		rm -rf "$d/debs-rootfs"
+		touch "$d/rootfs/.ready-$key"
 	fi
-	if [[ ! -e $d/sysroot/.ready ]]; then
+	if [[ ! -e $d/sysroot/.ready-$key ]]; then
 		log "arm64: fetching the static libraries for the cross build"
 		rm -rf "$d/sysroot" "$d/debs-sysroot"
 		apt_download "$d/debs-sysroot" "${ARM64_SYSROOT_PKGS[@]}" || return 1
 		mkdir -p "$d/sysroot"
 		for deb in "$d"/debs-sysroot/*.deb; do dpkg-deb -x "$deb" "$d/sysroot" || return 1; done
-		touch "$d/sysroot/.ready"
+		rm -rf "$d/debs-sysroot"
+		touch "$d/sysroot/.ready-$key"
 	fi
 }
 

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	if (!p || p->n_apps == 0)
+	if (!p)
 		abort();
 	/* Every set reference must have been resolved. */
 	for (size_t a = 0; a < p->n_apps; a++)

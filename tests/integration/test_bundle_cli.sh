@@ -188,7 +188,7 @@ tap_expect_exit "verify with --threshold 0 is a usage error" 2 \
 	"$CARWALL" bundle verify "${v2[@]}" --threshold 0 "$work/oem.bundle"
 tap_expect_exit "verify with an option of another command is a usage error" 2 \
 	"$CARWALL" bundle verify "${v2[@]}" --key "$keys/oem.key" "$work/oem.bundle"
-tap_expect_exit "an unknown bundle command is a usage error" 2 "$CARWALL" bundle install x
+tap_expect_exit "an unknown bundle command is a usage error" 2 "$CARWALL" bundle frobnicate x
 tap_expect_exit "bundle --help exits 0" 0 "$CARWALL" bundle --help
 
 tap_done
