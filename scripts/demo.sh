@@ -55,20 +55,21 @@ flows=(
 
 printf '%-12s %-38s %-5s %-24s %-17s %-9s %s\n' APP FLOW PROTO DESTINATION VERDICT TIME SERVER
 printf '%s\n' "$(printf '%.0s-' {1..122})"
-mismatches=0 n=0
+mismatches=0 n=0 n_refused=0
 for f in "${flows[@]}"; do
 	IFS='|' read -r app who mode addr port expect flags <<<"$f"
 	n=$((n + 1))
+	[[ $expect == refused ]] && n_refused=$((n_refused + 1))
 	token="demo$$-$n"
-	start=$(date +%s%N)
 	if [[ $app == - ]]; then
 		out=$(sandbox_in_hu "$FLOWPROBE" "$mode" "$addr" "$port" --token "$token" $flags 2>&1)
 	else
 		out=$(sandbox_run_app "$app" "$FLOWPROBE" "$mode" "$addr" "$port" --token "$token" $flags 2>&1)
 	fi
 	rc=$?
-	ms=$(( ($(date +%s%N) - start) / 1000000 ))
 	result=$(sed -n 's/.*result=\([A-Za-z0-9_]*\).*/\1/p' <<<"$out" | head -1)
+	us=$(sed -n 's/.* us=\([0-9]*\).*/\1/p' <<<"$out" | head -1)
+	time_ms=$(awk -v us="${us:-0}" 'BEGIN { printf "%.2f ms", us / 1000 }')
 	case $rc in
 	0) verdict=allowed ;;
 	1) verdict="refused (${result:-EPERM})" ;;
@@ -84,11 +85,19 @@ for f in "${flows[@]}"; do
 		mismatches=$((mismatches + 1))
 	fi
 	printf '%-12s %-38s %-5s %-24s %-17s %-9s %s%s\n' "${app/#-/(none)}" "$who" "$proto" "$dest" \
-		"$verdict" "${ms} ms" "$seen" "$mark"
+		"$verdict" "$time_ms" "$seen" "$mark"
 done
 echo
-echo "TIME includes starting the process through \`carwall run\`; a refused connect() returns"
-echo "EPERM at once, without a packet leaving the head unit (the server received nothing)."
+echo "TIME: from socket() to the verdict, in the app (an allowed flow includes the server's"
+echo "answer). A refused connect() or sendto() fails with EPERM at once: no packet leaves the"
+echo "head unit, and the server received nothing."
+echo
+echo "The evidence the agent kept (carwall events):"
+for ((i = 0; i < 40; i++)); do
+	[[ $("$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" | wc -l) -ge $n_refused ]] && break
+	sleep 0.05
+done
+"$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" | sed 's/^/  /'
 echo
 if [[ $mismatches -ne 0 ]]; then
 	echo "demo: $mismatches of $n flows did not get the expected verdict; agent log:" >&2

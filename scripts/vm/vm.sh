@@ -55,7 +55,7 @@ LAYOUT=2
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
-	openssl busybox-static libc-bin kmod bpftool make)
+	openssl busybox-static libc-bin kmod bpftool)
 # Pulled in only through alternatives or maintainer scripts; never run in the guest.
 ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule-perl
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4
@@ -424,6 +424,16 @@ tap_counts() {
 		END { printf "%d %d %d\n", p, f, s }' "$1"
 }
 
+# skip_reason ID FILE: why a guest of ID cannot run the test file FILE (empty: it can). Only for
+# what the guest's userland cannot do; a kernel that lacks a feature is the test's to report.
+skip_reason() {
+	case $1:${2##*/} in
+	arm64-*:test_install.sh)
+		echo "runs 'make install' of the host's build tree: needs the host's toolchain, which the arm64 guest has not (the packaging does not depend on the kernel; make check runs it)"
+		;;
+	esac
+}
+
 # test_list: the test files to run, relative to the repository (or absolute).
 test_list() {
 	if [[ -n ${CARWALL_VM_TESTS:-} ]]; then
@@ -438,6 +448,7 @@ test_list() {
 split_tests() {
 	local id=$1 n=$2
 	test_list | while IFS= read -r f; do
+		[[ -z $(skip_reason "$id" "$f") ]] || continue
 		n_=${f##*/}
 		n_=${n_%.sh}
 		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null) || d=
@@ -504,7 +515,7 @@ guest_report() {
 # check_one ID: boots guests for ID (CARWALL_VM_JOBS of them at once, each running a share of
 # the test files), prints the report, adds to the totals.
 check_one() {
-	local id=$1 run start end n g files pids=() t0 f
+	local id=$1 run start end n g files pids=() t0 f why
 	echo "# ---- $id"
 	start=$(date +%s)
 	# The cache is shared with other runs: prepare under its lock.
@@ -523,7 +534,6 @@ check_one() {
 	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
 	split_tests "$id" "$jobs" >"$run/split"
 	n=$(awk '{ print $1 }' "$run/split" | sort -u | wc -l)
-	((n > 0)) || n=1
 	t0=$(date +%s.%N)
 	for ((g = 0; g < n; g++)); do
 		mkdir -p "$run/g$g/out"
@@ -543,6 +553,12 @@ check_one() {
 	end=$(date +%s)
 
 	K_PASSED=0 K_FAILED=0 K_SKIPPED=0
+	while IFS= read -r f; do
+		why=$(skip_reason "$id" "$f")
+		[[ -n $why ]] || continue
+		echo "#   SKIP on $id (kernel $RELEASE): ${f##*/}: $why"
+		K_SKIPPED=$((K_SKIPPED + 1))
+	done < <(test_list)
 	DURATIONS=$run/durations
 	: >"$DURATIONS"
 	for ((g = 0; g < n; g++)); do
