@@ -150,7 +150,8 @@ FUZZ_SECONDS ?= 300
 fuzz: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do \
 		n=$${f##*/fuzz_}; mkdir -p build-fuzz/corpus-$$n; \
-		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/$$n- \
+			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 
 check:

@@ -60,6 +60,7 @@ fuzz_suite() {
 		name=${f##*/fuzz_}
 		corpus=$(mktemp -d)
 		if "$f" -max_total_time="${FUZZ_SMOKE_SECONDS:-20}" -print_final_stats=0 \
+			-artifact_prefix="$logdir/fuzz-$name-" \
 			"$corpus" "tests/fuzz/corpus/$name" >"$logdir/fuzz-$name.log" 2>&1; then
 			echo "ok $n - fuzz_$name: no crash in ${FUZZ_SMOKE_SECONDS:-20}s"
 		else
