@@ -3,9 +3,10 @@
 #
 # The testers' VM, inside the guest: PID 1 after scripts/vm/init switched into the root.
 # Mounts what the tests need (cgroup2, bpffs, fresh tmpfs on /tmp and /run, devpts), then:
-#   cw.mode=check  runs each test file with the binaries of cw.bin, its TAP, stderr and exit
-#                  status into the output share (/mnt/cw-out/NAME.{tap,err,rc}), then writes
-#                  uname, uptime and result there and powers off;
+#   cw.mode=check  runs each test file of cw.tests with the binaries of cw.bin, its TAP,
+#                  stderr, exit status and time into the output share
+#                  (/mnt/cw-out/NAME.{tap,err,rc,secs}), with uname, boot (uptime at the
+#                  first test), uptime (at the end) and result, then powers off;
 #   cw.mode=shell  builds the demo sandbox (scripts/sandbox.sh) with carwalld enforcing
 #                  policies/demo.yaml and gives an interactive shell in the head-unit network
 #                  namespace; leaving the shell powers off.
@@ -18,13 +19,15 @@ export CARWALL_VM=1
 unset TMPDIR
 
 out=/mnt/cw-out
-mode=check repo= bin= tests=
+mode=check repo='' run='' bin='' tests='' size=''
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	cw.mode=*) mode=${arg#cw.mode=} ;;
 	cw.repo=*) repo=${arg#cw.repo=} ;;
+	cw.run=*) run=${arg#cw.run=} ;;
 	cw.bin=*) bin=${arg#cw.bin=} ;;
 	cw.tests=*) tests=${arg#cw.tests=} ;;
+	cw.size=*) size=${arg#cw.size=} ;;
 	esac
 done
 
@@ -40,7 +43,17 @@ poweroff_now() {
 }
 
 setup() {
+	local p keep=()
+	# A fresh /tmp (the host's is under the overlay); a repository or run folder in the host's
+	# /tmp (a CI clone, say) is carried over.
+	for p in "$repo" "$run"; do
+		[[ $p == /tmp/* ]] || continue
+		mkdir -p "/mnt/keep$p" && mount --bind "$p" "/mnt/keep$p" && keep+=("$p")
+	done
 	mount -t tmpfs -o mode=1777 tmpfs /tmp
+	for p in "${keep[@]}"; do
+		mkdir -p "$p" && mount --move "/mnt/keep$p" "$p" || return 1
+	done
 	mount -t tmpfs -o mode=0755 tmpfs /run
 	mkdir -p /run/netns /run/lock /dev/pts /dev/shm
 	# What udev would have made: bash's process substitution needs /dev/fd.
@@ -61,16 +74,19 @@ setup() {
 }
 
 run_checks() {
-	local t name rc start list=()
+	local t name rc start d list=()
 	if [[ -n $tests ]]; then
 		IFS=, read -r -a list <<<"$tests"
 	else
-		list=("$repo"/tests/integration/test_*.sh)
+		list=("$repo"/tests/integration/test_*.sh "$repo"/tests/adversarial/test_*.sh)
 	fi
 	for t in "${list[@]}"; do
 		[[ $t == /* ]] || t=$repo/$t
+		[[ -f $t ]] || continue
+		# As scripts/vm/vm.sh's test_name: test_flows, adversarial-test_paths.
 		name=${t##*/}
 		name=${name%.sh}
+		[[ $t == */integration/* ]] || { d=${t%/*}; name=${d##*/}-$name; }
 		say "running $name"
 		rc=0
 		start=$(awk '{ print $1 }' /proc/uptime)
@@ -95,6 +111,8 @@ shell() {
 	tty=/dev/${tty:-console}
 	export CARWALL_RUN_DIR=${SANDBOX_RUN_DIR:-/run/carwall}
 	export PATH=$bin:$PATH TERM=${TERM:-vt220} PS1='carwall-vm(head unit)# '
+	[[ $size =~ ^([0-9]+)x([0-9]+)$ ]] &&
+		stty rows "${BASH_REMATCH[1]}" cols "${BASH_REMATCH[2]}" <"$tty" 2>/dev/null
 	cat >"$tty" <<-EOF
 
 		carwall testers' VM: kernel $(uname -r), $(uname -m)
@@ -112,9 +130,12 @@ shell() {
 		  'exit' powers the VM off.
 
 	EOF
-	setsid -c -w nsenter --net="/run/netns/${SANDBOX_HU_NETNS:-}" -- bash --norc -i \
-		<"$tty" >"$tty" 2>&1 ||
+	if [[ -e /run/netns/${SANDBOX_HU_NETNS:-none} ]]; then
+		setsid -c -w nsenter --net="/run/netns/$SANDBOX_HU_NETNS" -- bash --norc -i \
+			<"$tty" >"$tty" 2>&1
+	else
 		setsid -c -w bash --norc -i <"$tty" >"$tty" 2>&1
+	fi
 	sandbox_destroy
 }
 
@@ -124,11 +145,12 @@ if ! setup; then
 	poweroff_now
 fi
 uname -r >"$out/uname"
+awk '{ print $1; exit }' /proc/uptime >"$out/boot"
 case $mode in
 check)
 	run_checks
 	awk '{ print $1; exit }' /proc/uptime >"$out/uptime"
-	echo done >"$out/result"
+	echo "done" >"$out/result"
 	say "done"
 	;;
 shell) shell ;;

@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# The testers' VM: carwall's integration and adversarial flow tests (tests/integration/test_*.sh)
-# run inside QEMU guests booted on Debian kernels other than the host's.
+# The testers' VM: carwall's integration and adversarial tests (tests/integration/test_*.sh,
+# tests/adversarial/test_*.sh) run inside QEMU guests booted on Debian kernels other than the
+# host's. `make vm-check` and `make vm-shell` call this; README "Testers' VM" is the user's guide.
 #
-#   scripts/vm/vm.sh check [KERNEL...]   run the tests in one guest per kernel (default: all)
+#   scripts/vm/vm.sh check [KERNEL...]   run the tests on each kernel (default: all)
 #   scripts/vm/vm.sh shell [KERNEL]      boot one guest with carwalld enforcing the demo policy
 #                                        and give an interactive shell on the console
 #   scripts/vm/vm.sh fetch [KERNEL...]   only download and prepare (kernels, arm64 userland)
@@ -18,30 +19,36 @@
 #   sources.list with bookworm-backports, its own lists) and unpacked without installing: the
 #   host's apt configuration is never touched. Everything downloaded lives in $CARWALL_VM_CACHE
 #   (default /var/cache/carwall-vm as root, else ~/.cache/carwall-vm), outside the repository.
-# - The initramfs is busybox-static, scripts/vm/init and the guest kernel's modules the guest
-#   needs before its root exists (virtio_pci, 9p, overlay, veth and their dependencies, in
-#   dependency order, decompressed).
+#   The kernel's module tree gets its modules.dep from depmod, as the package's postinst would.
+# - The initramfs is busybox-static, scripts/vm/init and the modules the guest needs before its
+#   root exists (virtio_pci, 9p, overlay, veth and their dependencies, in dependency order,
+#   decompressed). The whole module tree is a 9p share too, so the guest kernel loads what else
+#   it needs (sock_diag, nf_tables...) through modprobe.
 # - x86_64 guests boot on the HOST's root filesystem shared read-only over virtio-9p, under a
-#   tmpfs overlay (so bash, iproute2, openssl... are the host's, and the repository with its
-#   build/ binaries is at the same path). arm64 guests boot on an arm64 userland unpacked from
-#   Debian's arm64 .debs into the cache, with the repository as a second 9p share at the same
-#   path, and carwall cross-built statically into build-arm64/ (`make ARCH=arm64
-#   CROSS_COMPILE=aarch64-linux-gnu- STATIC=1 SYSROOT=...`, the arm64 -dev packages unpacked into
-#   a cache sysroot).
-# - The guest (scripts/vm/guest.sh) writes each test file's TAP and a result file into a third,
-#   writable 9p share (a fresh temporary directory) and powers off. The console goes to a log.
-#   TCG only (`-accel tcg,thread=single`): KVM does not work on the machines this runs on.
+#   tmpfs overlay: bash, iproute2, openssl... are the host's, the repository is at the same path.
+#   The binaries under test are a copy of build/ (`make all tests`) in the run folder. arm64
+#   guests boot on an arm64 userland unpacked from Debian's arm64 .debs into the cache, with the
+#   repository and the run folder as 9p shares at the same paths, and carwall cross-built
+#   statically into the cache (`make ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- STATIC=1
+#   SYSROOT=...`, the arm64 -dev packages unpacked into a cache sysroot).
+# - scripts/vm/guest.sh runs the test files, writes each one's TAP, stderr, exit status and time
+#   into a writable 9p share (the guest's out/ in the run folder), then powers off. The console
+#   goes to console.log beside it. TCG only (`-accel tcg,thread=single`: KVM does not work on the
+#   machines this runs on), so the test files are dealt to CARWALL_VM_JOBS guests booted at once
+#   (default: the CPU count), longest first by the durations of the previous run.
 # - A guest that does not finish within CARWALL_VM_TIMEOUT seconds is killed and reported as
-#   hung; a panic (panic=-1 with -no-reboot ends QEMU at once) or an oops is read off the console.
+#   hung; a panic (panic=-1 with -no-reboot ends QEMU at once; oops=panic) is read off the
+#   console.
 #
-# Output of `check`: per kernel, the guest's `uname -r`, boot-to-result time and the test counts
-# (with every skipped test's reason), then one last line "N passed, N failed, N skipped".
-# Exit status: 0 only if no test failed and no guest hung, panicked or failed to boot.
+# Output of `check`: per kernel, the guest's `uname -r`, each test file's counts and time, every
+# failed test, every skipped test with its reason and kernel, the kernel's totals and times;
+# then one last line "N passed, N failed, N skipped" over all kernels. Exit status: 0 only if no
+# test failed and no guest hung, panicked or failed to boot (each counts as a failure).
 #
-# Environment: CARWALL_VM_CACHE, CARWALL_VM_TIMEOUT (seconds per guest, default 900),
-# CARWALL_VM_MEM (MiB, default 1024), CARWALL_VM_TESTS (test files to run, default
-# tests/integration/test_*.sh), CARWALL_VM_REFRESH=1 (re-read the package lists now),
-# CARWALL_VM_KEEP=1 (keep the per-run directory with the console log and TAP files).
+# Environment: CARWALL_VM_CACHE, CARWALL_VM_TIMEOUT (seconds per guest, default 1500),
+# CARWALL_VM_JOBS, CARWALL_VM_MEM (MiB per guest, default 1024), CARWALL_VM_TESTS (test files,
+# space-separated), CARWALL_VM_REFRESH=1 (re-read the package lists now; otherwise weekly),
+# CARWALL_VM_KEEP=1 (keep the run folder; a failed run's is always kept).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd -P)
@@ -55,7 +62,7 @@ LAYOUT=2
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
-	openssl busybox-static libc-bin kmod bpftool)
+	openssl busybox-static libc-bin kmod bpftool diffutils gzip tar hostname iputils-ping xxd jq)
 # Pulled in only through alternatives or maintainer scripts; never run in the guest.
 ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule-perl
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4
@@ -76,6 +83,9 @@ timeout_s=${CARWALL_VM_TIMEOUT:-1500}
 jobs=${CARWALL_VM_JOBS:-$(nproc)}
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || jobs=1
 mem=${CARWALL_VM_MEM:-1024}
+# Paths go on the kernel command line (split on spaces) and into QEMU options (split on commas).
+[[ $top$cache != *[[:space:],]* ]] ||
+	{ echo "vm: the repository and cache paths must have no space or comma: $top $cache" >&2; exit 1; }
 
 log() { printf 'vm: %s\n' "$*" >&2; }
 die() {
@@ -84,7 +94,7 @@ die() {
 }
 
 usage() {
-	sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '8,12p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 
@@ -108,20 +118,38 @@ install_host_deps() {
 }
 
 # ---- private apt state ---------------------------------------------------------------------
+# host_archive SUITE: the URI of the Debian archive that the host's apt reads SUITE from.
+host_archive() {
+	apt-cache policy 2>/dev/null |
+		awk -v s="$1/main" '$3 == s && $2 ~ /^(https?|file):/ { print $2; exit }'
+}
+
 # apt_setup ARCH: a private apt state under $cache/apt-ARCH whose native architecture is ARCH
 # (so dependencies resolve to ARCH packages), reading bookworm, -updates, -security and
-# -backports. Sets APT_OPTS. The package lists are refreshed when older than a week.
+# -backports from the archives the host's apt is set up with. Sets APT_OPTS. The package lists
+# are refreshed when older than a week.
 apt_setup() {
-	local arch=$1 d=$cache/apt-$1 stamp
+	local arch=$1 d=$cache/apt-$1 stamp main security key=/usr/share/keyrings/debian-archive-keyring.gpg
 
+	main=$(host_archive bookworm)
+	security=$(host_archive bookworm-security)
+	if [[ -z $main ]]; then
+		log "the host's apt has no Debian bookworm archive (apt-cache policy)"
+		return 1
+	fi
 	mkdir -p "$d/lists/partial" "$d/archives/partial" "$d/sources.list.d" "$d/preferences.d"
 	[[ -e $d/status ]] || : >"$d/status"
-	cat >"$d/sources.list" <<-EOF
-		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
-		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
-		deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-	EOF
+	{
+		echo "deb [signed-by=$key] $main bookworm main"
+		echo "deb [signed-by=$key] $main bookworm-updates main"
+		echo "deb [signed-by=$key] $main bookworm-backports main"
+		[[ -z $security ]] || echo "deb [signed-by=$key] $security bookworm-security main"
+	} >"$d/sources.list.new"
+	if ! cmp -s "$d/sources.list.new" "$d/sources.list"; then
+		mv "$d/sources.list.new" "$d/sources.list"
+		rm -f "$d/lists/.updated"
+	fi
+	rm -f "$d/sources.list.new"
 	APT_OPTS=(-q -o "Dir::State=$d" -o "Dir::State::Lists=$d/lists"
 		-o "Dir::State::status=$d/status" -o "Dir::Cache=$d" -o "Dir::Cache::archives=$d/archives"
 		-o "Dir::Etc::SourceList=$d/sources.list" -o "Dir::Etc::SourceParts=$d/sources.list.d"
@@ -152,15 +180,17 @@ apt_download() {
 }
 
 # ---- kernels -------------------------------------------------------------------------------
-# kernel_spec ID: sets K_ARCH (deb arch), K_QEMU_ARCH, K_META, K_RELEASE (apt -t, or empty).
+# kernel_spec ID: sets K_ARCH (deb arch), K_QEMU_ARCH, K_META, K_RELEASE (apt -t, or empty)
+# and K_SERIES (the kernel series ID names).
 kernel_spec() {
+	K_SERIES=${1##*-}
 	case $1 in
-	x86_64-6.1) K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64 K_RELEASE= ;;
+	x86_64-6.1) K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64 K_RELEASE='' ;;
 	x86_64-6.12)
 		K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64
 		K_RELEASE=bookworm-backports
 		;;
-	arm64-6.1) K_ARCH=arm64 K_QEMU_ARCH=aarch64 K_META=linux-image-arm64 K_RELEASE= ;;
+	arm64-6.1) K_ARCH=arm64 K_QEMU_ARCH=aarch64 K_META=linux-image-arm64 K_RELEASE='' ;;
 	*) return 1 ;;
 	esac
 }
@@ -200,27 +230,45 @@ _modules_visit() {
 }
 
 # kernel_prepare ID: the kernel image, its version and its initramfs modules under
-# $cache/kernels/PKG_VERSION (downloaded and unpacked once). Sets K_DIR.
+# $cache/kernels/PKG_VERSION (downloaded and unpacked once). Sets K_DIR. Returns 2, with the
+# reason in UNAVAILABLE, when Debian's archive does not have that kernel (or cannot be reached).
 kernel_prepare() {
-	local id=$1 pkg ver dir tmp moddir f name
+	local id=$1 pkg ver dir tmp moddir f name d
 	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
-	apt_setup "$K_ARCH" || return 1
+	if ! apt_setup "$K_ARCH"; then
+		UNAVAILABLE="cannot read Debian's $K_ARCH package lists (see the apt output above)"
+		return 2
+	fi
 	pkg=$(apt-cache "${APT_OPTS[@]}" ${K_RELEASE:+-t "$K_RELEASE"} depends "$K_META" 2>/dev/null |
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-	[[ -n $pkg ]] || {
-		log "$id: $K_META${K_RELEASE:+ from $K_RELEASE} not found in the package lists"
-		return 1
-	}
+	if [[ -z $pkg ]]; then
+		UNAVAILABLE="$K_META${K_RELEASE:+ of $K_RELEASE} is not in Debian's $K_ARCH package lists"
+		return 2
+	fi
+	if [[ $pkg != "linux-image-$K_SERIES".* ]]; then
+		UNAVAILABLE="$K_META${K_RELEASE:+ of $K_RELEASE} is now $pkg, not a $K_SERIES kernel"
+		return 2
+	fi
 	ver=$(apt-cache "${APT_OPTS[@]}" ${K_RELEASE:+-t "$K_RELEASE"} policy "$pkg" 2>/dev/null |
 		awk '$1 == "Candidate:" { print $2; exit }')
 	dir=$cache/kernels/${pkg}_$ver
 	K_DIR=$dir
-	[[ -e $dir/.ready-$LAYOUT ]] && return 0
+	# Kernels no run has used for a month (superseded by an update) go.
+	for d in "$cache"/kernels/*; do
+		[[ -e $d/.used && -n $(find "$d/.used" -mtime +30) ]] && rm -rf "$d"
+	done
+	if [[ -e $dir/.ready-$LAYOUT ]]; then
+		touch "$dir/.used"
+		return 0
+	fi
 
 	log "$id: fetching $pkg $ver"
 	rm -rf "$dir"
 	mkdir -p "$dir/modules"
-	apt_download "$cache/debs" "$pkg" || return 1
+	if ! apt_download "$cache/debs" "$pkg"; then
+		UNAVAILABLE="apt-get download $pkg failed (see above)"
+		return 2
+	fi
 	rm -rf "$cache"/unpack.*
 	tmp=$(mktemp -d "$cache/unpack.XXXXXX")
 	dpkg-deb -x "$(ls "$cache/debs/${pkg}_"*"_$K_ARCH.deb" | head -1)" "$tmp" &&
@@ -257,7 +305,7 @@ kernel_prepare() {
 		log "$id: the guest modules ${GUEST_MODULES[*]} were not all found"
 		return 1
 	}
-	touch "$dir/.ready-$LAYOUT"
+	touch "$dir/.ready-$LAYOUT" "$dir/.used"
 }
 
 # ---- arm64 userland and cross build --------------------------------------------------------
@@ -321,7 +369,7 @@ rootfs_finish() {
 }
 
 # arm64_build: carwall, flowprobe and the integration tests' helper programs (the prerequisites
-# of `make tests` that are not cmocka unit tests: Debian ships no static cmocka), statically
+# of `make tests` but the cmocka unit tests: Debian ships no static cmocka), statically
 # cross-built into $cache/arm64/build.
 arm64_build() {
 	local sysroot=$cache/arm64/sysroot helpers
@@ -330,8 +378,9 @@ arm64_build() {
 	export PKG_CONFIG_SYSROOT_DIR=$sysroot
 	export PKG_CONFIG_LIBDIR=$sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:$sysroot/usr/share/pkgconfig
 	helpers=$(make "${args[@]}" -pn tests 2>/dev/null |
-		awk '/^tests:/ { for (i = 2; i <= NF; i++) print $i; exit }' | grep -v '/tests/') || true
+		awk '/^tests:/ { for (i = 2; i <= NF; i++) print $i; exit }' | grep -v '/tests/test_') || true
 	log "arm64: cross-building carwall into $cache/arm64/build"
+	# shellcheck disable=SC2086 # one target per word
 	make "${args[@]}" all $helpers >&2
 }
 
@@ -348,6 +397,13 @@ new_run() {
 	for f in "$BIN_SRC"/*; do
 		[[ -f $f && -x $f ]] && cp "$f" "$BIN_DIR/"
 	done
+	# The tests' own artefacts (the adversarial tests' BPF objects...).
+	if [[ -d $BIN_SRC/tests ]]; then
+		mkdir -p "$BIN_DIR/tests"
+		for f in "$BIN_SRC"/tests/*; do
+			[[ -f $f && $f != *.d ]] && cp "$f" "$BIN_DIR/tests/"
+		done
+	fi
 	chmod 0755 "$RUN"
 }
 
@@ -371,6 +427,7 @@ qemu_cmd() {
 	local id=$1 kdir=$2 initrd=$3 out=$4 mode=$5 tests=${6:-} append root
 	kernel_spec "$id"
 	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.run=$RUN cw.tests=$tests"
+	append+=" ${EXTRA_APPEND:-}"
 	if [[ $K_QEMU_ARCH == x86_64 ]]; then
 		root=/
 		# -cpu qemu64: glibc then picks its SSE2 string functions, which TCG runs several
@@ -383,6 +440,7 @@ qemu_cmd() {
 			-append "console=ttyAMA0 $append cw.bin=$BIN_DIR"
 			-virtfs "local,path=$top,mount_tag=cwrepo,security_model=none,readonly=on,multidevs=remap")
 	fi
+	# shellcheck disable=SC2054 # commas inside QEMU options
 	QEMU+=(-accel tcg,thread=single -smp 1 -m "$mem" -nodefaults -no-user-config -no-reboot
 		-kernel "$kdir/vmlinuz" -initrd "$initrd"
 		-virtfs "local,path=$root,mount_tag=cwroot,security_model=none,readonly=on,multidevs=remap"
@@ -396,7 +454,7 @@ qemu_cmd() {
 prepare() {
 	local id=$1
 	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
-	kernel_prepare "$id" || return 1
+	kernel_prepare "$id" || return
 	if [[ $K_ARCH == arm64 ]]; then
 		arm64_prepare || return 1
 		arm64_build || return 1
@@ -434,12 +492,27 @@ skip_reason() {
 	esac
 }
 
+# test_name FILE: the name of a test file in reports and result files: test_flows for
+# tests/integration/test_flows.sh, adversarial-test_paths for tests/adversarial/test_paths.sh.
+# (scripts/vm/guest.sh names them the same way.)
+test_name() {
+	local base=${1##*/} dir=${1%/*}
+	base=${base%.sh}
+	dir=${dir##*/}
+	if [[ $dir == integration || $dir == "$1" ]]; then
+		printf '%s' "$base"
+	else
+		printf '%s-%s' "$dir" "$base"
+	fi
+}
+
 # test_list: the test files to run, relative to the repository (or absolute).
 test_list() {
 	if [[ -n ${CARWALL_VM_TESTS:-} ]]; then
+		# shellcheck disable=SC2086 # a space-separated list
 		printf '%s\n' $CARWALL_VM_TESTS
 	else
-		(cd "$top" && printf '%s\n' tests/integration/test_*.sh)
+		(cd "$top" && ls tests/integration/test_*.sh tests/adversarial/test_*.sh 2>/dev/null)
 	fi
 }
 
@@ -449,8 +522,7 @@ split_tests() {
 	local id=$1 n=$2
 	test_list | while IFS= read -r f; do
 		[[ -z $(skip_reason "$id" "$f") ]] || continue
-		n_=${f##*/}
-		n_=${n_%.sh}
+		n_=$(test_name "$f")
 		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null) || d=
 		echo "${d:-60} $f"
 	done | sort -rn | awk -v n="$n" '{
@@ -463,7 +535,8 @@ split_tests() {
 
 # guest_report ID RUN RC SECS: reads one guest's results, prints them, adds to the totals.
 guest_report() {
-	local id=$1 run=$2 rc=$3 secs=$4 out=$2/out t name tp tf ts why p=0 f=0 s=0 st
+	local id=$1 run=$2 rc=$3 secs=$4 out=$2/out t name tp tf ts why st
+	local n_pass=0 n_fail=0 n_skip=0
 	for t in "$out"/*.tap; do
 		[[ -e $t ]] || continue
 		name=${t##*/}
@@ -486,42 +559,52 @@ guest_report() {
 		sed -En "s/^ok [0-9]+ - (.*) # SKIP (.*)/#   SKIP on $id (kernel $RELEASE): \\1: \\2/p" "$t"
 		echo "#   $name: $tp passed, $tf failed, $ts skipped in $(cat "$out/$name.secs" 2>/dev/null || echo '?')s"
 		[[ -e $out/$name.secs ]] && echo "$name $(cat "$out/$name.secs")" >>"$DURATIONS"
-		p=$((p + tp)) f=$((f + tf)) s=$((s + ts))
+		n_pass=$((n_pass + tp)) n_fail=$((n_fail + tf)) n_skip=$((n_skip + ts))
 	done
 	why=
 	if grep -q 'Kernel panic' "$run/console.log" 2>/dev/null; then
-		why="kernel panic"
-	elif grep -qE '^\[ *[0-9.]+\] (Oops|BUG:|general protection fault)' "$run/console.log" 2>/dev/null; then
-		why="kernel oops"
+		why="kernel panic: $(grep -m1 -E '\] (Oops|BUG:|general protection fault|Kernel panic)' \
+			"$run/console.log" | sed 's/^\[[^]]*\] //')"
 	elif [[ ! -e $out/result ]]; then
 		if ((rc == 124 || rc == 137)); then
 			why="hung: no result after ${timeout_s}s"
 		else
 			why="the guest stopped without a result (qemu exit $rc)"
 		fi
-	elif [[ $(cat "$out/result") != done ]]; then
+	elif [[ $(cat "$out/result") != "done" ]]; then
 		why="guest setup failed: $(cat "$out/result")"
 	fi
 	if [[ -n $why ]]; then
 		echo "not ok - $id: $why"
-		echo "#   console log (last 40 lines), $run/console.log:"
-		tail -40 "$run/console.log" 2>/dev/null | sed 's/^/#   | /'
-		f=$((f + 1))
+		echo "#   console log (last 25 lines), $run/console.log:"
+		tail -25 "$run/console.log" 2>/dev/null | sed 's/^/#   | /'
+		n_fail=$((n_fail + 1))
 	fi
-	echo "#   guest ran ${secs}s (boot to result $(cat "$out/uptime" 2>/dev/null || echo '?')s in-guest)"
-	K_PASSED=$((K_PASSED + p)) K_FAILED=$((K_FAILED + f)) K_SKIPPED=$((K_SKIPPED + s))
+	echo "#   guest: booted in $(cat "$out/boot" 2>/dev/null || echo '?')s, result after" \
+		"$(cat "$out/uptime" 2>/dev/null || echo '?')s (guest clock); QEMU ran ${secs}s"
+	K_PASSED=$((K_PASSED + n_pass)) K_FAILED=$((K_FAILED + n_fail)) K_SKIPPED=$((K_SKIPPED + n_skip))
 }
 
 # check_one ID: boots guests for ID (CARWALL_VM_JOBS of them at once, each running a share of
 # the test files), prints the report, adds to the totals.
 check_one() {
-	local id=$1 run start end n g files pids=() t0 f why
+	local id=$1 run start end n g files pids=() t0 f why rc
 	echo "# ---- $id"
 	start=$(date +%s)
 	# The cache is shared with other runs: prepare under its lock.
 	exec 8>"$cache/.lock"
-	if ! flock -w 1800 8 || ! prepare "$id" >"$cache/prepare-$id.log" 2>&1; then
-		exec 8>&-
+	UNAVAILABLE=''
+	rc=0
+	flock -w 1800 8 || die "another vm.sh holds $cache/.lock for 30 minutes"
+	prepare "$id" >"$cache/prepare-$id.log" 2>&1 || rc=$?
+	exec 8>&-
+	if ((rc == 2)) && [[ -n $UNAVAILABLE ]]; then
+		sed 's/^/#   /' "$cache/prepare-$id.log"
+		echo "#   SKIP on $id: this kernel cannot be had here: $UNAVAILABLE"
+		echo "# $id: 0 passed, 0 failed, 1 skipped"
+		TOTAL_SKIPPED=$((TOTAL_SKIPPED + 1))
+		return 0
+	elif ((rc != 0)); then
 		sed 's/^/#   /' "$cache/prepare-$id.log"
 		echo "not ok - $id: could not prepare the guest (see above)"
 		TOTAL_FAILED=$((TOTAL_FAILED + 1))
@@ -556,7 +639,7 @@ check_one() {
 	while IFS= read -r f; do
 		why=$(skip_reason "$id" "$f")
 		[[ -n $why ]] || continue
-		echo "#   SKIP on $id (kernel $RELEASE): ${f##*/}: $why"
+		echo "#   SKIP on $id (kernel $RELEASE): $(test_name "$f"): $why"
 		K_SKIPPED=$((K_SKIPPED + 1))
 	done < <(test_list)
 	DURATIONS=$run/durations
@@ -565,7 +648,13 @@ check_one() {
 		echo "#   guest $((g + 1))/$n: $(awk -v g="$g" '$1 == g { printf "%s ", $2 }' "$run/split")"
 		guest_report "$id" "$run/g$g" "$(cat "$run/g$g/rc")" "$(cat "$run/g$g/secs")"
 	done
-	[[ -s $DURATIONS ]] && cp "$DURATIONS" "$cache/durations-$id"
+	# This run's durations replace the previous ones of the same test files.
+	if [[ -s $DURATIONS ]]; then
+		awk 'NR == FNR { t[$1] = $2; next } !($1 in t) { t[$1] = $2 }
+			END { for (n in t) print n, t[n] }' "$DURATIONS" "$cache/durations-$id" \
+			2>/dev/null >"$DURATIONS.all" || cp "$DURATIONS" "$DURATIONS.all"
+		mv "$DURATIONS.all" "$cache/durations-$id"
+	fi
 	echo "# $id: kernel $RELEASE ($K_QEMU_ARCH): $K_PASSED passed, $K_FAILED failed," \
 		"$K_SKIPPED skipped; $n guest(s) in parallel, $(awk -v a="$t0" -v b="$end" \
 		'BEGIN { printf "%d", b - a }')s; $((end - start))s in all with the preparation"
@@ -599,12 +688,14 @@ cmd_shell() {
 	mkdir -p "$cache"
 	exec 9>"$cache/.lock"
 	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
-	prepare "$id" || die "could not prepare the $id guest"
+	prepare "$id" || die "could not prepare the $id guest${UNAVAILABLE:+: $UNAVAILABLE}"
 	exec 9>&-
 	new_run "$id"
 	run=$RUN
 	mkdir -p "$run/out"
 	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
+	# The console knows nothing of the terminal's size: pass it on.
+	EXTRA_APPEND="cw.size=$(stty size 2>/dev/null | tr ' ' x)"
 	qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/out" shell
 	log "booting $id (TCG: about 10 s); leave the shell with 'exit' (or Ctrl-A X)"
 	"${QEMU[@]}" -nographic -serial mon:stdio || true
@@ -619,7 +710,7 @@ cmd_fetch() {
 	exec 9>"$cache/.lock"
 	flock -w 1800 9 || die "another vm.sh holds $cache/.lock"
 	for k in "${kernels[@]}"; do
-		prepare "$k" || die "could not prepare $k"
+		prepare "$k" || die "could not prepare $k${UNAVAILABLE:+: $UNAVAILABLE}"
 		echo "$k: $(cat "$K_DIR/release") in $K_DIR"
 	done
 }
