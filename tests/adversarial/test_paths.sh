@@ -55,10 +55,11 @@ wait_ready "$SANDBOX_DIR/app-server.out" && wait_ready "$SANDBOX_DIR/local-serve
 in_cgroup "$app_cg" "$FLOWPROBE" hold 203.0.113.7 443 --hold-ms 300000 >"$SANDBOX_DIR/hold.out" 2>&1 &
 hold_pid=$!
 
-# accepted FROM TOKEN: a client in the "internet" at FROM connects to the app's port 7000.
+# accepted FROM TOKEN [TIMEOUT_MS]: a client in the "internet" at FROM connects to the app's
+# port 7000. Flows that must succeed get a generous time-out (a loaded machine, emulation).
 accepted() {
-	sandbox_in_net "$FLOWPROBE" tcp 192.0.2.1 7000 --source "$1" --token "$2" --timeout-ms 1500 \
-		>/dev/null 2>&1
+	sandbox_in_net "$FLOWPROBE" tcp 192.0.2.1 7000 --source "$1" --token "$2" \
+		--timeout-ms "${3:-8000}" >/dev/null 2>&1
 }
 
 # ---- control: without carwall every path reaches its destination -----------------------------
@@ -102,7 +103,7 @@ fi
 [[ $cut -eq 1 ]] && wait "$hold_pid" 2>/dev/null
 
 # The app's SYN-ACK is judged by the peer's address (the listener is not an opened socket).
-accepted 203.0.113.7 "acc-e$$"
+accepted 203.0.113.7 "acc-e$$" 2000
 rc=$?
 tap_check "an accepted connection from the tracker never completes: the app's answer is dropped" \
 	test $rc -ne 0
