@@ -73,7 +73,7 @@ has "event: connected UDP" '"dst":"203.0.113.7"' '"port":9000' '"hook":"connect4
 has "event: a raw socket refused at creation" '"hook":"sock_create"' '"verdict":"deny-protocol"'
 has "events name the process: pid and command" '"comm":"flowprobe"' '"pid":'
 # The executable is read from /proc while the process lives: a process that stays a moment.
-sandbox_run_app mediaplayer bash -c '{ : </dev/tcp/203.0.113.7/443; } 2>/dev/null; sleep 1' >/dev/null 2>&1
+sandbox_run_app mediaplayer bash -c '{ : </dev/tcp/203.0.113.7/443; } 2>/dev/null; sleep 3' >/dev/null 2>&1
 wait_events 7 >/dev/null
 log=$(events --json)
 has "events name the executable of a process that is still there" '"comm":"bash"' "\"exe\":\"$(readlink -f "$(command -v bash)")\""
