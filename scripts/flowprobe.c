@@ -271,7 +271,6 @@ struct client {
 	socklen_t src_len;
 };
 
-/* Prints the result line and returns the exit code. err is 0 for success. */
 /* When the flow's first socket call started, for the us= field of the result line. */
 static struct timespec flow_start;
 
@@ -287,6 +286,7 @@ static long flow_elapsed_us(void)
 /* --repeat: only the summary is printed. */
 static bool report_quiet;
 
+/* Prints the result line and returns the exit code. err is 0 for success. */
 static int report(enum stage stage, int err)
 {
 	long us = flow_elapsed_us();

@@ -13,6 +13,10 @@
 
 #include "util.h"
 
+/* Every rule index of a valid policy has its counter slot in cw_rule_stats. */
+_Static_assert(POLICY_MAX_RULES <= CW_MAX_RULES, "rule counters too small for the policy limit");
+_Static_assert(POLICY_MAX_APPS < CW_APP_SLOTS, "app counters too small for the policy limit");
+
 /* One (prefix, rule) pair of one app and one family, before grouping. */
 struct prefix_rule {
 	uint8_t addr[16];
