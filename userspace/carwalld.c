@@ -228,7 +228,8 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 						.cgroups = rc,
 						.n_cgroups = n,
 						.maps = maps,
-						.n_apps = (uint32_t)pol->n_apps },
+						.n_apps = (uint32_t)pol->n_apps,
+						.sk_state_fd = loader_sk_state_fd(a->loader) },
 		       &rs);
 	if (r == -EOPNOTSUPP) {
 		if (!a->revoke_unsupported_warned)
@@ -1310,7 +1311,7 @@ static int agent_run(struct agent *a)
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the programs at %s: %m", a->cgroup_root);
 	log_info("Enforcing at cgroup %s (connect4, connect6, sendmsg4, sendmsg6, sock_create, "
-		 "skb_egress), pins in %s",
+		 "skb_egress, sock_ops), pins in %s",
 		 a->cgroup_root, a->pin_dir);
 
 	json_object_put(agent_check_overriders(a, true));

@@ -9,7 +9,7 @@
  *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_events
  *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
- *   links/skb_egress
+ *   links/skb_egress links/sock_ops
  */
 #pragma once
 
@@ -66,10 +66,20 @@ uint32_t loader_active_gen(const struct loader *l);
 /* The ring buffer of struct cw_event. */
 int loader_events_fd(const struct loader *l);
 
+/* The socket storage map cw_sk_state (for revocation: how each socket came to be). */
+int loader_sk_state_fd(const struct loader *l);
+
 /* Counters, summed over CPUs: of an app slot, and the flows a rule allowed. */
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_app_counters *ret);
 int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret);
+
+/*
+ * The policy epoch in force: one more at every flip, continued from the pinned state by an agent
+ * that adopts it; 0 while the maps never held a policy. Verdicts cached by the programs are tied
+ * to one epoch.
+ */
+uint64_t loader_epoch(const struct loader *l);
 
 /* True when the active generation holds a valid policy (e.g. adopted from an earlier agent). */
 bool loader_has_policy(const struct loader *l);
