@@ -99,7 +99,9 @@ start() {
 	PIDS[$name]=$!
 	exec {FDS[$name]}>"$dir/$name.in"
 }
-tell() { echo "$2" >&"${FDS[$1]}"; }
+# tell NAME LINE: one command; in a subshell, so that a sockpeer that is gone (SIGPIPE) cannot
+# end this script.
+tell() { (echo "$2" >&"${FDS[$1]}") 2>/dev/null; }
 quit() { # NAME: ends one sockpeer
 	tell "$1" quit
 	exec {FDS[$1]}>&-
