@@ -817,9 +817,8 @@ static int agent_load_bytes(struct agent *a, const char *name, const char *data,
 	}
 	if (r < 0) {
 		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
-		if (distrust[0])
-			log_error("Policy refused (%s): %s", why, reason);
-		else if (a->policy || (a->adopted && a->developer_mode))
+		if ((a->policy && !a->distrust[0] && !distrust[0]) ||
+		    (a->adopted && a->developer_mode))
 			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
 				  reason);
 		else
@@ -888,7 +887,7 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 			snprintf(a->last_error, sizeof(a->last_error), "%s: %s", a->policy_path,
 				 strerror(-r));
 		log_error("Policy refused (%s)%s: %s", why,
-			  a->policy || (a->adopted && a->developer_mode)
+			  (a->policy && !a->distrust[0]) || (a->adopted && a->developer_mode)
 				  ? "; the last good policy stays in force"
 				  : "",
 			  a->last_error);
@@ -1001,7 +1000,8 @@ static struct json_object *agent_status_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *hooks = json_object_new_array();
-	bool enforcing = (a->policy != NULL) || a->adopted;
+	/* A policy no longer trusted is not enforced: only its fail-closed state is. */
+	bool enforcing = (a->policy != NULL || a->adopted) && !a->distrust[0];
 	char when[64] = "";
 
 	for (unsigned i = 0; loader_hook_names[i]; i++)

@@ -246,6 +246,25 @@ tap_check "a reload records the floor of the bundle in force again" cw reload
 tap_check "the floor is back on disk (5)" grep -q "^test.policy 5 " "$SANDBOX_STATE_DIR/bundle-state"
 tap_check "the lost floor was loud in the log" log_has "has no floor for bundle 'test.policy'"
 
+# `carwall bundle verify` checks bundle ids as the agent does.
+tap_expect_exit "carwall bundle verify --bundle-id refuses another id" 1 \
+	"$CARWALL" bundle verify --trust "$trust" --target hu-test --bundle-id test.policy \
+	"$SANDBOX_DIR/v99-other-id"
+tap_check "carwall bundle verify --bundle-id accepts an id listed" \
+	"$CARWALL" bundle verify --trust "$trust" --target hu-test --bundle-id other.policy \
+	--bundle-id test.policy "$SANDBOX_DIR/v5"
+
+# ---- case 3 without a guard cgroup: the apps of the policy keep no rule --------------------------
+sandbox_agent_stop
+start --guard-cgroup '' || tap_bail_out "carwalld did not start without a guard"
+in_force "without a guard" 5
+echo "$oem_id" >>"$trust/revoked"
+tap_expect_exit "without a guard, its key revoked, a reload fails" 1 cw reload
+fail_closed "without a guard, key revoked, reload" "revoked-key"
+: >"$trust/revoked"
+tap_check "without a guard, the revocation withdrawn, a reload puts the bundle back" cw reload
+in_force "without a guard, after the revocation was withdrawn" 5
+
 # ---- case 6: the floor is on disk before a bundle goes in force -----------------------------------
 sandbox_agent_stop
 small_fs=$SANDBOX_STATE_DIR
