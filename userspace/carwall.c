@@ -404,6 +404,11 @@ static void status_print(struct json_object *s)
 		}
 	const char *err = json_str(s, "last_error");
 	printf("last error:  %s\n", err ? err : "none");
+	struct json_object *floor;
+	if (json_str(s, "distrusted"))
+		printf("not trusted: %s\n", json_str(s, "distrusted"));
+	if (json_object_object_get_ex(s, "anti_rollback", &floor) && json_str(floor, "warning"))
+		printf("floor:       WARNING: %s\n", json_str(floor, "warning"));
 }
 
 static int cmd_status(struct cli *c, int argc, char **argv)

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <libgen.h>
 #include <malloc.h>
@@ -54,6 +55,7 @@
 #define DEFAULT_EVENT_RATE 10000
 #define DEFAULT_TRUST_DIR "/etc/carwall/keys"
 #define DEFAULT_TARGET_FILE "/etc/carwall/target"
+#define DEFAULT_BUNDLE_ID_FILE "/etc/carwall/bundle-id"
 
 #define JSON_ADD(o, key, value) json_object_object_add((o), (key), (value))
 
@@ -81,6 +83,9 @@ struct agent {
 	bool developer_mode; /* accept unsigned policies: never on a vehicle */
 	const char *trust_dir;
 	char target[POLICY_MAX_ID_LEN + 1];
+	char bundle_ids[BUNDLE_MAX_ACCEPTED_IDS][POLICY_MAX_ID_LEN + 1]; /* --bundle-id */
+	const char *bundle_id_list[BUNDLE_MAX_ACCEPTED_IDS];
+	size_t n_bundle_ids;
 	unsigned threshold;
 	char cgroup_root[4096];
 	char cgroup_mount[4096];
@@ -108,6 +113,17 @@ struct agent {
 	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
 	bool signed_policy;	    /* the policy in force came in a verified bundle */
 	char signers[256];	    /* key ids (short) of its valid signatures */
+	/*
+	 * The bytes of the bundle in force, verified again at every reload against the trust
+	 * folder, target, bundle ids and floor of that moment (with the time it went in force:
+	 * expiry is checked when a bundle goes in force, not while it is in force).
+	 */
+	char *bundle_data;
+	size_t bundle_size;
+	time_t bundle_verified_at;
+	uint8_t bundle_payload_sha256[BUNDLE_SHA256_BYTES];
+	/* Why the policy that was in force is no longer trusted (then fail closed); "" if not. */
+	char distrust[1024];
 	bool revoke_unsupported_warned;
 
 	/* The last refused policy, "" when the last attempt succeeded. */
@@ -247,14 +263,22 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 	}
 }
 
+/* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */
+struct agent_floor {
+	const struct bundle_state *next;
+	const struct bundle_state *prev;
+};
+
 /*
  * Make `p` the policy in force (NULL: no policy, only the guard): create and resolve each app's
- * cgroup and the guard, compile for the inactive generation, write it and flip. On failure the
- * policy in force is untouched, *reason says why and p stays the caller's. On success the agent
- * owns p (it may be the policy in force, applied again to register a recreated cgroup).
+ * cgroup and the guard, compile for the inactive generation, save the anti-rollback floor (when
+ * `floor` is not NULL), write the maps and flip. On failure the policy in force is untouched,
+ * *reason says why and p stays the caller's. On success the agent owns p (it may be the policy
+ * in force, applied again to register a recreated cgroup).
  */
 static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
-		       struct agent_timing *t, char *reason, size_t reason_size)
+		       struct agent_timing *t, char *reason, size_t reason_size,
+		       const struct agent_floor *floor)
 {
 	static struct policy none = { .path = (char *)"(none)" };
 	const struct policy *pol = p ? p : &none;
@@ -313,12 +337,38 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 		goto fail;
 	}
 	t->compile_us = now_us() - t0;
+	/*
+	 * The floor is durably on disk before the bundle goes in force, never after: a bundle in
+	 * force whose floor was not saved lets its predecessor install again after a reboot. So
+	 * everything that can refuse the policy (cgroups, limits, compiling) is done first, then
+	 * the floor is saved (fsync'd file and folder; a failure refuses the bundle and the policy
+	 * in force stays), then the maps are written. If writing them fails, the previous floor
+	 * is written back, so that the policy that stays in force is not below it. Should that
+	 * fail too, the next reload finds the policy in force below the floor and fails closed:
+	 * a raised floor can only ever tighten.
+	 */
+	if (floor) {
+		r = bundle_state_save(a->state_dir, floor->next);
+		if (r < 0) {
+			snprintf(reason, reason_size,
+				 "cannot save the anti-rollback state in %s (%s): the bundle is not "
+				 "put in force until its floor is on disk",
+				 a->state_dir, strerror(-r));
+			/* A failure after the rename would leave the new floor: put back the old. */
+			(void)bundle_state_save(a->state_dir, floor->prev);
+			goto fail;
+		}
+	}
 	agent_retire_gen(a, loader_next_gen(a->loader), pol);
 	t0 = now_us();
 	r = loader_apply(a->loader, maps, cgroups, n);
 	if (r < 0) {
 		snprintf(reason, reason_size, "writing the policy into the BPF maps: %s",
 			 strerror(-r));
+		if (floor && bundle_state_save(a->state_dir, floor->prev) < 0)
+			log_error("Cannot put back the anti-rollback state in %s: the policy in force "
+				  "is below the saved floor and is refused at the next reload",
+				  a->state_dir);
 		goto fail;
 	}
 	t->apply_us = now_us() - t0;
@@ -393,7 +443,7 @@ static int agent_reapply(struct agent *a, const char *why)
 	if (a->adopted)
 		return 0; /* nothing in memory to re-apply; the next reload registers them */
 	snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
-	r = agent_apply(a, a->policy, sha, &t, reason, sizeof(reason));
+	r = agent_apply(a, a->policy, sha, &t, reason, sizeof(reason), NULL);
 	if (r < 0)
 		return log_error_errno(r, "Could not register app cgroups again (%s): %s", why,
 				       reason);
@@ -461,77 +511,262 @@ static int agent_load_policy(struct agent *a, const char *why)
 	return r;
 }
 
-/*
- * Production mode: verify the bytes as a signed bundle (trusted keys, threshold, target,
- * validity, anti-rollback) and parse exactly the verified bytes. *ret_bundle is kept until the
- * policy is applied, to record it in the anti-rollback state then.
- */
-static int agent_verify_bundle(struct agent *a, const char *name, const char *data, size_t size,
-			       struct bundle **ret_bundle, struct bundle_state **ret_state,
-			       char *reason, size_t reason_size)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_trust *, bundle_trust_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_state *, bundle_state_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle *, bundle_free)
+
+/* Production mode: the trust folder as it is now (read at every load: no restart needed). */
+static int agent_trust_load(struct agent *a, struct bundle_trust **ret, char *reason,
+			    size_t reason_size)
 {
-	struct bundle_trust *trust = NULL;
-	struct bundle_state *state = NULL;
+	_cleanup_(bundle_trust_freep) struct bundle_trust *trust = NULL;
 	struct bundle_error err = {};
-	char why[256];
 	int r;
 
-	/* Read again at every load: a key added or revoked needs no restart. */
 	r = bundle_trust_load(a->trust_dir, &trust, &err);
 	if (r < 0) {
 		snprintf(reason, reason_size, "trusted keys in %s: %s", a->trust_dir, err.message);
 		return r;
 	}
 	r = bundle_trust_set_threshold(trust, a->threshold);
-	if (r >= 0) {
-		r = bundle_state_load(a->state_dir, &state, why, sizeof(why));
-		if (r < 0)
-			snprintf(reason, reason_size,
-				 "anti-rollback state in %s cannot be read (%s): no bundle is "
-				 "accepted until it is repaired",
-				 a->state_dir, why);
-	}
-	if (r >= 0) {
-		struct bundle_expect want = { .target = a->target, .now = time(NULL), .state = state };
-
-		r = bundle_verify(trust, name, data, size, &want, ret_bundle, &err);
-		if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
-			policy_error_format(&err.policy, reason, reason_size);
-		else if (r < 0)
-			snprintf(reason, reason_size, "%s: bundle refused (%s): %s", name,
-				 bundle_reason_name(err.reason), err.message);
-	}
-	bundle_trust_free(trust);
 	if (r < 0) {
-		bundle_state_free(state);
+		snprintf(reason, reason_size, "threshold %u: %s", a->threshold, strerror(-r));
 		return r;
 	}
-	*ret_state = state;
+	*ret = TAKE_PTR(trust);
 	return 0;
+}
+
+/* A copy of an anti-rollback state, to add to while the original is kept to put back. */
+static int agent_state_copy(const struct bundle_state *s, struct bundle_state **ret)
+{
+	_cleanup_(bundle_state_freep) struct bundle_state *c = NULL;
+	int r = bundle_state_new(&c);
+
+	for (size_t i = 0; r >= 0 && i < s->n_entries; i++)
+		r = bundle_state_set(c, s->entries[i].id, s->entries[i].version,
+				     s->entries[i].sha256);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+/*
+ * Verify bundle bytes as this device must: trusted keys, threshold, target, accepted bundle
+ * ids, validity at `now`, and the floor of `state` (NULL: not checked), then parse exactly the
+ * verified bytes.
+ */
+static int agent_verify_bundle(struct agent *a, const struct bundle_trust *trust,
+			       const struct bundle_state *state, const char *name, const char *data,
+			       size_t size, time_t now, struct bundle **ret, char *reason,
+			       size_t reason_size)
+{
+	struct bundle_expect want = { .target = a->target,
+				      .ids = a->bundle_id_list,
+				      .n_ids = a->n_bundle_ids,
+				      .now = now,
+				      .state = state };
+	struct bundle_error err = {};
+	int r;
+
+	r = bundle_verify(trust, name, data, size, &want, ret, &err);
+	if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
+		policy_error_format(&err.policy, reason, reason_size);
+	else if (r < 0)
+		snprintf(reason, reason_size, "%s: bundle refused (%s): %s", name,
+			 bundle_reason_name(err.reason), err.message);
+	return r;
+}
+
+/*
+ * Whether the bundle in force still verifies with the trust folder, target, bundle ids and
+ * floor of now. Its validity window is judged at the time it went in force: an expired bundle
+ * stays in force while the agent runs (and is refused at a restart). `trust` NULL: the trust
+ * folder is unusable (trust_error says why), so nothing verifies; `disk` NULL: the floor cannot
+ * be read, which refuses new bundles but is not held against the one in force. Returns 0 when
+ * it verifies or no bundle is in force, else < 0 with *reason.
+ */
+static int agent_check_in_force(struct agent *a, const struct bundle_trust *trust,
+				const struct bundle_state *disk, const char *trust_error,
+				char *reason, size_t reason_size)
+{
+	_cleanup_(bundle_freep) struct bundle *b = NULL;
+	char why[1024] = "";
+	int r;
+
+	if (!a->bundle_data || !a->policy)
+		return 0;
+	if (!trust)
+		r = -EKEYREJECTED;
+	else
+		r = agent_verify_bundle(a, trust, disk, a->policy->path, a->bundle_data,
+					a->bundle_size, a->bundle_verified_at, &b, why, sizeof(why));
+	if (r == -ENOMEM)
+		return 0; /* no verdict on the bundle: it is judged again at the next load */
+	if (r < 0)
+		snprintf(reason, reason_size, "bundle '%s' version %" PRIu64 " in force no longer "
+			 "verifies: %s", a->policy->bundle.id, a->policy->bundle.version,
+			 trust ? why : trust_error);
+	return r;
+}
+
+/* No bundle is in force any more (a plain policy or none is). */
+static void agent_forget_bundle(struct agent *a)
+{
+	free(a->bundle_data);
+	a->bundle_data = NULL;
+	a->bundle_size = 0;
+	a->signed_policy = false;
+	a->signers[0] = '\0';
+	if (a->expiry_fd >= 0)
+		timerfd_settime(a->expiry_fd, TFD_TIMER_ABSTIME, &(struct itimerspec){}, NULL);
+}
+
+/* Every rule of p removed, audit mode off: its apps may reach nothing. */
+static void agent_strip_rules(struct policy *p)
+{
+	for (size_t i = 0; i < p->n_apps; i++) {
+		struct policy_app *app = &p->apps[i];
+
+		for (size_t j = 0; j < app->n_rules; j++) {
+			free(app->rules[j].to);
+			free(app->rules[j].ports);
+		}
+		free(app->rules);
+		app->rules = NULL;
+		app->n_rules = 0;
+		app->audit = false;
+		app->audit_set = true;
+	}
+	p->n_rules = 0;
+	p->audit = false;
+}
+
+/*
+ * The policy in force is no longer trusted: apply the fail-closed state, as at a start without
+ * a valid policy: only the guard, so every app below it is refused everything. Without a guard
+ * cgroup there would be nothing left to refuse with, so the apps of the policy stay registered
+ * with every rule removed.
+ */
+static void agent_fail_closed(struct agent *a, const char *why, const char *distrust)
+{
+	struct agent_timing t = {};
+	char reason[1024] = "";
+	struct policy *p = NULL;
+	int r;
+
+	snprintf(a->distrust, sizeof(a->distrust), "%s", distrust);
+	if (!a->guard_path && a->policy) {
+		p = a->policy;
+		agent_strip_rules(p);
+	}
+	r = agent_apply(a, p, "", &t, reason, sizeof(reason), NULL);
+	if (r < 0) {
+		log_error("The policy in force is no longer trusted (%s): %s. Applying the "
+			  "fail-closed state failed: %s",
+			  why, distrust, reason);
+		return;
+	}
+	agent_forget_bundle(a);
+	if (a->guard_path)
+		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: every "
+			  "app below %s is refused everything until a bundle that verifies is "
+			  "installed",
+			  why, distrust, a->guard_path);
+	else
+		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: its "
+			  "apps are refused everything until a bundle that verifies is installed",
+			  why, distrust);
+}
+
+/* No new bytes to load (the file cannot be read), but the bundle in force is judged again. */
+static void agent_recheck_in_force(struct agent *a, const char *why)
+{
+	_cleanup_(bundle_trust_freep) struct bundle_trust *trust = NULL;
+	_cleanup_(bundle_state_freep) struct bundle_state *disk = NULL;
+	char trust_error[1024] = "", distrust[1024] = "", state_why[256];
+
+	if (a->developer_mode || !a->bundle_data)
+		return;
+	if (agent_trust_load(a, &trust, trust_error, sizeof(trust_error)) >= 0 &&
+	    bundle_state_load(a->state_dir, &disk, state_why, sizeof(state_why)) < 0)
+		disk = NULL;
+	if (agent_check_in_force(a, trust, disk, trust_error, distrust, sizeof(distrust)) < 0)
+		agent_fail_closed(a, why, distrust);
 }
 
 /*
  * Load policy bytes read once from `name`: verify (production) or parse (developer mode),
  * validate, compile and apply. A policy that fails at any step leaves the one in force
  * untouched; the reason is logged and kept for `carwall status`.
+ *
+ * In production mode the bundle in force is verified again first, with the trust folder,
+ * target, bundle ids and floor of now. Two failures are told apart: new bytes that do not
+ * verify are refused and the last good policy stays; a bundle in force that no longer verifies
+ * (its key revoked or removed, the threshold raised, the target or bundle ids changed, the
+ * floor raised above it) is no longer trusted, and unless new bytes that verify replace it, the
+ * agent fails closed.
  */
 static int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t size,
 			    uint64_t start, struct agent_timing *t, const char *why)
 {
-	struct bundle *b = NULL;
-	struct bundle_state *state = NULL;
+	_cleanup_(bundle_trust_freep) struct bundle_trust *trust = NULL;
+	_cleanup_(bundle_state_freep) struct bundle_state *disk = NULL, *state = NULL;
+	_cleanup_(bundle_freep) struct bundle *b = NULL;
+	_cleanup_free_ char *copy = NULL;
+	struct agent_floor floor = {};
+	const struct agent_floor *save = NULL;
 	struct policy_error perr = {};
 	struct policy *p = NULL;
-	char reason[1024] = "";
+	char reason[1024] = "", distrust[1024] = "", state_why[256];
 	uint64_t t0 = now_us();
+	time_t now = time(NULL);
 	char sha[65];
 	int r;
 
 	r = sha256_hex(data, size, sha);
 	if (r < 0)
 		snprintf(reason, sizeof(reason), "%s: hashing failed", name);
-	if (r >= 0 && a->policy && !a->adopted && !strcmp(sha, a->policy_sha256) &&
+	if (r >= 0 && !a->developer_mode) {
+		r = agent_trust_load(a, &trust, reason, sizeof(reason));
+		if (r >= 0) {
+			r = bundle_state_load(a->state_dir, &disk, state_why, sizeof(state_why));
+			if (r < 0)
+				snprintf(reason, sizeof(reason),
+					 "anti-rollback state in %s cannot be read (%s): no bundle is "
+					 "accepted until it is repaired",
+					 a->state_dir, state_why);
+		}
+		(void)agent_check_in_force(a, trust, disk, reason, distrust, sizeof(distrust));
+		if (r >= 0)
+			r = agent_state_copy(disk, &state);
+		if (r >= 0 && a->bundle_data && !distrust[0]) {
+			/* The bundle in force is a floor too, whether or not the file says so. */
+			const struct policy_bundle_meta *m = &a->policy->bundle;
+
+			if (!bundle_state_find(disk, m->id)) {
+				log_warning("The anti-rollback state in %s has no floor for bundle '%s' "
+					    "in force (the state was lost?): version %" PRIu64
+					    " is recorded again",
+					    a->state_dir, m->id, m->version);
+				floor = (struct agent_floor){ .next = state, .prev = disk };
+				save = &floor;
+			}
+			r = bundle_state_set(state, m->id, m->version, a->bundle_payload_sha256);
+		}
+		if (r < 0 && !reason[0])
+			snprintf(reason, sizeof(reason), "anti-rollback state: %s", strerror(-r));
+	}
+	if (r >= 0 && a->policy && !a->adopted && !distrust[0] && !strcmp(sha, a->policy_sha256) &&
 	    !agent_cgroups_stale(a)) {
+		/* Verified again just above (production mode): nothing to apply. */
+		if (save) {
+			r = bundle_state_save(a->state_dir, state);
+			if (r < 0)
+				log_error_errno(r, "Cannot save the anti-rollback state in %s: %m",
+						a->state_dir);
+		}
 		/* An error about this file is over: it holds the policy in force again. An error
 		 * about another one (a refused install) stays. */
 		if (!strncmp(a->last_error, name, strlen(name)))
@@ -547,54 +782,77 @@ static int agent_load_bytes(struct agent *a, const char *name, const char *data,
 		else
 			log_warning("DEVELOPER MODE: %s is enforced without a signature check", name);
 	} else if (r >= 0) {
-		r = agent_verify_bundle(a, name, data, size, &b, &state, reason, sizeof(reason));
+		r = agent_verify_bundle(a, trust, state, name, data, size, now, &b, reason,
+					sizeof(reason));
+		if (r >= 0 && !bundle_state_find(state, b->policy->bundle.id))
+			log_warning("No anti-rollback floor for bundle '%s' in %s (first install, or "
+				    "the state was lost): any version of it is accepted; version %"
+				    PRIu64 " becomes the floor",
+				    b->policy->bundle.id, a->state_dir, b->policy->bundle.version);
+		if (r >= 0 && !b->already_installed) {
+			floor = (struct agent_floor){ .next = state, .prev = disk };
+			save = &floor;
+			r = bundle_state_record(state, b);
+			if (r < 0)
+				snprintf(reason, sizeof(reason), "%s: recording its floor: %s", name,
+					 strerror(-r));
+		}
+		if (r >= 0) {
+			/* Kept to verify the bundle again at every reload. */
+			copy = malloc(size);
+			if (copy)
+				memcpy(copy, data, size);
+			else
+				r = -ENOMEM;
+			if (r < 0)
+				snprintf(reason, sizeof(reason), "out of memory");
+		}
 		if (r >= 0)
 			p = TAKE_PTR(b->policy);
 	}
 	t->parse_us = now_us() - t0;
 	if (r >= 0) {
-		r = agent_apply(a, p, sha, t, reason, sizeof(reason));
+		r = agent_apply(a, p, sha, t, reason, sizeof(reason), save);
 		if (r < 0)
 			policy_free(p);
 	}
-	if (r >= 0) {
-		a->signed_policy = b != NULL;
-		a->signers[0] = '\0';
-		for (size_t i = 0; b && i < b->envelope.n_signatures; i++) {
-			size_t o = strlen(a->signers);
-			if (b->envelope.signatures[i].status == BUNDLE_OK &&
-			    !b->envelope.signatures[i].duplicate && o + 18 < sizeof(a->signers))
-				snprintf(a->signers + o, sizeof(a->signers) - o, "%s%.16s", o ? " " : "",
-					 b->envelope.signatures[i].keyid);
-		}
+	if (r < 0) {
+		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
+		if ((a->policy && !a->distrust[0] && !distrust[0]) ||
+		    (a->adopted && a->developer_mode))
+			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
+				  reason);
+		else
+			log_error("Policy refused (%s): %s", why, reason);
+		if (distrust[0])
+			agent_fail_closed(a, why, distrust);
+		return r;
 	}
-	if (r >= 0 && a->expiry_fd >= 0) {
+	a->distrust[0] = '\0';
+	if (b) {
+		free(a->bundle_data);
+		a->bundle_data = TAKE_PTR(copy);
+		a->bundle_size = size;
+		a->bundle_verified_at = now;
+		memcpy(a->bundle_payload_sha256, b->payload_sha256, BUNDLE_SHA256_BYTES);
+	} else {
+		agent_forget_bundle(a);
+	}
+	a->signed_policy = b != NULL;
+	a->signers[0] = '\0';
+	for (size_t i = 0; b && i < b->envelope.n_signatures; i++) {
+		size_t o = strlen(a->signers);
+		if (b->envelope.signatures[i].status == BUNDLE_OK &&
+		    !b->envelope.signatures[i].duplicate && o + 18 < sizeof(a->signers))
+			snprintf(a->signers + o, sizeof(a->signers) - o, "%s%.16s", o ? " " : "",
+				 b->envelope.signatures[i].keyid);
+	}
+	if (a->expiry_fd >= 0) {
 		/* One wake-up when the bundle expires, to say so; none while it is valid. */
 		struct itimerspec its = {};
 		if (b)
 			its.it_value.tv_sec = (time_t)a->policy->bundle.not_after + 1;
 		timerfd_settime(a->expiry_fd, TFD_TIMER_ABSTIME, &its, NULL);
-	}
-	if (r >= 0 && b && !b->already_installed) {
-		/* Only a bundle now in force raises the anti-rollback floor. */
-		int s = bundle_state_set(state, a->policy->bundle.id, a->policy->bundle.version,
-					 b->payload_sha256);
-		if (s >= 0)
-			s = bundle_state_save(a->state_dir, state);
-		if (s < 0)
-			log_error_errno(s, "Cannot save the anti-rollback state in %s: %m", a->state_dir);
-	}
-	bundle_free(b);
-	bundle_state_free(state);
-
-	if (r < 0) {
-		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
-		if (a->policy || a->adopted)
-			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
-				  reason);
-		else
-			log_error("Policy refused (%s): %s", why, reason);
-		return r;
 	}
 	t->total_us = now_us() - start;
 	a->timing = *t;
@@ -630,8 +888,11 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 			snprintf(a->last_error, sizeof(a->last_error), "%s: %s", a->policy_path,
 				 strerror(-r));
 		log_error("Policy refused (%s)%s: %s", why,
-			  a->policy || a->adopted ? "; the last good policy stays in force" : "",
+			  (a->policy && !a->distrust[0]) || (a->adopted && a->developer_mode)
+				  ? "; the last good policy stays in force"
+				  : "",
 			  a->last_error);
+		agent_recheck_in_force(a, why);
 		return r;
 	}
 	return agent_load_bytes(a, a->policy_path, data, size, start, &t, why);
@@ -696,11 +957,52 @@ static struct json_object *agent_timing_json(const struct agent_timing *t)
 	return o;
 }
 
+/*
+ * The anti-rollback state as it is on disk now: "state" ok, missing or unreadable, and the
+ * floor of the bundle in force, with a warning when there is none.
+ */
+static struct json_object *agent_floor_json(struct agent *a)
+{
+	_cleanup_(bundle_state_freep) struct bundle_state *s = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct json_object *o = json_object_new_object();
+	const struct bundle_state_entry *e = NULL;
+	char why[256], warning[512] = "";
+	struct stat st;
+
+	if (asprintf(&path, "%s/%s", a->state_dir, BUNDLE_STATE_FILE) < 0) {
+		path = NULL;
+		return o;
+	}
+	JSON_ADD(o, "file", json_object_new_string(path));
+	if (bundle_state_load(a->state_dir, &s, why, sizeof(why)) < 0) {
+		JSON_ADD(o, "state", json_object_new_string("unreadable"));
+		snprintf(warning, sizeof(warning), "the anti-rollback state cannot be read (%s): "
+			 "no bundle is accepted until it is repaired", why);
+	} else if (stat(path, &st) < 0) {
+		JSON_ADD(o, "state", json_object_new_string("missing"));
+		snprintf(warning, sizeof(warning), "no anti-rollback state: any version of an "
+			 "accepted bundle id is accepted until one is installed");
+	} else {
+		JSON_ADD(o, "state", json_object_new_string("ok"));
+	}
+	if (s && a->signed_policy && a->policy) {
+		e = bundle_state_find(s, a->policy->bundle.id);
+		if (!e)
+			snprintf(warning, sizeof(warning), "no floor recorded for bundle '%s' in "
+				 "force: any version of it is accepted", a->policy->bundle.id);
+	}
+	JSON_ADD(o, "floor", e ? json_object_new_int64((int64_t)e->version) : NULL);
+	JSON_ADD(o, "warning", warning[0] ? json_object_new_string(warning) : NULL);
+	return o;
+}
+
 static struct json_object *agent_status_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *hooks = json_object_new_array();
-	bool enforcing = (a->policy != NULL) || a->adopted;
+	/* A policy no longer trusted is not enforced: only its fail-closed state is. */
+	bool enforcing = (a->policy != NULL || a->adopted) && !a->distrust[0];
 	char when[64] = "";
 
 	for (unsigned i = 0; loader_hook_names[i]; i++)
@@ -717,6 +1019,14 @@ static struct json_object *agent_status_json(struct agent *a)
 	if (a->adopted)
 		JSON_ADD(o, "policy_state",
 			 json_object_new_string("adopted from the pins of an earlier agent"));
+	else if (a->distrust[0])
+		JSON_ADD(o, "policy_state",
+			 json_object_new_string(a->guard_path
+							? "no longer trusted: every app under the "
+							  "guard cgroup is refused everything (fail "
+							  "closed)"
+							: "no longer trusted: every app of the policy "
+							  "is refused everything (fail closed)"));
 	else if (!a->policy)
 		JSON_ADD(o, "policy_state",
 			 json_object_new_string("no valid policy: every app under the guard cgroup "
@@ -769,6 +1079,9 @@ static struct json_object *agent_status_json(struct agent *a)
 	}
 	JSON_ADD(o, "last_error",
 		 a->last_error[0] ? json_object_new_string(a->last_error) : NULL);
+	JSON_ADD(o, "distrusted", a->distrust[0] ? json_object_new_string(a->distrust) : NULL);
+	if (!a->developer_mode)
+		JSON_ADD(o, "anti_rollback", agent_floor_json(a));
 	struct json_object *ev = json_object_new_object();
 	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
 	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
@@ -999,6 +1312,9 @@ static void help(void)
 	       "  -T --trust-dir DIR       trusted public keys for signed bundles (default %s)\n"
 	       "  -t --target ID           this head unit's hardware id, bundles must name it\n"
 	       "                           (default: the first line of %s)\n"
+	       "  -i --bundle-id ID[,ID]   bundle ids this head unit accepts (repeatable; default:\n"
+	       "                           the ids in %s, separated by commas, blanks\n"
+	       "                           or lines); a bundle with another id is refused\n"
 	       "  -m --threshold M         valid signatures a bundle needs (default 1)\n"
 	       "  -D --developer-mode      accept unsigned policies (loudly logged; never on a\n"
 	       "                           vehicle). Without it only verified bundles are loaded.\n"
@@ -1008,10 +1324,42 @@ static void help(void)
 	       "  -h --help                show this help\n"
 	       "\n"
 	       "The policy is reloaded on SIGHUP, on `carwall reload` and when the file changes.\n"
+	       "In production mode the bundle in force is verified again at every reload (and its\n"
+	       "file at start): once it no longer verifies (key revoked or removed, threshold,\n"
+	       "target or bundle ids changed, floor above it), every app below the guard is\n"
+	       "refused everything until a bundle that verifies is installed.\n"
 	       "SIGTERM/SIGINT stop the agent and leave enforcement in force (remove it with\n"
 	       "`carwall unload`).\n",
 	       DEFAULT_POLICY, DEFAULT_GUARD, LOADER_DEFAULT_PIN_DIR, CONTROL_DEFAULT_RUN_DIR,
-	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_EVENT_RATE);
+	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_BUNDLE_ID_FILE,
+	       DEFAULT_EVENT_RATE);
+}
+
+/* Add the bundle ids in `list` (separated by commas, blanks or newlines) to those accepted. */
+static int agent_add_bundle_ids(struct agent *a, const char *list, const char *from)
+{
+	_cleanup_free_ char *copy = strdup(list);
+	char *save = NULL;
+
+	if (!copy)
+		return log_error_errno(-ENOMEM, "Out of memory");
+	for (char *id = strtok_r(copy, ", \t\r\n", &save); id; id = strtok_r(NULL, ", \t\r\n", &save)) {
+		bool known = false;
+
+		if (!policy_app_id_valid(id))
+			return log_error_errno(-EINVAL, "Bad bundle id '%.64s' in %s", id, from);
+		for (size_t i = 0; i < a->n_bundle_ids; i++)
+			known = known || !strcmp(a->bundle_ids[i], id);
+		if (known)
+			continue;
+		if (a->n_bundle_ids >= BUNDLE_MAX_ACCEPTED_IDS)
+			return log_error_errno(-E2BIG, "More than %d bundle ids (%s)",
+					       BUNDLE_MAX_ACCEPTED_IDS, from);
+		snprintf(a->bundle_ids[a->n_bundle_ids], sizeof(a->bundle_ids[0]), "%s", id);
+		a->bundle_id_list[a->n_bundle_ids] = a->bundle_ids[a->n_bundle_ids];
+		a->n_bundle_ids++;
+	}
+	return 0;
 }
 
 static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbose)
@@ -1027,6 +1375,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "event-rate", required_argument, NULL, 'e' },
 		{ "trust-dir", required_argument, NULL, 'T' },
 		{ "target", required_argument, NULL, 't' },
+		{ "bundle-id", required_argument, NULL, 'i' },
 		{ "threshold", required_argument, NULL, 'm' },
 		{ "developer-mode", no_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1044,7 +1393,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->event_rate = DEFAULT_EVENT_RATE;
 	a->trust_dir = DEFAULT_TRUST_DIR;
 	a->threshold = 1;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:m:Dvh", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:i:m:Dvh", options, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
@@ -1072,6 +1421,11 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			break;
 		case 't':
 			target = optarg;
+			break;
+		case 'i':
+			r = agent_add_bundle_ids(a, optarg, "--bundle-id");
+			if (r < 0)
+				return r;
 			break;
 		case 'm': {
 			char *end;
@@ -1132,6 +1486,25 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			return log_error_errno(-EINVAL, "Bad target '%s'", target);
 		snprintf(a->target, sizeof(a->target), "%s", target);
 	}
+	if (!a->developer_mode && a->n_bundle_ids == 0) {
+		_cleanup_free_ char *ids = NULL;
+		size_t size;
+
+		/* Without it, any bundle id signed by a trusted key would replace the policy,
+		 * whatever its version: the floor is per id. */
+		r = read_file_limited(DEFAULT_BUNDLE_ID_FILE, 4096, &ids, &size);
+		if (r < 0)
+			return log_error_errno(r, "No bundle id: production mode needs the bundle id(s) "
+						  "this head unit accepts (--bundle-id, or %s): %m",
+					       DEFAULT_BUNDLE_ID_FILE);
+		if (memchr(ids, '\0', size))
+			return log_error_errno(-EINVAL, "%s contains a NUL byte", DEFAULT_BUNDLE_ID_FILE);
+		r = agent_add_bundle_ids(a, ids, DEFAULT_BUNDLE_ID_FILE);
+		if (r < 0)
+			return r;
+		if (a->n_bundle_ids == 0)
+			return log_error_errno(-EINVAL, "No bundle id in %s", DEFAULT_BUNDLE_ID_FILE);
+	}
 
 	r = cgroup_find_mount(a->cgroup_mount, sizeof(a->cgroup_mount));
 	if (r < 0)
@@ -1181,15 +1554,27 @@ static int agent_first_policy(struct agent *a)
 		log_info("Adopted the policy pinned in %s by an earlier agent", a->pin_dir);
 	}
 	r = agent_load_policy(a, "start");
-	if (r >= 0 || a->adopted)
+	if (r >= 0 || (a->adopted && a->developer_mode))
 		return 0;
+	/*
+	 * Production mode: pins are kept only for a policy file that verifies now. Pins whose
+	 * policy file does not (a key revoked, the bundle expired, the file replaced while no
+	 * agent ran) are no longer trusted.
+	 */
+	if (a->adopted)
+		snprintf(a->distrust, sizeof(a->distrust),
+			 "the policy pinned by an earlier agent is not kept: its policy file does "
+			 "not verify (%.900s)",
+			 a->last_error);
 	if (!a->guard_path)
 		return log_error_errno(r, "No valid policy to enforce and no guard cgroup; "
 					  "refusing to start");
-	r = agent_apply(a, NULL, "", &t, reason, sizeof(reason));
+	r = agent_apply(a, NULL, "", &t, reason, sizeof(reason), NULL);
 	if (r < 0)
 		return log_error_errno(r, "Cannot even refuse everything below %s: %s",
 				       a->guard_path, reason);
+	if (a->distrust[0])
+		log_error("Not trusted: %s. Failing closed", a->distrust);
 	log_error("No valid policy: every app below %s is refused everything until a valid "
 		  "policy is loaded (fix %s; it is reloaded when it changes)",
 		  a->guard_path, a->policy_path);
@@ -1278,10 +1663,24 @@ static int agent_run(struct agent *a)
 	if (a->developer_mode)
 		log_warning("DEVELOPER MODE: unsigned policies are accepted. Never run a vehicle "
 			    "like this.");
-	else
+	else {
+		char ids[BUNDLE_MAX_ACCEPTED_IDS * (POLICY_MAX_ID_LEN + 1)] = "";
+		_cleanup_free_ char *state = NULL;
+
+		for (size_t i = 0; i < a->n_bundle_ids; i++)
+			snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%s", i ? "," : "",
+				 a->bundle_ids[i]);
 		log_info("Production mode: only bundles signed by %u of the keys in %s, for target "
-			 "%s, are loaded",
-			 a->threshold, a->trust_dir, a->target);
+			 "%s, with bundle id %s, are loaded",
+			 a->threshold, a->trust_dir, a->target, ids);
+		if (asprintf(&state, "%s/%s", a->state_dir, BUNDLE_STATE_FILE) < 0)
+			state = NULL;
+		else if (access(state, F_OK) < 0 && errno == ENOENT)
+			log_warning("No anti-rollback state %s: there is no floor, any version of an "
+				    "accepted bundle id is accepted until one is installed (first "
+				    "start, or the state was lost)",
+				    state);
+	}
 
 	r = loader_prepare_pin_dir(a->pin_dir);
 	if (r == -EMEDIUMTYPE)
@@ -1441,6 +1840,7 @@ int main(int argc, char **argv)
 	free(a.cgroups);
 	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);
+	free(a.bundle_data);
 	free(a.guard_path);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
