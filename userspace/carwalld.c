@@ -567,8 +567,22 @@ static int agent_verify_bundle(struct agent *a, const struct bundle_trust *trust
 				      .n_ids = a->n_bundle_ids,
 				      .now = now,
 				      .state = state };
+	const char *pinned[BUNDLE_STATE_MAX_ENTRIES];
 	struct bundle_error err = {};
 	int r;
+
+	/*
+	 * No bundle id configured: the ids this unit has accepted before (the anti-rollback
+	 * state) are the only ones accepted; only a unit that never accepted a bundle takes the
+	 * id of its first one (trust on first use, warned about at start).
+	 */
+	if (!a->n_bundle_ids && state && state->n_entries) {
+		for (size_t i = 0; i < state->n_entries && i < ARRAY_SIZE(pinned); i++)
+			pinned[i] = state->entries[i].id;
+		want.ids = pinned;
+		want.n_ids = state->n_entries < ARRAY_SIZE(pinned) ? state->n_entries
+								    : ARRAY_SIZE(pinned);
+	}
 
 	r = bundle_verify(trust, name, data, size, &want, ret, &err);
 	if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
@@ -1314,7 +1328,9 @@ static void help(void)
 	       "                           (default: the first line of %s)\n"
 	       "  -i --bundle-id ID[,ID]   bundle ids this head unit accepts (repeatable; default:\n"
 	       "                           the ids in %s, separated by commas, blanks\n"
-	       "                           or lines); a bundle with another id is refused\n"
+	       "                           or lines; without it, those recorded in the\n"
+	       "                           anti-rollback state); a bundle with another id is\n"
+	       "                           refused\n"
 	       "  -m --threshold M         valid signatures a bundle needs (default 1)\n"
 	       "  -D --developer-mode      accept unsigned policies (loudly logged; never on a\n"
 	       "                           vehicle). Without it only verified bundles are loaded.\n"
@@ -1493,9 +1509,17 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		/* Without it, any bundle id signed by a trusted key would replace the policy,
 		 * whatever its version: the floor is per id. */
 		r = read_file_limited(DEFAULT_BUNDLE_ID_FILE, 4096, &ids, &size);
+		if (r == -ENOENT) {
+			log_warning("No bundle id configured (--bundle-id, or %s): only the ids "
+				    "recorded in the anti-rollback state are accepted, and a unit that "
+				    "never accepted a bundle takes the id of its first one. Configure "
+				    "the ids this head unit accepts.",
+				    DEFAULT_BUNDLE_ID_FILE);
+			goto ids_done;
+		}
 		if (r < 0)
-			return log_error_errno(r, "No bundle id: production mode needs the bundle id(s) "
-						  "this head unit accepts (--bundle-id, or %s): %m",
+			return log_error_errno(r, "Cannot read the bundle ids this head unit accepts "
+						  "(%s): %m",
 					       DEFAULT_BUNDLE_ID_FILE);
 		if (memchr(ids, '\0', size))
 			return log_error_errno(-EINVAL, "%s contains a NUL byte", DEFAULT_BUNDLE_ID_FILE);
@@ -1505,6 +1529,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		if (a->n_bundle_ids == 0)
 			return log_error_errno(-EINVAL, "No bundle id in %s", DEFAULT_BUNDLE_ID_FILE);
 	}
+ids_done:
 
 	r = cgroup_find_mount(a->cgroup_mount, sizeof(a->cgroup_mount));
 	if (r < 0)
@@ -1672,7 +1697,8 @@ static int agent_run(struct agent *a)
 				 a->bundle_ids[i]);
 		log_info("Production mode: only bundles signed by %u of the keys in %s, for target "
 			 "%s, with bundle id %s, are loaded",
-			 a->threshold, a->trust_dir, a->target, ids);
+			 a->threshold, a->trust_dir, a->target,
+			 ids[0] ? ids : "(none configured: those of the anti-rollback state)");
 		if (asprintf(&state, "%s/%s", a->state_dir, BUNDLE_STATE_FILE) < 0)
 			state = NULL;
 		else if (access(state, F_OK) < 0 && errno == ENOENT)

@@ -254,6 +254,21 @@ tap_check "carwall bundle verify --bundle-id accepts an id listed" \
 	"$CARWALL" bundle verify --trust "$trust" --target hu-test --bundle-id other.policy \
 	--bundle-id test.policy "$SANDBOX_DIR/v5"
 
+# No bundle id configured: the ids of the anti-rollback state are the ones accepted.
+if [[ -e /etc/carwall/bundle-id ]]; then
+	tap_skip "without --bundle-id, another id is refused" "/etc/carwall/bundle-id exists here"
+else
+	sandbox_agent_stop
+	sandbox_agent_start --trust-dir "$trust" --target hu-test ||
+		tap_bail_out "carwalld did not start without --bundle-id"
+	tap_check "without --bundle-id, the agent warns that none is configured" \
+		log_has "No bundle id configured"
+	out=$(cw bundle install "$SANDBOX_DIR/v99-other-id" 2>&1)
+	tap_check "without --bundle-id, another id than the one the unit accepted is refused" \
+		contains "$out" "wrong-id"
+	tap_check "without --bundle-id: v5 stays in force" status_has '"version":5,'
+fi
+
 # ---- case 3 without a guard cgroup: the apps of the policy keep no rule --------------------------
 sandbox_agent_stop
 start --guard-cgroup '' || tap_bail_out "carwalld did not start without a guard"
