@@ -702,8 +702,8 @@ static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 	if (r < 0)
 		return cli_error(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
 	if (json_str(reply, "error")) {
-		r = cli_error(c, "%s: install refused, the last good policy stays in force: %s", path,
-			      json_str(reply, "error"));
+		r = cli_error(c, "%s: install refused, the last good policy stays in force: %s",
+			      path, json_str(reply, "error"));
 		json_object_put(reply);
 		return r;
 	}

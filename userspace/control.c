@@ -261,7 +261,7 @@ static bool control_peer_allowed(int fd, const struct ucred *cred, gid_t group)
 
 static void client_free(struct control_server *s, size_t i)
 {
-	struct control_client *c = s->clients[i];
+	struct control_client *c = i < CONTROL_MAX_CLIENTS ? s->clients[i] : NULL;
 
 	if (!c)
 		return;
@@ -409,8 +409,8 @@ static bool client_header(struct control_server *s, struct control_client *c, bo
 	if (r == -EAGAIN)
 		return false;
 	if (r < 0) {
-		log_warning("Control client (pid %d, uid %u): refused request: %s", (int)c->peer.pid,
-			    (unsigned)c->peer.uid, error);
+		log_warning("Control client (pid %d, uid %u): refused request: %s",
+			    (int)c->peer.pid, (unsigned)c->peer.uid, error);
 		client_reply(s, c, json_error_new(error));
 		return true;
 	}
@@ -478,7 +478,8 @@ static void client_read(struct control_server *s, struct control_client *c)
 			char msg[128];
 
 			if (c->have_header) {
-				snprintf(msg, sizeof(msg), "the request ended after %zu of %zu bytes",
+				snprintf(msg, sizeof(msg),
+					 "the request ended after %zu of %zu bytes",
 					 c->payload_got, c->hdr.payload_size);
 				client_reply(s, c, json_error_new(msg));
 			} else if (c->head_len == 0) {
@@ -620,7 +621,7 @@ void control_server_process(struct control_server *s)
 		} else {
 			struct control_client *c = ptr;
 
-			/* Freed by an earlier event of this batch? (Not expected, checked anyway.) */
+			/* Freed by an earlier event of this batch? (Not expected; checked.) */
 			if (client_index(s, c) == CONTROL_MAX_CLIENTS)
 				continue;
 			client_step(s, c);

@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (r == 0) {
 			check(!error);
-			check(h.line_len >= 1 && h.line_len <= h.header_len && h.header_len <= size);
+			check(h.line_len >= 1 && h.line_len <= h.header_len);
+			check(h.header_len <= size);
 			check(h.header_len <= CONTROL_MAX_REQUEST);
 			check(h.header_len == h.line_len + 1 ? buf[h.line_len] == '\n'
 							      : eof && h.header_len == size);

@@ -189,7 +189,8 @@ static int setup(void **state)
 	f->reply_size = 4u << 20;
 	*state = f;
 	/* The server serves root only (without a control group, which needs root to set). */
-	if (geteuid() == 0 && control_server_new(f->dir, CONTROL_NO_GROUP, handler, f, &f->server) < 0)
+	if (geteuid() == 0 &&
+	    control_server_new(f->dir, CONTROL_NO_GROUP, handler, f, &f->server) < 0)
 		return -1;
 	return 0;
 }
@@ -450,6 +451,36 @@ static void test_server_drops_a_client_that_does_not_read(void **state)
 	close(slow);
 }
 
+/* Every slot taken by a client that says nothing: the next one waits in the backlog, and is
+ * served once a slot is free again. */
+static void test_server_serves_clients_beyond_its_slots(void **state)
+{
+	struct fixture *f = *state;
+	if (!f->server)
+		skip();
+	int silent[CONTROL_MAX_CLIENTS], fd;
+	size_t len;
+	bool eof;
+
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		silent[i] = client(f);
+	pump(f, 50);
+	fd = client(f);
+	send_text(fd, "status\n");
+	pump(f, 100);
+	assert_int_equal(f->calls, 0); /* not accepted yet */
+	char *reply = receive(f, fd, CONTROL_IDLE_TIMEOUT_MS + 1000, &len, &eof);
+	assert_true(eof);
+	assert_string_equal(reply, "{\"ok\":true}\n");
+	assert_int_equal(f->calls, 1);
+	free(reply);
+	close(fd);
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		close(silent[i]);
+}
+
+#define SERVER_TEST(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,17 +491,13 @@ int main(void)
 		cmocka_unit_test(test_parse_refuses_bad_install_sizes),
 		cmocka_unit_test(test_parse_bounds_the_line),
 		cmocka_unit_test(test_parse_refuses_empty_and_unprintable_lines),
-		cmocka_unit_test_setup_teardown(test_server_answers_a_request_line, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_receives_an_install_payload_whole, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_server_refuses_install_by_path_without_the_handler,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_refuses_a_second_install_at_once, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_server_drops_stalled_clients_and_serves_others,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_drops_a_client_that_does_not_read, setup,
-						teardown),
+		SERVER_TEST(test_server_answers_a_request_line),
+		SERVER_TEST(test_server_receives_an_install_payload_whole),
+		SERVER_TEST(test_server_refuses_install_by_path_without_the_handler),
+		SERVER_TEST(test_server_refuses_a_second_install_at_once),
+		SERVER_TEST(test_server_drops_stalled_clients_and_serves_others),
+		SERVER_TEST(test_server_drops_a_client_that_does_not_read),
+		SERVER_TEST(test_server_serves_clients_beyond_its_slots),
 	};
 	return cmocka_run_group_tests_name("control", tests, NULL, NULL);
 }
