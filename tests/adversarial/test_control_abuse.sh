@@ -22,7 +22,7 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 client=$top/tests/adversarial/control_client.py
 command -v python3 >/dev/null || { tap_skip "control socket abuse" "python3 not found"; tap_done; exit; }
 
-sandbox_create "cw-ca$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-ca$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 sock=$SANDBOX_RUN_DIR/carwalld.sock
 
 # The policy: the flow tests' one, and an app with enough rules that `stats` answers with more
@@ -39,9 +39,9 @@ SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 awk '{ print } /^  mediaplayer:$/ { getline; print
 	print "      - to: [203.0.113.7]\n        ports: [443]\n        proto: tcp" }' \
 	"$top/tests/integration/flows.yaml" >"$SANDBOX_DIR/wide.yaml"
-grep -q 203.0.113.7 "$SANDBOX_DIR/wide.yaml" || tap_bail_out "cannot write the wider policy"
+grep -q 203.0.113.7 "$SANDBOX_DIR/wide.yaml" || { tap_bail_out "cannot write the wider policy"; exit 1; }
 
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 agent_pid=$SANDBOX_AGENT_PID
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
@@ -84,9 +84,9 @@ abuse() {
 	done
 	return 1
 }
+# abuse_wait: until they have checked which connections the agent dropped (bounded by --wait-s).
 abuse_wait() {
 	wait "$abuse_pid"
-	abuse_rc=$?
 }
 
 # ---- control: the agent answers, flows are judged --------------------------------------------
