@@ -144,7 +144,8 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c -lyaml -lcrypto -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
+		userspace/control.c userspace/log.c -lyaml -lcrypto -ljson-c -lbpf -o $@
 
 FUZZ_SECONDS ?= 300
 fuzz: $(FUZZERS)

@@ -25,6 +25,7 @@
 #include "carwall_bundle.h"
 #include "cgroup.h"
 #include "control.h"
+#include "fileio.h"
 #include "loader.h"
 #include "log.h"
 #include "policy.h"
@@ -65,7 +66,8 @@ static void usage(FILE *f)
 		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall policy check FILE               validate a policy without loading it\n"
-		"  carwall bundle install FILE             make the agent verify and enforce a bundle\n"
+		"  carwall bundle install FILE             send a bundle to the agent, which verifies\n"
+		"                                          and enforces it (FILE is read by this command)\n"
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
 		"  carwall explain --policy FILE --app ID DEST[:PORT][/PROTO]\n"
 		"                                          the verdict for a flow, offline, and why\n"
@@ -670,11 +672,18 @@ static int cmd_explain(struct cli *c, int argc, char **argv)
 	return carwall_explain_main(argc, argv, c->json);
 }
 
-/* `carwall bundle install FILE`: the running agent verifies it, puts it in force and keeps it. */
+/*
+ * `carwall bundle install FILE`: read with this command's own privileges (the agent opens no
+ * path a client names) and sent over the control socket; the running agent verifies it, puts it
+ * in force and keeps it.
+ */
 static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 {
+	_cleanup_free_ char *data = NULL;
 	struct json_object *reply = NULL;
-	char request[CONTROL_MAX_REQUEST], path[4096];
+	const char *run_dir = control_run_dir(c->run_dir);
+	const char *path;
+	size_t size;
 	int i, r;
 
 	i = cli_parse(c, argc, argv, false, false);
@@ -684,14 +693,25 @@ static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "Usage: carwall bundle install FILE\n");
 		return EXIT_USAGE;
 	}
-	if (!realpath(argv[i], path))
-		return cli_error(c, "%s: %s", argv[i], strerror(errno));
-	if ((size_t)snprintf(request, sizeof(request), "install %s", path) >= sizeof(request))
-		return cli_error(c, "%s: path too long", path);
-	r = cli_request(c, request, "install refused, the last good policy stays in force: ",
-			&reply);
+	path = argv[i];
+	r = read_file_limited(path, CONTROL_MAX_PAYLOAD, &data, &size);
+	if (r == -EINVAL)
+		return cli_error(c, "%s: not a regular file", path);
+	if (r == -EFBIG)
+		return cli_error(c, "%s: larger than %u bytes", path, CONTROL_MAX_PAYLOAD);
 	if (r < 0)
-		return -r;
+		return cli_error(c, "%s: %s", path, strerror(-r));
+	if (size == 0)
+		return cli_error(c, "%s: empty file", path);
+	r = control_request_payload(run_dir, "install", data, size, &reply);
+	if (r < 0)
+		return cli_error(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+	if (json_str(reply, "error")) {
+		r = cli_error(c, "%s: install refused, the last good policy stays in force: %s",
+			      path, json_str(reply, "error"));
+		json_object_put(reply);
+		return r;
+	}
 	if (c->json)
 		json_print(reply);
 	else

@@ -1253,27 +1253,28 @@ static struct json_object *agent_stats_json(struct agent *a)
 	return o;
 }
 
-/* `carwall bundle install FILE`: the bundle is read once, verified, put in force, and then
- * replaces the policy file, so that it is the one enforced after a restart too. */
-static struct json_object *agent_install_json(struct agent *a, const char *path)
+/*
+ * `carwall bundle install FILE`: the client read the file with its own privileges and sent its
+ * bytes (the agent opens no path a client names). They are verified, put in force, and then
+ * replace the policy file, so that they are the ones enforced after a restart too.
+ */
+static struct json_object *agent_install_json(struct agent *a, const struct control_request *req)
 {
-	_cleanup_free_ char *data = NULL;
+	const size_t max = a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES;
+	const char *name = "installed bundle";
 	struct agent_timing t = {};
 	uint64_t start = now_us();
-	size_t size;
 	int r;
 
-	if (path[0] != '/')
-		return json_error("install needs an absolute path, not '%s'", path);
-	log_info("Installing %s (carwall bundle install)", path);
-	r = read_file_limited(path, a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES,
-			      &data, &size);
-	if (r < 0)
-		return json_error("%s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
-	r = agent_load_bytes(a, path, data, size, start, &t, "carwall bundle install");
+	log_info("Installing a bundle of %zu bytes sent by pid %d, uid %u (carwall bundle install)",
+		 req->payload_size, (int)req->peer.pid, (unsigned)req->peer.uid);
+	if (req->payload_size > max)
+		return json_error("%s: larger than %zu bytes", name, max);
+	r = agent_load_bytes(a, name, req->payload, req->payload_size, start, &t,
+			     "carwall bundle install");
 	if (r < 0)
 		return json_error("%s", a->last_error);
-	r = agent_persist_policy(a, data, size);
+	r = agent_persist_policy(a, req->payload, req->payload_size);
 	if (r < 0) {
 		log_error_errno(r, "The bundle is in force but %s could not be replaced: %m",
 				a->policy_path);
@@ -1284,8 +1285,9 @@ static struct json_object *agent_install_json(struct agent *a, const char *path)
 	return agent_status_json(a);
 }
 
-static struct json_object *agent_handle(const char *request, void *userdata)
+static struct json_object *agent_handle(const struct control_request *req, void *userdata)
 {
+	const char *request = req->line;
 	struct agent *a = userdata;
 
 	if (!strcmp(request, "status"))
@@ -1301,8 +1303,8 @@ static struct json_object *agent_handle(const char *request, void *userdata)
 		JSON_ADD(o, "timing_us", agent_timing_json(&a->timing));
 		return o;
 	}
-	if (!strncmp(request, "install ", strlen("install ")))
-		return agent_install_json(a, request + strlen("install "));
+	if (req->payload && !strncmp(request, "install ", strlen("install ")))
+		return agent_install_json(a, req);
 	if (!strncmp(request, "app-cgroup ", strlen("app-cgroup ")))
 		return agent_app_cgroup_json(a, request + strlen("app-cgroup "));
 	return json_error("unknown request '%.64s'", request);
@@ -1654,7 +1656,8 @@ static void agent_handle_watch(struct agent *a)
 
 static int agent_run(struct agent *a)
 {
-	_cleanup_close_ int lock_fd = -1, listen_fd = -1, sig_fd = -1, ep = -1;
+	_cleanup_close_ int lock_fd = -1, sig_fd = -1, ep = -1;
+	_cleanup_(control_server_freep) struct control_server *control = NULL;
 	char missing[256];
 	sigset_t mask;
 	int r;
@@ -1748,7 +1751,7 @@ static int agent_run(struct agent *a)
 		log_warning_errno(r, "Cannot open the events log in %s; events go to this log only: %m",
 				  a->state_dir);
 
-	r = control_listen(a->run_dir, a->control_group, &listen_fd);
+	r = control_server_new(a->run_dir, a->control_group, agent_handle, a, &control);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on %s/%s: %m", a->run_dir,
 				       CONTROL_SOCKET_NAME);
@@ -1764,7 +1767,7 @@ static int agent_run(struct agent *a)
 		return log_error_errno(negative_errno(), "Cannot set up the event loop: %m");
 	r = epoll_add(ep, sig_fd);
 	if (r >= 0)
-		r = epoll_add(ep, listen_fd);
+		r = epoll_add(ep, control_server_fd(control));
 	if (r >= 0)
 		r = epoll_add(ep, watch_fd(a->watch));
 	if (r >= 0)
@@ -1799,10 +1802,8 @@ static int agent_run(struct agent *a)
 		for (int i = 0; i < n; i++) {
 			int fd = events[i].data.fd;
 
-			if (fd == listen_fd) {
-				r = control_serve_one(listen_fd, a->control_group, agent_handle, a);
-				if (r < 0)
-					log_warning_errno(r, "Control request failed: %m");
+			if (fd == control_server_fd(control)) {
+				control_server_process(control);
 			} else if (fd == sig_fd) {
 				if (agent_handle_signals(a, sig_fd)) {
 					notify_send("STOPPING=1");
