@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +32,15 @@ static void unescape_octal(char *s)
 }
 
 /*
- * The cgroup2 line of /proc/self/mountinfo: its root (the folder of the hierarchy mounted, "/"
- * for the whole of it) and its mount point, unescaped. With want_point, the line of that mount
- * point; else the first cgroup2 line.
+ * A cgroup2 line of /proc/self/mountinfo: its root (the folder of the hierarchy mounted, "/"
+ * for the whole of it) and its mount point, unescaped. With want_point, the last line of that
+ * mount point (the mount on top, the one paths reach); else the first cgroup2 line.
  */
 static int cgroup_mountinfo(const char *want_point, char *ret_root, char *ret_point, size_t size)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
 	_cleanup_free_ char *line = NULL;
+	bool found = false;
 	size_t cap = 0;
 
 	if (!f)
@@ -60,9 +62,11 @@ static int cgroup_mountinfo(const char *want_point, char *ret_root, char *ret_po
 			return -ENAMETOOLONG;
 		strcpy(ret_root, root);
 		strcpy(ret_point, point);
-		return 0;
+		found = true;
+		if (!want_point)
+			break;
 	}
-	return -ENOENT;
+	return found ? 0 : -ENOENT;
 }
 
 int cgroup_find_mount(char *buf, size_t size)
