@@ -195,14 +195,20 @@ static void free_paths(char **paths, size_t n)
 	free(paths);
 }
 
-/* Create (if needed) and resolve one cgroup. */
-static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app,
+/*
+ * Resolve one cgroup, created first if `create`; otherwise a cgroup that is not there (an app
+ * that is not running) gets id 0: it is registered once it is made.
+ */
+static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app, bool create,
 				struct loader_cgroup *ret)
 {
-	int r = cgroup_create(path);
+	int r = create ? cgroup_create(path) : 0;
 
+	ret->id = 0;
 	if (r >= 0)
 		r = cgroup_get_id(path, &ret->id);
+	if (r == -ENOENT && !create)
+		r = 0;
 	if (r >= 0)
 		r = cgroup_get_level(a->cgroup_mount, path, &ret->level);
 	ret->app = app;
@@ -249,15 +255,16 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 	}
 }
 
+static void agent_watch_cgroups(struct agent *a);
+
 /*
- * Make `p` the policy in force (NULL: no policy, only the guard): create and resolve each app's
- * cgroup and the guard, compile for the inactive generation, write it and flip. On failure the
+ * Make `p` the policy in force (NULL: no policy, only the guard): create (with `create`; else
+ * only those that exist are registered) and resolve each app's cgroup and the guard, compile for
+ * the inactive generation, write it and flip. On failure the
  * policy in force is untouched, *reason says why and p stays the caller's. On success the agent
  * owns p (it may be the policy in force, applied again to register a recreated cgroup).
  */
-static void agent_watch_cgroups(struct agent *a);
-
-static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
+static int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool create,
 		       struct agent_timing *t, char *reason, size_t reason_size)
 {
 	static struct policy none = { .path = (char *)"(none)" };
@@ -265,11 +272,14 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 	size_t n = pol->n_apps + (a->guard_path ? 1 : 0);
 	struct loader_cgroup *cgroups = calloc(n + 1, sizeof(*cgroups));
 	char **paths = calloc(n + 1, sizeof(*paths));
+	_cleanup_free_ struct loader_cgroup *reg = calloc(n + 1, sizeof(*reg));
+	_cleanup_free_ char **reg_paths = calloc(n + 1, sizeof(*reg_paths));
 	struct policy_maps *maps = NULL;
+	size_t n_reg = 0;
 	uint64_t t0;
 	int r;
 
-	if (!cgroups || !paths) {
+	if (!cgroups || !paths || !reg || !reg_paths) {
 		r = -ENOMEM;
 		snprintf(reason, reason_size, "out of memory");
 		goto fail;
@@ -282,7 +292,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			goto fail;
 		}
 		/* Created now, so that the app is judged from its first connect() on. */
-		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, &cgroups[i]);
+		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, create, &cgroups[i]);
 		if (r < 0) {
 			snprintf(reason, reason_size, "app '%s': cgroup %s: %s", pol->apps[i].id,
 				 paths[i], strerror(-r));
@@ -301,12 +311,18 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			snprintf(reason, reason_size, "out of memory");
 			goto fail;
 		}
-		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, &cgroups[g]);
+		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, create, &cgroups[g]);
 		if (r < 0) {
 			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[g], strerror(-r));
 			goto fail;
 		}
 		cgroups[g].flags = CW_APP_F_GUARD | (pol->audit ? CW_APP_F_AUDIT : 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!cgroups[i].id)
+			continue; /* not there */
+		reg[n_reg] = cgroups[i];
+		reg_paths[n_reg++] = paths[i];
 	}
 
 	t0 = now_us();
@@ -319,14 +335,14 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 	t->compile_us = now_us() - t0;
 	agent_retire_gen(a, loader_next_gen(a->loader), pol);
 	t0 = now_us();
-	r = loader_apply(a->loader, maps, cgroups, n);
+	r = loader_apply(a->loader, maps, reg, n_reg);
 	if (r < 0) {
 		snprintf(reason, reason_size, "writing the policy into the BPF maps: %s",
 			 strerror(-r));
 		goto fail;
 	}
 	t->apply_us = now_us() - t0;
-	agent_revoke(a, pol, maps, cgroups, paths, n);
+	agent_revoke(a, pol, maps, reg, reg_paths, n_reg);
 
 	free(a->cgroups);
 	free_paths(a->cgroup_paths, a->n_cgroups);
@@ -447,16 +463,19 @@ static bool agent_guard_registered(const struct agent *a)
 }
 
 /*
- * Whether followed cgroup i was removed or made again since it was registered; with adopted
- * pins, whether the guard's cgroup is not the registered guard.
+ * Whether followed cgroup i is there but is not the one registered (made again, or made since
+ * the policy was applied); with adopted pins, whether the guard's cgroup is there but is not
+ * the registered guard. A cgroup that is not there is not stale: nothing runs in it, and it is
+ * registered when it is made (the agent does not make it again: systemd removes the cgroups of
+ * the units it stops, and the app slice once they are all stopped).
  */
 static bool agent_cgroup_stale(const struct agent *a, size_t i)
 {
 	uint64_t id;
 
 	if (a->adopted)
-		return !agent_guard_registered(a);
-	return cgroup_get_id(a->cgroup_paths[i], &id) < 0 || id != a->cgroups[i].id;
+		return cgroup_get_id(a->guard_path, &id) == 0 && !agent_guard_registered(a);
+	return cgroup_get_id(a->cgroup_paths[i], &id) == 0 && id != a->cgroups[i].id;
 }
 
 /* Whether an app cgroup (or the guard) was removed or recreated since it was registered. */
@@ -490,7 +509,9 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 	size_t n_old = 0, n = 0;
 	int r;
 
-	r = agent_resolve_cgroup(a, a->guard_path, 0, &guard);
+	r = agent_resolve_cgroup(a, a->guard_path, 0, false, &guard);
+	if (r >= 0 && !guard.id)
+		return 0; /* not there: registered when it is made */
 	if (r < 0) {
 		snprintf(reason, reason_size, "guard cgroup %s: %s", a->guard_path, strerror(-r));
 		return r;
@@ -553,7 +574,7 @@ static int agent_reapply(struct agent *a, const char *why)
 		r = agent_adopted_reregister(a, reason, sizeof(reason));
 	} else {
 		snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
-		r = agent_apply(a, a->policy, sha, &t, reason, sizeof(reason));
+		r = agent_apply(a, a->policy, sha, false, &t, reason, sizeof(reason));
 	}
 	if (r < 0) {
 		snprintf(a->cgroup_error, sizeof(a->cgroup_error), "%s", reason);
@@ -746,7 +767,7 @@ static int agent_load_bytes(struct agent *a, const char *name, const char *data,
 	}
 	t->parse_us = now_us() - t0;
 	if (r >= 0) {
-		r = agent_apply(a, p, sha, t, reason, sizeof(reason));
+		r = agent_apply(a, p, sha, true, t, reason, sizeof(reason));
 		if (r < 0)
 			policy_free(p);
 	}
@@ -989,7 +1010,7 @@ static struct json_object *agent_status_json(struct agent *a)
 	return o;
 }
 
-/* The cgroup of an app, registered again first if it was removed or recreated since the
+/* The cgroup of an app, made and registered first if it was removed or made again since the
  * policy was applied (a stopped systemd unit removes its cgroup). */
 static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id)
 {
@@ -1005,6 +1026,11 @@ static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id
 	if (i == a->policy->n_apps)
 		return json_error("app '%s' is not in the policy in force (%s)", id, a->policy_path);
 
+	/* `carwall run` makes its sub-cgroup there: the app's cgroup is made if it is not there. */
+	int r = cgroup_create(a->cgroup_paths[i]);
+	if (r < 0)
+		return json_error("cannot make the cgroup %s of app '%s': %s", a->cgroup_paths[i], id,
+				  strerror(-r));
 	if (agent_refresh(a, "asked for by carwall run") < 0)
 		return json_error("could not register the cgroup of app '%s': %s", id,
 				  a->cgroup_error);
@@ -1474,7 +1500,7 @@ static int agent_first_policy(struct agent *a)
 	if (!a->guard_path)
 		return log_error_errno(r, "No valid policy to enforce and no guard cgroup; "
 					  "refusing to start");
-	r = agent_apply(a, NULL, "", &t, reason, sizeof(reason));
+	r = agent_apply(a, NULL, "", true, &t, reason, sizeof(reason));
 	if (r < 0)
 		return log_error_errno(r, "Cannot even refuse everything below %s: %s",
 				       a->guard_path, reason);

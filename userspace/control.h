@@ -3,7 +3,8 @@
  * The agent's control socket: a Unix stream socket <run-dir>/carwalld.sock for root, or also
  * for one configured group (mode 0660), checked per connection with SO_PEERCRED and
  * SO_PEERGROUPS. A client sends one request line ("status", "reload",
- * "app-cgroup ID") and reads one JSON object back, then the connection closes.
+ * "app-cgroup ID", "cgroup-managed PATH") and reads one JSON object back, then the connection
+ * closes.
  */
 #pragma once
 

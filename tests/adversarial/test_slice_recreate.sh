@@ -181,18 +181,6 @@ tap_expect_exit "wait-managed with a stopped agent: exit 3 within its time-out" 
 cont_agent_process
 tap_check "... and within 3 s" test $((SECONDS - start)) -le 3
 
-# ---- a slice that cannot be made again: status --quiet fails ---------------------------------
-stop_agent_process
-rmdir "$intruder_cg" "$app_cg" "$slice" 2>/dev/null
-echo 0 >"$system_slice/cgroup.max.descendants"
-cont_agent_process
-tap_expect_exit "guard cannot be made again: status --quiet fails" 1 cw status --quiet
-tap_check "status says DEGRADED and why" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q DEGRADED"
-echo max >"$system_slice/cgroup.max.descendants"
-tap_check "once it can be made again, status registers it and --quiet succeeds" cw status --quiet
-flow "$app_cg" "$tracker"
-expect_refused "and the app is refused the tracker"
-
 # ---- adopted mode: the agent restarted over the pins with a policy file it cannot load -------
 sandbox_agent_stop
 printf 'version: 1\napps:\n  mediaplayer:\n    allow: [\n' >"$policy"
@@ -223,5 +211,31 @@ expect_reached "control, no agent: the slice made again is not judged by the old
 sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 flow "$app_cg" "$tracker"
 expect_refused "adopted at start: the new slice is the guard again from the agent's start on"
+
+# ---- a guard the agent cannot register: status --quiet fails, wait-managed fails ------------
+# Pins of an agent that ran without a guard, adopted by one that has a guard: the pinned policy
+# has no guard entry to register the slice as, so what is below it is not managed.
+sandbox_agent_stop
+cw unload >/dev/null
+cat >"$policy" <<'EOF'
+version: 1
+apps:
+  mediaplayer:
+    allow:
+      - to: [198.51.100.20]
+        ports: [443]
+        proto: tcp
+EOF
+sandbox_agent_start --guard-cgroup '' || { tap_bail_out "carwalld did not start"; exit 1; }
+sandbox_agent_stop
+printf 'version: 1\napps:\n  mediaplayer:\n    allow: [\n' >"$policy"
+sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
+tap_expect_exit "guard not registered: status --quiet fails" 1 cw status --quiet
+tap_check "status says DEGRADED and why" \
+	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q 'DEGRADED.*no guard'"
+mkdir -p "$intruder_cg"
+tap_expect_exit "guard not registered: wait-managed below it fails (exit 1)" 1 \
+	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1' "$intruder_cg"
+tap_check "wait-managed says why: no guard" has "$TAP_LAST_OUTPUT" "no guard cgroup"
 
 tap_done
