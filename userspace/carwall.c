@@ -409,7 +409,7 @@ static void status_print(struct json_object *s)
 	struct json_object *stale;
 	if (json_object_object_get_ex(s, "stale_cgroups", &stale))
 		for (size_t i = 0; i < json_object_array_length(stale); i++)
-			printf("DEGRADED:    %s is not registered (removed or made again)\n",
+			printf("DEGRADED:    %s is not registered (made again)\n",
 			       json_object_get_string(json_object_array_get_idx(stale, i)));
 	if (json_str(s, "cgroup_error"))
 		printf("DEGRADED:    cannot register app cgroups again: %s\n",

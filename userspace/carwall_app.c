@@ -37,7 +37,7 @@ static void app_usage(FILE *f)
 		"\n"
 		"Wait (at most S seconds, default %d) until the agent confirms that the policy in\n"
 		"force manages this process's own cgroup: as an app, or below the guard (refused\n"
-		"everything). The agent registers again first what was removed or made again.\n"
+		"everything). The agent registers first what was made again.\n"
 		"Exit codes: 0 managed, 1 not managed in time, 2 usage, 3 no agent answered.\n",
 		APP_DEFAULT_TIMEOUT_S);
 }
