@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "carwall_app.h"
 #include "carwall_events.h"
 #include "carwall_explain.h"
 #include "carwall_bundle.h"
@@ -62,6 +63,8 @@ static void usage(FILE *f)
 		"\n"
 		"  carwall run --app ID [--] CMD [ARGS...]  run a command as that app (in its cgroup)\n"
 		"  carwall status                          is enforcement attached, which policy\n"
+		"  carwall app wait-managed [--timeout S]  wait until the agent manages this\n"
+		"                                          process's cgroup (AGL's ExecStartPre)\n"
 		"  carwall reload                          make the agent reload its policy file\n"
 		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
 		"  carwall stats                           counters per app and per rule\n"
@@ -76,7 +79,8 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  --json          print JSON (errors too)\n"
-		"  -q --quiet      print nothing; the exit code tells (status: 0 enforcing)\n"
+		"  -q --quiet      print nothing; the exit code tells (status: 0 enforcing and\n"
+		"                  every app cgroup registered)\n"
 		"  --run-dir DIR   the agent's run folder (default $CARWALL_RUN_DIR or %s)\n"
 		"  --pin-dir DIR   the agent's bpffs pin folder (default %s)\n"
 		"  -h --help       show this help\n"
@@ -404,6 +408,14 @@ static void status_print(struct json_object *s)
 			       (long long)json_int(a, "rules"), audited ? " (audit mode)" : "",
 			       json_str(a, "cgroup"));
 		}
+	struct json_object *stale;
+	if (json_object_object_get_ex(s, "stale_cgroups", &stale))
+		for (size_t i = 0; i < json_object_array_length(stale); i++)
+			printf("DEGRADED:    %s is not registered (made again)\n",
+			       json_object_get_string(json_object_array_get_idx(stale, i)));
+	if (json_str(s, "cgroup_error"))
+		printf("DEGRADED:    cannot register app cgroups again: %s\n",
+		       json_str(s, "cgroup_error"));
 	const char *err = json_str(s, "last_error");
 	printf("last error:  %s\n", err ? err : "none");
 	struct json_object *floor;
@@ -427,10 +439,15 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	}
 	r = control_request(control_run_dir(c->run_dir), "status", &reply);
 	if (c->quiet) {
-		/* For scripts and unit checks: 0 only when an agent answers and enforces. */
+		/*
+		 * For scripts and unit checks: 0 only when an agent answers and enforces, with
+		 * every app cgroup registered (not "degraded").
+		 */
 		struct json_object *v;
 		bool enforcing = r == 0 && json_object_object_get_ex(reply, "enforcing", &v) &&
-				 json_object_get_boolean(v);
+				 json_object_get_boolean(v) &&
+				 !(json_object_object_get_ex(reply, "degraded", &v) &&
+				   json_object_get_boolean(v));
 		json_object_put(reply);
 		return enforcing ? EXIT_SUCCESS : r == 0 ? EXIT_FAILURE : EXIT_NO_AGENT;
 	}
@@ -600,6 +617,11 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+static int cmd_app(struct cli *c, int argc, char **argv)
+{
+	return carwall_app_main(argc, argv, c->json, c->quiet, c->run_dir);
+}
+
 static int cmd_events(struct cli *c, int argc, char **argv)
 {
 	return carwall_events_main(argc, argv, c->json);
@@ -734,6 +756,7 @@ static const struct command {
 	int (*run)(struct cli *c, int argc, char **argv);
 } commands[] = {
 	{ "run", NULL, cmd_run },
+	{ "app", NULL, cmd_app },
 	{ "status", NULL, cmd_status },
 	{ "reload", NULL, cmd_reload },
 	{ "policy", "check", cmd_policy_check },

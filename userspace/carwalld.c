@@ -126,6 +126,9 @@ struct agent {
 	char distrust[1024];
 	bool revoke_unsupported_warned;
 
+	/* Following the cgroups: why the last registration again failed, "" when it did not. */
+	char cgroup_error[512];
+
 	/* The last refused policy, "" when the last attempt succeeded. */
 	char last_error[1024];
 
@@ -208,14 +211,20 @@ static void free_paths(char **paths, size_t n)
 	free(paths);
 }
 
-/* Create (if needed) and resolve one cgroup. */
-static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app,
+/*
+ * Resolve one cgroup, created first if `create`; otherwise a cgroup that is not there (an app
+ * that is not running) gets id 0: it is registered once it is made.
+ */
+static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app, bool create,
 				struct loader_cgroup *ret)
 {
-	int r = cgroup_create(path);
+	int r = create ? cgroup_create(path) : 0;
 
+	ret->id = 0;
 	if (r >= 0)
 		r = cgroup_get_id(path, &ret->id);
+	if (r == -ENOENT && !create)
+		r = 0;
 	if (r >= 0)
 		r = cgroup_get_level(a->cgroup_mount, path, &ret->level);
 	ret->app = app;
@@ -269,14 +278,17 @@ struct agent_floor {
 	const struct bundle_state *prev;
 };
 
+static void agent_watch_cgroups(struct agent *a);
+
 /*
- * Make `p` the policy in force (NULL: no policy, only the guard): create and resolve each app's
- * cgroup and the guard, compile for the inactive generation, save the anti-rollback floor (when
- * `floor` is not NULL), write the maps and flip. On failure the policy in force is untouched,
- * *reason says why and p stays the caller's. On success the agent owns p (it may be the policy
- * in force, applied again to register a recreated cgroup).
+ * Make `p` the policy in force (NULL: no policy, only the guard): create (with `create`; else
+ * only those that exist are registered) and resolve each app's cgroup and the guard, compile for
+ * the inactive generation, save the anti-rollback floor (when `floor` is not NULL), write the
+ * maps and flip. On failure the policy in force is untouched, *reason says why and p stays the
+ * caller's. On success the agent owns p (it may be the policy in force, applied again to
+ * register a recreated cgroup).
  */
-static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
+static int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool create,
 		       struct agent_timing *t, char *reason, size_t reason_size,
 		       const struct agent_floor *floor)
 {
@@ -285,11 +297,14 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 	size_t n = pol->n_apps + (a->guard_path ? 1 : 0);
 	struct loader_cgroup *cgroups = calloc(n + 1, sizeof(*cgroups));
 	char **paths = calloc(n + 1, sizeof(*paths));
+	_cleanup_free_ struct loader_cgroup *reg = calloc(n + 1, sizeof(*reg));
+	_cleanup_free_ char **reg_paths = calloc(n + 1, sizeof(*reg_paths));
 	struct policy_maps *maps = NULL;
+	size_t n_reg = 0;
 	uint64_t t0;
 	int r;
 
-	if (!cgroups || !paths) {
+	if (!cgroups || !paths || !reg || !reg_paths) {
 		r = -ENOMEM;
 		snprintf(reason, reason_size, "out of memory");
 		goto fail;
@@ -302,7 +317,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			goto fail;
 		}
 		/* Created now, so that the app is judged from its first connect() on. */
-		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, &cgroups[i]);
+		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, create, &cgroups[i]);
 		if (r < 0) {
 			snprintf(reason, reason_size, "app '%s': cgroup %s: %s", pol->apps[i].id,
 				 paths[i], strerror(-r));
@@ -321,12 +336,18 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			snprintf(reason, reason_size, "out of memory");
 			goto fail;
 		}
-		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, &cgroups[g]);
+		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, create, &cgroups[g]);
 		if (r < 0) {
 			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[g], strerror(-r));
 			goto fail;
 		}
 		cgroups[g].flags = CW_APP_F_GUARD | (pol->audit ? CW_APP_F_AUDIT : 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!cgroups[i].id)
+			continue; /* not there */
+		reg[n_reg] = cgroups[i];
+		reg_paths[n_reg++] = paths[i];
 	}
 
 	t0 = now_us();
@@ -361,7 +382,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 	}
 	agent_retire_gen(a, loader_next_gen(a->loader), pol);
 	t0 = now_us();
-	r = loader_apply(a->loader, maps, cgroups, n);
+	r = loader_apply(a->loader, maps, reg, n_reg);
 	if (r < 0) {
 		snprintf(reason, reason_size, "writing the policy into the BPF maps: %s",
 			 strerror(-r));
@@ -372,7 +393,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 		goto fail;
 	}
 	t->apply_us = now_us() - t0;
-	agent_revoke(a, pol, maps, cgroups, paths, n);
+	agent_revoke(a, pol, maps, reg, reg_paths, n_reg);
 
 	free(a->cgroups);
 	free_paths(a->cgroup_paths, a->n_cgroups);
@@ -391,27 +412,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", sha256);
 	policy_maps_free(maps);
 
-	/* Watch where app cgroups appear again: the guard, and the parents of explicit ones. */
-	char *dirs[WATCH_MAX_DIRS];
-	size_t n_dirs = 0;
-	for (size_t i = 0; i < n && n_dirs < WATCH_MAX_DIRS; i++) {
-		if (a->guard_path && i == pol->n_apps) {
-			dirs[n_dirs++] = a->guard_path;
-			continue;
-		}
-		char *slash = strrchr(paths[i], '/');
-		if (slash) {
-			*slash = '\0';
-			dirs[n_dirs++] = strdup(paths[i]);
-			*slash = '/';
-		}
-	}
-	r = watch_set_dirs(a->watch, dirs, n_dirs);
-	for (size_t i = 0; i < n_dirs; i++)
-		if (dirs[i] != a->guard_path)
-			free(dirs[i]);
-	if (r < 0)
-		log_warning_errno(r, "Cannot watch the app cgroup folders: %m");
+	agent_watch_cgroups(a);
 	return 0;
 fail:
 	policy_maps_free(maps);
@@ -420,16 +421,196 @@ fail:
 	return r;
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/*
+ * The cgroups the agent follows: each app cgroup and the guard (only the guard when the policy
+ * was adopted from pins: the agent has no paths of its apps).
+ */
+static size_t agent_followed(const struct agent *a, char *const **ret_paths)
+{
+	static char *guard_only[1];
+
+	if (a->adopted) {
+		guard_only[0] = a->guard_path;
+		*ret_paths = guard_only;
+		return a->guard_path ? 1 : 0;
+	}
+	*ret_paths = a->cgroup_paths;
+	return a->n_cgroups;
+}
+
+/*
+ * Watch every followed cgroup and each of its parents up to the cgroup root: a folder removed
+ * or made again anywhere on the way (AGL's app slice, stopped and started) is noticed. Watches
+ * are set again after each change, as a folder made again is a new inode.
+ */
+static void agent_watch_cgroups(struct agent *a)
+{
+	char *const *paths;
+	size_t n = agent_followed(a, &paths), n_dirs = 0, root_len = strlen(a->cgroup_root);
+	char **dirs = calloc(n * (CW_MAX_CGROUP_LEVEL + 2) + 1, sizeof(*dirs));
+	int r = -ENOMEM;
+
+	for (size_t i = 0; dirs && i < n; i++) {
+		_cleanup_free_ char *p = strdup(paths[i]);
+		unsigned depth = 0;
+
+		if (!p)
+			goto out;
+		/* The cgroup, then each parent down to the root (paths are below the root). */
+		for (;;) {
+			char *slash;
+
+			if (depth++ > CW_MAX_CGROUP_LEVEL + 1)
+				break;
+			dirs[n_dirs] = strdup(p);
+			if (!dirs[n_dirs])
+				goto out;
+			n_dirs++;
+			slash = strrchr(p, '/');
+			if (strlen(p) <= root_len || !slash || (size_t)(slash - p) < root_len)
+				break;
+			*slash = '\0';
+		}
+	}
+	if (dirs) {
+		size_t k = 0;
+
+		qsort(dirs, n_dirs, sizeof(*dirs), cmp_str);
+		for (size_t i = 0; i < n_dirs; i++) {
+			if (k && !strcmp(dirs[i], dirs[k - 1]))
+				free(dirs[i]);
+			else
+				dirs[k++] = dirs[i];
+		}
+		n_dirs = k;
+	}
+	r = dirs ? watch_set_dirs(a->watch, dirs, n_dirs) : -ENOMEM;
+out:
+	if (r < 0)
+		log_warning_errno(r, "Cannot watch every app cgroup folder (%zu): %m; a cgroup made "
+				     "again there is registered at the next change or request",
+				  n_dirs);
+	for (size_t i = 0; dirs && i < n_dirs; i++)
+		free(dirs[i]);
+	free(dirs);
+}
+
+/* Whether the guard's cgroup now is the guard of the policy in force. */
+static bool agent_guard_registered(const struct agent *a)
+{
+	struct cw_app_val val;
+	unsigned level;
+	uint64_t id;
+
+	return cgroup_get_id(a->guard_path, &id) == 0 &&
+	       cgroup_get_level(a->cgroup_mount, a->guard_path, &level) == 0 &&
+	       loader_lookup_cgroup(a->loader, id, level, &val) == 0 &&
+	       (val.flags & CW_APP_F_GUARD);
+}
+
+/*
+ * Whether followed cgroup i is there but is not the one registered (made again, or made since
+ * the policy was applied); with adopted pins, whether the guard's cgroup is there but is not
+ * the registered guard. A cgroup that is not there is not stale: nothing runs in it, and it is
+ * registered when it is made (the agent does not make it again: systemd removes the cgroups of
+ * the units it stops, and the app slice once they are all stopped).
+ */
+static bool agent_cgroup_stale(const struct agent *a, size_t i)
+{
+	uint64_t id;
+
+	if (a->adopted)
+		return cgroup_get_id(a->guard_path, &id) == 0 && !agent_guard_registered(a);
+	return cgroup_get_id(a->cgroup_paths[i], &id) == 0 && id != a->cgroups[i].id;
+}
+
 /* Whether an app cgroup (or the guard) was removed or recreated since it was registered. */
 static bool agent_cgroups_stale(const struct agent *a)
 {
-	for (size_t i = 0; i < a->n_cgroups; i++) {
-		uint64_t id;
+	char *const *paths;
+	size_t n = agent_followed(a, &paths);
 
-		if (cgroup_get_id(a->cgroup_paths[i], &id) < 0 || id != a->cgroups[i].id)
+	for (size_t i = 0; i < n; i++)
+		if (agent_cgroup_stale(a, i))
 			return true;
-	}
 	return false;
+}
+
+/*
+ * Adopted pins (no policy in memory to compile): make the guard's cgroup, made again, the
+ * guard of the policy in force. The maps' policy is copied into the other generation, without
+ * the cgroups that are gone and with the guard's new cgroup, and flipped to (every cached
+ * verdict is of the old generation). An app cgroup of that policy made again cannot be named
+ * (the agent knows no app paths): below the guard, it is refused everything until a valid
+ * policy is loaded (fail closed).
+ */
+static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason_size)
+{
+	_cleanup_free_ struct loader_active_cgroup *old = NULL;
+	_cleanup_free_ struct loader_cgroup *cgroups = NULL;
+	_cleanup_close_ int mount_fd = -1;
+	struct policy_maps *maps = NULL;
+	struct loader_cgroup guard = {};
+	bool have_guard = false;
+	size_t n_old = 0, n = 0;
+	int r;
+
+	r = agent_resolve_cgroup(a, a->guard_path, 0, false, &guard);
+	if (r >= 0 && !guard.id)
+		return 0; /* not there: registered when it is made */
+	if (r < 0) {
+		snprintf(reason, reason_size, "guard cgroup %s: %s", a->guard_path, strerror(-r));
+		return r;
+	}
+	r = loader_read_active(a->loader, &maps, &old, &n_old);
+	if (r < 0) {
+		snprintf(reason, reason_size, "reading the pinned policy: %s", strerror(-r));
+		return r;
+	}
+	mount_fd = open(a->cgroup_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cgroups = calloc(n_old + 1, sizeof(*cgroups));
+	if (mount_fd < 0 || !cgroups) {
+		r = mount_fd < 0 ? negative_errno() : -ENOMEM;
+		snprintf(reason, reason_size, "%.512s: %s", a->cgroup_mount, strerror(-r));
+		policy_maps_free(maps);
+		return r;
+	}
+	for (size_t i = 0; i < n_old; i++) {
+		char path[4096];
+		unsigned level;
+
+		if ((old[i].val.flags & CW_APP_F_GUARD) && !have_guard) {
+			guard.app = old[i].val.app;
+			guard.flags = old[i].val.flags;
+			have_guard = true;
+		}
+		/* A cgroup that is gone is dropped (ids are never reused); live ones keep theirs. */
+		if (old[i].key.cgroup_id == guard.id ||
+		    cgroup_path_of_id(mount_fd, old[i].key.cgroup_id, path, sizeof(path)) < 0 ||
+		    cgroup_get_level(a->cgroup_mount, path, &level) < 0)
+			continue;
+		cgroups[n++] = (struct loader_cgroup){ .id = old[i].key.cgroup_id,
+						       .level = level,
+						       .app = old[i].val.app,
+						       .flags = old[i].val.flags };
+	}
+	if (!have_guard) {
+		snprintf(reason, reason_size,
+			 "the pinned policy has no guard cgroup to register %s as", a->guard_path);
+		policy_maps_free(maps);
+		return -ENOENT;
+	}
+	cgroups[n++] = guard;
+	r = loader_apply(a->loader, maps, cgroups, n);
+	policy_maps_free(maps);
+	if (r < 0)
+		snprintf(reason, reason_size, "writing the BPF maps: %s", strerror(-r));
+	return r;
 }
 
 /* Register the cgroups of the policy in force again (after a unit restart made new ones). */
@@ -440,15 +621,49 @@ static int agent_reapply(struct agent *a, const char *why)
 	char sha[65];
 	int r;
 
-	if (a->adopted)
-		return 0; /* nothing in memory to re-apply; the next reload registers them */
-	snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
-	r = agent_apply(a, a->policy, sha, &t, reason, sizeof(reason), NULL);
-	if (r < 0)
+	if (a->adopted) {
+		r = agent_adopted_reregister(a, reason, sizeof(reason));
+	} else {
+		snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
+		r = agent_apply(a, a->policy, sha, false, &t, reason, sizeof(reason), NULL);
+	}
+	if (r < 0) {
+		snprintf(a->cgroup_error, sizeof(a->cgroup_error), "%s", reason);
 		return log_error_errno(r, "Could not register app cgroups again (%s): %s", why,
 				       reason);
-	log_info("Registered the app cgroups again (%s)", why);
+	}
+	a->cgroup_error[0] = '\0';
+	log_info("Registered the app cgroups again (%s)%s", why,
+		 a->adopted ? ": the guard; the adopted policy's apps made again are below it" : "");
 	return 0;
+}
+
+/*
+ * Follow the cgroups of the policy in force: watch them and their parents again, then register
+ * again what was removed or made again. The check comes after the watches are set, so a change
+ * is either seen here or reported by inotify. Bounded: a cgroup removed again at once is left
+ * to its event.
+ */
+static int agent_refresh(struct agent *a, const char *why)
+{
+	int r = 0;
+
+	for (int round = 0; round < 3; round++) {
+		if (a->adopted || round == 0)
+			agent_watch_cgroups(a); /* agent_apply() sets them itself */
+		if (!agent_cgroups_stale(a)) {
+			a->cgroup_error[0] = '\0';
+			return 0;
+		}
+		r = agent_reapply(a, why);
+		if (r < 0)
+			return r;
+	}
+	if (!agent_cgroups_stale(a))
+		return 0;
+	snprintf(a->cgroup_error, sizeof(a->cgroup_error),
+		 "app cgroups keep being removed or made again");
+	return -EAGAIN;
 }
 
 /*
@@ -675,7 +890,7 @@ static void agent_fail_closed(struct agent *a, const char *why, const char *dist
 		p = a->policy;
 		agent_strip_rules(p);
 	}
-	r = agent_apply(a, p, "", &t, reason, sizeof(reason), NULL);
+	r = agent_apply(a, p, "", true, &t, reason, sizeof(reason), NULL);
 	if (r < 0) {
 		log_error("The policy in force is no longer trusted (%s): %s. Applying the "
 			  "fail-closed state failed: %s",
@@ -826,7 +1041,7 @@ static int agent_load_bytes(struct agent *a, const char *name, const char *data,
 	}
 	t->parse_us = now_us() - t0;
 	if (r >= 0) {
-		r = agent_apply(a, p, sha, t, reason, sizeof(reason), save);
+		r = agent_apply(a, p, sha, true, t, reason, sizeof(reason), save);
 		if (r < 0)
 			policy_free(p);
 	}
@@ -1015,15 +1230,33 @@ static struct json_object *agent_status_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *hooks = json_object_new_array();
+	struct json_object *stale = json_object_new_array();
 	/* A policy no longer trusted is not enforced: only its fail-closed state is. */
 	bool enforcing = (a->policy != NULL || a->adopted) && !a->distrust[0];
 	char when[64] = "";
+	char *const *paths;
+	size_t n_followed;
 
+	/*
+	 * Register first what was removed or made again; what still is not registered makes
+	 * the agent "degraded": some app is not managed as its policy says, and `carwall status
+	 * --quiet` fails.
+	 */
+	agent_refresh(a, "carwall status");
+	n_followed = agent_followed(a, &paths);
+	for (size_t i = 0; i < n_followed; i++)
+		if (agent_cgroup_stale(a, i))
+			json_object_array_add(stale, json_object_new_string(paths[i]));
 	for (unsigned i = 0; loader_hook_names[i]; i++)
 		json_object_array_add(hooks, json_object_new_string(loader_hook_names[i]));
 	JSON_ADD(o, "agent", json_object_new_string("running"));
 	JSON_ADD(o, "pid", json_object_new_int(getpid()));
 	JSON_ADD(o, "enforcing", json_object_new_boolean(enforcing));
+	JSON_ADD(o, "degraded", json_object_new_boolean(json_object_array_length(stale) > 0 ||
+							a->cgroup_error[0]));
+	JSON_ADD(o, "stale_cgroups", stale);
+	JSON_ADD(o, "cgroup_error",
+		 a->cgroup_error[0] ? json_object_new_string(a->cgroup_error) : NULL);
 	JSON_ADD(o, "mode", json_object_new_string(a->developer_mode ? "developer" : "production"));
 	JSON_ADD(o, "cgroup_root", json_object_new_string(a->cgroup_root));
 	JSON_ADD(o, "guard_cgroup", a->guard_path ? json_object_new_string(a->guard_path) : NULL);
@@ -1105,7 +1338,7 @@ static struct json_object *agent_status_json(struct agent *a)
 	return o;
 }
 
-/* The cgroup of an app, registered again first if it was removed or recreated since the
+/* The cgroup of an app, made and registered first if it was removed or made again since the
  * policy was applied (a stopped systemd unit removes its cgroup). */
 static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id)
 {
@@ -1121,12 +1354,86 @@ static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id
 	if (i == a->policy->n_apps)
 		return json_error("app '%s' is not in the policy in force (%s)", id, a->policy_path);
 
-	if (agent_cgroups_stale(a) && agent_reapply(a, "asked for by carwall run") < 0)
-		return json_error("could not register the cgroup of app '%s'", id);
+	/* `carwall run` makes its sub-cgroup there: the app's cgroup is made if it is not there. */
+	int r = cgroup_create(a->cgroup_paths[i]);
+	if (r < 0)
+		return json_error("cannot make the cgroup %s of app '%s': %s", a->cgroup_paths[i], id,
+				  strerror(-r));
+	if (agent_refresh(a, "asked for by carwall run") < 0)
+		return json_error("could not register the cgroup of app '%s': %s", id,
+				  a->cgroup_error);
 
 	struct json_object *o = json_object_new_object();
 	JSON_ADD(o, "app", json_object_new_string(id));
 	JSON_ADD(o, "cgroup", json_object_new_string(a->cgroup_paths[i]));
+	return o;
+}
+
+/*
+ * `carwall app wait-managed`: whether the policy in force manages the cgroup at `rel` (its path
+ * from the hierarchy's root, as /proc/PID/cgroup shows it), the way the programs judge it: the
+ * cgroup or its nearest registered ancestor in the active generation, as an app or as the guard
+ * (refused everything). What was removed or made again is registered first.
+ */
+static struct json_object *agent_cgroup_managed_json(struct agent *a, const char *rel)
+{
+	_cleanup_free_ char *path = NULL, *cur = NULL;
+	size_t mount_len = strlen(a->cgroup_mount);
+	struct json_object *o;
+	struct cw_app_val val;
+	uint32_t gen;
+	int r;
+
+	if (rel[0] != '/' || strstr(rel, "/../") || strstr(rel, "/./") ||
+	    (strlen(rel) >= 3 && !strcmp(rel + strlen(rel) - 3, "/..")))
+		return json_error("'%.200s' is not a cgroup path from the hierarchy's root", rel);
+	if (asprintf(&path, "%s%s", a->cgroup_mount, strcmp(rel, "/") ? rel : "") < 0 ||
+	    !(cur = strdup(path)))
+		return json_error("out of memory");
+	agent_refresh(a, "asked for by carwall app wait-managed");
+
+	o = json_object_new_object();
+	JSON_ADD(o, "cgroup", json_object_new_string(path));
+	/* Deepest first, as the programs look. */
+	for (;;) {
+		uint64_t id;
+		unsigned level;
+		char *slash;
+
+		r = cgroup_get_id(cur, &id);
+		if (r < 0) {
+			char why[1024];
+
+			snprintf(why, sizeof(why), "cgroup %.900s: %s", cur, strerror(-r));
+			JSON_ADD(o, "managed", json_object_new_boolean(false));
+			JSON_ADD(o, "reason", json_object_new_string(why));
+			return o;
+		}
+		if (cgroup_get_level(a->cgroup_mount, cur, &level) == 0 &&
+		    loader_lookup_cgroup(a->loader, id, level, &val) == 0)
+			break;
+		slash = strrchr(cur, '/');
+		if (strlen(cur) <= mount_len || !slash || (size_t)(slash - cur) < mount_len) {
+			JSON_ADD(o, "managed", json_object_new_boolean(false));
+			JSON_ADD(o, "reason",
+				 json_object_new_string(
+					 a->cgroup_error[0]
+						 ? a->cgroup_error
+						 : "neither the cgroup nor any cgroup above it is an app or "
+						   "the guard of the policy in force"));
+			return o;
+		}
+		*slash = '\0';
+	}
+	gen = loader_active_gen(a->loader);
+	JSON_ADD(o, "managed", json_object_new_boolean(true));
+	JSON_ADD(o, "by", json_object_new_string(cur));
+	JSON_ADD(o, "guard", json_object_new_boolean(val.flags & CW_APP_F_GUARD));
+	JSON_ADD(o, "audit", json_object_new_boolean(val.flags & CW_APP_F_AUDIT));
+	JSON_ADD(o, "app",
+		 !(val.flags & CW_APP_F_GUARD) && val.app < a->gen_n_apps[gen]
+			 ? json_object_new_string(a->gen_apps[gen][val.app])
+			 : NULL);
 	return o;
 }
 
@@ -1307,6 +1614,8 @@ static struct json_object *agent_handle(const struct control_request *req, void 
 		return agent_install_json(a, req);
 	if (!strncmp(request, "app-cgroup ", strlen("app-cgroup ")))
 		return agent_app_cgroup_json(a, request + strlen("app-cgroup "));
+	if (!strncmp(request, "cgroup-managed ", strlen("cgroup-managed ")))
+		return agent_cgroup_managed_json(a, request + strlen("cgroup-managed "));
 	return json_error("unknown request '%.64s'", request);
 }
 
@@ -1537,6 +1846,12 @@ ids_done:
 	if (r < 0)
 		return log_error_errno(r, "No cgroup2 file system is mounted (/proc/self/mountinfo): "
 					  "carwall needs cgroup v2");
+	/* App cgroups are found by level (bpf_get_current_ancestor_cgroup_id()), computed from
+	 * paths below the mount: they must be the kernel's. */
+	char why[1024];
+	r = cgroup_check_hierarchy(a->cgroup_mount, why, sizeof(why));
+	if (r < 0)
+		return log_error_errno(r, "Refusing to start: %s", why);
 	if (!root)
 		root = a->cgroup_mount;
 	if (!realpath(root, a->cgroup_root))
@@ -1596,7 +1911,7 @@ static int agent_first_policy(struct agent *a)
 	if (!a->guard_path)
 		return log_error_errno(r, "No valid policy to enforce and no guard cgroup; "
 					  "refusing to start");
-	r = agent_apply(a, NULL, "", &t, reason, sizeof(reason), NULL);
+	r = agent_apply(a, NULL, "", true, &t, reason, sizeof(reason), NULL);
 	if (r < 0)
 		return log_error_errno(r, "Cannot even refuse everything below %s: %s",
 				       a->guard_path, reason);
@@ -1650,8 +1965,8 @@ static void agent_handle_watch(struct agent *a)
 	}
 	if (file_changed)
 		agent_arm_reload(a);
-	if (dir_changed && agent_cgroups_stale(a))
-		agent_reapply(a, "an app cgroup was created again");
+	if (dir_changed)
+		agent_refresh(a, "an app cgroup folder was removed or made again");
 }
 
 static int agent_run(struct agent *a)
@@ -1742,6 +2057,11 @@ static int agent_run(struct agent *a)
 		 "skb_egress, sock_ops), pins in %s",
 		 a->cgroup_root, a->pin_dir);
 
+	/*
+	 * Follow the app cgroups from now on; with adopted pins, the guard may have been made
+	 * again while no agent ran.
+	 */
+	agent_refresh(a, "start");
 	json_object_put(agent_check_overriders(a, true));
 	a->events_rb = ring_buffer__new(loader_events_fd(a->loader), agent_on_event, a, NULL);
 	if (!a->events_rb)

@@ -9,6 +9,8 @@
  * '\n', at most CONTROL_MAX_REQUEST bytes with the newline:
  *
  *   status | stats | reload | app-cgroup ID    the line alone
+ *   cgroup-managed PATH                         the line alone (PATH: a cgroup, as in
+ *                                               /proc/self/cgroup)
  *   install SIZE                                followed by exactly SIZE bytes (decimal, 1 to
  *                                               CONTROL_MAX_PAYLOAD): the bundle itself
  *

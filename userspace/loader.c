@@ -722,6 +722,147 @@ out:
 	return r;
 }
 
+int loader_lookup_cgroup(const struct loader *l, uint64_t id, unsigned level,
+			 struct cw_app_val *ret)
+{
+	uint32_t gen = loader_active_gen(l);
+	struct cw_cgroup_key key = { .cgroup_id = id, .gen = gen };
+
+	/* As the programs look: a valid generation, a level they look at, then the entry. */
+	if (!(l->state->gen[gen].flags & CW_GEN_F_VALID) || level > CW_MAX_CGROUP_LEVEL ||
+	    !(l->state->gen[gen].level_mask & (1u << level)))
+		return -ENOENT;
+	if (bpf_map_lookup_elem(bpf_map__fd(l->sock_addr->maps.cw_cgroups), &key, ret) < 0)
+		return negative_errno();
+	return 0;
+}
+
+/*
+ * Every entry of generation `from` of one map into `out` (an array of {key, value} of `stride`
+ * bytes, grown as needed), with set_gen() moving each key to generation `to`.
+ */
+static int read_gen(int fd, size_t ks, size_t stride, uint32_t (*key_gen)(const void *key),
+		    void (*set_gen)(void *key, uint32_t gen), uint32_t from, uint32_t to,
+		    void **out, size_t *ret_n)
+{
+	char key[64], next[64];
+	void *prev = NULL;
+	size_t n = 0, cap = 0;
+	char *v = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, ks);
+		prev = key;
+		if (key_gen(key) != from)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 256;
+			char *nv = reallocarray(v, c, stride);
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = c;
+		}
+		if (bpf_map_lookup_elem(fd, key, v + n * stride + ks) < 0) {
+			if (errno == ENOENT)
+				continue; /* deleted meanwhile */
+			free(v);
+			return negative_errno();
+		}
+		memcpy(v + n * stride, key, ks);
+		set_gen(v + n * stride, to);
+		n++;
+	}
+	if (errno != ENOENT) {
+		int r = negative_errno();
+		free(v);
+		return r;
+	}
+	*out = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void cgroup_key_set_gen(void *key, uint32_t gen)
+{
+	((struct cw_cgroup_key *)key)->gen = gen;
+}
+
+static void dst4_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_dst4_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void dst6_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_dst6_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void port_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_port_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
+		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	uint32_t from = loader_active_gen(l), to = !from;
+	struct policy_maps *m = calloc(1, sizeof(*m));
+	struct loader_active_cgroup *cg = NULL;
+	size_t n_cg = 0;
+	void *v = NULL;
+	int r;
+
+	_Static_assert(sizeof(struct loader_active_cgroup) ==
+			       sizeof(struct cw_cgroup_key) + sizeof(struct cw_app_val),
+		       "loader_active_cgroup is a cw_cgroups entry");
+	if (!m)
+		return -ENOMEM;
+	m->gen = to;
+	r = read_gen(bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), sizeof(*m->dst4),
+		     dst4_key_gen, dst4_key_set_gen, from, to, &v, &m->n_dst4);
+	m->dst4 = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key),
+			     sizeof(*m->dst6), dst6_key_gen, dst6_key_set_gen, from, to, &v,
+			     &m->n_dst6);
+	if (r == 0)
+		m->dst6 = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
+			     sizeof(*m->ports), port_key_gen, port_key_set_gen, from, to, &v,
+			     &m->n_ports);
+	if (r == 0)
+		m->ports = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
+			     sizeof(*cg), cgroup_key_gen, cgroup_key_set_gen, from, to, &v, &n_cg);
+	if (r < 0) {
+		policy_maps_free(m);
+		return r;
+	}
+	cg = v;
+	for (size_t i = 0; i < m->n_ports; i++) {
+		size_t ps = m->ports[i].key.scope & CW_SCOPE_ID_MASK;
+
+		if (ps + 1 > m->n_portsets)
+			m->n_portsets = ps + 1;
+	}
+	*ret_maps = m;
+	*ret_cgroups = cg;
+	*ret_n = n_cg;
+	return 0;
+}
+
 static int link_pin_path(const char *pin_dir, unsigned hook, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, "%s/links/%s", pin_dir, loader_hook_names[hook]);

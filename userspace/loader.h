@@ -60,6 +60,28 @@ uint32_t loader_next_gen(const struct loader *l);
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups);
 
+/*
+ * Whether the policy in force (the active generation) manages the cgroup `id` at `level`, as
+ * the programs see it: its entry (app index and CW_APP_F_*) in *ret, or -ENOENT.
+ */
+int loader_lookup_cgroup(const struct loader *l, uint64_t id, unsigned level,
+			 struct cw_app_val *ret);
+
+/* One cw_cgroups entry. */
+struct loader_active_cgroup {
+	struct cw_cgroup_key key;
+	struct cw_app_val val;
+};
+
+/*
+ * The policy in force as the maps hold it (adopted from the pins of an earlier agent: there is
+ * no policy to compile), with every key moved to loader_next_gen(): its destination and port
+ * entries (ready for loader_apply()) and its cgroup entries. Free with policy_maps_free() and
+ * free().
+ */
+int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
+		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n);
+
 /* The generation the programs use now. */
 uint32_t loader_active_gen(const struct loader *l);
 

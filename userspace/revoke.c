@@ -27,10 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "util.h"
-
-/* The file handle type of kernfs (cgroup2) nodes: <linux/exportfs.h>, not in the UAPI. */
-#define REVOKE_FILEID_KERNFS 0xfe
 
 /* TCP states judged: everything but LISTEN, TIME_WAIT, CLOSE (and request sockets). */
 #define REVOKE_TCP_STATES                                                                          \
@@ -275,34 +273,6 @@ static void ctx_free(struct revoke_ctx *ctx)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct revoke_ctx *, ctx_free)
 
-/*
- * The path of a cgroup (below the mount, as this process sees it) from its 64-bit id. A removed
- * cgroup cannot be opened any more (-ESTALE); its sockets are counted as unjudged.
- */
-static int cgroup_id_to_path(int mount_fd, uint64_t id, char *buf, size_t size)
-{
-	union {
-		struct file_handle fh;
-		char raw[sizeof(struct file_handle) + sizeof(uint64_t)];
-	} h = { .fh.handle_bytes = sizeof(uint64_t), .fh.handle_type = REVOKE_FILEID_KERNFS };
-	_cleanup_close_ int fd = -1;
-	char link[64];
-	ssize_t n;
-
-	memcpy(h.fh.f_handle, &id, sizeof(id));
-	fd = open_by_handle_at(mount_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return negative_errno();
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, buf, size);
-	if (n < 0)
-		return negative_errno();
-	if ((size_t)n >= size)
-		return -ENAMETOOLONG;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* Which managed cgroup a socket's cgroup id belongs to (cached for the pass). */
 static int32_t ctx_lookup_cgroup(struct revoke_ctx *ctx, uint64_t id)
 {
@@ -317,7 +287,7 @@ static int32_t ctx_lookup_cgroup(struct revoke_ctx *ctx, uint64_t id)
 		slot = (slot + 1) & (CACHE_SLOTS - 1);
 	}
 
-	if (cgroup_id_to_path(ctx->mount_fd, id, path, sizeof(path)) < 0)
+	if (cgroup_path_of_id(ctx->mount_fd, id, path, sizeof(path)) < 0)
 		value = CACHE_UNRESOLVABLE;
 	else if (revoke_match_cgroup(ctx->cgroups, ctx->n_cgroups, path, &index) < 0)
 		value = CACHE_UNMANAGED;
