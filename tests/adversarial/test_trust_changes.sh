@@ -230,7 +230,13 @@ start || tap_bail_out "carwalld did not restart"
 fail_closed "expired, restart" "expired"
 
 # ---- case 7: bundle ids and a lost floor ---------------------------------------------------------
+# An install replaces the policy file, and the agent reloads that change 100 ms later (which
+# records a lost floor again): wait for that reload before the state file is removed below.
+file_reloads() { grep -c 'unchanged (the file changed)' "$SANDBOX_DIR/agent.log"; }
+n0=$(file_reloads)
 tap_check "v5 installs" cw bundle install "$SANDBOX_DIR/v5"
+for ((i = 0; i < 50 && $(file_reloads) == n0; i++)); do sleep 0.1; done
+tap_check "the agent saw its own write of the policy file (unchanged)" test "$(file_reloads)" -gt "$n0"
 out=$(cw bundle install "$SANDBOX_DIR/v99-other-id" 2>&1)
 tap_check "a bundle with another id, signed by a trusted key, is refused (wrong-id)" \
 	contains "$out" "wrong-id"
