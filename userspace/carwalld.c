@@ -132,6 +132,7 @@ struct agent {
 	/* Evidence: events from the ring buffer, and the app ids of each generation. */
 	struct ring_buffer *events_rb;
 	struct events_agg *events_agg; /* repeats folded into one record per key */
+	struct events_quota *journal_quota; /* record lines in this log, per app */
 	struct events_log *events_log;
 	int events_tick_fd;		/* writes the repeats that are due */
 	char **gen_apps[CW_GENERATIONS];
@@ -1145,6 +1146,14 @@ static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id
 	return o;
 }
 
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int64_t realtime_offset_ns(void)
 {
 	struct timespec rt, bt;
@@ -1172,15 +1181,25 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 	char line[1536], share[EVENTS_SHARE_NAME_MAX];
 	struct json_object *record;
 
-	events_format_line(r->e, &n, line, sizeof(line));
-	log_notice("%s", line);
+	events_share_name(r->app, r->e->verdict, share);
+	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
+		events_format_line(r->e, &n, line, sizeof(line));
+		log_notice("%s", line);
+	}
 	if (!a->events_log)
 		return;
-	events_share_name(r->app, r->e->verdict, share);
 	record = events_to_json(r->e, &n);
 	if (events_log_append(a->events_log, share, record) < 0)
 		a->events_log_errors++;
 	json_object_put(record);
+}
+
+static void agent_report_quota(const char *share, uint64_t refused, void *userdata)
+{
+	(void)userdata;
+	log_notice("events: %llu more records of %s were not logged here (at most %u a second); "
+		   "every one is in `carwall events`",
+		   (unsigned long long)refused, share, EVENTS_JOURNAL_LINES);
 }
 
 /* The executable of a sender, read while it lives. */
@@ -1784,6 +1803,8 @@ static int agent_run(struct agent *a)
 		return log_error_errno(negative_errno(), "Cannot read the event ring buffer: %m");
 	r = events_agg_new(EVENTS_AGG_MAX_KEYS, EVENTS_AGG_FLUSH_MIN_NS, EVENTS_AGG_FLUSH_MAX_NS,
 			   agent_write_record, agent_exe_of, a, &a->events_agg);
+	if (r >= 0)
+		r = events_quota_new(EVENTS_JOURNAL_LINES, EVENTS_JOURNAL_WINDOW_NS, &a->journal_quota);
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up the events table: %m");
 	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, EVENTS_LOG_MAX_SHARES,
@@ -1864,12 +1885,11 @@ static int agent_run(struct agent *a)
 					events_log_flush(a->events_log);
 			} else if (fd == a->events_tick_fd) {
 				uint64_t expirations;
-				struct timespec now;
-				if (read(a->events_tick_fd, &expirations, sizeof(expirations)) > 0 &&
-				    clock_gettime(CLOCK_BOOTTIME, &now) == 0)
-					events_agg_tick(a->events_agg,
-							(uint64_t)now.tv_sec * 1000000000ull +
-								(uint64_t)now.tv_nsec);
+				if (read(a->events_tick_fd, &expirations, sizeof(expirations)) > 0) {
+					events_agg_tick(a->events_agg, boottime_ns());
+					events_quota_report(a->journal_quota, boottime_ns(),
+							    agent_report_quota, NULL);
+				}
 				if (a->events_log)
 					events_log_flush(a->events_log);
 			} else if (fd == a->expiry_fd) {
@@ -1912,9 +1932,12 @@ int main(int argc, char **argv)
 	}
 	if (a.events_agg)
 		events_agg_flush(a.events_agg); /* and every repeat not written yet */
+	if (a.journal_quota)
+		events_quota_report(a.journal_quota, UINT64_MAX, agent_report_quota, NULL);
 	if (a.events_log)
 		events_log_flush(a.events_log);
 	events_agg_free(a.events_agg);
+	events_quota_free(a.journal_quota);
 	events_log_free(a.events_log);
 	if (a.events_tick_fd >= 0)
 		close(a.events_tick_fd);

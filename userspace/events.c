@@ -808,3 +808,97 @@ void events_log_free(struct events_log *log)
 	free(log->dir);
 	free(log);
 }
+
+/* ---- the agent's own log -------------------------------------------------------------------- */
+
+struct events_quota_slot {
+	char share[EVENTS_SHARE_NAME_MAX]; /* "" when free */
+	uint64_t window_start_ns;
+	uint32_t lines;
+	uint64_t refused;
+};
+
+struct events_quota {
+	struct events_quota_slot slots[EVENTS_JOURNAL_MAX_SHARES]; /* open addressing */
+	size_t used;
+	unsigned lines;
+	uint64_t window_ns;
+};
+
+int events_quota_new(unsigned lines, uint64_t window_ns, struct events_quota **ret)
+{
+	struct events_quota *q;
+
+	if (window_ns == 0)
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->lines = lines;
+	q->window_ns = window_ns;
+	*ret = q;
+	return 0;
+}
+
+void events_quota_free(struct events_quota *q)
+{
+	free(q);
+}
+
+static struct events_quota_slot *events_quota_slot(struct events_quota *q, const char *share)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t i;
+
+	for (const char *p = share; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	for (i = h % EVENTS_JOURNAL_MAX_SHARES;; i = (i + 1) % EVENTS_JOURNAL_MAX_SHARES) {
+		struct events_quota_slot *s = &q->slots[i];
+
+		if (!strcmp(s->share, share))
+			return s;
+		if (s->share[0])
+			continue;
+		if (q->used >= EVENTS_JOURNAL_MAX_SHARES / 2) {
+			/* Apps of earlier policies: forget every share and start again. */
+			memset(q->slots, 0, sizeof(q->slots));
+			q->used = 0;
+			return events_quota_slot(q, share);
+		}
+		snprintf(s->share, sizeof(s->share), "%s", share);
+		q->used++;
+		return s;
+	}
+}
+
+bool events_quota_take(struct events_quota *q, const char *share, uint64_t now_ns)
+{
+	struct events_quota_slot *s = events_quota_slot(q, share);
+
+	if (now_ns - s->window_start_ns >= q->window_ns && !s->refused) {
+		s->window_start_ns = now_ns;
+		s->lines = 0;
+	}
+	if (s->lines < q->lines && !s->refused) {
+		s->lines++;
+		return true;
+	}
+	s->refused++;
+	return false;
+}
+
+void events_quota_report(struct events_quota *q, uint64_t now_ns,
+			 void (*report)(const char *share, uint64_t refused, void *userdata),
+			 void *userdata)
+{
+	for (size_t i = 0; i < EVENTS_JOURNAL_MAX_SHARES; i++) {
+		struct events_quota_slot *s = &q->slots[i];
+
+		if (!s->share[0] || !s->refused || now_ns - s->window_start_ns < q->window_ns)
+			continue;
+		report(s->share, s->refused, userdata);
+		s->refused = 0;
+		s->window_start_ns = now_ns;
+		s->lines = 0;
+	}
+}

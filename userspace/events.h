@@ -116,6 +116,28 @@ void events_agg_flush(struct events_agg *agg);
 void events_agg_get_stats(const struct events_agg *agg, struct events_agg_stats *ret);
 void events_agg_free(struct events_agg *agg);
 
+/* ---- the agent's own log -------------------------------------------------------------------- */
+
+/*
+ * The journal gets at most EVENTS_JOURNAL_LINES lines per share and EVENTS_JOURNAL_WINDOW_NS
+ * (a scan of many destinations is one new key per flow); the lines refused are counted and
+ * reported once the window is over. Every record still goes to the events log.
+ */
+#define EVENTS_JOURNAL_LINES 20u
+#define EVENTS_JOURNAL_WINDOW_NS 1000000000ull
+#define EVENTS_JOURNAL_MAX_SHARES 512u /* forgotten (all windows restart) when half full */
+
+struct events_quota;
+
+int events_quota_new(unsigned lines, uint64_t window_ns, struct events_quota **ret);
+/* Whether a line of the share may be logged at now_ns (CLOCK_BOOTTIME). O(1). */
+bool events_quota_take(struct events_quota *q, const char *share, uint64_t now_ns);
+/* Calls report for each share whose window is over with lines refused in it. */
+void events_quota_report(struct events_quota *q, uint64_t now_ns,
+			 void (*report)(const char *share, uint64_t refused, void *userdata),
+			 void *userdata);
+void events_quota_free(struct events_quota *q);
+
 /* ---- the log on disk -------------------------------------------------------------------------- */
 
 /* The share of a record: "app-<id>", "guard" or "unknown". */

@@ -59,6 +59,7 @@ sandbox_in_hu "$FLOWPROBE" tcp 203.0.113.7 443 --token ctl$$ >/dev/null 2>&1
 tap_check "control, no enforcement: A's flow reaches the server" sandbox_server_saw tcp 443 "ctl$$"
 
 sandbox_agent_start -e 0 || tap_bail_out "carwalld did not start"
+agent_start=$(date +%s)
 
 # A is refused once: EPERM, and the server saw nothing.
 out=$(sandbox_run_app mediaplayer "$FLOWPROBE" tcp 203.0.113.7 443 --token a1-$$ 2>&1)
@@ -128,6 +129,7 @@ tap_check "the kernel counted every connect B made as refused" test "$b_refused"
 
 # Stopping writes what is pending; the log is then complete.
 sandbox_agent_stop
+agent_secs=$(($(date +%s) - agent_start + 1))
 tap_check "A's first record is still in the log after B's flood" \
 	test "$(a_records | head -1)" == "$first_a"
 tap_check "... that is the single refusal (count 1)" has "$first_a" "$first_time.*\"count\":1,"
@@ -146,6 +148,12 @@ tap_check "B's repeats to one destination are folded too" test "$b_same_records"
 a_lines=$(grep -c 'event=refused app=mediaplayer .* dst=203.0.113.7 port=443 ' "$SANDBOX_DIR/agent.log" || true)
 tap_diag "agent log lines for A's flow: $a_lines"
 tap_check "the agent's log has a few lines for A's repeated flow, not one per connect" test "$a_lines" -le 40
+b_lines=$(grep -c 'event=refused app=navigation ' "$SANDBOX_DIR/agent.log" || true)
+tap_diag "agent log lines for B's records: $b_lines in about $agent_secs s"
+tap_check "B's scan is at most 20 lines a second in the agent's log" \
+	test "$b_lines" -le $((20 * (agent_secs + 1)))
+tap_check "... and the lines left out are counted there" \
+	grep -q 'more records of app-navigation were not logged here' "$SANDBOX_DIR/agent.log"
 
 size=$(find "$SANDBOX_STATE_DIR" -type f -name '*.jsonl*' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 tap_diag "events log on disk: $size bytes; $(find "$SANDBOX_STATE_DIR" -type f -name '*.jsonl*' -printf '%P %s\n' | tr '\n' ' ')"

@@ -308,6 +308,77 @@ static void test_bad_table_parameters_are_refused(void **state)
 	assert_null(agg);
 }
 
+/* ---- the agent's own log -------------------------------------------------------------------- */
+
+struct reported {
+	char share[EVENTS_SHARE_NAME_MAX];
+	uint64_t refused;
+	unsigned calls;
+};
+
+static void on_report(const char *share, uint64_t refused, void *userdata)
+{
+	struct reported *r = userdata;
+
+	snprintf(r->share, sizeof(r->share), "%s", share);
+	r->refused = refused;
+	r->calls++;
+}
+
+static void test_a_scan_is_a_few_journal_lines_and_a_count(void **state)
+{
+	struct events_quota *q = NULL;
+	struct reported rep = {};
+	unsigned logged = 0;
+
+	(void)state;
+	assert_int_equal(events_quota_new(20, SEC, &q), 0);
+	for (int i = 0; i < 10000; i++)
+		logged += events_quota_take(q, "app-b", 5 * SEC + (uint64_t)i * 1000);
+	assert_int_equal(logged, 20);
+	/* Another app has its own lines. */
+	assert_true(events_quota_take(q, "app-a", 5 * SEC));
+	/* Nothing to report while the window lasts; then b's refused lines, once. */
+	events_quota_report(q, 5 * SEC + SEC / 2, on_report, &rep);
+	assert_int_equal(rep.calls, 0);
+	events_quota_report(q, 6 * SEC, on_report, &rep);
+	assert_int_equal(rep.calls, 1);
+	assert_string_equal(rep.share, "app-b");
+	assert_int_equal(rep.refused, 10000 - 20);
+	events_quota_report(q, 7 * SEC, on_report, &rep);
+	assert_int_equal(rep.calls, 1);
+	/* A new window: b logs again. */
+	assert_true(events_quota_take(q, "app-b", 7 * SEC));
+	events_quota_free(q);
+}
+
+static void test_refused_lines_are_reported_before_lines_resume(void **state)
+{
+	struct events_quota *q = NULL;
+
+	(void)state;
+	assert_int_equal(events_quota_new(1, SEC, &q), 0);
+	assert_true(events_quota_take(q, "app-b", 1 * SEC));
+	assert_false(events_quota_take(q, "app-b", 1 * SEC));
+	/* The window is over but its refused line is not reported yet: still refused. */
+	assert_false(events_quota_take(q, "app-b", 3 * SEC));
+	events_quota_free(q);
+}
+
+static void test_many_shares_never_overflow_the_quota_table(void **state)
+{
+	struct events_quota *q = NULL;
+	char share[32];
+
+	(void)state;
+	assert_int_equal(events_quota_new(1, SEC, &q), 0);
+	for (int i = 0; i < 10 * (int)EVENTS_JOURNAL_MAX_SHARES; i++) {
+		snprintf(share, sizeof(share), "app-%d", i);
+		assert_true(events_quota_take(q, share, SEC));
+	}
+	events_quota_free(q);
+}
+
 /* ---- shares of the log ------------------------------------------------------------------------ */
 
 static int setup_dir(void **state)
@@ -507,6 +578,9 @@ int main(void)
 		cmocka_unit_test(test_a_full_table_evicts_the_least_recently_seen_key_with_its_repeats),
 		cmocka_unit_test(test_no_event_is_lost_whatever_the_mix),
 		cmocka_unit_test(test_bad_table_parameters_are_refused),
+		cmocka_unit_test(test_a_scan_is_a_few_journal_lines_and_a_count),
+		cmocka_unit_test(test_refused_lines_are_reported_before_lines_resume),
+		cmocka_unit_test(test_many_shares_never_overflow_the_quota_table),
 		cmocka_unit_test_setup_teardown(test_one_app_s_flood_rotates_only_its_own_records,
 						setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(
