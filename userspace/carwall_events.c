@@ -130,6 +130,8 @@ out:
 
 static void events_batch_print(struct events_reader *rd, struct events_batch *b)
 {
+	if (b->n == 0)
+		return;
 	qsort(b->lines, b->n, sizeof(*b->lines), events_line_cmp);
 	for (size_t i = 0; i < b->n; i++) {
 		events_print_line(rd, b->lines[i].text);
