@@ -67,12 +67,19 @@ static void events_print_line(struct events_reader *rd, const char *line)
 									 JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		dst = str_field(o, "dst", "-");
-		printf("%s %-7s %-14s pid %lld (%s) %s %s%s%s:%lld %s: %s\n",
-		       str_field(o, "time", "-"), str_field(o, "event", "-"), app ? app : "-",
-		       (long long)int_field(o, "pid"), str_field(o, "comm", "-"),
-		       str_field(o, "proto", "-"), strchr(dst, ':') ? "[" : "", dst,
-		       strchr(dst, ':') ? "]" : "", (long long)int_field(o, "port"),
-		       str_field(o, "hook", "-"), str_field(o, "reason", "-"));
+		int64_t count = int_field(o, "count");
+
+		printf("%s %-7s %-14s pid %lld (%s) %s %s%s%s:%lld %s: %s", str_field(o, "time", "-"),
+		       str_field(o, "event", "-"), app ? app : "-", (long long)int_field(o, "pid"),
+		       str_field(o, "comm", "-"), str_field(o, "proto", "-"),
+		       strchr(dst, ':') ? "[" : "", dst, strchr(dst, ':') ? "]" : "",
+		       (long long)int_field(o, "port"), str_field(o, "hook", "-"),
+		       str_field(o, "reason", "-"));
+		/* Repeats folded into one record (records of older agents have no count). */
+		if (count > 1)
+			printf(" (%lld times, the last at %s)", (long long)count,
+			       str_field(o, "last", "-"));
+		printf("\n");
 	}
 	rd->printed++;
 	json_object_put(o);
