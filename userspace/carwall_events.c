@@ -69,8 +69,9 @@ static void events_print_line(struct events_reader *rd, const char *line)
 		dst = str_field(o, "dst", "-");
 		int64_t count = int_field(o, "count");
 
-		printf("%s %-7s %-14s pid %lld (%s) %s %s%s%s:%lld %s: %s", str_field(o, "time", "-"),
-		       str_field(o, "event", "-"), app ? app : "-", (long long)int_field(o, "pid"),
+		printf("%s %-7s %-14s pid %lld (%s) %s %s%s%s:%lld %s: %s",
+		       str_field(o, "time", "-"), str_field(o, "event", "-"), app ? app : "-",
+		       (long long)int_field(o, "pid"),
 		       str_field(o, "comm", "-"), str_field(o, "proto", "-"),
 		       strchr(dst, ':') ? "[" : "", dst, strchr(dst, ':') ? "]" : "",
 		       (long long)int_field(o, "port"), str_field(o, "hook", "-"),
@@ -320,8 +321,8 @@ static void usage(FILE *out)
 {
 	fprintf(out, "Usage: carwall events [--follow] [--json] [--app ID] [--state-dir DIR]\n"
 		     "\n"
-		     "Refused (and audit-mode) flows logged by carwalld, oldest first. Repeats of a\n"
-		     "flow are one record with a count, first and last time.\n"
+		     "Refused (and audit-mode) flows logged by carwalld, every app's, oldest first.\n"
+		     "The repeats of a flow are one record with a count, first and last time.\n"
 		     "  -f --follow         keep printing new events as they come\n"
 		     "  --json              one JSON object per line\n"
 		     "  --app ID            only this app's events\n"

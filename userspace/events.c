@@ -242,7 +242,7 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 }
 
 
-/* ---- aggregation ------------------------------------------------------------------------------ */
+/* ---- aggregation ----------------------------------------------------------------------------- */
 
 /* What makes two events the same record. Zeroed before it is filled: compared with memcmp. */
 struct events_agg_key {
@@ -543,7 +543,7 @@ void events_agg_get_stats(const struct events_agg *agg, struct events_agg_stats 
 	ret->keys = agg->n_used;
 }
 
-/* ---- the log on disk -------------------------------------------------------------------------- */
+/* ---- the log on disk ------------------------------------------------------------------------- */
 
 void events_share_name(const char *app, uint8_t verdict, char buf[EVENTS_SHARE_NAME_MAX])
 {
@@ -570,7 +570,8 @@ int events_share_of_file(const char *name, char share[EVENTS_SHARE_NAME_MAX], bo
 	for (size_t s = 0; s < ARRAY_SIZE(suffixes); s++) {
 		size_t n = strlen(suffixes[s]);
 
-		if (len <= n || len - n >= EVENTS_SHARE_NAME_MAX || strcmp(name + len - n, suffixes[s]))
+		if (len <= n || len - n >= EVENTS_SHARE_NAME_MAX ||
+		    strcmp(name + len - n, suffixes[s]))
 			continue;
 		memcpy(share, name, len - n);
 		share[len - n] = '\0';
@@ -809,7 +810,7 @@ void events_log_free(struct events_log *log)
 	free(log);
 }
 
-/* ---- the agent's own log -------------------------------------------------------------------- */
+/* ---- the agent's own log --------------------------------------------------------------------- */
 
 struct events_quota_slot {
 	char share[EVENTS_SHARE_NAME_MAX]; /* "" when free */

@@ -35,11 +35,12 @@
 
 /*
  * Aggregation: the events of one key (app, or cgroup for what is not an app, family, address,
- * port, protocol, socket type, hook, verdict, audit) make one record when the first comes (written at once) and then one
- * record per flush for the repeats since the last ("count", "first", "last"); the flush period
- * of a key doubles after each flush from EVENTS_AGG_FLUSH_MIN_NS to EVENTS_AGG_FLUSH_MAX_NS, so
- * a flow refused for hours costs a record a minute. The table holds EVENTS_AGG_MAX_KEYS keys;
- * a new key evicts the least recently seen one (its repeats are written first).
+ * port, protocol, socket type, hook, verdict, audit) make one record when the first comes
+ * (written at once), then one record per flush for the repeats since the last ("count",
+ * "first", "last"). A key's flush period doubles after each flush from EVENTS_AGG_FLUSH_MIN_NS
+ * to EVENTS_AGG_FLUSH_MAX_NS: a flow refused for hours costs a record a minute. The table holds
+ * EVENTS_AGG_MAX_KEYS keys; a new key evicts the least recently seen one (its repeats written
+ * first).
  */
 #define EVENTS_AGG_MAX_KEYS 4096u
 #define EVENTS_AGG_FLUSH_MIN_NS (2ull * 1000000000ull)
@@ -73,7 +74,7 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 /* The time as the records write it: 2026-01-02T03:04:05.123456Z (sorts as text). */
 void events_time_format(int64_t realtime_ns, char *buf, size_t size);
 
-/* ---- aggregation ------------------------------------------------------------------------------ */
+/* ---- aggregation ----------------------------------------------------------------------------- */
 
 /* One record to write, handed by the table to its writer. */
 struct events_agg_record {
@@ -116,7 +117,7 @@ void events_agg_flush(struct events_agg *agg);
 void events_agg_get_stats(const struct events_agg *agg, struct events_agg_stats *ret);
 void events_agg_free(struct events_agg *agg);
 
-/* ---- the agent's own log -------------------------------------------------------------------- */
+/* ---- the agent's own log --------------------------------------------------------------------- */
 
 /*
  * The journal gets at most EVENTS_JOURNAL_LINES lines per share and EVENTS_JOURNAL_WINDOW_NS
@@ -138,7 +139,7 @@ void events_quota_report(struct events_quota *q, uint64_t now_ns,
 			 void *userdata);
 void events_quota_free(struct events_quota *q);
 
-/* ---- the log on disk -------------------------------------------------------------------------- */
+/* ---- the log on disk ------------------------------------------------------------------------- */
 
 /* The share of a record: "app-<id>", "guard" or "unknown". */
 void events_share_name(const char *app, uint8_t verdict, char buf[EVENTS_SHARE_NAME_MAX]);

@@ -28,7 +28,7 @@
 
 #define SEC 1000000000ull
 
-/* ---- aggregation ------------------------------------------------------------------------------ */
+/* ---- aggregation ----------------------------------------------------------------------------- */
 
 #define MAX_WRITTEN 64
 
@@ -236,7 +236,7 @@ static void test_keys_differ_by_app_destination_verdict_and_audit(void **state)
 	events_agg_free(agg);
 }
 
-static void test_a_full_table_evicts_the_least_recently_seen_key_with_its_repeats(void **state)
+static void test_a_full_table_evicts_the_least_recently_seen_key_and_its_repeats(void **state)
 {
 	struct written w = {};
 	struct events_agg *agg = agg_new(2, &w);
@@ -308,7 +308,7 @@ static void test_bad_table_parameters_are_refused(void **state)
 	assert_null(agg);
 }
 
-/* ---- the agent's own log -------------------------------------------------------------------- */
+/* ---- the agent's own log --------------------------------------------------------------------- */
 
 struct reported {
 	char share[EVENTS_SHARE_NAME_MAX];
@@ -379,7 +379,7 @@ static void test_many_shares_never_overflow_the_quota_table(void **state)
 	events_quota_free(q);
 }
 
-/* ---- shares of the log ------------------------------------------------------------------------ */
+/* ---- shares of the log ----------------------------------------------------------------------- */
 
 static int setup_dir(void **state)
 {
@@ -575,7 +575,8 @@ int main(void)
 		cmocka_unit_test(test_the_flush_period_doubles_up_to_its_max),
 		cmocka_unit_test(test_a_new_sender_is_the_record_s_last),
 		cmocka_unit_test(test_keys_differ_by_app_destination_verdict_and_audit),
-		cmocka_unit_test(test_a_full_table_evicts_the_least_recently_seen_key_with_its_repeats),
+		cmocka_unit_test(
+			test_a_full_table_evicts_the_least_recently_seen_key_and_its_repeats),
 		cmocka_unit_test(test_no_event_is_lost_whatever_the_mix),
 		cmocka_unit_test(test_bad_table_parameters_are_refused),
 		cmocka_unit_test(test_a_scan_is_a_few_journal_lines_and_a_count),
