@@ -1798,15 +1798,17 @@ static int agent_run(struct agent *a)
 		 a->cgroup_root, a->pin_dir);
 
 	json_object_put(agent_check_overriders(a, true));
+	/* What the ring buffer's reader writes to exists first (main() reads it at exit too). */
+	r = events_quota_new(EVENTS_JOURNAL_LINES, EVENTS_JOURNAL_WINDOW_NS, &a->journal_quota);
+	if (r >= 0)
+		r = events_agg_new(EVENTS_AGG_MAX_KEYS, EVENTS_AGG_FLUSH_MIN_NS,
+				   EVENTS_AGG_FLUSH_MAX_NS, agent_write_record, agent_exe_of, a,
+				   &a->events_agg);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the events table: %m");
 	a->events_rb = ring_buffer__new(loader_events_fd(a->loader), agent_on_event, a, NULL);
 	if (!a->events_rb)
 		return log_error_errno(negative_errno(), "Cannot read the event ring buffer: %m");
-	r = events_agg_new(EVENTS_AGG_MAX_KEYS, EVENTS_AGG_FLUSH_MIN_NS, EVENTS_AGG_FLUSH_MAX_NS,
-			   agent_write_record, agent_exe_of, a, &a->events_agg);
-	if (r >= 0)
-		r = events_quota_new(EVENTS_JOURNAL_LINES, EVENTS_JOURNAL_WINDOW_NS, &a->journal_quota);
-	if (r < 0)
-		return log_error_errno(r, "Cannot set up the events table: %m");
 	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, EVENTS_LOG_MAX_SHARES,
 			    &a->events_log);
 	if (r < 0)
