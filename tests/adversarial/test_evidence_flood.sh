@@ -114,7 +114,7 @@ tap_check "the kernel counted every connect B made (the scan's too) as refused" 
 	test "$b_refused" -eq $((B_SAME + B_SCAN))
 
 # Stopping writes what is pending; the log is then complete.
-sandbox_agent_stop
+tap_check "the agent stops cleanly" sandbox_agent_stop
 agent_secs=$(($(date +%s) - agent_start + 1))
 tap_check "A's first record is still in the log after B's flood" \
 	test "$(a_records | head -1)" == "$first_a"
