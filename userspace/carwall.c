@@ -682,9 +682,11 @@ static int cmd_stats(struct cli *c, int argc, char **argv)
 	}
 	if (json_object_object_get_ex(reply, "events", &ev))
 		printf("\nevents: %lld received by the agent, %lld dropped since load (rate limit %lld "
-		       "per app and second, or a full ring buffer)\n",
+		       "per app and second, or a full ring buffer); %lld records logged, %lld repeats "
+		       "folded into them, %lld not written yet\n",
 		       (long long)json_int(ev, "received"), (long long)json_int(ev, "dropped_since_load"),
-		       (long long)json_int(ev, "rate_limit_per_app"));
+		       (long long)json_int(ev, "rate_limit_per_app"), (long long)json_int(ev, "records"),
+		       (long long)json_int(ev, "folded"), (long long)json_int(ev, "pending"));
 	json_object_put(reply);
 	return EXIT_SUCCESS;
 }

@@ -134,7 +134,10 @@ struct agent {
 
 	/* Evidence: events from the ring buffer, and the app ids of each generation. */
 	struct ring_buffer *events_rb;
+	struct events_agg *events_agg; /* repeats folded into one record per key */
+	struct events_quota *journal_quota; /* record lines in this log, per app */
 	struct events_log *events_log;
+	int events_tick_fd;		/* writes the repeats that are due */
 	char **gen_apps[CW_GENERATIONS];
 	size_t gen_n_apps[CW_GENERATIONS];
 	uint64_t events_received;
@@ -1186,6 +1189,21 @@ static struct json_object *agent_timing_json(const struct agent_timing *t)
 	return o;
 }
 
+/* The event path's figures, in status and stats. */
+static void agent_events_json(struct agent *a, struct json_object *ev)
+{
+	struct events_agg_stats st = {};
+
+	if (a->events_agg)
+		events_agg_get_stats(a->events_agg, &st);
+	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
+	JSON_ADD(ev, "folded", json_object_new_int64((int64_t)st.folded));
+	JSON_ADD(ev, "records", json_object_new_int64((int64_t)st.records));
+	JSON_ADD(ev, "pending", json_object_new_int64((int64_t)st.pending));
+	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
+	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+}
+
 /*
  * The anti-rollback state as it is on disk now: "state" ok, missing or unreadable, and the
  * floor of the bundle in force, with a warning when there is none.
@@ -1330,9 +1348,7 @@ static struct json_object *agent_status_json(struct agent *a)
 	if (!a->developer_mode)
 		JSON_ADD(o, "anti_rollback", agent_floor_json(a));
 	struct json_object *ev = json_object_new_object();
-	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
-	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
-	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+	agent_events_json(a, ev);
 	JSON_ADD(o, "events", ev);
 	JSON_ADD(o, "overriding_programs", agent_check_overriders(a, false));
 	return o;
@@ -1437,6 +1453,14 @@ static struct json_object *agent_cgroup_managed_json(struct agent *a, const char
 	return o;
 }
 
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int64_t realtime_offset_ns(void)
 {
 	struct timespec rt, bt;
@@ -1446,37 +1470,70 @@ static int64_t realtime_offset_ns(void)
 	return ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000 + (rt.tv_nsec - bt.tv_nsec);
 }
 
-/* One refused (or audited) flow: a log line, and a record in the events log. */
+/*
+ * One record of the aggregation table: a log line (the whole event for the first of its key, a
+ * summary with count, first and last for its repeats) and a record in the app's share of the
+ * events log.
+ */
+static void agent_write_record(const struct events_agg_record *r, void *userdata)
+{
+	struct agent *a = userdata;
+	struct events_names n = {
+		.app = r->app,
+		.exe = r->exe,
+		.realtime_ns = r->first_ns,
+		.count = r->count,
+		.last_ns = r->last_ns,
+	};
+	char line[1536], share[EVENTS_SHARE_NAME_MAX];
+	struct json_object *record;
+
+	events_share_name(r->app, r->e->verdict, share);
+	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
+		events_format_line(r->e, &n, line, sizeof(line));
+		log_notice("%s", line);
+	}
+	if (!a->events_log)
+		return;
+	record = events_to_json(r->e, &n);
+	if (events_log_append(a->events_log, share, record) < 0)
+		a->events_log_errors++;
+	json_object_put(record);
+}
+
+static void agent_report_quota(const char *share, uint64_t refused, void *userdata)
+{
+	(void)userdata;
+	log_notice("events: %llu more records of %s were not logged here (at most %u a second); "
+		   "every one is in `carwall events`",
+		   (unsigned long long)refused, share, EVENTS_JOURNAL_LINES);
+}
+
+/* The executable of a sender, read while it lives. */
+static void agent_exe_of(uint32_t pid, char *buf, size_t size, void *userdata)
+{
+	char proc[64];
+	ssize_t len;
+
+	(void)userdata;
+	snprintf(proc, sizeof(proc), "/proc/%u/exe", pid);
+	len = readlink(proc, buf, size - 1);
+	buf[len > 0 ? len : 0] = '\0';
+}
+
+/* One refused (or audited) flow from the ring buffer, named as the policy names it. */
 static int agent_on_event(void *ctx, void *data, size_t size)
 {
 	struct agent *a = ctx;
 	const struct cw_event *e = data;
-	struct events_names n = {};
-	char exe[512], proc[64], line[1536];
-	struct json_object *record;
-	ssize_t len;
+	const char *app = NULL;
 
 	if (size < sizeof(*e))
 		return 0;
 	a->events_received++;
 	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
-		n.app = a->gen_apps[e->gen][e->app];
-	snprintf(proc, sizeof(proc), "/proc/%u/exe", e->pid);
-	len = e->pid ? readlink(proc, exe, sizeof(exe) - 1) : -1;
-	if (len > 0) {
-		exe[len] = '\0';
-		n.exe = exe;
-	}
-	n.realtime_ns = (int64_t)e->boot_ns + realtime_offset_ns();
-
-	events_format_line(e, &n, line, sizeof(line));
-	log_notice("%s", line);
-	if (a->events_log) {
-		record = events_to_json(e, &n);
-		if (events_log_append(a->events_log, record) < 0)
-			a->events_log_errors++;
-		json_object_put(record);
-	}
+		app = a->gen_apps[e->gen][e->app];
+	events_agg_add(a->events_agg, e, app, (int64_t)e->boot_ns + realtime_offset_ns());
 	return 0;
 }
 
@@ -1552,10 +1609,8 @@ static struct json_object *agent_stats_json(struct agent *a)
 	}
 	JSON_ADD(o, "apps", apps);
 	JSON_ADD(o, "rules", rules);
-	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
+	agent_events_json(a, ev);
 	JSON_ADD(ev, "dropped_since_load", json_object_new_int64((int64_t)dropped));
-	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
-	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
 	JSON_ADD(o, "events", ev);
 	return o;
 }
@@ -2063,13 +2118,27 @@ static int agent_run(struct agent *a)
 	 */
 	agent_refresh(a, "start");
 	json_object_put(agent_check_overriders(a, true));
+	/* What the ring buffer's reader writes to exists first (main() reads it at exit too). */
+	r = events_quota_new(EVENTS_JOURNAL_LINES, EVENTS_JOURNAL_WINDOW_NS, &a->journal_quota);
+	if (r >= 0)
+		r = events_agg_new(EVENTS_AGG_MAX_KEYS, EVENTS_AGG_FLUSH_MIN_NS,
+				   EVENTS_AGG_FLUSH_MAX_NS, agent_write_record, agent_exe_of, a,
+				   &a->events_agg);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the events table: %m");
 	a->events_rb = ring_buffer__new(loader_events_fd(a->loader), agent_on_event, a, NULL);
 	if (!a->events_rb)
 		return log_error_errno(negative_errno(), "Cannot read the event ring buffer: %m");
-	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, &a->events_log);
+	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, EVENTS_LOG_MAX_SHARES,
+			    &a->events_log);
 	if (r < 0)
 		log_warning_errno(r, "Cannot open the events log in %s; events go to this log only: %m",
 				  a->state_dir);
+	a->events_tick_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->events_tick_fd < 0)
+		return log_error_errno(negative_errno(), "timerfd: %m");
+	struct itimerspec tick = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
+	timerfd_settime(a->events_tick_fd, 0, &tick, NULL);
 
 	r = control_server_new(a->run_dir, a->control_group, agent_handle, a, &control);
 	if (r < 0)
@@ -2096,6 +2165,8 @@ static int agent_run(struct agent *a)
 		r = epoll_add(ep, a->expiry_fd);
 	if (r >= 0)
 		r = epoll_add(ep, ring_buffer__epoll_fd(a->events_rb));
+	if (r >= 0)
+		r = epoll_add(ep, a->events_tick_fd);
 	if (r < 0)
 		return log_error_errno(r, "epoll: %m");
 
@@ -2134,6 +2205,15 @@ static int agent_run(struct agent *a)
 				ring_buffer__consume(a->events_rb);
 				if (a->events_log)
 					events_log_flush(a->events_log);
+			} else if (fd == a->events_tick_fd) {
+				uint64_t expirations;
+				if (read(a->events_tick_fd, &expirations, sizeof(expirations)) > 0) {
+					events_agg_tick(a->events_agg, boottime_ns());
+					events_quota_report(a->journal_quota, boottime_ns(),
+							    agent_report_quota, NULL);
+				}
+				if (a->events_log)
+					events_log_flush(a->events_log);
 			} else if (fd == a->expiry_fd) {
 				uint64_t expirations;
 				if (read(a->expiry_fd, &expirations, sizeof(expirations)) > 0)
@@ -2155,7 +2235,7 @@ static int agent_run(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .timer_fd = -1, .expiry_fd = -1 };
+	struct agent a = { .timer_fd = -1, .expiry_fd = -1, .events_tick_fd = -1 };
 	bool verbose = false;
 	int r;
 
@@ -2172,7 +2252,17 @@ int main(int argc, char **argv)
 		ring_buffer__consume(a.events_rb); /* what is still queued goes to the log too */
 		ring_buffer__free(a.events_rb);
 	}
+	if (a.events_agg)
+		events_agg_flush(a.events_agg); /* and every repeat not written yet */
+	if (a.journal_quota)
+		events_quota_report(a.journal_quota, UINT64_MAX, agent_report_quota, NULL);
+	if (a.events_log)
+		events_log_flush(a.events_log);
+	events_agg_free(a.events_agg);
+	events_quota_free(a.journal_quota);
 	events_log_free(a.events_log);
+	if (a.events_tick_fd >= 0)
+		close(a.events_tick_fd);
 	for (uint32_t g = 0; g < CW_GENERATIONS; g++)
 		agent_retire_gen(&a, g, NULL);
 	for (size_t i = 0; i < a.n_totals; i++)
