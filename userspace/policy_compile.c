@@ -167,8 +167,7 @@ static void format_prefix(int family, const uint8_t *addr, unsigned len, char *b
 }
 
 /* "set 'name' (N prefixes)" or "198.51.100.0/24": an element of a rule's `to`, for errors. */
-static void format_dest(const struct policy *p, const struct policy_dest *d, char *buf,
-			size_t size)
+static void format_dest(const struct policy *p, const struct policy_dest *d, char *buf, size_t size)
 {
 	if (d->is_set)
 		snprintf(buf, size, "set '%s' (%zu prefixes)", p->sets[d->set].name,
@@ -212,7 +211,8 @@ static int check_bounds(struct compiler *c)
 				if (d->is_set) {
 					if (d->set >= p->n_sets)
 						return fail_at(c, d->loc, -EINVAL,
-							       "set index %zu out of range", d->set);
+							       "set index %zu out of range",
+							       d->set);
 					all = p->sets[d->set].n_prefixes;
 					v4 = set_v4[d->set];
 				}
@@ -229,19 +229,21 @@ static int check_bounds(struct compiler *c)
 
 				format_dest(p, d, what, sizeof(what));
 				if (pairs > POLICY_MAPS_MAX_PAIRS)
-					return fail_at(c, d->loc, -E2BIG,
-						       "app '%s': with %s, the rules name more than %u "
-						       "(prefix, port range) pairs, the compiler's limit "
-						       "(POLICY_MAPS_MAX_PAIRS)",
-						       app->id, what, POLICY_MAPS_MAX_PAIRS);
-				return fail_at(c, d->loc, -E2BIG,
-					       "app '%s': with %s, the policy needs more than %u %s "
-					       "prefixes (map capacity per generation; a set counts once "
-					       "per app that names it)",
-					       app->id, what,
-					       n4 > POLICY_MAPS_MAX_DST4 ? (unsigned)POLICY_MAPS_MAX_DST4
-									 : (unsigned)POLICY_MAPS_MAX_DST6,
-					       n4 > POLICY_MAPS_MAX_DST4 ? "IPv4" : "IPv6");
+					return fail_at(
+					    c, d->loc, -E2BIG,
+					    "app '%s': with %s, the rules name more than %u "
+					    "(prefix, port range) pairs, the compiler's limit "
+					    "(POLICY_MAPS_MAX_PAIRS)",
+					    app->id, what, POLICY_MAPS_MAX_PAIRS);
+				return fail_at(
+				    c, d->loc, -E2BIG,
+				    "app '%s': with %s, the policy needs more than %u %s "
+				    "prefixes (map capacity per generation; a set counts once "
+				    "per app that names it)",
+				    app->id, what,
+				    n4 > POLICY_MAPS_MAX_DST4 ? (unsigned)POLICY_MAPS_MAX_DST4
+							      : (unsigned)POLICY_MAPS_MAX_DST6,
+				    n4 > POLICY_MAPS_MAX_DST4 ? "IPv4" : "IPv6");
 			}
 		}
 	}
@@ -710,17 +712,17 @@ static int compile_app_family(struct compiler *c, uint32_t app_idx, const struct
 			while (j < n && v[j].len == v[i].len && !memcmp(v[j].addr, v[i].addr, 16))
 				j++;
 
-			while (depth > 0 && !prefix_contains(stack[depth - 1].addr,
-							     stack[depth - 1].len, v[i].addr,
-							     v[i].len))
+			while (depth > 0 &&
+			       !prefix_contains(stack[depth - 1].addr, stack[depth - 1].len,
+						v[i].addr, v[i].len))
 				depth--;
 
 			top = &stack[depth];
 			memcpy(top->addr, v[i].addr, 16);
 			top->len = v[i].len;
 			if (!build) {
-				r = count_pairs(c, app, family, top, depth ? &stack[depth - 1] : NULL,
-						&v[i], j - i);
+				r = count_pairs(c, app, family, top,
+						depth ? &stack[depth - 1] : NULL, &v[i], j - i);
 				if (r < 0)
 					goto out;
 				depth++;
@@ -785,7 +787,8 @@ int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **re
 	if (p->n_apps > CW_MAX_APPS)
 		return fail(&c, -E2BIG, "too many apps (%zu, at most %d)", p->n_apps, CW_MAX_APPS);
 	if (p->n_rules > CW_MAX_RULES)
-		return fail(&c, -E2BIG, "too many rules (%zu, at most %d)", p->n_rules, CW_MAX_RULES);
+		return fail(&c, -E2BIG, "too many rules (%zu, at most %d)", p->n_rules,
+			    CW_MAX_RULES);
 	/* Nothing is expanded before the bounds of the parsed policy are known to fit. */
 	r = check_bounds(&c);
 	if (r < 0)

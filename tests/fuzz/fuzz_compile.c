@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 /* Bounds on the flows tried per input, so that a big input stays fast. */
-#define MAX_APPS 4
+#define MAX_APPS  4
 #define MAX_DESTS 8 /* `to` elements per app, set entries included */
 #define MAX_PORTS 6 /* ports tried per destination */
 
@@ -171,13 +171,13 @@ static size_t ports_of(const struct policy_rule *r, uint16_t *ports)
 static void check_prefix_flows(const struct policy *p, const struct policy_maps *m, size_t a,
 			       const struct policy_rule *rule, const struct policy_prefix *pfx)
 {
-	static const uint16_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	static const uint16_t protos[] = {IPPROTO_TCP, IPPROTO_UDP};
 	unsigned bytes = pfx->family == AF_INET ? 4 : 16;
 	uint16_t ports[MAX_PORTS];
 	size_t n_ports = ports_of(rule, ports);
 
 	for (int last = 0; last <= 1; last++) {
-		struct explain_dest d = { .family = pfx->family };
+		struct explain_dest d = {.family = pfx->family};
 
 		memcpy(d.addr, pfx->addr, bytes);
 		if (last)
@@ -325,8 +325,8 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 		check(bits_zero_after((const uint8_t *)&port_be, bits, 2));
 		check(e->val.flags == 0 && e->val.rule < p->n_rules);
 		r = rules[e->val.rule];
-		check(r && r->proto != (e->key.proto == IPPROTO_TCP ? POLICY_PROTO_UDP
-								     : POLICY_PROTO_TCP));
+		check(r && r->proto !=
+			       (e->key.proto == IPPROTO_TCP ? POLICY_PROTO_UDP : POLICY_PROTO_TCP));
 		/* The rule belongs to the app whose prefixes lead to this port set. */
 		check(r >= p->apps[app_of[portset]].rules &&
 		      r < p->apps[app_of[portset]].rules + p->apps[app_of[portset]].n_rules);

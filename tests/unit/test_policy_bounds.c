@@ -50,13 +50,14 @@ struct text {
 
 static void text_open(struct text *t)
 {
-	*t = (struct text){ .line = 1 };
+	*t = (struct text){.line = 1};
 	t->f = open_memstream(&t->buf, &t->size);
 	assert_non_null(t->f);
 }
 
 /* Append; returns the line the text starts on. */
-static unsigned text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static unsigned text_add(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static unsigned text_add(struct text *t, const char *fmt, ...)
 {
 	char line[1024];
@@ -143,8 +144,8 @@ static struct result compile_bounded(const struct policy *p, size_t margin)
 	int status;
 	pid_t pid;
 
-	shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-		      -1, 0);
+	shared =
+	    mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(shared != MAP_FAILED);
 	memset(shared, 0, sizeof(*shared));
 	shared->r = 1; /* the child did not report */
@@ -152,7 +153,7 @@ static struct result compile_bounded(const struct policy *p, size_t margin)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct policy_maps *m = NULL;
-		struct rlimit rl = { limit, limit };
+		struct rlimit rl = {limit, limit};
 
 #ifndef UNDER_ASAN
 		if (setrlimit(RLIMIT_AS, &rl) < 0)
@@ -195,7 +196,8 @@ static void assert_contains(const char *s, const char *what)
 		fail_msg("'%s' does not contain '%s'", s, what);
 }
 
-/* ---- the reproduction -------------------------------------------------------------------------- */
+/* ---- the reproduction --------------------------------------------------------------------------
+ */
 
 static void test_set_named_by_100000_rules_is_refused_before_expanding(void **state)
 {
@@ -226,7 +228,8 @@ static void test_set_named_by_100000_rules_is_refused_before_expanding(void **st
 	policy_free(p);
 }
 
-/* ---- (prefix, port range) pairs a rule names -------------------------------------------------- */
+/* ---- (prefix, port range) pairs a rule names --------------------------------------------------
+ */
 
 /* The largest shape without ports: 65536 prefixes, 32 rules; compiles in bounded memory. */
 static void test_set_named_by_32_rules_compiles_and_33_are_refused(void **state)
@@ -287,8 +290,9 @@ static void test_port_ranges_count_in_the_pairs(void **state)
 		} else {
 			assert_int_equal(res.r, -E2BIG);
 			assert_reason_at(&res, p->apps[0].rules[1].to[0].loc, line);
-			assert_contains(res.reason, "app 'a': with 192.0.2.1/32, the rules name more "
-						    "than 2097152 (prefix, port range) pairs");
+			assert_contains(res.reason,
+					"app 'a': with 192.0.2.1/32, the rules name more "
+					"than 2097152 (prefix, port range) pairs");
 		}
 		policy_free(p);
 	}
@@ -349,14 +353,16 @@ static void test_pairs_inherited_from_containing_prefixes_are_bounded(void **sta
 		} else {
 			assert_int_equal(res.r, -E2BIG);
 			assert_reason_at(&res, p->apps[0].rules[1].loc, line);
-			assert_contains(res.reason, "app 'a': 10.0.127.255/32, which this rule names");
+			assert_contains(res.reason,
+					"app 'a': 10.0.127.255/32, which this rule names");
 			assert_contains(res.reason, "containing it too (32 pairs here)");
 		}
 		policy_free(p);
 	}
 }
 
-/* ---- prefixes per map ------------------------------------------------------------------------- */
+/* ---- prefixes per map -------------------------------------------------------------------------
+ */
 
 /*
  * A 65536-prefix set named by two rules of app a and by app b fills one generation of the map
@@ -381,14 +387,16 @@ static void capacity_test(int family)
 		/* The other family does not count. */
 		add_rule(&t, family == AF_INET ? "2001:db8:ffff::1" : "192.0.2.1", 0);
 		if (over)
-			line = add_rule(&t, family == AF_INET ? "192.0.2.1" : "2001:db8:ffff::1", 0);
+			line =
+			    add_rule(&t, family == AF_INET ? "192.0.2.1" : "2001:db8:ffff::1", 0);
 		p = text_parse(&t);
 
 		res = compile_bounded(p, 256 * MIB);
 		if (!over) {
 			assert_int_equal(res.r, 0);
 			assert_int_equal(family == AF_INET ? res.n_dst4 : res.n_dst6,
-					 family == AF_INET ? POLICY_MAPS_MAX_DST4 : POLICY_MAPS_MAX_DST6);
+					 family == AF_INET ? POLICY_MAPS_MAX_DST4
+							   : POLICY_MAPS_MAX_DST6);
 		} else {
 			assert_int_equal(res.r, -E2BIG);
 			assert_reason_at(&res, p->apps[1].rules[2].to[0].loc, line);
@@ -412,7 +420,8 @@ static void test_ipv6_prefixes_at_capacity_compile_and_one_more_is_refused(void 
 	capacity_test(AF_INET6);
 }
 
-/* ---- port entries ----------------------------------------------------------------------------- */
+/* ---- port entries -----------------------------------------------------------------------------
+ */
 
 /* 2048 rules of 64 single ports, each on its own host: 2048 * 64 * 2 protocols fill the map. */
 static void test_port_entries_at_capacity_compile_and_one_more_rule_is_refused(void **state)
@@ -447,12 +456,13 @@ static void test_port_entries_at_capacity_compile_and_one_more_rule_is_refused(v
 	}
 }
 
-/* ---- rules ------------------------------------------------------------------------------------ */
+/* ---- rules ------------------------------------------------------------------------------------
+ */
 
 static void test_more_rules_than_counters_are_refused(void **state)
 {
 	(void)state;
-	struct policy p = { .path = "mem", .n_rules = CW_MAX_RULES + 1 };
+	struct policy p = {.path = "mem", .n_rules = CW_MAX_RULES + 1};
 	struct policy_maps *m = NULL;
 	char reason[256];
 
@@ -464,15 +474,15 @@ static void test_more_rules_than_counters_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set_named_by_100000_rules_is_refused_before_expanding),
-		cmocka_unit_test(test_set_named_by_32_rules_compiles_and_33_are_refused),
-		cmocka_unit_test(test_port_ranges_count_in_the_pairs),
-		cmocka_unit_test(test_one_prefix_with_the_most_port_ranges_compiles_in_bounded_memory),
-		cmocka_unit_test(test_pairs_inherited_from_containing_prefixes_are_bounded),
-		cmocka_unit_test(test_ipv4_prefixes_at_capacity_compile_and_one_more_is_refused),
-		cmocka_unit_test(test_ipv6_prefixes_at_capacity_compile_and_one_more_is_refused),
-		cmocka_unit_test(test_port_entries_at_capacity_compile_and_one_more_rule_is_refused),
-		cmocka_unit_test(test_more_rules_than_counters_are_refused),
+	    cmocka_unit_test(test_set_named_by_100000_rules_is_refused_before_expanding),
+	    cmocka_unit_test(test_set_named_by_32_rules_compiles_and_33_are_refused),
+	    cmocka_unit_test(test_port_ranges_count_in_the_pairs),
+	    cmocka_unit_test(test_one_prefix_with_the_most_port_ranges_compiles_in_bounded_memory),
+	    cmocka_unit_test(test_pairs_inherited_from_containing_prefixes_are_bounded),
+	    cmocka_unit_test(test_ipv4_prefixes_at_capacity_compile_and_one_more_is_refused),
+	    cmocka_unit_test(test_ipv6_prefixes_at_capacity_compile_and_one_more_is_refused),
+	    cmocka_unit_test(test_port_entries_at_capacity_compile_and_one_more_rule_is_refused),
+	    cmocka_unit_test(test_more_rules_than_counters_are_refused),
 	};
 	return cmocka_run_group_tests_name("policy_bounds", tests, NULL, NULL);
 }
