@@ -16,7 +16,8 @@
  *     policy_maps_lookup() gives the verdict and rule a direct reading of the policy gives (the
  *     first rule in file order with a prefix containing the address and a matching port and
  *     protocol), and explain_flow() agrees with both and names a prefix of that rule that
- *     contains the address.
+ *     contains the address; explain_ports() gives spans whose ends the maps allow by the
+ *     span's rule.
  *
  * Never a crash, a leak or undefined behaviour; the compiler's bounds keep every input's memory
  * small (see POLICY_MAPS_MAX_PAIRS).
@@ -144,6 +145,33 @@ static void check_flow(const struct policy *p, const struct policy_maps *m, size
 	}
 }
 
+/* explain_ports(): each span's ends are allowed by its rule, and the port before it is not. */
+static void check_spans(const struct policy *p, const struct policy_maps *m, size_t a,
+			const struct explain_dest *d, uint16_t proto)
+{
+	struct explain_span *spans = NULL;
+	size_t n = 0;
+	uint32_t rule;
+
+	check(explain_ports(p, m, a, d, proto, &spans, &n) == 0);
+	check(explain_spans_count(spans, n) <= 65536);
+	for (size_t i = 0; i < n && i < 16; i++) {
+		const struct explain_span *s = &spans[i];
+
+		check(s->first <= s->last && (i == 0 || s->first > spans[i - 1].last));
+		check(policy_maps_lookup(m, (uint32_t)a, d->family, d->addr, proto, s->first,
+					 &rule) == 1 &&
+		      rule == s->match.rule->index);
+		check(policy_maps_lookup(m, (uint32_t)a, d->family, d->addr, proto, s->last,
+					 &rule) == 1 &&
+		      rule == s->match.rule->index);
+		if (s->first > 0 && (i == 0 || spans[i - 1].last + 1u < s->first))
+			check(policy_maps_lookup(m, (uint32_t)a, d->family, d->addr, proto,
+						 (uint16_t)(s->first - 1), NULL) == 0);
+	}
+	free(spans);
+}
+
 /* The ports to try for a rule: at and around the ends of its first ranges, or a few. */
 static size_t ports_of(const struct policy_rule *r, uint16_t *ports)
 {
@@ -195,9 +223,11 @@ static void check_prefix_flows(const struct policy *p, const struct policy_maps 
 				e.addr[10] = e.addr[11] = 0xff;
 				memcpy(e.addr + 12, d.addr, 4);
 			}
-			for (size_t i = 0; i < n_ports; i++)
-				for (size_t k = 0; k < 2; k++)
+			for (size_t k = 0; k < 2; k++) {
+				for (size_t i = 0; i < n_ports; i++)
 					check_flow(p, m, a, &e, protos[k], ports[i]);
+				check_spans(p, m, a, &e, protos[k]);
+			}
 		}
 	}
 }
