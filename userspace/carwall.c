@@ -540,7 +540,9 @@ static int cmd_policy_check(struct cli *c, int argc, char **argv)
 	r = policy_compile(p, 0, &maps, reason, sizeof(reason));
 	if (r < 0) {
 		policy_free(p);
-		return cli_error(c, "%s: %s", file, reason[0] ? reason : strerror(-r));
+		if (!reason[0])
+			snprintf(reason, sizeof(reason), "%s: %s", file, strerror(-r));
+		return cli_error(c, "%s", reason); /* "file[:line:column]: why" */
 	}
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
