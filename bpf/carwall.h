@@ -36,6 +36,7 @@
 #define CW_MAX_DST4 (2 * 131072)
 #define CW_MAX_DST6 (2 * 131072)
 #define CW_MAX_PORTS (2 * 262144)
+#define CW_MAX_HOSTS (2 * 131072)
 #define CW_MAX_RULES 131072 /* rules of one policy, all apps together */
 
 /* Per-generation slots of the counter arrays: every app index, the guard's included. */
@@ -143,6 +144,24 @@ struct cw_port_val {
 	__u32 flags; /* reserved, 0 */
 };
 _Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
+
+/*
+ * cw_hosts: hash, (scope = gen|app, family, protocol, port, address) -> deciding rule. The
+ * shortcut a decision tries first: for each host destination of an app (a /32 or /128 entry of
+ * cw_dst4/cw_dst6), the compiler copies the single ports (and small port blocks) its port set
+ * allows, with the rule the two tries give for them. A hit is the tries' own answer in one
+ * lookup; a miss (another address, a port in a wide range, a refusal) goes the LPM way.
+ */
+#define CW_HOST_MAX_BLOCK_PORTS 4 /* port blocks of up to this many ports are copied */
+
+struct cw_host_key {
+	__u32 scope;   /* cw_scope(gen, app) */
+	__u16 proto;   /* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 port_be; /* destination port, network byte order */
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_host_key) == 28, "cw_host_key layout");
 
 /* ---- evidence: events and counters ---------------------------------------------------------- */
 

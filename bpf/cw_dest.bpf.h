@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Judging a destination by the policy of an app: the LPM tries of bpf/carwall.h. Map lookups
- * only, never a scan of rules: (app, address) in cw_dst4 or cw_dst6 names a port set, and
- * (port set, protocol, port) in cw_ports names the rule that allows the flow.
+ * Judging a destination by the policy of an app. Map lookups only, never a scan of rules: first
+ * (app, address, protocol, port) in the cw_hosts hash, the one-lookup answer for a host
+ * destination; else the LPM tries of bpf/carwall.h: (app, address) in cw_dst4 or cw_dst6 names a
+ * port set, and (port set, protocol, port) in cw_ports names the rule that allows the flow.
  */
 #ifndef CW_DEST_BPF_H
 #define CW_DEST_BPF_H
@@ -36,6 +37,36 @@ struct {
 	__type(value, struct cw_port_val);
 } cw_ports SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_HOSTS);
+	__type(key, struct cw_host_key);
+	__type(value, struct cw_port_val);
+} cw_hosts SEC(".maps");
+
+/* The shortcut: a host destination and port of the app, allowed by the rule it names. */
+static __always_inline bool cw_judge_host(struct cw_ctx *c, __u32 family, const void *addr,
+					  __u16 proto, __u16 port)
+{
+	struct cw_host_key key = {};
+	struct cw_port_val *val;
+
+	key.scope = cw_scope(c->gen, c->app);
+	key.proto = proto;
+	key.port_be = bpf_htons(port);
+	key.family = family;
+	if (family == AF_INET)
+		__builtin_memcpy(key.addr, addr, 4);
+	else
+		__builtin_memcpy(key.addr, addr, 16);
+	val = bpf_map_lookup_elem(&cw_hosts, &key);
+	if (!val)
+		return false;
+	c->rule = val->rule;
+	return true;
+}
+
 static __always_inline enum cw_verdict cw_judge_port(struct cw_ctx *c, const struct cw_dst_val *dst,
 						      __u16 proto, __u16 port)
 {
@@ -63,6 +94,8 @@ static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be,
 
 	if (c->flags & CW_APP_F_GUARD)
 		return CW_VERDICT_DENY_GUARD;
+	if (cw_judge_host(c, AF_INET, &ip4_be, proto, port))
+		return CW_VERDICT_ALLOW_RULE;
 	key.prefixlen = CW_SCOPE_BITS + 32;
 	key.scope = cw_scope(c->gen, c->app);
 	__builtin_memcpy(key.addr, &ip4_be, sizeof(key.addr));
@@ -84,6 +117,8 @@ static __always_inline enum cw_verdict cw_judge6(struct cw_ctx *c, const __u32 i
 		return cw_judge4(c, ip6_be[3], proto, port);
 	if (c->flags & CW_APP_F_GUARD)
 		return CW_VERDICT_DENY_GUARD;
+	if (cw_judge_host(c, AF_INET6, ip6_be, proto, port))
+		return CW_VERDICT_ALLOW_RULE;
 	key.prefixlen = CW_SCOPE_BITS + 128;
 	key.scope = cw_scope(c->gen, c->app);
 	__builtin_memcpy(key.addr, ip6_be, sizeof(key.addr));

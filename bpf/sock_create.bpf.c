@@ -24,12 +24,12 @@ int cw_sock_create(struct bpf_sock *ctx)
 	struct cw_flow f = { .hook = CW_HOOK_SOCK_CREATE, .from_task = true };
 	struct cw_ctx c = {};
 
-	if (!cw_find_app(&c))
-		return SOCK_CREATE_ALLOW;
-
+	/* Judged at connect() and sendmsg(), for every task: no need to know whose socket it is. */
 	if ((ctx->type == SOCK_STREAM && ctx->protocol == IPPROTO_TCP) ||
 	    (ctx->type == SOCK_DGRAM && ctx->protocol == IPPROTO_UDP))
-		return SOCK_CREATE_ALLOW; /* judged at connect() and sendmsg() */
+		return SOCK_CREATE_ALLOW;
+	if (!cw_find_app(&c))
+		return SOCK_CREATE_ALLOW;
 
 	f.family = (__u8)ctx->family;
 	f.proto = (__u8)ctx->protocol;

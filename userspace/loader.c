@@ -36,7 +36,7 @@ const char *const loader_hook_names[] = { "connect4",	 "connect6",   "sendmsg4",
 					  "sock_ops",	 NULL };
 
 /* The policy maps, in the order of struct loader_written. */
-enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, _MAP_MAX };
+enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, MAP_HOSTS, _MAP_MAX };
 
 /* Entries of one map, {key, value} back to back, sorted by key bytes. */
 struct loader_entries {
@@ -81,7 +81,7 @@ static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
 }
 
 static const char *const loader_map_names[] = {
-	"cw_state",	"cw_cgroups",	 "cw_dst4",	 "cw_dst6",	 "cw_ports",
+	"cw_state",	"cw_cgroups",	 "cw_dst4",	 "cw_dst6",	 "cw_ports",	"cw_hosts",
 	"cw_events",	"cw_app_stats", "cw_rule_stats", "cw_ratelimit", "cw_sk_state",
 };
 
@@ -404,6 +404,11 @@ static uint32_t port_key_gen(const void *key)
 	return ((const struct cw_port_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
 }
 
+static uint32_t host_key_gen(const void *key)
+{
+	return ((const struct cw_host_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
 struct policy_map {
 	int fd;
 	size_t key_size;
@@ -620,9 +625,12 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		[MAP_DST6] = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key), dst6_key_gen },
 		[MAP_PORTS] = { bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
 				port_key_gen },
+		[MAP_HOSTS] = { bpf_map__fd(s->maps.cw_hosts), sizeof(struct cw_host_key),
+				host_key_gen },
 	};
 	const size_t val_sizes[_MAP_MAX] = { sizeof(struct cw_app_val), sizeof(struct cw_dst_val),
-					     sizeof(struct cw_dst_val), sizeof(struct cw_port_val) };
+					     sizeof(struct cw_dst_val), sizeof(struct cw_port_val),
+					     sizeof(struct cw_port_val) };
 	struct {
 		struct cw_cgroup_key key;
 		struct cw_app_val val;
@@ -661,6 +669,9 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	if (r == 0)
 		r = copy_sorted(&next.maps[MAP_PORTS], maps->ports, maps->n_ports,
 				sizeof(*maps->ports), sizeof(struct cw_port_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_HOSTS], maps->hosts, maps->n_hosts,
+				sizeof(*maps->hosts), sizeof(struct cw_host_key));
 	if (r < 0)
 		goto out;
 
@@ -811,6 +822,13 @@ static void port_key_set_gen(void *key, uint32_t gen)
 	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
 }
 
+static void host_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_host_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
 int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
 		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n)
 {
@@ -843,6 +861,12 @@ int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
 			     &m->n_ports);
 	if (r == 0)
 		m->ports = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_hosts), sizeof(struct cw_host_key),
+			     sizeof(*m->hosts), host_key_gen, host_key_set_gen, from, to, &v,
+			     &m->n_hosts);
+	if (r == 0)
+		m->hosts = v;
 	if (r == 0)
 		r = read_gen(bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
 			     sizeof(*cg), cgroup_key_gen, cgroup_key_set_gen, from, to, &v, &n_cg);

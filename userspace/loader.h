@@ -6,7 +6,8 @@
  * flipping to it, and removing everything.
  *
  * Pin layout under the pin folder (default /sys/fs/bpf/carwall):
- *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_events
+ *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_hosts
+ *   maps/cw_events
  *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
  *   links/skb_egress links/sock_ops

@@ -50,7 +50,9 @@ struct compiler {
 	const struct policy_rule **rules; /* by global rule index */
 	struct policy_maps *maps;
 	struct portset_table portsets;
-	size_t cap_dst4, cap_dst6, cap_ports;
+	struct portset_span { size_t first, end; } *portset_ports; /* its entries in maps->ports */
+	size_t cap_portset_ports;
+	size_t cap_dst4, cap_dst6, cap_ports, cap_hosts;
 	uint64_t pairs; /* (prefix, port range) pairs so far, inherited ones included */
 	char *reason;
 	size_t reason_size;
@@ -473,14 +475,80 @@ static int portset_intern(struct compiler *c, const struct rule_list *rules, uin
 	t->slots[s] = id + 1;
 	c->maps->n_portsets = t->n;
 
+	if (grow((void **)&c->portset_ports, &c->cap_portset_ports, t->n,
+		 sizeof(*c->portset_ports)) < 0)
+		return -ENOMEM;
+	c->portset_ports[id].first = c->maps->n_ports;
 	r = emit_ports_for_proto(c, id, rules, POLICY_PROTO_TCP);
 	if (r < 0)
 		return r;
 	r = emit_ports_for_proto(c, id, rules, POLICY_PROTO_UDP);
 	if (r < 0)
 		return r;
+	c->portset_ports[id].end = c->maps->n_ports;
 	*ret_id = id;
 	return 0;
+}
+
+/* ---- the host shortcut ---------------------------------------------------------------------- */
+
+/*
+ * Copy into cw_hosts what the tries allow for one host destination: each port block of its port
+ * set that covers at most CW_HOST_MAX_BLOCK_PORTS ports, port by port, with the block's rule.
+ * Returns false once the map is full (the rest is answered by the tries, with the same answer).
+ */
+static bool emit_hosts_of(struct compiler *c, uint32_t scope, uint32_t family, const uint8_t *addr,
+			  uint32_t portset)
+{
+	struct policy_maps *m = c->maps;
+	const struct portset_span *span = &c->portset_ports[portset];
+
+	for (size_t i = span->first; i < span->end; i++) {
+		const struct policy_port_entry *p = &m->ports[i];
+		unsigned bits = p->key.prefixlen - CW_SCOPE_BITS - 16;
+		uint32_t first = ntohs(p->key.port_be), n = 1u << (16 - bits);
+
+		if (n > CW_HOST_MAX_BLOCK_PORTS)
+			continue;
+		for (uint32_t port = first; port < first + n; port++) {
+			struct policy_host_entry *e;
+
+			if (m->n_hosts >= POLICY_MAPS_MAX_HOSTS ||
+			    grow((void **)&m->hosts, &c->cap_hosts, m->n_hosts + 1,
+				 sizeof(*m->hosts)) < 0)
+				return false;
+			e = &m->hosts[m->n_hosts++];
+			memset(e, 0, sizeof(*e));
+			e->key.scope = scope;
+			e->key.proto = p->key.proto;
+			e->key.port_be = htons((uint16_t)port);
+			e->key.family = family;
+			memcpy(e->key.addr, addr, family == AF_INET ? 4 : 16);
+			e->val.rule = p->val.rule;
+		}
+	}
+	return true;
+}
+
+/* The shortcut for every host destination, as far as the map holds them. */
+static void emit_hosts(struct compiler *c)
+{
+	struct policy_maps *m = c->maps;
+
+	for (size_t i = 0; i < m->n_dst4; i++) {
+		const struct policy_dst4_entry *d = &m->dst4[i];
+
+		if (d->key.prefixlen == CW_SCOPE_BITS + 32 &&
+		    !emit_hosts_of(c, d->key.scope, AF_INET, d->key.addr, d->val.portset))
+			return;
+	}
+	for (size_t i = 0; i < m->n_dst6; i++) {
+		const struct policy_dst6_entry *d = &m->dst6[i];
+
+		if (d->key.prefixlen == CW_SCOPE_BITS + 128 &&
+		    !emit_hosts_of(c, d->key.scope, AF_INET6, d->key.addr, d->val.portset))
+			return;
+	}
 }
 
 /* ---- destinations --------------------------------------------------------------------------- */
@@ -820,11 +888,14 @@ int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **re
 		if (r < 0)
 			goto fail;
 	}
+	emit_hosts(&c);
 	portset_table_free(&c.portsets);
+	free(c.portset_ports);
 	*ret_maps = c.maps;
 	return 0;
 fail:
 	portset_table_free(&c.portsets);
+	free(c.portset_ports);
 	policy_maps_free(c.maps);
 	return r;
 }
@@ -836,6 +907,7 @@ void policy_maps_free(struct policy_maps *m)
 	free(m->dst4);
 	free(m->dst6);
 	free(m->ports);
+	free(m->hosts);
 	free(m);
 }
 

@@ -33,6 +33,12 @@ struct policy_port_entry {
 	struct cw_port_val val;
 };
 
+/* A cw_hosts entry: the shortcut for one host destination, protocol and port. */
+struct policy_host_entry {
+	struct cw_host_key key;
+	struct cw_port_val val;
+};
+
 struct policy_maps {
 	uint32_t gen;
 	struct policy_dst4_entry *dst4;
@@ -42,12 +48,17 @@ struct policy_maps {
 	struct policy_port_entry *ports;
 	size_t n_ports;
 	size_t n_portsets;
+	/* Copies of what the tries allow for host destinations (bpf/carwall.h, cw_hosts); as
+	 * many as fit, the rest is answered by the tries. */
+	struct policy_host_entry *hosts;
+	size_t n_hosts;
 };
 
 /* Per-generation capacity: a compiled policy must fit in half of each map. */
 #define POLICY_MAPS_MAX_DST4 (CW_MAX_DST4 / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_DST6 (CW_MAX_DST6 / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_PORTS (CW_MAX_PORTS / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_HOSTS (CW_MAX_HOSTS / CW_GENERATIONS)
 
 /*
  * The compiler's work, bounded so that its memory and time are bounded whatever the policy:

@@ -289,6 +289,18 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 	check(m->n_dst6 <= POLICY_MAPS_MAX_DST6);
 	check(m->n_ports <= POLICY_MAPS_MAX_PORTS);
 	check(m->n_portsets <= m->n_dst4 + m->n_dst6);
+	check(m->n_hosts <= POLICY_MAPS_MAX_HOSTS);
+	/* The host shortcut answers exactly as the tries do (the programs try it first). */
+	for (size_t i = 0; i < m->n_hosts; i++) {
+		const struct policy_host_entry *h = &m->hosts[i];
+		uint32_t rule = UINT32_MAX;
+
+		check(h->key.scope >> CW_SCOPE_GEN_SHIFT == gen);
+		check((h->key.scope & CW_SCOPE_ID_MASK) < p->n_apps);
+		check(policy_maps_lookup(m, h->key.scope & CW_SCOPE_ID_MASK, (int)h->key.family,
+					 h->key.addr, h->key.proto, ntohs(h->key.port_be), &rule) &&
+		      rule == h->val.rule);
+	}
 
 	rules = calloc(p->n_rules + 1, sizeof(*rules));
 	app_of = calloc(m->n_portsets + 1, sizeof(*app_of));

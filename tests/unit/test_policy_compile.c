@@ -269,6 +269,38 @@ static void test_identical_rule_sets_share_a_port_set(void **state)
 	policy_free(p);
 }
 
+static void assert_hosts_agree_with_tries(const struct policy_maps *m);
+
+static void test_host_shortcut_copies_single_ports_of_host_destinations(void **state)
+{
+	struct policy *p = parse("version: 1\n"
+				 "apps:\n"
+				 "  a:\n"
+				 "    allow:\n"
+				 "      - to: [198.51.100.20, 2001:db8::20]\n"
+				 "        ports: [443, 8000-8003]\n"
+				 "        proto: tcp\n"
+				 "      - to: [198.51.100.0/24]\n"
+				 "        ports: [53]\n"
+				 "      - to: [198.51.100.21]\n"
+				 "        ports: [1000-2000]\n");
+	struct policy_maps *m = compile(p, 1);
+	size_t v4 = 0, v6 = 0;
+
+	(void)state;
+	/* 198.51.100.20: 443 and 8000-8003 (TCP), and 53 inherited from the /24 (TCP and UDP);
+	 * 2001:db8::20: 443 and 8000-8003; 198.51.100.21: 53, and of 1000-2000 only the last
+	 * block, port 2000 alone (TCP and UDP); the wider blocks are left to the tries; the /24
+	 * itself is no host. */
+	for (size_t i = 0; i < m->n_hosts; i++)
+		*(m->hosts[i].key.family == AF_INET ? &v4 : &v6) += 1;
+	assert_int_equal(v4, 1 + 4 + 2 + 2 + 2);
+	assert_int_equal(v6, 1 + 4);
+	assert_hosts_agree_with_tries(m);
+	policy_maps_free(m);
+	policy_free(p);
+}
+
 static void test_apps_are_kept_apart(void **state)
 {
 	(void)state;
@@ -322,6 +354,7 @@ static void test_capacity_is_checked_before_anything_is_written(void **state)
 
 /* ---- property: compiled verdicts equal a naive reading of the policy ------------------------ */
 
+
 static bool naive_prefix_has(const struct policy_prefix *pf, int family, const uint8_t *addr)
 {
 	unsigned full = pf->len / 8, rest = pf->len % 8;
@@ -364,11 +397,32 @@ static long naive_verdict(const struct policy *p, size_t app, int family, const 
 	return -1;
 }
 
+/*
+ * Every cw_hosts entry is exactly what the tries answer for its flow (the programs try it first
+ * and fall back to the tries on a miss, so it must never disagree), and belongs to a /32 or
+ * /128 destination of its app in this generation.
+ */
+static void assert_hosts_agree_with_tries(const struct policy_maps *m)
+{
+	for (size_t i = 0; i < m->n_hosts; i++) {
+		const struct policy_host_entry *h = &m->hosts[i];
+		uint32_t app = h->key.scope & CW_SCOPE_ID_MASK, rule = UINT32_MAX;
+
+		assert_int_equal(h->key.scope >> CW_SCOPE_GEN_SHIFT, m->gen);
+		assert_true(policy_maps_lookup(m, app, (int)h->key.family, h->key.addr, h->key.proto,
+					       ntohs(h->key.port_be), &rule));
+		assert_int_equal(rule, h->val.rule);
+		if (h->key.family == AF_INET)
+			for (int k = 4; k < 16; k++)
+				assert_int_equal(h->key.addr[k], 0);
+	}
+}
+
 static void test_random_policies_match_naive_evaluation(void **state)
 {
 	(void)state;
 	unsigned seed = 12345;
-	size_t compared = 0, allowed = 0;
+	size_t compared = 0, allowed = 0, hosts = 0;
 
 	for (int round = 0; round < 150; round++) {
 		char yaml[16384];
@@ -421,9 +475,13 @@ static void test_random_policies_match_naive_evaluation(void **state)
 			compared++;
 			allowed += want >= 0;
 		}
+		hosts += m->n_hosts;
+		assert_hosts_agree_with_tries(m);
 		policy_maps_free(m);
 		policy_free(p);
 	}
+	/* The host shortcut was exercised too. */
+	assert_true(hosts > 0);
 	/* The generator must exercise both outcomes, or the comparison proves little. */
 	assert_true(allowed > compared / 10);
 	assert_true(allowed < compared * 9 / 10);
@@ -670,6 +728,7 @@ int main(void)
 		cmocka_unit_test(test_apps_are_kept_apart),
 		cmocka_unit_test(test_capacity_is_checked_before_anything_is_written),
 		cmocka_unit_test(test_random_policies_match_naive_evaluation),
+		cmocka_unit_test(test_host_shortcut_copies_single_ports_of_host_destinations),
 		cmocka_unit_test(test_lookup_dst_gives_the_port_set_of_the_longest_prefix),
 		cmocka_unit_test(test_port_spans_agree_with_lookup_on_every_port),
 		cmocka_unit_test(test_port_spans_of_overlapping_rules),
