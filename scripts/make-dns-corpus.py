@@ -2,14 +2,23 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """
 Write the seed corpus of tests/fuzz/fuzz_dns.c (tests/fuzz/corpus/dns/): DNS messages as resolvers
-send them (systemd-resolved's stub, dnsmasq, a CDN's chain of CNAMEs), compressed the way servers
-compress (every name points at the latest earlier copy of its longest known suffix), and a few
-hostile ones. Deterministic; no network. Usage: scripts/make-dns-corpus.py [DIR]
+send them (systemd-resolved's stub, a CDN's chain of CNAMEs), compressed the way servers compress
+(every name points at the first copy of its longest known suffix), and a few hostile ones.
+Deterministic; no network.
+
+With --dnsmasq, also the answers of a real dnsmasq (Debian's dnsmasq-base) started on the loopback
+of a network namespace of its own (unshare -n; root), to files named dnsmasq-*.bin: what a real
+encoder writes, which tests/dns/test_dns.c requires to be learnable.
+
+Usage: scripts/make-dns-corpus.py [--dnsmasq] [DIR]
 """
 import ipaddress
 import os
+import socket
+import subprocess
 import struct
 import sys
+import time
 
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, OPT, RRSIG, HTTPS = 1, 2, 5, 6, 12, 15, 16, 28, 41, 46, 65
 IN = 1
@@ -160,13 +169,82 @@ def seeds():
     yield "hostile-rdlength", bytes(big)
 
 
+DNSMASQ_ARGS = [
+    "--keep-in-foreground", "--no-resolv", "--no-hosts", "--no-poll", "--user=root",
+    "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53", "--pid-file=",
+    "--local=/oem.example/", "--local=/cdn.example/",
+    "--host-record=tiles.oem.example,198.51.100.20,2001:db8::20",
+    "--cname=maps.oem.example,maps.edge.cdn.example",
+    "--cname=maps.edge.cdn.example,e1.g.cdn.example",
+    "--host-record=e1.g.cdn.example,198.51.100.70,2001:db8::70",
+] + ["--host-record=pool.oem.example,198.51.100.%d" % i for i in range(1, 41)]
+
+# (file name, question name, type, EDNS buffer size or 0)
+DNSMASQ_QUERIES = [
+    ("dnsmasq-a", "tiles.oem.example", A, 1232),
+    ("dnsmasq-aaaa", "tiles.oem.example", AAAA, 1232),
+    ("dnsmasq-mixed-case", "TiLeS.OeM.eXaMpLe", A, 0),
+    ("dnsmasq-cname-chain-a", "maps.oem.example", A, 1232),
+    ("dnsmasq-cname-chain-aaaa", "maps.oem.example", AAAA, 0),
+    ("dnsmasq-many-a", "pool.oem.example", A, 1232),
+    ("dnsmasq-tc", "pool.oem.example", A, 0),
+    ("dnsmasq-nxdomain", "nothere.oem.example", A, 0),
+    ("dnsmasq-nodata", "pool.oem.example", AAAA, 0),
+]
+
+
+def query(name, qtype, edns):
+    q = struct.pack(">HHHHHH", 0x2a2a, 0x0100, 1, 0, 0, 1 if edns else 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", qtype, IN)
+    if edns:
+        q += b"\0" + struct.pack(">HHIH", OPT, edns, 0, 0)
+    return q
+
+
+def dnsmasq_inside(out):
+    """Run in a fresh network namespace: bring up lo, start dnsmasq, ask, stop it."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    proc = subprocess.Popen(["dnsmasq"] + DNSMASQ_ARGS)
+    try:
+        for name, qname, qtype, edns in DNSMASQ_QUERIES:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(1.0)
+            for attempt in range(20):  # dnsmasq binds within a second
+                try:
+                    sock.sendto(query(qname, qtype, edns), ("127.0.0.1", 53))
+                    data = sock.recv(65535)
+                    break
+                except (socket.timeout, ConnectionRefusedError):
+                    time.sleep(0.1)
+            else:
+                sys.exit("dnsmasq does not answer")
+            sock.close()
+            with open(os.path.join(out, name + ".bin"), "wb") as f:
+                f.write(data)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    args = sys.argv[1:]
+    if args and args[0] == "--dnsmasq-inside":
+        dnsmasq_inside(args[1])
+        return
+    use_dnsmasq = bool(args) and args[0] == "--dnsmasq"
+    if use_dnsmasq:
+        args = args[1:]
+    out = args[0] if args else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fuzz", "corpus", "dns")
     os.makedirs(out, exist_ok=True)
     for name, data in seeds():
         with open(os.path.join(out, name + ".bin"), "wb") as f:
             f.write(data)
+    if use_dnsmasq:
+        subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__),
+                        "--dnsmasq-inside", out], check=True)
 
 
 if __name__ == "__main__":

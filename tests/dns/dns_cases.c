@@ -1029,6 +1029,45 @@ static void check_jumps_over(const struct dns_msg *m, const struct cw_dns_result
 	assert_int_equal(r->n_answers, 0);
 }
 
+/*
+ * The heaviest names: a 127-label name of 255 bytes in a TXT record, reached from 31 owners
+ * through CW_DNS_MAX_JUMPS pointers each. The step budget holds, and nothing is learned from
+ * names beyond CW_DNS_MAX_LABELS.
+ */
+static void build_heavy_names(struct dns_msg *m)
+{
+	size_t q, at, prev, p;
+
+	hdr(m, RESP, 1, CW_DNS_MAX_RECORDS, 0, 0);
+	q = question(m, make_labels(32), A, IN);
+	ptr(m, q);
+	at = rr_fixed(m, 16, IN, 60);
+	prev = m->len;
+	for (int i = 0; i < 127; i++) {
+		u8(m, 1);
+		u8(m, 'a' + i % 26);
+	}
+	u8(m, 0);
+	for (unsigned i = 0; i < CW_DNS_MAX_JUMPS - 1; i++) {
+		p = m->len;
+		ptr(m, prev);
+		prev = p;
+	}
+	rr_end(m, at);
+	for (unsigned i = 1; i < CW_DNS_MAX_RECORDS; i++) {
+		ptr(m, prev);
+		addr_rr(m, 60, "203.0.113.1");
+	}
+}
+
+static void check_heavy_names(const struct dns_msg *m, const struct cw_dns_result *r)
+{
+	(void)m;
+	expect(r, CW_DNS_OK, CW_DNS_R_NONE);
+	expect_question(r, make_labels(32), A);
+	expect_counts(r, 0, CW_DNS_MAX_RECORDS - 1, 1, 0, 0, 0);
+}
+
 static void build_root_question(struct dns_msg *m)
 {
 	hdr(m, RESP, 1, 1, 0, 0);
@@ -1214,6 +1253,7 @@ const struct dns_case dns_cases[] = {
 	CASE(cname_rdata, cname_rdata),
 	CASE(jumps_limit, jumps_limit),
 	CASE(jumps_over, jumps_over),
+	CASE(heavy_names, heavy_names),
 	CASE(root_question, root_question),
 	CASE(short, short),
 	CASE(size_max, size_max),

@@ -107,6 +107,59 @@ static void test_corpus_agrees_with_libresolv(void **state)
 	assert_true(ok >= 5);
 }
 
+/*
+ * What a real encoder writes (dnsmasq, scripts/make-dns-corpus.py --dnsmasq) is learned: its
+ * compression never meets the parser's stricter rules.
+ */
+static void test_dnsmasq_answers_learned(void **state)
+{
+	static const struct {
+		const char *file, *qname;
+		unsigned status, answers, first_type, skipped_limit;
+	} want[] = {
+		{ "dnsmasq-a", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_A, 0 },
+		{ "dnsmasq-aaaa", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_AAAA, 0 },
+		{ "dnsmasq-mixed-case", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_A, 0 },
+		{ "dnsmasq-cname-chain-a", "maps.oem.example", CW_DNS_OK, 3, CW_DNS_TYPE_CNAME, 0 },
+		{ "dnsmasq-cname-chain-aaaa", "maps.oem.example", CW_DNS_OK, 3, CW_DNS_TYPE_CNAME, 0 },
+		{ "dnsmasq-many-a", "pool.oem.example", CW_DNS_OK, 16, CW_DNS_TYPE_A, 16 },
+		{ "dnsmasq-nodata", "pool.oem.example", CW_DNS_OK, 0, 0, 0 },
+		{ "dnsmasq-tc", NULL, CW_DNS_TRUNCATED, 0, 0, 0 },
+		{ "dnsmasq-nxdomain", NULL, CW_DNS_RCODE, 0, 0, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		_cleanup_fclose_ FILE *f = NULL;
+		uint8_t buf[2 * CW_DNS_MSG_MAX];
+		struct cw_dns_result r;
+		struct dns_name n;
+		char path[256];
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/%s.bin", CORPUS_DIR, want[i].file);
+		f = fopen(path, "rb");
+		if (!f)
+			fail_msg("%s: %m", path);
+		len = fread(buf, 1, sizeof(buf), f);
+		assert_int_equal(dns_parse(buf, len, &r), 0);
+		if (r.status != want[i].status)
+			fail_msg("%s: %s/%s", path, dns_status_str(r.status),
+				 dns_reason_str(r.reason));
+		assert_int_equal(r.n_answers, want[i].answers);
+		assert_int_equal(r.skipped_limit, want[i].skipped_limit);
+		if (want[i].answers)
+			assert_int_equal(r.answers[0].type, want[i].first_type);
+		if (want[i].qname) {
+			assert_int_equal(dns_name_from_text(want[i].qname, &n), 0);
+			assert_true(r.qname_hash == n.hash);
+			/* the question owns the first record learned */
+			if (r.n_answers)
+				assert_true(r.answers[0].owner_hash == n.hash);
+		}
+	}
+}
+
 /* xorshift64: the same mutations on every run. */
 static uint64_t rnd(uint64_t *s)
 {
@@ -270,6 +323,7 @@ int main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_cut_at_every_byte),
 		cmocka_unit_test(test_corpus_agrees_with_libresolv),
+		cmocka_unit_test(test_dnsmasq_answers_learned),
 		cmocka_unit_test(test_mutations_agree_with_libresolv),
 		cmocka_unit_test(test_name_from_text),
 		cmocka_unit_test(test_name_to_text),
