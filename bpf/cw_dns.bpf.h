@@ -3,7 +3,7 @@
  * Reading a DNS response in a cgroup_skb program: what an app may learn from its own lookups.
  * The caller finds the message (a UDP payload, or with cw_dns_tcp_msg() a TCP segment holding one
  * whole message) and calls cw_dns_parse_skb(); the result is the struct cw_dns_result of
- * bpf/cw_dns.h, in a per-CPU scratch map value, valid until the program returns. The parser is
+ * bpf/cw_dns.h, in a per-CPU scratch map value, valid until cw_dns_release(). The parser is
  * bpf/cw_dns_parse.h, the same source userspace/dns.c runs.
  *
  * What is learned (result status CW_DNS_OK, answers[]):
@@ -54,11 +54,23 @@
 
 #include "cw_dns_parse.h"
 
+/*
+ * The per-CPU scratch, with a guard: a program run that interrupts another one on the same CPU
+ * (process context and softirq, or any two tasks under PREEMPT_RT, where programs are only kept
+ * from migrating) would otherwise overwrite the message and state of the parse it interrupted,
+ * which could then learn another message's addresses. The nested run gets no result instead.
+ */
+struct cw_dns_slot {
+	__u32 busy; /* parses in progress on this CPU: 0 or 1 but while one is being refused */
+	__u32 pad;
+	struct cw_dns_scratch s;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct cw_dns_scratch);
+	__type(value, struct cw_dns_slot);
 } cw_dns_scratch SEC(".maps");
 
 /* bpf_loop() passes a pointer to the stack: the scratch pointer goes through it. */
@@ -73,18 +85,26 @@ static long cw_dns_loop_step(__u64 index, void *ctx)
 
 /*
  * Parse the DNS message of len bytes at offset off of the packet. Returns the result (its status
- * says what the message is), or NULL when the scratch map cannot be had (never expected).
+ * says what the message is), valid until cw_dns_release(), which the caller must call once done
+ * with it; or NULL, with nothing to release, when this run interrupted another parse on this CPU
+ * (nothing parsed: the caller counts it and learns nothing).
  */
 static __always_inline struct cw_dns_result *cw_dns_parse_skb(struct __sk_buff *skb, __u32 off,
 							       __u32 len)
 {
 	struct cw_dns_loop_ctx loop;
 	struct cw_dns_scratch *s;
+	struct cw_dns_slot *slot;
 	__u32 zero = 0;
 
-	s = bpf_map_lookup_elem(&cw_dns_scratch, &zero);
-	if (!s)
+	slot = bpf_map_lookup_elem(&cw_dns_scratch, &zero);
+	if (!slot)
+		return NULL; /* cannot happen: an array always has element 0 */
+	if (__sync_fetch_and_add(&slot->busy, 1)) {
+		__sync_fetch_and_add(&slot->busy, -1);
 		return NULL;
+	}
+	s = &slot->s;
 	if (!cw_dns_begin(s, len))
 		return &s->res;
 	/* cw_dns_begin() checked the length already; again here, where the verifier sees it. */
@@ -98,6 +118,17 @@ static __always_inline struct cw_dns_result *cw_dns_parse_skb(struct __sk_buff *
 	bpf_loop(CW_DNS_MAX_STEPS, cw_dns_loop_step, &loop, 0);
 	cw_dns_finish(s);
 	return &s->res;
+}
+
+/* The end of the use of a result of cw_dns_parse_skb() (not after a NULL one). */
+static __always_inline void cw_dns_release(void)
+{
+	struct cw_dns_slot *slot;
+	__u32 zero = 0;
+
+	slot = bpf_map_lookup_elem(&cw_dns_scratch, &zero);
+	if (slot)
+		__sync_fetch_and_add(&slot->busy, -1);
 }
 
 /*

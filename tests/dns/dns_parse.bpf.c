@@ -85,10 +85,13 @@ int dns_parse(struct __sk_buff *skb)
 		return 1;
 	}
 	res = cw_dns_parse_skb(skb, off, len);
-	if (!res)
+	if (!res) {
+		out->located = DNS_TEST_BUSY;
 		return 1;
+	}
 	out->located = DNS_TEST_PARSED;
 	bpf_map_update_elem(&dns_res, &zero, res, BPF_ANY);
+	cw_dns_release();
 	return 1;
 }
 

@@ -9,6 +9,7 @@
 #define DNS_TEST_PARSED 1     /* a UDP or TCP DNS message was found and parsed */
 #define DNS_TEST_NOT_DNS 2    /* not IPv4/IPv6 + UDP/TCP: nothing parsed */
 #define DNS_TEST_TCP_FRAMING 3 /* a TCP segment that is not exactly one message */
+#define DNS_TEST_BUSY 4	       /* the scratch was in use: no result */
 
 struct dns_test_out {
 	__u32 located; /* DNS_TEST_* */

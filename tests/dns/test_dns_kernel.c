@@ -224,6 +224,59 @@ static void test_tcp_segment_not_one_message(void **state)
 	assert_int_equal(kernel.status, CW_DNS_OK);
 }
 
+/* The busy counter at the start of every CPU's scratch (struct cw_dns_slot): set, or read max. */
+static unsigned scratch_busy(int set)
+{
+	int fd = bpf_map__fd(skel->maps.cw_dns_scratch), cpus = libbpf_num_possible_cpus();
+	size_t size = (bpf_map__value_size(skel->maps.cw_dns_scratch) + 7) & ~(size_t)7;
+	_cleanup_free_ uint8_t *v = calloc(cpus, size);
+	unsigned max = 0;
+	__u32 key = 0;
+
+	assert_true(cpus > 0);
+	assert_non_null(v);
+	assert_int_equal(bpf_map_lookup_elem(fd, &key, v), 0);
+	for (int c = 0; c < cpus; c++) {
+		uint32_t *busy = (uint32_t *)(v + c * size);
+
+		if (set >= 0)
+			*busy = set;
+		max = *busy > max ? *busy : max;
+	}
+	if (set >= 0)
+		assert_int_equal(bpf_map_update_elem(fd, &key, v, 0), 0);
+	return max;
+}
+
+/*
+ * A parse that finds the scratch in use (a run it interrupted on its CPU) gives no result and
+ * leaves the scratch to that run; every parse releases it.
+ */
+static void test_scratch_in_use_gives_no_result(void **state)
+{
+	static uint8_t pkt[HDR_MAX + CW_DNS_MSG_MAX];
+	struct dns_msg m = {};
+	struct cw_dns_result kernel;
+	size_t n;
+
+	NEED_BPF();
+	dns_build_rich(&m);
+	n = packet(pkt, UDP4, m.b, m.len, 0);
+	/* the control: free, parsed, and released */
+	assert_int_equal(scratch_busy(-1), 0);
+	assert_int_equal(kernel_run(pkt, n, &kernel), DNS_TEST_PARSED);
+	assert_int_equal(kernel.status, CW_DNS_OK);
+	assert_int_equal(scratch_busy(-1), 0);
+	/* in use on every CPU */
+	scratch_busy(1);
+	assert_int_equal(kernel_run(pkt, n, &kernel), DNS_TEST_BUSY);
+	assert_int_equal(kernel.status, CW_DNS_NONE);
+	assert_int_equal(scratch_busy(-1), 1);
+	scratch_busy(0);
+	assert_int_equal(kernel_run(pkt, n, &kernel), DNS_TEST_PARSED);
+	assert_int_equal(kernel.status, CW_DNS_OK);
+}
+
 static void test_cut_at_every_byte(void **state)
 {
 	struct cw_dns_result full, r;
@@ -377,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_and_tcp),
 		cmocka_unit_test(test_udp_length_not_packet_length),
 		cmocka_unit_test(test_tcp_segment_not_one_message),
+		cmocka_unit_test(test_scratch_in_use_gives_no_result),
 		cmocka_unit_test(test_cut_at_every_byte),
 		cmocka_unit_test(test_corpus),
 		cmocka_unit_test(test_mutations),
