@@ -90,7 +90,7 @@ static long cw_dns_loop_step(__u64 index, void *ctx)
  * (nothing parsed: the caller counts it and learns nothing).
  */
 static __always_inline struct cw_dns_result *cw_dns_parse_skb(struct __sk_buff *skb, __u32 off,
-							       __u32 len)
+							      __u32 len)
 {
 	struct cw_dns_loop_ctx loop;
 	struct cw_dns_scratch *s;

@@ -11,26 +11,26 @@
 
 #include <linux/types.h>
 
-/* ---- limits ----------------------------------------------------------------------------------- */
+/* ---- limits ---------------------------------------------------------------------------------- */
 
 /* Longest message parsed (a power of two: reads are masked with CW_DNS_MSG_MAX - 1). Longer
  * messages are not learnable (4096 is the largest EDNS buffer resolvers use; 1232 the usual). */
-#define CW_DNS_MSG_MAX 4096
-#define CW_DNS_HEADER_LEN 12
-#define CW_DNS_MAX_NAME 255  /* wire length of a name, root byte included (RFC 1035) */
-#define CW_DNS_MAX_LABEL 63  /* bytes of one label */
-#define CW_DNS_MAX_LABELS 32 /* labels of a name the parser can hash (a power of two) */
-#define CW_DNS_MAX_JUMPS 16  /* compression pointers followed in one name */
-#define CW_DNS_MAX_RECORDS 32 /* answer-section records read; the rest is counted as unread */
-#define CW_DNS_MAX_ANSWERS 16 /* records learned from one message */
+#define CW_DNS_MSG_MAX	   4096
+#define CW_DNS_HEADER_LEN  12
+#define CW_DNS_MAX_NAME	   255 /* wire length of a name, root byte included (RFC 1035) */
+#define CW_DNS_MAX_LABEL   63  /* bytes of one label */
+#define CW_DNS_MAX_LABELS  32  /* labels of a name the parser can hash (a power of two) */
+#define CW_DNS_MAX_JUMPS   16  /* compression pointers followed in one name */
+#define CW_DNS_MAX_RECORDS 32  /* answer-section records read; the rest is counted as unread */
+#define CW_DNS_MAX_ANSWERS 16  /* records learned from one message */
 
 /* RR types and class the parser knows. */
-#define CW_DNS_TYPE_A 1
+#define CW_DNS_TYPE_A	  1
 #define CW_DNS_TYPE_CNAME 5
-#define CW_DNS_TYPE_AAAA 28
-#define CW_DNS_CLASS_IN 1
+#define CW_DNS_TYPE_AAAA  28
+#define CW_DNS_CLASS_IN	  1
 
-/* ---- the name hash ---------------------------------------------------------------------------- */
+/* ---- the name hash --------------------------------------------------------------------------- */
 /*
  * A name's hash is FNV-1a 64 over its labels taken from the root down (the rightmost label
  * first), each label as its length byte followed by its bytes with A-Z folded to a-z:
@@ -54,7 +54,7 @@ static inline __u8 cw_dns_lower(__u8 c)
 	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-/* ---- the result ------------------------------------------------------------------------------- */
+/* ---- the result ------------------------------------------------------------------------------ */
 
 /* cw_dns_result.status: only CW_DNS_OK teaches anything. */
 enum cw_dns_status {

@@ -35,23 +35,23 @@
 #define CW_DNS_NAME_STEPS (CW_DNS_WALK_STEPS + CW_DNS_MAX_LABELS)
 /* The question (name, type and class); each record (owner, fixed part, CNAME target, its end). */
 #define CW_DNS_QUESTION_STEPS (CW_DNS_NAME_STEPS + 1)
-#define CW_DNS_RECORD_STEPS (2 * CW_DNS_NAME_STEPS + 2)
-#define CW_DNS_MAX_STEPS (CW_DNS_QUESTION_STEPS + CW_DNS_MAX_RECORDS * CW_DNS_RECORD_STEPS + 1)
+#define CW_DNS_RECORD_STEPS   (2 * CW_DNS_NAME_STEPS + 2)
+#define CW_DNS_MAX_STEPS      (CW_DNS_QUESTION_STEPS + CW_DNS_MAX_RECORDS * CW_DNS_RECORD_STEPS + 1)
 
 /* Names the chain can hold: the question and the target of every CNAME learned. */
-#define CW_DNS_MAX_CHAIN (CW_DNS_MAX_ANSWERS + 1)
+#define CW_DNS_MAX_CHAIN   (CW_DNS_MAX_ANSWERS + 1)
 #define CW_DNS_CHAIN_SLOTS 32 /* a power of two above CW_DNS_MAX_CHAIN: indexes are masked */
 
 enum cw_dns_phase {
-	CW_DNS_P_QNAME = 0,    /* walking the question name */
-	CW_DNS_P_QHASH,	       /* hashing it, and writing its canonical form */
-	CW_DNS_P_QFIXED,       /* question type and class */
-	CW_DNS_P_OWNER,	       /* walking a record's owner */
-	CW_DNS_P_OWNER_HASH,   /* hashing it */
-	CW_DNS_P_RR,	       /* the record's type, class, TTL, data */
-	CW_DNS_P_TARGET,       /* walking a CNAME's target */
-	CW_DNS_P_TARGET_HASH,  /* hashing it */
-	CW_DNS_P_TARGET_DONE,  /* learning the CNAME */
+	CW_DNS_P_QNAME = 0,   /* walking the question name */
+	CW_DNS_P_QHASH,	      /* hashing it, and writing its canonical form */
+	CW_DNS_P_QFIXED,      /* question type and class */
+	CW_DNS_P_OWNER,	      /* walking a record's owner */
+	CW_DNS_P_OWNER_HASH,  /* hashing it */
+	CW_DNS_P_RR,	      /* the record's type, class, TTL, data */
+	CW_DNS_P_TARGET,      /* walking a CNAME's target */
+	CW_DNS_P_TARGET_HASH, /* hashing it */
+	CW_DNS_P_TARGET_DONE, /* learning the CNAME */
 	CW_DNS_P_DONE,
 };
 
@@ -72,14 +72,14 @@ struct cw_dns_walk {
 _Static_assert(sizeof(struct cw_dns_walk) == 120, "cw_dns_walk layout");
 
 struct cw_dns_state {
-	__u32 len;	 /* message length */
-	__u16 phase;	 /* enum cw_dns_phase */
-	__u16 rr;	 /* answer records read */
-	__u16 rr_total;	 /* answer records to read */
-	__u16 nchain;	 /* names in chain[] */
-	__u16 rdata;	 /* the current record's data: start and end */
+	__u32 len;	/* message length */
+	__u16 phase;	/* enum cw_dns_phase */
+	__u16 rr;	/* answer records read */
+	__u16 rr_total; /* answer records to read */
+	__u16 nchain;	/* names in chain[] */
+	__u16 rdata;	/* the current record's data: start and end */
 	__u16 rdata_end;
-	__u32 ttl;	  /* the current record's TTL */
+	__u32 ttl; /* the current record's TTL */
 	__u32 pad;
 	__u64 owner_hash; /* the current record's owner, when owned by the chain */
 	__u64 chain[CW_DNS_CHAIN_SLOTS];
@@ -308,8 +308,8 @@ static __always_inline void cw_dns_next_record(struct cw_dns_scratch *s, __u32 o
 }
 
 /* A learned record: the caller checked n_answers < CW_DNS_MAX_ANSWERS. */
-static __always_inline struct cw_dns_answer *cw_dns_answer_add(struct cw_dns_scratch *s,
-								__u16 type, __u32 ttl)
+static __always_inline struct cw_dns_answer *cw_dns_answer_add(struct cw_dns_scratch *s, __u16 type,
+							       __u32 ttl)
 {
 	struct cw_dns_answer *a = &s->res.answers[s->res.n_answers & (CW_DNS_MAX_ANSWERS - 1)];
 
@@ -420,7 +420,8 @@ static __always_inline int cw_dns_step(struct cw_dns_scratch *s)
 		st->phase = st->w.labels ? CW_DNS_P_QHASH : CW_DNS_P_QFIXED;
 		st->w.tail = 1; /* the root byte, qname[qname_len - 1], is 0 already */
 		if (st->w.labels > CW_DNS_MAX_LABELS)
-			st->phase = CW_DNS_P_QFIXED; /* refused there, once type and class are read */
+			st->phase =
+			    CW_DNS_P_QFIXED; /* refused there, once type and class are read */
 		break;
 	case CW_DNS_P_QHASH:
 		if (cw_dns_hash_step(s, &st->w, 1))
@@ -463,7 +464,8 @@ static __always_inline int cw_dns_step(struct cw_dns_scratch *s)
 		if (!ret)
 			break;
 		if (st->w.labels == 0 || st->w.labels > CW_DNS_MAX_LABELS)
-			st->phase = st->phase == CW_DNS_P_OWNER ? CW_DNS_P_RR : CW_DNS_P_TARGET_DONE;
+			st->phase =
+			    st->phase == CW_DNS_P_OWNER ? CW_DNS_P_RR : CW_DNS_P_TARGET_DONE;
 		else
 			st->phase = st->phase == CW_DNS_P_OWNER ? CW_DNS_P_OWNER_HASH
 								: CW_DNS_P_TARGET_HASH;

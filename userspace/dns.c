@@ -131,13 +131,13 @@ int dns_name_to_text(const uint8_t *wire, size_t len, char *buf, size_t size)
 const char *dns_status_str(unsigned status)
 {
 	static const char *const names[] = {
-		[CW_DNS_NONE] = "none",
-		[CW_DNS_OK] = "ok",
-		[CW_DNS_NOT_RESPONSE] = "not-response",
-		[CW_DNS_TRUNCATED] = "truncated",
-		[CW_DNS_RCODE] = "rcode",
-		[CW_DNS_UNLEARNABLE] = "unlearnable",
-		[CW_DNS_MALFORMED] = "malformed",
+	    [CW_DNS_NONE] = "none",
+	    [CW_DNS_OK] = "ok",
+	    [CW_DNS_NOT_RESPONSE] = "not-response",
+	    [CW_DNS_TRUNCATED] = "truncated",
+	    [CW_DNS_RCODE] = "rcode",
+	    [CW_DNS_UNLEARNABLE] = "unlearnable",
+	    [CW_DNS_MALFORMED] = "malformed",
 	};
 
 	return status < ARRAY_SIZE(names) && names[status] ? names[status] : "?";
@@ -146,25 +146,25 @@ const char *dns_status_str(unsigned status)
 const char *dns_reason_str(unsigned reason)
 {
 	static const char *const names[] = {
-		[CW_DNS_R_NONE] = "none",
-		[CW_DNS_R_TOO_BIG] = "too-big",
-		[CW_DNS_R_OPCODE] = "opcode",
-		[CW_DNS_R_QDCOUNT] = "qdcount",
-		[CW_DNS_R_QCLASS] = "qclass",
-		[CW_DNS_R_QTYPE] = "qtype",
-		[CW_DNS_R_QNAME_LABELS] = "qname-labels",
-		[CW_DNS_R_SHORT] = "short",
-		[CW_DNS_R_NAME_OVERRUN] = "name-overrun",
-		[CW_DNS_R_LABEL_TYPE] = "label-type",
-		[CW_DNS_R_NAME_TOO_LONG] = "name-too-long",
-		[CW_DNS_R_POINTER] = "pointer",
-		[CW_DNS_R_JUMPS] = "jumps",
-		[CW_DNS_R_QUESTION_OVERRUN] = "question-overrun",
-		[CW_DNS_R_RR_OVERRUN] = "rr-overrun",
-		[CW_DNS_R_RDATA_OVERRUN] = "rdata-overrun",
-		[CW_DNS_R_RDLENGTH] = "rdlength",
-		[CW_DNS_R_CNAME_RDATA] = "cname-rdata",
-		[CW_DNS_R_STEPS] = "steps",
+	    [CW_DNS_R_NONE] = "none",
+	    [CW_DNS_R_TOO_BIG] = "too-big",
+	    [CW_DNS_R_OPCODE] = "opcode",
+	    [CW_DNS_R_QDCOUNT] = "qdcount",
+	    [CW_DNS_R_QCLASS] = "qclass",
+	    [CW_DNS_R_QTYPE] = "qtype",
+	    [CW_DNS_R_QNAME_LABELS] = "qname-labels",
+	    [CW_DNS_R_SHORT] = "short",
+	    [CW_DNS_R_NAME_OVERRUN] = "name-overrun",
+	    [CW_DNS_R_LABEL_TYPE] = "label-type",
+	    [CW_DNS_R_NAME_TOO_LONG] = "name-too-long",
+	    [CW_DNS_R_POINTER] = "pointer",
+	    [CW_DNS_R_JUMPS] = "jumps",
+	    [CW_DNS_R_QUESTION_OVERRUN] = "question-overrun",
+	    [CW_DNS_R_RR_OVERRUN] = "rr-overrun",
+	    [CW_DNS_R_RDATA_OVERRUN] = "rdata-overrun",
+	    [CW_DNS_R_RDLENGTH] = "rdlength",
+	    [CW_DNS_R_CNAME_RDATA] = "cname-rdata",
+	    [CW_DNS_R_STEPS] = "steps",
 	};
 	_Static_assert(ARRAY_SIZE(names) == CW_DNS_R_COUNT_, "a name for every reason");
 

@@ -24,7 +24,7 @@ struct dns_name {
 	uint8_t wire[CW_DNS_MAX_NAME + 1]; /* canonical wire form: lowercase, root byte included */
 	unsigned wire_len;
 	unsigned labels;
-	uint64_t hash;			       /* == suffix_hash[labels - 1]; the basis for "." */
+	uint64_t hash;				 /* == suffix_hash[labels - 1]; the basis for "." */
 	uint64_t suffix_hash[CW_DNS_MAX_LABELS]; /* [i]: hash of the last i + 1 labels */
 };
 

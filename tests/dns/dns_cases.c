@@ -13,15 +13,15 @@
 #include "dns.h"
 #include "dns_cases.h"
 
-#define RESP 0x8180  /* QR, RD, RA; opcode QUERY, rcode NOERROR */
+#define RESP  0x8180 /* QR, RD, RA; opcode QUERY, rcode NOERROR */
 #define QUERY 0x0100 /* RD */
-#define TC 0x0200
-#define A CW_DNS_TYPE_A
-#define AAAA CW_DNS_TYPE_AAAA
+#define TC    0x0200
+#define A     CW_DNS_TYPE_A
+#define AAAA  CW_DNS_TYPE_AAAA
 #define CNAME CW_DNS_TYPE_CNAME
-#define IN CW_DNS_CLASS_IN
+#define IN    CW_DNS_CLASS_IN
 
-/* ---- building messages ------------------------------------------------------------------------ */
+/* ---- building messages ----------------------------------------------------------------------- */
 
 static void u8(struct dns_msg *m, unsigned v)
 {
@@ -155,7 +155,7 @@ static void other_rr(struct dns_msg *m, unsigned type, unsigned class, size_t le
 	rr_end(m, at);
 }
 
-/* ---- expectations ----------------------------------------------------------------------------- */
+/* ---- expectations ---------------------------------------------------------------------------- */
 
 static uint64_t h(const char *text)
 {
@@ -202,8 +202,8 @@ static void expect_question(const struct cw_dns_result *r, const char *text, uns
 
 		assert_true(r->qsuffix_hash[i] == n.suffix_hash[i]);
 		/* The suffix at qsuffix_off[i] is the name that hashes so. */
-		assert_true(dns_name_to_text(r->qname + off, r->qname_len - off, back,
-					     sizeof(back)) > 0);
+		assert_true(
+		    dns_name_to_text(r->qname + off, r->qname_len - off, back, sizeof(back)) > 0);
 		assert_int_equal(dns_name_from_text(back, &sfx), 0);
 		assert_int_equal(sfx.labels, i + 1);
 		assert_true(sfx.hash == r->qsuffix_hash[i]);
@@ -240,7 +240,7 @@ static void expect_cname(const struct cw_dns_result *r, unsigned i, const char *
 	assert_memory_equal(a->addr, zero, 16);
 }
 
-/* ---- the cases -------------------------------------------------------------------------------- */
+/* ---- the cases ------------------------------------------------------------------------------- */
 
 #define Q "tiles.oem.example"
 
@@ -361,7 +361,8 @@ static void build_cname_chain(struct dns_msg *m)
 	hdr(m, RESP, 1, 4, 0, 0);
 	q = question(m, "www.oem.example", A, IN);
 	ptr(m, q);
-	c1 = cname_rr(m, 3600, "www.oem.example.edge", q + 4); /* www.oem.example.edge.oem.example */
+	c1 =
+	    cname_rr(m, 3600, "www.oem.example.edge", q + 4); /* www.oem.example.edge.oem.example */
 	ptr(m, c1);
 	c2 = cname_rr(m, 20, "e7.g", c1 + 16); /* e7.g.edge.oem.example */
 	ptr(m, c2);
@@ -1137,7 +1138,7 @@ static void check_too_big(const struct dns_msg *m, const struct cw_dns_result *r
 	assert_int_equal(r->n_answers, 0);
 }
 
-/* ---- the rich response and its prefixes ------------------------------------------------------- */
+/* ---- the rich response and its prefixes ------------------------------------------------------ */
 
 void dns_build_rich(struct dns_msg *m)
 {
@@ -1209,55 +1210,58 @@ void dns_check_prefix(const struct dns_msg *full, const struct cw_dns_result *fu
 	assert_memory_equal(r, full_r, sizeof(*r));
 }
 
-#define CASE(n, c) { #n, build_##n, check_##c }
+#define CASE(n, c)                                                                                 \
+	{                                                                                          \
+#n, build_##n, check_##c                                                           \
+	}
 
 const struct dns_case dns_cases[] = {
-	CASE(a_single, a_single),
-	CASE(a_several, a_several),
-	CASE(aaaa_several, aaaa_several),
-	CASE(dns64, dns64),
-	CASE(mixed_case, mixed_case),
-	CASE(cname_chain, cname_chain),
-	CASE(cname_out_of_order, cname_out_of_order),
-	CASE(cname_to_other, cname_to_other),
-	CASE(other_owners, other_owners),
-	CASE(other_types, other_types),
-	CASE(nodata, nodata),
-	CASE(truncated_tc, truncated_tc),
-	CASE(nxdomain, nxdomain),
-	CASE(query, query),
-	CASE(opcode, opcode),
-	CASE(qtype_mx, qtype_mx),
-	CASE(qclass_ch, qclass_ch),
-	CASE(qdcount_two, qdcount),
-	CASE(qdcount_zero, qdcount),
-	CASE(pointer_self, pointer),
-	CASE(pointer_forward, pointer),
-	CASE(pointer_loop, pointer),
-	CASE(pointer_loop_two, pointer),
-	CASE(lying_qdcount, name_overrun),
-	CASE(lying_ancount, name_overrun),
-	CASE(rdlength_oversized, rdata_overrun),
-	CASE(rdlength_a5, rdlength),
-	CASE(label_64, label_type),
-	CASE(label_0x80, label_type),
-	CASE(name_255, name_255),
-	CASE(name_256, name_too_long),
-	CASE(name_too_long, name_too_long),
-	CASE(labels_32, labels_32),
-	CASE(labels_33, labels_33),
-	CASE(cname_long_target, cname_long_target),
-	CASE(answers_over_limit, answers_over_limit),
-	CASE(records_over_limit, records_over_limit),
-	CASE(ttl_top_bit, ttl_top_bit),
-	CASE(cname_rdata, cname_rdata),
-	CASE(jumps_limit, jumps_limit),
-	CASE(jumps_over, jumps_over),
-	CASE(heavy_names, heavy_names),
-	CASE(root_question, root_question),
-	CASE(short, short),
-	CASE(size_max, size_max),
-	CASE(too_big, too_big),
-	{ "rich", dns_build_rich, check_rich },
+    CASE(a_single, a_single),
+    CASE(a_several, a_several),
+    CASE(aaaa_several, aaaa_several),
+    CASE(dns64, dns64),
+    CASE(mixed_case, mixed_case),
+    CASE(cname_chain, cname_chain),
+    CASE(cname_out_of_order, cname_out_of_order),
+    CASE(cname_to_other, cname_to_other),
+    CASE(other_owners, other_owners),
+    CASE(other_types, other_types),
+    CASE(nodata, nodata),
+    CASE(truncated_tc, truncated_tc),
+    CASE(nxdomain, nxdomain),
+    CASE(query, query),
+    CASE(opcode, opcode),
+    CASE(qtype_mx, qtype_mx),
+    CASE(qclass_ch, qclass_ch),
+    CASE(qdcount_two, qdcount),
+    CASE(qdcount_zero, qdcount),
+    CASE(pointer_self, pointer),
+    CASE(pointer_forward, pointer),
+    CASE(pointer_loop, pointer),
+    CASE(pointer_loop_two, pointer),
+    CASE(lying_qdcount, name_overrun),
+    CASE(lying_ancount, name_overrun),
+    CASE(rdlength_oversized, rdata_overrun),
+    CASE(rdlength_a5, rdlength),
+    CASE(label_64, label_type),
+    CASE(label_0x80, label_type),
+    CASE(name_255, name_255),
+    CASE(name_256, name_too_long),
+    CASE(name_too_long, name_too_long),
+    CASE(labels_32, labels_32),
+    CASE(labels_33, labels_33),
+    CASE(cname_long_target, cname_long_target),
+    CASE(answers_over_limit, answers_over_limit),
+    CASE(records_over_limit, records_over_limit),
+    CASE(ttl_top_bit, ttl_top_bit),
+    CASE(cname_rdata, cname_rdata),
+    CASE(jumps_limit, jumps_limit),
+    CASE(jumps_over, jumps_over),
+    CASE(heavy_names, heavy_names),
+    CASE(root_question, root_question),
+    CASE(short, short),
+    CASE(size_max, size_max),
+    CASE(too_big, too_big),
+    {"rich", dns_build_rich, check_rich},
 };
 const size_t dns_cases_count = sizeof(dns_cases) / sizeof(dns_cases[0]);

@@ -16,7 +16,7 @@ struct oracle_name {
 };
 
 static int disagree(char *why, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int disagree(char *why, size_t size, const char *fmt, ...)
 {
@@ -126,8 +126,8 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 		status = CW_DNS_OK;
 	if (status != CW_DNS_OK) {
 		if (r->status != status)
-			return disagree(why, size, "header: status %u, libresolv says %u", r->status,
-					status);
+			return disagree(why, size, "header: status %u, libresolv says %u",
+					r->status, status);
 		return 0;
 	}
 
@@ -152,13 +152,15 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 		return disagree(why, size, "question type/class %u/%u, libresolv %u/%u", r->qtype,
 				r->qclass, ns_rr_type(rr), ns_rr_class(rr));
 	if (r->qname_len != q.len || r->qlabels != q.labels || memcmp(r->qname, q.wire, q.len))
-		return disagree(why, size, "question name differs (%u bytes, %u labels; libresolv %s)",
+		return disagree(why, size,
+				"question name differs (%u bytes, %u labels; libresolv %s)",
 				r->qname_len, r->qlabels, ns_rr_name(rr));
 	if (r->qname_hash != name_hash(&q))
 		return disagree(why, size, "question hash differs");
 	if (ns_rr_class(rr) != ns_c_in) {
 		if (r->status != CW_DNS_UNLEARNABLE || r->reason != CW_DNS_R_QCLASS)
-			return disagree(why, size, "class %u question not refused", ns_rr_class(rr));
+			return disagree(why, size, "class %u question not refused",
+					ns_rr_class(rr));
 		return 0;
 	}
 	if (ns_rr_type(rr) != ns_t_a && ns_rr_type(rr) != ns_t_aaaa) {
@@ -213,8 +215,8 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 		}
 		if (type == ns_t_cname) {
 			char text[NS_MAXDNAME];
-			int used = ns_name_uncompress(ns_msg_base(h), ns_msg_end(h), ns_rr_rdata(rr),
-						      text, sizeof(text));
+			int used = ns_name_uncompress(ns_msg_base(h), ns_msg_end(h),
+						      ns_rr_rdata(rr), text, sizeof(text));
 
 			if (used < 0) {
 				expect_reason = CW_DNS_R_COUNT_;
@@ -225,7 +227,8 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 				break;
 			}
 			if (name_from_text(text, &target) < 0)
-				return disagree(why, size, "answer %u: target does not convert back", i);
+				return disagree(why, size,
+						"answer %u: target does not convert back", i);
 			if (target.labels > CW_DNS_MAX_LABELS) {
 				sk_long++;
 				continue;
@@ -262,15 +265,15 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 		return 0;
 	}
 	if (r->status != CW_DNS_OK)
-		return disagree(why, size, "status %u reason %u where libresolv reads all", r->status,
-				r->reason);
+		return disagree(why, size, "status %u reason %u where libresolv reads all",
+				r->status, r->reason);
 	if (r->n_answers != n_answers || r->skipped_owner != sk_owner ||
 	    r->skipped_type != sk_type || r->skipped_limit != sk_limit ||
-	    r->skipped_long != sk_long ||
-	    r->unread != ns_msg_count(h, ns_s_an) - nrec)
-		return disagree(why, size,
-				"counts: answers %u/%u owner %u/%u type %u/%u limit %u/%u long %u/%u",
-				r->n_answers, n_answers, r->skipped_owner, sk_owner, r->skipped_type,
-				sk_type, r->skipped_limit, sk_limit, r->skipped_long, sk_long);
+	    r->skipped_long != sk_long || r->unread != ns_msg_count(h, ns_s_an) - nrec)
+		return disagree(
+		    why, size,
+		    "counts: answers %u/%u owner %u/%u type %u/%u limit %u/%u long %u/%u",
+		    r->n_answers, n_answers, r->skipped_owner, sk_owner, r->skipped_type, sk_type,
+		    r->skipped_limit, sk_limit, r->skipped_long, sk_long);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * The DNS parser of bpf/cw_dns.bpf.h on the packet of a BPF_PROG_TEST_RUN, for
  * tests/dns/test_dns_kernel.c: IPv4 or IPv6 (no extension headers), then UDP (the payload, as long
  * as the UDP header says) or TCP (one whole message after its length). The result goes to the
- * arrays dns_out (where the message was) and dns_res (the result); the program always lets the packet pass.
+ * arrays dns_out (where the message was) and dns_res (the result); the program always lets the
+ * packet pass.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -37,7 +38,8 @@ static __always_inline __u32 locate(struct __sk_buff *skb, __u32 *off, __u32 *le
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		__u8 vihl;
 
-		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) < 0 || bpf_skb_load_bytes(skb, 9, &proto, 1) < 0)
+		if (bpf_skb_load_bytes(skb, 0, &vihl, 1) < 0 ||
+		    bpf_skb_load_bytes(skb, 9, &proto, 1) < 0)
 			return DNS_TEST_NOT_DNS;
 		l4 = (vihl & 0xf) * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {

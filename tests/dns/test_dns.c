@@ -23,7 +23,7 @@
 #include "util.h"
 
 #define CORPUS_DIR "tests/fuzz/corpus/dns"
-#define MUTATIONS 20000
+#define MUTATIONS  20000
 
 static void closedirp(DIR **d)
 {
@@ -117,15 +117,15 @@ static void test_dnsmasq_answers_learned(void **state)
 		const char *file, *qname;
 		unsigned status, answers, first_type, skipped_limit;
 	} want[] = {
-		{ "dnsmasq-a", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_A, 0 },
-		{ "dnsmasq-aaaa", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_AAAA, 0 },
-		{ "dnsmasq-mixed-case", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_A, 0 },
-		{ "dnsmasq-cname-chain-a", "maps.oem.example", CW_DNS_OK, 3, CW_DNS_TYPE_CNAME, 0 },
-		{ "dnsmasq-cname-chain-aaaa", "maps.oem.example", CW_DNS_OK, 3, CW_DNS_TYPE_CNAME, 0 },
-		{ "dnsmasq-many-a", "pool.oem.example", CW_DNS_OK, 16, CW_DNS_TYPE_A, 16 },
-		{ "dnsmasq-nodata", "pool.oem.example", CW_DNS_OK, 0, 0, 0 },
-		{ "dnsmasq-tc", NULL, CW_DNS_TRUNCATED, 0, 0, 0 },
-		{ "dnsmasq-nxdomain", NULL, CW_DNS_RCODE, 0, 0, 0 },
+	    {"dnsmasq-a", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_A, 0},
+	    {"dnsmasq-aaaa", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_AAAA, 0},
+	    {"dnsmasq-mixed-case", "tiles.oem.example", CW_DNS_OK, 1, CW_DNS_TYPE_A, 0},
+	    {"dnsmasq-cname-chain-a", "maps.oem.example", CW_DNS_OK, 3, CW_DNS_TYPE_CNAME, 0},
+	    {"dnsmasq-cname-chain-aaaa", "maps.oem.example", CW_DNS_OK, 3, CW_DNS_TYPE_CNAME, 0},
+	    {"dnsmasq-many-a", "pool.oem.example", CW_DNS_OK, 16, CW_DNS_TYPE_A, 16},
+	    {"dnsmasq-nodata", "pool.oem.example", CW_DNS_OK, 0, 0, 0},
+	    {"dnsmasq-tc", NULL, CW_DNS_TRUNCATED, 0, 0, 0},
+	    {"dnsmasq-nxdomain", NULL, CW_DNS_RCODE, 0, 0, 0},
 	};
 
 	(void)state;
@@ -279,9 +279,8 @@ static void test_name_to_text(void **state)
 	char buf[64];
 
 	(void)state;
-	assert_int_equal(dns_name_to_text((const uint8_t *)"\5tiles\3oem\7example", 19, buf,
-					  sizeof(buf)),
-			 17);
+	assert_int_equal(
+	    dns_name_to_text((const uint8_t *)"\5tiles\3oem\7example", 19, buf, sizeof(buf)), 17);
 	assert_string_equal(buf, "tiles.oem.example");
 	assert_int_equal(dns_name_to_text((const uint8_t *)"", 1, buf, sizeof(buf)), 1);
 	assert_string_equal(buf, ".");
@@ -289,9 +288,9 @@ static void test_name_to_text(void **state)
 	assert_string_equal(buf, "a\\046b");
 	assert_int_equal(dns_name_to_text((const uint8_t *)"\5tiles\3oem\7example", 19, buf, 17),
 			 -ENOSPC);
-	assert_int_equal(dns_name_to_text((const uint8_t *)"\5tiles\3oem\7example", 18, buf,
-					  sizeof(buf)),
-			 -EINVAL);
+	assert_int_equal(
+	    dns_name_to_text((const uint8_t *)"\5tiles\3oem\7example", 18, buf, sizeof(buf)),
+	    -EINVAL);
 	assert_int_equal(dns_name_to_text((const uint8_t *)"\5tiles\0\0", 8, buf, sizeof(buf)),
 			 -EINVAL);
 }
@@ -321,14 +320,14 @@ static void test_null_arguments(void **state)
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(test_cut_at_every_byte),
-		cmocka_unit_test(test_corpus_agrees_with_libresolv),
-		cmocka_unit_test(test_dnsmasq_answers_learned),
-		cmocka_unit_test(test_mutations_agree_with_libresolv),
-		cmocka_unit_test(test_name_from_text),
-		cmocka_unit_test(test_name_to_text),
-		cmocka_unit_test(test_status_names),
-		cmocka_unit_test(test_null_arguments),
+	    cmocka_unit_test(test_cut_at_every_byte),
+	    cmocka_unit_test(test_corpus_agrees_with_libresolv),
+	    cmocka_unit_test(test_dnsmasq_answers_learned),
+	    cmocka_unit_test(test_mutations_agree_with_libresolv),
+	    cmocka_unit_test(test_name_from_text),
+	    cmocka_unit_test(test_name_to_text),
+	    cmocka_unit_test(test_status_names),
+	    cmocka_unit_test(test_null_arguments),
 	};
 	size_t n = dns_cases_count + ARRAY_SIZE(fixed);
 	_cleanup_free_ struct CMUnitTest *tests = calloc(n, sizeof(*tests));
@@ -338,9 +337,9 @@ int main(void)
 		return 1;
 	for (size_t i = 0; i < dns_cases_count; i++) {
 		snprintf(names + 64 * i, 64, "test_case_%s", dns_cases[i].name);
-		tests[i] = (struct CMUnitTest){ .name = names + 64 * i,
-						.test_func = test_case,
-						.initial_state = (void *)&dns_cases[i] };
+		tests[i] = (struct CMUnitTest){.name = names + 64 * i,
+					       .test_func = test_case,
+					       .initial_state = (void *)&dns_cases[i]};
 	}
 	memcpy(tests + dns_cases_count, fixed, sizeof(fixed));
 	return _cmocka_run_group_tests("dns", tests, n, NULL, NULL);

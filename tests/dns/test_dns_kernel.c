@@ -32,10 +32,10 @@
 #include "dns_test.h"
 #include "util.h"
 
-#define CORPUS_DIR "tests/fuzz/corpus/dns"
+#define CORPUS_DIR  "tests/fuzz/corpus/dns"
 #define FUZZ_CORPUS "build-fuzz/corpus-dns"
 #define FUZZ_SAMPLE 5000
-#define MUTATIONS 3000
+#define MUTATIONS   3000
 
 /* Ethernet, IPv6 and TCP headers at most, then the message. */
 #define HDR_MAX (14 + 40 + 20 + 2)
@@ -45,8 +45,7 @@ static struct dns_parse_bpf *skel;
 enum transport { UDP4, UDP6, TCP4, TCP6 };
 
 /* A packet as BPF_PROG_TEST_RUN takes it for cgroup_skb: Ethernet, IP, UDP or TCP, payload. */
-static size_t packet(uint8_t *pkt, enum transport t, const uint8_t *msg, size_t len,
-		     size_t padding)
+static size_t packet(uint8_t *pkt, enum transport t, const uint8_t *msg, size_t len, size_t padding)
 {
 	bool six = t == UDP6 || t == TCP6, tcp = t == TCP4 || t == TCP6;
 	size_t ip = six ? 40 : 20, l4 = tcp ? 20 + 2 : 8, pos = 0;
@@ -166,7 +165,7 @@ static void test_case(void **state)
 
 static void test_ipv6_and_tcp(void **state)
 {
-	static const enum transport ts[] = { UDP6, TCP4, TCP6 };
+	static const enum transport ts[] = {UDP6, TCP4, TCP6};
 	struct dns_msg m = {};
 	struct cw_dns_result full, r;
 
@@ -427,13 +426,13 @@ static int teardown(void **state)
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(test_ipv6_and_tcp),
-		cmocka_unit_test(test_udp_length_not_packet_length),
-		cmocka_unit_test(test_tcp_segment_not_one_message),
-		cmocka_unit_test(test_scratch_in_use_gives_no_result),
-		cmocka_unit_test(test_cut_at_every_byte),
-		cmocka_unit_test(test_corpus),
-		cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_ipv6_and_tcp),
+	    cmocka_unit_test(test_udp_length_not_packet_length),
+	    cmocka_unit_test(test_tcp_segment_not_one_message),
+	    cmocka_unit_test(test_scratch_in_use_gives_no_result),
+	    cmocka_unit_test(test_cut_at_every_byte),
+	    cmocka_unit_test(test_corpus),
+	    cmocka_unit_test(test_mutations),
 	};
 	size_t n = dns_cases_count + ARRAY_SIZE(fixed);
 	_cleanup_free_ struct CMUnitTest *tests = calloc(n, sizeof(*tests));
@@ -448,9 +447,9 @@ int main(void)
 		return 1;
 	for (size_t i = 0; i < dns_cases_count; i++) {
 		snprintf(names + 64 * i, 64, "test_kernel_case_%s", dns_cases[i].name);
-		tests[i] = (struct CMUnitTest){ .name = names + 64 * i,
-						.test_func = test_case,
-						.initial_state = (void *)&dns_cases[i] };
+		tests[i] = (struct CMUnitTest){.name = names + 64 * i,
+					       .test_func = test_case,
+					       .initial_state = (void *)&dns_cases[i]};
 	}
 	memcpy(tests + dns_cases_count, fixed, sizeof(fixed));
 	return _cmocka_run_group_tests("dns_kernel", tests, n, setup, teardown);
