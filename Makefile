@@ -83,13 +83,18 @@ LIB_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 # BPF programs the adversarial tests attach next to carwall's (the "other agent").
 ADVERSARY_OBJS := $(patsubst tests/adversarial/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/adversarial/*.bpf.c))
+# The DNS parser's tests: the userspace twin (crafted responses, libresolv agreement) and the
+# kernel parser through BPF_PROG_TEST_RUN (root; SKIPs otherwise). Both run in the unit suite.
+DNS_TESTS := $(BUILD)/tests/test_dns $(BUILD)/tests/test_dns_kernel
+DNS_TEST_SRCS := tests/dns/dns_cases.c tests/dns/dns_oracle.c
+DNS_BPF_HDRS := bpf/cw_dns.h bpf/cw_dns_parse.h bpf/cw_dns.bpf.h
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 
 .PHONY: all tests check demo bench fuzz install uninstall clean deps
 all: $(BINS)
-tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool
+tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool $(DNS_TESTS)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -139,14 +144,32 @@ $(BUILD)/tests/%.bpf.o: tests/adversarial/%.bpf.c | $(BUILD)/tests
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+$(BUILD)/tests/test_dns: tests/dns/test_dns.c $(DNS_TEST_SRCS) $(BUILD)/libcarwall.a | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/dns $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -lresolv -o $@
+
+$(BUILD)/tests/dns_parse.bpf.o: tests/dns/dns_parse.bpf.c tests/dns/dns_test.h $(DNS_BPF_HDRS) | $(BUILD)/tests
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Itests/dns -c $< -o $@
+
+$(BUILD)/tests/dns_parse.skel.h: $(BUILD)/tests/dns_parse.bpf.o
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name dns_parse_bpf > $@
+
+$(BUILD)/tests/test_dns_kernel: tests/dns/test_dns_kernel.c $(DNS_TEST_SRCS) $(BUILD)/tests/dns_parse.skel.h \
+				$(BUILD)/libcarwall.a | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Itests/dns -I$(BUILD)/tests $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) \
+		-lcmocka -lresolv -o $@
+
 # libFuzzer targets, always built with clang, ASan and UBSan (outside the SAN switch).
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf -Itests/dns \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h | build-fuzz
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
 		userspace/control.c userspace/log.c userspace/policy_compile.c userspace/explain.c \
-		-lyaml -lcrypto -ljson-c -lbpf -o $@
+		userspace/dns.c tests/dns/dns_oracle.c -lyaml -lcrypto -ljson-c -lbpf -lresolv -o $@
 
 # Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
 # from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.

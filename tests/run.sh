@@ -41,7 +41,8 @@ run_suite() {
 	skipped=$((skipped + s))
 }
 
-# unit BUILD: every cmocka binary of a build folder.
+# unit BUILD: every cmocka binary of a build folder (test_dns_kernel loads BPF: it SKIPs unless
+# root).
 unit_suite() {
 	local rc=0 t
 	for t in "$1"/tests/test_*; do
