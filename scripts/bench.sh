@@ -647,7 +647,8 @@ else
 		log "events: refused flows for $EVENTS_MS ms as fast as app08 sends them"
 		c0=$(agent_cpu_ns)
 		t0=${EPOCHREALTIME/./}
-		client carwall udp_refused 4 "$EVENTS_MS" || true
+		# No warm-up: every refused flow the agent sees is one of the attempts counted.
+		client carwall udp_refused 4 "$EVENTS_MS" --warmup-ms 0 || true
 		attempts=$R_EPERM
 		# The agent drains what is queued: poll (bounded) until its count stops moving; the
 		# time it took counts, so that the rate is what the agent sustained.
