@@ -2328,7 +2328,9 @@ static int cmd_report(int argc, char **argv)
 	       "ns_per_run: run_time_ns / run_cnt of each program, which includes bpf_stats' own "
 	       "clock reads; net_ns_per_run: less the empty program's ns_per_run of the same hook; "
 	       "per_op: every program of the variant together per operation of the flow "
-	       "(the client's operations, no warm-up); udp_connect_*_delta_ns: what each variant "
+	       "(the client's operations, no warm-up); the net run time of a program doing "
+	       "next to nothing is within the noise of the subtraction (a few ns either way, "
+	       "more under load); udp_connect_*_delta_ns: what each variant "
 	       "adds to a UDP connect() in the datapath rounds, without statistics, as a "
 	       "cross-check");
 	jw_num(&w, "rounds", kv_num(rp.meta, rp.n_meta, "kernel_rounds"), 0);
@@ -2386,13 +2388,13 @@ static int cmd_report(int argc, char **argv)
 		struct kcost dc = kernel_cost(&rp, K_CARWALL, KTEST_ALL, KHOOK_SOCK_ADDR),
 			     df = kernel_cost(&rp, K_FLOOR, KTEST_ALL, KHOOK_SOCK_ADDR);
 
-		for (size_t h = 0; h < nh; h++) {
-			double f = kernel_net_per_run(&rp, K_FLOOR, hooks[h]);
-
-			if (!isnan(f))
-				jw_num(&w, hooks[h], kernel_net_per_run(&rp, K_CARWALL, hooks[h]) / f,
+		/* null where the floor has no program on the hook, or one costing nothing net. */
+		for (size_t h = 0; h < nh; h++)
+			if (kernel_cost(&rp, K_FLOOR, KTEST_ALL, hooks[h]).runs > 0)
+				jw_num(&w, hooks[h],
+				       per(kernel_net_per_run(&rp, K_CARWALL, hooks[h]),
+					   kernel_net_per_run(&rp, K_FLOOR, hooks[h])),
 				       3);
-		}
 		jw_num(&w, "decision", per(per(dc.net_ns, dc.runs), per(df.net_ns, df.runs)), 3);
 		for (size_t t = 0; t < N_KTESTS; t++) {
 			char key[64];
