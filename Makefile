@@ -198,10 +198,20 @@ demo:
 	$(Q)scripts/demo.sh
 
 # The benchmark (scripts/bench.sh): QUICK=1 for a look in under a minute. Its own deps (nftables,
-# jq) are installed here only, so `make check` never needs them.
-$(BUILD)/bench: tests/bench/bench.c userspace/util.h | $(BUILD)
+# jq) are installed here only, so `make check` never needs them. The floor variant and the empty
+# programs (tests/bench/floor.bpf.c) are loaded by `bench floor`.
+$(BUILD)/tests/bench_floor.bpf.o: tests/bench/floor.bpf.c tests/bench/floor.h | $(BUILD)/tests
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/bench_floor.skel.h: $(BUILD)/tests/bench_floor.bpf.o
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name bench_floor_bpf > $@
+
+$(BUILD)/bench: tests/bench/bench.c tests/bench/floor.h $(BUILD)/tests/bench_floor.skel.h \
+		$(BUILD)/libcarwall.a | $(BUILD)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+	$(Q)$(CC) $(CFLAGS) -I$(BUILD)/tests $(LDFLAGS) $< $(BUILD)/libcarwall.a $(LDLIBS) -o $@
 
 bench:
 	$(Q)scripts/install-deps.sh

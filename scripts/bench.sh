@@ -1,34 +1,52 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# bench.sh: carwall's cost against no filter and against nftables, side by side in one run
-# (`make bench`, `make bench QUICK=1`). Needs root, builds nothing: `make bench` builds first.
+# bench.sh: carwall's cost against no filter, against nftables and against the floor of any BPF
+# design, side by side in one run (`make bench`, `make bench QUICK=1`). Needs root, builds
+# nothing: `make bench` builds first.
 #
 # Usage: scripts/bench.sh [--quick] [--out FILE] [--bin-dir DIR]
 #        scripts/bench.sh --install-deps     installs what only the benchmark needs (nftables, jq)
 #
 # What it measures, from inside an app's cgroup, on loopback in private network namespaces:
 #   datapath   TCP connect+close, UDP sendto (64 B), UDP connect() (the hook alone) and bulk TCP,
-#              IPv4 and IPv6, in three variants, each in its own netns and cgroup subtree:
+#              IPv4 and IPv6, in four variants, each in its own netns and cgroup subtree:
 #                none      no filter at all: no program attached above the client, no nft table
 #                carwall   carwalld with every program it attaches (whatever `carwall status`
 #                          lists as hooks), the 10k-rule policy, events on when it has them
 #                nftables  one table (unique name, in the variant's private netns): per app, a
 #                          `socket cgroupv2` rule jumping to a chain with two interval sets
 #                          (address . protocol . port) holding the same allow-lists, reject else
+#                floor     tests/bench/floor.bpf.c, loaded by `bench floor`: what any BPF design
+#                          costs at least. connect4/6 and sendmsg4/6 each do ONE lookup, in an
+#                          LPM trie per family of the policy's 10k prefixes keyed by (cgroup id
+#                          of the calling task, prefix), the prefix's ports and protocols in the
+#                          value (no second lookup; the policy has no overlapping prefixes, so no
+#                          merging either); the app's cgroup id comes from a helper, not a map.
+#                          sock_create lets TCP and UDP sockets only (no lookup): with connect4/6
+#                          it is the minimal set of programs a BPF firewall needs per new TCP
+#                          connection (no per-packet program: the connection is judged once).
+#                          Nothing else carwall does: no generations, no ancestor walk, no
+#                          counters, events or socket storage.
 #              The flows are allowed ones: the client is app08, whose rules allow 127.0.0.1 and
 #              ::1 on the benchmark's ports, in the middle of its rules, next to neighbours
 #              (127.0.0.2.., ::2..) so the lookup walks deep. Interleaved rounds: per test, one
 #              long-lived worker per variant (its netns and cgroup joined once, warmed up); each
-#              round runs a short slice of every variant back to back (A B C A B C ..., the first
+#              round runs a short slice of every variant back to back (A B C D A B C D ..., the first
 #              one rotating from round to round), so that machine drift cancels in the per-round
 #              ratios. Each slice is measured on the worker thread's CPU time (what a connect(),
 #              a datagram or a MB costs; time spent descheduled by other load does not count,
 #              the loopback work done in its softirqs does) and on the wall clock; the figures
 #              and targets use CPU time, the wall-clock ones are in the JSON too.
-#   in_kernel  kernel.bpf_stats_enabled=1 only while carwall's flows run (the old value comes
-#              back, also on failure), then run_time_ns / run_cnt of each program attached
-#              through the agent's pinned links.
+#   in_kernel  kernel.bpf_stats_enabled=1 only while this runs (the old value comes back, also
+#              on failure): the connect, sendto and UDP connect flows, in rounds, each run by
+#              carwall, by the floor and by "empty" (the same flows under one program per hook
+#              that only returns "allow", in a cgroup of its own); run_time_ns / run_cnt of each
+#              program (carwall's through the agent's pinned links) over those flows. run_time_ns
+#              includes what bpf_stats itself costs per run (two clock reads, the per-CPU update):
+#              the empty program of the same hook measures it, and net figures subtract it. Per
+#              flow: every program of a variant together, per operation (per new TCP connection,
+#              per datagram, per UDP connect()), raw and net.
 #   reload     `carwall --json reload` for 1k, 10k and 100k-rule policies, each reload a new
 #              revision of the file (one rule differs, a higher bundle version; two untimed
 #              reloads first, so that both generations hold that size): the span from the file's
@@ -43,25 +61,40 @@
 #              the agent has drained them (the drain time counts); "not available" while status
 #              has no "events" field.
 # Before the rounds a filter check proves each variant is what it claims: the refused port is
-# reached with no filter and refused (EPERM) under carwall and under nftables.
+# reached with no filter and refused (EPERM) under carwall, nftables and the floor; in the rounds
+# and in_kernel, an allowed flow refused (EPERM) under any variant stops the run.
 #
 # Output: FILE (default build/bench.json), the raw samples next to it (FILE with .raw.tsv), the
-# agent's log less its per-event lines (FILE with .agent.log), a table and the targets on stdout. JSON schema ("schema": "carwall-bench/1"):
+# agent's log less its per-event lines (FILE with .agent.log), a table and the targets on stdout.
+# JSON schema ("schema": "carwall-bench/2"; /1 had no floor, no empty program and raw in_kernel
+# figures only):
 #   run           {started_at, quick, rounds, measure_ms, policy_rules, apps, nproc, cpu, kernel,
 #                  carwall, hooks, nft, policy_format, agent_args, duration_s, loadavg_start,
 #                  loadavg_end, ...}: the machine, the settings, the other load on the machine
-#   filter_check  {none, carwall, nftables}: what the refused port did in each variant
+#   filter_check  {none, carwall, nftables, floor}: what the refused port did in each variant
 #   datapath      {TEST: {what, unit ("ns/op" or "MB/s"), ratio_meaning,
-#                         measured_on, none|carwall|nftables: {median, min, max, n, [status],
-#                                                 ratio, ratio_min, ratio_max (to none: the
-#                                                 median, min and max of per-round ratios),
-#                                                 delta_ns | delta_mb_s (median per-round
-#                                                 difference), carwall: target_ratio,
-#                                                 target_met, wall_clock: {median, min, max,
-#                                                 ratio}}}}
+#                         measured_on, none|carwall|nftables|floor: {median, min, max, n,
+#                                                 [status], ratio, ratio_min, ratio_max (to
+#                                                 none: the median, min and max of per-round
+#                                                 ratios), delta_ns | delta_mb_s (median
+#                                                 per-round difference), carwall:
+#                                                 ratio_to_floor (median of per-round carwall /
+#                                                 floor), target_ratio, target_met,
+#                                                 wall_clock: {median, min, max, ratio}}}}
 #                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6
-#   in_kernel     {[status], method, programs: [{hook, program, runs, ns_per_run}],
-#                  decision_ns (connect/sendmsg programs together), worst_program_ns, target_ns}
+#   in_kernel     {[status], method, rounds,
+#                  empty: {programs: [{hook, program, runs, ns_per_run}]} (bpf_stats' own cost),
+#                  carwall|floor: {programs: [{hook, program, runs, ns_per_run, net_ns_per_run
+#                                  (null when no empty program of that hook was measured)}],
+#                                  decision_ns, decision_net_ns (connect/sendmsg programs
+#                                  together), worst_program_net_ns,
+#                                  per_op: {TEST: {ops, ns, net_ns}} (all programs per operation)},
+#                  carwall_to_floor: {HOOK: net ns per run ratio, decision, per_op_TEST: ratio
+#                                     of net ns per operation},
+#                  udp_connect_v4/v6_delta_ns: {carwall, floor} (what each adds to a UDP
+#                  connect() in the datapath rounds, without statistics: a cross-check),
+#                  targets_ns: {sock_addr_program, sock_create, per_tcp_connection}}
+#                  TEST here: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6
 #   reload        {[status], [agent_timing_status], sizes: [{rules, round_trip_ms: {median, min,
 #                  max, n}, policy_check_ms: {...} (`carwall policy check` of the same file),
 #                  agent_timing_us: {read|verify|parse|compile|apply|total: {median, ...}}}]}
@@ -76,10 +109,10 @@
 #   targets       [{name, measured, target, status (met | missed | not measured...),
 #                  missed_by, to_close}]
 #
-# Everything is made under unique names (cgroup carwall-bench-PID, netns cwb-PID-*, pin folder
-# /sys/fs/bpf/carwall-bench-PID, nft table carwall_bench_PID, a mktemp folder) and removed on
-# exit, failure and Ctrl-C included. Traffic stays on loopback inside those namespaces. Every
-# wait is bounded.
+# Everything is made under unique names (cgroup carwall-bench-PID, netns cwb-PID-*, pin folders
+# /sys/fs/bpf/carwall-bench-PID and -PID-floor, nft table carwall_bench_PID, a mktemp folder) and
+# removed on exit, failure and Ctrl-C included. Traffic stays on loopback inside those
+# namespaces. Every wait is bounded.
 set -euo pipefail
 
 top=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -125,7 +158,7 @@ while (($#)); do
 		exit 0
 		;;
 	-h | --help)
-		sed -n '4,8s/^# \{0,1\}//p' "$0"
+		sed -n '4,9s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*) die "unknown argument '$1' (see --help)" ;;
@@ -136,9 +169,10 @@ done
 if [[ $quick == 1 ]]; then
 	# One untimed reload per size only: the first timed one still clears the smaller size
 	# before it (good enough for a look; the full run fills both generations first).
-	ROUNDS=10 MEASURE_MS=30 IDLE_S=2 EVENTS_MS=1000 RELOADS=1 RELOAD_WARM=1
+	ROUNDS=8 MEASURE_MS=30 IDLE_S=2 EVENTS_MS=1000 RELOADS=1 RELOAD_WARM=1 KROUNDS=2
 else
-	ROUNDS=40 MEASURE_MS=100 IDLE_S=10 EVENTS_MS=5000 RELOADS=7 RELOAD_WARM=2
+	# 30 rounds of 4 variants: as many slices per test as 40 rounds of 3 took before.
+	ROUNDS=30 MEASURE_MS=100 IDLE_S=10 EVENTS_MS=5000 RELOADS=7 RELOAD_WARM=2 KROUNDS=3
 fi
 POLICY_RULES=10000
 RELOAD_SIZES="1000 10000 100000"
@@ -148,7 +182,10 @@ APPS=16
 # Where AGL's systemd puts app units, below each variant's folder (the policy's default cgroups).
 APP_SLICE='system.slice/system-agl\x2dapp.slice'
 
-VARIANTS=(none carwall nftables)
+VARIANTS=(none carwall nftables floor)
+# In-kernel run times: carwall's programs, the floor's, and the empty programs (in cgroup empty/,
+# netns of none): bpf_stats' own cost per run.
+KVARIANTS=(carwall floor empty)
 TESTS="tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6
 tcp_bulk:4 tcp_bulk:6"
 
@@ -166,6 +203,7 @@ ID=$$
 NS_PREFIX=cwb-$ID
 TABLE=carwall_bench_$ID
 PIN_DIR=/sys/fs/bpf/carwall-bench-$ID
+FLOOR_PIN=/sys/fs/bpf/carwall-bench-$ID-floor
 TMP=
 CG2=
 ROOT=
@@ -174,6 +212,7 @@ SERVER_PIDS=()
 NETNS_MADE=()
 STATS_OLD=
 PIN_MADE=
+FLOOR_MADE=
 started=$(date +%s)
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -228,6 +267,11 @@ cleanup() {
 		timeout 10 "$CARWALL" unload --pin-dir "$PIN_DIR" >/dev/null 2>&1
 		[[ -e $PIN_DIR ]] && rm -rf -- "$PIN_DIR"
 		[[ -e $PIN_DIR ]] && log "could not remove $PIN_DIR"
+	fi
+	# Unpinning the floor's and the empty programs' links detaches them.
+	if [[ -n $FLOOR_MADE && -e $FLOOR_PIN ]]; then
+		rm -rf -- "$FLOOR_PIN"
+		[[ -e $FLOOR_PIN ]] && log "could not remove $FLOOR_PIN"
 	fi
 	# Only ever our own subtree: kill what is left in it (never this shell), then rmdir.
 	if [[ -n $ROOT && $ROOT == "$CG2"/carwall-bench-"$ID" && -d $ROOT ]]; then
@@ -286,10 +330,13 @@ if ! mkdir "$ROOT"; then
 	die "cannot create cgroup $CG2/carwall-bench-$ID (left from an earlier run?)"
 fi
 # srv: the servers (no filter above them); none/, carwall/ (the agent's cgroup root, where it
-# creates the app cgroups), nftables/: one subtree per variant, the app cgroups at the same depth.
-mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall"
+# creates the app cgroups), nftables/, floor/: one subtree per variant, the app cgroups at the
+# same depth; empty/: the empty programs (in-kernel measurement only).
+mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall" \
+	"$ROOT/empty/$APP_SLICE/agl-app@$BENCH_APP.service"
 for ((i = 0; i < APPS; i++)); do
-	mkdir -p "$ROOT/nftables/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service"
+	mkdir -p "$ROOT/nftables/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
+		"$ROOT/floor/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service"
 done
 # The level of the app cgroups (the cgroup2 root is level 0).
 rel=${ROOT#"$CG2"}
@@ -300,6 +347,7 @@ if ! awk '$5 == "/sys/fs/bpf" { for (i = 7; i < NF; i++) if ($i == "-") { if ($(
 	mount -t bpf bpf /sys/fs/bpf || die "cannot mount bpffs at /sys/fs/bpf"
 fi
 [[ ! -e $PIN_DIR ]] || die "$PIN_DIR exists (left from an earlier run?)"
+[[ ! -e $FLOOR_PIN ]] || die "$FLOOR_PIN exists (left from an earlier run?)"
 
 for v in "${VARIANTS[@]}"; do
 	ip netns add "$NS_PREFIX-$v" || die "cannot create netns $NS_PREFIX-$v"
@@ -307,7 +355,12 @@ for v in "${VARIANTS[@]}"; do
 	ip -n "$NS_PREFIX-$v" link set lo up
 done
 
-netns_of() { printf '/run/netns/%s-%s' "$NS_PREFIX" "$1"; }
+# The empty programs' flows run in the netns of none (its servers), in a cgroup of their own.
+netns_of() {
+	local v=$1
+	[[ $v == empty ]] && v=none
+	printf '/run/netns/%s-%s' "$NS_PREFIX" "$v"
+}
 cgroup_of() { printf '%s/%s/%s/agl-app@%s.service' "$ROOT" "$1" "$APP_SLICE" "$BENCH_APP"; }
 
 # ---- servers -----------------------------------------------------------------------------------------
@@ -410,6 +463,15 @@ else
 	fi
 fi
 
+# ---- the floor and the empty programs ----------------------------------------------------------------
+log "loading the floor (one LPM lookup per decision) and the empty programs"
+FLOOR_MADE=1
+"$BENCH" floor --rules "$POLICY_RULES" --port "$PORT" --revision 0 --apps "$ROOT/floor/$APP_SLICE" \
+	--attach "$ROOT/floor" --empty "$ROOT/empty" --pin-dir "$FLOOR_PIN" >"$TMP/floor.out" \
+	2>"$TMP/floor.err" || die "could not load the floor: $(tail -n 5 "$TMP/floor.err")"
+read -r _ floor4 floor6 <"$TMP/floor.out"
+raw meta floor_prefixes "${floor4#*=} IPv4, ${floor6#*=} IPv6"
+
 # ---- agent: steady RSS and idle wake-ups ----------------------------------------------------------------
 ctxt() {
 	cat /proc/"$AGENT_PID"/task/*/status 2>/dev/null |
@@ -488,20 +550,23 @@ for tf in $TESTS; do
 	"$BENCH" compare --test "$test" --family "$fam" --port "$PORT" --ms "$MEASURE_MS" \
 		--rounds "$ROUNDS" "${args[@]}" >"$TMP/compare.out" 2>"$TMP/compare.err" || rc=$?
 	while read -r line; do
-		round='' variant='' value='' wall='' errors='' err=''
+		round='' variant='' value='' wall='' eperm='' errors='' err=''
 		for kv in $line; do
 			case $kv in
 			round=*) round=${kv#*=} ;;
 			variant=*) variant=${kv#*=} ;;
 			value=*) value=${kv#*=} ;;
 			wall=*) wall=${kv#*=} ;;
+			eperm=*) eperm=${kv#*=} ;;
 			errors=*) errors=${kv#*=} ;;
 			err=*) err=${kv#*=} ;;
 			esac
 		done
-		[[ $round =~ ^[0-9]+$ && -n $variant && -n $value && $errors =~ ^[0-9]+$ ]] ||
-			die "unexpected line from bench compare: $line"
+		[[ $round =~ ^[0-9]+$ && -n $variant && -n $value && $eperm =~ ^[0-9]+$ &&
+			$errors =~ ^[0-9]+$ ]] || die "unexpected line from bench compare: $line"
 		((errors == 0)) || die "${test}_v$fam, $variant, round $round: $errors errors ($err)"
+		# The flows are allowed ones: a variant that refuses them measures nothing.
+		((eperm == 0)) || die "${test}_v$fam, $variant, round $round: $eperm allowed operations refused (EPERM)"
 		raw dp "${test}_v$fam" "$variant" "$round" "$value" "$wall"
 		[[ $value == - ]] || samples=$((samples + 1))
 	done <"$TMP/compare.out"
@@ -511,25 +576,45 @@ for tf in $TESTS; do
 done
 agent_alive "after the datapath rounds"
 
-# ---- in-kernel cost per decision -------------------------------------------------------------------------
-# snapshot FILE: "link prog_id name run_cnt run_time_ns" for every pinned link.
+# ---- in-kernel cost per run -------------------------------------------------------------------------------
+# Each flow in rounds, under carwall, the floor and the empty programs (the order rotating), with
+# bpf_stats on; per run, the counters of that variant's pinned links before and after. No warm-up
+# in the client, so that its operations are exactly the ones counted.
+pins_of() {
+	case $1 in
+	carwall) printf '%s' "$PIN_DIR" ;;
+	*) printf '%s/%s' "$FLOOR_PIN" "$1" ;;
+	esac
+}
 "$BENCH" bpfstats "$PIN_DIR" >"$TMP/kstats0" 2>"$TMP/kstats.err" || true
 if [[ ! -s $TMP/kstats0 ]]; then
 	raw status in_kernel "not available: cannot read the programs of $PIN_DIR/links: $(head -c 200 "$TMP/kstats.err")"
 else
+	log "in-kernel: $KROUNDS rounds x 6 flows x ${#KVARIANTS[@]} variants x ${MEASURE_MS} ms with bpf_stats"
+	raw meta kernel_rounds "$KROUNDS"
 	STATS_OLD=$(sysctl -n kernel.bpf_stats_enabled)
 	sysctl -qw kernel.bpf_stats_enabled=1
-	"$BENCH" bpfstats "$PIN_DIR" >"$TMP/kstats0"
-	for tf in tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6; do
-		client carwall "${tf%:*}" "${tf#*:}" "$MEASURE_MS" || die "in-kernel run ${tf} failed ($R_ERR)"
+	for ((k = 0; k < KROUNDS; k++)); do
+		for tf in tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6; do
+			test=${tf%:*}_v${tf#*:}
+			for ((j = 0; j < ${#KVARIANTS[@]}; j++)); do
+				v=${KVARIANTS[(j + k) % ${#KVARIANTS[@]}]}
+				"$BENCH" bpfstats "$(pins_of "$v")" >"$TMP/kstats0"
+				client "$v" "${tf%:*}" "${tf#*:}" "$MEASURE_MS" --warmup-ms 0 ||
+					die "in-kernel run $test under $v failed ($R_ERR)"
+				((R_EPERM == 0)) || die "in-kernel run $test under $v: $R_EPERM allowed operations refused (EPERM)"
+				"$BENCH" bpfstats "$(pins_of "$v")" >"$TMP/kstats1"
+				raw kops "$v" "$test" "$R_OPS"
+				# Same link, same program: the deltas.
+				awk -F'\t' -v v="$v" -v t="$test" \
+					'NR == FNR { c[$1] = $4; n[$1] = $5; p[$1] = $2; next }
+					($1 in c) && p[$1] == $2 { printf "kernel\t%s\t%s\t%s\t%s\t%d\t%d\n", v, t, $1, $3, $4 - c[$1], $5 - n[$1] }' \
+					"$TMP/kstats0" "$TMP/kstats1" >>"$RAW"
+			done
+		done
 	done
-	"$BENCH" bpfstats "$PIN_DIR" >"$TMP/kstats1"
 	sysctl -qw kernel.bpf_stats_enabled="$STATS_OLD"
 	STATS_OLD=
-	# Same link, same program: the deltas.
-	awk -F'\t' 'NR == FNR { c[$1] = $4; t[$1] = $5; p[$1] = $2; next }
-		($1 in c) && p[$1] == $2 { printf "kernel\t%s\t%s\t%d\t%d\n", $1, $3, $4 - c[$1], $5 - t[$1] }' \
-		"$TMP/kstats0" "$TMP/kstats1" >>"$RAW"
 fi
 
 # ---- events ------------------------------------------------------------------------------------------------
@@ -562,7 +647,8 @@ else
 		log "events: refused flows for $EVENTS_MS ms as fast as app08 sends them"
 		c0=$(agent_cpu_ns)
 		t0=${EPOCHREALTIME/./}
-		client carwall udp_refused 4 "$EVENTS_MS" || true
+		# No warm-up: every refused flow the agent sees is one of the attempts counted.
+		client carwall udp_refused 4 "$EVENTS_MS" --warmup-ms 0 || true
 		attempts=$R_EPERM
 		# The agent drains what is queued: poll (bounded) until its count stops moving; the
 		# time it took counts, so that the rate is what the agent sustained.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * bench: the hot loops and helpers of `make bench`; scripts/bench.sh drives it (read its header
- * for what is measured and the JSON schema). Linked with libc only.
+ * for what is measured and the JSON schema). Linked with libbpf (the floor) and libcarwall.a.
  *
  *   bench serve  --port P [--netns PATH] [--cgroup DIR] [--max-seconds S]
  *       Servers on 127.0.0.1 and ::1: TCP accept-and-close on P, a UDP sink on P+1, a TCP bulk
@@ -34,6 +34,13 @@
  *       Revision R changes one rule (app00's first), so that consecutive reloads differ. With
  *       --bundle-*, the policy carries the `bundle:` metadata a signed bundle needs (valid from
  *       2020 to 9999), ready for `carwall bundle sign`.
+ *   bench floor --rules N --port P [--revision R] --apps DIR --attach CGROUP --empty CGROUP
+ *               --pin-dir DIR
+ *       Loads tests/bench/floor.bpf.c with the prefixes of `bench policy --rules N --port P
+ *       --revision R`, each keyed by the cgroup id of its app's cgroup DIR/agl-app@appNN.service
+ *       (tests/bench/floor.h); attaches its floor_* programs at CGROUP (--attach) and its
+ *       empty_* programs at the --empty CGROUP, and pins their links as PIN_DIR/floor/links/HOOK
+ *       and PIN_DIR/empty/links/HOOK (removing PIN_DIR detaches them). Prints "ready ...".
  *   bench bpfstats PIN_DIR
  *       For each link pinned in PIN_DIR/links: "link prog_id prog_name run_cnt run_time_ns".
  *   bench report RAW.tsv OUT.json
@@ -44,6 +51,8 @@
  * longer than the compare process that started it.
  */
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,11 +71,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_floor.skel.h"
+#include "cgroup.h"
+#include "floor.h"
 #include "util.h"
 
 #define BENCH_APPS 16
@@ -816,7 +829,8 @@ static int cmd_compare(int argc, char **argv)
 /* ---- policy --------------------------------------------------------------------------------- */
 
 /* xorshift64*: deterministic, so that every run benchmarks the same policy. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+#define RNG_SEED 0x9e3779b97f4a7c15ull
+static uint64_t rng_state = RNG_SEED;
 static uint64_t rnd(void)
 {
 	rng_state ^= rng_state >> 12;
@@ -1036,6 +1050,77 @@ static void write_nft(FILE *f, const struct rule *rules, size_t n, long port, co
 	fprintf(f, "\t}\n}\n");
 }
 
+/*
+ * The benchmark policy's rules, the same for the same (n, revision) in every process: `bench
+ * policy` writes them as YAML and nftables, `bench floor` loads them into the floor's tries.
+ *
+ * The benchmark's app (app08) reaches 127.0.0.1 and ::1 on the benchmark's ports, in the middle
+ * of its rules, next to neighbours that make the lookup walk deep (127.0.0.2, 127.0.0.3, ... and
+ * ::2, ::3, ...). Every other rule is random, spread over the 16 apps. No two rules have the same
+ * prefix, and no prefix contains another.
+ */
+static struct rule *policy_rules(long n, long revision)
+{
+	_cleanup_free_ struct rule *rules = NULL;
+	struct seen seen = {};
+	size_t k, extra, done = 0;
+
+	rng_state = RNG_SEED;
+	rules = calloc((size_t)n, sizeof(*rules));
+	seen.cap = (size_t)n * 4 + 64;
+	seen.slots = calloc(seen.cap, sizeof(*seen.slots));
+	if (!rules || !seen.slots)
+		die("policy", ENOMEM);
+
+	extra = (size_t)n / 128 < 32 ? (size_t)n / 128 : 32;
+	if (extra < 1)
+		extra = 1;
+	for (size_t i = 0; i < (size_t)n; i++) {
+		struct rule *r = &rules[i];
+
+		r->app = (uint16_t)(i % BENCH_APPS);
+		if (r->app == BENCH_APP_INDEX && done < 2 * extra + 2 && i >= (size_t)n / 4) {
+			/* 0, 1: the benchmark's flows; then the neighbours. */
+			memset(r->addr, 0, sizeof(r->addr));
+			r->family = done % 2 ? 6 : 4;
+			r->len = r->family == 4 ? 32 : 128;
+			k = done / 2; /* 0 for the flows, then 1.. */
+			if (r->family == 4) {
+				r->addr[0] = 127;
+				r->addr[3] = (uint8_t)(k + 1);
+			} else {
+				r->addr[15] = (uint8_t)(k + 1);
+			}
+			r->ports = k ? 0 : PORTS_BENCH;
+			r->proto = k ? 6 : 0;
+			seen_add(&seen, r);
+			done++;
+			continue;
+		}
+		for (unsigned tries = 0; tries < 1000; tries++) {
+			rule_random(r);
+			if (seen_add(&seen, r))
+				break;
+		}
+	}
+	free(seen.slots);
+	/* A revision: app00's first rule reaches 127.1.R/32 (no random rule is in 127/8). */
+	if (revision) {
+		memset(rules[0].addr, 0, sizeof(rules[0].addr));
+		rules[0].family = 4;
+		rules[0].len = 32;
+		rules[0].addr[0] = 127;
+		rules[0].addr[1] = 1;
+		rules[0].addr[2] = (uint8_t)(revision >> 8);
+		rules[0].addr[3] = (uint8_t)revision;
+		rules[0].ports = 0;
+		rules[0].proto = port_sets[0].proto;
+	}
+	if (done < 2)
+		die("policy: too few rules for the benchmark's app", EINVAL);
+	return TAKE_PTR(rules);
+}
+
 static int cmd_policy(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1056,8 +1141,6 @@ static int cmd_policy(int argc, char **argv)
 	const char *yaml = NULL, *nft = NULL, *table = NULL, *cg = NULL;
 	long n = 0, port = 0, level = -1, revision = 0;
 	_cleanup_free_ struct rule *rules = NULL;
-	struct seen seen = {};
-	size_t k, extra, done = 0;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1105,64 +1188,7 @@ static int cmd_policy(int argc, char **argv)
 		usage_die("policy needs --rules, --port, --yaml (and --nft-table, --nft-cgroup, "
 			  "--nft-level with --nft)");
 
-	rules = calloc((size_t)n, sizeof(*rules));
-	seen.cap = (size_t)n * 4 + 64;
-	seen.slots = calloc(seen.cap, sizeof(*seen.slots));
-	if (!rules || !seen.slots)
-		die("policy", ENOMEM);
-
-	/*
-	 * The benchmark's app (app08) reaches 127.0.0.1 and ::1 on the benchmark's ports, in the
-	 * middle of its rules, next to neighbours that make the lookup walk deep (127.0.0.2,
-	 * 127.0.0.3, ... and ::2, ::3, ...). Every other rule is random, spread over the 16 apps.
-	 */
-	extra = (size_t)n / 128 < 32 ? (size_t)n / 128 : 32;
-	if (extra < 1)
-		extra = 1;
-	for (size_t i = 0; i < (size_t)n; i++) {
-		struct rule *r = &rules[i];
-
-		r->app = (uint16_t)(i % BENCH_APPS);
-		if (r->app == BENCH_APP_INDEX && done < 2 * extra + 2 && i >= (size_t)n / 4) {
-			/* 0, 1: the benchmark's flows; then the neighbours. */
-			memset(r->addr, 0, sizeof(r->addr));
-			r->family = done % 2 ? 6 : 4;
-			r->len = r->family == 4 ? 32 : 128;
-			k = done / 2; /* 0 for the flows, then 1.. */
-			if (r->family == 4) {
-				r->addr[0] = 127;
-				r->addr[3] = (uint8_t)(k + 1);
-			} else {
-				r->addr[15] = (uint8_t)(k + 1);
-			}
-			r->ports = k ? 0 : PORTS_BENCH;
-			r->proto = k ? 6 : 0;
-			seen_add(&seen, r);
-			done++;
-			continue;
-		}
-		for (unsigned tries = 0; tries < 1000; tries++) {
-			rule_random(r);
-			if (seen_add(&seen, r))
-				break;
-		}
-	}
-	free(seen.slots);
-	/* A revision: app00's first rule reaches 127.1.R/32 (no random rule is in 127/8). */
-	if (revision) {
-		memset(rules[0].addr, 0, sizeof(rules[0].addr));
-		rules[0].family = 4;
-		rules[0].len = 32;
-		rules[0].addr[0] = 127;
-		rules[0].addr[1] = 1;
-		rules[0].addr[2] = (uint8_t)(revision >> 8);
-		rules[0].addr[3] = (uint8_t)revision;
-		rules[0].ports = 0;
-		rules[0].proto = port_sets[0].proto;
-	}
-	if (done < 2)
-		die("policy: too few rules for the benchmark's app", EINVAL);
-
+	rules = policy_rules(n, revision);
 	_cleanup_fclose_ FILE *fy = fopen(yaml, "we");
 	if (!fy)
 		die(yaml, errno);
@@ -1177,6 +1203,192 @@ static int cmd_policy(int argc, char **argv)
 		if (fflush(fn) != 0 || ferror(fn))
 			die(nft, errno);
 	}
+	return EXIT_SUCCESS;
+}
+
+/* ---- floor ---------------------------------------------------------------------------------- */
+
+static void floor_skel_freep(struct bench_floor_bpf **p)
+{
+	bench_floor_bpf__destroy(*p);
+}
+
+/* "443" or "8443-8450" (port_sets' nftables spelling) as an inclusive range. */
+static void floor_range_of(const char *text, uint16_t *ret_lo, uint16_t *ret_hi)
+{
+	char *end;
+	unsigned long lo = strtoul(text, &end, 10), hi = lo;
+
+	if (*end == '-')
+		hi = strtoul(end + 1, &end, 10);
+	if (*end || lo > hi || hi > 65535)
+		die("floor: a port list of the policy", EINVAL);
+	*ret_lo = (uint16_t)lo;
+	*ret_hi = (uint16_t)hi;
+}
+
+/* What one rule allows, folded into the value of its prefix. */
+static void floor_val_of(const struct rule *r, long port, struct floor_val *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (r->ports == PORTS_BENCH) {
+		v->range[0].lo = (uint16_t)port;
+		v->range[0].hi = (uint16_t)(port + PORT_BULK);
+		v->range[0].proto = r->proto;
+		v->n = 1;
+		return;
+	}
+	for (unsigned p = 0; p < ARRAY_SIZE(port_sets[r->ports].nft); p++) {
+		if (!port_sets[r->ports].nft[p])
+			break;
+		_Static_assert(ARRAY_SIZE(port_sets[0].nft) <= FLOOR_MAX_RANGES, "port sets fit");
+		floor_range_of(port_sets[r->ports].nft[p], &v->range[v->n].lo, &v->range[v->n].hi);
+		v->range[v->n].proto = r->proto;
+		v->n++;
+	}
+}
+
+/* Pin the link of one program: DIR/KIND/links/HOOK, as bench bpfstats reads them. */
+static void floor_attach(struct bpf_program *prog, int cgroup_fd, const char *pin_dir,
+			 const char *kind, const char *hook)
+{
+	struct bpf_link *link = bpf_program__attach_cgroup(prog, cgroup_fd);
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (!link)
+		die(bpf_program__name(prog), errno);
+	if (asprintf(&path, "%s/%s/links/%s", pin_dir, kind, hook) < 0)
+		die("floor", ENOMEM);
+	r = bpf_link__pin(link, path);
+	if (r < 0)
+		die(path, -r);
+	/* The pin keeps the link (and the program attached) after this process. */
+	bpf_link__destroy(link);
+}
+
+static int cmd_floor(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rules", required_argument, NULL, 'r' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "revision", required_argument, NULL, 'v' },
+		{ "apps", required_argument, NULL, 'a' },
+		{ "attach", required_argument, NULL, 'c' },
+		{ "empty", required_argument, NULL, 'e' },
+		{ "pin-dir", required_argument, NULL, 'd' },
+		{},
+	};
+	_cleanup_(floor_skel_freep) struct bench_floor_bpf *skel = NULL;
+	_cleanup_close_ int floor_fd = -1, empty_fd = -1;
+	_cleanup_free_ struct rule *rules = NULL;
+	const char *apps = NULL, *attach = NULL, *empty = NULL, *pin_dir = NULL;
+	uint64_t cgroup_ids[BENCH_APPS];
+	long n = 0, port = 0, revision = 0;
+	size_t n4 = 0, n6 = 0;
+	struct bpf_program *prog;
+	int o, r;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'r':
+			n = parse_long(optarg, 64, BENCH_MAX_RULES, "--rules");
+			break;
+		case 'p':
+			port = parse_long(optarg, 1, 65535 - PORT_COUNT, "--port");
+			break;
+		case 'v':
+			revision = parse_long(optarg, 0, 65535, "--revision");
+			break;
+		case 'a':
+			apps = optarg;
+			break;
+		case 'c':
+			attach = optarg;
+			break;
+		case 'e':
+			empty = optarg;
+			break;
+		case 'd':
+			pin_dir = optarg;
+			break;
+		default:
+			usage_die("bad floor option");
+		}
+	}
+	if (!n || !port || !apps || !attach || !empty || !pin_dir)
+		usage_die("floor needs --rules, --port, --apps, --attach, --empty and --pin-dir");
+
+	rules = policy_rules(n, revision);
+	for (unsigned app = 0; app < BENCH_APPS; app++) {
+		_cleanup_free_ char *path = NULL;
+
+		if (asprintf(&path, "%s/agl-app@app%02u.service", apps, app) < 0)
+			die("floor", ENOMEM);
+		r = cgroup_get_id(path, &cgroup_ids[app]);
+		if (r < 0)
+			die(path, -r);
+	}
+	floor_fd = open(attach, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (floor_fd < 0)
+		die(attach, errno);
+	empty_fd = open(empty, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (empty_fd < 0)
+		die(empty, errno);
+
+	skel = bench_floor_bpf__open_and_load();
+	if (!skel)
+		die("loading tests/bench/floor.bpf.c", errno);
+	/* No two rules of the policy share a prefix (policy_rules()): a duplicate is a bug here. */
+	for (size_t i = 0; i < (size_t)n; i++) {
+		const struct rule *x = &rules[i];
+		struct floor_val val;
+
+		floor_val_of(x, port, &val);
+		if (x->family == 4) {
+			struct floor_key4 key = { .prefixlen = FLOOR_CGROUP_BITS + x->len };
+
+			memcpy(key.cgroup, &cgroup_ids[x->app], sizeof(key.cgroup));
+			memcpy(&key.addr_be, x->addr, sizeof(key.addr_be));
+			r = bpf_map__update_elem(skel->maps.floor_dst4, &key, sizeof(key), &val,
+						 sizeof(val), BPF_NOEXIST);
+			n4++;
+		} else {
+			struct floor_key6 key = { .prefixlen = FLOOR_CGROUP_BITS + x->len };
+
+			memcpy(key.cgroup, &cgroup_ids[x->app], sizeof(key.cgroup));
+			memcpy(key.addr_be, x->addr, sizeof(key.addr_be));
+			r = bpf_map__update_elem(skel->maps.floor_dst6, &key, sizeof(key), &val,
+						 sizeof(val), BPF_NOEXIST);
+			n6++;
+		}
+		if (r < 0)
+			die("floor: writing a prefix", -r);
+	}
+
+	if (mkdir(pin_dir, 0700) < 0)
+		die(pin_dir, errno);
+	for (unsigned k = 0; k < 2; k++) {
+		_cleanup_free_ char *kind = NULL, *links = NULL;
+
+		if (asprintf(&kind, "%s/%s", pin_dir, k ? "empty" : "floor") < 0 ||
+		    asprintf(&links, "%s/links", kind) < 0)
+			die("floor", ENOMEM);
+		if (mkdir(kind, 0700) < 0 || mkdir(links, 0700) < 0)
+			die(links, errno);
+	}
+	/* floor_HOOK at --attach, empty_HOOK at --empty, each pinned under its hook's name. */
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+
+		if (!strncmp(name, "floor_", 6))
+			floor_attach(prog, floor_fd, pin_dir, "floor", name + 6);
+		else if (!strncmp(name, "empty_", 6))
+			floor_attach(prog, empty_fd, pin_dir, "empty", name + 6);
+		else
+			die(name, EINVAL);
+	}
+	printf("ready prefixes4=%zu prefixes6=%zu\n", n4, n6);
 	return EXIT_SUCCESS;
 }
 
@@ -1258,13 +1470,20 @@ static int cmd_bpfstats(int argc, char **argv)
 
 #define MAX_ROUNDS 1000
 #define MAX_FIELDS 16
-#define MAX_KERNEL 16
+#define MAX_KERNEL 1024 /* program x flow x round samples */
 #define MAX_RELOADS 64
 #define MAX_META 64
 #define REPORT_LINE 4096
 
-enum variant { V_NONE, V_CARWALL, V_NFT, N_VARIANTS };
-static const char *const variant_names[N_VARIANTS] = { "none", "carwall", "nftables" };
+enum variant { V_NONE, V_CARWALL, V_NFT, V_FLOOR, N_VARIANTS };
+static const char *const variant_names[N_VARIANTS] = { "none", "carwall", "nftables", "floor" };
+
+/* The in-kernel measurement: whose programs, over which flows. */
+enum kvariant { K_CARWALL, K_FLOOR, K_EMPTY, N_KVARIANTS };
+static const char *const kvariant_names[N_KVARIANTS] = { "carwall", "floor", "empty" };
+static const char *const ktests[] = { "tcp_connect_v4", "tcp_connect_v6", "udp_sendto_v4",
+				      "udp_sendto_v6",	"udp_connect_v4", "udp_connect_v6" };
+#define N_KTESTS ARRAY_SIZE(ktests)
 
 /* The datapath measurements; ratio targets apply to carwall. */
 static const struct dp_test {
@@ -1276,15 +1495,18 @@ static const struct dp_test {
 	{ "tcp_connect_v6", "TCP connect+close, IPv6", "ns/op", false, 1.03 },
 	{ "udp_sendto_v4", "UDP sendto 64 B, IPv4", "ns/op", false, 1.10 },
 	{ "udp_sendto_v6", "UDP sendto 64 B, IPv6", "ns/op", false, 1.10 },
-	{ "udp_connect_v4", "UDP connect(), IPv4", "ns/op", false, 0 },
-	{ "udp_connect_v6", "UDP connect(), IPv6", "ns/op", false, 0 },
+	{ "udp_connect_v4", "UDP connect(), IPv4", "ns/op", false, 1.15 },
+	{ "udp_connect_v6", "UDP connect(), IPv6", "ns/op", false, 1.15 },
 	{ "tcp_bulk_v4", "TCP bulk, IPv4", "MB/s", true, 0.98 },
 	{ "tcp_bulk_v6", "TCP bulk, IPv6", "MB/s", true, 0.98 },
 	/* CPU-time figures: ns of the client thread's CPU per operation, MB per CPU-second. */
 };
 #define N_DP ARRAY_SIZE(dp_tests)
 
-#define TARGET_DECISION_NS 100.0
+/* In-kernel targets, net of bpf_stats' own cost. */
+#define TARGET_SOCK_ADDR_NS 150.0   /* each connect/sendmsg program, per run */
+#define TARGET_SOCK_CREATE_NS 50.0  /* sock_create, per run */
+#define TARGET_TCP_CONNECTION_NS 400.0 /* every program together, per new TCP connection */
 #define TARGET_RELOAD_10K_MS 10.0
 #define TARGET_RELOAD_100K_MS 100.0
 #define TARGET_RSS_KIB 4096.0
@@ -1296,7 +1518,10 @@ struct kv {
 	char val[1024];
 };
 
+/* One program's counters over one in-kernel run (one flow, one round). */
 struct kernel_prog {
+	size_t variant; /* enum kvariant */
+	size_t test;	/* index in ktests */
 	char hook[64], name[64];
 	double runs, time_ns;
 };
@@ -1325,6 +1550,7 @@ struct report {
 	size_t n_meta, n_status, n_agent, n_events, n_check;
 	struct kernel_prog kernel[MAX_KERNEL];
 	size_t n_kernel;
+	double kops[N_KVARIANTS][N_KTESTS]; /* the client's operations in those runs */
 	struct reload_size reload[8];
 	size_t n_reload;
 };
@@ -1413,16 +1639,32 @@ static int report_parse(struct report *rp, FILE *f)
 						      !isnan(rp->dpw[t][v][round - 1]);
 			if (round > rp->max_round)
 				rp->max_round = (int)round;
-		} else if (!strcmp(field[0], "kernel") && nf == 5) {
-			struct kernel_prog *k;
+		} else if ((!strcmp(field[0], "kernel") && nf == 7) ||
+			   (!strcmp(field[0], "kops") && nf == 4)) {
+			size_t v, t;
 
+			for (v = 0; v < N_KVARIANTS && strcmp(kvariant_names[v], field[1]); v++)
+				;
+			for (t = 0; t < N_KTESTS && strcmp(ktests[t], field[2]); t++)
+				;
+			if (v == N_KVARIANTS || t == N_KTESTS)
+				goto bad;
+			if (!strcmp(field[0], "kops")) {
+				rp->kops[v][t] += num(field[3]);
+				continue;
+			}
 			if (rp->n_kernel >= MAX_KERNEL)
 				goto bad;
-			k = &rp->kernel[rp->n_kernel++];
-			snprintf(k->hook, sizeof(k->hook), "%s", field[1]);
-			snprintf(k->name, sizeof(k->name), "%s", field[2]);
-			k->runs = num(field[3]);
-			k->time_ns = num(field[4]);
+			struct kernel_prog *k = &rp->kernel[rp->n_kernel++];
+
+			k->variant = v;
+			k->test = t;
+			snprintf(k->hook, sizeof(k->hook), "%s", field[3]);
+			snprintf(k->name, sizeof(k->name), "%s", field[4]);
+			k->runs = num(field[5]);
+			k->time_ns = num(field[6]);
+			if (isnan(k->runs) || isnan(k->time_ns))
+				goto bad;
 		} else if (!strcmp(field[0], "reload") && nf == 3 + N_PHASES) {
 			long rules = strtol(field[1], NULL, 10);
 			struct reload_size *s = NULL;
@@ -1502,11 +1744,11 @@ static struct stats stats_of(const double *v, size_t n)
 }
 
 /*
- * Samples of one variant, its per-round ratios to no filter and per-round differences; on CPU
- * time, or on the wall clock.
+ * Samples of one variant, its per-round ratios to a base variant (no filter, or the floor) and
+ * per-round differences; on CPU time, or on the wall clock.
  */
-static struct stats dp_stats_of(const struct report *rp, size_t t, size_t v, bool wall,
-				struct stats *ret_ratio, struct stats *ret_delta)
+static struct stats dp_stats_base(const struct report *rp, size_t t, size_t v, size_t base,
+				  bool wall, struct stats *ret_ratio, struct stats *ret_delta)
 {
 	double vals[MAX_ROUNDS], ratios[MAX_ROUNDS], deltas[MAX_ROUNDS];
 	const double(*dp)[N_VARIANTS][MAX_ROUNDS] = wall ? rp->dpw : rp->dp;
@@ -1516,9 +1758,9 @@ static struct stats dp_stats_of(const struct report *rp, size_t t, size_t v, boo
 		if (!rp->dp_has[t][v][r])
 			continue;
 		vals[n++] = dp[t][v][r];
-		if (rp->dp_has[t][V_NONE][r] && dp[t][V_NONE][r] > 0) {
-			ratios[nr] = dp[t][v][r] / dp[t][V_NONE][r];
-			deltas[nr++] = dp[t][v][r] - dp[t][V_NONE][r];
+		if (rp->dp_has[t][base][r] && dp[t][base][r] > 0) {
+			ratios[nr] = dp[t][v][r] / dp[t][base][r];
+			deltas[nr++] = dp[t][v][r] - dp[t][base][r];
 		}
 	}
 	if (ret_ratio)
@@ -1528,10 +1770,126 @@ static struct stats dp_stats_of(const struct report *rp, size_t t, size_t v, boo
 	return stats_of(vals, n);
 }
 
+static struct stats dp_stats_of(const struct report *rp, size_t t, size_t v, bool wall,
+				struct stats *ret_ratio, struct stats *ret_delta)
+{
+	return dp_stats_base(rp, t, v, V_NONE, wall, ret_ratio, ret_delta);
+}
+
 static struct stats dp_stats(const struct report *rp, size_t t, size_t v, struct stats *ret_ratio,
 			     struct stats *ret_delta)
 {
 	return dp_stats_of(rp, t, v, false, ret_ratio, ret_delta);
+}
+
+/* ---- in-kernel costs ---- */
+
+/* Runs, run time and run time net of bpf_stats' own cost, of some programs over some flows. */
+struct kcost {
+	double runs, ns, net_ns;
+};
+
+/* bpf_stats' own cost per run of a hook: its empty program's run time per run (NAN: none). */
+static double kernel_empty_ns(const struct report *rp, const char *hook)
+{
+	double runs = 0, ns = 0;
+
+	for (size_t i = 0; i < rp->n_kernel; i++) {
+		const struct kernel_prog *k = &rp->kernel[i];
+
+		if (k->variant == K_EMPTY && !strcmp(k->hook, hook)) {
+			runs += k->runs;
+			ns += k->time_ns;
+		}
+	}
+	return runs > 0 ? ns / runs : NAN;
+}
+
+static bool is_sock_addr_hook(const char *hook)
+{
+	return !strncmp(hook, "connect", 7) || !strncmp(hook, "sendmsg", 7);
+}
+
+#define KTEST_ALL ((size_t)-1)
+#define KHOOK_SOCK_ADDR "(connect and sendmsg)"
+
+/*
+ * The programs of variant v with the given hook (NULL: all; KHOOK_SOCK_ADDR: the connect and
+ * sendmsg ones) over flow t (KTEST_ALL: all). net_ns is NAN when a program ran whose hook has no
+ * measured empty program.
+ */
+static struct kcost kernel_cost(const struct report *rp, size_t v, size_t t, const char *hook)
+{
+	struct kcost c = {};
+
+	for (size_t i = 0; i < rp->n_kernel; i++) {
+		const struct kernel_prog *k = &rp->kernel[i];
+
+		if (k->variant != v || (t != KTEST_ALL && k->test != t) || k->runs <= 0)
+			continue;
+		if (hook && (!strcmp(hook, KHOOK_SOCK_ADDR) ? !is_sock_addr_hook(k->hook)
+							     : strcmp(hook, k->hook)))
+			continue;
+		c.runs += k->runs;
+		c.ns += k->time_ns;
+		c.net_ns += k->time_ns - k->runs * kernel_empty_ns(rp, k->hook);
+	}
+	return c;
+}
+
+static double per(double a, double b)
+{
+	return b > 0 ? a / b : NAN;
+}
+
+/* The hooks of a variant's programs, in the order they were first read; returns how many. */
+static size_t kernel_hooks(const struct report *rp, size_t v, const char **ret, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rp->n_kernel; i++) {
+		const struct kernel_prog *k = &rp->kernel[i];
+		bool seen = false;
+
+		if (k->variant != v)
+			continue;
+		for (size_t j = 0; j < n; j++)
+			seen = seen || !strcmp(ret[j], k->hook);
+		if (!seen && n < max)
+			ret[n++] = k->hook;
+	}
+	return n;
+}
+
+/* The name of a variant's program on a hook. */
+static const char *kernel_prog_name(const struct report *rp, size_t v, const char *hook)
+{
+	for (size_t i = 0; i < rp->n_kernel; i++)
+		if (rp->kernel[i].variant == v && !strcmp(rp->kernel[i].hook, hook))
+			return rp->kernel[i].name;
+	return "-";
+}
+
+/* Net ns per run of one hook's program of variant v, over every flow. */
+static double kernel_net_per_run(const struct report *rp, size_t v, const char *hook)
+{
+	struct kcost c = kernel_cost(rp, v, KTEST_ALL, hook);
+
+	return per(c.net_ns, c.runs);
+}
+
+/* Every program of variant v together, net ns per operation of flow t. */
+static double kernel_net_per_op(const struct report *rp, size_t v, size_t t)
+{
+	return per(kernel_cost(rp, v, t, NULL).net_ns, rp->kops[v][t]);
+}
+
+static size_t ktest_index(const char *name)
+{
+	for (size_t t = 0; t < N_KTESTS; t++)
+		if (!strcmp(ktests[t], name))
+			return t;
+	return KTEST_ALL;
 }
 
 /* A tiny streaming JSON writer: commas and indentation by nesting level. */
@@ -1627,8 +1985,10 @@ static void jw_stats(struct jw *w, const char *key, struct stats s, int prec)
 enum target_kind {
 	TK_CONNECT,
 	TK_SENDTO,
+	TK_UDP_CONNECT,
 	TK_BULK,
 	TK_DECISION,
+	TK_CONNECTION,
 	TK_RELOAD,
 	TK_RSS,
 	TK_IDLE,
@@ -1765,15 +2125,93 @@ static void target_min(struct target *t, double v, double want, const char *unit
 		 100.0 * (want - v) / want);
 }
 
-static bool is_sock_addr_hook(const char *hook)
+/* The floor's figure next to a run-time target's measure. */
+static void target_floor(struct target *t, double floor)
 {
-	return !strncmp(hook, "connect", 7) || !strncmp(hook, "sendmsg", 7);
+	size_t len = strlen(t->measured);
+
+	if (!isnan(floor))
+		snprintf(t->measured + len, sizeof(t->measured) - len, " (floor %.0f ns)", floor);
+}
+
+/*
+ * Appends to buf where the floor stands against a run-time target: met by the floor, or past it,
+ * and then no design doing one LPM-trie lookup per decision meets the target on this machine.
+ */
+static void floor_note(char *buf, size_t size, const char *what, double floor, double want)
+{
+	size_t len = strlen(buf);
+
+	if (isnan(floor) || len >= size)
+		return;
+	snprintf(buf + len, size - len,
+		 floor > want ? "The floor's %s (one LPM-trie lookup, net) runs %.0f ns here, past "
+				"the %.0f ns target: no design doing one LPM-trie lookup per "
+				"decision meets it on this machine (most rules are host addresses, "
+				"which a hash answers faster than a trie). "
+			      : "The floor's %s (one LPM-trie lookup, net) runs %.0f ns here, within "
+				"the %.0f ns target. ",
+		 what, floor, want);
 }
 
 static void print_rule(void)
 {
-	printf("%.*s\n", 86, "------------------------------------------------------------------"
-			     "------------------------------------------------");
+	printf("%.*s\n", 100, "------------------------------------------------------------------"
+			      "------------------------------------------------------------------");
+}
+
+/* The in-kernel part of the table: per program, per operation, carwall next to the floor. */
+static void print_kernel(const struct report *rp)
+{
+	const char *hooks[16];
+	size_t nh = kernel_hooks(rp, K_CARWALL, hooks, ARRAY_SIZE(hooks));
+
+	printf("in-kernel ns per run, net of bpf_stats' own cost (raw)\n%-16s", "");
+	for (size_t h = 0; h < nh; h++)
+		printf("%12s", hooks[h]);
+	for (size_t v = 0; v < N_KVARIANTS; v++) {
+		printf("\n%-16s", v == K_EMPTY ? "empty program" : kvariant_names[v]);
+		for (size_t h = 0; h < nh; h++) {
+			struct kcost c = kernel_cost(rp, v, KTEST_ALL, hooks[h]);
+			char cell[48];
+
+			if (!(c.runs > 0))
+				snprintf(cell, sizeof(cell), "-");
+			else if (v == K_EMPTY)
+				snprintf(cell, sizeof(cell), "%.0f", c.ns / c.runs);
+			else
+				snprintf(cell, sizeof(cell), "%.0f (%.0f)", c.net_ns / c.runs,
+					 c.ns / c.runs);
+			printf("%12s", cell);
+		}
+	}
+	printf("\n%-16s", "carwall/floor");
+	for (size_t h = 0; h < nh; h++) {
+		double r = per(kernel_net_per_run(rp, K_CARWALL, hooks[h]),
+			       kernel_net_per_run(rp, K_FLOOR, hooks[h]));
+		char cell[48] = "-";
+
+		if (!isnan(r))
+			snprintf(cell, sizeof(cell), "%.2fx", r);
+		printf("%12s", cell);
+	}
+	printf("\nevery program per operation, net ns\n%-16s", "");
+	for (size_t t = 0; t < N_KTESTS; t++)
+		printf("%15s", ktests[t]);
+	for (size_t v = 0; v < K_EMPTY; v++) {
+		printf("\n%-16s", kvariant_names[v]);
+		for (size_t t = 0; t < N_KTESTS; t++)
+			printf("%15.0f", kernel_net_per_op(rp, v, t));
+	}
+	printf("\n%-16s", "carwall/floor");
+	for (size_t t = 0; t < N_KTESTS; t++) {
+		char cell[48];
+
+		snprintf(cell, sizeof(cell), "%.2fx",
+			 per(kernel_net_per_op(rp, K_CARWALL, t), kernel_net_per_op(rp, K_FLOOR, t)));
+		printf("%15s", cell);
+	}
+	printf("\n");
 }
 
 static int cmd_report(int argc, char **argv)
@@ -1801,7 +2239,7 @@ static int cmd_report(int argc, char **argv)
 
 	/* ---- the JSON ---- */
 	jw_open(&w, NULL, '{');
-	jw_str(&w, "schema", "carwall-bench/1");
+	jw_str(&w, "schema", "carwall-bench/2");
 	jw_open(&w, "run", '{');
 	for (size_t i = 0; i < rp.n_meta; i++) {
 		double v = num(rp.meta[i].val);
@@ -1853,6 +2291,12 @@ static int cmd_report(int argc, char **argv)
 				/* What the filter adds per operation (or takes from throughput). */
 				jw_num(&w, d->throughput ? "delta_mb_s" : "delta_ns", delta.median, 1);
 			}
+			if (v == V_CARWALL) {
+				struct stats to_floor;
+
+				dp_stats_base(&rp, t, v, V_FLOOR, false, &to_floor, NULL);
+				jw_num(&w, "ratio_to_floor", to_floor.median, 4);
+			}
 			/* The same on the wall clock, which other load on the machine disturbs. */
 			struct stats wratio, wst = dp_stats_of(&rp, t, v, true, &wratio, NULL);
 			jw_open(&w, "wall_clock", '{');
@@ -1874,53 +2318,120 @@ static int cmd_report(int argc, char **argv)
 	}
 	jw_close(&w, '}');
 
-	/* In-kernel cost per decision, from the BPF run-time statistics. */
-	double dec_time = 0, dec_runs = 0, worst = NAN;
+	/* In-kernel cost, from the BPF run-time statistics, raw and net of their own cost. */
 	jw_open(&w, "in_kernel", '{');
 	if ((s = kv_get(rp.status, rp.n_status, "in_kernel")))
 		jw_str(&w, "status", s);
 	jw_str(&w, "method",
-	       "kernel.bpf_stats_enabled=1 only while carwall's flows run; run_time_ns / run_cnt "
-	       "of each program attached through carwall's pinned links (the statistics' own "
-	       "clock reads are included); udp_connect_v4/v6_delta_ns: what carwall adds to a UDP "
-	       "connect() in the datapath rounds, without statistics, as a cross-check");
-	jw_open(&w, "programs", '[');
-	for (size_t i = 0; i < rp.n_kernel; i++) {
-		const struct kernel_prog *k = &rp.kernel[i];
-		double per = k->runs > 0 ? k->time_ns / k->runs : NAN;
+	       "kernel.bpf_stats_enabled=1 only while the in-kernel flows run, in rounds, under "
+	       "carwall, the floor and the empty programs (one per hook, returning allow); "
+	       "ns_per_run: run_time_ns / run_cnt of each program, which includes bpf_stats' own "
+	       "clock reads; net_ns_per_run: less the empty program's ns_per_run of the same hook; "
+	       "per_op: every program of the variant together per operation of the flow "
+	       "(the client's operations, no warm-up); the net run time of a program doing "
+	       "next to nothing is within the noise of the subtraction (a few ns either way, "
+	       "more under load); udp_connect_*_delta_ns: what each variant "
+	       "adds to a UDP connect() in the datapath rounds, without statistics, as a "
+	       "cross-check");
+	jw_num(&w, "rounds", kv_num(rp.meta, rp.n_meta, "kernel_rounds"), 0);
+	for (size_t v = 0; v < N_KVARIANTS; v++) {
+		const char *hooks[16];
+		size_t nh = kernel_hooks(&rp, v, hooks, ARRAY_SIZE(hooks));
 
-		jw_open(&w, NULL, '{');
-		jw_str(&w, "hook", k->hook);
-		jw_str(&w, "program", k->name);
-		jw_num(&w, "runs", k->runs, 0);
-		jw_num(&w, "ns_per_run", per, 1);
-		jw_close(&w, '}');
-		if (is_sock_addr_hook(k->hook) && k->runs > 0) {
-			dec_time += k->time_ns;
-			dec_runs += k->runs;
+		jw_open(&w, kvariant_names[v], '{');
+		jw_open(&w, "programs", '[');
+		for (size_t h = 0; h < nh; h++) {
+			struct kcost c = kernel_cost(&rp, v, KTEST_ALL, hooks[h]);
+
+			jw_open(&w, NULL, '{');
+			jw_str(&w, "hook", hooks[h]);
+			jw_str(&w, "program", kernel_prog_name(&rp, v, hooks[h]));
+			jw_num(&w, "runs", c.runs, 0);
+			jw_num(&w, "ns_per_run", per(c.ns, c.runs), 1);
+			if (v != K_EMPTY)
+				jw_num(&w, "net_ns_per_run", per(c.net_ns, c.runs), 1);
+			jw_close(&w, '}');
 		}
-		if (k->runs > 0 && (isnan(worst) || per > worst))
-			worst = per;
+		jw_close(&w, ']');
+		if (v != K_EMPTY) {
+			struct kcost d = kernel_cost(&rp, v, KTEST_ALL, KHOOK_SOCK_ADDR);
+			double worst = NAN;
+
+			for (size_t h = 0; h < nh; h++) {
+				double x = kernel_net_per_run(&rp, v, hooks[h]);
+
+				if (isnan(worst) || x > worst)
+					worst = x;
+			}
+			jw_num(&w, "decision_ns", per(d.ns, d.runs), 1);
+			jw_num(&w, "decision_net_ns", per(d.net_ns, d.runs), 1);
+			jw_num(&w, "worst_program_net_ns", worst, 1);
+			jw_open(&w, "per_op", '{');
+			for (size_t t = 0; t < N_KTESTS; t++) {
+				struct kcost c = kernel_cost(&rp, v, t, NULL);
+
+				jw_open(&w, ktests[t], '{');
+				jw_num(&w, "ops", rp.kops[v][t], 0);
+				jw_num(&w, "ns", per(c.ns, rp.kops[v][t]), 1);
+				jw_num(&w, "net_ns", per(c.net_ns, rp.kops[v][t]), 1);
+				jw_close(&w, '}');
+			}
+			jw_close(&w, '}');
+		}
+		jw_close(&w, '}');
 	}
-	jw_close(&w, ']');
-	double decision = dec_runs > 0 ? dec_time / dec_runs : NAN;
-	jw_num(&w, "decision_ns", decision, 1);
-	jw_num(&w, "worst_program_ns", worst, 1);
-	jw_num(&w, "target_ns", TARGET_DECISION_NS, 0);
+	/* carwall against the floor, net of the statistics' cost: per hook both have, per op. */
+	jw_open(&w, "carwall_to_floor", '{');
+	{
+		const char *hooks[16];
+		size_t nh = kernel_hooks(&rp, K_CARWALL, hooks, ARRAY_SIZE(hooks));
+		struct kcost dc = kernel_cost(&rp, K_CARWALL, KTEST_ALL, KHOOK_SOCK_ADDR),
+			     df = kernel_cost(&rp, K_FLOOR, KTEST_ALL, KHOOK_SOCK_ADDR);
+
+		/* null where the floor has no program on the hook, or one costing nothing net. */
+		for (size_t h = 0; h < nh; h++)
+			if (kernel_cost(&rp, K_FLOOR, KTEST_ALL, hooks[h]).runs > 0)
+				jw_num(&w, hooks[h],
+				       per(kernel_net_per_run(&rp, K_CARWALL, hooks[h]),
+					   kernel_net_per_run(&rp, K_FLOOR, hooks[h])),
+				       3);
+		jw_num(&w, "decision", per(per(dc.net_ns, dc.runs), per(df.net_ns, df.runs)), 3);
+		for (size_t t = 0; t < N_KTESTS; t++) {
+			char key[64];
+
+			snprintf(key, sizeof(key), "per_op_%s", ktests[t]);
+			jw_num(&w, key,
+			       per(kernel_net_per_op(&rp, K_CARWALL, t), kernel_net_per_op(&rp, K_FLOOR, t)),
+			       3);
+		}
+	}
+	jw_close(&w, '}');
 	/*
-	 * A cross-check without bpf_stats (whose clock reads add to each run): what carwall adds
-	 * to a UDP connect(), which runs connect4/6 and nothing else of carwall's.
+	 * A cross-check without bpf_stats: what carwall and the floor add to a UDP connect(),
+	 * which runs their connect4/6 programs and nothing else of theirs.
 	 */
 	for (size_t t = 0; t < N_DP; t++) {
-		struct stats delta;
 		char key[64];
 
 		if (strncmp(dp_tests[t].name, "udp_connect", 11))
 			continue;
-		dp_stats(&rp, t, V_CARWALL, NULL, &delta);
 		snprintf(key, sizeof(key), "%s_delta_ns", dp_tests[t].name);
-		jw_num(&w, key, delta.median, 1);
+		static const size_t filters[] = { V_CARWALL, V_FLOOR };
+
+		jw_open(&w, key, '{');
+		for (size_t i = 0; i < ARRAY_SIZE(filters); i++) {
+			struct stats delta;
+
+			dp_stats(&rp, t, filters[i], NULL, &delta);
+			jw_num(&w, variant_names[filters[i]], delta.median, 1);
+		}
+		jw_close(&w, '}');
 	}
+	jw_open(&w, "targets_ns", '{');
+	jw_num(&w, "sock_addr_program", TARGET_SOCK_ADDR_NS, 0);
+	jw_num(&w, "sock_create", TARGET_SOCK_CREATE_NS, 0);
+	jw_num(&w, "per_tcp_connection", TARGET_TCP_CONNECTION_NS, 0);
+	jw_close(&w, '}');
 	jw_close(&w, '}');
 
 	/* Reload. */
@@ -1997,51 +2508,52 @@ static int cmd_report(int argc, char **argv)
 	jw_close(&w, '}');
 
 	/* ---- targets ---- */
-	/* BPF run time per hook, for the explanations. */
-	double hook_ns[8] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
-	static const char *const hook_names[8] = { "connect4", "connect6", "sendmsg4",
-						   "sendmsg6", "sock_create", "skb_egress" };
-	for (size_t i = 0; i < rp.n_kernel; i++)
-		for (size_t h = 0; hook_names[h]; h++)
-			if (!strcmp(rp.kernel[i].hook, hook_names[h]) && rp.kernel[i].runs > 0)
-				hook_ns[h] = rp.kernel[i].time_ns / rp.kernel[i].runs;
-
 	for (size_t t = 0; t < N_DP; t++) {
 		const struct dp_test *d = &dp_tests[t];
 		bool v6 = d->name[strlen(d->name) - 1] == '6';
-		struct stats ratio, delta;
+		struct stats ratio, delta, floor_ratio;
+		size_t kt = ktest_index(d->name);
 		struct target *x;
-		char name[96];
+		char name[96], floor_why[256] = "";
 
 		if (d->target <= 0)
 			continue;
 		dp_stats(&rp, t, V_CARWALL, &ratio, &delta);
+		dp_stats(&rp, t, V_FLOOR, &floor_ratio, NULL);
 		snprintf(name, sizeof(name), "carwall %s", d->label);
+		if (!isnan(floor_ratio.median))
+			snprintf(floor_why, sizeof(floor_why),
+				 "The floor (one LPM lookup per decision) is at %.3fx%s. ",
+				 floor_ratio.median,
+				 (d->throughput ? floor_ratio.median < d->target
+						: floor_ratio.median > d->target)
+					 ? ", itself past the target: no BPF design with one LPM-trie "
+					   "lookup per decision meets it on this machine"
+					 : "");
 		if (!strncmp(d->name, "tcp_connect", 11)) {
 			x = target_new(targets, &n_targets, TK_CONNECT, name);
-			double progs = hook_ns[4] + hook_ns[v6 ? 1 : 0];
-			char skb[160] = "";
-
-			/* A connect+close sends 3 packets (SYN, ACK, RST) past a skb program. */
-			if (!isnan(hook_ns[5])) {
-				progs += 3 * hook_ns[5];
-				snprintf(skb, sizeof(skb), " + 3 packets x skb_egress %.0f ns",
-					 hook_ns[5]);
-			}
 			snprintf(x->to_close, sizeof(x->to_close),
 				 "carwall adds %.0f ns per connection (median of per-round differences); "
-				 "its programs' run time accounts for sock_create %.0f ns + connect%d "
-				 "%.0f ns%s = %.0f ns of it, the rest is spent around them (cgroup-BPF "
+				 "its programs together run %.0f ns per connection net of bpf_stats "
+				 "(the floor's %.0f ns), the rest is spent around them (cgroup-BPF "
 				 "dispatch, and what the programs leave for the kernel to do later). "
-				 "Then: %s",
-				 delta.median, hook_ns[4], v6 ? 6 : 4, hook_ns[v6 ? 1 : 0], skb, progs,
-				 close_connect);
+				 "%sThen: %s",
+				 delta.median, kernel_net_per_op(&rp, K_CARWALL, kt),
+				 kernel_net_per_op(&rp, K_FLOOR, kt), floor_why, close_connect);
 		} else if (!strncmp(d->name, "udp_sendto", 10)) {
 			x = target_new(targets, &n_targets, TK_SENDTO, name);
 			snprintf(x->to_close, sizeof(x->to_close),
-				 "carwall adds %.0f ns per datagram; sendmsg%d runs %.0f ns of it. "
-				 "Then: %s",
-				 delta.median, v6 ? 6 : 4, hook_ns[v6 ? 3 : 2], close_sendto);
+				 "carwall adds %.0f ns per datagram; its programs run %.0f ns of it net "
+				 "(the floor's %.0f ns). %sThen: %s",
+				 delta.median, kernel_net_per_op(&rp, K_CARWALL, kt),
+				 kernel_net_per_op(&rp, K_FLOOR, kt), floor_why, close_sendto);
+		} else if (!strncmp(d->name, "udp_connect", 11)) {
+			x = target_new(targets, &n_targets, TK_UDP_CONNECT, name);
+			snprintf(x->to_close, sizeof(x->to_close),
+				 "a UDP connect() runs connect%d and nothing else: carwall adds %.0f ns, "
+				 "its program runs %.0f ns net (the floor's %.0f ns). %sThen: %s",
+				 v6 ? 6 : 4, delta.median, kernel_net_per_op(&rp, K_CARWALL, kt),
+				 kernel_net_per_op(&rp, K_FLOOR, kt), floor_why, close_decision);
 		} else {
 			x = target_new(targets, &n_targets, TK_BULK, name);
 			snprintf(x->to_close, sizeof(x->to_close),
@@ -2050,20 +2562,75 @@ static int cmd_report(int argc, char **argv)
 		}
 		target_ratio(x, ratio.median, d->target, d->throughput);
 	}
-	char decision_why[512];
+
+	/* In-kernel targets, net of bpf_stats' own cost, each next to the floor's figure. */
+	double cw_create = kernel_net_per_run(&rp, K_CARWALL, "sock_create");
+	double cw_connect4 = kernel_net_per_run(&rp, K_CARWALL, "connect4");
+	double fl_worst = NAN;
+	static const char *const sock_addr_hooks[] = { "connect4", "connect6", "sendmsg4",
+						       "sendmsg6" };
+	char decision_why[1024];
+	struct target *x;
+
 	snprintf(decision_why, sizeof(decision_why),
 		 "sock_create, which only finds the app (policy state, ancestor cgroup id, cgroup "
 		 "hash), runs %.0f ns; connect4 runs %.0f ns, so its destination and port LPM-trie "
-		 "lookups and the rest of its work add about %.0f ns (both with bpf_stats' clock "
-		 "reads included). Then: ",
-		 hook_ns[4], hook_ns[0], hook_ns[0] - hook_ns[4]);
-	struct target *x = target_new(targets, &n_targets, TK_DECISION,
-				      "in-kernel decision at 10k rules (connect/sendmsg programs)");
-	target_max(x, decision, TARGET_DECISION_NS, "ns", 1);
-	snprintf(x->to_close, sizeof(x->to_close), "%s%s", decision_why, close_decision);
-	x = target_new(targets, &n_targets, TK_DECISION, "slowest carwall program, per run");
-	target_max(x, worst, TARGET_DECISION_NS, "ns", 1);
-	snprintf(x->to_close, sizeof(x->to_close), "%s%s", decision_why, close_decision);
+		 "lookups and the rest of its work add about %.0f ns (net of bpf_stats' clock "
+		 "reads). ",
+		 cw_create, cw_connect4, cw_connect4 - cw_create);
+	for (size_t i = 0; i < ARRAY_SIZE(sock_addr_hooks); i++) {
+		double f = kernel_net_per_run(&rp, K_FLOOR, sock_addr_hooks[i]);
+
+		if (isnan(fl_worst) || f > fl_worst)
+			fl_worst = f;
+	}
+	floor_note(decision_why, sizeof(decision_why), "slowest connect/sendmsg program", fl_worst,
+		   TARGET_SOCK_ADDR_NS);
+	for (size_t i = 0; i < ARRAY_SIZE(sock_addr_hooks) + 1; i++) {
+		const char *hook = i < ARRAY_SIZE(sock_addr_hooks) ? sock_addr_hooks[i] : "sock_create";
+		double want = i < ARRAY_SIZE(sock_addr_hooks) ? TARGET_SOCK_ADDR_NS
+							       : TARGET_SOCK_CREATE_NS;
+		char name[96];
+
+		snprintf(name, sizeof(name), "carwall %s run time, net", hook);
+		x = target_new(targets, &n_targets, TK_DECISION, name);
+		target_max(x, kernel_net_per_run(&rp, K_CARWALL, hook), want, "ns", 1);
+		target_floor(x, kernel_net_per_run(&rp, K_FLOOR, hook));
+		snprintf(x->to_close, sizeof(x->to_close), "%sThen: %s", decision_why,
+			 close_decision);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		size_t kt = ktest_index(i ? "tcp_connect_v6" : "tcp_connect_v4");
+		double fl = kernel_net_per_op(&rp, K_FLOOR, kt), ops = rp.kops[K_CARWALL][kt];
+		const char *hooks[16];
+		size_t nh = kernel_hooks(&rp, K_CARWALL, hooks, ARRAY_SIZE(hooks)), len;
+		char name[96];
+
+		snprintf(name, sizeof(name),
+			 "carwall programs per new TCP connection, IPv%d, net", i ? 6 : 4);
+		x = target_new(targets, &n_targets, TK_CONNECTION, name);
+		target_max(x, kernel_net_per_op(&rp, K_CARWALL, kt), TARGET_TCP_CONNECTION_NS, "ns",
+			   0);
+		target_floor(x, fl);
+		/* What each program adds to a connection: its runs and net run time per connect. */
+		len = (size_t)snprintf(x->to_close, sizeof(x->to_close), "Per connection:");
+		for (size_t h = 0; h < nh && len < sizeof(x->to_close); h++) {
+			struct kcost c = kernel_cost(&rp, K_CARWALL, kt, hooks[h]);
+
+			if (c.runs > 0)
+				len += (size_t)snprintf(x->to_close + len, sizeof(x->to_close) - len,
+							" %s %.0f ns (%.1f runs)", hooks[h],
+							per(c.net_ns, ops), per(c.runs, ops));
+		}
+		if (len < sizeof(x->to_close))
+			snprintf(x->to_close + len, sizeof(x->to_close) - len, ". ");
+		floor_note(x->to_close, sizeof(x->to_close),
+			   "sock_create and connect together", fl, TARGET_TCP_CONNECTION_NS);
+		len = strlen(x->to_close);
+		if (len < sizeof(x->to_close))
+			snprintf(x->to_close + len, sizeof(x->to_close) - len, "Then: %s",
+				 close_connect);
+	}
 
 	char reload_why[768] = "";
 	const char *reload_fix = close_reload_apply;
@@ -2191,7 +2758,8 @@ static int cmd_report(int argc, char **argv)
 		       kv_get(rp.meta, rp.n_meta, "loadavg_start"),
 		       kv_get(rp.meta, rp.n_meta, "loadavg_end") ?: "?");
 	print_rule();
-	printf("%-26s %18s %20s %20s\n", "median (ratio to none)", "no filter", "carwall", "nftables");
+	printf("%-26s %15s %18s %18s %18s\n", "median (ratio to none)", "no filter", "carwall",
+	       "nftables", "floor");
 	for (size_t t = 0; t < N_DP; t++) {
 		const struct dp_test *d = &dp_tests[t];
 		char cell[N_VARIANTS][48];
@@ -2207,19 +2775,14 @@ static int cmd_report(int argc, char **argv)
 				snprintf(cell[v], sizeof(cell[v]), "%.0f (%.3fx)", st.median,
 					 ratio.median);
 		}
-		printf("%-26s %18s %20s %20s\n", d->label, cell[0], cell[1], cell[2]);
+		printf("%-26s %15s %18s %18s %18s\n", d->label, cell[0], cell[1], cell[2],
+		       cell[3]);
 	}
 	print_rule();
 	if ((s = kv_get(rp.status, rp.n_status, "in_kernel")))
-		printf("in-kernel decision        %s\n", s);
-	else {
-		printf("in-kernel, ns per run    ");
-		for (size_t i = 0; i < rp.n_kernel; i++)
-			if (rp.kernel[i].runs > 0)
-				printf(" %s %.0f", rp.kernel[i].hook,
-				       rp.kernel[i].time_ns / rp.kernel[i].runs);
-		printf("\n");
-	}
+		printf("in-kernel                 %s\n", s);
+	else
+		print_kernel(&rp);
 	for (size_t i = 0; i < rp.n_reload; i++) {
 		const struct reload_size *z = &rp.reload[i];
 		size_t tp = N_PHASES - 1;
@@ -2292,7 +2855,7 @@ static int cmd_report(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2)
-		usage_die("a command is needed: serve, client, compare, policy, bpfstats, report");
+		usage_die("a command is needed: serve, client, compare, policy, floor, bpfstats, report");
 	if (!strcmp(argv[1], "serve"))
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "client"))
@@ -2301,6 +2864,8 @@ int main(int argc, char **argv)
 		return cmd_compare(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "policy"))
 		return cmd_policy(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "floor"))
+		return cmd_floor(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bpfstats"))
 		return cmd_bpfstats(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "report"))
