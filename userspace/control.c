@@ -144,15 +144,10 @@ int control_serve_one(int listen_fd, gid_t group, control_handler_t handler, voi
 		return errno == EAGAIN ? 0 : negative_errno();
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return negative_errno();
-	if (!control_peer_allowed(fd, &cred, group)) {
-		reply = json_object_new_object();
-		json_object_object_add(reply, "error",
-				       json_object_new_string("permission denied: root or the "
-							      "control group only"));
-		goto send;
-	}
 
-	/* One line, bounded in size and time. */
+	/* One line, bounded in size and time. Read from every peer, a refused one too: a
+	 * request left unread when the socket closes resets the connection, and the peer
+	 * would never see why it was refused. */
 	while (got < CONTROL_MAX_REQUEST) {
 		ssize_t n = read(fd, req + got, CONTROL_MAX_REQUEST - got);
 
@@ -179,10 +174,16 @@ int control_serve_one(int listen_fd, gid_t group, control_handler_t handler, voi
 	else if (got == CONTROL_MAX_REQUEST)
 		return -EMSGSIZE;
 
-	reply = handler(req, userdata);
+	if (!control_peer_allowed(fd, &cred, group)) {
+		reply = json_object_new_object();
+		json_object_object_add(reply, "error",
+				       json_object_new_string("permission denied: root or the "
+							      "control group only"));
+	} else {
+		reply = handler(req, userdata);
+	}
 	if (!reply)
 		return -ENOMEM;
-send:;
 	const char *text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN);
 	r = write_all(fd, text, strlen(text));
 	if (r == 0)
