@@ -665,3 +665,36 @@ sandbox_net_counter() {
 		sandbox_in_net cat /proc/net/snmp6 | awk -v want="$2" '$1 == want { print $2; exit }'
 	fi
 }
+
+# sandbox_judge OUTPUT TOKEN MODE PORT: the verdict on one flowprobe flow, at both ends. Prints
+# "ok" and returns 0 when the echo came back and the server logged TOKEN on PORT; "EPERM" and
+# 1 when it was refused at the stage carwall's hook judges a MODE flow (send for udp, connect
+# for tcp and udp-connect) and TOKEN is nowhere in the server's log; otherwise "other(OUTPUT)"
+# and 2 (a time-out, another errno, a usage error: no refusal).
+sandbox_judge() {
+	local out=$1 token=$2 mode=$3 port=$4 stage=connect proto=tcp
+
+	[[ $mode == udp ]] && stage=send
+	[[ $mode == udp* ]] && proto=udp
+	if [[ $out == *"result=ok stage=recv "* ]] && sandbox_server_saw "$proto" "$port" "$token"; then
+		echo ok
+		return 0
+	fi
+	if sandbox_refused "$out" "$stage" && ! sandbox_server_saw_token "$token"; then
+		echo EPERM
+		return 1
+	fi
+	echo "other(${out//$'\n'/ })"
+	return 2
+}
+
+# sandbox_app_flow APP MODE ADDR PORT [FLOWPROBE OPTIONS...]: one flow as app APP (through
+# `carwall run`) with a fresh token, judged by sandbox_judge (prints the verdict, 0/1/2).
+sandbox_app_flow() {
+	local app=$1 mode=$2 addr=$3 port=$4 token out
+	shift 4
+	token="j$BASHPID-${EPOCHREALTIME/./}"
+	out=$(sandbox_run_app "$app" "$SANDBOX_FLOWPROBE" "$mode" "$addr" "$port" --token "$token" \
+		"$@" 2>&1)
+	sandbox_judge "$out" "$token" "$mode" "$port"
+}

@@ -80,16 +80,7 @@ in_cgroup() {
 probe() {
 	local out token="p$BASHPID-${EPOCHREALTIME/./}" # unique, in $(...) too
 	out=$(in_cgroup "$1" "$FLOWPROBE" tcp "$2" "$3" --timeout-ms 1000 --token "$token" 2>&1)
-	if [[ $out == *"result=ok stage=recv "* ]] && sandbox_server_saw tcp "$3" "$token"; then
-		echo ok
-		return 0
-	fi
-	if sandbox_refused "$out" connect && ! sandbox_server_saw_token "$token"; then
-		echo EPERM
-		return 1
-	fi
-	echo "other($out)"
-	return 2
+	sandbox_judge "$out" "$token" tcp "$3"
 }
 
 # expect_flows NAME OEM443 MAPS8443 TRACKER9000 TRACKER443: expected verdicts (ok, EPERM) of the
