@@ -811,27 +811,52 @@ static int64_t realtime_offset_ns(void)
 	return ((int64_t)rt.tv_sec - bt.tv_sec) * 1000000000 + (rt.tv_nsec - bt.tv_nsec);
 }
 
+/*
+ * The executable of the task that sent the event, read from /proc when the event is processed,
+ * which may be after the task exec'd another program or exited (and its pid was reused). The
+ * link is read first, then the task's comm: if it still is the event's, the task ran that
+ * executable when it sent; otherwise NULL (unknown), never another program's path.
+ */
+static const char *event_exe(const struct cw_event *e, char *buf, size_t size)
+{
+	char path[64], comm[sizeof(e->comm) + 1];
+	_cleanup_close_ int fd = -1;
+	ssize_t len, n;
+
+	if (!e->pid)
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%u/exe", e->pid);
+	len = readlink(path, buf, size - 1);
+	if (len <= 0)
+		return NULL;
+	buf[len] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", e->pid, e->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	n = read(fd, comm, sizeof(comm) - 1);
+	if (n <= 0)
+		return NULL;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	return strncmp(comm, e->comm, sizeof(e->comm)) == 0 ? buf : NULL;
+}
+
 /* One refused (or audited) flow: a log line, and a record in the events log. */
 static int agent_on_event(void *ctx, void *data, size_t size)
 {
 	struct agent *a = ctx;
 	const struct cw_event *e = data;
 	struct events_names n = {};
-	char exe[512], proc[64], line[1536];
+	char exe[512], line[1536];
 	struct json_object *record;
-	ssize_t len;
 
 	if (size < sizeof(*e))
 		return 0;
 	a->events_received++;
 	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
 		n.app = a->gen_apps[e->gen][e->app];
-	snprintf(proc, sizeof(proc), "/proc/%u/exe", e->pid);
-	len = e->pid ? readlink(proc, exe, sizeof(exe) - 1) : -1;
-	if (len > 0) {
-		exe[len] = '\0';
-		n.exe = exe;
-	}
+	n.exe = event_exe(e, exe, sizeof(exe));
 	n.realtime_ns = (int64_t)e->boot_ns + realtime_offset_ns();
 
 	events_format_line(e, &n, line, sizeof(line));
