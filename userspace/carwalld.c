@@ -613,15 +613,30 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 	_cleanup_free_ char *data = NULL;
 	struct agent_timing t = {};
 	uint64_t start = now_us();
+	bool untrusted = false;
+	struct stat st;
 	size_t size;
 	int r;
 
-	r = read_file_limited(a->policy_path, a->developer_mode ? POLICY_MAX_FILE_BYTES
-								: BUNDLE_MAX_BYTES,
-			      &data, &size);
+	/* It decides what every app may reach: only root may own it, nobody else write it. */
+	r = stat(a->policy_path, &st) < 0 ? negative_errno() : 0;
+	if (r >= 0 && ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		       (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+		untrusted = true;
+		r = -EPERM;
+	}
+	if (r >= 0)
+		r = read_file_limited(a->policy_path, a->developer_mode ? POLICY_MAX_FILE_BYTES
+									: BUNDLE_MAX_BYTES,
+				      &data, &size);
 	t.read_us = now_us() - start;
 	if (r < 0) {
-		if (r == -EFBIG)
+		if (untrusted)
+			snprintf(a->last_error, sizeof(a->last_error),
+				 "%s: owned by uid %u, mode %04o: the policy file must be root's and "
+				 "writable by nobody else",
+				 a->policy_path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		else if (r == -EFBIG)
 			snprintf(a->last_error, sizeof(a->last_error), "%s: larger than %u bytes",
 				 a->policy_path,
 				 a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES);

@@ -353,7 +353,29 @@ tap_expect_exit "nobody inside the app cannot move itself to another cgroup" 2 \
 	in_cgroup "$app_cg" setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "echo \$\$ > '$other_cg/cgroup.procs'"
 tap_expect_exit "nobody cannot open the pinned maps" 255 \
 	as_nobody bpftool map dump pinned "$SANDBOX_PIN_DIR/maps/cw_cgroups"
-tap_expect_exit "nobody cannot change the policy file" 2 as_nobody sh -c "echo x >> '$policy'"
+# The policy file: one that someone other than root owns or may write is refused, and the
+# last good policy stays (here A, after the reloads above).
+untrusted_policy() { # NAME SETUP...: SETUP makes the file untrusted; reload must refuse it
+	local name=$1 out rc
+	shift
+	cp "$SANDBOX_DIR/b.yaml" "$SANDBOX_DIR/untrusted.tmp"
+	"$@" "$SANDBOX_DIR/untrusted.tmp"
+	mv "$SANDBOX_DIR/untrusted.tmp" "$policy"
+	out=$(cw reload 2>&1)
+	rc=$?
+	if ((rc == 1)) && [[ $out == *"the policy file must be root's and writable by nobody else"* ]]; then
+		tap_ok "a policy file $name is refused, saying why"
+	else
+		tap_not_ok "a policy file $name is refused, saying why" "exit $rc: $out"
+	fi
+	expect_flows "after the policy file $name: policy A still enforced" ok ok EPERM EPERM
+}
+untrusted_policy "others may write" chmod 0666
+untrusted_policy "its group may write" chmod 0620
+untrusted_policy "nobody owns" chown 65534:65534
+cat "$SANDBOX_DIR/a.yaml" >"$SANDBOX_DIR/trusted.tmp"
+mv "$SANDBOX_DIR/trusted.tmp" "$policy"
+tap_check "control: the same policy, root's and mode 0644, loads" cw reload
 tap_check "control: root can read the pinned maps" bpftool map dump pinned "$SANDBOX_PIN_DIR/maps/cw_state"
 
 # A configured control group may use the socket (the sandbox's temp folder is 0700; /run/carwall
