@@ -64,6 +64,7 @@
 #define HOLD_TICK_MS 100		/* hold mode: one line per tick */
 #define DEFAULT_HOLD_MS 10000
 #define WIRE_HDR_MAX 8		/* an ICMP echo or a UDP header before the line */
+#define SRH_MAX_VISITS 8	/* --srh: segments before the destination */
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -101,6 +102,9 @@ static void usage(FILE *f)
 	      "               (the line goes in an echo request; the echo reply is the answer),\n"
 	      "               262 MPTCP or 132 SCTP with tcp\n"
 	      "  --source A   bind the socket to local address A first\n"
+	      "  --srh A[,A]  IPv6: a segment routing header (IPV6_RTHDR, type 4) that sends the\n"
+	      "               packets through the addresses A, in this order, before ADDR (the\n"
+	      "               first A is the packets' IPv6 destination)\n"
 	      "  --raw        a SOCK_RAW socket of protocol --ipproto (udp-connect mode); with\n"
 	      "               --ipproto 17 the line goes out in a UDP datagram built by flowprobe,\n"
 	      "               and any datagram that ends with \"OK T\\n\" is the answer\n"
@@ -284,6 +288,8 @@ struct client {
 	int64_t deadline;
 	unsigned long hold_ms;		/* hold mode: keep the flow up this long (0: no) */
 	struct sockaddr_storage src;	/* --source: bind here first (ss_family 0: no) */
+	uint8_t srh[8 + 16 * (SRH_MAX_VISITS + 1)];	/* --srh: the routing header */
+	size_t srh_len;			/* 0: none */
 	socklen_t src_len;
 };
 
@@ -593,6 +599,13 @@ static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 		}
 	}
 
+	if (c->srh_len &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_RTHDR, c->srh, (socklen_t)c->srh_len) < 0) {
+		err = errno;
+		close(fd);
+		return report(stage, err);
+	}
+
 	if (c->raw_udp && family == AF_INET6) {
 		int offset = offsetof(struct udphdr, uh_sum);	/* the kernel fills it in */
 
@@ -637,6 +650,39 @@ out:
 	return report(stage, err);
 }
 
+/*
+ * --srh A1,...,Ak: a segment routing header (RFC 8754) with segments[0] left for the kernel,
+ * which puts the destination there, and Ak..A1 in segments[1..k]: the packet goes to A1 first
+ * (segments_left = k), then on to A2 ... Ak and the destination.
+ */
+static bool parse_srh(const char *arg, struct client *c)
+{
+	char buf[SRH_MAX_VISITS * (INET6_ADDRSTRLEN + 1)];
+	struct in6_addr visits[SRH_MAX_VISITS];
+	size_t k = 0;
+	char *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf))
+		return false;
+	strcpy(buf, arg);
+	for (char *a = strtok_r(buf, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		if (k == SRH_MAX_VISITS || inet_pton(AF_INET6, a, &visits[k]) != 1)
+			return false;
+		k++;
+	}
+	if (k == 0)
+		return false;
+	memset(c->srh, 0, sizeof(c->srh));
+	c->srh[1] = (uint8_t)(2 * (k + 1));	/* hdrlen: 8-octet units after the first 8 */
+	c->srh[2] = 4;				/* type: segment routing */
+	c->srh[3] = (uint8_t)k;			/* segments left */
+	c->srh[4] = (uint8_t)k;			/* last entry */
+	for (size_t i = 0; i < k; i++)
+		memcpy(c->srh + 8 + 16 * (k - i), &visits[i], 16);
+	c->srh_len = 8 + 16 * (k + 1);
+	return true;
+}
+
 /* The bytes sent and the answer awaited, with the header --ipproto/--raw call for. */
 static void build_wire(struct client *c, uint16_t port)
 {
@@ -676,6 +722,7 @@ static int client_main(int argc, char **argv)
 		{ "source", required_argument, NULL, 'S' },
 		{ "ipproto", required_argument, NULL, 'P' },
 		{ "raw", no_argument, NULL, 'R' },
+		{ "srh", required_argument, NULL, 'Y' },
 		{ "repeat", required_argument, NULL, 'N' },
 		{ "udp", no_argument, NULL, 'U' },
 		{ "hold-ms", required_argument, NULL, 'H' },
@@ -718,6 +765,13 @@ static int client_main(int argc, char **argv)
 		case 'S':
 			if (!parse_addr(optarg, 0, &c.src, &c.src_len)) {
 				fprintf(stderr, "flowprobe: bad --source: %s\n", optarg);
+				return EXIT_OTHER;
+			}
+			break;
+		case 'Y':
+			if (!parse_srh(optarg, &c)) {
+				fprintf(stderr, "flowprobe: bad --srh (1-%d IPv6 addresses, comma "
+						"separated): %s\n", SRH_MAX_VISITS, optarg);
 				return EXIT_OTHER;
 			}
 			break;
