@@ -606,6 +606,7 @@ sandbox_agent_kill() {
 	local i
 
 	[[ -n ${SANDBOX_AGENT_PID:-} ]] || return 0
+	disown "$SANDBOX_AGENT_PID" 2>/dev/null || true # no "Killed" notice from bash
 	kill -KILL "$SANDBOX_AGENT_PID" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		_sandbox_alive "$SANDBOX_AGENT_PID" || break

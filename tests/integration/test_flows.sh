@@ -17,9 +17,41 @@ bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
 sandbox_create "cw-f$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+# The agent runs in developer mode (plain policies), or with CARWALL_FLOWS_MODE=production
+# (test_flows_production.sh) in production mode, its default, on signed bundles of the same
+# policies.
+agent_mode=${CARWALL_FLOWS_MODE:-developer}
+flows_yaml=$SANDBOX_DIR/flows.yaml
+cp "$top/tests/integration/flows.yaml" "$flows_yaml"
+agent_args=()
+bundle_version=0
+if [[ $agent_mode == production ]]; then
+	keys=$SANDBOX_DIR/keys trust=$SANDBOX_DIR/trust
+	mkdir -p "$keys" "$trust" && chmod 0755 "$trust" &&
+		"$CARWALL" bundle keygen --out "$keys/oem" >/dev/null &&
+		cp "$keys/oem.pub" "$trust/oem.pem" && chmod 0644 "$trust/oem.pem" ||
+		tap_bail_out "cannot make the test keys"
+	SANDBOX_DEVELOPER_MODE=0
+	agent_args=(--trust-dir "$trust" --target hu-test)
+fi
+# policy_file YAML OUT: what the agent reads for YAML: the file itself in developer mode, a
+# signed bundle of it (a newer version each time) in production mode.
+policy_file() {
+	if [[ $agent_mode != production ]]; then
+		cp "$1" "$2"
+		return
+	fi
+	bundle_version=$((bundle_version + 1))
+	{
+		printf 'bundle:\n  id: test.flows\n  version: %s\n  target: hu-test\n' "$bundle_version"
+		printf '  not-before: 2020-01-01T00:00:00Z\n  not-after: 2099-01-01T00:00:00Z\n'
+		cat "$1"
+	} >"$2.payload"
+	"$CARWALL" bundle sign --key "$keys/oem.key" "$2.payload" -o "$2" >/dev/null
+}
 # A copy, so the broken-policy step can replace it under the running agent.
-SANDBOX_POLICY=$SANDBOX_DIR/flows.yaml
-cp "$top/tests/integration/flows.yaml" "$SANDBOX_POLICY"
+SANDBOX_POLICY=$SANDBOX_DIR/policy
+policy_file "$flows_yaml" "$SANDBOX_POLICY" || tap_bail_out "cannot make the policy file"
 
 # app|MODE|ADDR|PORT|EXPECT[|flowprobe flags]: EXPECT is ok or EPERM under enforcement.
 # app "-" is an unmanaged process.
@@ -198,7 +230,7 @@ for f in "${odd_protocols[@]}"; do
 done
 
 # ---- enforced ----------------------------------------------------------------------------------
-if ! sandbox_agent_start; then
+if ! sandbox_agent_start "${agent_args[@]}"; then
 	tap_bail_out "carwalld did not start"
 fi
 tap_check "status --quiet exits 0: the agent says it enforces" \
@@ -207,6 +239,12 @@ tap_check "status --json says \"enforcing\": true" \
 	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"enforcing\": true'"
 tap_check "status --json names the policy" \
 	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"path\": \"$SANDBOX_POLICY\"'"
+tap_check "status --json says the agent runs in $agent_mode mode" \
+	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"mode\": \"$agent_mode\"'"
+if [[ $agent_mode == production ]]; then
+	tap_check "status --json says the policy in force is signed" \
+		bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"signed\": true'"
+fi
 
 for f in "${flows[@]}"; do
 	IFS='|' read -r app mode addr port expect flags <<<"$f"
@@ -288,7 +326,7 @@ tap_expect_exit "status without an agent exits 3 and reads the pins" 3 \
 	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" status
 
 # A new agent adopts what is pinned.
-sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_agent_start "${agent_args[@]}" || tap_bail_out "carwalld did not restart"
 tap_check "a restarted agent adopts the pinned policy" \
 	grep -q "Adopted the policy pinned" "$SANDBOX_DIR/agent.log"
 new_token
@@ -311,14 +349,24 @@ EOF
 tap_expect_exit "policy check rejects a bad prefix" 1 "$CARWALL" policy check "$broken"
 tap_check "policy check names file:line:column" \
 	bash -c "'$CARWALL' policy check '$broken' 2>&1 | grep -q '^$broken:8:14: '"
-tap_check "policy check accepts the test policy" "$CARWALL" policy check "$SANDBOX_POLICY"
-cp "$SANDBOX_POLICY" "$SANDBOX_DIR/good.yaml"
-cp "$broken" "$SANDBOX_DIR/broken.tmp"
+tap_check "policy check accepts the test policy" "$CARWALL" policy check "$flows_yaml"
+if [[ $agent_mode == production ]]; then
+	# No key signs a broken policy (carwall bundle sign checks it); what reaches a production
+	# agent broken is a bundle altered after signing: this one would allow the tracker on 443.
+	printf 'version: 1\napps:\n  mediaplayer:\n    allow:\n      - to: [203.0.113.7]\n        ports: [443]\n        proto: tcp\n      - to: [198.51.100.20]\n        ports: [9000]\n        proto: udp\n' \
+		>"$SANDBOX_DIR/tracker.yaml"
+	policy_file "$SANDBOX_DIR/tracker.yaml" "$SANDBOX_DIR/broken.tmp"
+	sed -i 's/ports: \[9000\]/ports: [9001]/' "$SANDBOX_DIR/broken.tmp"
+	broken_error="$SANDBOX_POLICY: bundle refused (bad-signature)"
+else
+	policy_file "$broken" "$SANDBOX_DIR/broken.tmp"
+	broken_error="$SANDBOX_POLICY:8:14: "
+fi
 mv "$SANDBOX_DIR/broken.tmp" "$SANDBOX_POLICY"
 tap_expect_exit "live: carwall reload of the broken policy fails" 1 \
 	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload
 tap_check "live: status names the broken policy's error" \
-	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"last_error\": \"$SANDBOX_POLICY:8:14: '"
+	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -qF '\"last_error\": \"$broken_error'"
 tap_check "live: status --quiet still says enforcing" \
 	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status --quiet
 new_token
@@ -327,7 +375,7 @@ check_flow "live, broken policy refused: the last good one still lets the OEM ba
 new_token
 flow sandbox_run_app mediaplayer "$FLOWPROBE" tcp 203.0.113.7 443 --token "$TOKEN"
 check_flow "live, broken policy refused: the tracker it alone would allow stays refused" EPERM tcp 443
-cp "$SANDBOX_DIR/good.yaml" "$SANDBOX_DIR/good.tmp"
+policy_file "$flows_yaml" "$SANDBOX_DIR/good.tmp"
 mv "$SANDBOX_DIR/good.tmp" "$SANDBOX_POLICY"
 tap_check "live: the good policy again clears the error" \
 	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' reload && '$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"last_error\": null'"
