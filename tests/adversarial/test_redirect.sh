@@ -36,12 +36,11 @@ in_cgroup() { # CGROUP CMD...
 	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 n=0
-# flow_to_oem: the app connects to the OEM backend; sets RC, TOKEN.
+# flow_to_oem: the app connects to the OEM backend; sets OUT (flowprobe's result), TOKEN.
 flow_to_oem() {
 	n=$((n + 1))
 	TOKEN="adv$$-$n"
 	OUT=$(in_cgroup "$app_cg" "$FLOWPROBE" tcp 198.51.100.20 443 --token "$TOKEN" --timeout-ms 1500 2>&1)
-	RC=$?
 	tap_diag "flow $TOKEN: $OUT"
 }
 

@@ -308,6 +308,9 @@ check_flow "enforced: a process in an unmanaged cgroup under the same root is un
 
 tap_expect_exit "carwall run refuses an app that is not in the policy" 1 \
 	sandbox_run_app no-such-app true
+run_output=$TAP_LAST_OUTPUT
+says_not_in_policy() { [[ $run_output == *"app 'no-such-app' is not in the policy in force"* ]]; }
+tap_check "carwall run says why: the app is not in the policy in force" says_not_in_policy
 tap_expect_exit "carwall run passes the command's exit code through" 7 \
 	sandbox_run_app mediaplayer sh -c 'exit 7'
 tap_check "carwall run removes its sub-cgroup afterwards" \
