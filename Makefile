@@ -89,8 +89,9 @@ BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 
 .PHONY: all tests check demo bench fuzz install uninstall clean deps
 all: $(BINS)
+# kernel_hide.so is preloaded into a dynamically linked agent only: not built with STATIC=1.
 tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool \
-	$(BUILD)/tests/kernel_hide.so
+	$(if $(filter 1,$(STATIC)),,$(BUILD)/tests/kernel_hide.so)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -140,7 +141,7 @@ $(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwall.a | $(
 # preloaded into the sanitized agent too).
 $(BUILD)/tests/kernel_hide.so: tests/integration/kernel_hide.c | $(BUILD)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) -O2 -g -std=gnu11 $(WARNINGS) -shared -fPIC $< -ldl -o $@
+	$(Q)$(CC) -O2 -g -std=gnu11 $(WARNINGS) -shared -fPIC $< -o $@
 
 $(BUILD)/tests/%.bpf.o: tests/adversarial/%.bpf.c | $(BUILD)/tests
 	$(call msg,CLANG,$@)
