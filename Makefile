@@ -73,7 +73,7 @@ endif
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
 	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 
-BPF_PROGS := sock_addr sock_create skb
+BPF_PROGS := sock_addr sock_create sock_ops skb
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 
 # Library modules: everything in userspace/ but the two mains.
@@ -152,13 +152,18 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c -lyaml -lcrypto -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
+		userspace/control.c userspace/log.c userspace/policy_compile.c userspace/explain.c \
+		-lyaml -lcrypto -ljson-c -lbpf -o $@
 
+# Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
+# from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.
 FUZZ_SECONDS ?= 300
 fuzz: $(FUZZERS)
 	$(Q)for f in $(FUZZERS); do \
 		n=$${f##*/fuzz_}; mkdir -p build-fuzz/corpus-$$n; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build-fuzz/$$n- \
+			$$(test -f tests/fuzz/$$n.dict && echo -dict=tests/fuzz/$$n.dict) \
 			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 

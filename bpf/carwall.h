@@ -58,15 +58,30 @@ static inline __u32 cw_scope(__u32 gen, __u32 id)
 struct cw_gen_info {
 	__u32 level_mask; /* bit L set: some app cgroup sits at cgroup level L */
 	__u32 flags;	  /* CW_GEN_F_* */
+	/*
+	 * The policy epoch: 1 for the first policy the maps ever held, then one more at every
+	 * flip (reload, re-registration of app cgroups, audit -> enforce), continued by an agent
+	 * that adopts the pins; never reused, so a verdict cached for one epoch never answers for
+	 * a later policy, even one that reuses the same generation slot.
+	 */
+	__u64 epoch;
 };
+_Static_assert(sizeof(struct cw_gen_info) == 16, "cw_gen_info layout");
 
-/* The single element of the mmap-able array cw_state. */
+/*
+ * The single element of the mmap-able array cw_state.
+ *
+ * A generation is rewritten only a full RCU grace period after it stopped being the active one
+ * (the agent waits for one after each flip): a program reads active_gen once and takes its whole
+ * decision on that generation, and every program runs under rcu_read_lock(), also when it is
+ * preempted (CONFIG_PREEMPT, PREEMPT_RT), so no decision ever sees two policies.
+ */
 struct cw_state {
 	__u32 active_gen; /* 0 or 1; written last, with a release store, by the agent */
 	__u32 pad;
 	struct cw_gen_info gen[CW_GENERATIONS];
 };
-_Static_assert(sizeof(struct cw_state) == 24, "cw_state layout");
+_Static_assert(sizeof(struct cw_state) == 40, "cw_state layout");
 
 /* cw_cgroups: hash, (cgroup id, generation) -> app. */
 struct cw_cgroup_key {
@@ -198,19 +213,24 @@ struct cw_ratelimit {
 _Static_assert(sizeof(struct cw_ratelimit) == 16, "cw_ratelimit layout");
 
 /*
- * cw_sk_state: socket storage. The connect hooks mark the TCP sockets an app opens itself; the
- * egress program caches its last verdict per socket (valid for one generation and destination).
+ * cw_sk_state: socket storage. The kernel tells how a TCP socket came to be: the connect hooks
+ * mark the sockets an app connects itself, the sock_ops program the ones a listener accepted
+ * (its passive-open callback). Only a socket marked accepted, and never connected, is judged by
+ * its peer's address alone; every other socket (one that predates carwall included) is judged
+ * by destination address, port and protocol. The egress program caches its last verdict per
+ * socket, valid for one policy epoch and destination.
  */
-#define CW_SK_F_ACTIVE (1u << 0) /* opened by connect(): judged by destination port too */
+#define CW_SK_F_ACTIVE (1u << 0)  /* connect() by the app, allowed by a connect hook */
+#define CW_SK_F_PASSIVE (1u << 1) /* accepted: BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB */
 
 struct cw_sk_state {
-	__u32 flags;	 /* CW_SK_F_* */
-	__u32 gen_plus1; /* generation of the cached verdict + 1; 0: nothing cached */
-	__u8 pass;	 /* cached: the packet may go */
+	__u64 epoch; /* policy epoch of the cached verdict; 0: nothing cached */
+	__u32 flags; /* CW_SK_F_* */
+	__u8 pass;   /* cached: the packet may go */
 	__u8 proto;
 	__u16 port;
 	__u8 addr[16];
 };
-_Static_assert(sizeof(struct cw_sk_state) == 28, "cw_sk_state layout");
+_Static_assert(sizeof(struct cw_sk_state) == 32, "cw_sk_state layout");
 
 #endif /* CARWALL_H */

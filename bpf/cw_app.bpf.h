@@ -80,8 +80,9 @@ struct {
 	__type(value, struct cw_sk_state);
 } cw_sk_state SEC(".maps");
 
-/* One decision: the policy generation, the app once found, and the rule that allowed. */
+/* One decision: the policy generation and epoch, the app once found, and the rule that allowed. */
 struct cw_ctx {
+	__u64 epoch;
 	__u32 gen;
 	__u32 app;
 	__u32 flags; /* the app's CW_APP_F_* */
@@ -116,6 +117,7 @@ static __always_inline const struct cw_gen_info *cw_active_gen(struct cw_ctx *c)
 	gi = c->gen ? &state->gen[1] : &state->gen[0];
 	if (!(gi->flags & CW_GEN_F_VALID))
 		return NULL;
+	c->epoch = gi->epoch;
 	return gi;
 }
 

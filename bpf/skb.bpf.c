@@ -9,16 +9,19 @@
  *   fragment, authentication) up to the transport header: loopback GSO packets carry a
  *   hop-by-hop header. A routing header, or any transport but TCP and UDP, is refused for an
  *   app: its real destination is not the one in the header, or not in the policy language.
- * - A socket the app opened with connect() is judged by destination address, port and
- *   protocol, like the socket hooks do. A TCP socket it accepted is judged by the peer address
- *   alone: the peer's port is an ephemeral one that no rule is about.
- * - The verdict is cached per socket for one policy generation and destination, so that an
- *   established flow costs one socket-storage lookup per packet; a new generation (a reload)
- *   judges it again, and a revoked flow's packets are dropped from then on.
+ * - A TCP socket that the kernel reported as accepted (sock_ops, bpf/sock_create.bpf.c) and that
+ *   the app never connected is judged by the peer address alone: the peer's port is an
+ *   ephemeral one that no rule is about. Every other socket, one that predates carwall
+ *   included, is judged by destination address, port and protocol, like the socket hooks do.
+ * - The verdict is cached per socket for one policy epoch and destination, so that an
+ *   established flow costs one socket-storage lookup per packet; every flip (a reload, app
+ *   cgroups registered again, audit to enforce) starts a new epoch that judges it again, and a
+ *   revoked flow's packets are dropped from then on.
  * - Non-first fragments carry no ports: they follow the cached verdict of their socket for the
  *   same destination, and are refused without one.
- * - Packets of sockets that are not full sockets (SYN-ACKs of a listener, TIME-WAIT) pass:
- *   they carry no data, and the full socket is judged when it sends.
+ * - A listener's SYN-ACKs reach this program with the listener as their socket, and are
+ *   judged by the peer's address like an accepted connection. Packets of TIME-WAIT sockets
+ *   never reach it; they carry no data.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -194,10 +197,24 @@ static __always_inline enum cw_verdict cw_judge_packet(struct cw_ctx *c, const s
 	return cw_judge6(c, ip6_be, f->proto, f->port);
 }
 
-static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u32 gen,
+/*
+ * Whether a TCP packet is judged by its peer's address alone: sent by a listener (its SYN-ACKs:
+ * the kernel runs this program with the listener as the socket of a request's packets), or by a
+ * socket the kernel reported accepted and the app never connected.
+ */
+static __always_inline bool cw_is_passive(const struct bpf_sock *sk, const struct cw_sk_state *st)
+{
+	if (sk->protocol != IPPROTO_TCP)
+		return false;
+	if (sk->state == BPF_TCP_LISTEN)
+		return true;
+	return st && (st->flags & (CW_SK_F_PASSIVE | CW_SK_F_ACTIVE)) == CW_SK_F_PASSIVE;
+}
+
+static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64 epoch,
 					     const struct cw_flow *f, bool fragment)
 {
-	if (st->gen_plus1 != gen + 1 || st->proto != f->proto)
+	if (st->epoch != epoch || st->proto != f->proto)
 		return false;
 	if (!fragment && st->port != f->port)
 		return false;
@@ -233,9 +250,9 @@ int cw_skb_egress(struct __sk_buff *skb)
 	if (!cw_active_gen(&c))
 		return SKB_PASS;
 	st = bpf_sk_storage_get(&cw_sk_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	/* Fast path: this socket's last verdict, for this generation and destination. */
+	/* Fast path: this socket's last verdict, for this policy epoch and destination. */
 	if (st && parsed != CW_PARSE_UNEXPECTED &&
-	    cw_cache_matches(st, c.gen, &f, parsed == CW_PARSE_FRAGMENT))
+	    cw_cache_matches(st, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
 		return st->pass ? SKB_PASS : SKB_DROP;
 
 	if (!cw_find_app_skb(&c, skb)) {
@@ -243,8 +260,7 @@ int cw_skb_egress(struct __sk_buff *skb)
 		v = CW_VERDICT_UNMANAGED;
 	} else {
 		if (parsed == CW_PARSE_OK)
-			v = cw_judge_packet(&c, &f, sk->protocol == IPPROTO_TCP && st &&
-							    !(st->flags & CW_SK_F_ACTIVE));
+			v = cw_judge_packet(&c, &f, cw_is_passive(sk, st));
 		else if (parsed == CW_PARSE_FRAGMENT)
 			v = CW_VERDICT_DENY_NO_RULE; /* no verdict to follow: refused */
 		else
@@ -253,7 +269,7 @@ int cw_skb_egress(struct __sk_buff *skb)
 		pass = v == CW_VERDICT_ALLOW_RULE || cw_finish(&c, &f, v);
 	}
 	if (st && parsed == CW_PARSE_OK) {
-		st->gen_plus1 = c.gen + 1;
+		st->epoch = c.epoch;
 		st->pass = pass;
 		st->proto = f.proto;
 		st->port = f.port;

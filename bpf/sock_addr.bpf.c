@@ -66,10 +66,11 @@ static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
 
 /*
  * Remember an allowed flow in the socket's storage, for the egress program: its verdict for this
- * generation and destination (so that the flow's packets are not judged, counted or reported a
- * second time), and for a TCP socket the app connects itself, that it is judged by destination
- * port too (an accepted one only by peer address). No storage: the egress program judges every
- * packet, but a TCP connect is refused (fail closed), since its socket would look accepted.
+ * policy epoch and destination (so that the flow's packets are not judged, counted or reported a
+ * second time), and for a TCP socket the app connects itself, that it was connected: it can then
+ * never be taken for an accepted one (judged by peer address alone), not even when a simultaneous
+ * open makes the kernel report it as passively established. No storage: the egress program judges
+ * every packet, but a TCP connect is refused (fail closed), since the mark could not be set.
  */
 static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct cw_ctx *c,
 					const struct cw_flow *f, enum cw_hook hook)
@@ -83,7 +84,7 @@ static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct 
 		return !(connect && tcp);
 	if (connect && tcp)
 		st->flags |= CW_SK_F_ACTIVE;
-	st->gen_plus1 = c->gen + 1;
+	st->epoch = c->epoch;
 	st->pass = 1;
 	st->proto = f->proto;
 	st->port = f->port;

@@ -341,6 +341,7 @@ if [[ $agent_help == *--trust-dir* ]] && "$CARWALL" bundle --help >/dev/null 2>&
 	install -d -m 0755 "$TMP/trust"
 	install -m 0644 "$TMP/bench.pub" "$TMP/trust/bench.pem"
 	AGENT_ARGS+=(--trust-dir "$TMP/trust" --target carwall-bench)
+	[[ $agent_help == *--bundle-id* ]] && AGENT_ARGS+=(--bundle-id carwall.bench)
 	POLICY_FORMAT="signed bundle (Ed25519, 1 signature)"
 elif [[ $agent_help == *--developer-mode* ]]; then
 	AGENT_ARGS+=(--developer-mode)

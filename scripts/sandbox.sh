@@ -565,7 +565,7 @@ sandbox_agent_start() {
 	fi
 
 	# Plain policies (developer mode) unless the caller sets SANDBOX_DEVELOPER_MODE=0 and
-	# passes the production options (--trust-dir, --target) itself.
+	# passes the production options (--trust-dir, --target, --bundle-id) itself.
 	local dev=()
 	[[ ${SANDBOX_DEVELOPER_MODE:-1} == 1 ]] && dev=(--developer-mode)
 	"$carwalld" "${dev[@]}" --policy "$SANDBOX_POLICY" --cgroup-root "$SANDBOX_CGROUP_ROOT" \

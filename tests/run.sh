@@ -58,16 +58,19 @@ unit_suite() {
 	return $rc
 }
 
-# A short libFuzzer run per target, on its seed corpus (`make fuzz` runs longer).
+# A short libFuzzer run per target, on its seed corpus with its dictionary (`make fuzz` runs
+# longer and keeps its corpus).
 fuzz_suite() {
-	local n=0 f name corpus
+	local n=0 f name corpus dict
 	for f in build-fuzz/fuzz_*; do
 		[ -x "$f" ] || continue
 		n=$((n + 1))
 		name=${f##*/fuzz_}
 		corpus=$(mktemp -d)
+		dict=()
+		[ -f "tests/fuzz/$name.dict" ] && dict=("-dict=tests/fuzz/$name.dict")
 		if "$f" -max_total_time="${FUZZ_SMOKE_SECONDS:-20}" -print_final_stats=0 \
-			-artifact_prefix="$logdir/fuzz-$name-" \
+			-artifact_prefix="$logdir/fuzz-$name-" "${dict[@]}" \
 			"$corpus" "tests/fuzz/corpus/$name" >"$logdir/fuzz-$name.log" 2>&1; then
 			echo "ok $n - fuzz_$name: no crash in ${FUZZ_SMOKE_SECONDS:-20}s"
 		else

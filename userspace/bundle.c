@@ -71,6 +71,7 @@ static const char *const reason_names[_BUNDLE_REASON_MAX] = {
 	[BUNDLE_INVALID_POLICY] = "invalid-policy",
 	[BUNDLE_NO_METADATA] = "no-metadata",
 	[BUNDLE_WRONG_TARGET] = "wrong-target",
+	[BUNDLE_WRONG_ID] = "wrong-id",
 	[BUNDLE_NOT_YET_VALID] = "not-yet-valid",
 	[BUNDLE_EXPIRED] = "expired",
 	[BUNDLE_ROLLBACK] = "rollback",
@@ -974,6 +975,17 @@ static int check_metadata(const struct bundle_expect *want, const char *name,
 				 "%s:%u:%u: the bundle is for target '%s', this device is '%s'",
 				 name, m->target_loc.line, m->target_loc.column, m->target,
 				 want->target);
+	if (want->n_ids > 0) {
+		size_t i;
+
+		for (i = 0; i < want->n_ids; i++)
+			if (!strcmp(want->ids[i], m->id))
+				break;
+		if (i == want->n_ids)
+			return set_error(err, -EINVAL, BUNDLE_WRONG_ID,
+					 "%s:%u:%u: bundle id '%s' is not one this device accepts",
+					 name, m->loc.line, m->loc.column, m->id);
+	}
 	if (policy_time_format((int64_t)want->now, now, sizeof(now)) < 0)
 		snprintf(now, sizeof(now), "%jd", (intmax_t)want->now);
 	if ((int64_t)want->now < m->not_before) {

@@ -69,6 +69,7 @@ enum bundle_reason {
 	/* metadata */
 	BUNDLE_NO_METADATA,	    /* "no-metadata": no `bundle:` */
 	BUNDLE_WRONG_TARGET,	    /* "wrong-target" */
+	BUNDLE_WRONG_ID,	    /* "wrong-id": a bundle id this device does not accept */
 	BUNDLE_NOT_YET_VALID,	    /* "not-yet-valid" */
 	BUNDLE_EXPIRED,		    /* "expired" */
 	/* rollback */
@@ -104,9 +105,14 @@ struct bundle_envelope {
 
 struct bundle_state; /* userspace/bundle_state.h */
 
+/* The bundle ids one device may accept (--bundle-id). */
+#define BUNDLE_MAX_ACCEPTED_IDS 16
+
 /* What the device expects of a bundle. */
 struct bundle_expect {
 	const char *target;		  /* this head unit's hardware id; NULL: not checked */
+	const char *const *ids;		  /* the bundle ids it accepts; n_ids 0: not checked */
+	size_t n_ids;
 	time_t now;			  /* the time to check not-before/not-after against */
 	const struct bundle_state *state; /* anti-rollback state; NULL: not checked (tools) */
 };
@@ -165,7 +171,7 @@ int bundle_split(const void *data, size_t size, struct bundle_envelope *ret,
 /*
  * Verify the bundle in data[0..size) and parse its payload. Checks, in this order, and reports
  * the first failure: size; envelope; signatures; parse (policy_parse_buffer() of the exact
- * verified bytes, errors named `name`); metadata (`bundle:` present, target, not-before,
+ * verified bytes, errors named `name`); metadata (`bundle:` present, target, id, not-before,
  * not-after); rollback against want->state. Returns 0 and *ret (bundle_free() it), or a
  * negative errno with err filled: -EFBIG (size), -EBADMSG (envelope), -EKEYREJECTED
  * (signatures), -EINVAL (policy or metadata), -ESTALE (rollback), -ENOMEM. The reason code, not

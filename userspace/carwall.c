@@ -20,11 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "carwall_app.h"
 #include "carwall_events.h"
 #include "carwall_explain.h"
 #include "carwall_bundle.h"
 #include "cgroup.h"
 #include "control.h"
+#include "fileio.h"
 #include "loader.h"
 #include "log.h"
 #include "policy.h"
@@ -61,11 +63,14 @@ static void usage(FILE *f)
 		"\n"
 		"  carwall run --app ID [--] CMD [ARGS...]  run a command as that app (in its cgroup)\n"
 		"  carwall status                          is enforcement attached, which policy\n"
+		"  carwall app wait-managed [--timeout S]  wait until the agent manages this\n"
+		"                                          process's cgroup (AGL's ExecStartPre)\n"
 		"  carwall reload                          make the agent reload its policy file\n"
 		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall policy check FILE               validate a policy without loading it\n"
-		"  carwall bundle install FILE             make the agent verify and enforce a bundle\n"
+		"  carwall bundle install FILE             send a bundle to the agent, which verifies\n"
+		"                                          and enforces it (FILE is read by this command)\n"
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
 		"  carwall explain --policy FILE --app ID DEST[:PORT][/PROTO]\n"
 		"                                          the verdict for a flow, offline, and why\n"
@@ -74,7 +79,8 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  --json          print JSON (errors too)\n"
-		"  -q --quiet      print nothing; the exit code tells (status: 0 enforcing)\n"
+		"  -q --quiet      print nothing; the exit code tells (status: 0 enforcing and\n"
+		"                  every app cgroup registered)\n"
 		"  --run-dir DIR   the agent's run folder (default $CARWALL_RUN_DIR or %s)\n"
 		"  --pin-dir DIR   the agent's bpffs pin folder (default %s)\n"
 		"  -h --help       show this help\n"
@@ -402,8 +408,21 @@ static void status_print(struct json_object *s)
 			       (long long)json_int(a, "rules"), audited ? " (audit mode)" : "",
 			       json_str(a, "cgroup"));
 		}
+	struct json_object *stale;
+	if (json_object_object_get_ex(s, "stale_cgroups", &stale))
+		for (size_t i = 0; i < json_object_array_length(stale); i++)
+			printf("DEGRADED:    %s is not registered (made again)\n",
+			       json_object_get_string(json_object_array_get_idx(stale, i)));
+	if (json_str(s, "cgroup_error"))
+		printf("DEGRADED:    cannot register app cgroups again: %s\n",
+		       json_str(s, "cgroup_error"));
 	const char *err = json_str(s, "last_error");
 	printf("last error:  %s\n", err ? err : "none");
+	struct json_object *floor;
+	if (json_str(s, "distrusted"))
+		printf("not trusted: %s\n", json_str(s, "distrusted"));
+	if (json_object_object_get_ex(s, "anti_rollback", &floor) && json_str(floor, "warning"))
+		printf("floor:       WARNING: %s\n", json_str(floor, "warning"));
 }
 
 static int cmd_status(struct cli *c, int argc, char **argv)
@@ -420,10 +439,15 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	}
 	r = control_request(control_run_dir(c->run_dir), "status", &reply);
 	if (c->quiet) {
-		/* For scripts and unit checks: 0 only when an agent answers and enforces. */
+		/*
+		 * For scripts and unit checks: 0 only when an agent answers and enforces, with
+		 * every app cgroup registered (not "degraded").
+		 */
 		struct json_object *v;
 		bool enforcing = r == 0 && json_object_object_get_ex(reply, "enforcing", &v) &&
-				 json_object_get_boolean(v);
+				 json_object_get_boolean(v) &&
+				 !(json_object_object_get_ex(reply, "degraded", &v) &&
+				   json_object_get_boolean(v));
 		json_object_put(reply);
 		return enforcing ? EXIT_SUCCESS : r == 0 ? EXIT_FAILURE : EXIT_NO_AGENT;
 	}
@@ -516,7 +540,9 @@ static int cmd_policy_check(struct cli *c, int argc, char **argv)
 	r = policy_compile(p, 0, &maps, reason, sizeof(reason));
 	if (r < 0) {
 		policy_free(p);
-		return cli_error(c, "%s: %s", file, reason[0] ? reason : strerror(-r));
+		if (!reason[0])
+			snprintf(reason, sizeof(reason), "%s: %s", file, strerror(-r));
+		return cli_error(c, "%s", reason); /* "file[:line:column]: why" */
 	}
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
@@ -593,6 +619,11 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+static int cmd_app(struct cli *c, int argc, char **argv)
+{
+	return carwall_app_main(argc, argv, c->json, c->quiet, c->run_dir);
+}
+
 static int cmd_events(struct cli *c, int argc, char **argv)
 {
 	return carwall_events_main(argc, argv, c->json);
@@ -653,9 +684,11 @@ static int cmd_stats(struct cli *c, int argc, char **argv)
 	}
 	if (json_object_object_get_ex(reply, "events", &ev))
 		printf("\nevents: %lld received by the agent, %lld dropped since load (rate limit %lld "
-		       "per app and second, or a full ring buffer)\n",
+		       "per app and second, or a full ring buffer); %lld records logged, %lld repeats "
+		       "folded into them, %lld not written yet\n",
 		       (long long)json_int(ev, "received"), (long long)json_int(ev, "dropped_since_load"),
-		       (long long)json_int(ev, "rate_limit_per_app"));
+		       (long long)json_int(ev, "rate_limit_per_app"), (long long)json_int(ev, "records"),
+		       (long long)json_int(ev, "folded"), (long long)json_int(ev, "pending"));
 	json_object_put(reply);
 	return EXIT_SUCCESS;
 }
@@ -665,11 +698,18 @@ static int cmd_explain(struct cli *c, int argc, char **argv)
 	return carwall_explain_main(argc, argv, c->json);
 }
 
-/* `carwall bundle install FILE`: the running agent verifies it, puts it in force and keeps it. */
+/*
+ * `carwall bundle install FILE`: read with this command's own privileges (the agent opens no
+ * path a client names) and sent over the control socket; the running agent verifies it, puts it
+ * in force and keeps it.
+ */
 static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 {
+	_cleanup_free_ char *data = NULL;
 	struct json_object *reply = NULL;
-	char request[CONTROL_MAX_REQUEST], path[4096];
+	const char *run_dir = control_run_dir(c->run_dir);
+	const char *path;
+	size_t size;
 	int i, r;
 
 	i = cli_parse(c, argc, argv, false, false);
@@ -679,14 +719,25 @@ static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "Usage: carwall bundle install FILE\n");
 		return EXIT_USAGE;
 	}
-	if (!realpath(argv[i], path))
-		return cli_error(c, "%s: %s", argv[i], strerror(errno));
-	if ((size_t)snprintf(request, sizeof(request), "install %s", path) >= sizeof(request))
-		return cli_error(c, "%s: path too long", path);
-	r = cli_request(c, request, "install refused, the last good policy stays in force: ",
-			&reply);
+	path = argv[i];
+	r = read_file_limited(path, CONTROL_MAX_PAYLOAD, &data, &size);
+	if (r == -EINVAL)
+		return cli_error(c, "%s: not a regular file", path);
+	if (r == -EFBIG)
+		return cli_error(c, "%s: larger than %u bytes", path, CONTROL_MAX_PAYLOAD);
 	if (r < 0)
-		return -r;
+		return cli_error(c, "%s: %s", path, strerror(-r));
+	if (size == 0)
+		return cli_error(c, "%s: empty file", path);
+	r = control_request_payload(run_dir, "install", data, size, &reply);
+	if (r < 0)
+		return cli_error(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+	if (json_str(reply, "error")) {
+		r = cli_error(c, "%s: install refused, the last good policy stays in force: %s",
+			      path, json_str(reply, "error"));
+		json_object_put(reply);
+		return r;
+	}
 	if (c->json)
 		json_print(reply);
 	else
@@ -709,6 +760,7 @@ static const struct command {
 	int (*run)(struct cli *c, int argc, char **argv);
 } commands[] = {
 	{ "run", NULL, cmd_run },
+	{ "app", NULL, cmd_app },
 	{ "status", NULL, cmd_status },
 	{ "reload", NULL, cmd_reload },
 	{ "policy", "check", cmd_policy_check },

@@ -41,6 +41,8 @@ struct opts {
 	const char *trust;
 	unsigned threshold;
 	const char *target;
+	const char *bundle_ids[BUNDLE_MAX_ACCEPTED_IDS];
+	size_t n_bundle_ids;
 	bool have_now;
 	int64_t now;
 	const char *state_dir;
@@ -63,7 +65,7 @@ static void usage(FILE *f)
 		"  carwall bundle sign --key KEY.pem [--key KEY.pem...] PAYLOAD|BUNDLE -o BUNDLE\n"
 		"      sign a policy (with 'bundle:' metadata), or add signatures to a bundle\n"
 		"  carwall bundle verify --trust DIR [--threshold M] [--target ID] [--now TIME]\n"
-		"                        [--state-dir DIR] BUNDLE\n"
+		"                        [--bundle-id ID...] [--state-dir DIR] BUNDLE\n"
 		"      verify as the agent would; TIME is RFC 3339 UTC (2026-11-01T00:00:00Z)\n"
 		"  carwall bundle inspect BUNDLE\n"
 		"      show metadata, key ids and payload hash; signatures are NOT verified\n"
@@ -128,6 +130,7 @@ enum {
 	OPT_TARGET,
 	OPT_NOW,
 	OPT_STATE_DIR,
+	OPT_BUNDLE_ID,
 };
 
 /* Which options each command takes, beyond --json and --help. */
@@ -139,7 +142,7 @@ static bool option_allowed(const char *cmd, int opt)
 		return opt == OPT_KEY || opt == OPT_OUTPUT;
 	if (!strcmp(cmd, "verify"))
 		return opt == OPT_TRUST || opt == OPT_THRESHOLD || opt == OPT_TARGET ||
-		       opt == OPT_NOW || opt == OPT_STATE_DIR;
+		       opt == OPT_NOW || opt == OPT_STATE_DIR || opt == OPT_BUNDLE_ID;
 	return false;
 }
 
@@ -157,6 +160,7 @@ static int parse_options(const char *cmd, int argc, char **argv, struct opts *o)
 		{ "target", required_argument, NULL, OPT_TARGET },
 		{ "now", required_argument, NULL, OPT_NOW },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "bundle-id", required_argument, NULL, OPT_BUNDLE_ID },
 		{},
 	};
 	int opt;
@@ -206,6 +210,15 @@ static int parse_options(const char *cmd, int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			o->threshold = (unsigned)v;
+			break;
+		case OPT_BUNDLE_ID:
+			if (!policy_app_id_valid(optarg) ||
+			    o->n_bundle_ids >= BUNDLE_MAX_ACCEPTED_IDS) {
+				usage_error(cmd, "'%s' is not a valid bundle id, or more than %d",
+					    optarg, BUNDLE_MAX_ACCEPTED_IDS);
+				return -1;
+			}
+			o->bundle_ids[o->n_bundle_ids++] = optarg;
 			break;
 		case OPT_TARGET:
 			if (!policy_app_id_valid(optarg)) {
@@ -645,6 +658,8 @@ static int cmd_verify(struct opts *o, int argc, char **argv)
 			return cli_error(o, "anti-rollback state in %s: %s", o->state_dir, reason);
 	}
 	want.target = o->target;
+	want.ids = o->bundle_ids;
+	want.n_ids = o->n_bundle_ids;
 	want.now = o->have_now ? (time_t)o->now : time(NULL);
 	want.state = state;
 
@@ -688,6 +703,8 @@ static int cmd_verify(struct opts *o, int argc, char **argv)
 		}
 		json_object_object_add(j, "signatures", a);
 		json_object_object_add(j, "target_checked", json_object_new_boolean(!!o->target));
+		json_object_object_add(j, "bundle_id_checked",
+				       json_object_new_boolean(o->n_bundle_ids > 0));
 		json_object_object_add(j, "rollback_checked", json_object_new_boolean(!!state));
 		json_object_object_add(j, "now", json_object_new_string(time_str(want.now, t1)));
 		json_object_object_add(j, "policy", json_policy_summary(b->policy));
@@ -697,8 +714,9 @@ static int cmd_verify(struct opts *o, int argc, char **argv)
 
 	printf("%s: valid%s\n", file,
 	       b->already_installed ? " (already installed: same version and content)" : "");
-	printf("bundle:          %s version %" PRIu64 " for target %s%s\n", m->id, m->version,
-	       m->target, o->target ? "" : " (target not checked: no --target)");
+	printf("bundle:          %s version %" PRIu64 " for target %s%s%s\n", m->id, m->version,
+	       m->target, o->target ? "" : " (target not checked: no --target)",
+	       o->n_bundle_ids ? "" : " (id not checked: no --bundle-id)");
 	printf("valid:           %s to %s (checked at %s)\n", time_str(m->not_before, t1),
 	       time_str(m->not_after, t2), time_str(want.now, t3));
 	printf("payload:         %zu bytes, sha256 %s\n", b->payload_size, b->payload_sha256_hex);

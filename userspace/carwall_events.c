@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * `carwall events [--follow] [--json] [--app ID] [--state-dir DIR]`: the refused (and audited)
- * flows the agent has logged in its state folder, oldest first; with --follow, new ones as the
- * agent writes them (the log rotates; the reader follows it).
+ * flows the agent has logged in its state folder (one log per app, see events.h), all apps in
+ * time order; with --follow, new ones as the agent writes them (the logs rotate; the reader
+ * follows them, and the logs of apps that appear).
  */
 #include "carwall_events.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -65,19 +67,97 @@ static void events_print_line(struct events_reader *rd, const char *line)
 									 JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		dst = str_field(o, "dst", "-");
-		printf("%s %-7s %-14s pid %lld (%s) %s %s%s%s:%lld %s: %s\n",
+		int64_t count = int_field(o, "count");
+
+		printf("%s %-7s %-14s pid %lld (%s) %s %s%s%s:%lld %s: %s",
 		       str_field(o, "time", "-"), str_field(o, "event", "-"), app ? app : "-",
-		       (long long)int_field(o, "pid"), str_field(o, "comm", "-"),
-		       str_field(o, "proto", "-"), strchr(dst, ':') ? "[" : "", dst,
-		       strchr(dst, ':') ? "]" : "", (long long)int_field(o, "port"),
-		       str_field(o, "hook", "-"), str_field(o, "reason", "-"));
+		       (long long)int_field(o, "pid"),
+		       str_field(o, "comm", "-"), str_field(o, "proto", "-"),
+		       strchr(dst, ':') ? "[" : "", dst, strchr(dst, ':') ? "]" : "",
+		       (long long)int_field(o, "port"), str_field(o, "hook", "-"),
+		       str_field(o, "reason", "-"));
+		/* Repeats folded into one record (records of older agents have no count). */
+		if (count > 1)
+			printf(" (%lld times, the last at %s)", (long long)count,
+			       str_field(o, "last", "-"));
+		printf("\n");
 	}
 	rd->printed++;
 	json_object_put(o);
 }
 
-/* Print the complete lines of f from its current position; returns at end of file. */
-static void events_print_from(struct events_reader *rd, FILE *f)
+/* Lines read and not printed yet: printed together, in time order. */
+struct events_batch {
+	struct events_line {
+		char time[40]; /* the record's "time": sorts as text */
+		size_t seq;    /* read order, for records of the same time */
+		char *text;
+	} *lines;
+	size_t n, cap;
+};
+
+static int events_line_cmp(const void *x, const void *y)
+{
+	const struct events_line *a = x, *b = y;
+	int c = strcmp(a->time, b->time);
+
+	return c ? c : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Keeps a record that passes the filter; lines that are not records are skipped. */
+static void events_batch_add(struct events_reader *rd, struct events_batch *b, const char *line)
+{
+	struct json_object *o = json_tokener_parse(line);
+	const char *app;
+	char *text;
+
+	if (!o || !json_object_is_type(o, json_type_object))
+		goto out;
+	app = str_field(o, "app", NULL);
+	if (rd->app && (!app || strcmp(app, rd->app)))
+		goto out;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 256;
+		struct events_line *l = reallocarray(b->lines, cap, sizeof(*l));
+
+		if (!l)
+			goto out;
+		b->lines = l;
+		b->cap = cap;
+	}
+	text = strdup(line);
+	if (!text)
+		goto out;
+	snprintf(b->lines[b->n].time, sizeof(b->lines[b->n].time), "%s", str_field(o, "time", ""));
+	b->lines[b->n].seq = b->n;
+	b->lines[b->n].text = text;
+	b->n++;
+out:
+	json_object_put(o);
+}
+
+static void events_batch_print(struct events_reader *rd, struct events_batch *b)
+{
+	if (b->n == 0)
+		return;
+	qsort(b->lines, b->n, sizeof(*b->lines), events_line_cmp);
+	for (size_t i = 0; i < b->n; i++) {
+		events_print_line(rd, b->lines[i].text);
+		free(b->lines[i].text);
+	}
+	b->n = 0;
+	fflush(stdout);
+}
+
+static void events_batch_free(struct events_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->lines[i].text);
+	free(b->lines);
+}
+
+/* Reads the complete lines of f from its current position into b; returns at end of file. */
+static void events_read_from(struct events_reader *rd, struct events_batch *b, FILE *f)
 {
 	char line[EVENTS_MAX_LINE];
 
@@ -90,9 +170,8 @@ static void events_print_from(struct events_reader *rd, FILE *f)
 			break;
 		}
 		line[n - 1] = '\0';
-		events_print_line(rd, line);
+		events_batch_add(rd, b, line);
 	}
-	fflush(stdout);
 }
 
 static void sleep_ms(long ms)
@@ -114,11 +193,136 @@ static bool events_rotated(FILE *f, const char *path)
 	return fstat(fileno(f), &open) == 0 && open.st_ino != on_disk.st_ino;
 }
 
+/* One log: an app's share (or the log of an older agent), its current and previous file. */
+struct events_source {
+	char *path, *old_path;
+	FILE *f; /* the current file, at the end of what was read */
+};
+
+struct events_sources {
+	struct events_source *v;
+	size_t n;
+};
+
+static void events_sources_free(struct events_sources *ss)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		free(ss->v[i].path);
+		free(ss->v[i].old_path);
+		if (ss->v[i].f)
+			fclose(ss->v[i].f);
+	}
+	free(ss->v);
+}
+
+static bool events_source_known(const struct events_sources *ss, const char *path)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		if (!strcmp(ss->v[i].path, path))
+			return true;
+	return false;
+}
+
+/* Adds the log dir/name (+ .1 for the previous file); its records are read into b. */
+static int events_source_add(struct events_reader *rd, struct events_sources *ss,
+			     struct events_batch *b, const char *path, const char *old_path)
+{
+	struct events_source *v, *src;
+	FILE *old;
+
+	if (events_source_known(ss, path))
+		return 0;
+	v = reallocarray(ss->v, ss->n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	ss->v = v;
+	src = &ss->v[ss->n];
+	memset(src, 0, sizeof(*src));
+	src->path = strdup(path);
+	src->old_path = strdup(old_path);
+	if (!src->path || !src->old_path) {
+		free(src->path);
+		free(src->old_path);
+		return -ENOMEM;
+	}
+	ss->n++;
+	old = fopen(src->old_path, "re");
+	if (old) {
+		events_read_from(rd, b, old);
+		fclose(old);
+	}
+	src->f = fopen(src->path, "re");
+	if (src->f)
+		events_read_from(rd, b, src->f);
+	return 0;
+}
+
+/* Every share in the events folder not known yet (and, once, the log of an older agent). */
+static int events_sources_scan(struct events_reader *rd, struct events_sources *ss,
+			       struct events_batch *b, const char *state_dir)
+{
+	_cleanup_free_ char *dir = NULL, *legacy = NULL, *legacy_old = NULL;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if (asprintf(&legacy, "%s/%s", state_dir, EVENTS_LEGACY_LOG_NAME) < 0 ||
+	    asprintf(&legacy_old, "%s/%s", state_dir, EVENTS_LEGACY_LOG_OLD_NAME) < 0 ||
+	    asprintf(&dir, "%s/%s", state_dir, EVENTS_DIR_NAME) < 0)
+		return -ENOMEM;
+	r = events_source_add(rd, ss, b, legacy, legacy_old);
+	if (r < 0)
+		return r;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : negative_errno();
+	while (r == 0 && (de = readdir(d))) {
+		_cleanup_free_ char *path = NULL, *old_path = NULL;
+		char share[EVENTS_SHARE_NAME_MAX];
+		bool old;
+
+		if (events_share_of_file(de->d_name, share, &old) < 0)
+			continue;
+		if (asprintf(&path, "%s/%s%s", dir, share, EVENTS_FILE_SUFFIX) < 0 ||
+		    asprintf(&old_path, "%s/%s%s", dir, share, EVENTS_OLD_FILE_SUFFIX) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		r = events_source_add(rd, ss, b, path, old_path);
+	}
+	closedir(d);
+	return r;
+}
+
+/* What the agent wrote since the last call, in every log. */
+static void events_sources_poll(struct events_reader *rd, struct events_sources *ss,
+				struct events_batch *b)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		struct events_source *src = &ss->v[i];
+
+		/* The agent rotates a log by renaming it: finish the old file, then the new. */
+		if (events_rotated(src->f, src->path)) {
+			if (src->f) {
+				clearerr(src->f);
+				events_read_from(rd, b, src->f);
+				fclose(src->f);
+			}
+			src->f = fopen(src->path, "re");
+		}
+		if (src->f) {
+			clearerr(src->f);
+			events_read_from(rd, b, src->f);
+		}
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: carwall events [--follow] [--json] [--app ID] [--state-dir DIR]\n"
 		     "\n"
-		     "Refused (and audit-mode) flows logged by carwalld, oldest first.\n"
+		     "Refused (and audit-mode) flows logged by carwalld, every app's, oldest first.\n"
+		     "The repeats of a flow are one record with a count, first and last time.\n"
 		     "  -f --follow         keep printing new events as they come\n"
 		     "  --json              one JSON object per line\n"
 		     "  --app ID            only this app's events\n"
@@ -136,10 +340,10 @@ int carwall_events_main(int argc, char **argv, bool json)
 	};
 	struct events_reader rd = { .json = json };
 	const char *state_dir = getenv("CARWALL_STATE_DIR");
-	_cleanup_free_ char *path = NULL, *old_path = NULL;
+	struct events_sources ss = {};
+	struct events_batch b = {};
 	bool follow = false;
-	FILE *f;
-	int o;
+	int o, r;
 
 	if (!state_dir || !*state_dir)
 		state_dir = EVENTS_DEFAULT_STATE_DIR;
@@ -170,40 +374,23 @@ int carwall_events_main(int argc, char **argv, bool json)
 		usage(stderr);
 		return 2;
 	}
-	if (asprintf(&path, "%s/%s", state_dir, EVENTS_LOG_NAME) < 0 ||
-	    asprintf(&old_path, "%s/%s", state_dir, EVENTS_LOG_OLD_NAME) < 0)
-		return EXIT_FAILURE;
 
-	f = fopen(old_path, "re");
-	if (f) {
-		events_print_from(&rd, f);
-		fclose(f);
-	}
-	f = fopen(path, "re");
-	if (!f && !follow) {
-		if (errno == ENOENT)
-			return EXIT_SUCCESS; /* no event yet */
-		fprintf(stderr, "carwall events: %s: %s\n", path, strerror(errno));
+	r = events_sources_scan(&rd, &ss, &b, state_dir);
+	if (r < 0) {
+		fprintf(stderr, "carwall events: %s/%s: %s\n", state_dir, EVENTS_DIR_NAME,
+			strerror(-r));
+		events_batch_free(&b);
+		events_sources_free(&ss);
 		return EXIT_FAILURE;
 	}
-	if (f)
-		events_print_from(&rd, f);
+	events_batch_print(&rd, &b);
 	while (follow) {
-		/* The agent rotates the log by renaming it: finish the old file, then the new. */
-		if (events_rotated(f, path)) {
-			if (f) {
-				events_print_from(&rd, f);
-				fclose(f);
-			}
-			f = fopen(path, "re");
-		}
-		if (f) {
-			clearerr(f);
-			events_print_from(&rd, f);
-		}
 		sleep_ms(EVENTS_FOLLOW_POLL_MS);
+		events_sources_poll(&rd, &ss, &b);
+		events_sources_scan(&rd, &ss, &b, state_dir); /* shares that appeared */
+		events_batch_print(&rd, &b);
 	}
-	if (f)
-		fclose(f);
+	events_batch_free(&b);
+	events_sources_free(&ss);
 	return EXIT_SUCCESS;
 }

@@ -451,9 +451,11 @@ static int explain_load(struct explain_cli *c)
 	}
 	/* Generation 0: the verdict does not depend on the generation. */
 	r = policy_compile(c->policy, 0, &c->maps, reason, sizeof(reason));
-	if (r < 0)
-		return explain_error(c, EXIT_FAILURE, "%s: %s", c->policy_path,
-				     reason[0] ? reason : strerror(-r));
+	if (r < 0) {
+		if (!reason[0])
+			snprintf(reason, sizeof(reason), "%s: %s", c->policy_path, strerror(-r));
+		return explain_error(c, EXIT_FAILURE, "%s", reason); /* "file[:line:column]: why" */
+	}
 
 	if (explain_find_app(c->policy, c->app_id, &c->app) < 0) {
 		char apps[2048];

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <libgen.h>
 #include <malloc.h>
@@ -54,6 +55,7 @@
 #define DEFAULT_EVENT_RATE 10000
 #define DEFAULT_TRUST_DIR "/etc/carwall/keys"
 #define DEFAULT_TARGET_FILE "/etc/carwall/target"
+#define DEFAULT_BUNDLE_ID_FILE "/etc/carwall/bundle-id"
 
 #define JSON_ADD(o, key, value) json_object_object_add((o), (key), (value))
 
@@ -81,6 +83,9 @@ struct agent {
 	bool developer_mode; /* accept unsigned policies: never on a vehicle */
 	const char *trust_dir;
 	char target[POLICY_MAX_ID_LEN + 1];
+	char bundle_ids[BUNDLE_MAX_ACCEPTED_IDS][POLICY_MAX_ID_LEN + 1]; /* --bundle-id */
+	const char *bundle_id_list[BUNDLE_MAX_ACCEPTED_IDS];
+	size_t n_bundle_ids;
 	unsigned threshold;
 	char cgroup_root[4096];
 	char cgroup_mount[4096];
@@ -108,14 +113,31 @@ struct agent {
 	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
 	bool signed_policy;	    /* the policy in force came in a verified bundle */
 	char signers[256];	    /* key ids (short) of its valid signatures */
+	/*
+	 * The bytes of the bundle in force, verified again at every reload against the trust
+	 * folder, target, bundle ids and floor of that moment (with the time it went in force:
+	 * expiry is checked when a bundle goes in force, not while it is in force).
+	 */
+	char *bundle_data;
+	size_t bundle_size;
+	time_t bundle_verified_at;
+	uint8_t bundle_payload_sha256[BUNDLE_SHA256_BYTES];
+	/* Why the policy that was in force is no longer trusted (then fail closed); "" if not. */
+	char distrust[1024];
 	bool revoke_unsupported_warned;
+
+	/* Following the cgroups: why the last registration again failed, "" when it did not. */
+	char cgroup_error[512];
 
 	/* The last refused policy, "" when the last attempt succeeded. */
 	char last_error[1024];
 
 	/* Evidence: events from the ring buffer, and the app ids of each generation. */
 	struct ring_buffer *events_rb;
+	struct events_agg *events_agg; /* repeats folded into one record per key */
+	struct events_quota *journal_quota; /* record lines in this log, per app */
 	struct events_log *events_log;
+	int events_tick_fd;		/* writes the repeats that are due */
 	char **gen_apps[CW_GENERATIONS];
 	size_t gen_n_apps[CW_GENERATIONS];
 	uint64_t events_received;
@@ -192,14 +214,20 @@ static void free_paths(char **paths, size_t n)
 	free(paths);
 }
 
-/* Create (if needed) and resolve one cgroup. */
-static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app,
+/*
+ * Resolve one cgroup, created first if `create`; otherwise a cgroup that is not there (an app
+ * that is not running) gets id 0: it is registered once it is made.
+ */
+static int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app, bool create,
 				struct loader_cgroup *ret)
 {
-	int r = cgroup_create(path);
+	int r = create ? cgroup_create(path) : 0;
 
+	ret->id = 0;
 	if (r >= 0)
 		r = cgroup_get_id(path, &ret->id);
+	if (r == -ENOENT && !create)
+		r = 0;
 	if (r >= 0)
 		r = cgroup_get_level(a->cgroup_mount, path, &ret->level);
 	ret->app = app;
@@ -228,7 +256,8 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 						.cgroups = rc,
 						.n_cgroups = n,
 						.maps = maps,
-						.n_apps = (uint32_t)pol->n_apps },
+						.n_apps = (uint32_t)pol->n_apps,
+						.sk_state_fd = loader_sk_state_fd(a->loader) },
 		       &rs);
 	if (r == -EOPNOTSUPP) {
 		if (!a->revoke_unsupported_warned)
@@ -246,25 +275,39 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 	}
 }
 
+/* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */
+struct agent_floor {
+	const struct bundle_state *next;
+	const struct bundle_state *prev;
+};
+
+static void agent_watch_cgroups(struct agent *a);
+
 /*
- * Make `p` the policy in force (NULL: no policy, only the guard): create and resolve each app's
- * cgroup and the guard, compile for the inactive generation, write it and flip. On failure the
- * policy in force is untouched, *reason says why and p stays the caller's. On success the agent
- * owns p (it may be the policy in force, applied again to register a recreated cgroup).
+ * Make `p` the policy in force (NULL: no policy, only the guard): create (with `create`; else
+ * only those that exist are registered) and resolve each app's cgroup and the guard, compile for
+ * the inactive generation, save the anti-rollback floor (when `floor` is not NULL), write the
+ * maps and flip. On failure the policy in force is untouched, *reason says why and p stays the
+ * caller's. On success the agent owns p (it may be the policy in force, applied again to
+ * register a recreated cgroup).
  */
-static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
-		       struct agent_timing *t, char *reason, size_t reason_size)
+static int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool create,
+		       struct agent_timing *t, char *reason, size_t reason_size,
+		       const struct agent_floor *floor)
 {
 	static struct policy none = { .path = (char *)"(none)" };
 	const struct policy *pol = p ? p : &none;
 	size_t n = pol->n_apps + (a->guard_path ? 1 : 0);
 	struct loader_cgroup *cgroups = calloc(n + 1, sizeof(*cgroups));
 	char **paths = calloc(n + 1, sizeof(*paths));
+	_cleanup_free_ struct loader_cgroup *reg = calloc(n + 1, sizeof(*reg));
+	_cleanup_free_ char **reg_paths = calloc(n + 1, sizeof(*reg_paths));
 	struct policy_maps *maps = NULL;
+	size_t n_reg = 0;
 	uint64_t t0;
 	int r;
 
-	if (!cgroups || !paths) {
+	if (!cgroups || !paths || !reg || !reg_paths) {
 		r = -ENOMEM;
 		snprintf(reason, reason_size, "out of memory");
 		goto fail;
@@ -277,7 +320,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			goto fail;
 		}
 		/* Created now, so that the app is judged from its first connect() on. */
-		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, &cgroups[i]);
+		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, create, &cgroups[i]);
 		if (r < 0) {
 			snprintf(reason, reason_size, "app '%s': cgroup %s: %s", pol->apps[i].id,
 				 paths[i], strerror(-r));
@@ -296,12 +339,18 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 			snprintf(reason, reason_size, "out of memory");
 			goto fail;
 		}
-		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, &cgroups[g]);
+		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, create, &cgroups[g]);
 		if (r < 0) {
 			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[g], strerror(-r));
 			goto fail;
 		}
 		cgroups[g].flags = CW_APP_F_GUARD | (pol->audit ? CW_APP_F_AUDIT : 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!cgroups[i].id)
+			continue; /* not there */
+		reg[n_reg] = cgroups[i];
+		reg_paths[n_reg++] = paths[i];
 	}
 
 	t0 = now_us();
@@ -312,16 +361,42 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 		goto fail;
 	}
 	t->compile_us = now_us() - t0;
+	/*
+	 * The floor is durably on disk before the bundle goes in force, never after: a bundle in
+	 * force whose floor was not saved lets its predecessor install again after a reboot. So
+	 * everything that can refuse the policy (cgroups, limits, compiling) is done first, then
+	 * the floor is saved (fsync'd file and folder; a failure refuses the bundle and the policy
+	 * in force stays), then the maps are written. If writing them fails, the previous floor
+	 * is written back, so that the policy that stays in force is not below it. Should that
+	 * fail too, the next reload finds the policy in force below the floor and fails closed:
+	 * a raised floor can only ever tighten.
+	 */
+	if (floor) {
+		r = bundle_state_save(a->state_dir, floor->next);
+		if (r < 0) {
+			snprintf(reason, reason_size,
+				 "cannot save the anti-rollback state in %s (%s): the bundle is not "
+				 "put in force until its floor is on disk",
+				 a->state_dir, strerror(-r));
+			/* A failure after the rename would leave the new floor: put back the old. */
+			(void)bundle_state_save(a->state_dir, floor->prev);
+			goto fail;
+		}
+	}
 	agent_retire_gen(a, loader_next_gen(a->loader), pol);
 	t0 = now_us();
-	r = loader_apply(a->loader, maps, cgroups, n);
+	r = loader_apply(a->loader, maps, reg, n_reg);
 	if (r < 0) {
 		snprintf(reason, reason_size, "writing the policy into the BPF maps: %s",
 			 strerror(-r));
+		if (floor && bundle_state_save(a->state_dir, floor->prev) < 0)
+			log_error("Cannot put back the anti-rollback state in %s: the policy in force "
+				  "is below the saved floor and is refused at the next reload",
+				  a->state_dir);
 		goto fail;
 	}
 	t->apply_us = now_us() - t0;
-	agent_revoke(a, pol, maps, cgroups, paths, n);
+	agent_revoke(a, pol, maps, reg, reg_paths, n_reg);
 
 	free(a->cgroups);
 	free_paths(a->cgroup_paths, a->n_cgroups);
@@ -340,27 +415,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256,
 	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", sha256);
 	policy_maps_free(maps);
 
-	/* Watch where app cgroups appear again: the guard, and the parents of explicit ones. */
-	char *dirs[WATCH_MAX_DIRS];
-	size_t n_dirs = 0;
-	for (size_t i = 0; i < n && n_dirs < WATCH_MAX_DIRS; i++) {
-		if (a->guard_path && i == pol->n_apps) {
-			dirs[n_dirs++] = a->guard_path;
-			continue;
-		}
-		char *slash = strrchr(paths[i], '/');
-		if (slash) {
-			*slash = '\0';
-			dirs[n_dirs++] = strdup(paths[i]);
-			*slash = '/';
-		}
-	}
-	r = watch_set_dirs(a->watch, dirs, n_dirs);
-	for (size_t i = 0; i < n_dirs; i++)
-		if (dirs[i] != a->guard_path)
-			free(dirs[i]);
-	if (r < 0)
-		log_warning_errno(r, "Cannot watch the app cgroup folders: %m");
+	agent_watch_cgroups(a);
 	return 0;
 fail:
 	policy_maps_free(maps);
@@ -369,16 +424,196 @@ fail:
 	return r;
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/*
+ * The cgroups the agent follows: each app cgroup and the guard (only the guard when the policy
+ * was adopted from pins: the agent has no paths of its apps).
+ */
+static size_t agent_followed(const struct agent *a, char *const **ret_paths)
+{
+	static char *guard_only[1];
+
+	if (a->adopted) {
+		guard_only[0] = a->guard_path;
+		*ret_paths = guard_only;
+		return a->guard_path ? 1 : 0;
+	}
+	*ret_paths = a->cgroup_paths;
+	return a->n_cgroups;
+}
+
+/*
+ * Watch every followed cgroup and each of its parents up to the cgroup root: a folder removed
+ * or made again anywhere on the way (AGL's app slice, stopped and started) is noticed. Watches
+ * are set again after each change, as a folder made again is a new inode.
+ */
+static void agent_watch_cgroups(struct agent *a)
+{
+	char *const *paths;
+	size_t n = agent_followed(a, &paths), n_dirs = 0, root_len = strlen(a->cgroup_root);
+	char **dirs = calloc(n * (CW_MAX_CGROUP_LEVEL + 2) + 1, sizeof(*dirs));
+	int r = -ENOMEM;
+
+	for (size_t i = 0; dirs && i < n; i++) {
+		_cleanup_free_ char *p = strdup(paths[i]);
+		unsigned depth = 0;
+
+		if (!p)
+			goto out;
+		/* The cgroup, then each parent down to the root (paths are below the root). */
+		for (;;) {
+			char *slash;
+
+			if (depth++ > CW_MAX_CGROUP_LEVEL + 1)
+				break;
+			dirs[n_dirs] = strdup(p);
+			if (!dirs[n_dirs])
+				goto out;
+			n_dirs++;
+			slash = strrchr(p, '/');
+			if (strlen(p) <= root_len || !slash || (size_t)(slash - p) < root_len)
+				break;
+			*slash = '\0';
+		}
+	}
+	if (dirs) {
+		size_t k = 0;
+
+		qsort(dirs, n_dirs, sizeof(*dirs), cmp_str);
+		for (size_t i = 0; i < n_dirs; i++) {
+			if (k && !strcmp(dirs[i], dirs[k - 1]))
+				free(dirs[i]);
+			else
+				dirs[k++] = dirs[i];
+		}
+		n_dirs = k;
+	}
+	r = dirs ? watch_set_dirs(a->watch, dirs, n_dirs) : -ENOMEM;
+out:
+	if (r < 0)
+		log_warning_errno(r, "Cannot watch every app cgroup folder (%zu): %m; a cgroup made "
+				     "again there is registered at the next change or request",
+				  n_dirs);
+	for (size_t i = 0; dirs && i < n_dirs; i++)
+		free(dirs[i]);
+	free(dirs);
+}
+
+/* Whether the guard's cgroup now is the guard of the policy in force. */
+static bool agent_guard_registered(const struct agent *a)
+{
+	struct cw_app_val val;
+	unsigned level;
+	uint64_t id;
+
+	return cgroup_get_id(a->guard_path, &id) == 0 &&
+	       cgroup_get_level(a->cgroup_mount, a->guard_path, &level) == 0 &&
+	       loader_lookup_cgroup(a->loader, id, level, &val) == 0 &&
+	       (val.flags & CW_APP_F_GUARD);
+}
+
+/*
+ * Whether followed cgroup i is there but is not the one registered (made again, or made since
+ * the policy was applied); with adopted pins, whether the guard's cgroup is there but is not
+ * the registered guard. A cgroup that is not there is not stale: nothing runs in it, and it is
+ * registered when it is made (the agent does not make it again: systemd removes the cgroups of
+ * the units it stops, and the app slice once they are all stopped).
+ */
+static bool agent_cgroup_stale(const struct agent *a, size_t i)
+{
+	uint64_t id;
+
+	if (a->adopted)
+		return cgroup_get_id(a->guard_path, &id) == 0 && !agent_guard_registered(a);
+	return cgroup_get_id(a->cgroup_paths[i], &id) == 0 && id != a->cgroups[i].id;
+}
+
 /* Whether an app cgroup (or the guard) was removed or recreated since it was registered. */
 static bool agent_cgroups_stale(const struct agent *a)
 {
-	for (size_t i = 0; i < a->n_cgroups; i++) {
-		uint64_t id;
+	char *const *paths;
+	size_t n = agent_followed(a, &paths);
 
-		if (cgroup_get_id(a->cgroup_paths[i], &id) < 0 || id != a->cgroups[i].id)
+	for (size_t i = 0; i < n; i++)
+		if (agent_cgroup_stale(a, i))
 			return true;
-	}
 	return false;
+}
+
+/*
+ * Adopted pins (no policy in memory to compile): make the guard's cgroup, made again, the
+ * guard of the policy in force. The maps' policy is copied into the other generation, without
+ * the cgroups that are gone and with the guard's new cgroup, and flipped to (every cached
+ * verdict is of the old generation). An app cgroup of that policy made again cannot be named
+ * (the agent knows no app paths): below the guard, it is refused everything until a valid
+ * policy is loaded (fail closed).
+ */
+static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason_size)
+{
+	_cleanup_free_ struct loader_active_cgroup *old = NULL;
+	_cleanup_free_ struct loader_cgroup *cgroups = NULL;
+	_cleanup_close_ int mount_fd = -1;
+	struct policy_maps *maps = NULL;
+	struct loader_cgroup guard = {};
+	bool have_guard = false;
+	size_t n_old = 0, n = 0;
+	int r;
+
+	r = agent_resolve_cgroup(a, a->guard_path, 0, false, &guard);
+	if (r >= 0 && !guard.id)
+		return 0; /* not there: registered when it is made */
+	if (r < 0) {
+		snprintf(reason, reason_size, "guard cgroup %s: %s", a->guard_path, strerror(-r));
+		return r;
+	}
+	r = loader_read_active(a->loader, &maps, &old, &n_old);
+	if (r < 0) {
+		snprintf(reason, reason_size, "reading the pinned policy: %s", strerror(-r));
+		return r;
+	}
+	mount_fd = open(a->cgroup_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cgroups = calloc(n_old + 1, sizeof(*cgroups));
+	if (mount_fd < 0 || !cgroups) {
+		r = mount_fd < 0 ? negative_errno() : -ENOMEM;
+		snprintf(reason, reason_size, "%.512s: %s", a->cgroup_mount, strerror(-r));
+		policy_maps_free(maps);
+		return r;
+	}
+	for (size_t i = 0; i < n_old; i++) {
+		char path[4096];
+		unsigned level;
+
+		if ((old[i].val.flags & CW_APP_F_GUARD) && !have_guard) {
+			guard.app = old[i].val.app;
+			guard.flags = old[i].val.flags;
+			have_guard = true;
+		}
+		/* A cgroup that is gone is dropped (ids are never reused); live ones keep theirs. */
+		if (old[i].key.cgroup_id == guard.id ||
+		    cgroup_path_of_id(mount_fd, old[i].key.cgroup_id, path, sizeof(path)) < 0 ||
+		    cgroup_get_level(a->cgroup_mount, path, &level) < 0)
+			continue;
+		cgroups[n++] = (struct loader_cgroup){ .id = old[i].key.cgroup_id,
+						       .level = level,
+						       .app = old[i].val.app,
+						       .flags = old[i].val.flags };
+	}
+	if (!have_guard) {
+		snprintf(reason, reason_size,
+			 "the pinned policy has no guard cgroup to register %s as", a->guard_path);
+		policy_maps_free(maps);
+		return -ENOENT;
+	}
+	cgroups[n++] = guard;
+	r = loader_apply(a->loader, maps, cgroups, n);
+	policy_maps_free(maps);
+	if (r < 0)
+		snprintf(reason, reason_size, "writing the BPF maps: %s", strerror(-r));
+	return r;
 }
 
 /* Register the cgroups of the policy in force again (after a unit restart made new ones). */
@@ -389,15 +624,49 @@ static int agent_reapply(struct agent *a, const char *why)
 	char sha[65];
 	int r;
 
-	if (a->adopted)
-		return 0; /* nothing in memory to re-apply; the next reload registers them */
-	snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
-	r = agent_apply(a, a->policy, sha, &t, reason, sizeof(reason));
-	if (r < 0)
+	if (a->adopted) {
+		r = agent_adopted_reregister(a, reason, sizeof(reason));
+	} else {
+		snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
+		r = agent_apply(a, a->policy, sha, false, &t, reason, sizeof(reason), NULL);
+	}
+	if (r < 0) {
+		snprintf(a->cgroup_error, sizeof(a->cgroup_error), "%s", reason);
 		return log_error_errno(r, "Could not register app cgroups again (%s): %s", why,
 				       reason);
-	log_info("Registered the app cgroups again (%s)", why);
+	}
+	a->cgroup_error[0] = '\0';
+	log_info("Registered the app cgroups again (%s)%s", why,
+		 a->adopted ? ": the guard; the adopted policy's apps made again are below it" : "");
 	return 0;
+}
+
+/*
+ * Follow the cgroups of the policy in force: watch them and their parents again, then register
+ * again what was removed or made again. The check comes after the watches are set, so a change
+ * is either seen here or reported by inotify. Bounded: a cgroup removed again at once is left
+ * to its event.
+ */
+static int agent_refresh(struct agent *a, const char *why)
+{
+	int r = 0;
+
+	for (int round = 0; round < 3; round++) {
+		if (a->adopted || round == 0)
+			agent_watch_cgroups(a); /* agent_apply() sets them itself */
+		if (!agent_cgroups_stale(a)) {
+			a->cgroup_error[0] = '\0';
+			return 0;
+		}
+		r = agent_reapply(a, why);
+		if (r < 0)
+			return r;
+	}
+	if (!agent_cgroups_stale(a))
+		return 0;
+	snprintf(a->cgroup_error, sizeof(a->cgroup_error),
+		 "app cgroups keep being removed or made again");
+	return -EAGAIN;
 }
 
 /*
@@ -460,77 +729,276 @@ static int agent_load_policy(struct agent *a, const char *why)
 	return r;
 }
 
-/*
- * Production mode: verify the bytes as a signed bundle (trusted keys, threshold, target,
- * validity, anti-rollback) and parse exactly the verified bytes. *ret_bundle is kept until the
- * policy is applied, to record it in the anti-rollback state then.
- */
-static int agent_verify_bundle(struct agent *a, const char *name, const char *data, size_t size,
-			       struct bundle **ret_bundle, struct bundle_state **ret_state,
-			       char *reason, size_t reason_size)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_trust *, bundle_trust_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_state *, bundle_state_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle *, bundle_free)
+
+/* Production mode: the trust folder as it is now (read at every load: no restart needed). */
+static int agent_trust_load(struct agent *a, struct bundle_trust **ret, char *reason,
+			    size_t reason_size)
 {
-	struct bundle_trust *trust = NULL;
-	struct bundle_state *state = NULL;
+	_cleanup_(bundle_trust_freep) struct bundle_trust *trust = NULL;
 	struct bundle_error err = {};
-	char why[256];
 	int r;
 
-	/* Read again at every load: a key added or revoked needs no restart. */
 	r = bundle_trust_load(a->trust_dir, &trust, &err);
 	if (r < 0) {
 		snprintf(reason, reason_size, "trusted keys in %s: %s", a->trust_dir, err.message);
 		return r;
 	}
 	r = bundle_trust_set_threshold(trust, a->threshold);
-	if (r >= 0) {
-		r = bundle_state_load(a->state_dir, &state, why, sizeof(why));
-		if (r < 0)
-			snprintf(reason, reason_size,
-				 "anti-rollback state in %s cannot be read (%s): no bundle is "
-				 "accepted until it is repaired",
-				 a->state_dir, why);
-	}
-	if (r >= 0) {
-		struct bundle_expect want = { .target = a->target, .now = time(NULL), .state = state };
-
-		r = bundle_verify(trust, name, data, size, &want, ret_bundle, &err);
-		if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
-			policy_error_format(&err.policy, reason, reason_size);
-		else if (r < 0)
-			snprintf(reason, reason_size, "%s: bundle refused (%s): %s", name,
-				 bundle_reason_name(err.reason), err.message);
-	}
-	bundle_trust_free(trust);
 	if (r < 0) {
-		bundle_state_free(state);
+		snprintf(reason, reason_size, "threshold %u: %s", a->threshold, strerror(-r));
 		return r;
 	}
-	*ret_state = state;
+	*ret = TAKE_PTR(trust);
 	return 0;
+}
+
+/* A copy of an anti-rollback state, to add to while the original is kept to put back. */
+static int agent_state_copy(const struct bundle_state *s, struct bundle_state **ret)
+{
+	_cleanup_(bundle_state_freep) struct bundle_state *c = NULL;
+	int r = bundle_state_new(&c);
+
+	for (size_t i = 0; r >= 0 && i < s->n_entries; i++)
+		r = bundle_state_set(c, s->entries[i].id, s->entries[i].version,
+				     s->entries[i].sha256);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+/*
+ * Verify bundle bytes as this device must: trusted keys, threshold, target, accepted bundle
+ * ids, validity at `now`, and the floor of `state` (NULL: not checked), then parse exactly the
+ * verified bytes.
+ */
+static int agent_verify_bundle(struct agent *a, const struct bundle_trust *trust,
+			       const struct bundle_state *state, const char *name, const char *data,
+			       size_t size, time_t now, struct bundle **ret, char *reason,
+			       size_t reason_size)
+{
+	struct bundle_expect want = { .target = a->target,
+				      .ids = a->bundle_id_list,
+				      .n_ids = a->n_bundle_ids,
+				      .now = now,
+				      .state = state };
+	const char *pinned[BUNDLE_STATE_MAX_ENTRIES];
+	struct bundle_error err = {};
+	int r;
+
+	/*
+	 * No bundle id configured: the ids this unit has accepted before (the anti-rollback
+	 * state) are the only ones accepted; only a unit that never accepted a bundle takes the
+	 * id of its first one (trust on first use, warned about at start).
+	 */
+	if (!a->n_bundle_ids && state && state->n_entries) {
+		for (size_t i = 0; i < state->n_entries && i < ARRAY_SIZE(pinned); i++)
+			pinned[i] = state->entries[i].id;
+		want.ids = pinned;
+		want.n_ids = state->n_entries < ARRAY_SIZE(pinned) ? state->n_entries
+								    : ARRAY_SIZE(pinned);
+	}
+
+	r = bundle_verify(trust, name, data, size, &want, ret, &err);
+	if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
+		policy_error_format(&err.policy, reason, reason_size);
+	else if (r < 0)
+		snprintf(reason, reason_size, "%s: bundle refused (%s): %s", name,
+			 bundle_reason_name(err.reason), err.message);
+	return r;
+}
+
+/*
+ * Whether the bundle in force still verifies with the trust folder, target, bundle ids and
+ * floor of now. Its validity window is judged at the time it went in force: an expired bundle
+ * stays in force while the agent runs (and is refused at a restart). `trust` NULL: the trust
+ * folder is unusable (trust_error says why), so nothing verifies; `disk` NULL: the floor cannot
+ * be read, which refuses new bundles but is not held against the one in force. Returns 0 when
+ * it verifies or no bundle is in force, else < 0 with *reason.
+ */
+static int agent_check_in_force(struct agent *a, const struct bundle_trust *trust,
+				const struct bundle_state *disk, const char *trust_error,
+				char *reason, size_t reason_size)
+{
+	_cleanup_(bundle_freep) struct bundle *b = NULL;
+	char why[1024] = "";
+	int r;
+
+	if (!a->bundle_data || !a->policy)
+		return 0;
+	if (!trust)
+		r = -EKEYREJECTED;
+	else
+		r = agent_verify_bundle(a, trust, disk, a->policy->path, a->bundle_data,
+					a->bundle_size, a->bundle_verified_at, &b, why, sizeof(why));
+	if (r == -ENOMEM)
+		return 0; /* no verdict on the bundle: it is judged again at the next load */
+	if (r < 0)
+		snprintf(reason, reason_size, "bundle '%s' version %" PRIu64 " in force no longer "
+			 "verifies: %s", a->policy->bundle.id, a->policy->bundle.version,
+			 trust ? why : trust_error);
+	return r;
+}
+
+/* No bundle is in force any more (a plain policy or none is). */
+static void agent_forget_bundle(struct agent *a)
+{
+	free(a->bundle_data);
+	a->bundle_data = NULL;
+	a->bundle_size = 0;
+	a->signed_policy = false;
+	a->signers[0] = '\0';
+	if (a->expiry_fd >= 0)
+		timerfd_settime(a->expiry_fd, TFD_TIMER_ABSTIME, &(struct itimerspec){}, NULL);
+}
+
+/* Every rule of p removed, audit mode off: its apps may reach nothing. */
+static void agent_strip_rules(struct policy *p)
+{
+	for (size_t i = 0; i < p->n_apps; i++) {
+		struct policy_app *app = &p->apps[i];
+
+		for (size_t j = 0; j < app->n_rules; j++) {
+			free(app->rules[j].to);
+			free(app->rules[j].ports);
+		}
+		free(app->rules);
+		app->rules = NULL;
+		app->n_rules = 0;
+		app->audit = false;
+		app->audit_set = true;
+	}
+	p->n_rules = 0;
+	p->audit = false;
+}
+
+/*
+ * The policy in force is no longer trusted: apply the fail-closed state, as at a start without
+ * a valid policy: only the guard, so every app below it is refused everything. Without a guard
+ * cgroup there would be nothing left to refuse with, so the apps of the policy stay registered
+ * with every rule removed.
+ */
+static void agent_fail_closed(struct agent *a, const char *why, const char *distrust)
+{
+	struct agent_timing t = {};
+	char reason[1024] = "";
+	struct policy *p = NULL;
+	int r;
+
+	snprintf(a->distrust, sizeof(a->distrust), "%s", distrust);
+	if (!a->guard_path && a->policy) {
+		p = a->policy;
+		agent_strip_rules(p);
+	}
+	r = agent_apply(a, p, "", true, &t, reason, sizeof(reason), NULL);
+	if (r < 0) {
+		log_error("The policy in force is no longer trusted (%s): %s. Applying the "
+			  "fail-closed state failed: %s",
+			  why, distrust, reason);
+		return;
+	}
+	agent_forget_bundle(a);
+	if (a->guard_path)
+		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: every "
+			  "app below %s is refused everything until a bundle that verifies is "
+			  "installed",
+			  why, distrust, a->guard_path);
+	else
+		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: its "
+			  "apps are refused everything until a bundle that verifies is installed",
+			  why, distrust);
+}
+
+/* No new bytes to load (the file cannot be read), but the bundle in force is judged again. */
+static void agent_recheck_in_force(struct agent *a, const char *why)
+{
+	_cleanup_(bundle_trust_freep) struct bundle_trust *trust = NULL;
+	_cleanup_(bundle_state_freep) struct bundle_state *disk = NULL;
+	char trust_error[1024] = "", distrust[1024] = "", state_why[256];
+
+	if (a->developer_mode || !a->bundle_data)
+		return;
+	if (agent_trust_load(a, &trust, trust_error, sizeof(trust_error)) >= 0 &&
+	    bundle_state_load(a->state_dir, &disk, state_why, sizeof(state_why)) < 0)
+		disk = NULL;
+	if (agent_check_in_force(a, trust, disk, trust_error, distrust, sizeof(distrust)) < 0)
+		agent_fail_closed(a, why, distrust);
 }
 
 /*
  * Load policy bytes read once from `name`: verify (production) or parse (developer mode),
  * validate, compile and apply. A policy that fails at any step leaves the one in force
  * untouched; the reason is logged and kept for `carwall status`.
+ *
+ * In production mode the bundle in force is verified again first, with the trust folder,
+ * target, bundle ids and floor of now. Two failures are told apart: new bytes that do not
+ * verify are refused and the last good policy stays; a bundle in force that no longer verifies
+ * (its key revoked or removed, the threshold raised, the target or bundle ids changed, the
+ * floor raised above it) is no longer trusted, and unless new bytes that verify replace it, the
+ * agent fails closed.
  */
 static int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t size,
 			    uint64_t start, struct agent_timing *t, const char *why)
 {
-	struct bundle *b = NULL;
-	struct bundle_state *state = NULL;
+	_cleanup_(bundle_trust_freep) struct bundle_trust *trust = NULL;
+	_cleanup_(bundle_state_freep) struct bundle_state *disk = NULL, *state = NULL;
+	_cleanup_(bundle_freep) struct bundle *b = NULL;
+	_cleanup_free_ char *copy = NULL;
+	struct agent_floor floor = {};
+	const struct agent_floor *save = NULL;
 	struct policy_error perr = {};
 	struct policy *p = NULL;
-	char reason[1024] = "";
+	char reason[1024] = "", distrust[1024] = "", state_why[256];
 	uint64_t t0 = now_us();
+	time_t now = time(NULL);
 	char sha[65];
 	int r;
 
 	r = sha256_hex(data, size, sha);
 	if (r < 0)
 		snprintf(reason, sizeof(reason), "%s: hashing failed", name);
-	if (r >= 0 && a->policy && !a->adopted && !strcmp(sha, a->policy_sha256) &&
+	if (r >= 0 && !a->developer_mode) {
+		r = agent_trust_load(a, &trust, reason, sizeof(reason));
+		if (r >= 0) {
+			r = bundle_state_load(a->state_dir, &disk, state_why, sizeof(state_why));
+			if (r < 0)
+				snprintf(reason, sizeof(reason),
+					 "anti-rollback state in %s cannot be read (%s): no bundle is "
+					 "accepted until it is repaired",
+					 a->state_dir, state_why);
+		}
+		(void)agent_check_in_force(a, trust, disk, reason, distrust, sizeof(distrust));
+		if (r >= 0)
+			r = agent_state_copy(disk, &state);
+		if (r >= 0 && a->bundle_data && !distrust[0]) {
+			/* The bundle in force is a floor too, whether or not the file says so. */
+			const struct policy_bundle_meta *m = &a->policy->bundle;
+
+			if (!bundle_state_find(disk, m->id)) {
+				log_warning("The anti-rollback state in %s has no floor for bundle '%s' "
+					    "in force (the state was lost?): version %" PRIu64
+					    " is recorded again",
+					    a->state_dir, m->id, m->version);
+				floor = (struct agent_floor){ .next = state, .prev = disk };
+				save = &floor;
+			}
+			r = bundle_state_set(state, m->id, m->version, a->bundle_payload_sha256);
+		}
+		if (r < 0 && !reason[0])
+			snprintf(reason, sizeof(reason), "anti-rollback state: %s", strerror(-r));
+	}
+	if (r >= 0 && a->policy && !a->adopted && !distrust[0] && !strcmp(sha, a->policy_sha256) &&
 	    !agent_cgroups_stale(a)) {
+		/* Verified again just above (production mode): nothing to apply. */
+		if (save) {
+			r = bundle_state_save(a->state_dir, state);
+			if (r < 0)
+				log_error_errno(r, "Cannot save the anti-rollback state in %s: %m",
+						a->state_dir);
+		}
 		/* An error about this file is over: it holds the policy in force again. An error
 		 * about another one (a refused install) stays. */
 		if (!strncmp(a->last_error, name, strlen(name)))
@@ -546,54 +1014,77 @@ static int agent_load_bytes(struct agent *a, const char *name, const char *data,
 		else
 			log_warning("DEVELOPER MODE: %s is enforced without a signature check", name);
 	} else if (r >= 0) {
-		r = agent_verify_bundle(a, name, data, size, &b, &state, reason, sizeof(reason));
+		r = agent_verify_bundle(a, trust, state, name, data, size, now, &b, reason,
+					sizeof(reason));
+		if (r >= 0 && !bundle_state_find(state, b->policy->bundle.id))
+			log_warning("No anti-rollback floor for bundle '%s' in %s (first install, or "
+				    "the state was lost): any version of it is accepted; version %"
+				    PRIu64 " becomes the floor",
+				    b->policy->bundle.id, a->state_dir, b->policy->bundle.version);
+		if (r >= 0 && !b->already_installed) {
+			floor = (struct agent_floor){ .next = state, .prev = disk };
+			save = &floor;
+			r = bundle_state_record(state, b);
+			if (r < 0)
+				snprintf(reason, sizeof(reason), "%s: recording its floor: %s", name,
+					 strerror(-r));
+		}
+		if (r >= 0) {
+			/* Kept to verify the bundle again at every reload. */
+			copy = malloc(size);
+			if (copy)
+				memcpy(copy, data, size);
+			else
+				r = -ENOMEM;
+			if (r < 0)
+				snprintf(reason, sizeof(reason), "out of memory");
+		}
 		if (r >= 0)
 			p = TAKE_PTR(b->policy);
 	}
 	t->parse_us = now_us() - t0;
 	if (r >= 0) {
-		r = agent_apply(a, p, sha, t, reason, sizeof(reason));
+		r = agent_apply(a, p, sha, true, t, reason, sizeof(reason), save);
 		if (r < 0)
 			policy_free(p);
 	}
-	if (r >= 0) {
-		a->signed_policy = b != NULL;
-		a->signers[0] = '\0';
-		for (size_t i = 0; b && i < b->envelope.n_signatures; i++) {
-			size_t o = strlen(a->signers);
-			if (b->envelope.signatures[i].status == BUNDLE_OK &&
-			    !b->envelope.signatures[i].duplicate && o + 18 < sizeof(a->signers))
-				snprintf(a->signers + o, sizeof(a->signers) - o, "%s%.16s", o ? " " : "",
-					 b->envelope.signatures[i].keyid);
-		}
+	if (r < 0) {
+		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
+		if ((a->policy && !a->distrust[0] && !distrust[0]) ||
+		    (a->adopted && a->developer_mode))
+			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
+				  reason);
+		else
+			log_error("Policy refused (%s): %s", why, reason);
+		if (distrust[0])
+			agent_fail_closed(a, why, distrust);
+		return r;
 	}
-	if (r >= 0 && a->expiry_fd >= 0) {
+	a->distrust[0] = '\0';
+	if (b) {
+		free(a->bundle_data);
+		a->bundle_data = TAKE_PTR(copy);
+		a->bundle_size = size;
+		a->bundle_verified_at = now;
+		memcpy(a->bundle_payload_sha256, b->payload_sha256, BUNDLE_SHA256_BYTES);
+	} else {
+		agent_forget_bundle(a);
+	}
+	a->signed_policy = b != NULL;
+	a->signers[0] = '\0';
+	for (size_t i = 0; b && i < b->envelope.n_signatures; i++) {
+		size_t o = strlen(a->signers);
+		if (b->envelope.signatures[i].status == BUNDLE_OK &&
+		    !b->envelope.signatures[i].duplicate && o + 18 < sizeof(a->signers))
+			snprintf(a->signers + o, sizeof(a->signers) - o, "%s%.16s", o ? " " : "",
+				 b->envelope.signatures[i].keyid);
+	}
+	if (a->expiry_fd >= 0) {
 		/* One wake-up when the bundle expires, to say so; none while it is valid. */
 		struct itimerspec its = {};
 		if (b)
 			its.it_value.tv_sec = (time_t)a->policy->bundle.not_after + 1;
 		timerfd_settime(a->expiry_fd, TFD_TIMER_ABSTIME, &its, NULL);
-	}
-	if (r >= 0 && b && !b->already_installed) {
-		/* Only a bundle now in force raises the anti-rollback floor. */
-		int s = bundle_state_set(state, a->policy->bundle.id, a->policy->bundle.version,
-					 b->payload_sha256);
-		if (s >= 0)
-			s = bundle_state_save(a->state_dir, state);
-		if (s < 0)
-			log_error_errno(s, "Cannot save the anti-rollback state in %s: %m", a->state_dir);
-	}
-	bundle_free(b);
-	bundle_state_free(state);
-
-	if (r < 0) {
-		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
-		if (a->policy || a->adopted)
-			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
-				  reason);
-		else
-			log_error("Policy refused (%s): %s", why, reason);
-		return r;
 	}
 	t->total_us = now_us() - start;
 	a->timing = *t;
@@ -644,8 +1135,11 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 			snprintf(a->last_error, sizeof(a->last_error), "%s: %s", a->policy_path,
 				 strerror(-r));
 		log_error("Policy refused (%s)%s: %s", why,
-			  a->policy || a->adopted ? "; the last good policy stays in force" : "",
+			  (a->policy && !a->distrust[0]) || (a->adopted && a->developer_mode)
+				  ? "; the last good policy stays in force"
+				  : "",
 			  a->last_error);
+		agent_recheck_in_force(a, why);
 		return r;
 	}
 	return agent_load_bytes(a, a->policy_path, data, size, start, &t, why);
@@ -710,18 +1204,92 @@ static struct json_object *agent_timing_json(const struct agent_timing *t)
 	return o;
 }
 
+/* The event path's figures, in status and stats. */
+static void agent_events_json(struct agent *a, struct json_object *ev)
+{
+	struct events_agg_stats st = {};
+
+	if (a->events_agg)
+		events_agg_get_stats(a->events_agg, &st);
+	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
+	JSON_ADD(ev, "folded", json_object_new_int64((int64_t)st.folded));
+	JSON_ADD(ev, "records", json_object_new_int64((int64_t)st.records));
+	JSON_ADD(ev, "pending", json_object_new_int64((int64_t)st.pending));
+	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
+	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+}
+
+/*
+ * The anti-rollback state as it is on disk now: "state" ok, missing or unreadable, and the
+ * floor of the bundle in force, with a warning when there is none.
+ */
+static struct json_object *agent_floor_json(struct agent *a)
+{
+	_cleanup_(bundle_state_freep) struct bundle_state *s = NULL;
+	_cleanup_free_ char *path = NULL;
+	struct json_object *o = json_object_new_object();
+	const struct bundle_state_entry *e = NULL;
+	char why[256], warning[512] = "";
+	struct stat st;
+
+	if (asprintf(&path, "%s/%s", a->state_dir, BUNDLE_STATE_FILE) < 0) {
+		path = NULL;
+		return o;
+	}
+	JSON_ADD(o, "file", json_object_new_string(path));
+	if (bundle_state_load(a->state_dir, &s, why, sizeof(why)) < 0) {
+		JSON_ADD(o, "state", json_object_new_string("unreadable"));
+		snprintf(warning, sizeof(warning), "the anti-rollback state cannot be read (%s): "
+			 "no bundle is accepted until it is repaired", why);
+	} else if (stat(path, &st) < 0) {
+		JSON_ADD(o, "state", json_object_new_string("missing"));
+		snprintf(warning, sizeof(warning), "no anti-rollback state: any version of an "
+			 "accepted bundle id is accepted until one is installed");
+	} else {
+		JSON_ADD(o, "state", json_object_new_string("ok"));
+	}
+	if (s && a->signed_policy && a->policy) {
+		e = bundle_state_find(s, a->policy->bundle.id);
+		if (!e)
+			snprintf(warning, sizeof(warning), "no floor recorded for bundle '%s' in "
+				 "force: any version of it is accepted", a->policy->bundle.id);
+	}
+	JSON_ADD(o, "floor", e ? json_object_new_int64((int64_t)e->version) : NULL);
+	JSON_ADD(o, "warning", warning[0] ? json_object_new_string(warning) : NULL);
+	return o;
+}
+
 static struct json_object *agent_status_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object();
 	struct json_object *hooks = json_object_new_array();
-	bool enforcing = (a->policy != NULL) || a->adopted;
+	struct json_object *stale = json_object_new_array();
+	/* A policy no longer trusted is not enforced: only its fail-closed state is. */
+	bool enforcing = (a->policy != NULL || a->adopted) && !a->distrust[0];
 	char when[64] = "";
+	char *const *paths;
+	size_t n_followed;
 
+	/*
+	 * Register first what was removed or made again; what still is not registered makes
+	 * the agent "degraded": some app is not managed as its policy says, and `carwall status
+	 * --quiet` fails.
+	 */
+	agent_refresh(a, "carwall status");
+	n_followed = agent_followed(a, &paths);
+	for (size_t i = 0; i < n_followed; i++)
+		if (agent_cgroup_stale(a, i))
+			json_object_array_add(stale, json_object_new_string(paths[i]));
 	for (unsigned i = 0; loader_hook_names[i]; i++)
 		json_object_array_add(hooks, json_object_new_string(loader_hook_names[i]));
 	JSON_ADD(o, "agent", json_object_new_string("running"));
 	JSON_ADD(o, "pid", json_object_new_int(getpid()));
 	JSON_ADD(o, "enforcing", json_object_new_boolean(enforcing));
+	JSON_ADD(o, "degraded", json_object_new_boolean(json_object_array_length(stale) > 0 ||
+							a->cgroup_error[0]));
+	JSON_ADD(o, "stale_cgroups", stale);
+	JSON_ADD(o, "cgroup_error",
+		 a->cgroup_error[0] ? json_object_new_string(a->cgroup_error) : NULL);
 	JSON_ADD(o, "mode", json_object_new_string(a->developer_mode ? "developer" : "production"));
 	JSON_ADD(o, "cgroup_root", json_object_new_string(a->cgroup_root));
 	JSON_ADD(o, "guard_cgroup", a->guard_path ? json_object_new_string(a->guard_path) : NULL);
@@ -731,6 +1299,14 @@ static struct json_object *agent_status_json(struct agent *a)
 	if (a->adopted)
 		JSON_ADD(o, "policy_state",
 			 json_object_new_string("adopted from the pins of an earlier agent"));
+	else if (a->distrust[0])
+		JSON_ADD(o, "policy_state",
+			 json_object_new_string(a->guard_path
+							? "no longer trusted: every app under the "
+							  "guard cgroup is refused everything (fail "
+							  "closed)"
+							: "no longer trusted: every app of the policy "
+							  "is refused everything (fail closed)"));
 	else if (!a->policy)
 		JSON_ADD(o, "policy_state",
 			 json_object_new_string("no valid policy: every app under the guard cgroup "
@@ -783,16 +1359,17 @@ static struct json_object *agent_status_json(struct agent *a)
 	}
 	JSON_ADD(o, "last_error",
 		 a->last_error[0] ? json_object_new_string(a->last_error) : NULL);
+	JSON_ADD(o, "distrusted", a->distrust[0] ? json_object_new_string(a->distrust) : NULL);
+	if (!a->developer_mode)
+		JSON_ADD(o, "anti_rollback", agent_floor_json(a));
 	struct json_object *ev = json_object_new_object();
-	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
-	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
-	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+	agent_events_json(a, ev);
 	JSON_ADD(o, "events", ev);
 	JSON_ADD(o, "overriding_programs", agent_check_overriders(a, false));
 	return o;
 }
 
-/* The cgroup of an app, registered again first if it was removed or recreated since the
+/* The cgroup of an app, made and registered first if it was removed or made again since the
  * policy was applied (a stopped systemd unit removes its cgroup). */
 static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id)
 {
@@ -808,13 +1385,95 @@ static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id
 	if (i == a->policy->n_apps)
 		return json_error("app '%s' is not in the policy in force (%s)", id, a->policy_path);
 
-	if (agent_cgroups_stale(a) && agent_reapply(a, "asked for by carwall run") < 0)
-		return json_error("could not register the cgroup of app '%s'", id);
+	/* `carwall run` makes its sub-cgroup there: the app's cgroup is made if it is not there. */
+	int r = cgroup_create(a->cgroup_paths[i]);
+	if (r < 0)
+		return json_error("cannot make the cgroup %s of app '%s': %s", a->cgroup_paths[i], id,
+				  strerror(-r));
+	if (agent_refresh(a, "asked for by carwall run") < 0)
+		return json_error("could not register the cgroup of app '%s': %s", id,
+				  a->cgroup_error);
 
 	struct json_object *o = json_object_new_object();
 	JSON_ADD(o, "app", json_object_new_string(id));
 	JSON_ADD(o, "cgroup", json_object_new_string(a->cgroup_paths[i]));
 	return o;
+}
+
+/*
+ * `carwall app wait-managed`: whether the policy in force manages the cgroup at `rel` (its path
+ * from the hierarchy's root, as /proc/PID/cgroup shows it), the way the programs judge it: the
+ * cgroup or its nearest registered ancestor in the active generation, as an app or as the guard
+ * (refused everything). What was removed or made again is registered first.
+ */
+static struct json_object *agent_cgroup_managed_json(struct agent *a, const char *rel)
+{
+	_cleanup_free_ char *path = NULL, *cur = NULL;
+	size_t mount_len = strlen(a->cgroup_mount);
+	struct json_object *o;
+	struct cw_app_val val;
+	uint32_t gen;
+	int r;
+
+	if (rel[0] != '/' || strstr(rel, "/../") || strstr(rel, "/./") ||
+	    (strlen(rel) >= 3 && !strcmp(rel + strlen(rel) - 3, "/..")))
+		return json_error("'%.200s' is not a cgroup path from the hierarchy's root", rel);
+	if (asprintf(&path, "%s%s", a->cgroup_mount, strcmp(rel, "/") ? rel : "") < 0 ||
+	    !(cur = strdup(path)))
+		return json_error("out of memory");
+	agent_refresh(a, "asked for by carwall app wait-managed");
+
+	o = json_object_new_object();
+	JSON_ADD(o, "cgroup", json_object_new_string(path));
+	/* Deepest first, as the programs look. */
+	for (;;) {
+		uint64_t id;
+		unsigned level;
+		char *slash;
+
+		r = cgroup_get_id(cur, &id);
+		if (r < 0) {
+			char why[1024];
+
+			snprintf(why, sizeof(why), "cgroup %.900s: %s", cur, strerror(-r));
+			JSON_ADD(o, "managed", json_object_new_boolean(false));
+			JSON_ADD(o, "reason", json_object_new_string(why));
+			return o;
+		}
+		if (cgroup_get_level(a->cgroup_mount, cur, &level) == 0 &&
+		    loader_lookup_cgroup(a->loader, id, level, &val) == 0)
+			break;
+		slash = strrchr(cur, '/');
+		if (strlen(cur) <= mount_len || !slash || (size_t)(slash - cur) < mount_len) {
+			JSON_ADD(o, "managed", json_object_new_boolean(false));
+			JSON_ADD(o, "reason",
+				 json_object_new_string(
+					 a->cgroup_error[0]
+						 ? a->cgroup_error
+						 : "neither the cgroup nor any cgroup above it is an app or "
+						   "the guard of the policy in force"));
+			return o;
+		}
+		*slash = '\0';
+	}
+	gen = loader_active_gen(a->loader);
+	JSON_ADD(o, "managed", json_object_new_boolean(true));
+	JSON_ADD(o, "by", json_object_new_string(cur));
+	JSON_ADD(o, "guard", json_object_new_boolean(val.flags & CW_APP_F_GUARD));
+	JSON_ADD(o, "audit", json_object_new_boolean(val.flags & CW_APP_F_AUDIT));
+	JSON_ADD(o, "app",
+		 !(val.flags & CW_APP_F_GUARD) && val.app < a->gen_n_apps[gen]
+			 ? json_object_new_string(a->gen_apps[gen][val.app])
+			 : NULL);
+	return o;
+}
+
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int64_t realtime_offset_ns(void)
@@ -827,61 +1486,91 @@ static int64_t realtime_offset_ns(void)
 }
 
 /*
- * The executable of the task that sent the event, read from /proc when the event is processed,
- * which may be after the task exec'd another program or exited (and its pid was reused). The
- * link is read first, then the task's comm: if it still is the event's, the task ran that
- * executable when it sent; otherwise NULL (unknown), never another program's path.
+ * One record of the aggregation table: a log line (the whole event for the first of its key, a
+ * summary with count, first and last for its repeats) and a record in the app's share of the
+ * events log.
  */
-static const char *event_exe(const struct cw_event *e, char *buf, size_t size)
+static void agent_write_record(const struct events_agg_record *r, void *userdata)
+{
+	struct agent *a = userdata;
+	struct events_names n = {
+		.app = r->app,
+		.exe = r->exe,
+		.realtime_ns = r->first_ns,
+		.count = r->count,
+		.last_ns = r->last_ns,
+	};
+	char line[1536], share[EVENTS_SHARE_NAME_MAX];
+	struct json_object *record;
+
+	events_share_name(r->app, r->e->verdict, share);
+	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
+		events_format_line(r->e, &n, line, sizeof(line));
+		log_notice("%s", line);
+	}
+	if (!a->events_log)
+		return;
+	record = events_to_json(r->e, &n);
+	if (events_log_append(a->events_log, share, record) < 0)
+		a->events_log_errors++;
+	json_object_put(record);
+}
+
+static void agent_report_quota(const char *share, uint64_t refused, void *userdata)
+{
+	(void)userdata;
+	log_notice("events: %llu more records of %s were not logged here (at most %u a second); "
+		   "every one is in `carwall events`",
+		   (unsigned long long)refused, share, EVENTS_JOURNAL_LINES);
+}
+
+/*
+ * The executable of an event's sender, read from /proc when the event is processed, which may be
+ * after the task exec'd another program or exited (and its pid was reused). The link is read
+ * first, then the task's comm: if it still is the event's, the task ran that executable when it
+ * sent; otherwise "" (unknown), never another program's path.
+ */
+static void agent_exe_of(const struct cw_event *e, char *buf, size_t size, void *userdata)
 {
 	char path[64], comm[sizeof(e->comm) + 1];
 	_cleanup_close_ int fd = -1;
 	ssize_t len, n;
 
-	if (!e->pid)
-		return NULL;
+	(void)userdata;
+	buf[0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%u/exe", e->pid);
 	len = readlink(path, buf, size - 1);
-	if (len <= 0)
-		return NULL;
+	if (len <= 0) {
+		buf[0] = '\0';
+		return;
+	}
 	buf[len] = '\0';
 	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", e->pid, e->tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	n = read(fd, comm, sizeof(comm) - 1);
-	if (n <= 0)
-		return NULL;
+	n = fd < 0 ? -1 : read(fd, comm, sizeof(comm) - 1);
+	if (n <= 0) {
+		buf[0] = '\0';
+		return;
+	}
 	comm[n] = '\0';
 	comm[strcspn(comm, "\n")] = '\0';
-	return strncmp(comm, e->comm, sizeof(e->comm)) == 0 ? buf : NULL;
+	if (strncmp(comm, e->comm, sizeof(e->comm)) != 0)
+		buf[0] = '\0';
 }
 
-/* One refused (or audited) flow: a log line, and a record in the events log. */
+/* One refused (or audited) flow from the ring buffer, named as the policy names it. */
 static int agent_on_event(void *ctx, void *data, size_t size)
 {
 	struct agent *a = ctx;
 	const struct cw_event *e = data;
-	struct events_names n = {};
-	char exe[512], line[1536];
-	struct json_object *record;
+	const char *app = NULL;
 
 	if (size < sizeof(*e))
 		return 0;
 	a->events_received++;
 	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
-		n.app = a->gen_apps[e->gen][e->app];
-	n.exe = event_exe(e, exe, sizeof(exe));
-	n.realtime_ns = (int64_t)e->boot_ns + realtime_offset_ns();
-
-	events_format_line(e, &n, line, sizeof(line));
-	log_notice("%s", line);
-	if (a->events_log) {
-		record = events_to_json(e, &n);
-		if (events_log_append(a->events_log, record) < 0)
-			a->events_log_errors++;
-		json_object_put(record);
-	}
+		app = a->gen_apps[e->gen][e->app];
+	events_agg_add(a->events_agg, e, app, (int64_t)e->boot_ns + realtime_offset_ns());
 	return 0;
 }
 
@@ -957,35 +1646,34 @@ static struct json_object *agent_stats_json(struct agent *a)
 	}
 	JSON_ADD(o, "apps", apps);
 	JSON_ADD(o, "rules", rules);
-	JSON_ADD(ev, "received", json_object_new_int64((int64_t)a->events_received));
+	agent_events_json(a, ev);
 	JSON_ADD(ev, "dropped_since_load", json_object_new_int64((int64_t)dropped));
-	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
-	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
 	JSON_ADD(o, "events", ev);
 	return o;
 }
 
-/* `carwall bundle install FILE`: the bundle is read once, verified, put in force, and then
- * replaces the policy file, so that it is the one enforced after a restart too. */
-static struct json_object *agent_install_json(struct agent *a, const char *path)
+/*
+ * `carwall bundle install FILE`: the client read the file with its own privileges and sent its
+ * bytes (the agent opens no path a client names). They are verified, put in force, and then
+ * replace the policy file, so that they are the ones enforced after a restart too.
+ */
+static struct json_object *agent_install_json(struct agent *a, const struct control_request *req)
 {
-	_cleanup_free_ char *data = NULL;
+	const size_t max = a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES;
+	const char *name = "installed bundle";
 	struct agent_timing t = {};
 	uint64_t start = now_us();
-	size_t size;
 	int r;
 
-	if (path[0] != '/')
-		return json_error("install needs an absolute path, not '%s'", path);
-	log_info("Installing %s (carwall bundle install)", path);
-	r = read_file_limited(path, a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES,
-			      &data, &size);
-	if (r < 0)
-		return json_error("%s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
-	r = agent_load_bytes(a, path, data, size, start, &t, "carwall bundle install");
+	log_info("Installing a bundle of %zu bytes sent by pid %d, uid %u (carwall bundle install)",
+		 req->payload_size, (int)req->peer.pid, (unsigned)req->peer.uid);
+	if (req->payload_size > max)
+		return json_error("%s: larger than %zu bytes", name, max);
+	r = agent_load_bytes(a, name, req->payload, req->payload_size, start, &t,
+			     "carwall bundle install");
 	if (r < 0)
 		return json_error("%s", a->last_error);
-	r = agent_persist_policy(a, data, size);
+	r = agent_persist_policy(a, req->payload, req->payload_size);
 	if (r < 0) {
 		log_error_errno(r, "The bundle is in force but %s could not be replaced: %m",
 				a->policy_path);
@@ -996,8 +1684,9 @@ static struct json_object *agent_install_json(struct agent *a, const char *path)
 	return agent_status_json(a);
 }
 
-static struct json_object *agent_handle(const char *request, void *userdata)
+static struct json_object *agent_handle(const struct control_request *req, void *userdata)
 {
+	const char *request = req->line;
 	struct agent *a = userdata;
 
 	if (!strcmp(request, "status"))
@@ -1013,10 +1702,12 @@ static struct json_object *agent_handle(const char *request, void *userdata)
 		JSON_ADD(o, "timing_us", agent_timing_json(&a->timing));
 		return o;
 	}
-	if (!strncmp(request, "install ", strlen("install ")))
-		return agent_install_json(a, request + strlen("install "));
+	if (req->payload && !strncmp(request, "install ", strlen("install ")))
+		return agent_install_json(a, req);
 	if (!strncmp(request, "app-cgroup ", strlen("app-cgroup ")))
 		return agent_app_cgroup_json(a, request + strlen("app-cgroup "));
+	if (!strncmp(request, "cgroup-managed ", strlen("cgroup-managed ")))
+		return agent_cgroup_managed_json(a, request + strlen("cgroup-managed "));
 	return json_error("unknown request '%.64s'", request);
 }
 
@@ -1038,6 +1729,11 @@ static void help(void)
 	       "  -T --trust-dir DIR       trusted public keys for signed bundles (default %s)\n"
 	       "  -t --target ID           this head unit's hardware id, bundles must name it\n"
 	       "                           (default: the first line of %s)\n"
+	       "  -i --bundle-id ID[,ID]   bundle ids this head unit accepts (repeatable; default:\n"
+	       "                           the ids in %s, separated by commas, blanks\n"
+	       "                           or lines; without it, those recorded in the\n"
+	       "                           anti-rollback state); a bundle with another id is\n"
+	       "                           refused\n"
 	       "  -m --threshold M         valid signatures a bundle needs (default 1)\n"
 	       "  -D --developer-mode      accept unsigned policies (loudly logged; never on a\n"
 	       "                           vehicle). Without it only verified bundles are loaded.\n"
@@ -1047,10 +1743,42 @@ static void help(void)
 	       "  -h --help                show this help\n"
 	       "\n"
 	       "The policy is reloaded on SIGHUP, on `carwall reload` and when the file changes.\n"
+	       "In production mode the bundle in force is verified again at every reload (and its\n"
+	       "file at start): once it no longer verifies (key revoked or removed, threshold,\n"
+	       "target or bundle ids changed, floor above it), every app below the guard is\n"
+	       "refused everything until a bundle that verifies is installed.\n"
 	       "SIGTERM/SIGINT stop the agent and leave enforcement in force (remove it with\n"
 	       "`carwall unload`).\n",
 	       DEFAULT_POLICY, DEFAULT_GUARD, LOADER_DEFAULT_PIN_DIR, CONTROL_DEFAULT_RUN_DIR,
-	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_EVENT_RATE);
+	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_BUNDLE_ID_FILE,
+	       DEFAULT_EVENT_RATE);
+}
+
+/* Add the bundle ids in `list` (separated by commas, blanks or newlines) to those accepted. */
+static int agent_add_bundle_ids(struct agent *a, const char *list, const char *from)
+{
+	_cleanup_free_ char *copy = strdup(list);
+	char *save = NULL;
+
+	if (!copy)
+		return log_error_errno(-ENOMEM, "Out of memory");
+	for (char *id = strtok_r(copy, ", \t\r\n", &save); id; id = strtok_r(NULL, ", \t\r\n", &save)) {
+		bool known = false;
+
+		if (!policy_app_id_valid(id))
+			return log_error_errno(-EINVAL, "Bad bundle id '%.64s' in %s", id, from);
+		for (size_t i = 0; i < a->n_bundle_ids; i++)
+			known = known || !strcmp(a->bundle_ids[i], id);
+		if (known)
+			continue;
+		if (a->n_bundle_ids >= BUNDLE_MAX_ACCEPTED_IDS)
+			return log_error_errno(-E2BIG, "More than %d bundle ids (%s)",
+					       BUNDLE_MAX_ACCEPTED_IDS, from);
+		snprintf(a->bundle_ids[a->n_bundle_ids], sizeof(a->bundle_ids[0]), "%s", id);
+		a->bundle_id_list[a->n_bundle_ids] = a->bundle_ids[a->n_bundle_ids];
+		a->n_bundle_ids++;
+	}
+	return 0;
 }
 
 static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbose)
@@ -1066,6 +1794,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "event-rate", required_argument, NULL, 'e' },
 		{ "trust-dir", required_argument, NULL, 'T' },
 		{ "target", required_argument, NULL, 't' },
+		{ "bundle-id", required_argument, NULL, 'i' },
 		{ "threshold", required_argument, NULL, 'm' },
 		{ "developer-mode", no_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -1083,7 +1812,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->event_rate = DEFAULT_EVENT_RATE;
 	a->trust_dir = DEFAULT_TRUST_DIR;
 	a->threshold = 1;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:m:Dvh", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:i:m:Dvh", options, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
@@ -1111,6 +1840,11 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			break;
 		case 't':
 			target = optarg;
+			break;
+		case 'i':
+			r = agent_add_bundle_ids(a, optarg, "--bundle-id");
+			if (r < 0)
+				return r;
 			break;
 		case 'm': {
 			char *end;
@@ -1171,11 +1905,45 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			return log_error_errno(-EINVAL, "Bad target '%s'", target);
 		snprintf(a->target, sizeof(a->target), "%s", target);
 	}
+	if (!a->developer_mode && a->n_bundle_ids == 0) {
+		_cleanup_free_ char *ids = NULL;
+		size_t size;
+
+		/* Without it, any bundle id signed by a trusted key would replace the policy,
+		 * whatever its version: the floor is per id. */
+		r = read_file_limited(DEFAULT_BUNDLE_ID_FILE, 4096, &ids, &size);
+		if (r == -ENOENT) {
+			log_warning("No bundle id configured (--bundle-id, or %s): only the ids "
+				    "recorded in the anti-rollback state are accepted, and a unit that "
+				    "never accepted a bundle takes the id of its first one. Configure "
+				    "the ids this head unit accepts.",
+				    DEFAULT_BUNDLE_ID_FILE);
+			goto ids_done;
+		}
+		if (r < 0)
+			return log_error_errno(r, "Cannot read the bundle ids this head unit accepts "
+						  "(%s): %m",
+					       DEFAULT_BUNDLE_ID_FILE);
+		if (memchr(ids, '\0', size))
+			return log_error_errno(-EINVAL, "%s contains a NUL byte", DEFAULT_BUNDLE_ID_FILE);
+		r = agent_add_bundle_ids(a, ids, DEFAULT_BUNDLE_ID_FILE);
+		if (r < 0)
+			return r;
+		if (a->n_bundle_ids == 0)
+			return log_error_errno(-EINVAL, "No bundle id in %s", DEFAULT_BUNDLE_ID_FILE);
+	}
+ids_done:
 
 	r = cgroup_find_mount(a->cgroup_mount, sizeof(a->cgroup_mount));
 	if (r < 0)
 		return log_error_errno(r, "No cgroup2 file system is mounted (/proc/self/mountinfo): "
 					  "carwall needs cgroup v2");
+	/* App cgroups are found by level (bpf_get_current_ancestor_cgroup_id()), computed from
+	 * paths below the mount: they must be the kernel's. */
+	char why[1024];
+	r = cgroup_check_hierarchy(a->cgroup_mount, why, sizeof(why));
+	if (r < 0)
+		return log_error_errno(r, "Refusing to start: %s", why);
 	if (!root)
 		root = a->cgroup_mount;
 	if (!realpath(root, a->cgroup_root))
@@ -1220,15 +1988,27 @@ static int agent_first_policy(struct agent *a)
 		log_info("Adopted the policy pinned in %s by an earlier agent", a->pin_dir);
 	}
 	r = agent_load_policy(a, "start");
-	if (r >= 0 || a->adopted)
+	if (r >= 0 || (a->adopted && a->developer_mode))
 		return 0;
+	/*
+	 * Production mode: pins are kept only for a policy file that verifies now. Pins whose
+	 * policy file does not (a key revoked, the bundle expired, the file replaced while no
+	 * agent ran) are no longer trusted.
+	 */
+	if (a->adopted)
+		snprintf(a->distrust, sizeof(a->distrust),
+			 "the policy pinned by an earlier agent is not kept: its policy file does "
+			 "not verify (%.900s)",
+			 a->last_error);
 	if (!a->guard_path)
 		return log_error_errno(r, "No valid policy to enforce and no guard cgroup; "
 					  "refusing to start");
-	r = agent_apply(a, NULL, "", &t, reason, sizeof(reason));
+	r = agent_apply(a, NULL, "", true, &t, reason, sizeof(reason), NULL);
 	if (r < 0)
 		return log_error_errno(r, "Cannot even refuse everything below %s: %s",
 				       a->guard_path, reason);
+	if (a->distrust[0])
+		log_error("Not trusted: %s. Failing closed", a->distrust);
 	log_error("No valid policy: every app below %s is refused everything until a valid "
 		  "policy is loaded (fix %s; it is reloaded when it changes)",
 		  a->guard_path, a->policy_path);
@@ -1277,13 +2057,14 @@ static void agent_handle_watch(struct agent *a)
 	}
 	if (file_changed)
 		agent_arm_reload(a);
-	if (dir_changed && agent_cgroups_stale(a))
-		agent_reapply(a, "an app cgroup was created again");
+	if (dir_changed)
+		agent_refresh(a, "an app cgroup folder was removed or made again");
 }
 
 static int agent_run(struct agent *a)
 {
-	_cleanup_close_ int lock_fd = -1, listen_fd = -1, sig_fd = -1, ep = -1;
+	_cleanup_close_ int lock_fd = -1, sig_fd = -1, ep = -1;
+	_cleanup_(control_server_freep) struct control_server *control = NULL;
 	char missing[256];
 	sigset_t mask;
 	int r;
@@ -1317,10 +2098,25 @@ static int agent_run(struct agent *a)
 	if (a->developer_mode)
 		log_warning("DEVELOPER MODE: unsigned policies are accepted. Never run a vehicle "
 			    "like this.");
-	else
+	else {
+		char ids[BUNDLE_MAX_ACCEPTED_IDS * (POLICY_MAX_ID_LEN + 1)] = "";
+		_cleanup_free_ char *state = NULL;
+
+		for (size_t i = 0; i < a->n_bundle_ids; i++)
+			snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%s", i ? "," : "",
+				 a->bundle_ids[i]);
 		log_info("Production mode: only bundles signed by %u of the keys in %s, for target "
-			 "%s, are loaded",
-			 a->threshold, a->trust_dir, a->target);
+			 "%s, with bundle id %s, are loaded",
+			 a->threshold, a->trust_dir, a->target,
+			 ids[0] ? ids : "(none configured: those of the anti-rollback state)");
+		if (asprintf(&state, "%s/%s", a->state_dir, BUNDLE_STATE_FILE) < 0)
+			state = NULL;
+		else if (access(state, F_OK) < 0 && errno == ENOENT)
+			log_warning("No anti-rollback state %s: there is no floor, any version of an "
+				    "accepted bundle id is accepted until one is installed (first "
+				    "start, or the state was lost)",
+				    state);
+	}
 
 	r = loader_prepare_pin_dir(a->pin_dir);
 	if (r == -EMEDIUMTYPE)
@@ -1350,19 +2146,38 @@ static int agent_run(struct agent *a)
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the programs at %s: %m", a->cgroup_root);
 	log_info("Enforcing at cgroup %s (connect4, connect6, sendmsg4, sendmsg6, sock_create, "
-		 "skb_egress), pins in %s",
+		 "skb_egress, sock_ops), pins in %s",
 		 a->cgroup_root, a->pin_dir);
 
+	/*
+	 * Follow the app cgroups from now on; with adopted pins, the guard may have been made
+	 * again while no agent ran.
+	 */
+	agent_refresh(a, "start");
 	json_object_put(agent_check_overriders(a, true));
+	/* What the ring buffer's reader writes to exists first (main() reads it at exit too). */
+	r = events_quota_new(EVENTS_JOURNAL_LINES, EVENTS_JOURNAL_WINDOW_NS, &a->journal_quota);
+	if (r >= 0)
+		r = events_agg_new(EVENTS_AGG_MAX_KEYS, EVENTS_AGG_FLUSH_MIN_NS,
+				   EVENTS_AGG_FLUSH_MAX_NS, agent_write_record, agent_exe_of, a,
+				   &a->events_agg);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the events table: %m");
 	a->events_rb = ring_buffer__new(loader_events_fd(a->loader), agent_on_event, a, NULL);
 	if (!a->events_rb)
 		return log_error_errno(negative_errno(), "Cannot read the event ring buffer: %m");
-	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, &a->events_log);
+	r = events_log_open(a->state_dir, EVENTS_LOG_MAX_BYTES, EVENTS_LOG_MAX_SHARES,
+			    &a->events_log);
 	if (r < 0)
 		log_warning_errno(r, "Cannot open the events log in %s; events go to this log only: %m",
 				  a->state_dir);
+	a->events_tick_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->events_tick_fd < 0)
+		return log_error_errno(negative_errno(), "timerfd: %m");
+	struct itimerspec tick = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
+	timerfd_settime(a->events_tick_fd, 0, &tick, NULL);
 
-	r = control_listen(a->run_dir, a->control_group, &listen_fd);
+	r = control_server_new(a->run_dir, a->control_group, agent_handle, a, &control);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on %s/%s: %m", a->run_dir,
 				       CONTROL_SOCKET_NAME);
@@ -1378,7 +2193,7 @@ static int agent_run(struct agent *a)
 		return log_error_errno(negative_errno(), "Cannot set up the event loop: %m");
 	r = epoll_add(ep, sig_fd);
 	if (r >= 0)
-		r = epoll_add(ep, listen_fd);
+		r = epoll_add(ep, control_server_fd(control));
 	if (r >= 0)
 		r = epoll_add(ep, watch_fd(a->watch));
 	if (r >= 0)
@@ -1387,6 +2202,8 @@ static int agent_run(struct agent *a)
 		r = epoll_add(ep, a->expiry_fd);
 	if (r >= 0)
 		r = epoll_add(ep, ring_buffer__epoll_fd(a->events_rb));
+	if (r >= 0)
+		r = epoll_add(ep, a->events_tick_fd);
 	if (r < 0)
 		return log_error_errno(r, "epoll: %m");
 
@@ -1413,10 +2230,8 @@ static int agent_run(struct agent *a)
 		for (int i = 0; i < n; i++) {
 			int fd = events[i].data.fd;
 
-			if (fd == listen_fd) {
-				r = control_serve_one(listen_fd, a->control_group, agent_handle, a);
-				if (r < 0)
-					log_warning_errno(r, "Control request failed: %m");
+			if (fd == control_server_fd(control)) {
+				control_server_process(control);
 			} else if (fd == sig_fd) {
 				if (agent_handle_signals(a, sig_fd)) {
 					notify_send("STOPPING=1");
@@ -1425,6 +2240,15 @@ static int agent_run(struct agent *a)
 				}
 			} else if (fd == ring_buffer__epoll_fd(a->events_rb)) {
 				ring_buffer__consume(a->events_rb);
+				if (a->events_log)
+					events_log_flush(a->events_log);
+			} else if (fd == a->events_tick_fd) {
+				uint64_t expirations;
+				if (read(a->events_tick_fd, &expirations, sizeof(expirations)) > 0) {
+					events_agg_tick(a->events_agg, boottime_ns());
+					events_quota_report(a->journal_quota, boottime_ns(),
+							    agent_report_quota, NULL);
+				}
 				if (a->events_log)
 					events_log_flush(a->events_log);
 			} else if (fd == a->expiry_fd) {
@@ -1448,7 +2272,7 @@ static int agent_run(struct agent *a)
 
 int main(int argc, char **argv)
 {
-	struct agent a = { .timer_fd = -1, .expiry_fd = -1 };
+	struct agent a = { .timer_fd = -1, .expiry_fd = -1, .events_tick_fd = -1 };
 	bool verbose = false;
 	int r;
 
@@ -1465,7 +2289,17 @@ int main(int argc, char **argv)
 		ring_buffer__consume(a.events_rb); /* what is still queued goes to the log too */
 		ring_buffer__free(a.events_rb);
 	}
+	if (a.events_agg)
+		events_agg_flush(a.events_agg); /* and every repeat not written yet */
+	if (a.journal_quota)
+		events_quota_report(a.journal_quota, UINT64_MAX, agent_report_quota, NULL);
+	if (a.events_log)
+		events_log_flush(a.events_log);
+	events_agg_free(a.events_agg);
+	events_quota_free(a.journal_quota);
 	events_log_free(a.events_log);
+	if (a.events_tick_fd >= 0)
+		close(a.events_tick_fd);
 	for (uint32_t g = 0; g < CW_GENERATIONS; g++)
 		agent_retire_gen(&a, g, NULL);
 	for (size_t i = 0; i < a.n_totals; i++)
@@ -1480,6 +2314,7 @@ int main(int argc, char **argv)
 	free(a.cgroups);
 	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);
+	free(a.bundle_data);
 	free(a.guard_path);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

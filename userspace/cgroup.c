@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +31,16 @@ static void unescape_octal(char *s)
 	*o = '\0';
 }
 
-int cgroup_find_mount(char *buf, size_t size)
+/*
+ * A cgroup2 line of /proc/self/mountinfo: its root (the folder of the hierarchy mounted, "/"
+ * for the whole of it) and its mount point, unescaped. With want_point, the last line of that
+ * mount point (the mount on top, the one paths reach); else the first cgroup2 line.
+ */
+static int cgroup_mountinfo(const char *want_point, char *ret_root, char *ret_point, size_t size)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
 	_cleanup_free_ char *line = NULL;
+	bool found = false;
 	size_t cap = 0;
 
 	if (!f)
@@ -47,13 +54,96 @@ int cgroup_find_mount(char *buf, size_t size)
 			continue;
 		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2)
 			continue;
+		unescape_octal(root);
 		unescape_octal(point);
-		if (strlen(point) + 1 > size)
+		if (want_point && strcmp(point, want_point))
+			continue;
+		if (strlen(point) + 1 > size || strlen(root) + 1 > size)
 			return -ENAMETOOLONG;
-		strcpy(buf, point);
-		return 0;
+		strcpy(ret_root, root);
+		strcpy(ret_point, point);
+		found = true;
+		if (!want_point)
+			break;
 	}
-	return -ENOENT;
+	return found ? 0 : -ENOENT;
+}
+
+int cgroup_find_mount(char *buf, size_t size)
+{
+	char root[4096];
+
+	return cgroup_mountinfo(NULL, root, buf, size < sizeof(root) ? size : sizeof(root));
+}
+
+/* The inode number of the initial cgroup namespace (PROC_CGROUP_INIT_INO, Linux >= 4.6). */
+#define CGROUP_INIT_NS_INO 0xEFFFFFFBu
+
+int cgroup_ns_is_initial(void)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/cgroup", &st) < 0)
+		return errno == ENOENT ? 1 : negative_errno(); /* no cgroup namespaces at all */
+	return st.st_ino == CGROUP_INIT_NS_INO;
+}
+
+int cgroup_check_hierarchy(const char *mount, char *reason, size_t size)
+{
+	char root[4096], point[4096];
+	int r = cgroup_ns_is_initial();
+
+	if (r < 0) {
+		snprintf(reason, size, "cannot read /proc/self/ns/cgroup: %s", strerror(-r));
+		return r;
+	}
+	if (r == 0) {
+		snprintf(reason, size,
+			 "this process is in a cgroup namespace: the cgroup paths it sees are not "
+			 "the hierarchy's, so the levels computed from them would not be the "
+			 "kernel's and no app would be managed; run carwalld in the initial cgroup "
+			 "namespace");
+		return -EXDEV;
+	}
+	r = cgroup_mountinfo(mount, root, point, sizeof(root));
+	if (r < 0) {
+		snprintf(reason, size, "%s is not a cgroup2 mount point in /proc/self/mountinfo",
+			 mount);
+		return r;
+	}
+	if (strcmp(root, "/")) {
+		snprintf(reason, size,
+			 "the cgroup2 file system at %s is the subtree %s of the hierarchy (a bind "
+			 "mount), not its root: the levels computed from paths would not be the "
+			 "kernel's and no app would be managed; mount cgroup2 itself there",
+			 mount, root);
+		return -EXDEV;
+	}
+	return 0;
+}
+
+int cgroup_path_of_id(int mount_fd, uint64_t id, char *buf, size_t size)
+{
+	union {
+		struct file_handle fh;
+		char raw[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h = { .fh.handle_bytes = sizeof(uint64_t), .fh.handle_type = CGROUP_FILEID_KERNFS };
+	_cleanup_close_ int fd = -1;
+	char link[64];
+	ssize_t n;
+
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(mount_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, buf, size);
+	if (n < 0)
+		return negative_errno();
+	if ((size_t)n >= size)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	return 0;
 }
 
 int cgroup_check_v2(const char *path)

@@ -11,7 +11,9 @@
 
 int read_file_limited(const char *path, size_t max_size, char **ret_data, size_t *ret_size)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO (or a device) must not hang the caller in open(); it is refused
+	 * below. Reads from a regular file ignore the flag. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	_cleanup_free_ char *data = NULL;
 	struct stat st;
 	size_t got = 0;

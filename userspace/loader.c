@@ -19,19 +19,21 @@
 #include "cgroup.h"
 #include "sock_addr.skel.h"
 #include "sock_create.skel.h"
+#include "sock_ops.skel.h"
 #include "skb.skel.h"
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_addr_bpf *, sock_addr_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_create_bpf *, sock_create_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_ops_bpf *, sock_ops_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct skb_bpf *, skb_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
 
-#define LOADER_N_HOOKS 6
+#define LOADER_N_HOOKS 7
 
 const char *const loader_hook_names[] = { "connect4",	 "connect6",   "sendmsg4",
 					  "sendmsg6",	 "sock_create", "skb_egress",
-					  NULL };
+					  "sock_ops",	 NULL };
 
 /* The policy maps, in the order of struct loader_written. */
 enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, _MAP_MAX };
@@ -51,9 +53,17 @@ struct loader_written {
 struct loader {
 	struct sock_addr_bpf *sock_addr;     /* bpf/sock_addr.bpf.c */
 	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
+	struct sock_ops_bpf *sock_ops;	     /* bpf/sock_ops.bpf.c */
 	struct skb_bpf *skb;		     /* bpf/skb.bpf.c */
 	struct bpf_link *links[LOADER_N_HOOKS];
 	struct cw_state *state; /* cw_state's element, mmapped */
+	/*
+	 * An array of maps that no program uses: updating it from userspace makes the kernel wait
+	 * for an RCU grace period (synchronize_rcu()), i.e. until every program that was running
+	 * has finished, preempted ones included. See loader_wait_for_programs().
+	 */
+	int sync_outer_fd, sync_inner_fd;
+	bool inactive_unused; /* no program can still be deciding on the inactive generation */
 	char *pin_dir;
 	struct loader_written written[CW_GENERATIONS];
 };
@@ -65,6 +75,7 @@ static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
 		l->sock_addr->progs.cw_connect4,    l->sock_addr->progs.cw_connect6,
 		l->sock_addr->progs.cw_sendmsg4,    l->sock_addr->progs.cw_sendmsg6,
 		l->sock_create->progs.cw_sock_create, l->skb->progs.cw_skb_egress,
+		l->sock_ops->progs.cw_sock_ops,
 	};
 	return progs[i];
 }
@@ -95,6 +106,10 @@ int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
 		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock (CONFIG_CGROUP_BPF)");
 	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SKB, NULL) <= 0)
 		MISSING(-EOPNOTSUPP, "BPF program type cgroup_skb (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type sock_ops (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_ARRAY_OF_MAPS, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type array_of_maps");
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) <= 0)
 		MISSING(-EOPNOTSUPP, "BPF map type ringbuf (Linux 5.8)");
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, NULL) <= 0)
@@ -201,7 +216,9 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 {
 	_cleanup_(sock_addr_bpf__destroyp) struct sock_addr_bpf *sock_addr = NULL;
 	_cleanup_(sock_create_bpf__destroyp) struct sock_create_bpf *sock_create = NULL;
+	_cleanup_(sock_ops_bpf__destroyp) struct sock_ops_bpf *sock_ops = NULL;
 	_cleanup_(skb_bpf__destroyp) struct skb_bpf *skb = NULL;
+	_cleanup_close_ int sync_outer_fd = -1, sync_inner_fd = -1;
 	_cleanup_free_ struct loader *l = NULL;
 	long page = sysconf(_SC_PAGESIZE);
 	void *state;
@@ -229,6 +246,17 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	if (r < 0)
 		return r;
 
+	sock_ops = sock_ops_bpf__open();
+	if (!sock_ops)
+		return negative_errno();
+	r = loader_set_pin_paths(sock_ops->obj, pin_dir);
+	if (r < 0)
+		return r;
+	sock_ops->rodata->cw_event_rate = opts->event_rate;
+	r = sock_ops_bpf__load(sock_ops);
+	if (r < 0)
+		return r;
+
 	skb = skb_bpf__open();
 	if (!skb)
 		return negative_errno();
@@ -239,6 +267,17 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	r = skb_bpf__load(skb);
 	if (r < 0)
 		return r;
+
+	sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "cw_sync_inner", 4, 4, 1, NULL);
+	if (sync_inner_fd < 0)
+		return negative_errno();
+	sync_outer_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "cw_sync", 4, 4, 1,
+				       &(struct bpf_map_create_opts){
+					       .sz = sizeof(struct bpf_map_create_opts),
+					       .inner_map_fd = (__u32)sync_inner_fd,
+				       });
+	if (sync_outer_fd < 0)
+		return negative_errno();
 
 	state = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED,
 		     bpf_map__fd(sock_addr->maps.cw_state), 0);
@@ -251,8 +290,13 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 		return -ENOMEM;
 	}
 	l->state = state;
+	l->sync_outer_fd = TAKE_FD(sync_outer_fd);
+	l->sync_inner_fd = TAKE_FD(sync_inner_fd);
+	/* An earlier agent may have flipped just before it stopped: wait before the first write. */
+	l->inactive_unused = false;
 	l->sock_addr = TAKE_PTR(sock_addr);
 	l->sock_create = TAKE_PTR(sock_create);
+	l->sock_ops = TAKE_PTR(sock_ops);
 	l->skb = TAKE_PTR(skb);
 	*ret = TAKE_PTR(l);
 	return 0;
@@ -271,6 +315,11 @@ uint32_t loader_active_gen(const struct loader *l)
 int loader_events_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->sock_addr->maps.cw_events);
+}
+
+int loader_sk_state_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_sk_state);
 }
 
 /* Sum one entry of a per-CPU array of u64 fields over every CPU. */
@@ -318,6 +367,13 @@ int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, u
 		return -ERANGE;
 	return read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_rule_stats),
 				gen * CW_MAX_RULES + rule, ret, 1);
+}
+
+uint64_t loader_epoch(const struct loader *l)
+{
+	uint64_t a = l->state->gen[0].epoch, b = l->state->gen[1].epoch;
+
+	return a > b ? a : b;
 }
 
 bool loader_has_policy(const struct loader *l)
@@ -537,6 +593,22 @@ static int write_diff(int fd, size_t ks, size_t vs, const struct loader_entries 
 	return map_update_many(fd, upd_k, upd_v, (uint32_t)n_upd, ks, vs);
 }
 
+/*
+ * Wait until no program can still be running on what it read before now: an update of an array
+ * of maps from userspace returns only after an RCU grace period (the kernel's
+ * maybe_wait_bpf_programs()). carwall's programs run under rcu_read_lock(), with migration but
+ * not preemption disabled; a preempted one is still inside its read-side section, so the grace
+ * period waits for it too.
+ */
+static int loader_wait_for_programs(struct loader *l)
+{
+	__u32 zero = 0, inner = (__u32)l->sync_inner_fd;
+
+	if (bpf_map_update_elem(l->sync_outer_fd, &zero, &inner, BPF_ANY) < 0)
+		return negative_errno();
+	return 0;
+}
+
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups)
 {
@@ -593,11 +665,20 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		goto out;
 
 	/*
-	 * The inactive generation still holds the policy before the last flip; no program uses it
-	 * (a program reads the active index once per decision, and that flip is a whole reload
-	 * ago). Bring it to the new policy, writing only what differs from what is there, then
-	 * flip. Contents not known (adopted from pins) are cleared entry by entry first.
+	 * The inactive generation still holds the policy before the last flip. A program reads the
+	 * active index once per decision, and may have read it just before that flip and still be
+	 * deciding on this generation (preempted, on a PREEMPT or PREEMPT_RT kernel): a grace
+	 * period after the flip guarantees none is left (loader_apply() waits for one right after
+	 * each flip; an agent that adopted pins waits here once). Then bring it to the new policy,
+	 * writing only what differs from what is there, and flip. Contents not known (adopted from
+	 * pins) are cleared entry by entry first.
 	 */
+	if (!l->inactive_unused) {
+		r = loader_wait_for_programs(l);
+		if (r < 0)
+			goto out;
+		l->inactive_unused = true;
+	}
 	l->state->gen[gen].flags = 0;
 	if (!cur->known) {
 		loader_written_clear(cur);
@@ -621,15 +702,165 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		goto out;
 
 	l->state->gen[gen].level_mask = level_mask;
+	l->state->gen[gen].epoch = loader_epoch(l) + 1;
 	l->state->gen[gen].flags = CW_GEN_F_VALID;
 	/* The flip: one aligned 32-bit store that orders everything above before it. */
 	__atomic_store_n(&l->state->active_gen, gen, __ATOMIC_RELEASE);
+	l->inactive_unused = false;
 	loader_written_clear(cur);
 	*cur = next;
+	/*
+	 * The new policy is in force. Wait now, while nothing else is pending, for the programs
+	 * that took the old generation to finish, so that the next reload may rewrite it at once.
+	 * Failing here only means the next reload waits first.
+	 */
+	if (loader_wait_for_programs(l) == 0)
+		l->inactive_unused = true;
 	return 0;
 out:
 	loader_written_clear(&next);
 	return r;
+}
+
+int loader_lookup_cgroup(const struct loader *l, uint64_t id, unsigned level,
+			 struct cw_app_val *ret)
+{
+	uint32_t gen = loader_active_gen(l);
+	struct cw_cgroup_key key = { .cgroup_id = id, .gen = gen };
+
+	/* As the programs look: a valid generation, a level they look at, then the entry. */
+	if (!(l->state->gen[gen].flags & CW_GEN_F_VALID) || level > CW_MAX_CGROUP_LEVEL ||
+	    !(l->state->gen[gen].level_mask & (1u << level)))
+		return -ENOENT;
+	if (bpf_map_lookup_elem(bpf_map__fd(l->sock_addr->maps.cw_cgroups), &key, ret) < 0)
+		return negative_errno();
+	return 0;
+}
+
+/*
+ * Every entry of generation `from` of one map into `out` (an array of {key, value} of `stride`
+ * bytes, grown as needed), with set_gen() moving each key to generation `to`.
+ */
+static int read_gen(int fd, size_t ks, size_t stride, uint32_t (*key_gen)(const void *key),
+		    void (*set_gen)(void *key, uint32_t gen), uint32_t from, uint32_t to,
+		    void **out, size_t *ret_n)
+{
+	char key[64], next[64];
+	void *prev = NULL;
+	size_t n = 0, cap = 0;
+	char *v = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, ks);
+		prev = key;
+		if (key_gen(key) != from)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 256;
+			char *nv = reallocarray(v, c, stride);
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = c;
+		}
+		if (bpf_map_lookup_elem(fd, key, v + n * stride + ks) < 0) {
+			if (errno == ENOENT)
+				continue; /* deleted meanwhile */
+			free(v);
+			return negative_errno();
+		}
+		memcpy(v + n * stride, key, ks);
+		set_gen(v + n * stride, to);
+		n++;
+	}
+	if (errno != ENOENT) {
+		int r = negative_errno();
+		free(v);
+		return r;
+	}
+	*out = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void cgroup_key_set_gen(void *key, uint32_t gen)
+{
+	((struct cw_cgroup_key *)key)->gen = gen;
+}
+
+static void dst4_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_dst4_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void dst6_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_dst6_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void port_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_port_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
+		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	uint32_t from = loader_active_gen(l), to = !from;
+	struct policy_maps *m = calloc(1, sizeof(*m));
+	struct loader_active_cgroup *cg = NULL;
+	size_t n_cg = 0;
+	void *v = NULL;
+	int r;
+
+	_Static_assert(sizeof(struct loader_active_cgroup) ==
+			       sizeof(struct cw_cgroup_key) + sizeof(struct cw_app_val),
+		       "loader_active_cgroup is a cw_cgroups entry");
+	if (!m)
+		return -ENOMEM;
+	m->gen = to;
+	r = read_gen(bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), sizeof(*m->dst4),
+		     dst4_key_gen, dst4_key_set_gen, from, to, &v, &m->n_dst4);
+	m->dst4 = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key),
+			     sizeof(*m->dst6), dst6_key_gen, dst6_key_set_gen, from, to, &v,
+			     &m->n_dst6);
+	if (r == 0)
+		m->dst6 = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
+			     sizeof(*m->ports), port_key_gen, port_key_set_gen, from, to, &v,
+			     &m->n_ports);
+	if (r == 0)
+		m->ports = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
+			     sizeof(*cg), cgroup_key_gen, cgroup_key_set_gen, from, to, &v, &n_cg);
+	if (r < 0) {
+		policy_maps_free(m);
+		return r;
+	}
+	cg = v;
+	for (size_t i = 0; i < m->n_ports; i++) {
+		size_t ps = m->ports[i].key.scope & CW_SCOPE_ID_MASK;
+
+		if (ps + 1 > m->n_portsets)
+			m->n_portsets = ps + 1;
+	}
+	*ret_maps = m;
+	*ret_cgroups = cg;
+	*ret_n = n_cg;
+	return 0;
 }
 
 static int link_pin_path(const char *pin_dir, unsigned hook, char *buf, size_t size)
@@ -761,7 +992,12 @@ void loader_free(struct loader *l)
 		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
 	for (unsigned g = 0; g < CW_GENERATIONS; g++)
 		loader_written_clear(&l->written[g]);
+	if (l->sync_outer_fd >= 0)
+		close(l->sync_outer_fd);
+	if (l->sync_inner_fd >= 0)
+		close(l->sync_inner_fd);
 	skb_bpf__destroy(l->skb);
+	sock_ops_bpf__destroy(l->sock_ops);
 	sock_create_bpf__destroy(l->sock_create);
 	sock_addr_bpf__destroy(l->sock_addr);
 	free(l->pin_dir);

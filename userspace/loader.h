@@ -9,7 +9,7 @@
  *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_events
  *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
- *   links/skb_egress
+ *   links/skb_egress links/sock_ops
  */
 #pragma once
 
@@ -60,16 +60,48 @@ uint32_t loader_next_gen(const struct loader *l);
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups);
 
+/*
+ * Whether the policy in force (the active generation) manages the cgroup `id` at `level`, as
+ * the programs see it: its entry (app index and CW_APP_F_*) in *ret, or -ENOENT.
+ */
+int loader_lookup_cgroup(const struct loader *l, uint64_t id, unsigned level,
+			 struct cw_app_val *ret);
+
+/* One cw_cgroups entry. */
+struct loader_active_cgroup {
+	struct cw_cgroup_key key;
+	struct cw_app_val val;
+};
+
+/*
+ * The policy in force as the maps hold it (adopted from the pins of an earlier agent: there is
+ * no policy to compile), with every key moved to loader_next_gen(): its destination and port
+ * entries (ready for loader_apply()) and its cgroup entries. Free with policy_maps_free() and
+ * free().
+ */
+int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
+		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n);
+
 /* The generation the programs use now. */
 uint32_t loader_active_gen(const struct loader *l);
 
 /* The ring buffer of struct cw_event. */
 int loader_events_fd(const struct loader *l);
 
+/* The socket storage map cw_sk_state (for revocation: how each socket came to be). */
+int loader_sk_state_fd(const struct loader *l);
+
 /* Counters, summed over CPUs: of an app slot, and the flows a rule allowed. */
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_app_counters *ret);
 int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret);
+
+/*
+ * The policy epoch in force: one more at every flip, continued from the pinned state by an agent
+ * that adopts it; 0 while the maps never held a policy. Verdicts cached by the programs are tied
+ * to one epoch.
+ */
+uint64_t loader_epoch(const struct loader *l);
 
 /* True when the active generation holds a valid policy (e.g. adopted from an earlier agent). */
 bool loader_has_policy(const struct loader *l);

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +17,9 @@
 /* Every rule index of a valid policy has its counter slot in cw_rule_stats. */
 _Static_assert(POLICY_MAX_RULES <= CW_MAX_RULES, "rule counters too small for the policy limit");
 _Static_assert(POLICY_MAX_APPS < CW_APP_SLOTS, "app counters too small for the policy limit");
+/* A port set is made for a prefix, and prefixes are bounded by the maps: port set ids fit. */
+_Static_assert(POLICY_MAPS_MAX_DST4 + POLICY_MAPS_MAX_DST6 <= CW_SCOPE_ID_MASK,
+	       "port set ids too small for the map capacity");
 
 /* One (prefix, rule) pair of one app and one family, before grouping. */
 struct prefix_rule {
@@ -47,6 +51,7 @@ struct compiler {
 	struct policy_maps *maps;
 	struct portset_table portsets;
 	size_t cap_dst4, cap_dst6, cap_ports;
+	uint64_t pairs; /* (prefix, port range) pairs so far, inherited ones included */
 	char *reason;
 	size_t reason_size;
 };
@@ -99,12 +104,37 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* ---- ports ---------------------------------------------------------------------------------- */
+static void vfail_at(struct compiler *c, struct policy_loc loc, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
-struct port_interval {
-	uint32_t first, last; /* inclusive, 0..65535 */
-	uint32_t rule;
-};
+/* reason = "path:line:column: ..." ("path: ..." when loc has no line). */
+static void vfail_at(struct compiler *c, struct policy_loc loc, const char *fmt, va_list ap)
+{
+	const char *path = c->policy->path ? c->policy->path : "policy";
+	int n;
+
+	if (!c->reason || !c->reason_size)
+		return;
+	if (loc.line)
+		n = snprintf(c->reason, c->reason_size, "%s:%u:%u: ", path, loc.line, loc.column);
+	else
+		n = snprintf(c->reason, c->reason_size, "%s: ", path);
+	if (n >= 0 && (size_t)n < c->reason_size)
+		vsnprintf(c->reason + n, c->reason_size - (size_t)n, fmt, ap);
+}
+
+static int fail_at(struct compiler *c, struct policy_loc loc, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail_at(struct compiler *c, struct policy_loc loc, int error, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(c, loc, fmt, ap);
+	va_end(ap);
+	return error;
+}
 
 static int fail(struct compiler *c, int error, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -113,13 +143,119 @@ static int fail(struct compiler *c, int error, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (c->reason && c->reason_size) {
-		va_start(ap, fmt);
-		vsnprintf(c->reason, c->reason_size, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	vfail_at(c, (struct policy_loc){}, fmt, ap);
+	va_end(ap);
 	return error;
 }
+
+/* ---- bounds --------------------------------------------------------------------------------- */
+
+/* The port ranges a rule pairs each of its prefixes with: its `ports`, or one for any port. */
+static uint64_t rule_ranges(const struct policy_rule *rule)
+{
+	return rule->n_ports ? rule->n_ports : 1;
+}
+
+static void format_prefix(int family, const uint8_t *addr, unsigned len, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(family, addr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, size, "%s/%u", a, len);
+}
+
+/* "set 'name' (N prefixes)" or "198.51.100.0/24": an element of a rule's `to`, for errors. */
+static void format_dest(const struct policy *p, const struct policy_dest *d, char *buf, size_t size)
+{
+	if (d->is_set)
+		snprintf(buf, size, "set '%s' (%zu prefixes)", p->sets[d->set].name,
+			 p->sets[d->set].n_prefixes);
+	else
+		format_prefix(d->prefix.family, d->prefix.addr, d->prefix.len, buf, size);
+}
+
+/*
+ * The bounds computable from the parsed policy, in one pass over it and before anything is
+ * expanded: the entries of each destination map (an app's inline destinations each time, each
+ * set once per app that names it) and the (prefix, port range) pairs the rules name directly.
+ * Refuses at the element of a `to` that crosses a bound.
+ */
+static int check_bounds(struct compiler *c)
+{
+	const struct policy *p = c->policy;
+	_cleanup_free_ size_t *set_v4 = NULL; /* per set: its IPv4 prefixes */
+	_cleanup_free_ size_t *named = NULL;  /* per set: 1 + the last app that named it */
+	uint64_t n4 = 0, n6 = 0, pairs = 0;
+	char what[POLICY_MAX_ID_LEN + 64];
+
+	set_v4 = calloc(p->n_sets + 1, sizeof(*set_v4));
+	named = calloc(p->n_sets + 1, sizeof(*named));
+	if (!set_v4 || !named)
+		return -ENOMEM;
+	for (size_t s = 0; s < p->n_sets; s++)
+		for (size_t k = 0; k < p->sets[s].n_prefixes; k++)
+			set_v4[s] += p->sets[s].prefixes[k].family == AF_INET;
+
+	for (size_t a = 0; a < p->n_apps; a++) {
+		const struct policy_app *app = &p->apps[a];
+
+		for (size_t i = 0; i < app->n_rules; i++) {
+			const struct policy_rule *rule = &app->rules[i];
+
+			for (size_t j = 0; j < rule->n_to; j++) {
+				const struct policy_dest *d = &rule->to[j];
+				size_t all = 1, v4 = d->prefix.family == AF_INET;
+
+				if (d->is_set) {
+					if (d->set >= p->n_sets)
+						return fail_at(c, d->loc, -EINVAL,
+							       "set index %zu out of range",
+							       d->set);
+					all = p->sets[d->set].n_prefixes;
+					v4 = set_v4[d->set];
+				}
+				if (!d->is_set || named[d->set] != a + 1) {
+					n4 += v4;
+					n6 += all - v4;
+					if (d->is_set)
+						named[d->set] = a + 1;
+				}
+				pairs += all * rule_ranges(rule);
+				if (n4 <= POLICY_MAPS_MAX_DST4 && n6 <= POLICY_MAPS_MAX_DST6 &&
+				    pairs <= POLICY_MAPS_MAX_PAIRS)
+					continue;
+
+				format_dest(p, d, what, sizeof(what));
+				if (pairs > POLICY_MAPS_MAX_PAIRS)
+					return fail_at(
+					    c, d->loc, -E2BIG,
+					    "app '%s': with %s, the rules name more than %u "
+					    "(prefix, port range) pairs, the compiler's limit "
+					    "(POLICY_MAPS_MAX_PAIRS)",
+					    app->id, what, POLICY_MAPS_MAX_PAIRS);
+				return fail_at(
+				    c, d->loc, -E2BIG,
+				    "app '%s': with %s, the policy needs more than %u %s "
+				    "prefixes (map capacity per generation; a set counts once "
+				    "per app that names it)",
+				    app->id, what,
+				    n4 > POLICY_MAPS_MAX_DST4 ? (unsigned)POLICY_MAPS_MAX_DST4
+							      : (unsigned)POLICY_MAPS_MAX_DST6,
+				    n4 > POLICY_MAPS_MAX_DST4 ? "IPv4" : "IPv6");
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- ports ---------------------------------------------------------------------------------- */
+
+struct port_interval {
+	uint32_t first, last; /* inclusive, 0..65535 */
+	uint32_t rule;
+};
 
 static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
 			   unsigned bits, uint32_t rule)
@@ -128,9 +264,10 @@ static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto,
 	struct policy_port_entry *e;
 
 	if (m->n_ports >= POLICY_MAPS_MAX_PORTS)
-		return fail(c, -E2BIG,
-			    "the policy needs more than %u port entries (map capacity per generation)",
-			    (unsigned)POLICY_MAPS_MAX_PORTS);
+		return fail_at(c, c->rules[rule]->loc, -E2BIG,
+			       "with the ports of this rule, the policy needs more than %u port "
+			       "entries (map capacity per generation)",
+			       (unsigned)POLICY_MAPS_MAX_PORTS);
 	if (grow((void **)&m->ports, &c->cap_ports, m->n_ports + 1, sizeof(*m->ports)) < 0)
 		return -ENOMEM;
 	e = &m->ports[m->n_ports++];
@@ -445,13 +582,29 @@ static int collect_prefix(struct prefix_rule **v, size_t *n, size_t *cap,
 	return 0;
 }
 
-/* The prefixes of one family of one app, with every rule that names each of them. */
+/*
+ * The prefixes of one family of one app, with every rule that names each of them: at most the
+ * pairs check_bounds() counted for the app, allocated at once.
+ */
 static int collect_app_prefixes(const struct policy *p, const struct policy_app *app, int family,
 				struct prefix_rule **ret, size_t *ret_n)
 {
 	_cleanup_free_ struct prefix_rule *v = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, need = 0;
 	int r;
+
+	for (size_t i = 0; i < app->n_rules; i++)
+		for (size_t j = 0; j < app->rules[i].n_to; j++) {
+			const struct policy_dest *d = &app->rules[i].to[j];
+
+			need += d->is_set ? p->sets[d->set].n_prefixes : 1;
+		}
+	if (need) {
+		v = calloc(need, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		cap = need;
+	}
 
 	for (size_t i = 0; i < app->n_rules; i++) {
 		const struct policy_rule *rule = &app->rules[i];
@@ -505,13 +658,37 @@ static uint32_t rule_list_proto_flags(const struct compiler *c, const struct rul
 struct walk_level {
 	uint8_t addr[16];
 	uint8_t len;
+	uint64_t pairs; /* the port ranges of these rules, counted as many times as they name it */
 	struct rule_list rules;
 };
+
+/* The first pass of the walk, on one prefix: count its pairs and refuse past the limit. */
+static int count_pairs(struct compiler *c, const struct policy_app *app, int family,
+		       struct walk_level *top, const struct walk_level *up,
+		       const struct prefix_rule *v, size_t n)
+{
+	char what[INET6_ADDRSTRLEN + 8];
+	uint64_t inherited = up ? up->pairs : 0;
+
+	top->pairs = inherited;
+	for (size_t k = 0; k < n; k++)
+		top->pairs += rule_ranges(c->rules[v[k].rule]);
+	c->pairs += top->pairs;
+	if (c->pairs <= POLICY_MAPS_MAX_PAIRS)
+		return 0;
+	format_prefix(family, v[0].addr, v[0].len, what, sizeof(what));
+	return fail_at(c, c->rules[v[0].rule]->loc, -E2BIG,
+		       "app '%s': %s, which this rule names, brings the (prefix, port range) pairs "
+		       "past %u, the compiler's limit (POLICY_MAPS_MAX_PAIRS); a prefix is paired "
+		       "with the rules of the prefixes containing it too (%" PRIu64 " pairs here)",
+		       app->id, what, POLICY_MAPS_MAX_PAIRS, inherited);
+}
 
 /*
  * Walk the sorted prefixes of one family of one app: in (address, length) order every prefix
  * comes after the prefixes containing it, which are on the stack. A prefix's port set is made of
- * its own rules and those of its containing prefixes.
+ * its own rules and those of its containing prefixes. The first pass only counts the pairs this
+ * makes (and refuses past POLICY_MAPS_MAX_PAIRS); the second makes the port sets and entries.
  */
 static int compile_app_family(struct compiler *c, uint32_t app_idx, const struct policy_app *app,
 			      int family)
@@ -525,52 +702,66 @@ static int compile_app_family(struct compiler *c, uint32_t app_idx, const struct
 	if (r < 0)
 		return r;
 
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		struct walk_level *top;
+	for (int build = 0; build <= 1; build++) {
+		depth = 0;
+		for (size_t i = 0; i < n;) {
+			size_t j = i;
+			struct walk_level *top;
 
-		/* Entries i..j-1 share one prefix. */
-		while (j < n && v[j].len == v[i].len && !memcmp(v[j].addr, v[i].addr, 16))
-			j++;
+			/* Entries i..j-1 share one prefix. */
+			while (j < n && v[j].len == v[i].len && !memcmp(v[j].addr, v[i].addr, 16))
+				j++;
 
-		while (depth > 0 && !prefix_contains(stack[depth - 1].addr, stack[depth - 1].len,
-						     v[i].addr, v[i].len))
-			depth--;
+			while (depth > 0 &&
+			       !prefix_contains(stack[depth - 1].addr, stack[depth - 1].len,
+						v[i].addr, v[i].len))
+				depth--;
 
-		top = &stack[depth];
-		memcpy(top->addr, v[i].addr, 16);
-		top->len = v[i].len;
-		top->rules.n = 0;
-		if (depth > 0) {
-			const struct rule_list *up = &stack[depth - 1].rules;
-			for (size_t k = 0; k < up->n; k++) {
-				r = rule_list_push(&top->rules, up->v[k]);
+			top = &stack[depth];
+			memcpy(top->addr, v[i].addr, 16);
+			top->len = v[i].len;
+			if (!build) {
+				r = count_pairs(c, app, family, top,
+						depth ? &stack[depth - 1] : NULL, &v[i], j - i);
+				if (r < 0)
+					goto out;
+				depth++;
+				i = j;
+				continue;
+			}
+
+			top->rules.n = 0;
+			if (depth > 0) {
+				const struct rule_list *up = &stack[depth - 1].rules;
+				for (size_t k = 0; k < up->n; k++) {
+					r = rule_list_push(&top->rules, up->v[k]);
+					if (r < 0)
+						goto out;
+				}
+			}
+			for (size_t k = i; k < j; k++) {
+				r = rule_list_push(&top->rules, v[k].rule);
 				if (r < 0)
 					goto out;
 			}
-		}
-		for (size_t k = i; k < j; k++) {
-			r = rule_list_push(&top->rules, v[k].rule);
+			qsort(top->rules.v, top->rules.n, sizeof(uint32_t), cmp_u32);
+			size_t u = 0;
+			for (size_t k = 0; k < top->rules.n; k++)
+				if (u == 0 || top->rules.v[u - 1] != top->rules.v[k])
+					top->rules.v[u++] = top->rules.v[k];
+			top->rules.n = u;
+			depth++;
+
+			uint32_t portset = 0;
+			r = portset_intern(c, &top->rules, &portset);
 			if (r < 0)
 				goto out;
+			r = emit_dst(c, family, app_idx, v[i].addr, v[i].len, portset,
+				     rule_list_proto_flags(c, &top->rules));
+			if (r < 0)
+				goto out;
+			i = j;
 		}
-		qsort(top->rules.v, top->rules.n, sizeof(uint32_t), cmp_u32);
-		size_t u = 0;
-		for (size_t k = 0; k < top->rules.n; k++)
-			if (u == 0 || top->rules.v[u - 1] != top->rules.v[k])
-				top->rules.v[u++] = top->rules.v[k];
-		top->rules.n = u;
-		depth++;
-
-		uint32_t portset = 0;
-		r = portset_intern(c, &top->rules, &portset);
-		if (r < 0)
-			goto out;
-		r = emit_dst(c, family, app_idx, v[i].addr, v[i].len, portset,
-			     rule_list_proto_flags(c, &top->rules));
-		if (r < 0)
-			goto out;
-		i = j;
 	}
 	r = 0;
 out:
@@ -595,6 +786,13 @@ int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **re
 		reason[0] = '\0';
 	if (p->n_apps > CW_MAX_APPS)
 		return fail(&c, -E2BIG, "too many apps (%zu, at most %d)", p->n_apps, CW_MAX_APPS);
+	if (p->n_rules > CW_MAX_RULES)
+		return fail(&c, -E2BIG, "too many rules (%zu, at most %d)", p->n_rules,
+			    CW_MAX_RULES);
+	/* Nothing is expanded before the bounds of the parsed policy are known to fit. */
+	r = check_bounds(&c);
+	if (r < 0)
+		return r;
 
 	rules = calloc(p->n_rules + 1, sizeof(*rules));
 	c.maps = calloc(1, sizeof(*c.maps));

@@ -50,8 +50,24 @@ struct policy_maps {
 #define POLICY_MAPS_MAX_PORTS (CW_MAX_PORTS / CW_GENERATIONS)
 
 /*
+ * The compiler's work, bounded so that its memory and time are bounded whatever the policy:
+ * (prefix, port range) pairs, where each prefix of an app is paired with every port range of
+ * every rule of the app that names it or a prefix containing it (a rule without `ports` counts
+ * one range), each time a rule names it. One 65536-prefix set named by 32 rules without ports
+ * is 2097152 pairs.
+ */
+#define POLICY_MAPS_MAX_PAIRS (1u << 21)
+
+/*
  * Compile `p` for generation `gen` (0 or 1). Returns 0 and *ret_maps, or a negative errno:
- * -E2BIG when the result does not fit the maps (reason says which and by how much), -ENOMEM.
+ * -E2BIG when the result does not fit the maps or the work exceeds POLICY_MAPS_MAX_PAIRS,
+ * -ENOMEM. Every bound is checked before the entries it limits are made: the prefixes of each
+ * map (each app's inline destinations, each set once per app that names it) and the pairs its
+ * rules name directly from the parsed policy, in one pass over it; the pairs prefixes inherit
+ * from the prefixes containing them from the app's sorted prefixes, before its port sets are
+ * made; port entries one by one, before each is stored. Port sets are fewer than prefixes.
+ * On failure `reason` is one line that starts with the policy's path, and with
+ * `path:line:column:` when one place of the policy is to blame.
  */
 int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **ret_maps,
 		   char *reason, size_t reason_size);

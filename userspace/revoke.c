@@ -8,6 +8,7 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <bpf/bpf.h>
 #include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/handlers.h>
@@ -26,10 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "util.h"
-
-/* The file handle type of kernfs (cgroup2) nodes: <linux/exportfs.h>, not in the UAPI. */
-#define REVOKE_FILEID_KERNFS 0xfe
 
 /* TCP states judged: everything but LISTEN, TIME_WAIT, CLOSE (and request sockets). */
 #define REVOKE_TCP_STATES                                                                          \
@@ -104,10 +103,41 @@ static int nl_to_errno(int nlerr)
 
 /* ---- pure parts ------------------------------------------------------------------------------ */
 
-int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, struct revoke_sock *ret)
+/* The flags of carwall's storage among the INET_DIAG_SK_BPF_STORAGES of a reply, 0 when none. */
+static int parse_sk_storages(struct nlattr *storages, uint32_t map_id, uint32_t *ret_flags)
+{
+	static const struct nla_policy policy[SK_DIAG_BPF_STORAGE_MAX + 1] = {
+		[SK_DIAG_BPF_STORAGE_MAP_ID] = { .type = NLA_U32 },
+	};
+	struct nlattr *one;
+	int rem;
+
+	*ret_flags = 0;
+	nla_for_each_nested(one, storages, rem) {
+		struct nlattr *tb[SK_DIAG_BPF_STORAGE_MAX + 1] = {};
+		struct cw_sk_state st;
+
+		if (nla_type(one) != SK_DIAG_BPF_STORAGE)
+			continue;
+		if (nla_parse_nested(tb, SK_DIAG_BPF_STORAGE_MAX, one, policy) < 0)
+			return -EBADMSG;
+		if (!tb[SK_DIAG_BPF_STORAGE_MAP_ID] || !tb[SK_DIAG_BPF_STORAGE_MAP_VALUE] ||
+		    nla_get_u32(tb[SK_DIAG_BPF_STORAGE_MAP_ID]) != map_id)
+			continue;
+		if (nla_len(tb[SK_DIAG_BPF_STORAGE_MAP_VALUE]) < (int)sizeof(st))
+			return -EBADMSG;
+		memcpy(&st, nla_data(tb[SK_DIAG_BPF_STORAGE_MAP_VALUE]), sizeof(st));
+		*ret_flags = st.flags;
+	}
+	return 0;
+}
+
+int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, uint32_t sk_state_map_id,
+		      struct revoke_sock *ret)
 {
 	static const struct nla_policy policy[INET_DIAG_MAX + 1] = {
 		[INET_DIAG_CGROUP_ID] = { .type = NLA_U64 },
+		[INET_DIAG_SK_BPF_STORAGES] = { .type = NLA_NESTED },
 	};
 	struct nlattr *tb[INET_DIAG_MAX + 1] = {};
 	const struct inet_diag_msg *msg;
@@ -130,6 +160,9 @@ int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, struct revok
 		ret->has_cgroup_id = true;
 		ret->cgroup_id = nla_get_u64(tb[INET_DIAG_CGROUP_ID]);
 	}
+	if (sk_state_map_id && tb[INET_DIAG_SK_BPF_STORAGES] &&
+	    parse_sk_storages(tb[INET_DIAG_SK_BPF_STORAGES], sk_state_map_id, &ret->sk_flags) < 0)
+		return -EBADMSG;
 	return 0;
 }
 
@@ -173,67 +206,34 @@ int revoke_match_cgroup(const struct revoke_cgroup *cgroups, size_t n, const cha
 	return 0;
 }
 
-static int cmp_listener(const struct revoke_sock *x, const struct revoke_sock *y)
+bool revoke_is_server_side(const struct revoke_sock *s)
 {
-	if (x->family != y->family)
-		return x->family < y->family ? -1 : 1;
-	if (x->id.idiag_sport != y->id.idiag_sport)
-		return x->id.idiag_sport < y->id.idiag_sport ? -1 : 1;
-	return 0;
+	return s->protocol == IPPROTO_TCP &&
+	       (s->sk_flags & (CW_SK_F_PASSIVE | CW_SK_F_ACTIVE)) == CW_SK_F_PASSIVE;
 }
 
-static int cmp_listener_qsort(const void *a, const void *b)
+/* Whether app `app` may reach `s`'s peer address over TCP on some port (bpf/skb.bpf.c's
+ * cw_judge_peer). */
+static bool peer_allowed(const struct revoke_sock *s, uint32_t app, const struct policy_maps *maps)
 {
-	return cmp_listener(a, b);
-}
+	_cleanup_free_ struct policy_port_span *spans = NULL;
+	uint32_t portset;
+	size_t n = 0;
 
-void revoke_sort_listeners(struct revoke_sock *listeners, size_t n)
-{
-	if (n > 1)
-		qsort(listeners, n, sizeof(*listeners), cmp_listener_qsort);
-}
-
-static bool addr_is_any(const void *addr, size_t len)
-{
-	const uint8_t *a = addr;
-
-	for (size_t i = 0; i < len; i++)
-		if (a[i])
-			return false;
-	return true;
-}
-
-bool revoke_is_server_side(const struct revoke_sock *s, const struct revoke_sock *listeners,
-			   size_t n)
-{
-	size_t lo = 0, hi = n, alen = s->family == AF_INET ? 4 : 16;
-
-	if (s->protocol != IPPROTO_TCP)
+	if (!policy_maps_lookup_dst(maps, app, s->family, (const uint8_t *)s->id.idiag_dst,
+				    &portset))
 		return false;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (cmp_listener(&listeners[mid], s) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < n && cmp_listener(&listeners[i], s) == 0; i++)
-		if (addr_is_any(listeners[i].id.idiag_src, alen) ||
-		    memcmp(listeners[i].id.idiag_src, s->id.idiag_src, alen) == 0)
-			return true;
-	return false;
+	return policy_maps_port_spans(maps, portset, IPPROTO_TCP, &spans, &n) == 0 && n > 0;
 }
 
 enum revoke_verdict revoke_judge(const struct revoke_sock *s, uint32_t app, uint32_t n_apps,
-				 const struct policy_maps *maps,
-				 const struct revoke_sock *listeners, size_t n_listeners)
+				 const struct policy_maps *maps)
 {
-	if (revoke_is_server_side(s, listeners, n_listeners))
-		return REVOKE_KEEP_SERVER_SIDE;
 	/* A guard, or an app the maps do not know: every flow is refused. */
 	if (app == REVOKE_APP_DENY_ALL || app >= n_apps || !maps)
 		return REVOKE_DESTROY;
+	if (revoke_is_server_side(s))
+		return peer_allowed(s, app, maps) ? REVOKE_KEEP_SERVER_SIDE : REVOKE_DESTROY;
 	if (policy_maps_lookup(maps, app, s->family, (const uint8_t *)s->id.idiag_dst, s->protocol,
 			       ntohs(s->id.idiag_dport), NULL))
 		return REVOKE_KEEP_ALLOWED;
@@ -253,6 +253,7 @@ struct revoke_ctx {
 	struct revoke_cgroup *cgroups; /* normalized copies of p->cgroups (owned paths) */
 	size_t n_cgroups;
 	int mount_fd;
+	uint32_t sk_state_map_id; /* of p->sk_state_fd; 0: none */
 	uint64_t deadline_us;
 	bool destroy_unsupported;
 	struct cache_slot cache[CACHE_SLOTS];
@@ -272,34 +273,6 @@ static void ctx_free(struct revoke_ctx *ctx)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct revoke_ctx *, ctx_free)
 
-/*
- * The path of a cgroup (below the mount, as this process sees it) from its 64-bit id. A removed
- * cgroup cannot be opened any more (-ESTALE); its sockets are counted as unjudged.
- */
-static int cgroup_id_to_path(int mount_fd, uint64_t id, char *buf, size_t size)
-{
-	union {
-		struct file_handle fh;
-		char raw[sizeof(struct file_handle) + sizeof(uint64_t)];
-	} h = { .fh.handle_bytes = sizeof(uint64_t), .fh.handle_type = REVOKE_FILEID_KERNFS };
-	_cleanup_close_ int fd = -1;
-	char link[64];
-	ssize_t n;
-
-	memcpy(h.fh.f_handle, &id, sizeof(id));
-	fd = open_by_handle_at(mount_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return negative_errno();
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, buf, size);
-	if (n < 0)
-		return negative_errno();
-	if ((size_t)n >= size)
-		return -ENAMETOOLONG;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* Which managed cgroup a socket's cgroup id belongs to (cached for the pass). */
 static int32_t ctx_lookup_cgroup(struct revoke_ctx *ctx, uint64_t id)
 {
@@ -314,7 +287,7 @@ static int32_t ctx_lookup_cgroup(struct revoke_ctx *ctx, uint64_t id)
 		slot = (slot + 1) & (CACHE_SLOTS - 1);
 	}
 
-	if (cgroup_id_to_path(ctx->mount_fd, id, path, sizeof(path)) < 0)
+	if (cgroup_path_of_id(ctx->mount_fd, id, path, sizeof(path)) < 0)
 		value = CACHE_UNRESOLVABLE;
 	else if (revoke_match_cgroup(ctx->cgroups, ctx->n_cgroups, path, &index) < 0)
 		value = CACHE_UNMANAGED;
@@ -526,6 +499,8 @@ static int netns_collect(struct revoke_ctx *ctx, struct netns_set *s)
 
 struct dump {
 	uint8_t protocol;
+	int sk_state_fd;	  /* > 0: ask for this socket storage map's values */
+	uint32_t sk_state_map_id; /* ... and find them by this id */
 	struct revoke_sock *v;
 	size_t n, cap, max;
 	unsigned bad;	/* malformed replies */
@@ -548,7 +523,7 @@ static int dump_valid(struct nl_msg *msg, void *arg)
 
 	if (nlh->nlmsg_seq != d->seq || nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
 		return NL_SKIP;
-	if (revoke_parse_diag(nlh, d->protocol, &s) < 0) {
+	if (revoke_parse_diag(nlh, d->protocol, d->sk_state_map_id, &s) < 0) {
 		d->bad++;
 		return NL_OK;
 	}
@@ -635,6 +610,16 @@ static int dump_sockets(struct nl_sock *sk, struct dump *d, uint8_t family, uint
 	r = nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO);
 	if (r < 0)
 		return nl_to_errno(r);
+	if (d->sk_state_fd > 0) {
+		struct nlattr *nest = nla_nest_start(msg, INET_DIAG_REQ_SK_BPF_STORAGES);
+
+		if (!nest)
+			return -ENOMEM;
+		r = nla_put_u32(msg, SK_DIAG_BPF_STORAGE_REQ_MAP_FD, (uint32_t)d->sk_state_fd);
+		if (r < 0)
+			return nl_to_errno(r);
+		nla_nest_end(msg, nest);
+	}
 	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, dump_valid, d);
 	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, dump_finish, d);
 	nl_cb_err(cb, NL_CB_CUSTOM, dump_error, d);
@@ -785,22 +770,15 @@ static int netns_pass_run(struct netns_pass *np)
 	const struct revoke_params *p = ctx->p;
 	struct revoke_stats *st = &np->st;
 	_cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
-	_cleanup_(dump_freep) struct dump listeners = { .protocol = IPPROTO_TCP,
-							.max = REVOKE_MAX_LISTENERS };
-	_cleanup_(dump_freep) struct dump socks = { .max = REVOKE_MAX_SOCKETS };
+	_cleanup_(dump_freep) struct dump socks = { .max = REVOKE_MAX_SOCKETS,
+						    .sk_state_fd = p->sk_state_fd,
+						    .sk_state_map_id = ctx->sk_state_map_id };
 	static const uint8_t families[] = { AF_INET, AF_INET6 };
 	int r;
 
 	r = diag_socket_open(&sk);
 	if (r < 0)
 		return r;
-
-	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
-		r = dump_sockets(sk, &listeners, families[f], 1u << TCP_LISTEN, ctx->deadline_us);
-		if (r < 0)
-			return r;
-	}
-	revoke_sort_listeners(listeners.v, listeners.n);
 
 	socks.protocol = IPPROTO_TCP;
 	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
@@ -814,7 +792,7 @@ static int netns_pass_run(struct netns_pass *np)
 		if (r < 0)
 			return r;
 	}
-	if (listeners.truncated || socks.truncated)
+	if (socks.truncated)
 		st->truncated = true;
 	st->seen += socks.bad;
 	st->unjudged += socks.bad;
@@ -840,8 +818,7 @@ static int netns_pass_run(struct netns_pass *np)
 			continue;
 		}
 		st->judged++;
-		switch (revoke_judge(s, ctx->cgroups[idx].app, p->n_apps, p->maps, listeners.v,
-				     listeners.n)) {
+		switch (revoke_judge(s, ctx->cgroups[idx].app, p->n_apps, p->maps)) {
 		case REVOKE_KEEP_SERVER_SIDE:
 			st->server_side++;
 			/* fall through */
@@ -952,6 +929,16 @@ static int ctx_new(const struct revoke_params *p, struct revoke_ctx **ret)
 	ctx->mount_fd = open(p->cgroup_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ctx->mount_fd < 0)
 		return negative_errno();
+	if (p->sk_state_fd > 0) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(p->sk_state_fd, &info, &len) < 0)
+			return negative_errno();
+		if (info.type != BPF_MAP_TYPE_SK_STORAGE)
+			return -EINVAL;
+		ctx->sk_state_map_id = info.id;
+	}
 	*ret = TAKE_PTR(ctx);
 	return 0;
 }

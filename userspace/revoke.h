@@ -12,7 +12,8 @@
  *      namespace.
  *   2. In each namespace, NETLINK_SOCK_DIAG dumps (libnl-3) of TCP sockets in every state but
  *      LISTEN, TIME_WAIT and CLOSE, and of connected UDP sockets (remote port != 0), IPv4 and
- *      IPv6; and of the TCP listeners, for the rule on accepted sockets below.
+ *      IPv6, each with its carwall socket storage (cw_sk_state, INET_DIAG_REQ_SK_BPF_STORAGES),
+ *      for the rule on accepted sockets below.
  *   3. A socket's cgroup comes from the kernel (attribute INET_DIAG_CGROUP_ID, Linux >= 5.7),
  *      is turned into a path with open_by_handle_at() on the cgroup2 mount, and belongs to the
  *      deepest managed or guard cgroup that is that cgroup or one of its ancestors (path prefix
@@ -25,14 +26,15 @@
  *      a RST and the owner sees ECONNABORTED; a connected UDP socket is disconnected and its
  *      owner sees ECONNABORTED (then EDESTADDRREQ on send()).
  *
- * The rule on accepted (server-side) sockets: a TCP socket whose local address and port are
- * those of a LISTEN socket in the same network namespace is kept, whatever its cgroup. Its
- * remote port is the client's ephemeral port, which the policy's port rules are not about (and
- * the connect hooks never judged an accept()). A listener bound to the wildcard address (0.0.0.0
- * or ::) matches every local address of its family with that port; an IPv4 connection accepted
- * by a dual-stack IPv6 listener is an IPv6 socket with an IPv4-mapped address and matches it.
- * Consequence: an outgoing connection made from the address and port of a listener (bind()
- * with SO_REUSEADDR, then connect()) is kept too.
+ * The rule on accepted (server-side) sockets, the egress program's (bpf/skb.bpf.c): a TCP socket
+ * whose storage says the kernel accepted it (CW_SK_F_PASSIVE, set by bpf/sock_ops.bpf.c) and
+ * that the app never connected (no CW_SK_F_ACTIVE) is judged by its peer's address alone: kept
+ * when the app may reach that address over TCP on some port, since the peer's port is the
+ * client's ephemeral one that no rule is about. Which sockets are accepted is the kernel's word,
+ * never inferred from ports: an outgoing connection made from the port of the app's own
+ * listener (SO_REUSEPORT) is judged like any connection it made. Every other socket, one
+ * without storage included (it predates carwall, or no map was given), is judged by remote
+ * address, port and protocol.
  *
  * Apps and guards. Each managed cgroup carries the index of its app in the policy the maps were
  * compiled from. An app index of REVOKE_APP_DENY_ALL, or any index >= n_apps (the agent gives
@@ -63,7 +65,6 @@
 #define REVOKE_MAX_PIDS 65536	       /* processes looked at to find namespaces */
 #define REVOKE_MAX_NETNS 64	       /* network namespaces visited */
 #define REVOKE_MAX_SOCKETS 65536       /* sockets judged per namespace */
-#define REVOKE_MAX_LISTENERS 8192      /* TCP listeners remembered per namespace */
 #define REVOKE_CGROUP_CACHE 1024       /* cgroup id -> managed cgroup, per pass */
 #define REVOKE_DEFAULT_TIMEOUT_MS 5000 /* a whole pass */
 #define REVOKE_NETLINK_TIMEOUT_MS 1000 /* one netlink reply */
@@ -80,6 +81,9 @@ struct revoke_params {
 	const struct policy_maps *maps; /* the NEW policy; may be NULL only when n_apps is 0 */
 	uint32_t n_apps;		/* apps in the policy the maps were compiled from */
 	unsigned timeout_ms;		/* 0: REVOKE_DEFAULT_TIMEOUT_MS */
+	/* carwall's cw_sk_state map (how each socket came to be); <= 0: none (left out of an
+	 * initializer), and then no socket is taken for accepted. */
+	int sk_state_fd;
 };
 
 /*
@@ -93,8 +97,8 @@ struct revoke_stats {
 	unsigned unmanaged;   /* in no managed or guard cgroup: never touched */
 	unsigned unjudged;    /* no cgroup id from the kernel, or its cgroup cannot be resolved */
 	unsigned judged;      /* in a managed or guard cgroup */
-	unsigned kept;	      /* allowed by the new policy, or server-side */
-	unsigned server_side; /* ... of which kept by the rule on accepted sockets */
+	unsigned kept;	      /* allowed by the new policy */
+	unsigned server_side; /* ... of which accepted sockets kept for their peer's address */
 	unsigned refused;     /* not allowed by the new policy */
 	unsigned destroyed;   /* ... and destroyed */
 	unsigned gone;	      /* ... closed before SOCK_DESTROY reached them */
@@ -131,16 +135,20 @@ struct revoke_sock {
 	uint8_t state;	  /* TCP_* of <netinet/tcp.h> (UDP: TCP_ESTABLISHED when connected) */
 	bool has_cgroup_id;
 	uint64_t cgroup_id;
+	uint32_t sk_flags; /* CW_SK_F_* of its cw_sk_state, 0 when it has none */
 	struct inet_diag_sockid id; /* as the kernel gave it: the address of SOCK_DESTROY */
 };
 
 /*
  * Parse one SOCK_DIAG_BY_FAMILY reply (struct inet_diag_msg and its attributes) of a dump of
- * `protocol`. Returns 0, or -EBADMSG when the message is too short, its attributes are
- * malformed or its family is neither AF_INET nor AF_INET6. A missing INET_DIAG_CGROUP_ID is
- * not an error: has_cgroup_id is false.
+ * `protocol`. sk_state_map_id: the id of carwall's cw_sk_state map, whose value in the reply's
+ * INET_DIAG_SK_BPF_STORAGES gives sk_flags (0: none asked for). Returns 0, or -EBADMSG when the
+ * message is too short, its attributes are malformed or its family is neither AF_INET nor
+ * AF_INET6. A missing INET_DIAG_CGROUP_ID is not an error: has_cgroup_id is false; a missing
+ * storage neither: sk_flags is 0.
  */
-int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, struct revoke_sock *ret);
+int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, uint32_t sk_state_map_id,
+		      struct revoke_sock *ret);
 
 /*
  * The deepest of cgroups[] that is `path` or an ancestor of it (path prefix on component
@@ -149,14 +157,8 @@ int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, struct revok
 int revoke_match_cgroup(const struct revoke_cgroup *cgroups, size_t n, const char *path,
 			size_t *ret_index);
 
-/*
- * The rule on accepted sockets: whether TCP socket s has the local address and port of one of
- * listeners[] (same family; a wildcard listener matches any local address). listeners[] must be
- * sorted with revoke_sort_listeners().
- */
-bool revoke_is_server_side(const struct revoke_sock *s, const struct revoke_sock *listeners,
-			   size_t n);
-void revoke_sort_listeners(struct revoke_sock *listeners, size_t n);
+/* The rule on accepted sockets: whether s is judged by its peer's address alone. */
+bool revoke_is_server_side(const struct revoke_sock *s);
 
 enum revoke_verdict {
 	REVOKE_KEEP_ALLOWED,
@@ -166,5 +168,4 @@ enum revoke_verdict {
 
 /* The verdict for socket s of app `app` (see the header comment for apps and guards). */
 enum revoke_verdict revoke_judge(const struct revoke_sock *s, uint32_t app, uint32_t n_apps,
-				 const struct policy_maps *maps,
-				 const struct revoke_sock *listeners, size_t n_listeners);
+				 const struct policy_maps *maps);

@@ -14,7 +14,7 @@ struct watch {
 	int fd;
 	int file_wd;
 	char *file_name; /* basename of the watched file */
-	int dir_wds[WATCH_MAX_DIRS];
+	int *dir_wds; /* watches of the folders of watch_set_dirs() */
 	size_t n_dirs;
 };
 
@@ -41,6 +41,7 @@ void watch_free(struct watch *w)
 		return;
 	close(w->fd);
 	free(w->file_name);
+	free(w->dir_wds);
 	free(w);
 }
 
@@ -68,23 +69,52 @@ int watch_set_file(struct watch *w, const char *path)
 	return 0;
 }
 
+/* What a folder's watch reports: a child made, removed or moved, the folder itself removed or
+ * moved. (cgroupfs reports a child's rmdir as IN_DELETE in its parent, not as IN_DELETE_SELF of
+ * the child; both are watched. IN_IGNORED, a watch gone, comes without asking.) */
+#define WATCH_DIR_MASK                                                                             \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |     \
+	 IN_ONLYDIR)
+
 int watch_set_dirs(struct watch *w, char *const *dirs, size_t n)
 {
-	for (size_t i = 0; i < w->n_dirs; i++)
-		if (w->dir_wds[i] != w->file_wd)
-			inotify_rm_watch(w->fd, w->dir_wds[i]);
-	w->n_dirs = 0;
-	for (size_t i = 0; i < n && w->n_dirs < WATCH_MAX_DIRS; i++) {
-		int wd = inotify_add_watch(w->fd, dirs[i], IN_CREATE | IN_MOVED_TO | IN_ONLYDIR | IN_MASK_ADD);
+	_cleanup_free_ int *wds = calloc(n + 1, sizeof(*wds));
+	size_t n_wds = 0;
+	int r = 0;
+
+	if (!wds)
+		return -ENOMEM;
+	if (n > WATCH_MAX_DIRS)
+		return -E2BIG;
+	/*
+	 * The new set is added before the old one is removed: a folder in both keeps its watch
+	 * (inotify gives the same wd for the same inode), so no event falls in a gap. A folder
+	 * made again has a new inode, hence a new watch.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		int wd = inotify_add_watch(w->fd, dirs[i], WATCH_DIR_MASK);
 
 		if (wd < 0) {
 			if (errno == ENOENT || errno == ENOTDIR)
-				continue;
-			return negative_errno();
+				continue; /* its parent's watch reports when it appears */
+			if (r == 0)
+				r = negative_errno();
+			continue;
 		}
-		w->dir_wds[w->n_dirs++] = wd;
+		wds[n_wds++] = wd;
 	}
-	return 0;
+	for (size_t i = 0; i < w->n_dirs; i++) {
+		bool kept = w->dir_wds[i] == w->file_wd;
+
+		for (size_t k = 0; k < n_wds && !kept; k++)
+			kept = wds[k] == w->dir_wds[i];
+		if (!kept)
+			inotify_rm_watch(w->fd, w->dir_wds[i]); /* EINVAL once the folder is gone */
+	}
+	free(w->dir_wds);
+	w->dir_wds = TAKE_PTR(wds);
+	w->n_dirs = n_wds;
+	return r;
 }
 
 static bool watch_is_dir_wd(const struct watch *w, int wd)
@@ -120,7 +150,10 @@ int watch_read(struct watch *w, bool *ret_file_changed, bool *ret_dir_changed)
 			} else if (ev->len && ev->wd == w->file_wd && w->file_name &&
 				   !strcmp(ev->name, w->file_name)) {
 				*ret_file_changed = true;
-			} else if (ev->len && (ev->mask & IN_ISDIR) && watch_is_dir_wd(w, ev->wd)) {
+			} else if (watch_is_dir_wd(w, ev->wd) &&
+				   ((ev->mask & IN_ISDIR) ||
+				    (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)))) {
+				/* A cgroup folder made, removed or moved, or a watched one gone. */
 				*ret_dir_changed = true;
 			}
 			p += sizeof(*ev) + ev->len;

@@ -62,7 +62,7 @@ app_tcp() { sandbox_app_flow mediaplayer tcp "$1" "$2"; }
 SANDBOX_DEVELOPER_MODE=0
 SANDBOX_POLICY=$SANDBOX_DIR/policy.bundle
 cp "$top/tests/integration/flows.yaml" "$SANDBOX_POLICY"
-sandbox_agent_start --trust-dir "$trust" --target hu-test || tap_bail_out "carwalld did not start"
+sandbox_agent_start --trust-dir "$trust" --target hu-test --bundle-id test.policy || tap_bail_out "carwalld did not start"
 tap_check "production mode: an unsigned policy is refused at start" \
 	grep -q "bundle refused (no-signature-block)" "$SANDBOX_DIR/agent.log"
 tap_check "production mode: with nothing valid, status says fail closed" \
@@ -128,7 +128,7 @@ tap_check "after the rollback attempt v4 is in force" status_has '"version":4,'
 
 # ---- a restart loads the kept bundle, checked again ---------------------------------------------
 sandbox_agent_stop
-sandbox_agent_start --trust-dir "$trust" --target hu-test || tap_bail_out "carwalld did not restart"
+sandbox_agent_start --trust-dir "$trust" --target hu-test --bundle-id test.policy || tap_bail_out "carwalld did not restart"
 tap_check "after a restart the installed bundle (v4) is in force again" status_has '"version":4,'
 tap_expect_exit "after a restart the tracker is refused" 1 app_tcp 203.0.113.7 443
 

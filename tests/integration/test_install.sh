@@ -21,8 +21,8 @@ tap_check "the unit runs the installed agent" grep -q '^ExecStart=/usr/sbin/carw
 tap_check "the unit is Type=notify and hardened" bash -c "grep -q '^Type=notify' '$dest/usr/lib/systemd/system/carwalld.service' && grep -q '^NoNewPrivileges=yes' '$dest/usr/lib/systemd/system/carwalld.service' && grep -q '^CapabilityBoundingSet=' '$dest/usr/lib/systemd/system/carwalld.service'"
 tap_check "no placeholder is left in the installed units" \
 	bash -c "! grep -rq '@[A-Z]*@' '$dest/usr/lib/systemd/system'"
-tap_check "the AGL drop-in checks enforcement before an app starts" \
-	grep -q '^ExecStartPre=+/usr/bin/carwall status --quiet' \
+tap_check "the AGL drop-in waits until the agent manages the unit's cgroup before an app starts" \
+	grep -qx 'ExecStartPre=+/usr/bin/carwall app wait-managed --timeout 10' \
 	"$dest/usr/lib/systemd/system/agl-app@.service.d/carwall.conf"
 tap_check "the installed default policy is valid" "$dest/usr/bin/carwall" policy check "$dest/etc/carwall/policy.yaml"
 if command -v systemd-analyze >/dev/null; then

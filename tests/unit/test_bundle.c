@@ -667,6 +667,42 @@ static void test_envelope_last_line_may_lack_newline(void **state)
 	assert_int_equal(verify_str(t, data, size - 1, &want, &b, &e), 0);
 }
 
+/* A device that names the bundle ids it accepts refuses any other, signed or not. */
+static void test_metadata_bundle_id_not_accepted_is_refused(void **state)
+{
+	_cleanup_(bundle_trust_freep) struct bundle_trust *t = trust_abc(1);
+	static const char *const ids[] = { "oem.other.policy", "oem.third.policy" };
+	struct bundle_expect want = expect_default();
+	_cleanup_free_ char *data = NULL;
+	size_t size;
+
+	(void)state;
+	want.ids = ids;
+	want.n_ids = ARRAY_SIZE(ids);
+	data = make_bundle(PAYLOAD, (int[]){ KEY_A, -1 }, &size);
+	assert_refused(t, data, size, &want, -EINVAL, BUNDLE_WRONG_ID,
+		       "t.bundle:2:3: bundle id 'oem.headunit.policy' is not one this device "
+		       "accepts");
+}
+
+static void test_metadata_bundle_id_accepted_verifies(void **state)
+{
+	_cleanup_(bundle_trust_freep) struct bundle_trust *t = trust_abc(1);
+	static const char *const ids[] = { "oem.other.policy", "oem.headunit.policy" };
+	struct bundle_expect want = expect_default();
+	_cleanup_(bundle_freep) struct bundle *b = NULL;
+	_cleanup_free_ char *data = NULL;
+	struct bundle_error e;
+	size_t size;
+
+	(void)state;
+	want.ids = ids;
+	want.n_ids = ARRAY_SIZE(ids);
+	data = make_bundle(PAYLOAD, (int[]){ KEY_A, -1 }, &size);
+	assert_int_equal(verify_str(t, data, size, &want, &b, &e), 0);
+	assert_string_equal(bundle_reason_name(BUNDLE_WRONG_ID), "wrong-id");
+}
+
 static void test_envelope_blank_line_at_end_is_refused(void **state)
 {
 	_cleanup_(bundle_trust_freep) struct bundle_trust *t = trust_abc(1);
@@ -1563,6 +1599,8 @@ int main(void)
 		cmocka_unit_test(test_keyid_is_sha256_of_der_public_key),
 		cmocka_unit_test(test_sha256_of_known_input),
 		cmocka_unit_test(test_reason_names_are_stable),
+		cmocka_unit_test(test_metadata_bundle_id_not_accepted_is_refused),
+		cmocka_unit_test(test_metadata_bundle_id_accepted_verifies),
 		cmocka_unit_test(test_state_missing_file_is_empty),
 		cmocka_unit_test(test_state_save_then_load_round_trips),
 		cmocka_unit_test(test_state_set_never_goes_back),

@@ -52,15 +52,6 @@ static struct revoke_sock sock(uint8_t protocol, const char *src, uint16_t sport
 	return s;
 }
 
-static struct revoke_sock listener(const char *addr, uint16_t port)
-{
-	const char *any = strchr(addr, ':') ? "::" : "0.0.0.0";
-	struct revoke_sock s = sock(IPPROTO_TCP, addr, port, any, 0);
-
-	s.state = TCP_LISTEN;
-	return s;
-}
-
 static struct policy_maps *compile(const char *yaml, struct policy **ret_policy)
 {
 	struct policy_error err = {};
@@ -112,7 +103,7 @@ static void test_parse_diag_reads_family_state_id_and_cgroup_id(void **state)
 	want.id.idiag_cookie[0] = 0x1234;
 	want.id.idiag_cookie[1] = 0x5678;
 	m = diag_reply(AF_INET6, TCP_SYN_SENT, &want.id, 0x1122334455667788ull, 8);
-	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, &got), 0);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 0, &got), 0);
 	assert_int_equal(got.family, AF_INET6);
 	assert_int_equal(got.protocol, IPPROTO_TCP);
 	assert_int_equal(got.state, TCP_SYN_SENT);
@@ -123,6 +114,54 @@ static void test_parse_diag_reads_family_state_id_and_cgroup_id(void **state)
 	nlmsg_free(m);
 }
 
+static void test_parse_diag_reads_carwalls_socket_storage(void **state)
+{
+	struct revoke_sock s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "198.51.100.20", 40000);
+	struct cw_sk_state ours = { .flags = CW_SK_F_PASSIVE }, other = { .flags = ~0u };
+	struct revoke_sock got;
+	struct nl_msg *m = diag_reply(AF_INET, TCP_ESTABLISHED, &s.id, 7, 8);
+	struct nlattr *all, *one;
+
+	(void)state;
+	all = nla_nest_start(m, INET_DIAG_SK_BPF_STORAGES);
+	/* Another map's storage first: only the map asked about counts. */
+	one = nla_nest_start(m, SK_DIAG_BPF_STORAGE);
+	assert_int_equal(nla_put_u32(m, SK_DIAG_BPF_STORAGE_MAP_ID, 41), 0);
+	assert_int_equal(nla_put(m, SK_DIAG_BPF_STORAGE_MAP_VALUE, sizeof(other), &other), 0);
+	nla_nest_end(m, one);
+	one = nla_nest_start(m, SK_DIAG_BPF_STORAGE);
+	assert_int_equal(nla_put_u32(m, SK_DIAG_BPF_STORAGE_MAP_ID, 42), 0);
+	assert_int_equal(nla_put(m, SK_DIAG_BPF_STORAGE_MAP_VALUE, sizeof(ours), &ours), 0);
+	nla_nest_end(m, one);
+	nla_nest_end(m, all);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 42, &got), 0);
+	assert_int_equal(got.sk_flags, CW_SK_F_PASSIVE);
+	/* Not asked for, or of a map that is not there: no flags. */
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 0, &got), 0);
+	assert_int_equal(got.sk_flags, 0);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 43, &got), 0);
+	assert_int_equal(got.sk_flags, 0);
+	nlmsg_free(m);
+}
+
+static void test_parse_diag_rejects_a_short_socket_storage(void **state)
+{
+	struct revoke_sock s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "198.51.100.20", 40000);
+	struct revoke_sock got;
+	struct nl_msg *m = diag_reply(AF_INET, TCP_ESTABLISHED, &s.id, 7, 8);
+	struct nlattr *all = nla_nest_start(m, INET_DIAG_SK_BPF_STORAGES);
+	struct nlattr *one = nla_nest_start(m, SK_DIAG_BPF_STORAGE);
+	uint32_t flags = CW_SK_F_PASSIVE;
+
+	(void)state;
+	assert_int_equal(nla_put_u32(m, SK_DIAG_BPF_STORAGE_MAP_ID, 42), 0);
+	assert_int_equal(nla_put(m, SK_DIAG_BPF_STORAGE_MAP_VALUE, sizeof(flags), &flags), 0);
+	nla_nest_end(m, one);
+	nla_nest_end(m, all);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 42, &got), -EBADMSG);
+	nlmsg_free(m);
+}
+
 static void test_parse_diag_without_cgroup_id_leaves_socket_unjudged(void **state)
 {
 	struct revoke_sock s = sock(IPPROTO_UDP, "192.0.2.1", 5000, "203.0.113.7", 514);
@@ -130,7 +169,7 @@ static void test_parse_diag_without_cgroup_id_leaves_socket_unjudged(void **stat
 	struct nl_msg *m = diag_reply(AF_INET, TCP_ESTABLISHED, &s.id, 0, 0);
 
 	(void)state;
-	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_UDP, &got), 0);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_UDP, 0, &got), 0);
 	assert_false(got.has_cgroup_id);
 	assert_int_equal(got.protocol, IPPROTO_UDP);
 	nlmsg_free(m);
@@ -143,7 +182,7 @@ static void test_parse_diag_rejects_a_short_cgroup_id_attribute(void **state)
 	struct nl_msg *m = diag_reply(AF_INET, TCP_ESTABLISHED, &s.id, 7, 4);
 
 	(void)state;
-	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, &got), -EBADMSG);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 0, &got), -EBADMSG);
 	nlmsg_free(m);
 }
 
@@ -156,7 +195,7 @@ static void test_parse_diag_rejects_a_truncated_message(void **state)
 
 	(void)state;
 	nlh->nlmsg_len = NLMSG_LENGTH(sizeof(struct inet_diag_msg) - 1);
-	assert_int_equal(revoke_parse_diag(nlh, IPPROTO_TCP, &got), -EBADMSG);
+	assert_int_equal(revoke_parse_diag(nlh, IPPROTO_TCP, 0, &got), -EBADMSG);
 	nlmsg_free(m);
 }
 
@@ -167,7 +206,7 @@ static void test_parse_diag_rejects_a_family_that_is_not_ip(void **state)
 	struct nl_msg *m = diag_reply(AF_UNIX, TCP_ESTABLISHED, &s.id, 7, 8);
 
 	(void)state;
-	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, &got), -EBADMSG);
+	assert_int_equal(revoke_parse_diag(nlmsg_hdr(m), IPPROTO_TCP, 0, &got), -EBADMSG);
 	nlmsg_free(m);
 }
 
@@ -237,96 +276,37 @@ static void test_match_cgroup_root_covers_everything(void **state)
 
 /* ---- the rule on accepted sockets ------------------------------------------------------------ */
 
-static void test_accepted_socket_on_a_listener_address_is_server_side(void **state)
+/* A socket with the flags carwall's programs left in its storage. */
+static struct revoke_sock marked(struct revoke_sock s, uint32_t sk_flags)
 {
-	struct revoke_sock l[] = {
-		listener("192.0.2.1", 7700),
-		listener("127.0.0.1", 53),
-		listener("::", 8080),
-		listener("2001:db8::1", 9000),
-	};
-	struct revoke_sock s;
-
-	(void)state;
-	revoke_sort_listeners(l, 4);
-	s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "192.0.2.2", 41234);
-	assert_true(revoke_is_server_side(&s, l, 4));
-	s = sock(IPPROTO_TCP, "127.0.0.1", 53, "127.0.0.1", 50000);
-	assert_true(revoke_is_server_side(&s, l, 4));
-	s = sock(IPPROTO_TCP, "2001:db8::1", 9000, "2001:db8::2", 50000);
-	assert_true(revoke_is_server_side(&s, l, 4));
+	s.sk_flags = sk_flags;
+	return s;
 }
 
-static void test_wildcard_listener_matches_any_local_address(void **state)
+static bool server_side(struct revoke_sock s, uint32_t sk_flags)
 {
-	struct revoke_sock l[] = { listener("0.0.0.0", 443), listener("::", 8080) };
-	struct revoke_sock s;
-
-	(void)state;
-	revoke_sort_listeners(l, 2);
-	s = sock(IPPROTO_TCP, "198.51.100.20", 443, "192.0.2.1", 40000);
-	assert_true(revoke_is_server_side(&s, l, 2));
-	s = sock(IPPROTO_TCP, "2001:db8::1", 8080, "2001:db8::2", 40000);
-	assert_true(revoke_is_server_side(&s, l, 2));
-	/* IPv4 accepted by a dual-stack IPv6 listener: an IPv6 socket with mapped addresses. */
-	s = sock(IPPROTO_TCP, "::ffff:192.0.2.1", 8080, "::ffff:192.0.2.2", 40000);
-	assert_true(revoke_is_server_side(&s, l, 2));
+	s.sk_flags = sk_flags;
+	return revoke_is_server_side(&s);
 }
 
-static void test_outgoing_connection_is_not_server_side(void **state)
+static void test_only_a_socket_the_kernel_accepted_is_server_side(void **state)
 {
-	struct revoke_sock l[] = {
-		listener("0.0.0.0", 443),
-		listener("192.0.2.1", 7700),
-		listener("::", 7700),
-	};
-	struct revoke_sock s;
+	struct revoke_sock s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "192.0.2.2", 41234);
 
 	(void)state;
-	revoke_sort_listeners(l, 3);
-	/* Remote port 443 is a listener's port, but the local one is ephemeral. */
-	s = sock(IPPROTO_TCP, "192.0.2.1", 40000, "203.0.113.7", 443);
-	assert_false(revoke_is_server_side(&s, l, 3));
-	/* Same port, other local address than the specific listener. */
-	s = sock(IPPROTO_TCP, "192.0.2.9", 7700, "203.0.113.7", 443);
-	assert_false(revoke_is_server_side(&s, l, 3));
-	/* Same port and a wildcard listener, but of the other family. */
-	s = sock(IPPROTO_TCP, "2001:db8::1", 443, "2001:db8::2", 40000);
-	assert_false(revoke_is_server_side(&s, l, 3));
-	/* No listener at all. */
-	s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "192.0.2.2", 40000);
-	assert_false(revoke_is_server_side(&s, NULL, 0));
+	assert_true(server_side(s, CW_SK_F_PASSIVE));
+	/* No storage (a socket older than carwall), or one the app connected: never. */
+	assert_false(server_side(s, 0));
+	assert_false(server_side(s, CW_SK_F_ACTIVE));
+	/* Connected, then reported passive (a TCP simultaneous open): still connected. */
+	assert_false(server_side(s, CW_SK_F_ACTIVE | CW_SK_F_PASSIVE));
 }
 
-static void test_listener_rule_is_for_tcp_only(void **state)
+static void test_server_side_rule_is_for_tcp_only(void **state)
 {
-	struct revoke_sock l[] = { listener("0.0.0.0", 514) };
-	struct revoke_sock s = sock(IPPROTO_UDP, "192.0.2.1", 514, "203.0.113.7", 514);
-
 	(void)state;
-	assert_false(revoke_is_server_side(&s, l, 1));
-}
-
-static void test_listener_lookup_finds_every_listener_of_a_port(void **state)
-{
-	struct revoke_sock l[64];
-	struct revoke_sock s;
-	char addr[32];
-
-	(void)state;
-	/* Many listeners on one port, on different addresses, and on neighbouring ports. */
-	for (int i = 0; i < 64; i++) {
-		snprintf(addr, sizeof(addr), "192.0.2.%d", i + 1);
-		l[i] = listener(addr, (uint16_t)(i % 2 ? 7700 : 7699 + (i % 4)));
-	}
-	revoke_sort_listeners(l, 64);
-	for (int i = 1; i < 64; i += 2) {
-		snprintf(addr, sizeof(addr), "192.0.2.%d", i + 1);
-		s = sock(IPPROTO_TCP, addr, 7700, "198.51.100.1", 40000);
-		assert_true(revoke_is_server_side(&s, l, 64));
-	}
-	s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "198.51.100.1", 40000); /* .1 listens on 7699 */
-	assert_false(revoke_is_server_side(&s, l, 64));
+	assert_false(server_side(sock(IPPROTO_UDP, "192.0.2.1", 514, "203.0.113.7", 514),
+				 CW_SK_F_PASSIVE));
 }
 
 /* ---- verdicts -------------------------------------------------------------------------------- */
@@ -355,20 +335,20 @@ static void test_judge_keeps_allowed_flows_and_destroys_refused_ones(void **stat
 
 	(void)state;
 	s = sock(IPPROTO_TCP, "192.0.2.1", 40000, "198.51.100.20", 443);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_KEEP_ALLOWED);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_KEEP_ALLOWED);
 	s = sock(IPPROTO_TCP, "2001:db8::1", 40000, "2001:db8:51::20", 443);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_KEEP_ALLOWED);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_KEEP_ALLOWED);
 	s = sock(IPPROTO_UDP, "192.0.2.1", 40000, "198.51.100.20", 9000);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_KEEP_ALLOWED);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_KEEP_ALLOWED);
 	/* Refused: another address, another port, another protocol, another app's rule. */
 	s = sock(IPPROTO_TCP, "192.0.2.1", 40000, "203.0.113.7", 443);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_DESTROY);
 	s = sock(IPPROTO_TCP, "192.0.2.1", 40000, "198.51.100.20", 9000);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_DESTROY);
 	s = sock(IPPROTO_UDP, "192.0.2.1", 40000, "198.51.100.20", 443);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_DESTROY);
 	s = sock(IPPROTO_TCP, "192.0.2.1", 40000, "203.0.113.7", 443);
-	assert_int_equal(revoke_judge(&s, 1, 2, m, NULL, 0), REVOKE_KEEP_ALLOWED);
+	assert_int_equal(revoke_judge(&s, 1, 2, m), REVOKE_KEEP_ALLOWED);
 	policy_maps_free(m);
 	policy_free(p);
 }
@@ -381,9 +361,9 @@ static void test_judge_uses_ipv4_rules_for_mapped_destinations(void **state)
 
 	(void)state;
 	s = sock(IPPROTO_TCP, "::ffff:192.0.2.1", 40000, "::ffff:198.51.100.20", 443);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_KEEP_ALLOWED);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_KEEP_ALLOWED);
 	s = sock(IPPROTO_TCP, "::ffff:192.0.2.1", 40000, "::ffff:203.0.113.7", 443);
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, 0, 2, m), REVOKE_DESTROY);
 	policy_maps_free(m);
 	policy_free(p);
 }
@@ -395,27 +375,39 @@ static void test_judge_refuses_everything_of_a_guard(void **state)
 	struct revoke_sock s = sock(IPPROTO_TCP, "192.0.2.1", 40000, "198.51.100.20", 443);
 
 	(void)state;
-	assert_int_equal(revoke_judge(&s, REVOKE_APP_DENY_ALL, 2, m, NULL, 0), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, REVOKE_APP_DENY_ALL, 2, m), REVOKE_DESTROY);
 	/* The agent's guard carries the index n_apps. */
-	assert_int_equal(revoke_judge(&s, 2, 2, m, NULL, 0), REVOKE_DESTROY);
-	assert_int_equal(revoke_judge(&s, 0, 0, NULL, NULL, 0), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, 2, 2, m), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&s, 0, 0, NULL), REVOKE_DESTROY);
 	policy_maps_free(m);
 	policy_free(p);
 }
 
-static void test_judge_keeps_server_side_sockets_even_of_a_guard(void **state)
+static void test_judge_keeps_accepted_sockets_by_their_peer_address(void **state)
 {
 	struct policy *p;
 	struct policy_maps *m = compile(policy_yaml, &p);
-	struct revoke_sock l[] = { listener("0.0.0.0", 7700) };
-	struct revoke_sock s = sock(IPPROTO_TCP, "192.0.2.1", 7700, "192.0.2.2", 40000);
+	/* Accepted by the app's listener on 7700; peers on ephemeral ports. */
+	struct revoke_sock ok = marked(sock(IPPROTO_TCP, "192.0.2.1", 7700, "198.51.100.20", 40000),
+				       CW_SK_F_PASSIVE);
+	struct revoke_sock v6 = marked(
+		sock(IPPROTO_TCP, "2001:db8::1", 7700, "2001:db8:51::20", 40000), CW_SK_F_PASSIVE);
+	struct revoke_sock other = marked(sock(IPPROTO_TCP, "192.0.2.1", 7700, "192.0.2.2", 40000),
+					  CW_SK_F_PASSIVE);
 
 	(void)state;
-	assert_int_equal(revoke_judge(&s, 0, 2, m, l, 1), REVOKE_KEEP_SERVER_SIDE);
-	assert_int_equal(revoke_judge(&s, REVOKE_APP_DENY_ALL, 2, m, l, 1),
-			 REVOKE_KEEP_SERVER_SIDE);
-	/* Without the listener the same socket is an outgoing flow to a refused address. */
-	assert_int_equal(revoke_judge(&s, 0, 2, m, NULL, 0), REVOKE_DESTROY);
+	/* media may reach 198.51.100.20 over TCP (port 443): its accepted peer stays. */
+	assert_int_equal(revoke_judge(&ok, 0, 2, m), REVOKE_KEEP_SERVER_SIDE);
+	/* nav may reach no such address: refused like the egress program refuses it. */
+	assert_int_equal(revoke_judge(&ok, 1, 2, m), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&other, 0, 2, m), REVOKE_DESTROY);
+	assert_int_equal(revoke_judge(&v6, 0, 2, m), REVOKE_KEEP_SERVER_SIDE);
+	/* A guard keeps nothing. */
+	assert_int_equal(revoke_judge(&ok, REVOKE_APP_DENY_ALL, 2, m), REVOKE_DESTROY);
+	/* The same socket connected by the app (its local port shared with its listener through
+	 * SO_REUSEPORT) is judged by the remote port: 40000 is not allowed. */
+	ok.sk_flags = CW_SK_F_ACTIVE;
+	assert_int_equal(revoke_judge(&ok, 0, 2, m), REVOKE_DESTROY);
 	policy_maps_free(m);
 	policy_free(p);
 }
@@ -449,6 +441,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_diag_reads_family_state_id_and_cgroup_id),
+		cmocka_unit_test(test_parse_diag_reads_carwalls_socket_storage),
+		cmocka_unit_test(test_parse_diag_rejects_a_short_socket_storage),
 		cmocka_unit_test(test_parse_diag_without_cgroup_id_leaves_socket_unjudged),
 		cmocka_unit_test(test_parse_diag_rejects_a_short_cgroup_id_attribute),
 		cmocka_unit_test(test_parse_diag_rejects_a_truncated_message),
@@ -458,15 +452,12 @@ int main(void)
 		cmocka_unit_test(test_match_cgroup_ignores_trailing_slashes),
 		cmocka_unit_test(test_match_cgroup_leaves_unmanaged_cgroups_alone),
 		cmocka_unit_test(test_match_cgroup_root_covers_everything),
-		cmocka_unit_test(test_accepted_socket_on_a_listener_address_is_server_side),
-		cmocka_unit_test(test_wildcard_listener_matches_any_local_address),
-		cmocka_unit_test(test_outgoing_connection_is_not_server_side),
-		cmocka_unit_test(test_listener_rule_is_for_tcp_only),
-		cmocka_unit_test(test_listener_lookup_finds_every_listener_of_a_port),
+		cmocka_unit_test(test_only_a_socket_the_kernel_accepted_is_server_side),
+		cmocka_unit_test(test_server_side_rule_is_for_tcp_only),
 		cmocka_unit_test(test_judge_keeps_allowed_flows_and_destroys_refused_ones),
 		cmocka_unit_test(test_judge_uses_ipv4_rules_for_mapped_destinations),
 		cmocka_unit_test(test_judge_refuses_everything_of_a_guard),
-		cmocka_unit_test(test_judge_keeps_server_side_sockets_even_of_a_guard),
+		cmocka_unit_test(test_judge_keeps_accepted_sockets_by_their_peer_address),
 		cmocka_unit_test(test_run_refuses_bad_parameters),
 	};
 	return cmocka_run_group_tests_name("revoke", tests, NULL, NULL);

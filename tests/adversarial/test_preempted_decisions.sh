@@ -1,0 +1,95 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# No decision mixes two policies, even when it is preempted across two flips (issue 11, case 8).
+# Programs run under RCU with migration disabled, not preemption disabled; on CONFIG_PREEMPT and
+# PREEMPT_RT kernels (common on head units) a decision can be preempted between reading the
+# active generation and its last lookup. The agent waits for a grace period before it rewrites
+# the generation that was active (userspace/loader.c), so such a decision still finishes on one
+# policy. Stress: two policies that swap the order of two apps (so each app's index, and the
+# scope of its rules, changes at every flip) alternate hundreds of times, while the app sends,
+# at SCHED_IDLE on a CPU kept busy, datagrams that only the OTHER app may send: a decision that
+# took the app's index from one policy and the rules from the other would let one through.
+# Every one must be refused with EPERM, and the server must receive none.
+# (On a kernel without full preemption the window cannot open; the test then guards the rest:
+# the uname line says which kernel ran it.)
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+RELOADS=${CARWALL_VM:+60}
+RELOADS=${RELOADS:-300}
+SENDS=4000
+
+sandbox_create "cw-pd$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
+app_slice="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice"
+mkdir -p "$app_slice/agl-app@mediaplayer.service" "$app_slice/agl-app@navigation.service"
+
+# The two apps in one order or the other; mediaplayer may never send to the tracker's UDP 9000,
+# navigation always may.
+write_policy() { # mediaplayer-first|navigation-first
+	local media="  mediaplayer:
+    allow:
+      - to: [198.51.100.20]
+        ports: [443]
+        proto: tcp"
+	local nav="  navigation:
+    allow:
+      - to: [203.0.113.7]
+        ports: [9000]
+        proto: udp"
+	{
+		echo "version: 1"
+		echo "apps:"
+		if [[ $1 == mediaplayer-first ]]; then
+			echo "$media"
+			echo "$nav"
+		else
+			echo "$nav"
+			echo "$media"
+		fi
+	} >"$SANDBOX_POLICY.new" && mv "$SANDBOX_POLICY.new" "$SANDBOX_POLICY"
+}
+write_policy mediaplayer-first
+sandbox_agent_start || tap_bail_out "carwalld did not start"
+tap_diag "kernel: $(uname -r) $(uname -v)"
+
+# Control: the flow is real (navigation's datagram arrives) and mediaplayer's is refused.
+out=$(sandbox_run_app navigation "$FLOWPROBE" udp 203.0.113.7 9000 --token "nav-$$" 2>&1)
+tap_check "control: navigation's datagram to the tracker arrives" sandbox_server_saw udp 9000 "nav-$$"
+out=$(sandbox_run_app mediaplayer "$FLOWPROBE" udp 203.0.113.7 9000 --token "med-$$" 2>&1)
+tap_check "control: mediaplayer's is refused with EPERM at sendmsg" \
+	bash -c "grep -q 'result=EPERM stage=send' <<<'$out'"
+
+# A busy loop on CPU 0 at normal priority, bounded in time; the app at SCHED_IDLE on CPU 0.
+timeout 300 taskset -c 0 bash -c 'while :; do :; done' &
+busy=$!
+sandbox_run_app mediaplayer taskset -c 0 chrt --idle 0 "$FLOWPROBE" udp 203.0.113.7 9000 \
+	--token "mix-$$" --repeat "$SENDS" --timeout-ms 200 >"$SANDBOX_DIR/worker.out" 2>&1 &
+worker=$!
+
+reloads=0 failed=0
+for ((i = 0; i < RELOADS; i++)); do
+	_sandbox_alive "$worker" || break
+	((i % 2)) && write_policy mediaplayer-first || write_policy navigation-first
+	if "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload >/dev/null 2>&1; then
+		reloads=$((reloads + 1))
+	else
+		failed=$((failed + 1))
+	fi
+done
+wait "$worker"
+kill "$busy" 2>/dev/null
+wait "$busy" 2>/dev/null
+result=$(tail -1 "$SANDBOX_DIR/worker.out")
+tap_diag "$reloads reloads ($failed failed) while the app sent: $result"
+tap_check "reloads alternated under the app's traffic" test "$reloads" -ge 20 -a "$failed" -eq 0
+tap_check "every one of the app's $SENDS datagrams was refused with EPERM" \
+	test "$result" = "repeat=$SENDS ok=0 denied=$SENDS other=0"
+tap_check "the server received none of them" bash -c "! grep -q 'mix-$$' '$SANDBOX_SERVER_LOG'"
+
+tap_done
