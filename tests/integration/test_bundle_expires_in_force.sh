@@ -3,9 +3,8 @@
 #
 # A signed bundle that expires while it is in force (production mode): it stays in force
 # (enforcement is never loosened), `carwall status` says "expired": true and the agent logs it.
-# A restarted agent refuses the expired bundle and keeps the policy its predecessor pinned;
-# after a reboot (no pins) every app below the guard is refused everything, until a valid
-# bundle is installed.
+# After a restart of the agent, or a reboot (no pins), the expired bundle is refused and every
+# app below the guard is refused everything, until a valid bundle is installed.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
@@ -77,15 +76,17 @@ tap_expect_exit "once expired: the OEM backend is still reached" 0 cg_flow 198.5
 tap_expect_exit "once expired: the tracker is still refused" 1 cg_flow 203.0.113.7 443
 
 # An agent restart (a crash, Restart=always) reads the expired bundle again and refuses it; the
-# policy pinned by the earlier agent stays in force: nothing loosens, nothing tightens.
+# policy its predecessor pinned came from that bundle and is no longer trusted: every app below
+# the guard is refused everything.
 sandbox_agent_stop
 sandbox_agent_start --trust-dir "$trust" --target hu-test || tap_bail_out "carwalld did not restart"
 tap_check "agent restart: the expired bundle is refused, saying so" \
 	grep -q "bundle refused (expired)" "$SANDBOX_DIR/agent.log"
 tap_check "agent restart: status names the error" status_has '"last_error":"[^"]*expired'
-tap_check "agent restart: the pinned policy stays in force (status --quiet: enforcing)" cw status --quiet
-tap_expect_exit "agent restart: the OEM backend is still reached" 0 cg_flow 198.51.100.20 443
-tap_expect_exit "agent restart: the tracker is still refused" 1 cg_flow 203.0.113.7 443
+tap_expect_exit "agent restart: status --quiet says not enforcing a policy" 1 cw status --quiet
+tap_expect_exit "agent restart: the app is refused even the OEM backend (fail closed)" 1 \
+	cg_flow 198.51.100.20 443
+tap_expect_exit "agent restart: the tracker is refused" 1 cg_flow 203.0.113.7 443
 
 # After a reboot the pins are gone (here: unload): the expired bundle is refused and every app
 # below the guard is refused everything.
