@@ -94,7 +94,9 @@ BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 
 .PHONY: all tests check demo bench fuzz install uninstall clean deps
 all: $(BINS)
-tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool $(DNS_TESTS)
+# kernel_hide.so is preloaded into a dynamically linked agent only: not built with STATIC=1.
+tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool $(DNS_TESTS) \
+	$(if $(filter 1,$(STATIC)),,$(BUILD)/tests/kernel_hide.so)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -139,6 +141,12 @@ $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
 $(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwall.a | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
+
+# The LD_PRELOAD library of tests/integration/test_kernel_probe.sh: never sanitized (it is
+# preloaded into the sanitized agent too).
+$(BUILD)/tests/kernel_hide.so: tests/integration/kernel_hide.c | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -g -std=gnu11 $(WARNINGS) -shared -fPIC $< -o $@
 
 $(BUILD)/tests/%.bpf.o: tests/adversarial/%.bpf.c | $(BUILD)/tests
 	$(call msg,CLANG,$@)

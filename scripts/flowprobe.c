@@ -18,9 +18,12 @@
  * echoes "OK <token>\n" back; see usage().
  *
  * Hold mode keeps one established flow up (for the revocation tests): it prints
- * "established us=N" once the echo came back, then sends the token again every 100 ms and ends
- * with the result line when the connection breaks (stage=send or recv) or lasted its time
- * (result=ok stage=hold). Its server is `serve --hold`, which keeps TCP connections open.
+ * "established us=N pid=P" once the echo came back, then sends the token again every 100 ms
+ * (and "<token>-markerN" once after its Nth SIGUSR1, so a test can prove the flow still
+ * delivers after an event) and ends with the result line when the connection breaks
+ * (stage=send or recv) or lasted its time (result=ok stage=hold). Its server is
+ * `serve --hold`, which keeps TCP connections open and logs every line that differs from the
+ * first.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,10 +34,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +63,8 @@
 #define MAX_BINDS 16
 #define HOLD_TICK_MS 100		/* hold mode: one line per tick */
 #define DEFAULT_HOLD_MS 10000
+#define WIRE_HDR_MAX 8		/* an ICMP echo or a UDP header before the line */
+#define SRH_MAX_VISITS 8	/* --srh: segments before the destination */
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -71,8 +80,8 @@ static void usage(FILE *f)
 	      "  flowprobe udp-connect ADDR PORT [--token T] [--timeout-ms N] [--socket6]\n"
 	      "  flowprobe hold ADDR PORT [--udp] [--hold-ms N] [--token T] [--timeout-ms N]\n"
 	      "                 [--socket6]\n"
-	      "  flowprobe serve --log FILE [--tcp PORT]... [--udp PORT]... [--bind ADDR]...\n"
-	      "                  [--hold]\n"
+	      "  flowprobe serve --log FILE [--tcp PORT]... [--udp PORT]... [--udplite PORT]...\n"
+	      "                  [--bind ADDR]... [--hold]\n"
 	      "  flowprobe --help\n"
 	      "\n"
 	      "Client modes send \"T\\n\" and wait for the server's echo \"OK T\\n\", then\n"
@@ -89,17 +98,24 @@ static void usage(FILE *f)
 	      "  --socket6    use an AF_INET6 socket (IPV6_V6ONLY off); an IPv4 ADDR is sent to\n"
 	      "               the IPv4-mapped address ::ffff:a.b.c.d\n"
 	      "  --ipproto N  the socket's protocol number (default 0): 136 UDP-Lite with udp\n"
-	      "               modes, 1 (IPv4) or 58 (IPv6) an ICMP ping socket with udp-connect,\n"
-	      "               262 MPTCP with tcp\n"
+	      "               modes, 1 (IPv4) or 58 (IPv6) an ICMP ping socket with udp-connect\n"
+	      "               (the line goes in an echo request; the echo reply is the answer),\n"
+	      "               262 MPTCP or 132 SCTP with tcp\n"
 	      "  --source A   bind the socket to local address A first\n"
-	      "  --raw        a SOCK_RAW socket of protocol --ipproto (udp-connect mode)\n"
+	      "  --srh A[,A]  IPv6: a segment routing header (IPV6_RTHDR, type 4) that sends the\n"
+	      "               packets through the addresses A, in this order, before ADDR (the\n"
+	      "               first A is the packets' IPv6 destination)\n"
+	      "  --raw        a SOCK_RAW socket of protocol --ipproto (udp-connect mode); with\n"
+	      "               --ipproto 17 the line goes out in a UDP datagram built by flowprobe,\n"
+	      "               and any datagram that ends with \"OK T\\n\" is the answer\n"
 	      "  --repeat N   make the flow N times (a flood); print one line\n"
 	      "               repeat=N ok=N denied=N other=N; exit code of the last flow\n"
 	      "  The result line ends with us=N, microseconds since the socket was created.\n"
 	      "  hold         a TCP connection (or with --udp a connected UDP socket) made as\n"
 	      "               in tcp/udp-connect; once the echo is back it prints\n"
 	      "               \"established us=N\", then sends \"T\\n\" every 100 ms until the\n"
-	      "               connection breaks or --hold-ms N (default 10000) passes. It ends\n"
+	      "               connection breaks or --hold-ms N (default 10000) passes; after\n"
+	      "               its Nth SIGUSR1 it sends \"T-markerN\\n\" once. It ends\n"
 	      "               with the result line: result=ok stage=hold when the connection\n"
 	      "               lasted; stage=send with the socket's pending error (ECONNABORTED\n"
 	      "               for a socket the kernel destroyed) or else send()'s errno;\n"
@@ -109,12 +125,14 @@ static void usage(FILE *f)
 	      "(default 0.0.0.0 and :: with IPV6_V6ONLY on). For each TCP connection it reads one\n"
 	      "line, appends \"tcp PORT PEERADDR TOKEN\" to the log, replies \"OK TOKEN\\n\" and\n"
 	      "closes; for each UDP datagram it appends \"udp PORT PEERADDR TOKEN\" and replies\n"
-	      "\"OK TOKEN\\n\" to the sender, from the address the datagram was sent to. The log\n"
+	      "\"OK TOKEN\\n\" to the sender, from the address the datagram was sent to (UDP-Lite\n"
+	      "the same, logged as \"udplite\"). The log\n"
 	      "line is written before the reply. Tokens are cut at 200 chars, non-printable bytes\n"
 	      "become '_', an empty token is logged as \"-\". It prints \"ready\" once every\n"
 	      "socket listens and exits 0 on SIGTERM or SIGINT (1 on a setup error).\n"
 	      "With --hold a TCP connection stays open after the echo (no read deadline); the\n"
-	      "lines that follow are read and dropped, unlogged, until the client closes.\n",
+	      "lines that follow are read until the client closes, and each one that differs\n"
+	      "from the first is logged like a token (\"tcp PORT PEERADDR LINE\").\n",
 	      f);
 }
 
@@ -262,12 +280,16 @@ struct client {
 	struct sockaddr_storage dst;
 	socklen_t dst_len;
 	char token[TOKEN_MAX + 1];
-	char request[TOKEN_MAX + 2];	/* "T\n" */
-	char expect[TOKEN_MAX + 5];	/* "OK T\n" */
+	char request[WIRE_HDR_MAX + TOKEN_MAX + 2];	/* [header] "T\n" */
+	char expect[WIRE_HDR_MAX + TOKEN_MAX + 5];	/* "OK T\n", or an echo reply of the request */
 	size_t request_len, expect_len;
+	bool ping;			/* ICMP ping socket: request and expect are echo messages */
+	bool raw_udp;			/* raw socket: flowprobe writes the UDP header */
 	int64_t deadline;
 	unsigned long hold_ms;		/* hold mode: keep the flow up this long (0: no) */
 	struct sockaddr_storage src;	/* --source: bind here first (ss_family 0: no) */
+	uint8_t srh[8 + 16 * (SRH_MAX_VISITS + 1)];	/* --srh: the routing header */
+	size_t srh_len;			/* 0: none */
 	socklen_t src_len;
 };
 
@@ -421,7 +443,25 @@ static int client_recv_stream(struct client *c, int fd)
 	}
 }
 
-/* UDP: wait for a datagram that is exactly the expected echo; others are ignored. */
+/*
+ * The answer: exactly the expected echo; for a ping socket an echo reply (its identifier and
+ * checksum are the kernel's) with the request's data; for a raw socket anything that ends with
+ * the expected echo (IPv4 raw sockets see the IP and UDP headers too).
+ */
+static bool dgram_matches(const struct client *c, const char *buf, size_t n)
+{
+	if (c->raw_udp)
+		return n >= c->expect_len &&
+		       memcmp(buf + n - c->expect_len, c->expect, c->expect_len) == 0;
+	if (n != c->expect_len)
+		return false;
+	if (c->ping)
+		return buf[0] == c->expect[0] &&
+		       memcmp(buf + WIRE_HDR_MAX, c->expect + WIRE_HDR_MAX, n - WIRE_HDR_MAX) == 0;
+	return memcmp(buf, c->expect, n) == 0;
+}
+
+/* UDP: wait for a datagram that is the expected answer; others are ignored. */
 static int client_recv_dgram(struct client *c, int fd)
 {
 	for (;;) {
@@ -431,8 +471,7 @@ static int client_recv_dgram(struct client *c, int fd)
 		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &from_len);
 
 		if (n >= 0) {
-			if ((size_t)n == c->expect_len &&
-			    memcmp(buf, c->expect, c->expect_len) == 0)
+			if (dgram_matches(c, buf, (size_t)n))
 				return 0;
 			if (remaining_ms(c->deadline) == 0)
 				return ETIMEDOUT;
@@ -456,18 +495,36 @@ static int client_recv_dgram(struct client *c, int fd)
  * result line and returns the exit code. A failed send reports the socket's pending error (what
  * the kernel or the peer did to the connection) rather than send()'s own errno.
  */
+static volatile sig_atomic_t markers_asked;
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	markers_asked++;
+}
+
 static int client_hold(struct client *c, int fd)
 {
 	int64_t end = now_ms() + (int64_t)c->hold_ms;
 	bool broken = false;
+	sig_atomic_t markers_sent = 0;
 
-	printf("established us=%ld\n", flow_elapsed_us());
+	printf("established us=%ld pid=%ld\n", flow_elapsed_us(), (long)getpid());
 	fflush(stdout);
 	for (;;) {
+		char marker[TOKEN_MAX + 32];
+		const char *line = c->request;
+		size_t line_len = c->request_len;
 		ssize_t n;
 
+		if (markers_sent != markers_asked) {
+			markers_sent++;
+			line = marker;
+			line_len = (size_t)snprintf(marker, sizeof(marker), "%s-marker%d\n",
+						    c->token, (int)markers_sent);
+		}
 		do
-			n = send(fd, c->request, c->request_len, MSG_NOSIGNAL);
+			n = send(fd, line, line_len, MSG_NOSIGNAL);
 		while (n < 0 && errno == EINTR);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 			int err = errno, pending = pending_error(fd);
@@ -490,8 +547,11 @@ static int client_hold(struct client *c, int fd)
 			char buf[LINE_BUF];
 			int r = poll(&p, 1, remaining_ms(tick));
 
-			if (r < 0 && errno == EINTR)
+			if (r < 0 && errno == EINTR) {
+				if (markers_sent != markers_asked)
+					break;	/* send the marker now */
 				continue;
+			}
 			if (r < 0)
 				return report(STAGE_HOLD, errno);
 			if (r == 0)
@@ -508,7 +568,7 @@ static int client_hold(struct client *c, int fd)
 			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				broken = true;
 		}
-		if (!broken && remaining_ms(end) == 0)
+		if (!broken && remaining_ms(end) == 0 && markers_sent == markers_asked)
 			return report(STAGE_HOLD, 0);
 	}
 }
@@ -533,6 +593,23 @@ static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 		int off = 0;
 
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0) {
+			err = errno;
+			close(fd);
+			return report(stage, err);
+		}
+	}
+
+	if (c->srh_len &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_RTHDR, c->srh, (socklen_t)c->srh_len) < 0) {
+		err = errno;
+		close(fd);
+		return report(stage, err);
+	}
+
+	if (c->raw_udp && family == AF_INET6) {
+		int offset = offsetof(struct udphdr, uh_sum);	/* the kernel fills it in */
+
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof(offset)) < 0) {
 			err = errno;
 			close(fd);
 			return report(stage, err);
@@ -573,6 +650,69 @@ out:
 	return report(stage, err);
 }
 
+/*
+ * --srh A1,...,Ak: a segment routing header (RFC 8754) with segments[0] left for the kernel,
+ * which puts the destination there, and Ak..A1 in segments[1..k]: the packet goes to A1 first
+ * (segments_left = k), then on to A2 ... Ak and the destination.
+ */
+static bool parse_srh(const char *arg, struct client *c)
+{
+	char buf[SRH_MAX_VISITS * (INET6_ADDRSTRLEN + 1)];
+	struct in6_addr visits[SRH_MAX_VISITS];
+	size_t k = 0;
+	char *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf))
+		return false;
+	strcpy(buf, arg);
+	for (char *a = strtok_r(buf, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		if (k == SRH_MAX_VISITS || inet_pton(AF_INET6, a, &visits[k]) != 1)
+			return false;
+		k++;
+	}
+	if (k == 0)
+		return false;
+	memset(c->srh, 0, sizeof(c->srh));
+	c->srh[1] = (uint8_t)(2 * (k + 1));	/* hdrlen: 8-octet units after the first 8 */
+	c->srh[2] = 4;				/* type: segment routing */
+	c->srh[3] = (uint8_t)k;			/* segments left */
+	c->srh[4] = (uint8_t)k;			/* last entry */
+	for (size_t i = 0; i < k; i++)
+		memcpy(c->srh + 8 + 16 * (k - i), &visits[i], 16);
+	c->srh_len = 8 + 16 * (k + 1);
+	return true;
+}
+
+/* The bytes sent and the answer awaited, with the header --ipproto/--raw call for. */
+static void build_wire(struct client *c, uint16_t port)
+{
+	size_t hdr = c->ping || c->raw_udp ? WIRE_HDR_MAX : 0;
+	int line = snprintf(c->request + hdr, sizeof(c->request) - hdr, "%s\n", c->token);
+
+	c->request_len = hdr + (size_t)line;
+	c->expect_len = (size_t)snprintf(c->expect, sizeof(c->expect), "OK %s\n", c->token);
+	if (c->ping) {
+		bool v6 = c->dst.ss_family == AF_INET6;
+		struct icmphdr h = {
+			.type = v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO,
+			.un.echo.sequence = htons(1),
+		};
+
+		memcpy(c->request, &h, sizeof(h));
+		memcpy(c->expect, c->request, c->request_len);
+		c->expect[0] = (char)(v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY);
+		c->expect_len = c->request_len;
+	} else if (c->raw_udp) {
+		struct udphdr h = {
+			.uh_sport = htons((uint16_t)(40000 + getpid() % 20000)),
+			.uh_dport = htons(port),
+			.uh_ulen = htons((uint16_t)c->request_len),
+		};
+
+		memcpy(c->request, &h, sizeof(h));
+	}
+}
+
 static int client_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -582,6 +722,7 @@ static int client_main(int argc, char **argv)
 		{ "source", required_argument, NULL, 'S' },
 		{ "ipproto", required_argument, NULL, 'P' },
 		{ "raw", no_argument, NULL, 'R' },
+		{ "srh", required_argument, NULL, 'Y' },
 		{ "repeat", required_argument, NULL, 'N' },
 		{ "udp", no_argument, NULL, 'U' },
 		{ "hold-ms", required_argument, NULL, 'H' },
@@ -624,6 +765,13 @@ static int client_main(int argc, char **argv)
 		case 'S':
 			if (!parse_addr(optarg, 0, &c.src, &c.src_len)) {
 				fprintf(stderr, "flowprobe: bad --source: %s\n", optarg);
+				return EXIT_OTHER;
+			}
+			break;
+		case 'Y':
+			if (!parse_srh(optarg, &c)) {
+				fprintf(stderr, "flowprobe: bad --srh (1-%d IPv6 addresses, comma "
+						"separated): %s\n", SRH_MAX_VISITS, optarg);
 				return EXIT_OTHER;
 			}
 			break;
@@ -693,12 +841,20 @@ static int client_main(int argc, char **argv)
 		snprintf(c.token, sizeof(c.token), "fp%ld-%lx%05lx", (long)getpid(),
 			 (unsigned long)ts.tv_sec & 0xfffff, (unsigned long)ts.tv_nsec >> 10);
 	}
-	c.request_len = (size_t)snprintf(c.request, sizeof(c.request), "%s\n", c.token);
-	c.expect_len = (size_t)snprintf(c.expect, sizeof(c.expect), "OK %s\n", c.token);
+	c.ping = !raw && c.mode != MODE_TCP &&
+		 ((c.dst.ss_family == AF_INET && ipproto == IPPROTO_ICMP && !socket6) ||
+		  (c.dst.ss_family == AF_INET6 && ipproto == IPPROTO_ICMPV6));
+	c.raw_udp = raw && ipproto == IPPROTO_UDP && !socket6;
+	build_wire(&c, port);
 	c.deadline = now_ms() + (int64_t)timeout;
 	c.hold_ms = hold ? hold_ms : 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (hold) {
+		struct sigaction sa = { .sa_handler = on_sigusr1 };	/* no SA_RESTART */
+
+		sigaction(SIGUSR1, &sa, NULL);
+	}
 	if (repeat <= 1)
 		return run_client(&c, socket6, (int)ipproto, raw);
 
@@ -733,6 +889,7 @@ struct source {
 	enum source_kind kind;
 	int fd;
 	uint16_t port;
+	const char *proto;	/* in the log: tcp, udp or udplite */
 };
 
 struct conn {
@@ -742,7 +899,8 @@ struct conn {
 	size_t len;
 	char buf[LINE_BUF];
 	int64_t deadline;
-	bool held;		/* --hold: echoed, kept open, further input dropped */
+	bool held;		/* --hold: echoed, kept open, further lines logged if new */
+	char first[TOKEN_MAX + 1];	/* --hold: the first line's token */
 };
 
 struct server {
@@ -810,7 +968,8 @@ static int epoll_add(struct server *s, struct source *src, uint32_t events)
 	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, src->fd, &ev);
 }
 
-static int open_listener(struct server *s, int type, const char *bind_addr, uint16_t port)
+static int open_listener(struct server *s, int type, int protocol, const char *bind_addr,
+			 uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -820,7 +979,7 @@ static int open_listener(struct server *s, int type, const char *bind_addr, uint
 		fprintf(stderr, "flowprobe: bad --bind address: %s\n", bind_addr);
 		return -1;
 	}
-	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	if (fd < 0) {
 		fprintf(stderr, "flowprobe: socket: %m\n");
 		return -1;
@@ -848,14 +1007,18 @@ static int open_listener(struct server *s, int type, const char *bind_addr, uint
 		.kind = type == SOCK_STREAM ? SRC_TCP_LISTEN : SRC_UDP,
 		.fd = fd,
 		.port = port,
+		.proto = type == SOCK_STREAM	    ? "tcp" :
+			 protocol == IPPROTO_UDPLITE ? "udplite" :
+						       "udp",
 	};
 	if (epoll_add(s, src, EPOLLIN) < 0)
 		goto fail;
 	s->n_socks++;
 	return 0;
 fail:
-	fprintf(stderr, "flowprobe: %s %s port %u: %m\n", type == SOCK_STREAM ? "tcp" : "udp",
-		bind_addr, (unsigned)port);
+	fprintf(stderr, "flowprobe: %s %s port %u: %m\n",
+		type == SOCK_STREAM ? "tcp" : protocol ? "udplite" : "udp", bind_addr,
+		(unsigned)port);
 	close(fd);
 	return -1;
 }
@@ -915,6 +1078,11 @@ static void conn_reply(struct server *s, struct conn *c)
 	if (n > 0 && send(c->src.fd, reply, (size_t)n, MSG_NOSIGNAL) < 0)
 		(void)0;
 	if (s->hold) {
+		size_t first_len = strnlen(c->buf, TOKEN_MAX);	/* sanitized: at most that */
+
+		memcpy(c->first, c->buf, first_len);
+		c->first[first_len] = '\0';
+		c->len = 0;
 		c->held = true;
 		c->deadline = INT64_MAX;	/* open until the client closes */
 		return;
@@ -923,14 +1091,34 @@ static void conn_reply(struct server *s, struct conn *c)
 	conn_close(s, c);
 }
 
-/* A held connection: read and drop whatever comes; close on EOF or error. */
+/*
+ * A held connection: read line by line; log each line that differs from the first (a marker
+ * the client sent after some event), drop the repeats; close on EOF or error.
+ */
 static void handle_held(struct server *s, struct conn *c)
 {
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(c->src.fd, c->buf, sizeof(c->buf), 0);
+		ssize_t n = recv(c->src.fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
 
-		if (n > 0)
+		if (n > 0) {
+			char *nl;
+
+			c->len += (size_t)n;
+			while ((nl = memchr(c->buf, '\n', c->len))) {
+				size_t line = (size_t)(nl - c->buf) + 1;
+				char tok[LINE_BUF];
+
+				memcpy(tok, c->buf, line);
+				sanitize_token(tok, line);
+				if (strcmp(tok, c->first) != 0)
+					log_flow(s, "tcp", c->src.port, c->peer, tok);
+				memmove(c->buf, c->buf + line, c->len - line);
+				c->len -= line;
+			}
+			if (c->len >= sizeof(c->buf) - 1)
+				c->len = 0;	/* no newline within the bound: drop */
 			continue;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1011,7 +1199,7 @@ static void handle_udp(struct server *s, struct source *u)
 		char peer_s[INET6_ADDRSTRLEN];
 
 		format_peer(&peer, peer_s, sizeof(peer_s));
-		log_flow(s, "udp", u->port, peer_s, buf);
+		log_flow(s, u->proto, u->port, peer_s, buf);
 
 		/* Reply from the address the datagram was sent to, so that a connected client
 		 * socket accepts it: keep the destination address in the pktinfo, drop the
@@ -1100,14 +1288,15 @@ static int serve_main(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "tcp", required_argument, NULL, 't' },
 		{ "udp", required_argument, NULL, 'u' },
+		{ "udplite", required_argument, NULL, 'L' },
 		{ "bind", required_argument, NULL, 'b' },
 		{ "hold", no_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	static struct server s;
-	uint16_t tcp_ports[MAX_PORTS], udp_ports[MAX_PORTS];
-	size_t n_tcp = 0, n_udp = 0, n_binds = 0;
+	uint16_t tcp_ports[MAX_PORTS], udp_ports[MAX_PORTS], udplite_ports[MAX_PORTS];
+	size_t n_tcp = 0, n_udp = 0, n_udplite = 0, n_binds = 0;
 	const char *binds[MAX_BINDS];
 	int opt, ret = 1;	/* server: 0 after a signal, 1 on a setup or runtime error */
 	sigset_t mask;
@@ -1118,9 +1307,10 @@ static int serve_main(int argc, char **argv)
 			s.log_path = optarg;
 			break;
 		case 't':
-		case 'u': {
-			uint16_t *ports = opt == 't' ? tcp_ports : udp_ports;
-			size_t *n = opt == 't' ? &n_tcp : &n_udp;
+		case 'u':
+		case 'L': {
+			uint16_t *ports = opt == 't' ? tcp_ports : opt == 'u' ? udp_ports : udplite_ports;
+			size_t *n = opt == 't' ? &n_tcp : opt == 'u' ? &n_udp : &n_udplite;
 
 			if (*n >= MAX_PORTS || !parse_port(optarg, &ports[*n])) {
 				fprintf(stderr, "flowprobe: bad or too many ports: %s\n", optarg);
@@ -1147,9 +1337,10 @@ static int serve_main(int argc, char **argv)
 			return EXIT_OTHER;
 		}
 	}
-	if (optind != argc || !s.log_path || n_tcp + n_udp == 0) {
+	if (optind != argc || !s.log_path || n_tcp + n_udp + n_udplite == 0) {
 		fprintf(stderr,
-			"flowprobe: serve needs --log FILE and at least one --tcp or --udp port\n");
+			"flowprobe: serve needs --log FILE and at least one --tcp, --udp or --udplite "
+			"port\n");
 		return EXIT_OTHER;
 	}
 	if (n_binds == 0) {
@@ -1172,7 +1363,7 @@ static int serve_main(int argc, char **argv)
 		fprintf(stderr, "flowprobe: %s: %m\n", s.log_path);
 		return 1;
 	}
-	s.socks = calloc((n_tcp + n_udp) * n_binds, sizeof(*s.socks));
+	s.socks = calloc((n_tcp + n_udp + n_udplite) * n_binds, sizeof(*s.socks));
 	s.epfd = epoll_create1(EPOLL_CLOEXEC);
 	s.sig = (struct source){.kind = SRC_SIGNAL,
 				.fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)};
@@ -1183,10 +1374,14 @@ static int serve_main(int argc, char **argv)
 
 	for (size_t b = 0; b < n_binds; b++) {
 		for (size_t i = 0; i < n_tcp; i++)
-			if (open_listener(&s, SOCK_STREAM, binds[b], tcp_ports[i]) < 0)
+			if (open_listener(&s, SOCK_STREAM, 0, binds[b], tcp_ports[i]) < 0)
 				goto out;
 		for (size_t i = 0; i < n_udp; i++)
-			if (open_listener(&s, SOCK_DGRAM, binds[b], udp_ports[i]) < 0)
+			if (open_listener(&s, SOCK_DGRAM, 0, binds[b], udp_ports[i]) < 0)
+				goto out;
+		for (size_t i = 0; i < n_udplite; i++)
+			if (open_listener(&s, SOCK_DGRAM, IPPROTO_UDPLITE, binds[b],
+					  udplite_ports[i]) < 0)
 				goto out;
 	}
 

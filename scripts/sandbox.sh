@@ -18,8 +18,10 @@
 #                                  lo:   198.51.100.20 2001:db8:51::20   (OEM backend)
 #                                        198.51.100.80 2001:db8:100::80  (OEM maps)
 #                                        203.0.113.7   2001:db8:bad::7   (offshore tracker)
-#   a flowprobe server in ${NAME}-net: TCP 443 8443 9000, UDP 514 9000, on every address;
-#     it logs "PROTO PORT PEERADDR TOKEN" per flow to $SANDBOX_SERVER_LOG.
+#   a flowprobe server in ${NAME}-net: TCP 443 8443 9000, UDP 514 9000, UDP-Lite 9000, on
+#     every address; it logs "PROTO PORT PEERADDR TOKEN" per flow to $SANDBOX_SERVER_LOG (and,
+#     for a held TCP connection, each later line that differs from the first: the markers of
+#     `flowprobe hold`, see sandbox_hold_marker).
 #   cgroup $SANDBOX_CGROUP2/carwall-NAME, bpffs pin dir path /sys/fs/bpf/carwall-NAME (created
 #   by the agent, not here), a temp dir with run/, state/, server.log, agent.log.
 #
@@ -55,6 +57,7 @@ SANDBOX_TRACKER_V4=203.0.113.7
 SANDBOX_TRACKER_V6=2001:db8:bad::7
 SANDBOX_TCP_PORTS="443 8443 9000"
 SANDBOX_UDP_PORTS="514 9000"
+SANDBOX_UDPLITE_PORTS="9000"
 
 # Repository root, from this file's own location.
 SANDBOX_REPO=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -270,6 +273,7 @@ _sandbox_start_server() {
 
 	for i in $SANDBOX_TCP_PORTS; do args+=(--tcp "$i"); done
 	for i in $SANDBOX_UDP_PORTS; do args+=(--udp "$i"); done
+	for i in $SANDBOX_UDPLITE_PORTS; do args+=(--udplite "$i"); done
 
 	# `ip netns exec` execs the command in place, so $! is flowprobe's own PID. --hold keeps
 	# TCP connections open after the echo, for `flowprobe hold` clients.
@@ -602,6 +606,7 @@ sandbox_agent_kill() {
 	local i
 
 	[[ -n ${SANDBOX_AGENT_PID:-} ]] || return 0
+	disown "$SANDBOX_AGENT_PID" 2>/dev/null || true # no "Killed" notice from bash
 	kill -KILL "$SANDBOX_AGENT_PID" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		_sandbox_alive "$SANDBOX_AGENT_PID" || break
@@ -618,4 +623,79 @@ sandbox_server_saw() {
 	awk -v proto="$1" -v port="$2" -v token="$3" -v peer="${4:-}" '
 		$1 == proto && $2 == port && $4 == token && (peer == "" || $3 == peer) { found = 1 }
 		END { exit !found }' "$SANDBOX_SERVER_LOG"
+}
+
+# sandbox_server_saw_token TOKEN: 0 if the server logged TOKEN on any protocol, port or peer
+# (for refusals: nothing with that token arrived anywhere).
+sandbox_server_saw_token() {
+	[[ -n ${SANDBOX_SERVER_LOG:-} && -f $SANDBOX_SERVER_LOG ]] || return 1
+	awk -v token="$1" '$4 == token { found = 1 } END { exit !found }' "$SANDBOX_SERVER_LOG"
+}
+
+# sandbox_refused OUTPUT STAGE: 0 if flowprobe's OUTPUT holds its result line for EPERM at
+# STAGE (socket, connect, send), the refusal carwall's programs give; a time-out, another
+# errno or a usage error is not a refusal.
+sandbox_refused() {
+	grep -qE "^result=EPERM stage=$2 " <<<"$1"
+}
+
+# sandbox_hold_marker PID TOKEN N [TENTHS]: makes `flowprobe hold` (PID) send its Nth marker
+# line and waits (bounded, default 2 s) until the server logged "TOKEN-markerN": the held flow
+# still delivers data sent now. Returns 1 if it never arrived.
+sandbox_hold_marker() {
+	local pid=$1 token=$2 n=$3 tenths=${4:-20} i
+
+	kill -USR1 "$pid" 2>/dev/null || return 1
+	for ((i = 0; i < tenths * 2; i++)); do
+		sandbox_server_saw_token "$token-marker$n" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# sandbox_net_counter FILE NAME: a counter of the "internet" namespace's kernel, from
+# /proc/net/snmp ("Icmp InEchos": FILE snmp, NAME Icmp:InEchos) or /proc/net/snmp6 (FILE
+# snmp6, NAME Icmp6InEchos). Prints the number.
+sandbox_net_counter() {
+	if [[ $1 == snmp ]]; then
+		sandbox_in_net cat /proc/net/snmp | awk -v want="$2" '
+			{ split(want, w, ":") }
+			$1 == w[1] ":" && !hdr { for (i = 2; i <= NF; i++) col[$i] = i; hdr = 1; next }
+			$1 == w[1] ":" && hdr { print $(col[w[2]]); exit }'
+	else
+		sandbox_in_net cat /proc/net/snmp6 | awk -v want="$2" '$1 == want { print $2; exit }'
+	fi
+}
+
+# sandbox_judge OUTPUT TOKEN MODE PORT: the verdict on one flowprobe flow, at both ends. Prints
+# "ok" and returns 0 when the echo came back and the server logged TOKEN on PORT; "EPERM" and
+# 1 when it was refused at the stage carwall's hook judges a MODE flow (send for udp, connect
+# for tcp and udp-connect) and TOKEN is nowhere in the server's log; otherwise "other(OUTPUT)"
+# and 2 (a time-out, another errno, a usage error: no refusal).
+sandbox_judge() {
+	local out=$1 token=$2 mode=$3 port=$4 stage=connect proto=tcp
+
+	[[ $mode == udp ]] && stage=send
+	[[ $mode == udp* ]] && proto=udp
+	if [[ $out == *"result=ok stage=recv "* ]] && sandbox_server_saw "$proto" "$port" "$token"; then
+		echo ok
+		return 0
+	fi
+	if sandbox_refused "$out" "$stage" && ! sandbox_server_saw_token "$token"; then
+		echo EPERM
+		return 1
+	fi
+	echo "other(${out//$'\n'/ })"
+	return 2
+}
+
+# sandbox_app_flow APP MODE ADDR PORT [FLOWPROBE OPTIONS...]: one flow as app APP (through
+# `carwall run`) with a fresh token, judged by sandbox_judge (prints the verdict, 0/1/2).
+sandbox_app_flow() {
+	local app=$1 mode=$2 addr=$3 port=$4 token out
+	shift 4
+	token="j$BASHPID-${EPOCHREALTIME/./}"
+	out=$(sandbox_run_app "$app" "$SANDBOX_FLOWPROBE" "$mode" "$addr" "$port" --token "$token" \
+		"$@" 2>&1)
+	sandbox_judge "$out" "$token" "$mode" "$port"
 }

@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Run every test suite and end with one line: "N passed, N failed, N skipped".
+# Run every test suite and end with one line: "N passed, N failed, N skipped". The line before
+# says how many of those checks are distinct (the plain build's unit, fuzz and integration
+# suites) and how many are the same checks run again with the ASan+UBSan build.
 # Each suite speaks TAP (cmocka with CMOCKA_MESSAGE_OUTPUT=TAP, the bash integration tests with
 # tests/lib/tap.sh); a suite that exits non-zero without reporting a failure counts as one.
 #
@@ -13,6 +15,7 @@ cd "$top"
 logdir=$top/build/test-logs
 mkdir -p "$logdir"
 passed=0 failed=0 skipped=0
+distinct=0 repeat=0
 
 # run_suite NAME CMD...: run one suite, show its TAP, count its results.
 run_suite() {
@@ -39,6 +42,10 @@ run_suite() {
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))
+	case $name in
+	*-san) repeat=$((repeat + p + f + s)) ;;
+	*) distinct=$((distinct + p + f + s)) ;;
+	esac
 }
 
 # unit BUILD: every cmocka binary of a build folder (test_dns_kernel loads BPF: it SKIPs unless
@@ -105,5 +112,6 @@ for s in "${suites[@]}"; do
 	esac
 done
 
+echo "# distinct checks: $distinct (plain build); sanitizer repeat: $repeat (ASan+UBSan build)"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -1104,15 +1104,30 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 	_cleanup_free_ char *data = NULL;
 	struct agent_timing t = {};
 	uint64_t start = now_us();
+	bool untrusted = false;
+	struct stat st;
 	size_t size;
 	int r;
 
-	r = read_file_limited(a->policy_path, a->developer_mode ? POLICY_MAX_FILE_BYTES
-								: BUNDLE_MAX_BYTES,
-			      &data, &size);
+	/* It decides what every app may reach: only root may own it, nobody else write it. */
+	r = stat(a->policy_path, &st) < 0 ? negative_errno() : 0;
+	if (r >= 0 && ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+		       (st.st_mode & (S_IWGRP | S_IWOTH)))) {
+		untrusted = true;
+		r = -EPERM;
+	}
+	if (r >= 0)
+		r = read_file_limited(a->policy_path, a->developer_mode ? POLICY_MAX_FILE_BYTES
+									: BUNDLE_MAX_BYTES,
+				      &data, &size);
 	t.read_us = now_us() - start;
 	if (r < 0) {
-		if (r == -EFBIG)
+		if (untrusted)
+			snprintf(a->last_error, sizeof(a->last_error),
+				 "%s: owned by uid %u, mode %04o: the policy file must be root's and "
+				 "writable by nobody else",
+				 a->policy_path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		else if (r == -EFBIG)
 			snprintf(a->last_error, sizeof(a->last_error), "%s: larger than %u bytes",
 				 a->policy_path,
 				 a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES);
@@ -1509,16 +1524,38 @@ static void agent_report_quota(const char *share, uint64_t refused, void *userda
 		   (unsigned long long)refused, share, EVENTS_JOURNAL_LINES);
 }
 
-/* The executable of a sender, read while it lives. */
-static void agent_exe_of(uint32_t pid, char *buf, size_t size, void *userdata)
+/*
+ * The executable of an event's sender, read from /proc when the event is processed, which may be
+ * after the task exec'd another program or exited (and its pid was reused). The link is read
+ * first, then the task's comm: if it still is the event's, the task ran that executable when it
+ * sent; otherwise "" (unknown), never another program's path.
+ */
+static void agent_exe_of(const struct cw_event *e, char *buf, size_t size, void *userdata)
 {
-	char proc[64];
-	ssize_t len;
+	char path[64], comm[sizeof(e->comm) + 1];
+	_cleanup_close_ int fd = -1;
+	ssize_t len, n;
 
 	(void)userdata;
-	snprintf(proc, sizeof(proc), "/proc/%u/exe", pid);
-	len = readlink(proc, buf, size - 1);
-	buf[len > 0 ? len : 0] = '\0';
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/exe", e->pid);
+	len = readlink(path, buf, size - 1);
+	if (len <= 0) {
+		buf[0] = '\0';
+		return;
+	}
+	buf[len] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", e->pid, e->tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, comm, sizeof(comm) - 1);
+	if (n <= 0) {
+		buf[0] = '\0';
+		return;
+	}
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	if (strncmp(comm, e->comm, sizeof(e->comm)) != 0)
+		buf[0] = '\0';
 }
 
 /* One refused (or audited) flow from the ring buffer, named as the policy names it. */

@@ -444,7 +444,7 @@ static void events_agg_set_sender(struct events_agg *agg, struct events_agg_entr
 	if (!agg->exe || !e->pid)
 		return;
 	exe[0] = '\0';
-	agg->exe(e->pid, exe, sizeof(exe), agg->userdata);
+	agg->exe(e, exe, sizeof(exe), agg->userdata);
 	if (exe[0])
 		x->exe = strdup(exe); /* NULL (unknown) when out of memory */
 }

@@ -89,8 +89,10 @@ struct events_agg_record {
 
 /* Writes a record (log and journal); called from inside the events_agg_* calls. */
 typedef void (*events_agg_write_fn)(const struct events_agg_record *r, void *userdata);
-/* The executable of pid into buf, "" when unknown; called only when a key's sender changes. */
-typedef void (*events_agg_exe_fn)(uint32_t pid, char *buf, size_t size, void *userdata);
+/* The executable of the event's sender (e->pid) into buf, "" when unknown; called only when a
+ * key's sender changes. */
+typedef void (*events_agg_exe_fn)(const struct cw_event *e, char *buf, size_t size,
+				  void *userdata);
 
 struct events_agg_stats {
 	uint64_t events;  /* events added */

@@ -36,12 +36,12 @@ in_cgroup() { # CGROUP CMD...
 	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 n=0
-# flow_to_oem: the app connects to the OEM backend; sets RC, TOKEN.
+# flow_to_oem: the app connects to the OEM backend; sets OUT (flowprobe's result), TOKEN.
 flow_to_oem() {
 	n=$((n + 1))
 	TOKEN="adv$$-$n"
-	in_cgroup "$app_cg" "$FLOWPROBE" tcp 198.51.100.20 443 --token "$TOKEN" --timeout-ms 1500 >/dev/null 2>&1
-	RC=$?
+	OUT=$(in_cgroup "$app_cg" "$FLOWPROBE" tcp 198.51.100.20 443 --token "$TOKEN" --timeout-ms 1500 2>&1)
+	tap_diag "flow $TOKEN: $OUT"
 }
 
 # ---- control: without carwall the rewrite sends the app to the tracker ------------------------
@@ -54,7 +54,8 @@ tap_check "control, no carwall: the rewritten connection reaches the tracker's p
 # ---- below carwall's attach point: it runs first, carwall judges the rewritten destination -----
 sandbox_agent_start || tap_bail_out "carwalld did not start"
 flow_to_oem
-tap_check "rewrite below carwall: the connect() fails with EPERM" test "$RC" -eq 1
+refused_at_connect() { sandbox_refused "$OUT" connect; }
+tap_check "rewrite below carwall: the connect() fails with EPERM" refused_at_connect
 not_saw() { ! sandbox_server_saw "$@"; }
 tap_check "rewrite below carwall: nothing reaches the tracker" not_saw tcp 9000 "$TOKEN"
 
@@ -65,7 +66,11 @@ bpftool cgroup attach "$adv_cg" connect4 pinned "$adv_pin" multi
 flow_to_oem
 tap_check "rewrite after carwall: the egress backstop keeps the packets from the tracker" \
 	not_saw tcp 9000 "$TOKEN"
-tap_check "rewrite after carwall: the connection does not complete" test "$RC" -ne 0
+# The connect hook allowed it, so connect() cannot fail with EPERM: the SYN is dropped at egress
+# (TCP ignores the EPERM of a dropped SYN and retransmits), and the app's connect times out.
+syn_dropped() { [[ $OUT == *"result=ETIMEDOUT stage=connect "* ]]; }
+tap_check "rewrite after carwall: the connection does not complete (SYN dropped, connect times out)" \
+	syn_dropped
 tap_check "rewrite after carwall: the refusal is reported by the egress hook" \
 	bash -c "'$CARWALL' events --state-dir '$SANDBOX_STATE_DIR' --json | grep -q '\"dst\":\"203.0.113.7\",\"port\":9000,\"hook\":\"skb_egress\"'"
 tap_check "rewrite after carwall: status names the program that runs after carwall's" \

@@ -54,7 +54,9 @@ sed -i 's/ports: \[443\]/ports: [444]/' "$SANDBOX_DIR/v2-tampered"
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 status_has() { cw --json status | tr -d ' \n' | grep -q "$1"; }
-app_tcp() { sandbox_run_app mediaplayer "$FLOWPROBE" tcp "$1" "$2" >/dev/null 2>&1; }
+# app_tcp ADDR PORT: one TCP flow of mediaplayer; 0 completed, 1 refused at connect with nothing
+# at the server, 2 anything else (sandbox_app_flow).
+app_tcp() { sandbox_app_flow mediaplayer tcp "$1" "$2"; }
 
 # ---- production mode refuses a plain policy ----------------------------------------------------
 SANDBOX_DEVELOPER_MODE=0
@@ -103,8 +105,17 @@ tap_check "after the refusals the policy file is still v2" cmp -s "$SANDBOX_DIR/
 
 # A tampered file dropped in place by hand is refused too (the file watch reloads it).
 cp "$SANDBOX_DIR/v2-tampered" "$SANDBOX_DIR/drop.tmp" && mv "$SANDBOX_DIR/drop.tmp" "$SANDBOX_POLICY"
-for ((i = 0; i < 60; i++)); do status_has '"last_error":"[^"]*bad-signature' && break; sleep 0.05; done
+wait_refusal() { # bounded wait for the agent to say it refused the file
+	local i
+	for ((i = 0; i < 60; i++)); do
+		status_has '"last_error":"[^"]*bad-signature' && return 0
+		sleep 0.05
+	done
+	return 1
+}
+tap_check "a tampered policy file written in place is refused: status says bad-signature" wait_refusal
 tap_check "a tampered policy file written in place is refused; v2 stays" status_has '"version":2,'
+tap_expect_exit "after the tampered file the tracker is still refused" 1 app_tcp 203.0.113.7 443
 
 # Key rotation needs no restart: the trust folder is read at every load.
 cp "$keys/other.pub" "$trust/other.pem"

@@ -8,8 +8,9 @@
 # cgroup, to `flowprobe serve --hold` in the "internet" namespace. Control: every connection
 # stays up while no pass runs. Then one pass: the connections the new policy refuses are cut at
 # once (the client's next send fails with ECONNABORTED), the allowed ones and the unmanaged one
-# stay up. Without carwall's socket storage no socket counts as accepted: the app's accepted
-# connection is judged like one it made, and cut.
+# stay up: each still delivers, to its server's log, a marker line it sends after the pass.
+# Without carwall's socket storage no socket counts as accepted: the app's accepted connection
+# is judged like one it made, and cut.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
@@ -154,14 +155,30 @@ for ((i = 0; i < ESTABLISH_TENTHS; i++)); do
 	sleep 0.1
 done
 
+# delivers NAME CGROUP N: the held client sends its Nth marker line (SIGUSR1) and its server
+# logs it within 2 s: the flow carries data sent now, at the receiving end.
+delivers() {
+	local name=$1 log=$out/hold-server.log i
+	[[ $2 == - ]] && log=$out/app-server.log
+	local pid
+	# flowprobe's own pid, from its "established ... pid=P" line ($! may be nsenter's).
+	pid=$(sed -n 's/^established .*pid=\([0-9]*\).*/\1/p' "$out/$name.out")
+	[[ -n $pid ]] && kill -USR1 "$pid" 2>/dev/null || return 1
+	for ((i = 0; i < 40; i++)); do
+		awk -v t="$name-marker$3" '$4 == t { f = 1 } END { exit !f }' "$log" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # ---- control: without a revocation pass every connection stays up ---------------------------
 sleep "$KEPT_WAIT"
 for f in "${flows[@]}"; do
 	IFS='|' read -r name cg args expect <<<"$f"
-	if established "$name" && _sandbox_alive "${PIDS[$name]}"; then
-		tap_ok "control, no revocation pass: $(describe "$name") is established and stays up"
+	if established "$name" && _sandbox_alive "${PIDS[$name]}" && delivers "$name" "$cg" 1; then
+		tap_ok "control, no revocation pass: $(describe "$name") is established and delivers"
 	else
-		tap_not_ok "control, no revocation pass: $(describe "$name") is established and stays up" \
+		tap_not_ok "control, no revocation pass: $(describe "$name") is established and delivers" \
 			"client output: $(cat "$out/$name.out" "$out/$name.err" 2>/dev/null)"
 	fi
 done
@@ -207,10 +224,10 @@ sleep "$KEPT_WAIT"
 for f in "${flows[@]}"; do
 	IFS='|' read -r name cg args expect <<<"$f"
 	[[ $expect == kept ]] || continue
-	if established "$name" && _sandbox_alive "${PIDS[$name]}"; then
-		tap_ok "revocation keeps $(describe "$name")"
+	if established "$name" && _sandbox_alive "${PIDS[$name]}" && delivers "$name" "$cg" 2; then
+		tap_ok "revocation keeps $(describe "$name"): a marker sent after the pass reaches its server"
 	else
-		tap_not_ok "revocation keeps $(describe "$name")" \
+		tap_not_ok "revocation keeps $(describe "$name"): a marker sent after the pass reaches its server" \
 			"client output: $(cat "$out/$name.out" "$out/$name.err" 2>/dev/null)"
 	fi
 done

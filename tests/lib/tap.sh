@@ -15,6 +15,8 @@
 # outcome of the last test is left in TAP_LAST_OK (1 ok, 0 not ok), and for tap_check and
 # tap_expect_exit the command's exit code and combined stdout+stderr in TAP_LAST_RC and
 # TAP_LAST_OUTPUT. Only tap_done returns non-zero (when a test failed or the plan was not met).
+# The command's stdin is /dev/null: `tap_check NAME grep -q X <<<"$out"` greps nothing; wrap such
+# a check in a function that reads the variable.
 #
 # Everything is printed on stdout; diagnostics are "# " lines. Commands run by the test file
 # outside tap_check/tap_expect_exit must not print to stdout (redirect them, or use tap_diag).

@@ -65,12 +65,12 @@ static void on_write(const struct events_agg_record *rec, void *userdata)
 	w->n++;
 }
 
-static void on_exe(uint32_t pid, char *buf, size_t size, void *userdata)
+static void on_exe(const struct cw_event *e, char *buf, size_t size, void *userdata)
 {
 	struct written *w = userdata;
 
 	w->exe_lookups++;
-	snprintf(buf, size, "/usr/bin/app%u", pid);
+	snprintf(buf, size, "/usr/bin/app%u", e->pid);
 }
 
 /* A refused IPv4 TCP connect at boot time `at` seconds. */

@@ -1,0 +1,130 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Another agent's programs rewrite destinations on the hooks test_redirect.sh leaves out
+# (tests/adversarial/rewrite.bpf.c): connect6 (TCP to the OEM backend over IPv6 becomes the
+# tracker's port 9000), sendmsg4 and sendmsg6 (UDP datagrams to the OEM backend's port 9000
+# become datagrams to the tracker's port 514). Below carwall's attach point they run first and
+# carwall judges the rewritten destination: EPERM at connect or send. At carwall's attach point,
+# after carwall's programs, they run last: the socket hook judged the old destination, but the
+# egress backstop judges the packet's real one (a UDP send fails with EPERM, a TCP SYN is
+# dropped), nothing reaches the tracker and the egress hook reports it.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/lib/tap.sh"
+. "$top/scripts/sandbox.sh"
+
+bin=${CARWALL_BIN_DIR:-$top/build}
+export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
+SANDBOX_POLICY=$top/tests/integration/flows.yaml
+adversary=$bin/tests/rewrite.bpf.o
+[[ -f $adversary ]] || adversary=$top/build/tests/rewrite.bpf.o
+
+adv_pin=/sys/fs/bpf/carwall-rw-$$
+adv_cg=
+hooks=(connect6 sendmsg4 sendmsg6)
+detach_adversary() {
+	local h
+	[[ -n $adv_cg ]] || return 0
+	for h in "${hooks[@]}"; do
+		bpftool cgroup detach "$adv_cg" "$h" pinned "$adv_pin/rewrite_$h" 2>/dev/null
+	done
+	adv_cg=
+}
+attach_adversary() { # CGROUP
+	local h
+	adv_cg=$1
+	for h in "${hooks[@]}"; do
+		bpftool cgroup attach "$adv_cg" "$h" pinned "$adv_pin/rewrite_$h" multi || return 1
+	done
+}
+cleanup_adversary() {
+	detach_adversary
+	[[ -d $adv_pin ]] && rm -rf -- "$adv_pin"
+}
+trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
+sandbox_create "cw-w$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
+mkdir -p "$app_cg"
+
+bpftool prog loadall "$adversary" "$adv_pin" ||
+	tap_bail_out "cannot load the adversary programs $adversary"
+
+in_cgroup() { # CGROUP CMD...
+	local cg=$1
+	shift
+	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+n=0
+# flow MODE ADDR PORT: the app sends to the OEM backend; sets OUT, TOKEN.
+flow() {
+	n=$((n + 1))
+	TOKEN="rw$$-$n"
+	OUT=$(in_cgroup "$app_cg" "$FLOWPROBE" "$1" "$2" "$3" --token "$TOKEN" --timeout-ms 1500 2>&1)
+}
+# WHAT|MODE|ADDR|PORT|REWRITTEN PROTO PORT|TRACKER
+cases=(
+	"connect6, TCP over IPv6|tcp|2001:db8:51::20|443|tcp 9000|2001:db8:bad::7"
+	"sendmsg4, UDP over IPv4|udp|198.51.100.20|9000|udp 514|203.0.113.7"
+	"sendmsg6, UDP over IPv6|udp|2001:db8:51::20|9000|udp 514|2001:db8:bad::7"
+)
+
+# ---- control, no carwall: the rewrite sends the app to the tracker -----------------------------
+attach_adversary "$app_cg" || tap_bail_out "cannot attach the adversary programs"
+for c in "${cases[@]}"; do
+	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
+	flow "$mode" "$addr" "$port"
+	# shellcheck disable=SC2086 # "PROTO PORT"
+	tap_check "control, no carwall ($what): the rewritten flow reaches the tracker's $rewritten" \
+		sandbox_server_saw $rewritten "$TOKEN"
+	((TAP_LAST_OK)) || tap_diag "$OUT"
+done
+
+# ---- below carwall's attach point: they run first, carwall judges the rewritten destination -----
+sandbox_agent_start || tap_bail_out "carwalld did not start"
+nothing_arrived() { ! sandbox_server_saw_token "$TOKEN"; }
+for c in "${cases[@]}"; do
+	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
+	flow "$mode" "$addr" "$port"
+	stage=connect
+	[[ $mode == udp ]] && stage=send
+	refused() { sandbox_refused "$OUT" "$stage" && nothing_arrived; }
+	tap_check "rewrite below carwall ($what): EPERM at $stage, nothing reaches the tracker" refused
+	((TAP_LAST_OK)) || tap_diag "$OUT"
+done
+
+# ---- at carwall's attach point, after carwall's programs: they run last ------------------------
+detach_adversary
+attach_adversary "$SANDBOX_CGROUP_ROOT" || tap_bail_out "cannot attach the adversary programs"
+for c in "${cases[@]}"; do
+	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
+	flow "$mode" "$addr" "$port"
+	if [[ $mode == udp ]]; then
+		# The datagram is dropped at egress; sendmsg() returns its EPERM.
+		stopped() { sandbox_refused "$OUT" send && nothing_arrived; }
+		name="rewrite after carwall ($what): the egress backstop refuses the datagram (EPERM at send)"
+	else
+		# connect() was allowed by the hook; the SYN is dropped at egress: it times out.
+		stopped() { [[ $OUT == *"result=ETIMEDOUT stage=connect "* ]] && nothing_arrived; }
+		name="rewrite after carwall ($what): the egress backstop drops the SYN (connect times out)"
+	fi
+	tap_check "$name, nothing reaches the tracker" stopped
+	((TAP_LAST_OK)) || tap_diag "$OUT"
+	reported() {
+		"$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" --json |
+			grep -q "\"dst\":\"$tracker\",\"port\":${rewritten#* },\"hook\":\"skb_egress\""
+	}
+	tap_check "rewrite after carwall ($what): the egress hook reports the tracker" reported
+done
+
+# Without the adversary the same flows reach the OEM backend again.
+detach_adversary
+for c in "${cases[@]}"; do
+	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
+	flow "$mode" "$addr" "$port"
+	arrived() { [[ $(sandbox_judge "$OUT" "$TOKEN" "$mode" "$port") == ok ]]; }
+	tap_check "without the rewrite ($what): the app reaches its OEM backend" arrived
+	((TAP_LAST_OK)) || tap_diag "$OUT"
+done
+
+tap_done
