@@ -50,9 +50,9 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
-	  -Iuserspace -Ibpf -I$(BUILD) -MMD -MP
+	  -Iuserspace/lib -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
-# libnl-3: sock_diag in userspace/revoke.c
+# libnl-3: sock_diag in userspace/agent/revoke.c
 CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 ifneq ($(SYSROOT),)
@@ -76,11 +76,17 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 BPF_PROGS := sock_addr sock_create sock_ops skb
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 
-# Library modules: everything in userspace/ but the two mains.
-LIB_SRCS := $(filter-out userspace/carwalld.c userspace/carwall.c,$(wildcard userspace/*.c))
+# userspace/README.md: lib/ is used by both programs (libcarwall.a), agent/ only by carwalld
+# (its modules in libcarwalld.a, for the unit tests), cli/ only by carwall. The agent's and the
+# CLI's files see lib/ (-Iuserspace/lib) and their own folder, never each other's.
+LIB_SRCS := $(wildcard userspace/lib/*.c)
 LIB_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+AGENT_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(wildcard userspace/agent/*.c))
+CLI_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(wildcard userspace/cli/*.c))
 
-UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+LIB_UNIT_TESTS := $(patsubst tests/unit/lib/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/lib/test_*.c))
+AGENT_UNIT_TESTS := $(patsubst tests/unit/agent/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/agent/test_*.c))
+UNIT_TESTS := $(LIB_UNIT_TESTS) $(AGENT_UNIT_TESTS)
 # BPF programs the adversarial tests attach next to carwall's (the "other agent").
 ADVERSARY_OBJS := $(patsubst tests/adversarial/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/adversarial/*.bpf.c))
 FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
@@ -106,13 +112,22 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 # ---- userspace ----------------------------------------------------------------------------------
 $(BUILD)/obj/%.o: userspace/%.c $(BPF_SKELS) | $(BUILD)/obj
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libcarwall.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/carwalld $(BUILD)/carwall: $(BUILD)/%: $(BUILD)/obj/%.o $(BUILD)/libcarwall.a
+$(BUILD)/libcarwalld.a: $(filter-out %/carwalld.o,$(AGENT_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/carwalld: $(BUILD)/obj/agent/carwalld.o $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
+
+$(BUILD)/carwall: $(CLI_OBJS) $(BUILD)/libcarwall.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
 
@@ -121,9 +136,13 @@ $(BUILD)/flowprobe: scripts/flowprobe.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 
 # ---- tests --------------------------------------------------------------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests
+$(LIB_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/lib/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
+
+$(AGENT_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/agent/%.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuserspace/agent $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
 # The kernel-verdict probe of tests/integration/test_explain_agrees.sh.
 $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
@@ -131,21 +150,21 @@ $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 
 # The revocation pass driver of tests/integration/test_revoke.sh.
-$(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwall.a | $(BUILD)
+$(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuserspace/agent $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%.bpf.o: tests/adversarial/%.bpf.c | $(BUILD)/tests
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # libFuzzer targets, always built with clang, ASan and UBSan (outside the SAN switch).
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -Ibpf \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h | build-fuzz
+FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_state control log)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
-		userspace/control.c userspace/log.c -lyaml -lcrypto -ljson-c -lbpf -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -o $@
 
 FUZZ_SECONDS ?= 300
 fuzz: $(FUZZERS)
@@ -172,7 +191,7 @@ demo:
 
 # The benchmark (scripts/bench.sh): QUICK=1 for a look in under a minute. Its own deps (nftables,
 # jq) are installed here only, so `make check` never needs them.
-$(BUILD)/bench: tests/bench/bench.c userspace/util.h | $(BUILD)
+$(BUILD)/bench: tests/bench/bench.c userspace/lib/util.h | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 
@@ -238,4 +257,4 @@ clean:
 $(BUILD) $(BUILD)/obj $(BUILD)/tests build-fuzz:
 	$(Q)mkdir -p $@
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Unit tests: compiling a policy into BPF map entries (userspace/policy_compile.c). */
+/* Unit tests: compiling a policy into BPF map entries (userspace/lib/policy_compile.c). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -6,7 +6,7 @@
  * cgroup, so that an app never starts in a cgroup the agent has not registered yet (systemd may
  * have just made it again, with its slice).
  */
-#include "carwall_app.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -4,7 +4,7 @@
  * give, the rule that gives it and where it is written. The logic is in explain.c; this file
  * reads the options and prints.
  */
-#include "carwall_explain.h"
+#include "cli.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

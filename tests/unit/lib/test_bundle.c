@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of signed bundles (userspace/bundle.c) and of the anti-rollback state
- * (userspace/bundle_state.c).
+ * Unit tests of signed bundles (userspace/lib/bundle.c) and of the anti-rollback state
+ * (userspace/lib/bundle_state.c).
  *
  *   - Fixtures: scripts/make-bundle-fixtures.sh makes keys, a trust folder, a state and one
  *     bundle per case with the openssl CLI, into a temporary folder; each case is verified with
@@ -216,10 +216,10 @@ static char *script_path(void)
 	if (dir)
 		r = asprintf(&path, "%s/make-bundle-fixtures.sh", dir);
 	else if (slash)
-		r = asprintf(&path, "%.*s/../../scripts/make-bundle-fixtures.sh",
+		r = asprintf(&path, "%.*s/../../../scripts/make-bundle-fixtures.sh",
 			     (int)(slash - __FILE__), __FILE__);
 	else
-		r = asprintf(&path, "../../scripts/make-bundle-fixtures.sh");
+		r = asprintf(&path, "../../../scripts/make-bundle-fixtures.sh");
 	return r > 0 ? path : NULL;
 }
 

@@ -1265,8 +1265,8 @@ static struct json_object *agent_status_json(struct agent *a)
 	for (size_t i = 0; i < n_followed; i++)
 		if (agent_cgroup_stale(a, i))
 			json_object_array_add(stale, json_object_new_string(paths[i]));
-	for (unsigned i = 0; loader_hook_names[i]; i++)
-		json_object_array_add(hooks, json_object_new_string(loader_hook_names[i]));
+	for (unsigned i = 0; pins_hook_names[i]; i++)
+		json_object_array_add(hooks, json_object_new_string(pins_hook_names[i]));
 	JSON_ADD(o, "agent", json_object_new_string("running"));
 	JSON_ADD(o, "pid", json_object_new_int(getpid()));
 	JSON_ADD(o, "enforcing", json_object_new_boolean(enforcing));
@@ -1712,7 +1712,7 @@ static void help(void)
 	       "refused everything until a bundle that verifies is installed.\n"
 	       "SIGTERM/SIGINT stop the agent and leave enforcement in force (remove it with\n"
 	       "`carwall unload`).\n",
-	       DEFAULT_POLICY, DEFAULT_GUARD, LOADER_DEFAULT_PIN_DIR, CONTROL_DEFAULT_RUN_DIR,
+	       DEFAULT_POLICY, DEFAULT_GUARD, PINS_DEFAULT_DIR, CONTROL_DEFAULT_RUN_DIR,
 	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_BUNDLE_ID_FILE,
 	       DEFAULT_EVENT_RATE);
 }
@@ -1768,7 +1768,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	int c, r;
 
 	a->policy_path = DEFAULT_POLICY;
-	a->pin_dir = LOADER_DEFAULT_PIN_DIR;
+	a->pin_dir = PINS_DEFAULT_DIR;
 	a->run_dir = NULL;
 	a->state_dir = DEFAULT_STATE_DIR;
 	a->control_group = CONTROL_NO_GROUP;

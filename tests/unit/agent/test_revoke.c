@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests: the pure parts of the revocation pass (userspace/revoke.c): parsing a sock_diag
+ * Unit tests: the pure parts of the revocation pass (userspace/agent/revoke.c): parsing a sock_diag
  * reply, finding a socket's managed cgroup, the rule on accepted sockets, the verdict.
  */
 #include <arpa/inet.h>

@@ -87,7 +87,7 @@ struct policy_app {
 };
 
 /*
- * The optional top-level `bundle:` of a policy shipped as a signed bundle (userspace/bundle.h):
+ * The optional top-level `bundle:` of a policy shipped as a signed bundle (userspace/lib/bundle.h):
  * what it is, which release, for which hardware, and when it may be installed.
  */
 struct policy_bundle_meta {

@@ -20,14 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "carwall_app.h"
-#include "carwall_events.h"
-#include "carwall_explain.h"
-#include "carwall_bundle.h"
+#include "cli.h"
 #include "cgroup.h"
 #include "control.h"
 #include "fileio.h"
-#include "loader.h"
+#include "pins.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_compile.h"
@@ -86,7 +83,7 @@ static void usage(FILE *f)
 		"  -h --help       show this help\n"
 		"\n"
 		"Exit codes: 0 success, 1 failure, 2 usage error, 3 (status) no agent running.\n",
-		CONTROL_DEFAULT_RUN_DIR, LOADER_DEFAULT_PIN_DIR);
+		CONTROL_DEFAULT_RUN_DIR, PINS_DEFAULT_DIR);
 }
 
 static void json_print(struct json_object *o)
@@ -326,14 +323,14 @@ static int cmd_run(struct cli *c, int argc, char **argv)
 
 static const char *pin_dir_of(const struct cli *c)
 {
-	return c->pin_dir ? c->pin_dir : LOADER_DEFAULT_PIN_DIR;
+	return c->pin_dir ? c->pin_dir : PINS_DEFAULT_DIR;
 }
 
 static int status_without_agent(struct cli *c, int agent_error)
 {
-	struct loader_pinned pinned;
+	struct pins_status pinned;
 	const char *pin_dir = pin_dir_of(c);
-	int r = loader_read_pinned(pin_dir, &pinned);
+	int r = pins_read(pin_dir, &pinned);
 
 	if (r < 0)
 		return cli_error(c, "cannot read pins in %s: %s", pin_dir, strerror(-r));
@@ -588,7 +585,7 @@ static int cmd_unload(struct cli *c, int argc, char **argv)
 				 "detach under it",
 				 control_run_dir(c->run_dir));
 	}
-	r = loader_remove(pin_dir);
+	r = pins_remove(pin_dir);
 	if (r < 0)
 		return cli_error(c, "removing %s: %s", pin_dir, strerror(-r));
 	if (c->json) {

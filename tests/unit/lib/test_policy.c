@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of the policy parser (userspace/policy.c): the example policies, every validation
+ * Unit tests of the policy parser (userspace/lib/policy.c): the example policies, every validation
  * error with its exact location, the limits, and prefix parsing.
  *
  * Policies are written inline and parsed with policy_parse_buffer() under the name "t.yaml", so
@@ -27,7 +27,7 @@
 
 /*
  * The example policies in policies/ at the top of the tree: $CARWALL_POLICY_DIR, or found from
- * this file's path (tests/unit/test_policy.c) as the compiler saw it.
+ * this file's path (tests/unit/lib/test_policy.c) as the compiler saw it.
  */
 static char *policy_path(const char *name)
 {
@@ -38,10 +38,10 @@ static char *policy_path(const char *name)
 	if (dir)
 		r = asprintf(&path, "%s/%s", dir, name);
 	else if (slash)
-		r = asprintf(&path, "%.*s/../../policies/%s", (int)(slash - __FILE__), __FILE__,
+		r = asprintf(&path, "%.*s/../../../policies/%s", (int)(slash - __FILE__), __FILE__,
 			     name);
 	else
-		r = asprintf(&path, "../../policies/%s", name);
+		r = asprintf(&path, "../../../policies/%s", name);
 	assert_true(r > 0);
 	return path;
 }

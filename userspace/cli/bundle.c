@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * `carwall bundle keygen|sign|verify|inspect`: the signed-bundle commands of the CLI, over
- * userspace/bundle.h. Installing a bundle into the running agent is not done here.
+ * userspace/lib/bundle.h. Installing a bundle into the running agent is not done here.
  */
-#include "carwall_bundle.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Unit tests: `carwall explain`'s logic (userspace/explain.c): DEST parsing, verdicts, attribution.
+/* Unit tests: `carwall explain`'s logic (userspace/lib/explain.c): DEST parsing, verdicts, attribution.
  */
 #include <arpa/inet.h>
 #include <errno.h>

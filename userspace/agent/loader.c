@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "pins.h"
 #include "sock_addr.skel.h"
 #include "sock_create.skel.h"
 #include "sock_ops.skel.h"
@@ -28,12 +29,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_create_bpf *, sock_create_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_ops_bpf *, sock_ops_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct skb_bpf *, skb_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
-
-#define LOADER_N_HOOKS 7
-
-const char *const loader_hook_names[] = { "connect4",	 "connect6",   "sendmsg4",
-					  "sendmsg6",	 "sock_create", "skb_egress",
-					  "sock_ops",	 NULL };
 
 /* The policy maps, in the order of struct loader_written. */
 enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, _MAP_MAX };
@@ -55,7 +50,7 @@ struct loader {
 	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
 	struct sock_ops_bpf *sock_ops;	     /* bpf/sock_ops.bpf.c */
 	struct skb_bpf *skb;		     /* bpf/skb.bpf.c */
-	struct bpf_link *links[LOADER_N_HOOKS];
+	struct bpf_link *links[PINS_N_HOOKS];
 	struct cw_state *state; /* cw_state's element, mmapped */
 	/*
 	 * An array of maps that no program uses: updating it from userspace makes the kernel wait
@@ -68,10 +63,10 @@ struct loader {
 	struct loader_written written[CW_GENERATIONS];
 };
 
-/* The program of each hook, in loader_hook_names order. */
+/* The program of each hook, in pins_hook_names order. */
 static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
 {
-	struct bpf_program *progs[LOADER_N_HOOKS] = {
+	struct bpf_program *progs[PINS_N_HOOKS] = {
 		l->sock_addr->progs.cw_connect4,    l->sock_addr->progs.cw_connect6,
 		l->sock_addr->progs.cw_sendmsg4,    l->sock_addr->progs.cw_sendmsg6,
 		l->sock_create->progs.cw_sock_create, l->skb->progs.cw_skb_egress,
@@ -79,11 +74,6 @@ static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
 	};
 	return progs[i];
 }
-
-static const char *const loader_map_names[] = {
-	"cw_state",	"cw_cgroups",	 "cw_dst4",	 "cw_dst6",	 "cw_ports",
-	"cw_events",	"cw_app_stats", "cw_rule_stats", "cw_ratelimit", "cw_sk_state",
-};
 
 int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
 {
@@ -863,13 +853,6 @@ int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
 	return 0;
 }
 
-static int link_pin_path(const char *pin_dir, unsigned hook, char *buf, size_t size)
-{
-	int n = snprintf(buf, size, "%s/links/%s", pin_dir, loader_hook_names[hook]);
-
-	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
 int loader_attach(struct loader *l, const char *cgroup_root)
 {
 	_cleanup_close_ int cgfd = -1;
@@ -883,12 +866,12 @@ int loader_attach(struct loader *l, const char *cgroup_root)
 	if (cgfd < 0)
 		return negative_errno();
 
-	for (unsigned i = 0; i < LOADER_N_HOOKS; i++) {
+	for (unsigned i = 0; i < PINS_N_HOOKS; i++) {
 		_cleanup_(bpf_link__destroyp) struct bpf_link *link = NULL;
 		struct bpf_program *prog = loader_hook_prog(l, i);
 		char path[4096];
 
-		r = link_pin_path(l->pin_dir, i, path, sizeof(path));
+		r = pins_link_path(l->pin_dir, i, path, sizeof(path));
 		if (r < 0)
 			return r;
 
@@ -969,7 +952,7 @@ int loader_find_overriders(struct loader *l, const char *cgroup_root, struct loa
 			__u32 len = sizeof(info);
 			_cleanup_close_ int fd = bpf_prog_get_fd_by_id(ids[k]);
 
-			ret[n].hook = loader_hook_names[i];
+			ret[n].hook = pins_hook_names[i];
 			ret[n].prog_id = ids[k];
 			ret[n].prog_name[0] = '\0';
 			if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
@@ -986,7 +969,7 @@ void loader_free(struct loader *l)
 	if (!l)
 		return;
 	/* Destroying a pinned link only drops our reference: the pin keeps it attached. */
-	for (unsigned i = 0; i < LOADER_N_HOOKS; i++)
+	for (unsigned i = 0; i < PINS_N_HOOKS; i++)
 		bpf_link__destroy(l->links[i]);
 	if (l->state)
 		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
@@ -1002,95 +985,4 @@ void loader_free(struct loader *l)
 	sock_addr_bpf__destroy(l->sock_addr);
 	free(l->pin_dir);
 	free(l);
-}
-
-int loader_read_pinned(const char *pin_dir, struct loader_pinned *ret)
-{
-	char path[4096];
-	int r;
-
-	memset(ret, 0, sizeof(*ret));
-	ret->links_total = LOADER_N_HOOKS;
-	for (unsigned i = 0; i < LOADER_N_HOOKS; i++) {
-		struct bpf_link_info info = {};
-		__u32 len = sizeof(info);
-		_cleanup_close_ int fd = -1;
-
-		r = link_pin_path(pin_dir, i, path, sizeof(path));
-		if (r < 0)
-			return r;
-		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.cgroup.cgroup_id) {
-			ret->links_attached++;
-			ret->cgroup_id = info.cgroup.cgroup_id;
-		}
-	}
-
-	snprintf(path, sizeof(path), "%s/maps/cw_state", pin_dir);
-	_cleanup_close_ int state_fd = bpf_obj_get(path);
-	if (state_fd < 0)
-		return 0;
-	ret->maps_present = true;
-
-	struct cw_state st = {};
-	__u32 zero = 0;
-	if (bpf_map_lookup_elem(state_fd, &zero, &st) < 0)
-		return negative_errno();
-	ret->active_gen = st.active_gen & 1;
-	ret->policy_valid = st.gen[ret->active_gen].flags & CW_GEN_F_VALID;
-
-	snprintf(path, sizeof(path), "%s/maps/cw_cgroups", pin_dir);
-	_cleanup_close_ int cg_fd = bpf_obj_get(path);
-	if (cg_fd >= 0) {
-		struct cw_cgroup_key key, next;
-		void *prev = NULL;
-
-		while (bpf_map_get_next_key(cg_fd, prev, &next) == 0) {
-			if (next.gen == ret->active_gen)
-				ret->n_cgroups++;
-			key = next;
-			prev = &key;
-		}
-	}
-	return 0;
-}
-
-int loader_remove(const char *pin_dir)
-{
-	char path[4096];
-	int r = 0;
-
-	for (unsigned i = 0; i < LOADER_N_HOOKS; i++) {
-		_cleanup_close_ int fd = -1;
-
-		if (link_pin_path(pin_dir, i, path, sizeof(path)) < 0)
-			return -ENAMETOOLONG;
-		fd = bpf_obj_get(path);
-		if (fd < 0) {
-			if (errno != ENOENT && r == 0)
-				r = negative_errno();
-			continue;
-		}
-		/* Detach first: the link object may outlive its pin while someone holds it. */
-		if (bpf_link_detach(fd) < 0 && errno != ENOLINK && r == 0)
-			r = negative_errno();
-		if (unlink(path) < 0 && r == 0)
-			r = negative_errno();
-	}
-	for (unsigned i = 0; i < ARRAY_SIZE(loader_map_names); i++) {
-		snprintf(path, sizeof(path), "%s/maps/%s", pin_dir, loader_map_names[i]);
-		if (unlink(path) < 0 && errno != ENOENT && r == 0)
-			r = negative_errno();
-	}
-	const char *subdirs[] = { "links", "maps" };
-	for (unsigned i = 0; i < ARRAY_SIZE(subdirs); i++) {
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, subdirs[i]);
-		if (rmdir(path) < 0 && errno != ENOENT && r == 0)
-			r = negative_errno();
-	}
-	if (rmdir(pin_dir) < 0 && errno != ENOENT && r == 0)
-		r = negative_errno();
-	return r;
 }

@@ -4,12 +4,7 @@
  * at the cgroup root, pinning links and maps so that enforcement outlives the agent, adopting
  * what an earlier agent pinned, writing a compiled policy into the inactive generation and
  * flipping to it, and removing everything.
- *
- * Pin layout under the pin folder (default /sys/fs/bpf/carwall):
- *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_events
- *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
- *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
- *   links/skb_egress links/sock_ops
+ The pin layout is lib/pins.h's.
  */
 #pragma once
 
@@ -17,9 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pins.h"
 #include "policy_compile.h"
-
-#define LOADER_DEFAULT_PIN_DIR "/sys/fs/bpf/carwall"
 
 struct loader;
 
@@ -125,23 +119,5 @@ struct loader_foreign {
 int loader_find_overriders(struct loader *l, const char *cgroup_root, struct loader_foreign *ret,
 			   size_t max, size_t *ret_n);
 
-/* Names of the hooks, for status output; NULL-terminated. */
-extern const char *const loader_hook_names[];
-
 /* Release the loader's references; pinned links and maps stay in force. Accepts NULL. */
 void loader_free(struct loader *l);
-
-/* What is pinned under pin_dir, read without loading anything. */
-struct loader_pinned {
-	bool maps_present;
-	unsigned links_attached; /* pinned links that are still attached to a cgroup */
-	unsigned links_total;	 /* number of hooks carwall attaches */
-	uint64_t cgroup_id;	 /* where the links are attached */
-	bool policy_valid;	 /* the active generation holds a policy */
-	uint32_t active_gen;
-	unsigned n_cgroups;	 /* managed cgroups in the active generation */
-};
-int loader_read_pinned(const char *pin_dir, struct loader_pinned *ret);
-
-/* Detach the pinned links and remove every pin under pin_dir, then the folder. */
-int loader_remove(const char *pin_dir);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests: the control protocol (userspace/control.c). The request parser, and the server
+ * Unit tests: the control protocol (userspace/lib/control.c). The request parser, and the server
  * driven by hand on a real Unix socket in a temporary folder: requests and install payloads
  * arrive whole, clients that stall or do not read are dropped while others are served, and an
  * install by path is refused before the handler sees it.

@@ -5,7 +5,7 @@
  * time order; with --follow, new ones as the agent writes them (the logs rotate; the reader
  * follows them, and the logs of apps that appear).
  */
-#include "carwall_events.h"
+#include "cli.h"
 
 #include <dirent.h>
 #include <errno.h>

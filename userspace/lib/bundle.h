@@ -3,7 +3,7 @@
  * Signed policy bundles: a policy file (with a `bundle:` mapping of metadata) followed by a
  * block of Ed25519 signatures over its exact bytes. Splitting the envelope, verifying the
  * signatures against a trust store of public keys, then parsing the verified bytes and checking
- * the metadata (target, validity window) and the anti-rollback state (userspace/bundle_state.h).
+ * the metadata (target, validity window) and the anti-rollback state (userspace/lib/bundle_state.h).
  * The format is documented in policies/README.md, "Signed bundles".
  *
  * Crypto is OpenSSL 3 libcrypto (EVP, Ed25519, SHA-256, base64). Nothing here prints: functions
@@ -103,7 +103,7 @@ struct bundle_envelope {
 	struct bundle_signature signatures[BUNDLE_MAX_SIGNATURES];
 };
 
-struct bundle_state; /* userspace/bundle_state.h */
+struct bundle_state; /* userspace/lib/bundle_state.h */
 
 /* The bundle ids one device may accept (--bundle-id). */
 #define BUNDLE_MAX_ACCEPTED_IDS 16
