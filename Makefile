@@ -136,13 +136,14 @@ $(BUILD)/flowprobe: scripts/flowprobe.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 
 # ---- tests --------------------------------------------------------------------------------------
-$(LIB_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/lib/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests
+# Their dependency files go to tests/deps/ (named for the binary, not the source, which moves).
+$(LIB_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/lib/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests/deps
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/tests/deps/$*.d $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
-$(AGENT_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/agent/%.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)/tests
+$(AGENT_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/agent/%.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)/tests/deps
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Iuserspace/agent $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/tests/deps/$*.d -Iuserspace/agent $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
 # The kernel-verdict probe of tests/integration/test_explain_agrees.sh.
 $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
@@ -254,7 +255,7 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz
 
-$(BUILD) $(BUILD)/obj $(BUILD)/tests build-fuzz:
+$(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/tests/deps build-fuzz:
 	$(Q)mkdir -p $@
 
--include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/deps/*.d)

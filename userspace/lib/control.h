@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The agent's control socket: a Unix stream socket <run-dir>/carwalld.sock for root, or also
- * for one configured group (mode 0660), checked per connection with SO_PEERCRED and
- * SO_PEERGROUPS.
+ * The agent's control socket, what both sides share: the protocol, its parser and the client
+ * (the server is the agent's, agent/control_server.h). A Unix stream socket
+ * <run-dir>/carwalld.sock for root, or also for one configured group (mode 0660), checked per
+ * connection with SO_PEERCRED and SO_PEERGROUPS.
  *
  * Protocol: a client sends one request and reads one JSON object back (an "error" member when
  * refused), then the connection closes. A request is one line of printable ASCII ending in
@@ -30,6 +31,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include "bundle.h"
 #include "util.h"
@@ -48,6 +50,9 @@
 /* The run folder: the option if given, else $CARWALL_RUN_DIR, else the default. */
 const char *control_run_dir(const char *option);
 
+/* The socket's address in run_dir. */
+int control_address(const char *run_dir, struct sockaddr_un *sa, socklen_t *ret_len);
+
 /* A request line parsed by control_parse_request(). */
 struct control_header {
 	size_t line_len;     /* the line without its newline */
@@ -65,31 +70,6 @@ struct control_header {
  */
 int control_parse_request(const char *buf, size_t len, bool eof, struct control_header *ret,
 			  const char **ret_error);
-
-/* A whole request, as the handler sees it. */
-struct control_request {
-	const char *line;    /* NUL-terminated, without the newline */
-	const char *payload; /* install: the bytes that followed the line; else NULL */
-	size_t payload_size;
-	struct ucred peer; /* the client, from SO_PEERCRED */
-};
-
-/* Answer one request: return a JSON object (owned by the caller) or NULL for an internal
- * error. Called from control_server_process(), in the agent's loop. */
-typedef struct json_object *(*control_handler_t)(const struct control_request *req,
-						 void *userdata);
-
-/* Server side. group: the group that may use the socket besides root, or CONTROL_NO_GROUP. */
-struct control_server;
-int control_server_new(const char *run_dir, gid_t group, control_handler_t handler,
-		       void *userdata, struct control_server **ret);
-void control_server_free(struct control_server *s);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct control_server *, control_server_free);
-/* An fd that is readable when the server has work (a connection, a client, a deadline): add it
- * to the event loop and call control_server_process() when it is. */
-int control_server_fd(const struct control_server *s);
-/* Do what can be done without blocking: accept, read, answer, write, drop late clients. */
-void control_server_process(struct control_server *s);
 
 /* Client side: send a request and parse the JSON reply. -ENOENT/-ECONNREFUSED: no agent. */
 int control_request(const char *run_dir, const char *request, struct json_object **ret_reply);

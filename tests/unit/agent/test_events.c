@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests: the evidence path (userspace/events.c) without a kernel: the aggregation table
- * (repeats folded into one record per key, flushed and evicted without losing a count) and the
- * per-app shares of the events log (one app's records never rotate out another's; the total
- * stays within its bound, across a restart too).
+ * Unit tests: the evidence path (userspace/lib/events.c, userspace/agent/events_log.c) without
+ * a kernel: the aggregation table (repeats folded into one record per key, flushed and evicted
+ * without losing a count) and the per-app shares of the events log (one app's records never
+ * rotate out another's; the total stays within its bound, across a restart too).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "events.h"
+#include "events_log.h"
 #include "util.h"
 
 #define SEC 1000000000ull

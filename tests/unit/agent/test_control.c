@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "control.h"
+#include "control_server.h"
 
 /* ---- the parser ------------------------------------------------------------------------------ */
 
