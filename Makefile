@@ -162,7 +162,7 @@ $(BUILD)/tests/%.bpf.o: tests/adversarial/%.bpf.c | $(BUILD)/tests
 # libFuzzer targets, always built with clang, ASan and UBSan (outside the SAN switch).
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -Ibpf \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_state control log)
+FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest bundle_state control log)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h | build-fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -o $@

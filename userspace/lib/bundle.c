@@ -136,30 +136,6 @@ static const char *quote(char buf[static QUOTE_MAX + 4], const char *s, size_t l
 	return buf;
 }
 
-void bundle_hex(const uint8_t *bytes, size_t n, char *ret)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		ret[2 * i] = digits[bytes[i] >> 4];
-		ret[2 * i + 1] = digits[bytes[i] & 0xf];
-	}
-	ret[2 * n] = '\0';
-}
-
-void bundle_sha256(const void *data, size_t size, uint8_t ret[BUNDLE_SHA256_BYTES])
-{
-	unsigned int len = 0;
-
-	/* EVP_Digest() of SHA-256 only fails without memory; the hash is then all zeros, and
-	 * matches nothing real. */
-	if (EVP_Digest(data ? data : "", size, ret, &len, EVP_sha256(), NULL) != 1 ||
-	    len != BUNDLE_SHA256_BYTES) {
-		memset(ret, 0, BUNDLE_SHA256_BYTES);
-		ERR_clear_error();
-	}
-}
-
 static bool is_keyid(const char *s, size_t len)
 {
 	if (len != BUNDLE_KEYID_LEN)
@@ -1111,4 +1087,12 @@ int bundle_read_file(const char *path, char **ret_data, size_t *ret_size, struct
 		return set_error(err, r, BUNDLE_INTERNAL_ERROR, "cannot read %s: %s", path,
 				 strerror(-r));
 	return 0;
+}
+
+int bundle_state_record(struct bundle_state *s, const struct bundle *b)
+{
+	if (!b || !b->policy || !b->policy->has_bundle)
+		return -EINVAL;
+	return bundle_state_set(s, b->policy->bundle.id, b->policy->bundle.version,
+				b->payload_sha256);
 }

@@ -3,7 +3,8 @@
  * Signed policy bundles: a policy file (with a `bundle:` mapping of metadata) followed by a
  * block of Ed25519 signatures over its exact bytes. Splitting the envelope, verifying the
  * signatures against a trust store of public keys, then parsing the verified bytes and checking
- * the metadata (target, validity window) and the anti-rollback state (userspace/lib/bundle_state.h).
+ * the metadata (target, validity window) and the anti-rollback state (bundle_state.h, which
+ * knows nothing of bundles: the arrows point from here to there).
  * The format is documented in policies/README.md, "Signed bundles".
  *
  * Crypto is OpenSSL 3 libcrypto (EVP, Ed25519, SHA-256, base64). Nothing here prints: functions
@@ -17,6 +18,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "bundle_digest.h"
+#include "bundle_state.h"
 #include "policy.h"
 
 /* The line that ends the payload and starts the signature block. */
@@ -36,8 +39,6 @@
 #define BUNDLE_KEYID_LEN 64	   /* lowercase hex SHA-256 of the DER SubjectPublicKeyInfo */
 #define BUNDLE_SIGNATURE_BYTES 64  /* raw Ed25519 */
 #define BUNDLE_SIGNATURE_B64_LEN 88 /* its base64, with "==" */
-#define BUNDLE_SHA256_BYTES 32
-#define BUNDLE_SHA256_HEX_LEN 64
 
 /* The files of a trust folder. */
 #define BUNDLE_TRUST_KEY_SUFFIX ".pem"
@@ -103,7 +104,6 @@ struct bundle_envelope {
 	struct bundle_signature signatures[BUNDLE_MAX_SIGNATURES];
 };
 
-struct bundle_state; /* userspace/lib/bundle_state.h */
 
 /* The bundle ids one device may accept (--bundle-id). */
 #define BUNDLE_MAX_ACCEPTED_IDS 16
@@ -207,5 +207,5 @@ int bundle_sign(EVP_PKEY *key, const void *payload, size_t size, struct bundle_s
 int bundle_format(const void *payload, size_t payload_size, const struct bundle_signature *sigs,
 		  size_t n_sigs, char **ret_data, size_t *ret_size);
 
-void bundle_sha256(const void *data, size_t size, uint8_t ret[BUNDLE_SHA256_BYTES]);
-void bundle_hex(const uint8_t *bytes, size_t n, char *ret /* 2 * n + 1 */);
+/* bundle_state_set() with a verified bundle's id, version and payload hash. */
+int bundle_state_record(struct bundle_state *s, const struct bundle *b);

@@ -144,14 +144,6 @@ int bundle_state_set(struct bundle_state *s, const char *id, uint64_t version,
 	return state_insert(s, i, &e);
 }
 
-int bundle_state_record(struct bundle_state *s, const struct bundle *b)
-{
-	if (!b || !b->policy || !b->policy->has_bundle)
-		return -EINVAL;
-	return bundle_state_set(s, b->policy->bundle.id, b->policy->bundle.version,
-				b->payload_sha256);
-}
-
 /* ---- parsing -------------------------------------------------------------------------------- */
 
 static bool is_lower_hex(char c)

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bundle.h"
+#include "bundle_digest.h"
 #include "policy.h"
 
 #define BUNDLE_STATE_FILE "bundle-state"
@@ -67,8 +67,6 @@ const struct bundle_state_entry *bundle_state_find(const struct bundle_state *s,
  */
 int bundle_state_set(struct bundle_state *s, const char *id, uint64_t version,
 		     const uint8_t sha256[BUNDLE_SHA256_BYTES]);
-/* bundle_state_set() with a verified bundle's id, version and payload hash. */
-int bundle_state_record(struct bundle_state *s, const struct bundle *b);
 
 /* The file content for s (NUL-terminated). */
 int bundle_state_format(const struct bundle_state *s, char **ret_data, size_t *ret_size);
