@@ -24,7 +24,7 @@ int cw_sock_create(struct bpf_sock *ctx)
 	struct cw_flow f = { .hook = CW_HOOK_SOCK_CREATE, .from_task = true };
 	struct cw_ctx c = {};
 
-	if (!cw_find_app(&c))
+	if (!cw_find_app(&c, NULL))
 		return SOCK_CREATE_ALLOW;
 
 	if ((ctx->type == SOCK_STREAM && ctx->protocol == IPPROTO_TCP) ||
