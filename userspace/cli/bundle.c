@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * `carwall bundle keygen|sign|verify|inspect`: the signed-bundle commands of the CLI, over
- * userspace/lib/bundle.h. Installing a bundle into the running agent is not done here.
+ * `carwall bundle keygen|sign|verify|inspect|install`: the signed-bundle commands of the CLI,
+ * over userspace/lib/bundle.h; install sends a bundle to the running agent (cmd_bundle()).
  */
 #include "cli.h"
 
@@ -24,6 +24,7 @@
 
 #include "bundle.h"
 #include "bundle_state.h"
+#include "control.h"
 #include "fileio.h"
 #include "policy.h"
 #include "util.h"
@@ -873,4 +874,60 @@ int carwall_bundle_main(int argc, char **argv, bool json)
 	fprintf(stderr, "carwall bundle: unknown command '%s'; see carwall bundle --help\n",
 		argv[1]);
 	return EXIT_USAGE;
+}
+
+/*
+ * `carwall bundle install FILE`: read with this command's own privileges (the agent opens no
+ * path a client names) and sent over the control socket; the running agent verifies it, puts it
+ * in force and keeps it.
+ */
+static int cmd_bundle_install(struct cli *c, int argc, char **argv)
+{
+	_cleanup_free_ char *data = NULL;
+	struct json_object *reply = NULL;
+	const char *run_dir = control_run_dir(c->run_dir);
+	const char *path;
+	size_t size;
+	int i, r;
+
+	i = cli_parse(c, argc, argv, false, false);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (i + 1 != argc) {
+		fprintf(stderr, "Usage: carwall bundle install FILE\n");
+		return EXIT_USAGE;
+	}
+	path = argv[i];
+	r = read_file_limited(path, CONTROL_MAX_PAYLOAD, &data, &size);
+	if (r == -EINVAL)
+		return cli_fail(c, "%s: not a regular file", path);
+	if (r == -EFBIG)
+		return cli_fail(c, "%s: larger than %u bytes", path, CONTROL_MAX_PAYLOAD);
+	if (r < 0)
+		return cli_fail(c, "%s: %s", path, strerror(-r));
+	if (size == 0)
+		return cli_fail(c, "%s: empty file", path);
+	r = control_request_payload(run_dir, "install", data, size, &reply);
+	if (r < 0)
+		return cli_fail(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+	if (json_str(reply, "error")) {
+		r = cli_fail(c, "%s: install refused, the last good policy stays in force: %s",
+			      path, json_str(reply, "error"));
+		json_object_put(reply);
+		return r;
+	}
+	if (c->json)
+		cli_print_json(reply);
+	else
+		printf("Installed %s: in force, and kept as the agent's policy\n", path);
+	json_object_put(reply);
+	return EXIT_SUCCESS;
+}
+
+/* `bundle` has commands of its own: argv[0] is "bundle", argv[1] the command. */
+int cmd_bundle(struct cli *c, int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "install"))
+		return cmd_bundle_install(c, argc - 1, argv + 1);
+	return carwall_bundle_main(argc, argv, c->json);
 }

@@ -1,51 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * carwall: the command line. `carwall OBJECT COMMAND`, bpftool style; --json on every command
- * that prints (errors too).
+ * that prints (errors too). This file: main, the options every command takes, the command
+ * table and the helpers the OBJECT files share (cli.h); one file per OBJECT does the rest.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <json-c/json.h>
-#include <linux/sched.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
-#include "cgroup.h"
 #include "control.h"
-#include "fileio.h"
-#include "pins.h"
 #include "log.h"
-#include "policy.h"
-#include "policy_compile.h"
+#include "pins.h"
 #include "util.h"
 
 #ifndef CARWALL_VERSION
 #define CARWALL_VERSION "unknown"
 #endif
-
-/* Exit codes: 0 success, 1 failure, 2 usage, 3 `status` with no agent running. */
-#define EXIT_USAGE 2
-#define EXIT_NO_AGENT 3
-
-struct cli {
-	bool json;
-	bool quiet;
-	bool force;
-	const char *run_dir;
-	const char *pin_dir;
-	const char *app;
-};
 
 /* Options every command accepts, before the object or after the command. */
 #define CLI_COMMON_OPTIONS                                                                         \
@@ -86,15 +60,14 @@ static void usage(FILE *f)
 		CONTROL_DEFAULT_RUN_DIR, PINS_DEFAULT_DIR);
 }
 
-static void json_print(struct json_object *o)
+void cli_print_json(struct json_object *o)
 {
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 							       JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* Report an error the way the output mode wants it; returns exit code 1. */
-static int cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int cli_error(const struct cli *c, const char *fmt, ...)
+int cli_fail(const struct cli *c, const char *fmt, ...)
 {
 	char buf[2048];
 	va_list ap;
@@ -105,7 +78,7 @@ static int cli_error(const struct cli *c, const char *fmt, ...)
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "error", json_object_new_string(buf));
-		json_print(o);
+		cli_print_json(o);
 		json_object_put(o);
 	} else {
 		fprintf(stderr, "carwall: %s\n", buf);
@@ -117,7 +90,7 @@ static int cli_error(const struct cli *c, const char *fmt, ...)
  * Parse the options of one command (common ones included); stops at the first non-option so
  * that `run` leaves the command line alone. Returns the index of the first operand, or -1.
  */
-static int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool with_force)
+int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool with_force)
 {
 	static const struct option opts[] = {
 		CLI_COMMON_OPTIONS,
@@ -165,7 +138,7 @@ bad:
 	return -1;
 }
 
-static const char *json_str(struct json_object *o, const char *key)
+const char *json_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
@@ -178,17 +151,17 @@ static const char *json_str(struct json_object *o, const char *key)
  * Ask the agent. On failure (no agent, or an error in its reply) report it as the output mode
  * wants, prefixed by `what`, and return the exit code, negated; 0 and *ret_reply on success.
  */
-static int cli_request(const struct cli *c, const char *request, const char *what,
-		       struct json_object **ret_reply)
+int cli_request(const struct cli *c, const char *request, const char *what,
+		struct json_object **ret_reply)
 {
 	struct json_object *reply = NULL;
 	const char *run_dir = control_run_dir(c->run_dir);
 	int r = control_request(run_dir, request, &reply);
 
 	if (r < 0)
-		return -cli_error(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+		return -cli_fail(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
 	if (json_str(reply, "error")) {
-		r = cli_error(c, "%s%s", what, json_str(reply, "error"));
+		r = cli_fail(c, "%s%s", what, json_str(reply, "error"));
 		json_object_put(reply);
 		return -r;
 	}
@@ -196,407 +169,11 @@ static int cli_request(const struct cli *c, const char *request, const char *wha
 	return 0;
 }
 
-/* ---- run ------------------------------------------------------------------------------------ */
-
-static pid_t run_child_pid;
-
-static void run_forward_signal(int sig)
-{
-	if (run_child_pid > 0)
-		kill(run_child_pid, sig);
-}
-
-/* Start argv as a child born in the cgroup (clone3 CLONE_INTO_CGROUP), or moved there before
- * exec on kernels without it. */
-static pid_t run_spawn(const char *cgroup, int cgroup_fd, char **argv, const char *app)
-{
-	struct clone_args args = {
-		.flags = CLONE_INTO_CGROUP,
-		.exit_signal = SIGCHLD,
-		.cgroup = (__u64)cgroup_fd,
-	};
-	pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-
-	if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL)) {
-		pid = fork();
-		if (pid == 0 && cgroup_attach_pid(cgroup, 0) < 0) {
-			fprintf(stderr, "carwall: cannot join cgroup %s: %s\n", cgroup,
-				strerror(errno));
-			_exit(127);
-		}
-	}
-	if (pid != 0)
-		return pid;
-
-	setenv("CARWALL_APP", app, 1);
-	execvp(argv[0], argv);
-	fprintf(stderr, "carwall: cannot run %s: %s\n", argv[0], strerror(errno));
-	_exit(errno == ENOENT ? 127 : 126);
-}
-
-static int cmd_run(struct cli *c, int argc, char **argv)
-{
-	struct json_object *reply = NULL;
-	_cleanup_free_ char *sub = NULL;
-	_cleanup_close_ int cgfd = -1;
-	int i, r, status;
-
-	i = cli_parse(c, argc, argv, true, false);
-	if (i < 0)
-		return EXIT_USAGE;
-	if (!c->app) {
-		fprintf(stderr, "carwall run: --app ID is required\n");
-		return EXIT_USAGE;
-	}
-	if (i < argc && !strcmp(argv[i], "--"))
-		i++;
-	if (i >= argc) {
-		fprintf(stderr, "carwall run: no command given\n");
-		return EXIT_USAGE;
-	}
-	if (!policy_app_id_valid(c->app))
-		return cli_error(c, "'%s' is not a valid app id", c->app);
-
-	/* The agent knows where the app's cgroup is and makes sure it is enforced. */
-	char request[CONTROL_MAX_REQUEST];
-	snprintf(request, sizeof(request), "app-cgroup %s", c->app);
-	r = cli_request(c, request, "", &reply);
-	if (r < 0)
-		return -r;
-	const char *cgroup = json_str(reply, "cgroup");
-	if (!cgroup) {
-		json_object_put(reply);
-		return cli_error(c, "the agent sent no cgroup");
-	}
-
-	/*
-	 * A sub-cgroup of the app's: judged as the app, and no process is added to a cgroup
-	 * systemd manages for a unit. Removed when the command ends.
-	 */
-	r = asprintf(&sub, "%s/carwall-run.%d", cgroup, (int)getpid());
-	json_object_put(reply);
-	if (r < 0)
-		return cli_error(c, "out of memory");
-	if (mkdir(sub, 0755) < 0 && errno != EEXIST)
-		return cli_error(c, "cannot create cgroup %s: %s", sub, strerror(errno));
-	cgfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cgfd < 0) {
-		r = cli_error(c, "cannot open cgroup %s: %s", sub, strerror(errno));
-		rmdir(sub);
-		return r;
-	}
-
-	struct sigaction sa = { .sa_handler = run_forward_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	/* The terminal sends SIGINT/SIGQUIT to the child too; let it decide. */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-
-	run_child_pid = run_spawn(sub, cgfd, argv + i, c->app);
-	if (run_child_pid < 0) {
-		r = cli_error(c, "cannot start %s: %s", argv[i], strerror(errno));
-		rmdir(sub);
-		return r;
-	}
-	while (waitpid(run_child_pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			status = 1 << 8;
-			break;
-		}
-	}
-
-	/* The cgroup empties once its last process is reaped; bounded retries. */
-	for (int tries = 0; tries < 100 && rmdir(sub) < 0 && errno == EBUSY; tries++) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return EXIT_FAILURE;
-}
-
-/* ---- status --------------------------------------------------------------------------------- */
-
-static const char *pin_dir_of(const struct cli *c)
-{
-	return c->pin_dir ? c->pin_dir : PINS_DEFAULT_DIR;
-}
-
-static int status_without_agent(struct cli *c, int agent_error)
-{
-	struct pins_status pinned;
-	const char *pin_dir = pin_dir_of(c);
-	int r = pins_read(pin_dir, &pinned);
-
-	if (r < 0)
-		return cli_error(c, "cannot read pins in %s: %s", pin_dir, strerror(-r));
-	if (c->json) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "agent", json_object_new_string("not running"));
-		json_object_object_add(o, "agent_error", json_object_new_string(strerror(-agent_error)));
-		json_object_object_add(o, "pin_dir", json_object_new_string(pin_dir));
-		json_object_object_add(o, "links_attached", json_object_new_int((int)pinned.links_attached));
-		json_object_object_add(o, "links_total", json_object_new_int((int)pinned.links_total));
-		json_object_object_add(o, "enforcing",
-				       json_object_new_boolean(pinned.links_attached > 0 &&
-							       pinned.policy_valid));
-		json_object_object_add(o, "managed_cgroups", json_object_new_int((int)pinned.n_cgroups));
-		json_print(o);
-		json_object_put(o);
-		return EXIT_NO_AGENT;
-	}
-	printf("agent:       not running (%s: %s)\n", control_run_dir(c->run_dir),
-	       strerror(-agent_error));
-	if (pinned.links_attached == 0)
-		printf("enforcement: not attached (nothing pinned in %s)\n", pin_dir);
-	else
-		printf("enforcement: %u of %u hooks attached from pins in %s, %s, %u managed "
-		       "cgroups\n",
-		       pinned.links_attached, pinned.links_total, pin_dir,
-		       pinned.policy_valid ? "policy in force" : "NO POLICY", pinned.n_cgroups);
-	return EXIT_NO_AGENT;
-}
-
-static int64_t json_int(struct json_object *o, const char *key)
+int64_t json_int(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
-}
-
-static void status_print(struct json_object *s)
-{
-	struct json_object *pol, *apps, *hooks;
-
-	printf("agent:       running (pid %lld)\n", (long long)json_int(s, "pid"));
-	printf("enforcement: attached at %s (", json_str(s, "cgroup_root"));
-	if (json_object_object_get_ex(s, "hooks", &hooks))
-		for (size_t i = 0; i < json_object_array_length(hooks); i++)
-			printf("%s%s", i ? " " : "",
-			       json_object_get_string(json_object_array_get_idx(hooks, i)));
-	printf("), pins in %s\n", json_str(s, "pin_dir"));
-	if (json_str(s, "guard_cgroup"))
-		printf("guard:       %s (a cgroup below it that is no app is refused everything)\n",
-		       json_str(s, "guard_cgroup"));
-	if (json_object_object_get_ex(s, "policy", &pol)) {
-		printf("policy:      %s, loaded %s\n", json_str(pol, "path"),
-		       json_str(pol, "loaded_at"));
-		printf("             sha256 %s\n", json_str(pol, "sha256"));
-		printf("             %lld apps, %lld rules (%lld IPv4 and %lld IPv6 prefixes, %lld "
-		       "port entries), generation %lld\n",
-		       (long long)json_int(pol, "apps"), (long long)json_int(pol, "rules"),
-		       (long long)json_int(pol, "ipv4_prefixes"),
-		       (long long)json_int(pol, "ipv6_prefixes"),
-		       (long long)json_int(pol, "port_entries"), (long long)json_int(s, "generation"));
-	} else {
-		printf("policy:      %s\n", json_str(s, "policy_state"));
-	}
-	if (json_object_object_get_ex(s, "apps", &apps))
-		for (size_t i = 0; i < json_object_array_length(apps); i++) {
-			struct json_object *a = json_object_array_get_idx(apps, i);
-			struct json_object *audit;
-			bool audited = json_object_object_get_ex(a, "audit", &audit) &&
-				       json_object_get_boolean(audit);
-			printf("app:         %-16s %lld rules%s  %s\n", json_str(a, "id"),
-			       (long long)json_int(a, "rules"), audited ? " (audit mode)" : "",
-			       json_str(a, "cgroup"));
-		}
-	struct json_object *stale;
-	if (json_object_object_get_ex(s, "stale_cgroups", &stale))
-		for (size_t i = 0; i < json_object_array_length(stale); i++)
-			printf("DEGRADED:    %s is not registered (made again)\n",
-			       json_object_get_string(json_object_array_get_idx(stale, i)));
-	if (json_str(s, "cgroup_error"))
-		printf("DEGRADED:    cannot register app cgroups again: %s\n",
-		       json_str(s, "cgroup_error"));
-	const char *err = json_str(s, "last_error");
-	printf("last error:  %s\n", err ? err : "none");
-	struct json_object *floor;
-	if (json_str(s, "distrusted"))
-		printf("not trusted: %s\n", json_str(s, "distrusted"));
-	if (json_object_object_get_ex(s, "anti_rollback", &floor) && json_str(floor, "warning"))
-		printf("floor:       WARNING: %s\n", json_str(floor, "warning"));
-}
-
-static int cmd_status(struct cli *c, int argc, char **argv)
-{
-	struct json_object *reply = NULL;
-	int i, r;
-
-	i = cli_parse(c, argc, argv, false, false);
-	if (i < 0)
-		return EXIT_USAGE;
-	if (i < argc) {
-		fprintf(stderr, "carwall status: unexpected argument '%s'\n", argv[i]);
-		return EXIT_USAGE;
-	}
-	r = control_request(control_run_dir(c->run_dir), "status", &reply);
-	if (c->quiet) {
-		/*
-		 * For scripts and unit checks: 0 only when an agent answers and enforces, with
-		 * every app cgroup registered (not "degraded").
-		 */
-		struct json_object *v;
-		bool enforcing = r == 0 && json_object_object_get_ex(reply, "enforcing", &v) &&
-				 json_object_get_boolean(v) &&
-				 !(json_object_object_get_ex(reply, "degraded", &v) &&
-				   json_object_get_boolean(v));
-		json_object_put(reply);
-		return enforcing ? EXIT_SUCCESS : r == 0 ? EXIT_FAILURE : EXIT_NO_AGENT;
-	}
-	if (r == -ENOENT || r == -ECONNREFUSED)
-		return status_without_agent(c, r);
-	if (r < 0)
-		return cli_error(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
-				 strerror(-r));
-	if (json_str(reply, "error")) {
-		r = cli_error(c, "%s", json_str(reply, "error"));
-		json_object_put(reply);
-		return r;
-	}
-	if (c->json)
-		json_print(reply);
-	else
-		status_print(reply);
-	json_object_put(reply);
-	return EXIT_SUCCESS;
-}
-
-/* ---- reload --------------------------------------------------------------------------------- */
-
-static int cmd_reload(struct cli *c, int argc, char **argv)
-{
-	struct json_object *reply = NULL;
-	int i, r;
-
-	i = cli_parse(c, argc, argv, false, false);
-	if (i < 0)
-		return EXIT_USAGE;
-	r = cli_request(c, "reload", "reload refused, the last good policy stays in force: ", &reply);
-	if (r < 0)
-		return -r;
-	if (c->json) {
-		json_print(reply);
-	} else {
-		struct json_object *pol;
-		if (json_object_object_get_ex(reply, "policy", &pol))
-			printf("Reloaded %s: %lld apps, %lld rules, sha256 %s\n", json_str(pol, "path"),
-			       (long long)json_int(pol, "apps"), (long long)json_int(pol, "rules"),
-			       json_str(pol, "sha256"));
-	}
-	json_object_put(reply);
-	return EXIT_SUCCESS;
-}
-
-/* ---- policy check --------------------------------------------------------------------------- */
-
-static int cmd_policy_check(struct cli *c, int argc, char **argv)
-{
-	struct policy_error perr = {};
-	struct policy_maps *maps = NULL;
-	struct policy *p = NULL;
-	char reason[1024];
-	int i, r;
-
-	i = cli_parse(c, argc, argv, false, false);
-	if (i < 0)
-		return EXIT_USAGE;
-	if (i + 1 != argc) {
-		fprintf(stderr, "Usage: carwall policy check FILE\n");
-		return EXIT_USAGE;
-	}
-	const char *file = argv[i];
-
-	r = policy_parse_file(file, &p, &perr);
-	if (r < 0) {
-		policy_error_format(&perr, reason, sizeof(reason));
-		if (!c->json) {
-			fprintf(stderr, "%s\n", reason);
-			return EXIT_FAILURE;
-		}
-		struct json_object *o = json_object_new_object();
-		struct json_object *e = json_object_new_object();
-		json_object_object_add(o, "file", json_object_new_string(file));
-		json_object_object_add(o, "valid", json_object_new_boolean(false));
-		json_object_object_add(e, "file", json_object_new_string(perr.file));
-		json_object_object_add(e, "line", json_object_new_int((int)perr.loc.line));
-		json_object_object_add(e, "column", json_object_new_int((int)perr.loc.column));
-		json_object_object_add(e, "reason", json_object_new_string(perr.reason));
-		json_object_object_add(e, "message", json_object_new_string(reason));
-		json_object_object_add(o, "error", e);
-		json_print(o);
-		json_object_put(o);
-		return EXIT_FAILURE;
-	}
-
-	/* Compiling too: a policy that parses but does not fit the maps is not valid. */
-	r = policy_compile(p, 0, &maps, reason, sizeof(reason));
-	if (r < 0) {
-		policy_free(p);
-		return cli_error(c, "%s: %s", file, reason[0] ? reason : strerror(-r));
-	}
-	if (c->json) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "file", json_object_new_string(file));
-		json_object_object_add(o, "valid", json_object_new_boolean(true));
-		json_object_object_add(o, "apps", json_object_new_int64((int64_t)p->n_apps));
-		json_object_object_add(o, "sets", json_object_new_int64((int64_t)p->n_sets));
-		json_object_object_add(o, "rules", json_object_new_int64((int64_t)p->n_rules));
-		json_object_object_add(o, "ipv4_prefixes", json_object_new_int64((int64_t)maps->n_dst4));
-		json_object_object_add(o, "ipv6_prefixes", json_object_new_int64((int64_t)maps->n_dst6));
-		json_object_object_add(o, "port_entries", json_object_new_int64((int64_t)maps->n_ports));
-		json_print(o);
-		json_object_put(o);
-	} else {
-		printf("%s: valid: %zu apps, %zu sets, %zu rules (%zu IPv4 and %zu IPv6 prefixes, %zu "
-		       "port entries)\n",
-		       file, p->n_apps, p->n_sets, p->n_rules, maps->n_dst4, maps->n_dst6,
-		       maps->n_ports);
-	}
-	policy_maps_free(maps);
-	policy_free(p);
-	return EXIT_SUCCESS;
-}
-
-/* ---- unload --------------------------------------------------------------------------------- */
-
-static int cmd_unload(struct cli *c, int argc, char **argv)
-{
-	struct json_object *reply = NULL;
-	const char *pin_dir;
-	int i, r;
-
-	i = cli_parse(c, argc, argv, false, true);
-	if (i < 0)
-		return EXIT_USAGE;
-	if (i < argc) {
-		fprintf(stderr, "carwall unload: unexpected argument '%s'\n", argv[i]);
-		return EXIT_USAGE;
-	}
-	pin_dir = pin_dir_of(c);
-	if (!c->force && control_request(control_run_dir(c->run_dir), "status", &reply) == 0) {
-		json_object_put(reply);
-		return cli_error(c,
-				 "carwalld is running (%s); stop it first, or use --force to "
-				 "detach under it",
-				 control_run_dir(c->run_dir));
-	}
-	r = pins_remove(pin_dir);
-	if (r < 0)
-		return cli_error(c, "removing %s: %s", pin_dir, strerror(-r));
-	if (c->json) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "removed", json_object_new_string(pin_dir));
-		json_print(o);
-		json_object_put(o);
-	} else {
-		printf("Detached carwall's programs and removed %s\n", pin_dir);
-	}
-	return EXIT_SUCCESS;
 }
 
 static int cmd_version(struct cli *c, int argc, char **argv)
@@ -606,7 +183,7 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
 		json_object_object_add(o, "version", json_object_new_string(CARWALL_VERSION));
-		json_print(o);
+		cli_print_json(o);
 		json_object_put(o);
 	} else {
 		printf("carwall %s\n", CARWALL_VERSION);
@@ -624,129 +201,9 @@ static int cmd_events(struct cli *c, int argc, char **argv)
 	return carwall_events_main(argc, argv, c->json);
 }
 
-/* ---- stats ---------------------------------------------------------------------------------- */
-
-static void stats_print_counters(const char *name, struct json_object *app)
-{
-	struct json_object *c;
-
-	if (!json_object_object_get_ex(app, "since_load", &c))
-		return;
-	printf("%-22s %10lld %10lld %10lld %10lld\n", name, (long long)json_int(c, "allowed"),
-	       (long long)json_int(c, "refused"), (long long)json_int(c, "audited"),
-	       (long long)json_int(c, "events_dropped"));
-}
-
-static int cmd_stats(struct cli *c, int argc, char **argv)
-{
-	struct json_object *reply = NULL, *apps, *rules, *ev;
-	int i, r;
-
-	i = cli_parse(c, argc, argv, false, false);
-	if (i < 0)
-		return EXIT_USAGE;
-	if (i < argc) {
-		fprintf(stderr, "carwall stats: unexpected argument '%s'\n", argv[i]);
-		return EXIT_USAGE;
-	}
-	r = cli_request(c, "stats", "", &reply);
-	if (r < 0)
-		return -r;
-	if (c->json) {
-		json_print(reply);
-		json_object_put(reply);
-		return EXIT_SUCCESS;
-	}
-	printf("since the policy in force was loaded (carwall stats --json: since start too)\n");
-	printf("%-22s %10s %10s %10s %10s\n", "APP", "ALLOWED", "REFUSED", "AUDITED", "EV-DROPPED");
-	if (json_object_object_get_ex(reply, "apps", &apps))
-		for (size_t k = 0; k < json_object_array_length(apps); k++) {
-			struct json_object *a = json_object_array_get_idx(apps, k);
-			stats_print_counters(json_str(a, "id") ? json_str(a, "id") : "(unknown apps)", a);
-		}
-	if (json_object_object_get_ex(reply, "rules", &rules) && json_object_array_length(rules)) {
-		printf("\n%-22s %-40s %10s\n", "APP", "RULE", "ALLOWED");
-		for (size_t k = 0; k < json_object_array_length(rules); k++) {
-			struct json_object *rl = json_object_array_get_idx(rules, k);
-			char where[300];
-
-			snprintf(where, sizeof(where), "#%lld %s:%lld:%lld", (long long)json_int(rl, "rule"),
-				 json_str(rl, "file"), (long long)json_int(rl, "line"),
-				 (long long)json_int(rl, "column"));
-			printf("%-22s %-40s %10lld\n", json_str(rl, "app"), where,
-			       (long long)json_int(rl, "allowed"));
-		}
-	}
-	if (json_object_object_get_ex(reply, "events", &ev))
-		printf("\nevents: %lld received by the agent, %lld dropped since load (rate limit %lld "
-		       "per app and second, or a full ring buffer); %lld records logged, %lld repeats "
-		       "folded into them, %lld not written yet\n",
-		       (long long)json_int(ev, "received"), (long long)json_int(ev, "dropped_since_load"),
-		       (long long)json_int(ev, "rate_limit_per_app"), (long long)json_int(ev, "records"),
-		       (long long)json_int(ev, "folded"), (long long)json_int(ev, "pending"));
-	json_object_put(reply);
-	return EXIT_SUCCESS;
-}
-
 static int cmd_explain(struct cli *c, int argc, char **argv)
 {
 	return carwall_explain_main(argc, argv, c->json);
-}
-
-/*
- * `carwall bundle install FILE`: read with this command's own privileges (the agent opens no
- * path a client names) and sent over the control socket; the running agent verifies it, puts it
- * in force and keeps it.
- */
-static int cmd_bundle_install(struct cli *c, int argc, char **argv)
-{
-	_cleanup_free_ char *data = NULL;
-	struct json_object *reply = NULL;
-	const char *run_dir = control_run_dir(c->run_dir);
-	const char *path;
-	size_t size;
-	int i, r;
-
-	i = cli_parse(c, argc, argv, false, false);
-	if (i < 0)
-		return EXIT_USAGE;
-	if (i + 1 != argc) {
-		fprintf(stderr, "Usage: carwall bundle install FILE\n");
-		return EXIT_USAGE;
-	}
-	path = argv[i];
-	r = read_file_limited(path, CONTROL_MAX_PAYLOAD, &data, &size);
-	if (r == -EINVAL)
-		return cli_error(c, "%s: not a regular file", path);
-	if (r == -EFBIG)
-		return cli_error(c, "%s: larger than %u bytes", path, CONTROL_MAX_PAYLOAD);
-	if (r < 0)
-		return cli_error(c, "%s: %s", path, strerror(-r));
-	if (size == 0)
-		return cli_error(c, "%s: empty file", path);
-	r = control_request_payload(run_dir, "install", data, size, &reply);
-	if (r < 0)
-		return cli_error(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
-	if (json_str(reply, "error")) {
-		r = cli_error(c, "%s: install refused, the last good policy stays in force: %s",
-			      path, json_str(reply, "error"));
-		json_object_put(reply);
-		return r;
-	}
-	if (c->json)
-		json_print(reply);
-	else
-		printf("Installed %s: in force, and kept as the agent's policy\n", path);
-	json_object_put(reply);
-	return EXIT_SUCCESS;
-}
-
-/* `bundle` has commands of its own: argv[0] is "bundle", argv[1] the command. */
-static int cmd_bundle(struct cli *c, int argc, char **argv)
-{
-	if (argc > 1 && !strcmp(argv[1], "install"))
-		return cmd_bundle_install(c, argc - 1, argv + 1);
-	return carwall_bundle_main(argc, argv, c->json);
 }
 
 static const struct command {

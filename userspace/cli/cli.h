@@ -5,7 +5,45 @@
  */
 #pragma once
 
+#include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
+
+/* Exit codes: 0 success, 1 failure, 2 usage, 3 `status` with no agent running. */
+#define EXIT_USAGE 2
+#define EXIT_NO_AGENT 3
+
+struct cli {
+	bool json;
+	bool quiet;
+	bool force;
+	const char *run_dir;
+	const char *pin_dir;
+	const char *app;
+};
+
+/* ---- carwall.c: what every command uses ---------------------------------------------------- */
+
+void cli_print_json(struct json_object *o);
+/* Report an error the way the output mode wants it; returns exit code 1. */
+int cli_fail(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool with_force);
+const char *json_str(struct json_object *o, const char *key);
+int cli_request(const struct cli *c, const char *request, const char *what,
+		struct json_object **ret_reply);
+int64_t json_int(struct json_object *o, const char *key);
+/* status.c: the pin folder, --pin-dir or the default. */
+const char *pin_dir_of(const struct cli *c);
+
+/* ---- the commands of the table (argv[0]: the object, or the command after it) ---------------- */
+
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_reload(struct cli *c, int argc, char **argv);
+int cmd_unload(struct cli *c, int argc, char **argv);
+int cmd_policy_check(struct cli *c, int argc, char **argv);
+int cmd_stats(struct cli *c, int argc, char **argv);
+int cmd_bundle(struct cli *c, int argc, char **argv);
 
 /* `carwall app wait-managed`: see app.c. */
 int carwall_app_main(int argc, char **argv, bool json, bool quiet, const char *run_dir);

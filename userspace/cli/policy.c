@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
+ * The policy file, offline: `carwall policy check FILE` (parse and compile it), and
  * `carwall explain --policy FILE --app ID DEST` and its batch form: the verdict the kernel would
- * give, the rule that gives it and where it is written. The logic is in explain.c; this file
+ * give, the rule that gives it and where it is written. The logic is in lib/explain.c; this file
  * reads the options and prints.
  */
 #include "cli.h"
@@ -515,4 +516,72 @@ int carwall_explain_main(int argc, char **argv, bool json)
 	policy_maps_free(c.maps);
 	policy_free(c.policy);
 	return r;
+}
+
+int cmd_policy_check(struct cli *c, int argc, char **argv)
+{
+	struct policy_error perr = {};
+	struct policy_maps *maps = NULL;
+	struct policy *p = NULL;
+	char reason[1024];
+	int i, r;
+
+	i = cli_parse(c, argc, argv, false, false);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (i + 1 != argc) {
+		fprintf(stderr, "Usage: carwall policy check FILE\n");
+		return EXIT_USAGE;
+	}
+	const char *file = argv[i];
+
+	r = policy_parse_file(file, &p, &perr);
+	if (r < 0) {
+		policy_error_format(&perr, reason, sizeof(reason));
+		if (!c->json) {
+			fprintf(stderr, "%s\n", reason);
+			return EXIT_FAILURE;
+		}
+		struct json_object *o = json_object_new_object();
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(o, "file", json_object_new_string(file));
+		json_object_object_add(o, "valid", json_object_new_boolean(false));
+		json_object_object_add(e, "file", json_object_new_string(perr.file));
+		json_object_object_add(e, "line", json_object_new_int((int)perr.loc.line));
+		json_object_object_add(e, "column", json_object_new_int((int)perr.loc.column));
+		json_object_object_add(e, "reason", json_object_new_string(perr.reason));
+		json_object_object_add(e, "message", json_object_new_string(reason));
+		json_object_object_add(o, "error", e);
+		cli_print_json(o);
+		json_object_put(o);
+		return EXIT_FAILURE;
+	}
+
+	/* Compiling too: a policy that parses but does not fit the maps is not valid. */
+	r = policy_compile(p, 0, &maps, reason, sizeof(reason));
+	if (r < 0) {
+		policy_free(p);
+		return cli_fail(c, "%s: %s", file, reason[0] ? reason : strerror(-r));
+	}
+	if (c->json) {
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "file", json_object_new_string(file));
+		json_object_object_add(o, "valid", json_object_new_boolean(true));
+		json_object_object_add(o, "apps", json_object_new_int64((int64_t)p->n_apps));
+		json_object_object_add(o, "sets", json_object_new_int64((int64_t)p->n_sets));
+		json_object_object_add(o, "rules", json_object_new_int64((int64_t)p->n_rules));
+		json_object_object_add(o, "ipv4_prefixes", json_object_new_int64((int64_t)maps->n_dst4));
+		json_object_object_add(o, "ipv6_prefixes", json_object_new_int64((int64_t)maps->n_dst6));
+		json_object_object_add(o, "port_entries", json_object_new_int64((int64_t)maps->n_ports));
+		cli_print_json(o);
+		json_object_put(o);
+	} else {
+		printf("%s: valid: %zu apps, %zu sets, %zu rules (%zu IPv4 and %zu IPv6 prefixes, %zu "
+		       "port entries)\n",
+		       file, p->n_apps, p->n_sets, p->n_rules, maps->n_dst4, maps->n_dst6,
+		       maps->n_ports);
+	}
+	policy_maps_free(maps);
+	policy_free(p);
+	return EXIT_SUCCESS;
 }
