@@ -4,7 +4,7 @@
 #   make demo    install what is missing, build, play the seed scenario in a throwaway sandbox
 #   make check   install what is missing, build (plain and ASan+UBSan), run every test suite
 #
-# Other targets: all (default), tests, fuzz, install, uninstall, clean, vm-check, vm-shell.
+# Other targets: all (default), tests, fuzz, man, install, uninstall, clean, vm-check, vm-shell.
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
@@ -45,6 +45,7 @@ SBINDIR ?= $(PREFIX)/sbin
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 DOCDIR ?= $(PREFIX)/share/doc/carwall
+MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow
@@ -93,7 +94,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c
 
 BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 
-.PHONY: all tests check demo bench fuzz install uninstall clean deps
+.PHONY: all tests check demo bench fuzz man install uninstall clean deps
 all: $(BINS)
 tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool
 
@@ -134,6 +135,20 @@ $(BUILD)/carwall: $(CLI_OBJS) $(BUILD)/libcarwall.a
 $(BUILD)/flowprobe: scripts/flowprobe.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+# ---- manual pages -------------------------------------------------------------------------------
+# One scdoc source each, next to what it documents; tests/integration/test_man_pages.sh checks
+# them against --help.
+MAN_SRCS := userspace/cli/carwall.8.scd userspace/agent/carwalld.8.scd policies/carwall-policy.5.scd
+MAN_PAGES := $(patsubst %.scd,$(BUILD)/man/%,$(notdir $(MAN_SRCS)))
+SCDOC ?= scdoc
+vpath %.scd $(sort $(dir $(MAN_SRCS)))
+
+man: $(MAN_PAGES)
+
+$(BUILD)/man/%: %.scd | $(BUILD)/man
+	$(call msg,SCDOC,$@)
+	$(Q)$(SCDOC) < $< > $@
 
 # ---- tests --------------------------------------------------------------------------------------
 # Their dependency files go to tests/deps/ (named for the binary, not the source, which moves).
@@ -179,7 +194,7 @@ check:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)$(MAKE) --no-print-directory SAN=1 all tests
-	$(Q)$(MAKE) --no-print-directory fuzzers
+	$(Q)$(MAKE) --no-print-directory fuzzers man
 	$(Q)tests/run.sh
 
 .PHONY: fuzzers
@@ -220,13 +235,14 @@ vm-shell:
 
 # ---- install ------------------------------------------------------------------------------------
 # Binaries, the systemd unit and AGL drop-in, default options, a default (deny-all) policy when
-# there is none, and the documentation with an example policy.
+# there is none, the manual pages, and the documentation with an example policy.
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
-install: all
+install: all man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)/agl-app@.service.d \
 		$(DESTDIR)$(SYSCONFDIR)/carwall $(DESTDIR)$(SYSCONFDIR)/carwall/keys \
-		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/carwalld $(DESTDIR)$(SBINDIR)/carwalld
 	install -m 0755 $(BUILD)/carwall $(DESTDIR)$(BINDIR)/carwall
 	$(SUBST) scripts/systemd/carwalld.service.in > $(DESTDIR)$(UNITDIR)/carwalld.service
@@ -240,6 +256,8 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 policies/agl-demo.yaml $(DESTDIR)$(DOCDIR)/policy.example.yaml
 	install -m 0644 policies/README.md $(DESTDIR)$(DOCDIR)/policy-format.md
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
 
 # Stops the agent where systemd runs it, removes enforcement, then the files (the policy in
 # /etc/carwall stays: it is the head unit's configuration).
@@ -248,14 +266,16 @@ uninstall:
 	-[ -n "$(DESTDIR)" ] || $(BINDIR)/carwall unload
 	rm -f $(DESTDIR)$(SBINDIR)/carwalld $(DESTDIR)$(BINDIR)/carwall \
 		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf \
-		$(DESTDIR)$(SYSCONFDIR)/default/carwall
+		$(DESTDIR)$(SYSCONFDIR)/default/carwall \
+		$(DESTDIR)$(MANDIR)/man8/carwall.8 $(DESTDIR)$(MANDIR)/man8/carwalld.8 \
+		$(DESTDIR)$(MANDIR)/man5/carwall-policy.5
 	-rmdir $(DESTDIR)$(UNITDIR)/agl-app@.service.d 2>/dev/null
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build build-san build-fuzz
 
-$(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/tests/deps build-fuzz:
+$(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/tests/deps $(BUILD)/man build-fuzz:
 	$(Q)mkdir -p $@
 
 -include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/deps/*.d)
