@@ -4,7 +4,7 @@
 #   make demo    install what is missing, build, play the seed scenario in a throwaway sandbox
 #   make check   install what is missing, build (plain and ASan+UBSan), run every test suite
 #
-# Other targets: all (default), tests, fuzz, install, uninstall, clean, vm-check, vm-shell.
+# Other targets: all (default), tests, fuzz, man, install, uninstall, clean, vm-check, vm-shell.
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
@@ -45,14 +45,15 @@ SBINDIR ?= $(PREFIX)/sbin
 BINDIR ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 DOCDIR ?= $(PREFIX)/share/doc/carwall
+MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
-	  -Iuserspace -Ibpf -I$(BUILD) -MMD -MP
+	  -Iuserspace/lib -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
-# libnl-3: sock_diag in userspace/revoke.c
+# libnl-3: sock_diag in userspace/agent/revoke.c
 CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 ifneq ($(SYSROOT),)
@@ -76,11 +77,17 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 BPF_PROGS := sock_addr sock_create sock_ops skb
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 
-# Library modules: everything in userspace/ but the two mains.
-LIB_SRCS := $(filter-out userspace/carwalld.c userspace/carwall.c,$(wildcard userspace/*.c))
+# userspace/README.md: lib/ is used by both programs (libcarwall.a), agent/ only by carwalld
+# (its modules in libcarwalld.a, for the unit tests), cli/ only by carwall. The agent's and the
+# CLI's files see lib/ (-Iuserspace/lib) and their own folder, never each other's.
+LIB_SRCS := $(wildcard userspace/lib/*.c)
 LIB_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+AGENT_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(wildcard userspace/agent/*.c))
+CLI_OBJS := $(patsubst userspace/%.c,$(BUILD)/obj/%.o,$(wildcard userspace/cli/*.c))
 
-UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+LIB_UNIT_TESTS := $(patsubst tests/unit/lib/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/lib/test_*.c))
+AGENT_UNIT_TESTS := $(patsubst tests/unit/agent/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/agent/test_*.c))
+UNIT_TESTS := $(LIB_UNIT_TESTS) $(AGENT_UNIT_TESTS)
 # BPF programs the adversarial tests attach next to carwall's (the "other agent").
 ADVERSARY_OBJS := $(patsubst tests/adversarial/%.bpf.c,$(BUILD)/tests/%.bpf.o,$(wildcard tests/adversarial/*.bpf.c))
 # The DNS parser's tests: the userspace twin (crafted responses, libresolv agreement) and the
@@ -92,7 +99,7 @@ FUZZERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c
 
 BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 
-.PHONY: all tests check demo bench fuzz install uninstall clean deps
+.PHONY: all tests check demo bench fuzz man install uninstall clean deps
 all: $(BINS)
 # kernel_hide.so is preloaded into a dynamically linked agent only: not built with STATIC=1.
 tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool $(DNS_TESTS) \
@@ -113,13 +120,22 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 # ---- userspace ----------------------------------------------------------------------------------
 $(BUILD)/obj/%.o: userspace/%.c $(BPF_SKELS) | $(BUILD)/obj
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libcarwall.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/carwalld $(BUILD)/carwall: $(BUILD)/%: $(BUILD)/obj/%.o $(BUILD)/libcarwall.a
+$(BUILD)/libcarwalld.a: $(filter-out %/carwalld.o,$(AGENT_OBJS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/carwalld: $(BUILD)/obj/agent/carwalld.o $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
+
+$(BUILD)/carwall: $(CLI_OBJS) $(BUILD)/libcarwall.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) -o $@
 
@@ -127,10 +143,29 @@ $(BUILD)/flowprobe: scripts/flowprobe.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 
+# ---- manual pages -------------------------------------------------------------------------------
+# One scdoc source each, next to what it documents; tests/integration/test_man_pages.sh checks
+# them against --help.
+MAN_SRCS := userspace/cli/carwall.8.scd userspace/agent/carwalld.8.scd policies/carwall-policy.5.scd
+MAN_PAGES := $(patsubst %.scd,$(BUILD)/man/%,$(notdir $(MAN_SRCS)))
+SCDOC ?= scdoc
+vpath %.scd $(sort $(dir $(MAN_SRCS)))
+
+man: $(MAN_PAGES)
+
+$(BUILD)/man/%: %.scd | $(BUILD)/man
+	$(call msg,SCDOC,$@)
+	$(Q)$(SCDOC) < $< > $@
+
 # ---- tests --------------------------------------------------------------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests
+# Their dependency files go to tests/deps/ (named for the binary, not the source, which moves).
+$(LIB_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/lib/%.c $(BUILD)/libcarwall.a | $(BUILD)/tests/deps
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/tests/deps/$*.d $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
+
+$(AGENT_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/agent/%.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)/tests/deps
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -MF $(BUILD)/tests/deps/$*.d -Iuserspace/agent $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -lcmocka -o $@
 
 # The kernel-verdict probe of tests/integration/test_explain_agrees.sh.
 $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
@@ -138,9 +173,9 @@ $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 
 # The revocation pass driver of tests/integration/test_revoke.sh.
-$(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwall.a | $(BUILD)
+$(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -Iuserspace/agent $(LDFLAGS) $(filter %.c %.a,$^) $(LDLIBS) -o $@
 
 # The LD_PRELOAD library of tests/integration/test_kernel_probe.sh: never sanitized (it is
 # preloaded into the sanitized agent too).
@@ -171,13 +206,13 @@ $(BUILD)/tests/test_dns_kernel: tests/dns/test_dns_kernel.c $(DNS_TEST_SRCS) $(B
 		-lcmocka -lresolv -o $@
 
 # libFuzzer targets, always built with clang, ASan and UBSan (outside the SAN switch).
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace -Ibpf -Itests/dns \
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -Ibpf -Itests/dns \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
+FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest bundle_state control log \
+	     policy_compile explain dns) tests/dns/dns_oracle.c
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
-		userspace/control.c userspace/log.c userspace/policy_compile.c userspace/explain.c \
-		userspace/dns.c tests/dns/dns_oracle.c -lyaml -lcrypto -ljson-c -lbpf -lresolv -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -lresolv -o $@
 
 # Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
 # from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.
@@ -194,7 +229,7 @@ check:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)$(MAKE) --no-print-directory SAN=1 all tests
-	$(Q)$(MAKE) --no-print-directory fuzzers
+	$(Q)$(MAKE) --no-print-directory fuzzers man
 	$(Q)tests/run.sh
 
 .PHONY: fuzzers
@@ -245,13 +280,14 @@ vm-shell:
 
 # ---- install ------------------------------------------------------------------------------------
 # Binaries, the systemd unit and AGL drop-in, default options, a default (deny-all) policy when
-# there is none, and the documentation with an example policy.
+# there is none, the manual pages, and the documentation with an example policy.
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
-install: all
+install: all man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)/agl-app@.service.d \
 		$(DESTDIR)$(SYSCONFDIR)/carwall $(DESTDIR)$(SYSCONFDIR)/carwall/keys \
-		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/carwalld $(DESTDIR)$(SBINDIR)/carwalld
 	install -m 0755 $(BUILD)/carwall $(DESTDIR)$(BINDIR)/carwall
 	$(SUBST) scripts/systemd/carwalld.service.in > $(DESTDIR)$(UNITDIR)/carwalld.service
@@ -265,6 +301,8 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 policies/agl-demo.yaml $(DESTDIR)$(DOCDIR)/policy.example.yaml
 	install -m 0644 policies/README.md $(DESTDIR)$(DOCDIR)/policy-format.md
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
 
 # Stops the agent where systemd runs it, removes enforcement, then the files (the policy in
 # /etc/carwall stays: it is the head unit's configuration).
@@ -273,14 +311,16 @@ uninstall:
 	-[ -n "$(DESTDIR)" ] || $(BINDIR)/carwall unload
 	rm -f $(DESTDIR)$(SBINDIR)/carwalld $(DESTDIR)$(BINDIR)/carwall \
 		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf \
-		$(DESTDIR)$(SYSCONFDIR)/default/carwall
+		$(DESTDIR)$(SYSCONFDIR)/default/carwall \
+		$(DESTDIR)$(MANDIR)/man8/carwall.8 $(DESTDIR)$(MANDIR)/man8/carwalld.8 \
+		$(DESTDIR)$(MANDIR)/man5/carwall-policy.5
 	-rmdir $(DESTDIR)$(UNITDIR)/agl-app@.service.d 2>/dev/null
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build build-san build-fuzz
 
-$(BUILD) $(BUILD)/obj $(BUILD)/tests build-fuzz:
+$(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/tests/deps $(BUILD)/man build-fuzz:
 	$(Q)mkdir -p $@
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/tests/deps/*.d)

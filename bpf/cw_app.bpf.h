@@ -137,10 +137,11 @@ static __always_inline bool cw_match_cgroup(struct cw_ctx *c, __u64 cgroup_id)
 }
 
 /*
- * Find the managed app of the calling task: its cgroup, or the nearest ancestor at a level where
- * the active policy has an app cgroup; the deepest match wins. False for an unmanaged task.
+ * Find the managed app of the calling task (skb NULL), or of the socket that sends skb (its
+ * cgroup is the one it was created in): its cgroup, or the nearest ancestor at a level where
+ * the active policy has an app cgroup; the deepest match wins. False when unmanaged.
  */
-static __always_inline bool cw_find_app(struct cw_ctx *c)
+static __always_inline bool cw_find_app(struct cw_ctx *c, struct __sk_buff *skb)
 {
 	const struct cw_gen_info *gi = cw_active_gen(c);
 	__u32 mask;
@@ -153,29 +154,11 @@ static __always_inline bool cw_find_app(struct cw_ctx *c)
 
 		if (!(mask & (1u << level)))
 			continue;
-		id = bpf_get_current_ancestor_cgroup_id(level);
-		if (id && cw_match_cgroup(c, id)) /* 0: the task's cgroup is above this level */
-			return true;
-	}
-	return false;
-}
-
-/* The same for the socket that sends a packet (its cgroup is the one it was created in). */
-static __always_inline bool cw_find_app_skb(struct cw_ctx *c, struct __sk_buff *skb)
-{
-	const struct cw_gen_info *gi = cw_active_gen(c);
-	__u32 mask;
-
-	if (!gi)
-		return false;
-	mask = gi->level_mask;
-	for (int level = CW_MAX_CGROUP_LEVEL; level >= 0; level--) {
-		__u64 id;
-
-		if (!(mask & (1u << level)))
-			continue;
-		id = bpf_skb_ancestor_cgroup_id(skb, level);
-		if (id && cw_match_cgroup(c, id))
+		/* One of the two helpers stays in each program, the one its type may call: skb
+		 * is NULL in the socket programs and known not to be in the skb one. */
+		id = skb ? bpf_skb_ancestor_cgroup_id(skb, level)
+			 : bpf_get_current_ancestor_cgroup_id(level);
+		if (id && cw_match_cgroup(c, id)) /* 0: the cgroup is above this level */
 			return true;
 	}
 	return false;

@@ -4,7 +4,7 @@
  * The caller finds the message (a UDP payload, or with cw_dns_tcp_msg() a TCP segment holding one
  * whole message) and calls cw_dns_parse_skb(); the result is the struct cw_dns_result of
  * bpf/cw_dns.h, in a per-CPU scratch map value, valid until cw_dns_release(). The parser is
- * bpf/cw_dns_parse.h, the same source userspace/dns.c runs.
+ * bpf/cw_dns_parse.h, the same source userspace/lib/dns.c runs.
  *
  * What is learned (result status CW_DNS_OK, answers[]):
  * - A response (QR set) to a standard query (opcode 0), not truncated (TC clear: the client asks

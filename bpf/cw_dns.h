@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The DNS answer parser's ABI: limits, the name hash, and the result that the BPF parser
- * (bpf/cw_dns.bpf.h) and its userspace twin (userspace/dns.c) both fill. The rules of what is
+ * (bpf/cw_dns.bpf.h) and its userspace twin (userspace/lib/dns.c) both fill. The rules of what is
  * learned are described in bpf/cw_dns.bpf.h; the parser itself is bpf/cw_dns_parse.h.
  *
  * Only <linux/types.h> types, explicit padding, one size assertion per struct.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The DNS response parser, one source for both sides: the BPF programs run it through
- * bpf/cw_dns.bpf.h on a copy of the message in a per-CPU map value, userspace/dns.c on a copy
+ * bpf/cw_dns.bpf.h on a copy of the message in a per-CPU map value, userspace/lib/dns.c on a copy
  * in memory, and both get the same struct cw_dns_result. Plain C, no helper calls.
  *
  * It is a state machine of small steps (one label of a name, one label of a hash, one record's

@@ -223,8 +223,9 @@ static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64
 	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
 }
 
+/* nonnull: the kernel always passes the packet; clang then keeps only cw_find_app()'s skb path. */
 SEC("cgroup_skb/egress")
-int cw_skb_egress(struct __sk_buff *skb)
+__attribute__((nonnull)) int cw_skb_egress(struct __sk_buff *skb)
 {
 	struct cw_flow f = { .hook = CW_HOOK_SKB_EGRESS };
 	struct cw_sk_state *st = NULL;
@@ -255,7 +256,7 @@ int cw_skb_egress(struct __sk_buff *skb)
 	    cw_cache_matches(st, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
 		return st->pass ? SKB_PASS : SKB_DROP;
 
-	if (!cw_find_app_skb(&c, skb)) {
+	if (!cw_find_app(&c, skb)) {
 		pass = true;
 		v = CW_VERDICT_UNMANAGED;
 	} else {

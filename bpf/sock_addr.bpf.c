@@ -97,7 +97,7 @@ static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, e
 	struct cw_flow f = { .hook = hook, .from_task = true };
 	struct cw_ctx c = {};
 
-	if (!cw_find_app(&c))
+	if (!cw_find_app(&c, NULL))
 		return SOCK_ADDR_ALLOW;
 	/* From here on the socket belongs to a managed app: whatever is unexpected is refused. */
 	if (!cw_finish(&c, &f, cw_sock_addr_judge(&c, ctx, family, &f)))

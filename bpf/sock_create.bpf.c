@@ -28,7 +28,7 @@ int cw_sock_create(struct bpf_sock *ctx)
 	if ((ctx->type == SOCK_STREAM && ctx->protocol == IPPROTO_TCP) ||
 	    (ctx->type == SOCK_DGRAM && ctx->protocol == IPPROTO_UDP))
 		return SOCK_CREATE_ALLOW;
-	if (!cw_find_app(&c))
+	if (!cw_find_app(&c, NULL))
 		return SOCK_CREATE_ALLOW;
 
 	f.family = (__u8)ctx->family;

@@ -9,7 +9,7 @@ packages=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev
 	libcmocka-dev libclang-rt-14-dev
-	iproute2 util-linux procps openssl python3
+	iproute2 util-linux procps openssl python3 scdoc
 )
 
 missing=()

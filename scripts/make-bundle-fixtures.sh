@@ -41,7 +41,7 @@ set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 out=$1
-# BUNDLE_MAX_BYTES of userspace/bundle.h: POLICY_MAX_FILE_BYTES (16 MiB) + 4096.
+# BUNDLE_MAX_BYTES of userspace/lib/bundle.h: POLICY_MAX_FILE_BYTES (16 MiB) + 4096.
 max_bytes=${CARWALL_BUNDLE_MAX_BYTES:-$(((16 << 20) + 4096))}
 
 umask 022

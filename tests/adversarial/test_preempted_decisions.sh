@@ -5,7 +5,7 @@
 # Programs run under RCU with migration disabled, not preemption disabled; on CONFIG_PREEMPT and
 # PREEMPT_RT kernels (common on head units) a decision can be preempted between reading the
 # active generation and its last lookup. The agent waits for a grace period before it rewrites
-# the generation that was active (userspace/loader.c), so such a decision still finishes on one
+# the generation that was active (userspace/agent/loader.c), so such a decision still finishes on one
 # policy. Stress: two policies that swap the order of two apps (so each app's index, and the
 # scope of its rules, changes at every flip) alternate hundreds of times, while the app sends,
 # at SCHED_IDLE on a CPU kept busy, datagrams that only the OTHER app may send: a decision that

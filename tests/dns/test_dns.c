@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Unit tests of the userspace DNS parser (userspace/dns.c, the twin of bpf/cw_dns.bpf.h): the
+ * Unit tests of the userspace DNS parser (userspace/lib/dns.c, the twin of bpf/cw_dns.bpf.h): the
  * crafted responses of dns_cases.c and their expected results, a response cut at every byte, and
  * agreement with libresolv on those, on the seed corpus and on mutated messages. Host names in
  * text as the parser hashes them.

@@ -3,7 +3,7 @@
  * The kernel's DNS parser (bpf/cw_dns.bpf.h, run by tests/dns/dns_parse.bpf.c) through
  * BPF_PROG_TEST_RUN: on every crafted response of dns_cases.c, on a response cut at every byte,
  * on the seed corpus and on mutated messages, the kernel's result is byte for byte the userspace
- * twin's (userspace/dns.c), and the crafted ones give the expected result. Also how the message
+ * twin's (userspace/lib/dns.c), and the crafted ones give the expected result. Also how the message
  * is found: IPv4 and IPv6, UDP (its length, not the packet's), TCP (one whole message).
  * Loading BPF needs root: without it the suite is one test that says SKIP and why.
  */

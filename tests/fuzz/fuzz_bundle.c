@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target for the bundle reader (userspace/bundle.c) and the anti-rollback state
- * parser (userspace/bundle_state.c). Each input is
+ * libFuzzer target for the bundle reader (userspace/lib/bundle.c) and the anti-rollback state
+ * parser (userspace/lib/bundle_state.c). Each input is
  *
  *   1. verified as it is: a random input never carries a good signature, so this exercises the
  *      size, envelope and signature checks; it must be refused with a well-formed error;

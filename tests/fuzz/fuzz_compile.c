@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target for the compiler (userspace/policy_compile.c) and explain: each input is
+ * libFuzzer target for the compiler (userspace/lib/policy_compile.c) and explain: each input is
  * parsed as a policy; a valid policy is compiled for generation 0 or 1 (the input's length
  * picks it), and
  *

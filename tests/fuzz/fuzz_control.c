@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * libFuzzer target for the control protocol's request parser (control_parse_request() in
- * userspace/control.c): whatever a client sends first, as received so far and at its end of
+ * userspace/lib/control.c): whatever a client sends first, as received so far and at its end of
  * file. The parser reads only the bytes it is given, and what it accepts is what the agent may
  * act on, so each result is checked:
  *   - accepted: the line is printable ASCII within CONTROL_MAX_REQUEST, ends at a newline (or at

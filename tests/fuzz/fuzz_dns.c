@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * libFuzzer target: the DNS response parser (userspace/dns.c, the twin of the kernel's) on any
+ * libFuzzer target: the DNS response parser (userspace/lib/dns.c, the twin of the kernel's) on any
  * bytes. No crash, no read outside the message (ASan), and agreement with libresolv wherever it
  * reads the message (tests/dns/dns_oracle.c): same question, same learned records, or a refusal
  * by one of the parser's deliberate stricter rules. A learned question is also the name that

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * revoke_tool: runs one revocation pass (userspace/revoke.c) without the agent, for
+ * revoke_tool: runs one revocation pass (userspace/agent/revoke.c) without the agent, for
  * tests/integration/test_revoke.sh.
  *
  *   revoke_tool --policy FILE --cgroup-root DIR [--app ID[=PATH]]... [--guard PATH]...

@@ -5,7 +5,7 @@
 # for its own target, newer than the one it has and valid now. `carwall bundle install` puts a
 # bundle in force and keeps it; every refusal leaves the last good policy in force and says why
 # (exit code, log line, carwall status). Signing and verification themselves are covered by
-# tests/unit/test_bundle.c and tests/integration/test_bundle_cli.sh.
+# tests/unit/lib/test_bundle.c and tests/integration/test_bundle_cli.sh.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"

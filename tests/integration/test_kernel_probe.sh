@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# The agent's start-up probe (userspace/loader.c loader_probe): on a kernel that lacks what
+# The agent's start-up probe (userspace/agent/loader.c loader_probe): on a kernel that lacks what
 # carwall needs it refuses to start, names the missing feature, and attaches nothing. The
 # missing feature is simulated: a cgroup root that is no cgroup2 file system, and, through
 # tests/integration/kernel_hide.c (LD_PRELOAD), a bpf() that fails as a kernel without one

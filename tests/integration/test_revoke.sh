@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# Revocation of established flows (userspace/revoke.c) on the real kernel, without the agent:
+# Revocation of established flows (userspace/agent/revoke.c) on the real kernel, without the agent:
 # the revocation pass is run by tests/integration/revoke_tool.c with the NEW policy
 # tests/integration/revoke.yaml. Connections are held open by `flowprobe hold` in the sandbox's
 # head-unit namespace, from an app cgroup, a sub-cgroup of it, a guard cgroup and an unmanaged

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What the files of the agent share: struct agent (its options and state, one per process) and
+ * the functions each file offers the others. Only the agent's files include it.
+ */
+#pragma once
+
+#include <bpf/libbpf.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "bundle.h"
+#include "bundle_state.h"
+#include "cgroup.h"
+#include "control_server.h"
+#include "events_log.h"
+#include "fileio.h"
+#include "loader.h"
+#include "log.h"
+#include "notify.h"
+#include "policy.h"
+#include "policy_compile.h"
+#include "revoke.h"
+#include "util.h"
+#include "watch.h"
+
+#define JSON_ADD(o, key, value) json_object_object_add((o), (key), (value))
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_trust *, bundle_trust_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_state *, bundle_state_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle *, bundle_free)
+
+struct agent_timing {
+	uint64_t read_us, parse_us, compile_us, apply_us, total_us;
+};
+
+/* An app's counters from the generations retired since the agent started. */
+struct agent_app_total {
+	char *id;
+	struct cw_app_counters c;
+};
+
+struct agent {
+	/* Options. */
+	const char *policy_path;
+	const char *pin_dir;
+	const char *run_dir;
+	const char *state_dir;
+	gid_t control_group;
+	uint32_t event_rate;
+	bool developer_mode; /* accept unsigned policies: never on a vehicle */
+	const char *trust_dir;
+	char target[POLICY_MAX_ID_LEN + 1];
+	char bundle_ids[BUNDLE_MAX_ACCEPTED_IDS][POLICY_MAX_ID_LEN + 1]; /* --bundle-id */
+	const char *bundle_id_list[BUNDLE_MAX_ACCEPTED_IDS];
+	size_t n_bundle_ids;
+	unsigned threshold;
+	char cgroup_root[4096];
+	char cgroup_mount[4096];
+	char *guard_path; /* absolute; NULL when the guard is disabled */
+
+	struct loader *loader;
+	struct watch *watch;
+	int timer_fd;
+	int expiry_fd; /* fires when the bundle in force expires */
+
+	/*
+	 * The policy in force with what it was resolved to on this host; NULL while none is
+	 * (then only the guard is registered, or an earlier agent's pinned policy stays).
+	 */
+	struct policy *policy;
+	char policy_sha256[65];
+	struct loader_cgroup *cgroups; /* the apps in policy order, then the guard */
+	size_t n_cgroups;
+	char **cgroup_paths; /* n_cgroups entries */
+	time_t loaded_at;
+	struct policy_maps_stats {
+		size_t dst4, dst6, ports, portsets;
+	} stats;
+	struct agent_timing timing; /* of the last policy that was applied */
+	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
+	bool signed_policy;	    /* the policy in force came in a verified bundle */
+	char signers[256];	    /* key ids (short) of its valid signatures */
+	/*
+	 * The bytes of the bundle in force, verified again at every reload against the trust
+	 * folder, target, bundle ids and floor of that moment (with the time it went in force:
+	 * expiry is checked when a bundle goes in force, not while it is in force).
+	 */
+	char *bundle_data;
+	size_t bundle_size;
+	time_t bundle_verified_at;
+	uint8_t bundle_payload_sha256[BUNDLE_SHA256_BYTES];
+	/* Why the policy that was in force is no longer trusted (then fail closed); "" if not. */
+	char distrust[1024];
+	bool revoke_unsupported_warned;
+
+	/* Following the cgroups: why the last registration again failed, "" when it did not. */
+	char cgroup_error[512];
+
+	/* The last refused policy, "" when the last attempt succeeded. */
+	char last_error[1024];
+
+	/* Evidence: events from the ring buffer, and the app ids of each generation. */
+	struct ring_buffer *events_rb;
+	struct events_agg *events_agg; /* repeats folded into one record per key */
+	struct events_quota *journal_quota; /* record lines in this log, per app */
+	struct events_log *events_log;
+	int events_tick_fd;		/* writes the repeats that are due */
+	char **gen_apps[CW_GENERATIONS];
+	size_t gen_n_apps[CW_GENERATIONS];
+	uint64_t events_received;
+	uint64_t events_log_errors;
+	struct agent_app_total *totals;
+	size_t n_totals;
+};
+
+/* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */
+struct agent_floor {
+	const struct bundle_state *next;
+	const struct bundle_state *prev;
+};
+
+/* ---- lifecycle.c: the policy lifecycle -------------------------------------------------- */
+
+uint64_t now_us(void);
+int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool create,
+		struct agent_timing *t, char *reason, size_t reason_size,
+		const struct agent_floor *floor);
+int agent_load_policy(struct agent *a, const char *why);
+int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t size,
+		     uint64_t start, struct agent_timing *t, const char *why);
+int agent_persist_policy(struct agent *a, const char *data, size_t size);
+int agent_first_policy(struct agent *a);
+
+/* ---- registry.c: the app registry ------------------------------------------------------- */
+
+void free_paths(char **paths, size_t n);
+int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app, bool create,
+			 struct loader_cgroup *ret);
+size_t agent_followed(const struct agent *a, char *const **ret_paths);
+void agent_watch_cgroups(struct agent *a);
+bool agent_cgroup_stale(const struct agent *a, size_t i);
+bool agent_cgroups_stale(const struct agent *a);
+int agent_refresh(struct agent *a, const char *why);
+struct json_object *agent_check_overriders(struct agent *a, bool warn);
+
+/* ---- evidence.c: events, counters, stats ------------------------------------------------ */
+
+void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next);
+void agent_events_json(struct agent *a, struct json_object *ev);
+int evidence_open(struct agent *a);
+void evidence_consume(struct agent *a);
+void evidence_tick(struct agent *a);
+void evidence_close(struct agent *a);
+struct json_object *agent_stats_json(struct agent *a);
+
+/* ---- api.c: the control API ------------------------------------------------------------- */
+
+struct json_object *agent_handle(const struct control_request *req, void *userdata);

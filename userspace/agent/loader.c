@@ -1,0 +1,1012 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "loader.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "pins.h"
+#include "sock_addr.skel.h"
+#include "sock_create.skel.h"
+#include "sock_ops.skel.h"
+#include "skb.skel.h"
+#include "util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_addr_bpf *, sock_addr_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_create_bpf *, sock_create_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_ops_bpf *, sock_ops_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct skb_bpf *, skb_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
+
+/* The policy maps, in the order of struct loader_written. */
+enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, MAP_HOSTS, _MAP_MAX };
+
+/* Entries of one map, {key, value} back to back, sorted by key bytes. */
+struct loader_entries {
+	char *v;
+	size_t n;
+};
+
+/* What the loader last wrote into a generation, so that a reload writes only what changed. */
+struct loader_written {
+	bool known; /* false: unknown (adopted from pins, or a write failed half-way) */
+	struct loader_entries maps[_MAP_MAX];
+};
+
+struct loader {
+	struct sock_addr_bpf *sock_addr;     /* bpf/sock_addr.bpf.c */
+	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
+	struct sock_ops_bpf *sock_ops;	     /* bpf/sock_ops.bpf.c */
+	struct skb_bpf *skb;		     /* bpf/skb.bpf.c */
+	struct bpf_link *links[PINS_N_HOOKS];
+	struct cw_state *state; /* cw_state's element, mmapped */
+	/*
+	 * An array of maps that no program uses: updating it from userspace makes the kernel wait
+	 * for an RCU grace period (synchronize_rcu()), i.e. until every program that was running
+	 * has finished, preempted ones included. See loader_wait_for_programs().
+	 */
+	int sync_outer_fd, sync_inner_fd;
+	bool inactive_unused; /* no program can still be deciding on the inactive generation */
+	char *pin_dir;
+	struct loader_written written[CW_GENERATIONS];
+};
+
+/* The program of each hook, in pins_hook_names order. */
+static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
+{
+	struct bpf_program *progs[PINS_N_HOOKS] = {
+		l->sock_addr->progs.cw_connect4,    l->sock_addr->progs.cw_connect6,
+		l->sock_addr->progs.cw_sendmsg4,    l->sock_addr->progs.cw_sendmsg6,
+		l->sock_create->progs.cw_sock_create, l->skb->progs.cw_skb_egress,
+		l->sock_ops->progs.cw_sock_ops,
+	};
+	return progs[i];
+}
+
+int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
+{
+	int r;
+
+#define MISSING(err, ...)                                                                          \
+	do {                                                                                       \
+		snprintf(missing, missing_size, __VA_ARGS__);                                      \
+		return (err);                                                                      \
+	} while (0)
+
+	r = cgroup_check_v2(cgroup_root);
+	if (r == -EMEDIUMTYPE)
+		MISSING(r, "cgroup v2 at %s (it is not a cgroup2 file system)", cgroup_root);
+	if (r < 0)
+		MISSING(r, "cgroup v2 at %s (%s)", cgroup_root, strerror(-r));
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock_addr (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type cgroup_sock (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SKB, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type cgroup_skb (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF program type sock_ops (CONFIG_CGROUP_BPF)");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_ARRAY_OF_MAPS, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type array_of_maps");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type ringbuf (Linux 5.8)");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type sk_storage");
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LPM_TRIE, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF map type lpm_trie");
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+				    BPF_FUNC_get_current_ancestor_cgroup_id, NULL) <= 0)
+		MISSING(-EOPNOTSUPP,
+			"BPF helper get_current_ancestor_cgroup_id for cgroup_sock_addr programs");
+#undef MISSING
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return negative_errno();
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return negative_errno();
+	return 0;
+}
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs sfs;
+
+	return statfs(path, &sfs) == 0 && sfs.f_type == BPF_FS_MAGIC;
+}
+
+int loader_prepare_pin_dir(const char *pin_dir)
+{
+	_cleanup_free_ char *parent = strdup(pin_dir);
+	_cleanup_free_ char *sub = NULL;
+	char *slash;
+	int r;
+
+	if (!parent)
+		return -ENOMEM;
+	slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return -EINVAL;
+	*slash = '\0';
+
+	if (!is_bpffs(parent)) {
+		/* systemd mounts /sys/fs/bpf; a minimal head-unit init may not have. */
+		if (strncmp(pin_dir, "/sys/fs/bpf/", strlen("/sys/fs/bpf/")) != 0)
+			return -EMEDIUMTYPE;
+		if (mount("bpf", "/sys/fs/bpf", "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") <
+		    0)
+			return negative_errno();
+		if (!is_bpffs(parent))
+			return -EMEDIUMTYPE;
+	}
+	if (asprintf(&sub, "%s/maps", pin_dir) < 0)
+		return -ENOMEM;
+	r = mkdir_p(sub, 0700);
+	if (r < 0)
+		return r;
+	free(sub);
+	if (asprintf(&sub, "%s/links", pin_dir) < 0) {
+		sub = NULL;
+		return -ENOMEM;
+	}
+	return mkdir_p(sub, 0700);
+}
+
+/*
+ * Every map of every object is pinned under pin_dir/maps by name. Maps pinned by an earlier
+ * agent are reused as they are (the policy in force stays), and the objects loaded after the
+ * first share its maps the same way.
+ */
+static int loader_set_pin_paths(struct bpf_object *obj, const char *pin_dir)
+{
+	struct bpf_map *map;
+	int r;
+
+	bpf_object__for_each_map(map, obj)
+	{
+		char path[4096];
+
+		/* .rodata is per object and per build: never pinned, never reused. */
+		if (bpf_map__is_internal(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/maps/%s", pin_dir, bpf_map__name(map));
+		r = bpf_map__set_pin_path(map, path);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int loader_open(const char *pin_dir, const struct loader_options *opts, struct loader **ret)
+{
+	_cleanup_(sock_addr_bpf__destroyp) struct sock_addr_bpf *sock_addr = NULL;
+	_cleanup_(sock_create_bpf__destroyp) struct sock_create_bpf *sock_create = NULL;
+	_cleanup_(sock_ops_bpf__destroyp) struct sock_ops_bpf *sock_ops = NULL;
+	_cleanup_(skb_bpf__destroyp) struct skb_bpf *skb = NULL;
+	_cleanup_close_ int sync_outer_fd = -1, sync_inner_fd = -1;
+	_cleanup_free_ struct loader *l = NULL;
+	long page = sysconf(_SC_PAGESIZE);
+	void *state;
+	int r;
+
+	sock_addr = sock_addr_bpf__open();
+	if (!sock_addr)
+		return negative_errno();
+	r = loader_set_pin_paths(sock_addr->obj, pin_dir);
+	if (r < 0)
+		return r;
+	sock_addr->rodata->cw_event_rate = opts->event_rate;
+	r = sock_addr_bpf__load(sock_addr);
+	if (r < 0)
+		return r;
+
+	sock_create = sock_create_bpf__open();
+	if (!sock_create)
+		return negative_errno();
+	r = loader_set_pin_paths(sock_create->obj, pin_dir);
+	if (r < 0)
+		return r;
+	sock_create->rodata->cw_event_rate = opts->event_rate;
+	r = sock_create_bpf__load(sock_create);
+	if (r < 0)
+		return r;
+
+	sock_ops = sock_ops_bpf__open();
+	if (!sock_ops)
+		return negative_errno();
+	r = loader_set_pin_paths(sock_ops->obj, pin_dir);
+	if (r < 0)
+		return r;
+	sock_ops->rodata->cw_event_rate = opts->event_rate;
+	r = sock_ops_bpf__load(sock_ops);
+	if (r < 0)
+		return r;
+
+	skb = skb_bpf__open();
+	if (!skb)
+		return negative_errno();
+	r = loader_set_pin_paths(skb->obj, pin_dir);
+	if (r < 0)
+		return r;
+	skb->rodata->cw_event_rate = opts->event_rate;
+	r = skb_bpf__load(skb);
+	if (r < 0)
+		return r;
+
+	sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "cw_sync_inner", 4, 4, 1, NULL);
+	if (sync_inner_fd < 0)
+		return negative_errno();
+	sync_outer_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "cw_sync", 4, 4, 1,
+				       &(struct bpf_map_create_opts){
+					       .sz = sizeof(struct bpf_map_create_opts),
+					       .inner_map_fd = (__u32)sync_inner_fd,
+				       });
+	if (sync_outer_fd < 0)
+		return negative_errno();
+
+	state = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     bpf_map__fd(sock_addr->maps.cw_state), 0);
+	if (state == MAP_FAILED)
+		return negative_errno();
+
+	l = calloc(1, sizeof(*l));
+	if (!l || !(l->pin_dir = strdup(pin_dir))) {
+		munmap(state, (size_t)page);
+		return -ENOMEM;
+	}
+	l->state = state;
+	l->sync_outer_fd = TAKE_FD(sync_outer_fd);
+	l->sync_inner_fd = TAKE_FD(sync_inner_fd);
+	/* An earlier agent may have flipped just before it stopped: wait before the first write. */
+	l->inactive_unused = false;
+	l->sock_addr = TAKE_PTR(sock_addr);
+	l->sock_create = TAKE_PTR(sock_create);
+	l->sock_ops = TAKE_PTR(sock_ops);
+	l->skb = TAKE_PTR(skb);
+	*ret = TAKE_PTR(l);
+	return 0;
+}
+
+uint32_t loader_next_gen(const struct loader *l)
+{
+	return !(__atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1);
+}
+
+uint32_t loader_active_gen(const struct loader *l)
+{
+	return __atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1;
+}
+
+int loader_events_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_events);
+}
+
+int loader_sk_state_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_sk_state);
+}
+
+/* Sum one entry of a per-CPU array of u64 fields over every CPU. */
+static int read_percpu_u64s(int fd, uint32_t key, uint64_t *sum, size_t n_fields)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	_cleanup_free_ uint64_t *values = NULL;
+
+	if (ncpu < 0)
+		return ncpu;
+	values = calloc((size_t)ncpu * n_fields, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, values) < 0)
+		return negative_errno();
+	memset(sum, 0, n_fields * sizeof(*sum));
+	for (int cpu = 0; cpu < ncpu; cpu++)
+		for (size_t f = 0; f < n_fields; f++)
+			sum[f] += values[(size_t)cpu * n_fields + f];
+	return 0;
+}
+
+int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
+			     struct cw_app_counters *ret)
+{
+	uint64_t sum[4];
+	int r;
+
+	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
+		return -ERANGE;
+	r = read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_app_stats), gen * CW_APP_SLOTS + app,
+			     sum, 4);
+	if (r < 0)
+		return r;
+	ret->allowed = sum[0];
+	ret->refused = sum[1];
+	ret->audited = sum[2];
+	ret->events_dropped = sum[3];
+	return 0;
+}
+
+int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret)
+{
+	if (gen >= CW_GENERATIONS || rule >= CW_MAX_RULES)
+		return -ERANGE;
+	return read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_rule_stats),
+				gen * CW_MAX_RULES + rule, ret, 1);
+}
+
+uint64_t loader_epoch(const struct loader *l)
+{
+	uint64_t a = l->state->gen[0].epoch, b = l->state->gen[1].epoch;
+
+	return a > b ? a : b;
+}
+
+bool loader_has_policy(const struct loader *l)
+{
+	uint32_t gen = __atomic_load_n(&l->state->active_gen, __ATOMIC_ACQUIRE) & 1;
+
+	return l->state->gen[gen].flags & CW_GEN_F_VALID;
+}
+
+/* The generation a key of each policy map belongs to. */
+static uint32_t cgroup_key_gen(const void *key)
+{
+	return ((const struct cw_cgroup_key *)key)->gen;
+}
+
+static uint32_t dst4_key_gen(const void *key)
+{
+	return ((const struct cw_dst4_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t dst6_key_gen(const void *key)
+{
+	return ((const struct cw_dst6_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t port_key_gen(const void *key)
+{
+	return ((const struct cw_port_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t host_key_gen(const void *key)
+{
+	return ((const struct cw_host_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+struct policy_map {
+	int fd;
+	size_t key_size;
+	uint32_t (*key_gen)(const void *key);
+};
+
+/* Delete every entry of generation `gen` from one map. */
+static int loader_clear_gen(const struct policy_map *m, uint32_t gen)
+{
+	int fd = m->fd;
+	size_t key_size = m->key_size;
+	_cleanup_free_ char *keys = NULL;
+	size_t n = 0, cap = 0;
+	char key[64], next[64];
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (m->key_gen(next) == gen) {
+			if (n == cap) {
+				size_t c = cap ? cap * 2 : 256;
+				char *k = reallocarray(keys, c, key_size);
+				if (!k)
+					return -ENOMEM;
+				keys = k;
+				cap = c;
+			}
+			memcpy(keys + n * key_size, next, key_size);
+			n++;
+		}
+		memcpy(key, next, key_size);
+		prev = key;
+	}
+	if (errno != ENOENT)
+		return negative_errno();
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, keys + i * key_size) < 0 && errno != ENOENT)
+			return negative_errno();
+	return 0;
+}
+
+/* Set entries first..first+n-1 of a per-CPU array of u64-multiple values to zero. */
+static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	size_t stride = (value_size + 7) & ~(size_t)7;
+	_cleanup_free_ uint32_t *keys = NULL;
+	_cleanup_free_ void *zeros = NULL;
+	uint32_t count = n;
+
+	if (ncpu < 0)
+		return ncpu;
+	if (n == 0)
+		return 0;
+	keys = calloc(n, sizeof(*keys));
+	zeros = calloc((size_t)n * (size_t)ncpu, stride);
+	if (!keys || !zeros)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		keys[i] = first + i;
+	if (bpf_map_update_batch(fd, keys, zeros, &count, NULL) == 0)
+		return 0;
+	/* Kernels without batch updates of per-CPU arrays: one entry at a time. */
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, &keys[i], zeros, BPF_ANY) < 0)
+			return negative_errno();
+	return 0;
+}
+
+/* The new generation's counters start at zero (they still hold the one before the last). */
+static int loader_zero_counters(struct loader *l, uint32_t gen, size_t n_cgroups,
+				const struct policy_maps *maps)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	uint32_t n_rules = 0;
+	int r;
+
+	for (size_t i = 0; i < maps->n_ports; i++)
+		if (maps->ports[i].val.rule + 1 > n_rules)
+			n_rules = maps->ports[i].val.rule + 1;
+	if (n_cgroups > CW_APP_SLOTS || n_rules > CW_MAX_RULES)
+		return -E2BIG;
+	r = zero_percpu(bpf_map__fd(s->maps.cw_app_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
+			sizeof(struct cw_app_counters));
+	if (r < 0)
+		return r;
+	return zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
+			   sizeof(uint64_t));
+}
+
+static void loader_written_clear(struct loader_written *w)
+{
+	for (unsigned m = 0; m < _MAP_MAX; m++)
+		free(w->maps[m].v);
+	memset(w, 0, sizeof(*w));
+}
+
+/* The key of entry i, and its value (right after the key). */
+static const char *entry(const struct loader_entries *e, size_t i, size_t stride)
+{
+	return e->v + i * stride;
+}
+
+static int cmp_key(const void *a, const void *b, void *key_size)
+{
+	return memcmp(a, b, *(size_t *)key_size);
+}
+
+static int copy_sorted(struct loader_entries *out, const void *entries, size_t n, size_t stride,
+		       size_t key_size)
+{
+	out->n = n;
+	out->v = malloc(n * stride + 1);
+	if (!out->v)
+		return -ENOMEM;
+	if (n == 0)
+		return 0; /* entries may be NULL */
+	memcpy(out->v, entries, n * stride);
+	qsort_r(out->v, n, stride, cmp_key, &key_size);
+	return 0;
+}
+
+/* Update many entries: one batch where the kernel has it, else one at a time. */
+static int map_update_many(int fd, const void *keys, const void *vals, uint32_t n, size_t ks,
+			   size_t vs)
+{
+	uint32_t count = n;
+
+	if (n == 0)
+		return 0;
+	if (bpf_map_update_batch(fd, keys, vals, &count, NULL) == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, (const char *)keys + i * ks, (const char *)vals + i * vs,
+					BPF_ANY) < 0)
+			return negative_errno();
+	return 0;
+}
+
+static int map_delete_many(int fd, const void *keys, uint32_t n, size_t ks)
+{
+	uint32_t count = n;
+
+	if (n == 0)
+		return 0;
+	if (bpf_map_delete_batch(fd, keys, &count, NULL) == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, (const char *)keys + i * ks) < 0 && errno != ENOENT)
+			return negative_errno();
+	return 0;
+}
+
+/*
+ * Bring one map's entries of a generation from `old` to `new` (both sorted by key): delete what
+ * is gone, write what is new or changed.
+ */
+static int write_diff(int fd, size_t ks, size_t vs, const struct loader_entries *old,
+		      const struct loader_entries *new)
+{
+	size_t stride = ks + vs, i = 0, j = 0, n_del = 0, n_upd = 0;
+	_cleanup_free_ char *del = malloc(old->n * ks + 1);
+	_cleanup_free_ char *upd_k = malloc(new->n * ks + 1), *upd_v = malloc(new->n * vs + 1);
+	int r;
+
+	if (!del || !upd_k || !upd_v)
+		return -ENOMEM;
+	while (i < old->n || j < new->n) {
+		int c = i == old->n ? 1 : j == new->n ? -1
+						     : memcmp(entry(old, i, stride), entry(new, j, stride), ks);
+
+		if (c < 0) {
+			memcpy(del + n_del++ * ks, entry(old, i++, stride), ks);
+		} else if (c > 0 || memcmp(entry(old, i, stride) + ks, entry(new, j, stride) + ks, vs)) {
+			memcpy(upd_k + n_upd * ks, entry(new, j, stride), ks);
+			memcpy(upd_v + n_upd++ * vs, entry(new, j, stride) + ks, vs);
+			if (c == 0)
+				i++;
+			j++;
+		} else {
+			i++;
+			j++;
+		}
+	}
+	r = map_delete_many(fd, del, (uint32_t)n_del, ks);
+	if (r < 0)
+		return r;
+	return map_update_many(fd, upd_k, upd_v, (uint32_t)n_upd, ks, vs);
+}
+
+/*
+ * Wait until no program can still be running on what it read before now: an update of an array
+ * of maps from userspace returns only after an RCU grace period (the kernel's
+ * maybe_wait_bpf_programs()). carwall's programs run under rcu_read_lock(), with migration but
+ * not preemption disabled; a preempted one is still inside its read-side section, so the grace
+ * period waits for it too.
+ */
+static int loader_wait_for_programs(struct loader *l)
+{
+	__u32 zero = 0, inner = (__u32)l->sync_inner_fd;
+
+	if (bpf_map_update_elem(l->sync_outer_fd, &zero, &inner, BPF_ANY) < 0)
+		return negative_errno();
+	return 0;
+}
+
+int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
+		 size_t n_cgroups)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	const struct policy_map specs[_MAP_MAX] = {
+		[MAP_CGROUPS] = { bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
+				  cgroup_key_gen },
+		[MAP_DST4] = { bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), dst4_key_gen },
+		[MAP_DST6] = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key), dst6_key_gen },
+		[MAP_PORTS] = { bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
+				port_key_gen },
+		[MAP_HOSTS] = { bpf_map__fd(s->maps.cw_hosts), sizeof(struct cw_host_key),
+				host_key_gen },
+	};
+	const size_t val_sizes[_MAP_MAX] = { sizeof(struct cw_app_val), sizeof(struct cw_dst_val),
+					     sizeof(struct cw_dst_val), sizeof(struct cw_port_val),
+					     sizeof(struct cw_port_val) };
+	struct {
+		struct cw_cgroup_key key;
+		struct cw_app_val val;
+	} *cg = calloc(n_cgroups + 1, sizeof(*cg));
+	struct loader_written next = { .known = true };
+	uint32_t gen = loader_next_gen(l);
+	struct loader_written *cur = &l->written[gen];
+	uint32_t level_mask = 0;
+	int r = 0;
+
+	if (!cg)
+		return -ENOMEM;
+	if (maps->gen != gen)
+		r = -ESTALE;
+	else if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS)
+		r = -E2BIG;
+	for (size_t i = 0; r == 0 && i < n_cgroups; i++) {
+		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL) {
+			r = -ERANGE;
+			break;
+		}
+		level_mask |= 1u << cgroups[i].level;
+		cg[i].key = (struct cw_cgroup_key){ .cgroup_id = cgroups[i].id, .gen = gen };
+		cg[i].val = (struct cw_app_val){ .app = cgroups[i].app, .flags = cgroups[i].flags };
+	}
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_CGROUPS], cg, n_cgroups, sizeof(*cg),
+				sizeof(struct cw_cgroup_key));
+	free(cg);
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_DST4], maps->dst4, maps->n_dst4, sizeof(*maps->dst4),
+				sizeof(struct cw_dst4_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_DST6], maps->dst6, maps->n_dst6, sizeof(*maps->dst6),
+				sizeof(struct cw_dst6_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_PORTS], maps->ports, maps->n_ports,
+				sizeof(*maps->ports), sizeof(struct cw_port_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_HOSTS], maps->hosts, maps->n_hosts,
+				sizeof(*maps->hosts), sizeof(struct cw_host_key));
+	if (r < 0)
+		goto out;
+
+	/*
+	 * The inactive generation still holds the policy before the last flip. A program reads the
+	 * active index once per decision, and may have read it just before that flip and still be
+	 * deciding on this generation (preempted, on a PREEMPT or PREEMPT_RT kernel): a grace
+	 * period after the flip guarantees none is left (loader_apply() waits for one right after
+	 * each flip; an agent that adopted pins waits here once). Then bring it to the new policy,
+	 * writing only what differs from what is there, and flip. Contents not known (adopted from
+	 * pins) are cleared entry by entry first.
+	 */
+	if (!l->inactive_unused) {
+		r = loader_wait_for_programs(l);
+		if (r < 0)
+			goto out;
+		l->inactive_unused = true;
+	}
+	l->state->gen[gen].flags = 0;
+	if (!cur->known) {
+		loader_written_clear(cur);
+		for (unsigned m = 0; m < _MAP_MAX; m++) {
+			r = loader_clear_gen(&specs[m], gen);
+			if (r < 0)
+				goto out;
+		}
+		cur->known = true;
+	}
+	for (unsigned m = 0; m < _MAP_MAX; m++) {
+		r = write_diff(specs[m].fd, specs[m].key_size, val_sizes[m], &cur->maps[m],
+			       &next.maps[m]);
+		if (r < 0) {
+			cur->known = false; /* written half-way */
+			goto out;
+		}
+	}
+	r = loader_zero_counters(l, gen, n_cgroups, maps);
+	if (r < 0)
+		goto out;
+
+	l->state->gen[gen].level_mask = level_mask;
+	l->state->gen[gen].epoch = loader_epoch(l) + 1;
+	l->state->gen[gen].flags = CW_GEN_F_VALID;
+	/* The flip: one aligned 32-bit store that orders everything above before it. */
+	__atomic_store_n(&l->state->active_gen, gen, __ATOMIC_RELEASE);
+	l->inactive_unused = false;
+	loader_written_clear(cur);
+	*cur = next;
+	/*
+	 * The new policy is in force. Wait now, while nothing else is pending, for the programs
+	 * that took the old generation to finish, so that the next reload may rewrite it at once.
+	 * Failing here only means the next reload waits first.
+	 */
+	if (loader_wait_for_programs(l) == 0)
+		l->inactive_unused = true;
+	return 0;
+out:
+	loader_written_clear(&next);
+	return r;
+}
+
+int loader_lookup_cgroup(const struct loader *l, uint64_t id, unsigned level,
+			 struct cw_app_val *ret)
+{
+	uint32_t gen = loader_active_gen(l);
+	struct cw_cgroup_key key = { .cgroup_id = id, .gen = gen };
+
+	/* As the programs look: a valid generation, a level they look at, then the entry. */
+	if (!(l->state->gen[gen].flags & CW_GEN_F_VALID) || level > CW_MAX_CGROUP_LEVEL ||
+	    !(l->state->gen[gen].level_mask & (1u << level)))
+		return -ENOENT;
+	if (bpf_map_lookup_elem(bpf_map__fd(l->sock_addr->maps.cw_cgroups), &key, ret) < 0)
+		return negative_errno();
+	return 0;
+}
+
+/*
+ * Every entry of generation `from` of one map into `out` (an array of {key, value} of `stride`
+ * bytes, grown as needed), with set_gen() moving each key to generation `to`.
+ */
+static int read_gen(int fd, size_t ks, size_t stride, uint32_t (*key_gen)(const void *key),
+		    void (*set_gen)(void *key, uint32_t gen), uint32_t from, uint32_t to,
+		    void **out, size_t *ret_n)
+{
+	char key[64], next[64];
+	void *prev = NULL;
+	size_t n = 0, cap = 0;
+	char *v = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		memcpy(key, next, ks);
+		prev = key;
+		if (key_gen(key) != from)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 256;
+			char *nv = reallocarray(v, c, stride);
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+			cap = c;
+		}
+		if (bpf_map_lookup_elem(fd, key, v + n * stride + ks) < 0) {
+			if (errno == ENOENT)
+				continue; /* deleted meanwhile */
+			free(v);
+			return negative_errno();
+		}
+		memcpy(v + n * stride, key, ks);
+		set_gen(v + n * stride, to);
+		n++;
+	}
+	if (errno != ENOENT) {
+		int r = negative_errno();
+		free(v);
+		return r;
+	}
+	*out = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void cgroup_key_set_gen(void *key, uint32_t gen)
+{
+	((struct cw_cgroup_key *)key)->gen = gen;
+}
+
+static void dst4_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_dst4_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void dst6_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_dst6_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void port_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_port_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void host_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_host_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
+		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	uint32_t from = loader_active_gen(l), to = !from;
+	struct policy_maps *m = calloc(1, sizeof(*m));
+	struct loader_active_cgroup *cg = NULL;
+	size_t n_cg = 0;
+	void *v = NULL;
+	int r;
+
+	_Static_assert(sizeof(struct loader_active_cgroup) ==
+			       sizeof(struct cw_cgroup_key) + sizeof(struct cw_app_val),
+		       "loader_active_cgroup is a cw_cgroups entry");
+	if (!m)
+		return -ENOMEM;
+	m->gen = to;
+	r = read_gen(bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), sizeof(*m->dst4),
+		     dst4_key_gen, dst4_key_set_gen, from, to, &v, &m->n_dst4);
+	m->dst4 = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key),
+			     sizeof(*m->dst6), dst6_key_gen, dst6_key_set_gen, from, to, &v,
+			     &m->n_dst6);
+	if (r == 0)
+		m->dst6 = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
+			     sizeof(*m->ports), port_key_gen, port_key_set_gen, from, to, &v,
+			     &m->n_ports);
+	if (r == 0)
+		m->ports = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_hosts), sizeof(struct cw_host_key),
+			     sizeof(*m->hosts), host_key_gen, host_key_set_gen, from, to, &v,
+			     &m->n_hosts);
+	if (r == 0)
+		m->hosts = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
+			     sizeof(*cg), cgroup_key_gen, cgroup_key_set_gen, from, to, &v, &n_cg);
+	if (r < 0) {
+		policy_maps_free(m);
+		return r;
+	}
+	cg = v;
+	for (size_t i = 0; i < m->n_ports; i++) {
+		size_t ps = m->ports[i].key.scope & CW_SCOPE_ID_MASK;
+
+		if (ps + 1 > m->n_portsets)
+			m->n_portsets = ps + 1;
+	}
+	*ret_maps = m;
+	*ret_cgroups = cg;
+	*ret_n = n_cg;
+	return 0;
+}
+
+int loader_attach(struct loader *l, const char *cgroup_root)
+{
+	_cleanup_close_ int cgfd = -1;
+	uint64_t cgid;
+	int r;
+
+	r = cgroup_get_id(cgroup_root, &cgid);
+	if (r < 0)
+		return r;
+	cgfd = open(cgroup_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0)
+		return negative_errno();
+
+	for (unsigned i = 0; i < PINS_N_HOOKS; i++) {
+		_cleanup_(bpf_link__destroyp) struct bpf_link *link = NULL;
+		struct bpf_program *prog = loader_hook_prog(l, i);
+		char path[4096];
+
+		r = pins_link_path(l->pin_dir, i, path, sizeof(path));
+		if (r < 0)
+			return r;
+
+		/* A pin from an earlier agent: adopt it. */
+		if (access(path, F_OK) == 0) {
+			link = bpf_link__open(path);
+			if (!link)
+				return negative_errno();
+			struct bpf_link_info info = {};
+			__u32 len = sizeof(info);
+
+			/* Adopt: the link must be attached where we were asked to enforce. */
+			if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) < 0)
+				return negative_errno();
+			if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgid ||
+			    info.cgroup.attach_type != bpf_program__expected_attach_type(prog))
+				return -EXDEV;
+			/* Swap the program in place: enforcement never pauses. */
+			r = bpf_link__update_program(link, prog);
+			if (r < 0)
+				return r;
+		} else {
+			link = bpf_program__attach_cgroup(prog, cgfd);
+			if (!link)
+				return negative_errno();
+			r = bpf_link__pin(link, path);
+			if (r < 0)
+				return r;
+		}
+		bpf_link__destroy(l->links[i]);
+		l->links[i] = TAKE_PTR(link);
+	}
+	return 0;
+}
+
+static int prog_id_of_fd(int fd, uint32_t *ret)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+		return negative_errno();
+	*ret = info.id;
+	return 0;
+}
+
+int loader_find_overriders(struct loader *l, const char *cgroup_root, struct loader_foreign *ret,
+			   size_t max, size_t *ret_n)
+{
+	_cleanup_close_ int cgfd = open(cgroup_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t n = 0;
+
+	if (cgfd < 0)
+		return negative_errno();
+	/* The destination hooks only: the others cannot change where a packet goes. */
+	for (unsigned i = 0; i < 4; i++) {
+		struct bpf_program *prog = loader_hook_prog(l, i);
+		__u32 ids[64], cnt = ARRAY_SIZE(ids), flags = 0;
+		uint32_t ours;
+		bool after = false;
+		int r;
+
+		r = prog_id_of_fd(bpf_program__fd(prog), &ours);
+		if (r < 0)
+			return r;
+		if (bpf_prog_query(cgfd, bpf_program__expected_attach_type(prog),
+				   BPF_F_QUERY_EFFECTIVE, &flags, ids, &cnt) < 0)
+			return negative_errno();
+		/* Effective order is run order: the deepest cgroup's programs first. */
+		for (__u32 k = 0; k < cnt; k++) {
+			if (ids[k] == ours) {
+				after = true;
+				continue;
+			}
+			if (!after || n >= max)
+				continue;
+			struct bpf_prog_info info = {};
+			__u32 len = sizeof(info);
+			_cleanup_close_ int fd = bpf_prog_get_fd_by_id(ids[k]);
+
+			ret[n].hook = pins_hook_names[i];
+			ret[n].prog_id = ids[k];
+			ret[n].prog_name[0] = '\0';
+			if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+				snprintf(ret[n].prog_name, sizeof(ret[n].prog_name), "%s", info.name);
+			n++;
+		}
+	}
+	*ret_n = n;
+	return 0;
+}
+
+void loader_free(struct loader *l)
+{
+	if (!l)
+		return;
+	/* Destroying a pinned link only drops our reference: the pin keeps it attached. */
+	for (unsigned i = 0; i < PINS_N_HOOKS; i++)
+		bpf_link__destroy(l->links[i]);
+	if (l->state)
+		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
+	for (unsigned g = 0; g < CW_GENERATIONS; g++)
+		loader_written_clear(&l->written[g]);
+	if (l->sync_outer_fd >= 0)
+		close(l->sync_outer_fd);
+	if (l->sync_inner_fd >= 0)
+		close(l->sync_inner_fd);
+	skb_bpf__destroy(l->skb);
+	sock_ops_bpf__destroy(l->sock_ops);
+	sock_create_bpf__destroy(l->sock_create);
+	sock_addr_bpf__destroy(l->sock_addr);
+	free(l->pin_dir);
+	free(l);
+}

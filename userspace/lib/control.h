@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The agent's control socket, what both sides share: the protocol, its parser and the client
+ * (the server is the agent's, agent/control_server.h). A Unix stream socket
+ * <run-dir>/carwalld.sock for root, or also for one configured group (mode 0660), checked per
+ * connection with SO_PEERCRED and SO_PEERGROUPS.
+ *
+ * Protocol: a client sends one request and reads one JSON object back (an "error" member when
+ * refused), then the connection closes. A request is one line of printable ASCII ending in
+ * '\n', at most CONTROL_MAX_REQUEST bytes with the newline:
+ *
+ *   status | stats | reload | app-cgroup ID    the line alone
+ *   cgroup-managed PATH                         the line alone (PATH: a cgroup, as in
+ *                                               /proc/self/cgroup)
+ *   install SIZE                                followed by exactly SIZE bytes (decimal, 1 to
+ *                                               CONTROL_MAX_PAYLOAD): the bundle itself
+ *
+ * The agent never opens a path a client names: the client reads its file with its own
+ * privileges and sends the bytes ("install /PATH", the old form, is refused with a reason).
+ * A client that shuts its side down after the line may leave out the newline.
+ *
+ * The server never blocks on a client: every socket is non-blocking, each connection is a small
+ * state machine driven by the agent's event loop, and a client that makes no progress for
+ * CONTROL_IDLE_TIMEOUT_MS (sends nothing, half a request, does not read its reply) or whose
+ * exchange lasts more than CONTROL_EXCHANGE_TIMEOUT_MS is dropped.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "bundle.h"
+#include "util.h"
+
+#define CONTROL_NO_GROUP ((gid_t)-1)
+
+#define CONTROL_DEFAULT_RUN_DIR "/run/carwall"
+#define CONTROL_SOCKET_NAME "carwalld.sock"
+#define CONTROL_MAX_REQUEST 512		     /* the request line, newline included */
+#define CONTROL_MAX_PAYLOAD BUNDLE_MAX_BYTES /* what follows `install SIZE` */
+#define CONTROL_MAX_REPLY (64u << 20)	     /* `stats` of a policy with 131072 rules fits */
+#define CONTROL_MAX_CLIENTS 16		     /* connections served at once; more wait */
+#define CONTROL_IDLE_TIMEOUT_MS 1000	     /* a client that makes no progress this long goes */
+#define CONTROL_EXCHANGE_TIMEOUT_MS 30000    /* and one whose exchange lasts longer */
+
+/* The run folder: the option if given, else $CARWALL_RUN_DIR, else the default. */
+const char *control_run_dir(const char *option);
+
+/* The socket's address in run_dir. */
+int control_address(const char *run_dir, struct sockaddr_un *sa, socklen_t *ret_len);
+
+/* A request line parsed by control_parse_request(). */
+struct control_header {
+	size_t line_len;     /* the line without its newline */
+	size_t header_len;   /* the line with its newline: where the payload starts */
+	size_t payload_size; /* install: SIZE; else 0 */
+};
+
+/*
+ * Parse the request line at the start of buf[0..len) (a pure function: no I/O, no allocation).
+ * eof: the client sent nothing more, so a line without its newline ends at len.
+ * Returns 0 with *ret filled, -EAGAIN when more bytes are needed, or a negative errno with
+ * *ret_error set to a one-line reason for the client: -EMSGSIZE (line too long), -EBADMSG
+ * (empty, or not printable ASCII), -EINVAL (a bad install size), -EFBIG (install larger than
+ * CONTROL_MAX_PAYLOAD), -EPERM (install by path, the old form).
+ */
+int control_parse_request(const char *buf, size_t len, bool eof, struct control_header *ret,
+			  const char **ret_error);
+
+/* Client side: send a request and parse the JSON reply. -ENOENT/-ECONNREFUSED: no agent. */
+int control_request(const char *run_dir, const char *request, struct json_object **ret_reply);
+/* The same with a payload: sends "VERB SIZE\n" and the bytes. */
+int control_request_payload(const char *run_dir, const char *verb, const void *payload,
+			    size_t size, struct json_object **ret_reply);

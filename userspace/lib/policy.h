@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Policy format v1: reading a YAML policy (libyaml) into a validated in-memory policy.
+ * The format is documented in policies/README.md.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Explicit limits, checked while parsing, before anything reaches a map. */
+#define POLICY_MAX_FILE_BYTES (16u << 20)
+#define POLICY_MAX_APPS 256
+#define POLICY_MAX_SETS 1024
+#define POLICY_MAX_SET_ENTRIES 65536
+#define POLICY_MAX_RULES 131072	     /* all apps together */
+#define POLICY_MAX_RULE_DESTS 65536  /* destinations in one rule's `to` */
+#define POLICY_MAX_RULE_PORTS 64     /* entries in one rule's `ports` */
+#define POLICY_MAX_ID_LEN 64	     /* app ids and set names */
+#define POLICY_MAX_CGROUP_LEN 1024   /* an explicit cgroup path */
+#define POLICY_MAX_NESTING 16	     /* YAML nesting depth */
+#define POLICY_BUNDLE_MAX_VERSION (UINT64_C(1) << 53) /* `bundle.version`: 1..2^53 */
+
+/* The cgroup AGL's systemd gives `agl-app@<id>.service`, relative to the cgroup root. */
+#define POLICY_AGL_APP_CGROUP_FMT "system.slice/system-agl\\x2dapp.slice/agl-app@%s.service"
+
+enum policy_proto {
+	POLICY_PROTO_ANY = 0,
+	POLICY_PROTO_TCP,
+	POLICY_PROTO_UDP,
+};
+
+/* A place in the policy file, 1-based, as printed in `file:line:column: reason`. */
+struct policy_loc {
+	unsigned line;
+	unsigned column;
+};
+
+struct policy_prefix {
+	int family;	  /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; IPv4 uses addr[0..3]; host bits are zero */
+	uint8_t len;	  /* prefix length: 0..32 or 0..128 */
+	struct policy_loc loc;
+};
+
+struct policy_set {
+	char *name;
+	struct policy_prefix *prefixes;
+	size_t n_prefixes;
+	struct policy_loc loc; /* of the set's name */
+};
+
+/* One element of a rule's `to`: an inline prefix, or a reference to a named set. */
+struct policy_dest {
+	bool is_set;
+	size_t set;		   /* index into policy.sets, when is_set */
+	struct policy_prefix prefix; /* when !is_set */
+	struct policy_loc loc;
+};
+
+struct policy_port_range {
+	uint16_t first; /* 1..65535 */
+	uint16_t last;	/* first..65535 */
+	struct policy_loc loc;
+};
+
+struct policy_rule {
+	struct policy_dest *to;
+	size_t n_to;
+	struct policy_port_range *ports; /* n_ports == 0: any port */
+	size_t n_ports;
+	enum policy_proto proto; /* POLICY_PROTO_ANY when `proto` is absent or `any` */
+	size_t index;		 /* global rule index, in file order across all apps */
+	struct policy_loc loc;	 /* of the rule's sequence item */
+};
+
+struct policy_app {
+	char *id;
+	char *cgroup; /* relative to the cgroup root, no leading '/': explicit or AGL's default */
+	bool cgroup_explicit;
+	struct policy_rule *rules;
+	size_t n_rules;
+	bool audit;	/* `audit:` of the app, when audit_set */
+	bool audit_set;
+	struct policy_loc loc; /* of the app's id */
+};
+
+/*
+ * The optional top-level `bundle:` of a policy shipped as a signed bundle (userspace/lib/bundle.h):
+ * what it is, which release, for which hardware, and when it may be installed.
+ */
+struct policy_bundle_meta {
+	char id[POLICY_MAX_ID_LEN + 1];	    /* [A-Za-z0-9][A-Za-z0-9._-]* */
+	uint64_t version;		    /* 1..POLICY_BUNDLE_MAX_VERSION */
+	char target[POLICY_MAX_ID_LEN + 1]; /* hardware/model id, same charset as id */
+	int64_t not_before;		    /* seconds since the epoch (UTC), inclusive */
+	int64_t not_after;		    /* likewise, inclusive, later than not_before */
+	struct policy_loc loc;		    /* of the `bundle` mapping */
+	struct policy_loc target_loc, not_before_loc, not_after_loc, version_loc;
+};
+
+struct policy {
+	char *path; /* as given to policy_parse*(); used in messages */
+	struct policy_set *sets;
+	size_t n_sets;
+	struct policy_app *apps;
+	size_t n_apps;
+	size_t n_rules; /* all apps together */
+	struct policy_bundle_meta bundle; /* when has_bundle */
+	bool has_bundle;
+	bool audit; /* top-level `audit:`: every app's default */
+};
+
+/* A parse or validation error: where, and why (one line, no trailing newline or period). */
+struct policy_error {
+	char file[256];
+	struct policy_loc loc; /* line 0 when the error is about the whole file (e.g. too large) */
+	char reason[256];
+};
+
+/*
+ * Parse and validate a policy. On success returns 0 and *ret_policy; on failure returns a
+ * negative errno (-EINVAL for any content error, -ENOENT, -EFBIG, -ENOMEM, ...) and fills
+ * *ret_error when it is not NULL.
+ *
+ * policy_parse_file() reads the file once, with its size checked before reading;
+ * policy_parse_buffer() parses bytes already in memory (a verified bundle, a test, a fuzzer);
+ * `name` is used as the file name in errors and as policy.path.
+ */
+int policy_parse_file(const char *path, struct policy **ret_policy, struct policy_error *ret_error);
+int policy_parse_buffer(const char *name, const void *data, size_t size, struct policy **ret_policy,
+			struct policy_error *ret_error);
+
+/* `file:line:column: reason`, or `file: reason` when the error has no line. */
+int policy_error_format(const struct policy_error *e, char *buf, size_t size);
+
+void policy_free(struct policy *p);
+
+/* Audit mode of an app: its own `audit:`, else the policy's. Refusals are reported, the flows
+ * go out. */
+bool policy_app_audit(const struct policy *p, const struct policy_app *app);
+
+/* Lookups; NULL or -ENOENT when absent. */
+const struct policy_app *policy_find_app(const struct policy *p, const char *id);
+
+/* Helpers shared with the CLI and the compiler. */
+const char *policy_proto_name(enum policy_proto proto);
+bool policy_app_id_valid(const char *id);
+
+/*
+ * RFC 3339 timestamps in UTC, the one form `bundle:` uses: "2026-11-01T00:00:00Z" exactly
+ * (upper-case T and Z, no fraction, no offset, no leap second), years 1970-9999. The fields are
+ * checked for shape here and converted by the C library (strptime(), timegm()); a date that
+ * does not exist (02-30) is refused. Returns 0 or -EINVAL.
+ */
+#define POLICY_TIME_LEN (sizeof("YYYY-MM-DDTHH:MM:SSZ") - 1)
+int policy_time_parse(const char *s, int64_t *ret);
+/* Format t (0..253402300799) into buf (at least POLICY_TIME_LEN + 1 bytes); 0 or -ERANGE. */
+int policy_time_format(int64_t t, char *buf, size_t size);
+
+/*
+ * Parse "198.51.100.0/24", "2001:db8::/32", "198.51.100.20" (a /32) or "2001:db8::1" (a /128).
+ * IPv4-mapped IPv6 prefixes (::ffff:a.b.c.d/n, n >= 96) are stored as their IPv4 prefix.
+ * Host bits set below the prefix length are an error ("has host bits set").
+ * Returns 0, or -EINVAL with a reason in reason[] (size reason_size).
+ */
+int policy_prefix_parse(const char *s, struct policy_prefix *ret, char *reason, size_t reason_size);
