@@ -4,7 +4,8 @@
 #   make demo    install what is missing, build, play the seed scenario in a throwaway sandbox
 #   make check   install what is missing, build (plain and ASan+UBSan), run every test suite
 #
-# Other targets: all (default), tests, fuzz, install, uninstall, clean, vm-check, vm-shell.
+# Other targets: all (default), tests, fuzz, install, install-only, uninstall, clean, vm-check,
+#   vm-shell.
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
@@ -198,21 +199,31 @@ vm-shell:
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)scripts/vm/vm.sh shell $(VM_KERNEL)
 
-# ---- install ------------------------------------------------------------------------------------
-# Binaries, the systemd unit and AGL drop-in, default options, a default (deny-all) policy when
-# there is none, and the documentation with an example policy.
+# ---- install ----------------------------------------------------------------------------------
+# Binaries, the systemd unit and the drop-in for AGL's three app templates, default options, a
+# default (deny-all) policy when there is none, and the documentation with an example policy.
+# `install` builds first; `install-only` copies what $(BUILD) has (a packager's or a guest's
+# prebuilt tree: no compiler needed).
+AGL_TEMPLATES := agl-app@ agl-app-web@ agl-app-flutter@
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+.PHONY: install-only
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)/agl-app@.service.d \
+	$(Q)$(MAKE) --no-print-directory install-only
+install-only:
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/carwall $(DESTDIR)$(SYSCONFDIR)/carwall/keys \
 		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/carwalld $(DESTDIR)$(SBINDIR)/carwalld
 	install -m 0755 $(BUILD)/carwall $(DESTDIR)$(BINDIR)/carwall
 	$(SUBST) scripts/systemd/carwalld.service.in > $(DESTDIR)$(UNITDIR)/carwalld.service
-	$(SUBST) scripts/systemd/agl-app@.service.d/carwall.conf.in \
-		> $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf
-	chmod 0644 $(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carwalld.service
+	for t in $(AGL_TEMPLATES); do \
+		install -d $(DESTDIR)$(UNITDIR)/$$t.service.d && \
+		$(SUBST) scripts/systemd/agl-app-carwall.conf.in \
+			> $(DESTDIR)$(UNITDIR)/$$t.service.d/carwall.conf && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$t.service.d/carwall.conf || exit 1; \
+	done
 	test -e $(DESTDIR)$(SYSCONFDIR)/default/carwall || \
 		install -m 0644 scripts/systemd/carwall.default $(DESTDIR)$(SYSCONFDIR)/default/carwall
 	test -e $(DESTDIR)$(SYSCONFDIR)/carwall/policy.yaml || \
@@ -227,9 +238,11 @@ uninstall:
 	-[ -n "$(DESTDIR)" ] || ! command -v systemctl >/dev/null || systemctl stop carwalld 2>/dev/null
 	-[ -n "$(DESTDIR)" ] || $(BINDIR)/carwall unload
 	rm -f $(DESTDIR)$(SBINDIR)/carwalld $(DESTDIR)$(BINDIR)/carwall \
-		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf \
-		$(DESTDIR)$(SYSCONFDIR)/default/carwall
-	-rmdir $(DESTDIR)$(UNITDIR)/agl-app@.service.d 2>/dev/null
+		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(SYSCONFDIR)/default/carwall
+	-for t in $(AGL_TEMPLATES); do \
+		rm -f $(DESTDIR)$(UNITDIR)/$$t.service.d/carwall.conf; \
+		rmdir $(DESTDIR)$(UNITDIR)/$$t.service.d 2>/dev/null; \
+	done
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
