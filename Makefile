@@ -10,7 +10,10 @@
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
 #   build: headers and libraries are looked up there after the toolchain's; export
-#   PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_LIBDIR for its .pc files).
+#   PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_LIBDIR for its .pc files). A build system's own CC, AR,
+#   CFLAGS, LDFLAGS (environment or command line: they are added to, not replaced),
+#   BPF_EXTRA_CFLAGS, CLANG, BPFTOOL, PKG_CONFIG and the folders (BINDIR, SBINDIR, SYSCONFDIR,
+#   DOCDIR, UNITDIR) are honoured (scripts/yocto/meta-carwall passes them).
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -31,8 +34,13 @@ endif
 
 CROSS_COMPILE ?=
 ARCH ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+# CC and AR from the environment or the command line win over make's defaults (cc, ar).
+ifeq ($(origin CC),default)
 CC := $(CROSS_COMPILE)gcc
+endif
+ifeq ($(origin AR),default)
 AR := $(CROSS_COMPILE)ar
+endif
 CLANG ?= clang
 BPFTOOL ?= bpftool
 PKG_CONFIG ?= pkg-config
@@ -50,29 +58,33 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
+# `override`: a CFLAGS or LDFLAGS given on the command line is added to, not replacing these.
+override CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
 	  -Iuserspace -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
 # libnl-3: sock_diag in userspace/revoke.c
-CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
+override CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 ifneq ($(SYSROOT),)
-CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
-LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
+override CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
+override LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
 endif
 ifeq ($(STATIC),1)
 # The static libraries' own dependencies (libelf's zstd...), after the list above.
-LDFLAGS += -static
+override LDFLAGS += -static
 LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto)
 endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-CFLAGS += $(SANFLAGS)
-LDFLAGS += $(SANFLAGS)
+override CFLAGS += $(SANFLAGS)
+override LDFLAGS += $(SANFLAGS)
 endif
 
+# The target's headers (linux/bpf.h, bpf/bpf_helpers.h) come after clang's: a SYSROOT's own.
+BPF_EXTRA_CFLAGS ?=
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
-	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
+	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH)) \
+	      $(if $(SYSROOT),-idirafter $(SYSROOT)/usr/include) $(BPF_EXTRA_CFLAGS)
 
 BPF_PROGS := sock_addr sock_create sock_ops skb
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
