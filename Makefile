@@ -197,7 +197,8 @@ bench:
 
 # The testers' VM (scripts/vm/vm.sh, README "Testers' VM"): the integration tests inside QEMU
 # guests on Debian's 6.1 and 6.12 x86_64 kernels and its 6.1 arm64 kernel (carwall cross-built).
-# VM_KERNELS: a subset of x86_64-6.1 x86_64-6.12 arm64-6.1 (default all); VM_KERNEL: vm-shell's.
+# VM_KERNELS: a subset of x86_64-6.1 x86_64-6.12 arm64-6.1 x86_64-6.1-systemd (default all; the
+# last boots systemd as PID 1 and runs tests/systemd/); VM_KERNEL: vm-shell's.
 VM_KERNELS ?=
 VM_KERNEL ?= x86_64-6.1
 .PHONY: vm-check vm-shell

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # SD_* are read by the test files
 #
 # lib.sh: what the tests/systemd/ suite shares. These tests run only in the x86_64-6.1-systemd
 # guest of scripts/vm/vm.sh (systemd as PID 1, carwall installed with `make install-only`,
@@ -79,13 +80,15 @@ sd_net_create() {
 	ip netns exec "$ns" "$SD_FLOWPROBE" serve --log "$SD_SERVER_LOG" --tcp 443 --udp 514 \
 		</dev/null >"$SD_TMP/server.out" 2>"$SD_TMP/server.err" &
 	SD_SERVER_PID=$!
-	for ((i = 0; i < 200; i++)); do
+	local end=$((SECONDS + 20))
+	for ((i = 0; i < 400 && SECONDS < end; i++)); do
 		grep -qx ready "$SD_TMP/server.out" 2>/dev/null && break
 		sleep 0.05
 	done
 	grep -qx ready "$SD_TMP/server.out" || return 1
 	# IPv6 routes work once the link-local addresses are up (bounded).
-	for ((i = 0; i < 50; i++)); do
+	end=$((SECONDS + 10))
+	for ((i = 0; i < 100 && SECONDS < end; i++)); do
 		ip -6 addr show dev cwsd0 | grep -q tentative || break
 		sleep 0.1
 	done
@@ -116,6 +119,8 @@ sd_app() {
 		echo '#!/bin/bash'
 		echo "exec >$out 2>&1"
 		echo 'echo "uid=$(id -u)"'
+		# When the program started, in seconds since boot (the unit is gone once it ended).
+		echo 'echo "started=$(cut -d" " -f1 /proc/uptime)"'
 		printf '%s\n' "$script"
 		echo 'echo end'
 	} >"$SD_APPS_DIR/$id"
@@ -130,10 +135,11 @@ sd_app() {
 
 # sd_app_wait ID: waits (at most 60 s) for the last app run of ID to print "end"; sets SD_OUT.
 sd_app_wait() {
-	local out=$SD_OUT_DIR/$1 i
+	local out=$SD_OUT_DIR/$1 i end=$((SECONDS + 60))
 	SD_OUT=''
 	if ((SD_START_RC == 0)); then
-		for ((i = 0; i < 600; i++)); do
+		# Bounded in time and count: under TCG each round costs two execs.
+		for ((i = 0; i < 1200 && SECONDS < end; i++)); do
 			[[ $(tail -1 "$out" 2>/dev/null) == end ]] && break
 			sleep 0.1
 		done
@@ -144,7 +150,7 @@ sd_app_wait() {
 
 # sd_wait_file FILE: in an app SCRIPT, waits (at most 60 s) until FILE exists.
 sd_wait_file() {
-	printf 'for ((i = 0; i < 600; i++)); do [[ -e %q ]] && break; sleep 0.1; done\n' "$1"
+	printf 'end=$((SECONDS + 60)); for ((i = 0; i < 1200 && SECONDS < end; i++)); do [[ -e %q ]] && break; sleep 0.1; done\n' "$1"
 }
 
 # sd_agent_pid: carwalld.service's main PID (0 when it does not run).
@@ -155,8 +161,8 @@ sd_agent_pid() {
 # sd_agent_wait_active [OLD_PID]: waits (at most 60 s) until carwalld.service is active with a
 # main PID other than OLD_PID.
 sd_agent_wait_active() {
-	local old=${1:-0} i pid
-	for ((i = 0; i < 600; i++)); do
+	local old=${1:-0} i pid end=$((SECONDS + 60))
+	for ((i = 0; i < 1200 && SECONDS < end; i++)); do
 		pid=$(sd_agent_pid)
 		[[ $(systemctl is-active carwalld.service) == active && $pid != 0 && $pid != "$old" ]] &&
 			return 0
@@ -168,7 +174,9 @@ sd_agent_wait_active() {
 # sd_app_flows TEMPLATE ID TAG: the app (started now) tries the OEM backend (allowed) and the
 # tracker (refused), TCP over IPv4; TAP checks with TAG in their names.
 sd_app_flows() {
-	local tpl=$1 id=$2 tag=$3 p=$3-$1
+	local tpl=$1 id=$2 tag=$3 p
+	# The flow names are tokens: no blank.
+	p=$(tr -c 'A-Za-z0-9\n' - <<<"$tag")-$tpl
 	sd_app "$tpl" "$id" "$(sd_flow "$p-ok" tcp "$SD_OEM_V4" 443)
 $(sd_flow "$p-no" tcp "$SD_TRACKER_V4" 443)"
 	sd_expect_flow "$tag: $tpl app: allowed TCP reaches the server" "$p-ok" tcp 443 ok

@@ -5,7 +5,8 @@
 # EAFNOSUPPORT (RestrictAddressFamilies=), while AF_INET, AF_INET6, AF_UNIX and AF_NETLINK
 # open. Control: outside any unit the kernel offers the family (root opens it) and agl-driver
 # opens it too (all but AF_PACKET, which needs CAP_NET_RAW): the drop-in is what refuses. A
-# family this kernel does not offer is skipped, saying so.
+# family this kernel does not offer is skipped, saying so. Debian blacklists the autoload of
+# RDS (net-pf-21): its module is loaded here, as a kernel with RDS built in would have it.
 set -u
 . "$(dirname "$0")/lib.sh"
 sd_require
@@ -30,6 +31,7 @@ PY
 chmod 0644 "$probe"
 closed=(AF_PACKET AF_RDS AF_CAN AF_BLUETOOTH AF_VSOCK AF_QIPCRTR)
 open_=(AF_INET AF_INET6 AF_UNIX AF_NETLINK)
+modprobe -q rds 2>/dev/null
 root=$(python3 "$probe" "${closed[@]}" "${open_[@]}" 2>&1)
 user=$(setpriv --reuid=1001 --regid=1001 --clear-groups python3 "$probe" "${closed[@]}" 2>&1)
 tap_diag "outside any unit, root: $(paste -sd' ' <<<"$root")" "outside any unit, agl-driver: $(paste -sd' ' <<<"$user")"

@@ -13,7 +13,9 @@ tap_check "carwalld.service is enabled" bash -c '[[ $(systemctl is-enabled carwa
 tap_check "carwalld.service is active" systemctl is-active -q carwalld.service
 before=$(systemctl show -p Before --value carwalld.service)
 for s in 'system-agl\x2dapp.slice' 'system-agl\x2dapp\x2dweb.slice' 'system-agl\x2dapp\x2dflutter.slice'; do
-	tap_check "carwalld.service is ordered before $s" bash -c 'grep -qwF -- "$1" <<<"$2"' _ "$s" "$before"
+	# systemctl show quotes and C-escapes unit names: "system-agl\\x2dapp.slice".
+	tap_check "carwalld.service is ordered before $s" bash -c \
+		'tr " " "\n" <<<"$2" | tr -d "\"" | sed "s/\\\\\\\\/\\\\/g" | grep -qxF -- "$1"' _ "$s" "$before"
 done
 for tpl in "${SD_TEMPLATES[@]}"; do
 	u=$tpl@${SD_APP_OF[$tpl]}.service
