@@ -713,6 +713,7 @@ cmd_check() {
 cmd_shell() {
 	local id=${1:-x86_64-6.1} run
 	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
+	[[ $K_SYSTEMD == 0 ]] || die "$id runs the systemd suite only; vm-shell takes ${id%-systemd}"
 	install_host_deps
 	mkdir -p "$cache"
 	exec 9>"$cache/.lock"
