@@ -19,7 +19,7 @@ S = "${WORKDIR}/git"
 # BPF programs: clang -target bpf, skeletons from bpftool gen skeleton; userspace links libbpf,
 # libelf, zlib, libyaml, json-c, libcrypto and libnl-3.
 DEPENDS = "libbpf bpftool-native clang-native libyaml openssl json-c libnl elfutils zlib"
-# The BPF programs are not target code that the cross toolchain could build.
+# Userspace builds with the target gcc; clang-native compiles only the BPF programs (-target bpf).
 TOOLCHAIN = "gcc"
 
 inherit systemd pkgconfig
