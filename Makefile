@@ -4,12 +4,16 @@
 #   make demo    install what is missing, build, play the seed scenario in a throwaway sandbox
 #   make check   install what is missing, build (plain and ASan+UBSan), run every test suite
 #
-# Other targets: all (default), tests, fuzz, man, install, uninstall, clean, vm-check, vm-shell.
+# Other targets: all (default), tests, fuzz, man, install, install-only, uninstall, clean,
+#   vm-check, vm-shell.
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
 #   build: headers and libraries are looked up there after the toolchain's; export
-#   PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_LIBDIR for its .pc files).
+#   PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_LIBDIR for its .pc files). A build system's own CC, AR,
+#   CFLAGS, LDFLAGS (environment or command line: they are added to, not replaced),
+#   BPF_EXTRA_CFLAGS, CLANG, BPFTOOL, PKG_CONFIG and the folders (BINDIR, SBINDIR, SYSCONFDIR,
+#   DOCDIR, UNITDIR) are honoured (scripts/yocto/meta-carwall passes them).
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -30,8 +34,13 @@ endif
 
 CROSS_COMPILE ?=
 ARCH ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+# CC and AR from the environment or the command line win over make's defaults (cc, ar).
+ifeq ($(origin CC),default)
 CC := $(CROSS_COMPILE)gcc
+endif
+ifeq ($(origin AR),default)
 AR := $(CROSS_COMPILE)ar
+endif
 CLANG ?= clang
 BPFTOOL ?= bpftool
 PKG_CONFIG ?= pkg-config
@@ -50,29 +59,33 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 WARNINGS := -Wall -Wextra -Werror -Wformat=2 -Wshadow
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
+# `override`: a CFLAGS or LDFLAGS given on the command line is added to, not replacing these.
+override CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
 	  -Iuserspace/lib -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
 # libnl-3: sock_diag in userspace/agent/revoke.c
-CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
+override CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 ifneq ($(SYSROOT),)
-CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
-LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
+override CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
+override LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
 endif
 ifeq ($(STATIC),1)
 # The static libraries' own dependencies (libelf's zstd...), after the list above.
-LDFLAGS += -static
+override LDFLAGS += -static
 LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto)
 endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-CFLAGS += $(SANFLAGS)
-LDFLAGS += $(SANFLAGS)
+override CFLAGS += $(SANFLAGS)
+override LDFLAGS += $(SANFLAGS)
 endif
 
+# The target's headers (linux/bpf.h, bpf/bpf_helpers.h) come after clang's: a SYSROOT's own.
+BPF_EXTRA_CFLAGS ?=
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
-	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
+	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH)) \
+	      $(if $(SYSROOT),-idirafter $(SYSROOT)/usr/include) $(BPF_EXTRA_CFLAGS)
 
 BPF_PROGS := sock_addr sock_create sock_ops skb
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
@@ -264,7 +277,8 @@ bench:
 
 # The testers' VM (scripts/vm/vm.sh, README "Testers' VM"): the integration tests inside QEMU
 # guests on Debian's 6.1 and 6.12 x86_64 kernels and its 6.1 arm64 kernel (carwall cross-built).
-# VM_KERNELS: a subset of x86_64-6.1 x86_64-6.12 arm64-6.1 (default all); VM_KERNEL: vm-shell's.
+# VM_KERNELS: a subset of x86_64-6.1 x86_64-6.12 arm64-6.1 x86_64-6.1-systemd (default all; the
+# last boots systemd as PID 1 and runs tests/systemd/); VM_KERNEL: vm-shell's.
 VM_KERNELS ?=
 VM_KERNEL ?= x86_64-6.1
 .PHONY: vm-check vm-shell
@@ -278,22 +292,32 @@ vm-shell:
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)scripts/vm/vm.sh shell $(VM_KERNEL)
 
-# ---- install ------------------------------------------------------------------------------------
-# Binaries, the systemd unit and AGL drop-in, default options, a default (deny-all) policy when
-# there is none, the manual pages, and the documentation with an example policy.
+# ---- install ----------------------------------------------------------------------------------
+# Binaries, the systemd unit and the drop-in for AGL's three app templates, default options, a
+# default (deny-all) policy when there is none, the manual pages, and the documentation with an
+# example policy. `install` builds first; `install-only` copies what $(BUILD) has (a packager's
+# or a guest's prebuilt tree: no compiler needed; the manual pages when they were built).
+AGL_TEMPLATES := agl-app@ agl-app-web@ agl-app-flutter@
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+.PHONY: install-only
 install: all man
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)/agl-app@.service.d \
+	$(Q)$(MAKE) --no-print-directory install-only
+install-only:
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/carwall $(DESTDIR)$(SYSCONFDIR)/carwall/keys \
 		$(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/carwalld $(DESTDIR)$(SBINDIR)/carwalld
 	install -m 0755 $(BUILD)/carwall $(DESTDIR)$(BINDIR)/carwall
 	$(SUBST) scripts/systemd/carwalld.service.in > $(DESTDIR)$(UNITDIR)/carwalld.service
-	$(SUBST) scripts/systemd/agl-app@.service.d/carwall.conf.in \
-		> $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf
-	chmod 0644 $(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carwalld.service
+	for t in $(AGL_TEMPLATES); do \
+		install -d $(DESTDIR)$(UNITDIR)/$$t.service.d && \
+		$(SUBST) scripts/systemd/agl-app-carwall.conf.in \
+			> $(DESTDIR)$(UNITDIR)/$$t.service.d/carwall.conf && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$t.service.d/carwall.conf || exit 1; \
+	done
 	test -e $(DESTDIR)$(SYSCONFDIR)/default/carwall || \
 		install -m 0644 scripts/systemd/carwall.default $(DESTDIR)$(SYSCONFDIR)/default/carwall
 	test -e $(DESTDIR)$(SYSCONFDIR)/carwall/policy.yaml || \
@@ -301,8 +325,10 @@ install: all man
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 policies/agl-demo.yaml $(DESTDIR)$(DOCDIR)/policy.example.yaml
 	install -m 0644 policies/README.md $(DESTDIR)$(DOCDIR)/policy-format.md
-	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
+	for m in $(MAN_PAGES); do \
+		test -f $$m || continue; \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
 
 # Stops the agent where systemd runs it, removes enforcement, then the files (the policy in
 # /etc/carwall stays: it is the head unit's configuration).
@@ -310,11 +336,13 @@ uninstall:
 	-[ -n "$(DESTDIR)" ] || ! command -v systemctl >/dev/null || systemctl stop carwalld 2>/dev/null
 	-[ -n "$(DESTDIR)" ] || $(BINDIR)/carwall unload
 	rm -f $(DESTDIR)$(SBINDIR)/carwalld $(DESTDIR)$(BINDIR)/carwall \
-		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(UNITDIR)/agl-app@.service.d/carwall.conf \
-		$(DESTDIR)$(SYSCONFDIR)/default/carwall \
+		$(DESTDIR)$(UNITDIR)/carwalld.service $(DESTDIR)$(SYSCONFDIR)/default/carwall \
 		$(DESTDIR)$(MANDIR)/man8/carwall.8 $(DESTDIR)$(MANDIR)/man8/carwalld.8 \
 		$(DESTDIR)$(MANDIR)/man5/carwall-policy.5
-	-rmdir $(DESTDIR)$(UNITDIR)/agl-app@.service.d 2>/dev/null
+	-for t in $(AGL_TEMPLATES); do \
+		rm -f $(DESTDIR)$(UNITDIR)/$$t.service.d/carwall.conf; \
+		rmdir $(DESTDIR)$(UNITDIR)/$$t.service.d 2>/dev/null; \
+	done
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:

@@ -7,10 +7,14 @@
 #                  stderr, exit status and time into the output share
 #                  (/mnt/cw-out/NAME.{tap,err,rc,secs}), with uname, boot (uptime at the
 #                  first test), uptime (at the end) and result, then powers off;
+#   cw.mode=systemd  (the x86_64-6.1-systemd guest: a service of carwall-vm.target, systemd
+#                  being PID 1) installs carwall as an integrator does, adds AGL's user and app
+#                  templates, starts carwalld.service, then runs the files of cw.tests as
+#                  check does; the unit powers the guest off when this ends;
 #   cw.mode=shell  builds the demo sandbox (scripts/sandbox.sh) with carwalld enforcing
 #                  policies/demo.yaml and gives an interactive shell in the head-unit network
 #                  namespace; leaving the shell powers off.
-# Never exits: PID 1 exiting would panic the kernel.
+# Never exits as PID 1: that would panic the kernel.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8
@@ -71,6 +75,32 @@ setup() {
 	hostname carwall-vm 2>/dev/null
 	ip link set lo up
 	[[ -d $repo/scripts/vm ]] || return 1
+}
+
+# The systemd guest, as a head unit is set up: carwall from `make install-only` (the binaries
+# of the run folder, no compiler), in developer mode with the suite's policy; AGL's user
+# agl-driver (uid 1001) and app templates (tests/systemd/units, stand-ins for meta-agl's);
+# kernel BTF hidden before the agent starts (AGL kernels have none: carwall must not need it);
+# then carwalld.service enabled and started.
+systemd_setup() {
+	local d=/usr/local/libexec/carwall-test
+	make -C "$repo" --no-print-directory install-only BUILD="$bin" >"$out/install.log" 2>&1 ||
+		return 1
+	install -m 0644 "$repo/tests/systemd/policy.yaml" /etc/carwall/policy.yaml &&
+		echo 'CARWALLD_ARGS="--developer-mode"' >/etc/default/carwall || return 1
+	getent passwd agl-driver >/dev/null ||
+		useradd --uid 1001 --user-group --create-home --shell /usr/sbin/nologin agl-driver ||
+		return 1
+	install -m 0644 "$repo"/tests/systemd/units/*.service /etc/systemd/system/ &&
+		install -d "$d" /run/carwall-test/apps && install -m 0755 "$bin/flowprobe" "$d/" &&
+		install -d -o agl-driver -g agl-driver /run/carwall-test/out || return 1
+	if [[ -e /sys/kernel/btf/vmlinux ]]; then
+		: >/run/carwall-test/no-btf
+		mount --bind /run/carwall-test/no-btf /sys/kernel/btf/vmlinux || return 1
+	fi
+	systemctl daemon-reload && systemctl enable carwalld.service >>"$out/install.log" 2>&1 &&
+		systemctl start carwalld.service || return 1
+	export CARWALL_VM_SYSTEMD=1
 }
 
 run_checks() {
@@ -139,7 +169,13 @@ shell() {
 	sandbox_destroy
 }
 
-if ! setup; then
+if [[ $mode == systemd ]]; then
+	setup=systemd_setup
+	tests=${tests:-$(cd "$repo" && ls tests/systemd/test_*.sh | paste -sd,)}
+else
+	setup=setup
+fi
+if ! $setup; then
 	say "guest setup failed"
 	echo "setup-failed" >"$out/result" 2>/dev/null
 	poweroff_now
@@ -147,7 +183,7 @@ fi
 uname -r >"$out/uname"
 awk '{ print $1; exit }' /proc/uptime >"$out/boot"
 case $mode in
-check)
+check | systemd)
 	run_checks
 	awk '{ print $1; exit }' /proc/uptime >"$out/uptime"
 	echo "done" >"$out/result"
@@ -156,4 +192,6 @@ check)
 shell) shell ;;
 *) say "unknown cw.mode=$mode" ;;
 esac
+# Under systemd, carwall-vm.service powers off when this ends.
+[[ $mode == systemd ]] && exit 0
 poweroff_now

@@ -12,7 +12,8 @@
 #   scripts/vm/vm.sh list                the kernels this script knows
 #
 # Kernels: x86_64-6.1 (bookworm's linux-image-amd64), x86_64-6.12 (bookworm-backports'),
-# arm64-6.1 (bookworm's linux-image-arm64, under qemu-system-aarch64).
+# arm64-6.1 (bookworm's linux-image-arm64, under qemu-system-aarch64), and x86_64-6.1-systemd:
+# the 6.1 kernel with the host's systemd as PID 1 running the tests/systemd/ suite (see below).
 #
 # How a guest is made:
 # - The kernel .deb is fetched with `apt-get download` through a private apt state (its own
@@ -36,6 +37,12 @@
 #   goes to console.log beside it. TCG only (`-accel tcg,thread=single`: KVM does not work on the
 #   machines this runs on), so the test files are dealt to CARWALL_VM_JOBS guests booted at once
 #   (default: the CPU count), longest first by the durations of the previous run.
+# - x86_64-6.1-systemd: the same root, but scripts/vm/init hands over to systemd
+#   (init=/lib/systemd/systemd on the kernel command line) with the target carwall-vm.target,
+#   which runs scripts/vm/guest.sh as a service (cw.mode=systemd): it installs carwall with
+#   `make install-only` from the run folder's binaries, enables and starts carwalld.service,
+#   adds AGL's user and app templates, and runs tests/systemd/test_*.sh in one guest (they
+#   share the system's state). Kernel BTF is hidden there (AGL kernels have none).
 # - A guest that does not finish within CARWALL_VM_TIMEOUT seconds is killed and reported as
 #   hung; a panic (panic=-1 with -no-reboot ends QEMU at once; oops=panic) is read off the
 #   console.
@@ -54,7 +61,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd -P)
 vmdir=$top/scripts/vm
 
-ALL_KERNELS=(x86_64-6.1 x86_64-6.12 arm64-6.1)
+ALL_KERNELS=(x86_64-6.1 x86_64-6.12 arm64-6.1 x86_64-6.1-systemd)
 # Bumped when what kernel_prepare leaves in the cache changes.
 LAYOUT=2
 # Modules the initramfs loads (their dependencies are added): the 9p root and its transport,
@@ -180,11 +187,15 @@ apt_download() {
 }
 
 # ---- kernels -------------------------------------------------------------------------------
-# kernel_spec ID: sets K_ARCH (deb arch), K_QEMU_ARCH, K_META, K_RELEASE (apt -t, or empty)
-# and K_SERIES (the kernel series ID names).
+# kernel_spec ID: sets K_ARCH (deb arch), K_QEMU_ARCH, K_META, K_RELEASE (apt -t, or empty),
+# K_SERIES (the kernel series ID names) and K_SYSTEMD (1: systemd as PID 1, the systemd suite).
 kernel_spec() {
-	K_SERIES=${1##*-}
-	case $1 in
+	local base=${1%-systemd}
+	K_SYSTEMD=0
+	[[ $base == "$1" ]] || K_SYSTEMD=1
+	[[ $K_SYSTEMD == 0 || $base == x86_64-* ]] || return 1
+	K_SERIES=${base##*-}
+	case $base in
 	x86_64-6.1) K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64 K_RELEASE='' ;;
 	x86_64-6.12)
 		K_ARCH=amd64 K_QEMU_ARCH=x86_64 K_META=linux-image-amd64
@@ -426,7 +437,14 @@ make_initramfs() {
 qemu_cmd() {
 	local id=$1 kdir=$2 initrd=$3 out=$4 mode=$5 tests=${6:-} append root
 	kernel_spec "$id"
-	append="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.run=$RUN cw.tests=$tests"
+	if [[ $K_SYSTEMD == 1 && $mode == check ]]; then
+		# scripts/vm/init hands over to init=; systemd starts carwall-vm.target only (what
+		# the host's other targets want does not start), on the unified cgroup hierarchy.
+		mode=systemd
+		append="init=/lib/systemd/systemd systemd.unit=carwall-vm.target"
+		append+=" systemd.unified_cgroup_hierarchy=1 systemd.show_status=0 systemd.log_level=notice "
+	fi
+	append+="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.run=$RUN cw.tests=$tests"
 	append+=" ${EXTRA_APPEND:-}"
 	if [[ $K_QEMU_ARCH == x86_64 ]]; then
 		root=/
@@ -506,11 +524,19 @@ test_name() {
 	fi
 }
 
-# test_list: the test files to run, relative to the repository (or absolute).
+# test_list ID: the test files to run on ID, relative to the repository (or absolute). A
+# systemd guest runs tests/systemd/ only, the others never do.
 test_list() {
+	kernel_spec "$1"
 	if [[ -n ${CARWALL_VM_TESTS:-} ]]; then
 		# shellcheck disable=SC2086 # a space-separated list
-		printf '%s\n' $CARWALL_VM_TESTS
+		if [[ $K_SYSTEMD == 1 ]]; then
+			printf '%s\n' $CARWALL_VM_TESTS | grep /systemd/ || true
+		else
+			printf '%s\n' $CARWALL_VM_TESTS | grep -v /systemd/ || true
+		fi
+	elif [[ $K_SYSTEMD == 1 ]]; then
+		(cd "$top" && ls tests/systemd/test_*.sh 2>/dev/null)
 	else
 		(cd "$top" && ls tests/integration/test_*.sh tests/adversarial/test_*.sh 2>/dev/null)
 	fi
@@ -520,7 +546,10 @@ test_list() {
 # on ID, 60 s when unknown), each to the guest with the least work so far. Prints "GUEST FILE".
 split_tests() {
 	local id=$1 n=$2
-	test_list | while IFS= read -r f; do
+	# The systemd suite shares one system's state (units, the agent, its pins): one guest.
+	kernel_spec "$id"
+	[[ $K_SYSTEMD == 0 ]] || n=1
+	test_list "$id" | while IFS= read -r f; do
 		[[ -z $(skip_reason "$id" "$f") ]] || continue
 		n_=$(test_name "$f")
 		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null) || d=
@@ -641,7 +670,7 @@ check_one() {
 		[[ -n $why ]] || continue
 		echo "#   SKIP on $id (kernel $RELEASE): $(test_name "$f"): $why"
 		K_SKIPPED=$((K_SKIPPED + 1))
-	done < <(test_list)
+	done < <(test_list "$id")
 	DURATIONS=$run/durations
 	: >"$DURATIONS"
 	for ((g = 0; g < n; g++)); do
@@ -684,6 +713,7 @@ cmd_check() {
 cmd_shell() {
 	local id=${1:-x86_64-6.1} run
 	kernel_spec "$id" || die "unknown kernel $id (known: ${ALL_KERNELS[*]})"
+	[[ $K_SYSTEMD == 0 ]] || die "$id runs the systemd suite only; vm-shell takes ${id%-systemd}"
 	install_host_deps
 	mkdir -p "$cache"
 	exec 9>"$cache/.lock"
