@@ -73,7 +73,7 @@ endif
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Ibpf \
 	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 
-BPF_PROGS := sock_addr sock_create sock_ops skb
+BPF_PROGS := sock_addr sock_create sock_ops skb dns
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 
 # Library modules: everything in userspace/ but the two mains.
@@ -100,7 +100,7 @@ deps:
 	$(Q)scripts/install-deps.sh
 
 # ---- BPF ----------------------------------------------------------------------------------------
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h bpf/cw_dest.bpf.h | $(BUILD)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h bpf/cw_dest.bpf.h $(DNS_BPF_HDRS) | $(BUILD)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -241,6 +241,13 @@ _Static_assert(sizeof(struct cw_ratelimit) == 16, "cw_ratelimit layout");
  */
 #define CW_SK_F_ACTIVE (1u << 0)  /* connect() by the app, allowed by a connect hook */
 #define CW_SK_F_PASSIVE (1u << 1) /* accepted: BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB */
+/*
+ * The last connect() was allowed by a learned name (cw_learned): the egress program judges the
+ * flow again at every new epoch, on the name's presence in the policy, but does not hold the
+ * learned address's expiry against it: a connection admitted while its address was valid is
+ * not cut when the TTL runs out.
+ */
+#define CW_SK_F_BY_NAME (1u << 2)
 
 struct cw_sk_state {
 	__u64 epoch; /* policy epoch of the cached verdict; 0: nothing cached */
@@ -251,5 +258,58 @@ struct cw_sk_state {
 	__u8 addr[16];
 };
 _Static_assert(sizeof(struct cw_sk_state) == 32, "cw_sk_state layout");
+
+/* ---- addresses learned from DNS answers (bpf/dns.bpf.c) ---------------------------------- */
+
+#define CW_MAX_LEARNED 65536 /* cw_learned entries, every app together */
+
+/*
+ * cw_learned: hash (no prealloc, pinned: survives agent restarts and reloads), (app uid,
+ * address) -> the name the address was learned for. Written by the ingress program from an
+ * answer of a trusted resolver to the app's own question; read by every decision of that app
+ * that the hosts/LPM path refuses: a live entry whose name is still in cw_names of the app's
+ * generation gives the port set of that name. One address holds the name of its last answer.
+ */
+struct cw_learned_key {
+	__u32 app_uid; /* cw_app_val.uid */
+	__u32 family;  /* AF_INET or AF_INET6 (an IPv4-mapped destination is looked up as AF_INET) */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_learned_key) == 24, "cw_learned_key layout");
+
+struct cw_learned_val {
+	__u64 expires_ns; /* boot clock: now + clamp(ttl, ttl_min_s, ttl_max_s) + grace_s */
+	__u64 name_hash;  /* cw_name_key.hash of the app's name that matched the question */
+	__u32 name_kind;  /* cw_name_key.kind of it */
+	__u32 pad;
+	__u64 qname_hash; /* the name asked (for "*.x", the name below x): evidence */
+};
+_Static_assert(sizeof(struct cw_learned_val) == 32, "cw_learned_val layout");
+
+/*
+ * cw_learn_count: hash, app uid -> __u64 entries of cw_learned that the app holds, for its
+ * learn_quota. The ingress program adds one per new entry; the agent's sweep, which is the only
+ * one to delete entries, counts them again and writes the count (an entry learned during the
+ * sweep may be missed until the next one: the quota may be passed by that many).
+ */
+#define CW_LEARN_COUNT_MAX (2 * CW_MAX_APPS)
+
+/*
+ * cw_dns_stats: per-CPU array, index gen * CW_APP_SLOTS + app: what the app's DNS answers
+ * taught, and why the others taught nothing.
+ */
+struct cw_dns_counters {
+	__u64 learned;	   /* addresses learned (or their expiry refreshed) */
+	__u64 untrusted;   /* port-53 answers from an address that is not a trusted resolver */
+	__u64 unlearnable; /* a trusted resolver's answer not parsed or not learnable: malformed,
+			      truncated, an error rcode, a TCP segment not holding exactly one
+			      message, an IPv4 fragment, a parse in progress on the CPU */
+	__u64 other_name;  /* answers to a question that is none of the app's names */
+	__u64 skipped;	   /* answer records not learned: outside the chain, other types, limits */
+	__u64 over_quota;  /* addresses not learned: the app holds learn_quota entries already */
+	__u64 map_full;	   /* addresses not learned: cw_learned is full */
+	__u64 pad;
+};
+_Static_assert(sizeof(struct cw_dns_counters) == 64, "cw_dns_counters layout");
 
 #endif /* CARWALL_H */

@@ -87,6 +87,10 @@ struct cw_ctx {
 	__u32 app;
 	__u32 flags; /* the app's CW_APP_F_* */
 	__u32 rule;  /* CW_RULE_NONE until a rule allows */
+	__u32 uid;   /* the app's cw_app_val.uid: the key of its learned addresses */
+	/* In: a learned address may be past its expiry (a flow admitted by name: CW_SK_F_BY_NAME). */
+	bool ignore_expiry;
+	bool by_name; /* out: allowed by a learned name (cw_dest.bpf.h) */
 };
 
 /* What a decision is about, for the event that reports it. */
@@ -133,6 +137,7 @@ static __always_inline bool cw_match_cgroup(struct cw_ctx *c, __u64 cgroup_id)
 		return false;
 	c->app = app->app;
 	c->flags = app->flags;
+	c->uid = app->uid;
 	return true;
 }
 

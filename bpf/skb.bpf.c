@@ -17,6 +17,9 @@
  *   established flow costs one socket-storage lookup per packet; every flip (a reload, app
  *   cgroups registered again, audit to enforce) starts a new epoch that judges it again, and a
  *   revoked flow's packets are dropped from then on.
+ * - An address learned from a DNS answer (cw_dest.bpf.h) allows the packets of a flow that was
+ *   connected by that name (CW_SK_F_BY_NAME) after its expiry too, as long as the name stays in
+ *   the policy: every new epoch judges the flow again on that.
  * - Non-first fragments carry no ports: they follow the cached verdict of their socket for the
  *   same destination, and are refused without one.
  * - A listener's SYN-ACKs reach this program with the listener as their socket, and are
@@ -255,6 +258,8 @@ int cw_skb_egress(struct __sk_buff *skb)
 	    cw_cache_matches(st, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
 		return st->pass ? SKB_PASS : SKB_DROP;
 
+	/* Admitted by a learned name: its expiry does not cut the flow (bpf/carwall.h). */
+	c.ignore_expiry = st && (st->flags & CW_SK_F_BY_NAME);
 	if (!cw_find_app_skb(&c, skb)) {
 		pass = true;
 		v = CW_VERDICT_UNMANAGED;

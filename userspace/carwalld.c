@@ -328,6 +328,7 @@ static int agent_apply(struct agent *a, struct policy *p, const char *sha256, bo
 		}
 		if (policy_app_audit(pol, &pol->apps[i]))
 			cgroups[i].flags |= CW_APP_F_AUDIT;
+		cgroups[i].uid = policy_app_uid(pol->apps[i].id);
 	}
 	if (a->guard_path) {
 		/* An app index with no rules: everything is refused below the guard. */
@@ -600,7 +601,8 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 		cgroups[n++] = (struct loader_cgroup){ .id = old[i].key.cgroup_id,
 						       .level = level,
 						       .app = old[i].val.app,
-						       .flags = old[i].val.flags };
+						       .flags = old[i].val.flags,
+						       .uid = old[i].val.uid };
 	}
 	if (!have_guard) {
 		snprintf(reason, reason_size,

@@ -9,8 +9,10 @@
  *   maps/cw_state maps/cw_cgroups maps/cw_dst4 maps/cw_dst6 maps/cw_ports maps/cw_hosts
  *   maps/cw_events
  *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
+ *   maps/cw_names maps/cw_resolvers maps/cw_learned maps/cw_learn_count maps/cw_dns_stats
+ *   maps/cw_dns_scratch
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
- *   links/skb_egress links/sock_ops
+ *   links/skb_egress links/sock_ops links/skb_ingress
  */
 #pragma once
 
@@ -29,7 +31,8 @@ struct loader_cgroup {
 	uint64_t id;
 	unsigned level;
 	uint32_t app;
-	uint32_t flags; /* CW_APP_F_* */
+	uint32_t flags; /* CW_APP_F_* (CW_APP_F_NAMES is set by loader_apply() from the maps) */
+	uint32_t uid;	/* policy_app_uid() of the app's id; 0 for the guard */
 };
 
 /*
