@@ -15,6 +15,9 @@
  *      matched one, so overlapping prefixes with different ports give the right answer.
  *   4. (port set, protocol, port) is looked up in the port LPM trie cw_ports. Port ranges are
  *      stored as prefix blocks. A hit allows the flow; every miss denies it.
+ *   5. Host names: an address the tries refuse may have been learned from a trusted resolver's
+ *      answer to the app (cw_learned); the name it was learned for, still in the app's
+ *      cw_names, gives the port set judged as in 4.
  */
 #ifndef CARWALL_H
 #define CARWALL_H
@@ -38,6 +41,9 @@
 #define CW_MAX_PORTS (2 * 262144)
 #define CW_MAX_HOSTS (2 * 131072)
 #define CW_MAX_RULES 131072 /* rules of one policy, all apps together */
+#define CW_MAX_NAMES (2 * 8192) /* cw_names: (app, name, kind) entries */
+/* Trusted resolvers of ONE policy; cw_resolvers holds CW_GENERATIONS times as many. */
+#define CW_MAX_RESOLVERS 8
 
 /* Per-generation slots of the counter arrays: every app index, the guard's included. */
 #define CW_APP_SLOTS (CW_MAX_APPS + 1)
@@ -66,8 +72,17 @@ struct cw_gen_info {
 	 * a later policy, even one that reuses the same generation slot.
 	 */
 	__u64 epoch;
+	/*
+	 * DNS learning (policy `dns:`): a learned address expires clamp(ttl, ttl_min_s, ttl_max_s)
+	 * + grace_s seconds after the answer (boot clock); an app holds at most learn_quota
+	 * learned entries. Meaningless (0) in a generation without names.
+	 */
+	__u32 ttl_min_s;
+	__u32 ttl_max_s;
+	__u32 grace_s;
+	__u32 learn_quota;
 };
-_Static_assert(sizeof(struct cw_gen_info) == 16, "cw_gen_info layout");
+_Static_assert(sizeof(struct cw_gen_info) == 32, "cw_gen_info layout");
 
 /*
  * The single element of the mmap-able array cw_state.
@@ -82,7 +97,7 @@ struct cw_state {
 	__u32 pad;
 	struct cw_gen_info gen[CW_GENERATIONS];
 };
-_Static_assert(sizeof(struct cw_state) == 40, "cw_state layout");
+_Static_assert(sizeof(struct cw_state) == 72, "cw_state layout");
 
 /* cw_cgroups: hash, (cgroup id, generation) -> app. */
 struct cw_cgroup_key {
@@ -95,12 +110,21 @@ _Static_assert(sizeof(struct cw_cgroup_key) == 16, "cw_cgroup_key layout");
 /* cw_app_val.flags */
 #define CW_APP_F_GUARD (1u << 0) /* not an app: the guard cgroup, every flow below it refused */
 #define CW_APP_F_AUDIT (1u << 1) /* audit mode: refusals are reported, the flows go out */
+#define CW_APP_F_NAMES (1u << 2) /* some rule of the app names a host: cw_names has entries */
 
 struct cw_app_val {
 	__u32 app;   /* app index in the policy, 0-based; the guard has an index with no rules */
 	__u32 flags; /* CW_APP_F_* */
+	/*
+	 * The app's identity across reloads: policy_app_uid() of its id (userspace), the key of its
+	 * learned addresses (cw_learned), so they survive a reload that renumbers apps. Distinct
+	 * within a policy (the compiler refuses a policy where two ids give one uid); never 0
+	 * for an app (0: the guard).
+	 */
+	__u32 uid;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct cw_app_val) == 8, "cw_app_val layout");
+_Static_assert(sizeof(struct cw_app_val) == 16, "cw_app_val layout");
 
 /* cw_dst4: LPM trie, (scope = gen|app, IPv4 prefix) -> port set. */
 struct cw_dst4_key {
@@ -162,6 +186,49 @@ struct cw_host_key {
 	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
 };
 _Static_assert(sizeof(struct cw_host_key) == 28, "cw_host_key layout");
+
+/* ---- host names ---------------------------------------------------------------------------- */
+
+/*
+ * cw_names: hash, (scope = gen|app, kind, name hash) -> the app's rules naming that host name.
+ * The hash is the DNS parser's (bpf/cw_dns.h: FNV-1a 64 over lowercase wire labels from the
+ * root down); a hit is confirmed by comparing wire forms, never by the hash alone. A name an
+ * app's rules give several times (in several rules, or through sets) is one entry whose port
+ * set is the union of those rules' ports, as for overlapping prefixes.
+ */
+#define CW_NAME_EXACT 0	   /* the name itself */
+#define CW_NAME_WILDCARD 1 /* "*.x": any name strictly below x, not x; the key names x */
+
+struct cw_name_key {
+	__u32 scope; /* cw_scope(gen, app) */
+	__u32 kind;  /* CW_NAME_EXACT or CW_NAME_WILDCARD */
+	__u64 hash;  /* of the name (for "*.x": of x) */
+};
+_Static_assert(sizeof(struct cw_name_key) == 16, "cw_name_key layout");
+
+#define CW_NAME_WIRE_MAX 256 /* >= CW_DNS_MAX_NAME (bpf/cw_dns.h) */
+
+struct cw_name_val {
+	__u32 portset;	/* port set (cw_ports) of the rules naming it */
+	__u32 flags;	/* CW_DST_F_*: protocols some of those rules allow */
+	__u32 rule;	/* first rule (global index) naming it: evidence */
+	__u16 wire_len; /* bytes of wire[] used, root byte included */
+	__u16 pad;
+	__u8 wire[CW_NAME_WIRE_MAX]; /* canonical (lowercase) wire form of the name (for "*.x": x) */
+};
+_Static_assert(sizeof(struct cw_name_val) == 272, "cw_name_val layout");
+
+/*
+ * cw_resolvers: hash, (generation, family, address) -> flags (__u32, 0 for now). The policy's
+ * trusted resolvers (`resolvers:`), on port 53, UDP and TCP: only their answers teach
+ * addresses, and apps with names may reach them on port 53 without a rule.
+ */
+struct cw_resolver_key {
+	__u32 gen;
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_resolver_key) == 24, "cw_resolver_key layout");
 
 /* ---- evidence: events and counters ---------------------------------------------------------- */
 

@@ -1325,6 +1325,12 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 	p.policy->path = strdup(name);
 	if (!p.policy->path)
 		return oom(&p);
+	p.policy->dns = (struct policy_dns){
+		.min_ttl_s = POLICY_DNS_MIN_TTL_DEFAULT,
+		.max_ttl_s = POLICY_DNS_MAX_TTL_DEFAULT,
+		.grace_s = POLICY_DNS_GRACE_DEFAULT,
+		.max_learned_per_app = POLICY_DNS_MAX_LEARNED_DEFAULT,
+	};
 	if (!yaml_parser_initialize(&p.yaml))
 		return oom(&p);
 	p.yaml_ready = true;
@@ -1418,12 +1424,17 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n_sets; i++) {
 		free(p->sets[i].name);
 		free(p->sets[i].prefixes);
+		for (size_t k = 0; k < p->sets[i].n_hosts; k++)
+			free(p->sets[i].hosts[k].name);
+		free(p->sets[i].hosts);
 	}
 	free(p->sets);
 	for (size_t i = 0; i < p->n_apps; i++) {
 		struct policy_app *app = &p->apps[i];
 
 		for (size_t j = 0; j < app->n_rules; j++) {
+			for (size_t k = 0; k < app->rules[j].n_to; k++)
+				free(app->rules[j].to[k].host.name);
 			free(app->rules[j].to);
 			free(app->rules[j].ports);
 		}
@@ -1432,8 +1443,22 @@ void policy_free(struct policy *p)
 		free(app->cgroup);
 	}
 	free(p->apps);
+	free(p->resolvers);
 	free(p->path);
 	free(p);
+}
+
+bool policy_app_has_hosts(const struct policy *p, const struct policy_app *app)
+{
+	for (size_t i = 0; i < app->n_rules; i++)
+		for (size_t j = 0; j < app->rules[i].n_to; j++) {
+			const struct policy_dest *d = &app->rules[i].to[j];
+
+			if (d->is_host ||
+			    (d->is_set && d->set < p->n_sets && p->sets[d->set].n_hosts))
+				return true;
+		}
+	return false;
 }
 
 bool policy_app_audit(const struct policy *p, const struct policy_app *app)
