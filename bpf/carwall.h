@@ -309,10 +309,10 @@ _Static_assert(sizeof(struct cw_ratelimit) == 16, "cw_ratelimit layout");
 #define CW_SK_F_ACTIVE (1u << 0)  /* connect() by the app, allowed by a connect hook */
 #define CW_SK_F_PASSIVE (1u << 1) /* accepted: BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB */
 /*
- * The last connect() was allowed by a learned name (cw_learned): the egress program judges the
- * flow again at every new epoch, on the name's presence in the policy, but does not hold the
- * learned address's expiry against it: a connection admitted while its address was valid is
- * not cut when the TTL runs out.
+ * The last connect() was allowed by a learned name (cw_learned): name_* say which, and where it
+ * connected. The egress program (and revocation) judges the packets to that address again at
+ * every new epoch by the name's presence in the app's policy and its ports, not by the learned
+ * entry: a connection admitted while its address was valid is not cut when the TTL runs out.
  */
 #define CW_SK_F_BY_NAME (1u << 2)
 
@@ -323,8 +323,12 @@ struct cw_sk_state {
 	__u8 proto;
 	__u16 port;
 	__u8 addr[16];
+	__u64 name_hash; /* CW_SK_F_BY_NAME: cw_name_key.hash and .kind of the name */
+	__u32 name_kind;
+	__u32 pad;
+	__u8 name_addr[16]; /* CW_SK_F_BY_NAME: the address connected to (as addr[]) */
 };
-_Static_assert(sizeof(struct cw_sk_state) == 32, "cw_sk_state layout");
+_Static_assert(sizeof(struct cw_sk_state) == 64, "cw_sk_state layout");
 
 /* ---- addresses learned from DNS answers (bpf/dns.bpf.c) ---------------------------------- */
 

@@ -7,7 +7,8 @@
  * What that path refuses is allowed still, for an app with host names (CW_APP_F_NAMES), when
  * the destination is one of the policy's trusted resolvers on port 53, or an address the app
  * learned from its own DNS answers (cw_learned, written by bpf/dns.bpf.c) that has not expired,
- * for a name still in the app's policy (cw_names): then the name's port set decides.
+ * for a name still in the app's policy (cw_names): then the name's port set decides. A flow the
+ * egress program knows was connected by a name (CW_SK_F_BY_NAME) is judged by that name alone.
  */
 #ifndef CW_DEST_BPF_H
 #define CW_DEST_BPF_H
@@ -147,20 +148,24 @@ static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_v
 		c->rule = CW_RULE_NONE;
 		return CW_VERDICT_ALLOW_RULE;
 	}
-	lkey.app_uid = c->uid;
-	lkey.family = family;
-	if (family == AF_INET)
-		__builtin_memcpy(lkey.addr, addr, 4);
-	else
-		__builtin_memcpy(lkey.addr, addr, 16);
-	learned = bpf_map_lookup_elem(&cw_learned, &lkey);
-	if (!learned)
-		return v;
-	if (!c->ignore_expiry && learned->expires_ns <= bpf_ktime_get_boot_ns())
-		return v; /* a new flow needs a fresh answer */
+	if (!c->sk_name) {
+		lkey.app_uid = c->uid;
+		lkey.family = family;
+		if (family == AF_INET)
+			__builtin_memcpy(lkey.addr, addr, 4);
+		else
+			__builtin_memcpy(lkey.addr, addr, 16);
+		learned = bpf_map_lookup_elem(&cw_learned, &lkey);
+		if (!learned)
+			return v;
+		if (learned->expires_ns <= bpf_ktime_get_boot_ns())
+			return v; /* a new flow needs a fresh answer */
+		c->name_kind = learned->name_kind;
+		c->name_hash = learned->name_hash;
+	}
 	nkey.scope = cw_scope(c->gen, c->app);
-	nkey.kind = learned->name_kind;
-	nkey.hash = learned->name_hash;
+	nkey.kind = c->name_kind;
+	nkey.hash = c->name_hash;
 	name = bpf_map_lookup_elem(&cw_names, &nkey);
 	if (!name)
 		return v; /* the name left the policy: refused at once */

@@ -17,9 +17,9 @@
  *   established flow costs one socket-storage lookup per packet; every flip (a reload, app
  *   cgroups registered again, audit to enforce) starts a new epoch that judges it again, and a
  *   revoked flow's packets are dropped from then on.
- * - An address learned from a DNS answer (cw_dest.bpf.h) allows the packets of a flow that was
- *   connected by that name (CW_SK_F_BY_NAME) after its expiry too, as long as the name stays in
- *   the policy: every new epoch judges the flow again on that.
+ * - A flow connected by a learned name (CW_SK_F_BY_NAME, cw_dest.bpf.h) is judged, at every
+ *   new epoch, by that name's presence and ports in the policy, not by the learned entry: it is
+ *   not cut when the address's TTL runs out, and is when the name leaves the policy.
  * - Non-first fragments carry no ports: they follow the cached verdict of their socket for the
  *   same destination, and are refused without one.
  * - A listener's SYN-ACKs reach this program with the listener as their socket, and are
@@ -214,6 +214,13 @@ static __always_inline bool cw_is_passive(const struct bpf_sock *sk, const struc
 	return st && (st->flags & (CW_SK_F_PASSIVE | CW_SK_F_ACTIVE)) == CW_SK_F_PASSIVE;
 }
 
+static __always_inline bool cw_addr_eq(const __u8 *x, const __u8 *y)
+{
+	/* Word by word: clang's BPF target has no memcmp. */
+	const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64 epoch,
 					     const struct cw_flow *f, bool fragment)
 {
@@ -221,9 +228,7 @@ static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64
 		return false;
 	if (!fragment && st->port != f->port)
 		return false;
-	/* Word by word: clang's BPF target has no memcmp. */
-	const __u32 *a = (const __u32 *)st->addr, *b = (const __u32 *)f->addr;
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+	return cw_addr_eq(st->addr, f->addr);
 }
 
 SEC("cgroup_skb/egress")
@@ -258,8 +263,13 @@ int cw_skb_egress(struct __sk_buff *skb)
 	    cw_cache_matches(st, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
 		return st->pass ? SKB_PASS : SKB_DROP;
 
-	/* Admitted by a learned name: its expiry does not cut the flow (bpf/carwall.h). */
-	c.ignore_expiry = st && (st->flags & CW_SK_F_BY_NAME);
+	/* Connected by a learned name: judged by that name, its expiry does not cut the flow. */
+	if (st && (st->flags & CW_SK_F_BY_NAME) && parsed == CW_PARSE_OK &&
+	    cw_addr_eq(st->name_addr, f.addr)) {
+		c.sk_name = true;
+		c.name_hash = st->name_hash;
+		c.name_kind = st->name_kind;
+	}
 	if (!cw_find_app_skb(&c, skb)) {
 		pass = true;
 		v = CW_VERDICT_UNMANAGED;

@@ -86,8 +86,14 @@ static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct 
 	if (connect && tcp)
 		st->flags |= CW_SK_F_ACTIVE;
 	/* The egress program then judges this flow by its name's presence, not its expiry. */
-	if (connect)
-		st->flags = c->by_name ? st->flags | CW_SK_F_BY_NAME : st->flags & ~CW_SK_F_BY_NAME;
+	if (connect && c->by_name) {
+		st->flags |= CW_SK_F_BY_NAME;
+		st->name_hash = c->name_hash;
+		st->name_kind = c->name_kind;
+		__builtin_memcpy(st->name_addr, f->addr, sizeof(st->name_addr));
+	} else if (connect) {
+		st->flags &= ~CW_SK_F_BY_NAME;
+	}
 	st->epoch = c->epoch;
 	st->pass = 1;
 	st->proto = f->proto;
