@@ -68,6 +68,8 @@ static void usage(FILE *f)
 		"  carwall reload                          make the agent reload its policy file\n"
 		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
 		"  carwall stats                           counters per app and per rule\n"
+		"  carwall names [--app ID]                addresses learned from the apps' DNS answers:\n"
+		"                                          app, name, address, expiry, rule\n"
 		"  carwall policy check FILE               validate a policy without loading it\n"
 		"  carwall bundle install FILE             send a bundle to the agent, which verifies\n"
 		"                                          and enforces it (FILE is read by this command)\n"
@@ -369,6 +371,13 @@ static int64_t json_int(struct json_object *o, const char *key)
 	struct json_object *v;
 
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static bool json_flag(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
 }
 
 static void status_print(struct json_object *s)
@@ -693,6 +702,61 @@ static int cmd_stats(struct cli *c, int argc, char **argv)
 	return EXIT_SUCCESS;
 }
 
+/* ---- names ---------------------------------------------------------------------------------- */
+
+static int cmd_names(struct cli *c, int argc, char **argv)
+{
+	struct json_object *reply = NULL, *list;
+	_cleanup_free_ char *request = NULL;
+	int i, r;
+
+	i = cli_parse(c, argc, argv, true, false);
+	if (i < 0)
+		return EXIT_USAGE;
+	if (i < argc) {
+		fprintf(stderr, "carwall names: unexpected argument '%s'\n", argv[i]);
+		return EXIT_USAGE;
+	}
+	if (c->app && (!c->app[0] || strpbrk(c->app, " \n"))) {
+		fprintf(stderr, "carwall names: bad app id '%s'\n", c->app);
+		return EXIT_USAGE;
+	}
+	if (asprintf(&request, c->app ? "names %s" : "names", c->app) < 0) {
+		request = NULL;
+		return cli_error(c, "out of memory");
+	}
+	r = cli_request(c, request, "", &reply);
+	if (r < 0)
+		return -r;
+	if (c->json) {
+		json_print(reply);
+		json_object_put(reply);
+		return EXIT_SUCCESS;
+	}
+	printf("%-22s %-40s %-39s %10s %s\n", "APP", "NAME", "ADDRESS", "EXPIRES-IN", "RULE");
+	if (json_object_object_get_ex(reply, "learned", &list))
+		for (size_t k = 0; k < json_object_array_length(list); k++) {
+			struct json_object *e = json_object_array_get_idx(list, k);
+			char expires[32], rule[300] = "-";
+
+			if (json_flag(e, "expired"))
+				snprintf(expires, sizeof(expires), "expired");
+			else
+				snprintf(expires, sizeof(expires), "%llds",
+					 (long long)json_int(e, "expires_in_s"));
+			if (json_str(e, "file"))
+				snprintf(rule, sizeof(rule), "#%lld %s:%lld:%lld",
+					 (long long)json_int(e, "rule"), json_str(e, "file"),
+					 (long long)json_int(e, "line"), (long long)json_int(e, "column"));
+			printf("%-22s %-40s %-39s %10s %s\n",
+			       json_str(e, "app") ? json_str(e, "app") : "(no app)",
+			       json_str(e, "name") ? json_str(e, "name") : "(not in the policy)",
+			       json_str(e, "address"), expires, rule);
+		}
+	json_object_put(reply);
+	return EXIT_SUCCESS;
+}
+
 static int cmd_explain(struct cli *c, int argc, char **argv)
 {
 	return carwall_explain_main(argc, argv, c->json);
@@ -768,6 +832,7 @@ static const struct command {
 	{ "explain", NULL, cmd_explain },
 	{ "events", NULL, cmd_events },
 	{ "stats", NULL, cmd_stats },
+	{ "names", NULL, cmd_names },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "bundle.h"
@@ -40,6 +42,7 @@
 #include "control.h"
 #include "events.h"
 #include "fileio.h"
+#include "learned.h"
 #include "loader.h"
 #include "log.h"
 #include "notify.h"
@@ -142,6 +145,9 @@ struct agent {
 	size_t gen_n_apps[CW_GENERATIONS];
 	uint64_t events_received;
 	uint64_t events_log_errors;
+	/* Host names: ticks until the next sweep of cw_learned, and addresses refused room. */
+	unsigned sweep_ticks;
+	uint64_t learn_refused_reported;
 	struct agent_app_total *totals;
 	size_t n_totals;
 };
@@ -1539,6 +1545,152 @@ static int agent_on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* ---- host names: the addresses learned from the apps' DNS answers ----------------------------- */
+
+#define AGENT_SWEEP_EVERY_S 5 /* seconds between two sweeps of cw_learned */
+
+/*
+ * Every AGENT_SWEEP_EVERY_S: delete the learned addresses that expired or whose app or name
+ * left the policy in force, keep each app's count for its quota, and report the addresses the
+ * kernel could not learn (an app over its quota, a full map). Enforcement never waits for this.
+ */
+static void agent_sweep_learned(struct agent *a)
+{
+	_cleanup_free_ struct learned_app *apps = NULL;
+	struct learned_sweep_stats st = {};
+	uint32_t gen = loader_active_gen(a->loader);
+	uint64_t refused = 0;
+	size_t n = 0;
+	int r;
+
+	r = loader_active_apps(a->loader, &apps, &n);
+	if (r >= 0)
+		r = learned_sweep(loader_learned_fd(a->loader), loader_learn_count_fd(a->loader),
+				  loader_names_fd(a->loader), gen, apps, n, boottime_ns(), &st);
+	if (r < 0) {
+		log_warning_errno(r, "Cannot sweep the learned addresses: %m");
+		return;
+	}
+	if (st.expired || st.orphaned)
+		log_debug("Learned addresses: %zu kept, %zu expired and %zu no longer in the policy "
+			  "deleted",
+			  st.kept, st.expired, st.orphaned);
+	for (size_t i = 0; i < n; i++) {
+		struct cw_dns_counters c;
+
+		if (loader_read_dns_counters(a->loader, gen, apps[i].app, &c) == 0)
+			refused += c.over_quota + c.map_full;
+	}
+	if (refused > a->learn_refused_reported)
+		log_warning("%llu addresses from DNS answers were not learned since the policy was "
+			    "loaded: an app over its max-learned-per-app, or the learned table full "
+			    "(see `carwall stats`); nothing is opened for them",
+			    (unsigned long long)refused);
+	a->learn_refused_reported = refused;
+}
+
+/* The rule (global index) of the policy in force, for evidence; NULL when it has none. */
+static const struct policy_rule *agent_rule(struct agent *a, uint32_t index)
+{
+	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++)
+		for (size_t k = 0; k < a->policy->apps[i].n_rules; k++)
+			if (a->policy->apps[i].rules[k].index == index)
+				return &a->policy->apps[i].rules[k];
+	return NULL;
+}
+
+static struct json_object *dns_counters_json(const struct cw_dns_counters *c, uint64_t entries)
+{
+	struct json_object *o = json_object_new_object();
+
+	JSON_ADD(o, "entries", json_object_new_int64((int64_t)entries));
+	JSON_ADD(o, "learned", json_object_new_int64((int64_t)c->learned));
+	JSON_ADD(o, "untrusted", json_object_new_int64((int64_t)c->untrusted));
+	JSON_ADD(o, "unlearnable", json_object_new_int64((int64_t)c->unlearnable));
+	JSON_ADD(o, "other_name", json_object_new_int64((int64_t)c->other_name));
+	JSON_ADD(o, "skipped_records", json_object_new_int64((int64_t)c->skipped));
+	JSON_ADD(o, "over_quota", json_object_new_int64((int64_t)c->over_quota));
+	JSON_ADD(o, "map_full", json_object_new_int64((int64_t)c->map_full));
+	return o;
+}
+
+/*
+ * `carwall names [--app ID]`: the learned table, from the pinned maps, named as the policy in
+ * force names things: app, name (NULL when it left the policy), address, seconds left, rule.
+ */
+static struct json_object *agent_names_json(struct agent *a, const char *only)
+{
+	_cleanup_free_ struct learned_entry *e = NULL;
+	_cleanup_free_ struct learned_app *apps = NULL;
+	struct json_object *o, *list;
+	uint32_t gen = loader_active_gen(a->loader);
+	uint64_t now = boottime_ns();
+	size_t n = 0, n_apps = 0;
+	int r;
+
+	if (only && (!a->policy || !policy_find_app(a->policy, only)))
+		return json_error("app '%s' is not in the policy in force", only);
+	r = loader_active_apps(a->loader, &apps, &n_apps);
+	if (r >= 0)
+		r = learned_read_all(loader_learned_fd(a->loader), &e, &n);
+	if (r < 0)
+		return json_error("cannot read the learned addresses: %s", strerror(-r));
+	o = json_object_new_object();
+	list = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct learned_app *app = NULL;
+		struct cw_name_key nkey = {};
+		struct cw_name_val name;
+		const struct policy_rule *rule = NULL;
+		const char *id = NULL;
+		char addr[INET6_ADDRSTRLEN], text[1100];
+		struct json_object *j;
+		int64_t left;
+
+		for (size_t k = 0; k < n_apps && !app; k++)
+			if (apps[k].uid == e[i].key.app_uid)
+				app = &apps[k];
+		if (app && app->app < a->gen_n_apps[gen])
+			id = a->gen_apps[gen][app->app];
+		if (only && (!id || strcmp(id, only)))
+			continue;
+		j = json_object_new_object();
+		JSON_ADD(j, "app", id ? json_object_new_string(id) : NULL);
+		JSON_ADD(j, "app_uid", json_object_new_int64(e[i].key.app_uid));
+		text[0] = '\0';
+		if (app) {
+			nkey.scope = cw_scope(gen, app->app);
+			nkey.kind = e[i].val.name_kind;
+			nkey.hash = e[i].val.name_hash;
+			if (bpf_map_lookup_elem(loader_names_fd(a->loader), &nkey, &name) == 0) {
+				bool wild = nkey.kind == CW_NAME_WILDCARD;
+
+				snprintf(text, sizeof(text), "%s", wild ? "*." : "");
+				if (learned_name_text(name.wire, name.wire_len, text + strlen(text),
+						      sizeof(text) - strlen(text)) < 0)
+					text[0] = '\0';
+				rule = agent_rule(a, name.rule);
+			}
+		}
+		JSON_ADD(j, "name", text[0] ? json_object_new_string(text) : NULL);
+		inet_ntop((int)e[i].key.family, e[i].key.addr, addr, sizeof(addr));
+		JSON_ADD(j, "address", json_object_new_string(addr));
+		left = (int64_t)(e[i].val.expires_ns / 1000000000ull) - (int64_t)(now / 1000000000ull);
+		JSON_ADD(j, "expires_in_s", json_object_new_int64(left));
+		JSON_ADD(j, "expired", json_object_new_boolean(e[i].val.expires_ns <= now));
+		if (rule) {
+			JSON_ADD(j, "rule", json_object_new_int64((int64_t)rule->index));
+			JSON_ADD(j, "file", json_object_new_string(a->policy_path));
+			JSON_ADD(j, "line", json_object_new_int((int)rule->loc.line));
+			JSON_ADD(j, "column", json_object_new_int((int)rule->loc.column));
+		}
+		json_object_array_add(list, j);
+	}
+	JSON_ADD(o, "learned", list);
+	JSON_ADD(o, "capacity", json_object_new_int64(CW_MAX_LEARNED));
+	return o;
+}
+
 static struct json_object *counters_json(const struct cw_app_counters *c)
 {
 	struct json_object *o = json_object_new_object();
@@ -1588,6 +1740,15 @@ static struct json_object *agent_stats_json(struct agent *a)
 		total.audited += c.audited;
 		total.events_dropped += c.events_dropped;
 		JSON_ADD(app, "since_start", counters_json(&total));
+		if (!guard && policy_app_has_hosts(a->policy, &a->policy->apps[i])) {
+			uint32_t uid = policy_app_uid(a->policy->apps[i].id);
+			struct cw_dns_counters d = {};
+			uint64_t entries = 0;
+
+			loader_read_dns_counters(a->loader, gen, (uint32_t)i, &d);
+			bpf_map_lookup_elem(loader_learn_count_fd(a->loader), &uid, &entries);
+			JSON_ADD(app, "dns", dns_counters_json(&d, entries));
+		}
 		json_object_array_add(apps, app);
 	}
 	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++) {
@@ -1658,6 +1819,10 @@ static struct json_object *agent_handle(const struct control_request *req, void 
 		return agent_status_json(a);
 	if (!strcmp(request, "stats"))
 		return agent_stats_json(a);
+	if (!strcmp(request, "names"))
+		return agent_names_json(a, NULL);
+	if (!strncmp(request, "names ", strlen("names ")))
+		return agent_names_json(a, request + strlen("names "));
 	if (!strcmp(request, "reload")) {
 		struct json_object *o;
 
@@ -2111,7 +2276,7 @@ static int agent_run(struct agent *a)
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the programs at %s: %m", a->cgroup_root);
 	log_info("Enforcing at cgroup %s (connect4, connect6, sendmsg4, sendmsg6, sock_create, "
-		 "skb_egress, sock_ops), pins in %s",
+		 "skb_egress, sock_ops, skb_ingress), pins in %s",
 		 a->cgroup_root, a->pin_dir);
 
 	/*
@@ -2213,6 +2378,10 @@ static int agent_run(struct agent *a)
 					events_agg_tick(a->events_agg, boottime_ns());
 					events_quota_report(a->journal_quota, boottime_ns(),
 							    agent_report_quota, NULL);
+					if (++a->sweep_ticks >= AGENT_SWEEP_EVERY_S) {
+						a->sweep_ticks = 0;
+						agent_sweep_learned(a);
+					}
 				}
 				if (a->events_log)
 					events_log_flush(a->events_log);

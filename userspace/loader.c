@@ -382,6 +382,63 @@ int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 	return 0;
 }
 
+int loader_names_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_names);
+}
+
+int loader_learned_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_learned);
+}
+
+int loader_learn_count_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->dns->maps.cw_learn_count);
+}
+
+int loader_active_apps(const struct loader *l, struct learned_app **ret, size_t *ret_n)
+{
+	int fd = bpf_map__fd(l->sock_addr->maps.cw_cgroups);
+	uint32_t gen = loader_active_gen(l);
+	_cleanup_free_ struct learned_app *apps = calloc(CW_APP_SLOTS, sizeof(*apps));
+	struct cw_cgroup_key key, next;
+	struct cw_app_val val;
+	void *prev = NULL;
+	size_t n = 0;
+
+	if (!apps)
+		return -ENOMEM;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		bool known = false;
+
+		key = next;
+		prev = &key;
+		if (key.gen != gen || bpf_map_lookup_elem(fd, &key, &val) < 0 ||
+		    (val.flags & CW_APP_F_GUARD) || !val.uid)
+			continue;
+		for (size_t i = 0; i < n && !known; i++)
+			known = apps[i].uid == val.uid;
+		if (known || n == CW_APP_SLOTS)
+			continue;
+		apps[n++] = (struct learned_app){ .uid = val.uid, .app = val.app };
+	}
+	*ret = TAKE_PTR(apps);
+	*ret_n = n;
+	return 0;
+}
+
+int loader_read_dns_counters(const struct loader *l, uint32_t gen, uint32_t app,
+			     struct cw_dns_counters *ret)
+{
+	_Static_assert(sizeof(struct cw_dns_counters) % sizeof(uint64_t) == 0, "u64 fields only");
+
+	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
+		return -ERANGE;
+	return read_percpu_u64s(bpf_map__fd(l->dns->maps.cw_dns_stats), gen * CW_APP_SLOTS + app,
+				(uint64_t *)ret, sizeof(*ret) / sizeof(uint64_t));
+}
+
 int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret)
 {
 	if (gen >= CW_GENERATIONS || rule >= CW_MAX_RULES)
