@@ -23,6 +23,8 @@
 #define POLICY_BUNDLE_MAX_VERSION (UINT64_C(1) << 53) /* `bundle.version`: 1..2^53 */
 #define POLICY_MAX_HOST_LEN 253	     /* a host name in text, "*." included, no final dot */
 #define POLICY_MAX_HOST_LABEL 63     /* bytes of one label of a host name */
+#define POLICY_MAX_HOST_LABELS 32    /* labels of a host name: what the DNS parser hashes */
+#define POLICY_MAX_RESOLVERS 8	     /* `resolvers:` entries (CW_MAX_RESOLVERS) */
 
 /* `dns:` tunables: defaults and accepted ranges (seconds, entries). */
 #define POLICY_DNS_MIN_TTL_DEFAULT 30
@@ -206,6 +208,28 @@ bool policy_app_id_valid(const char *id);
 int policy_time_parse(const char *s, int64_t *ret);
 /* Format t (0..253402300799) into buf (at least POLICY_TIME_LEN + 1 bytes); 0 or -ERANGE. */
 int policy_time_format(int64_t t, char *buf, size_t size);
+
+/*
+ * A host name as a policy writes it: "tiles.oem.example", or "*.maps.oem.example" for every
+ * name strictly below maps.oem.example. ASCII only (an IDNA name in its A-label form,
+ * "xn--..."); labels of letters, digits and '-' (not first or last), 1 to 63 bytes; at most
+ * POLICY_MAX_HOST_LABELS labels (a wildcard: one fewer, so that a name below it has at most
+ * that many); at least two labels (a wildcard: "*." and one); at most POLICY_MAX_HOST_LEN
+ * characters, "*." included; the last label not all digits; one final '.' allowed; '*' only
+ * as the whole first label. Upper case is folded. Writes the canonical form (lowercase, no
+ * final dot, without the "*.") into buf and *ret_wildcard. Returns 0, or -EINVAL with a
+ * reason in reason[].
+ */
+int policy_host_parse(const char *s, char buf[static POLICY_MAX_HOST_LEN + 1], bool *ret_wildcard,
+		      char *reason, size_t reason_size);
+
+/* Whether the canonical host name `name` is one that h allows (h itself, or strictly below
+ * it for a wildcard). */
+bool policy_host_matches(const struct policy_host *h, const char *name);
+
+/* A `to` or set element that is not an address: a host name when it has a '.' or a '*' (set
+ * names have neither). */
+bool policy_looks_like_host(const char *s);
 
 /*
  * Parse "198.51.100.0/24", "2001:db8::/32", "198.51.100.20" (a /32) or "2001:db8::1" (a /128).

@@ -1204,15 +1204,11 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 	return prefix_contains(a, (uint8_t)len, b, (uint8_t)len);
 }
 
-int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
-		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
+/* The second half of a decision: (port set, protocol, port) in cw_ports. */
+static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
+		       uint32_t *ret_rule)
 {
-	uint32_t portset;
 	int best_len = -1;
-
-	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
-		return 0;
-
 	uint32_t pscope = cw_scope(m->gen, portset);
 	uint16_t port_be = htons(port);
 	const struct cw_port_val *hit = NULL;
@@ -1232,6 +1228,65 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 	if (ret_rule)
 		*ret_rule = hit->rule;
 	return 1;
+}
+
+int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
+		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	uint32_t portset;
+
+	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
+		return 0;
+	return lookup_port(m, portset, proto, port, ret_rule);
+}
+
+/* The cw_names entry of (scope, kind, hash) whose wire form is wire[0..len). */
+static const struct policy_name_entry *find_name(const struct policy_maps *m, uint32_t scope,
+						 uint32_t kind, uint64_t hash, const uint8_t *wire,
+						 unsigned len)
+{
+	for (size_t i = 0; i < m->n_names; i++) {
+		const struct policy_name_entry *e = &m->names[i];
+
+		if (e->key.scope == scope && e->key.kind == kind && e->key.hash == hash &&
+		    e->val.wire_len == len && !memcmp(e->val.wire, wire, len))
+			return e;
+	}
+	return NULL;
+}
+
+const struct policy_name_entry *policy_maps_match_name(const struct policy_maps *m, uint32_t app,
+							const char *name)
+{
+	uint32_t scope = cw_scope(m->gen, app);
+	const struct policy_name_entry *e;
+	struct dns_name n;
+	unsigned off = 0;
+
+	if (!name || dns_name_from_text(name, &n) < 0)
+		return NULL;
+	e = find_name(m, scope, CW_NAME_EXACT, n.hash, n.wire, n.wire_len);
+	if (e)
+		return e;
+	/* Parent suffixes, longest first: suffix_hash[labels - 2] is the name minus one label. */
+	for (unsigned i = n.labels - 1; i-- > 0;) {
+		off += 1u + n.wire[off];
+		e = find_name(m, scope, CW_NAME_WILDCARD, n.suffix_hash[i], n.wire + off,
+			      n.wire_len - off);
+		if (e)
+			return e;
+	}
+	return NULL;
+}
+
+int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
+			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	const struct policy_name_entry *e = policy_maps_match_name(m, app, name);
+
+	if (!e)
+		return 0;
+	return lookup_port(m, e->val.portset, proto, port, ret_rule);
 }
 
 int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,

@@ -114,6 +114,23 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule);
 
 /*
+ * The cw_names entry that the kernel matches for host name `name` (text; case and a final dot
+ * do not matter) asked by app `app`: the name itself (CW_NAME_EXACT), else the wildcard of
+ * its longest parent suffix, strictly above the name ("*.x" never matches x). That entry
+ * carries every rule of the app allowing the name (see policy_compile.c, compile_app_names()).
+ * NULL when none matches or `name` is not a host name.
+ */
+const struct policy_name_entry *policy_maps_match_name(const struct policy_maps *m, uint32_t app,
+							const char *name);
+
+/*
+ * The verdict for a flow of app `app` to an address learned for host name `name` (offline:
+ * explain, tests): 1 allowed (*ret_rule: the deciding rule), 0 refused.
+ */
+int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
+			    uint16_t proto, uint16_t port, uint32_t *ret_rule);
+
+/*
  * The first half of policy_maps_lookup(): the port set the destination tries give `addr` for
  * app `app` (its longest matching prefix; an IPv4-mapped IPv6 address is judged as IPv4).
  * Returns 1 and *ret_portset, or 0 when no prefix of the app contains the address (every flow
