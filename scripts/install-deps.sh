@@ -10,6 +10,7 @@ packages=(
 	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev
 	libcmocka-dev libclang-rt-14-dev
 	iproute2 util-linux procps openssl python3
+	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
 )
 
 missing=()
