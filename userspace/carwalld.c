@@ -1483,9 +1483,12 @@ static int64_t realtime_offset_ns(void)
  * summary with count, first and last for its repeats) and a record in the app's share of the
  * events log.
  */
+static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size);
+
 static void agent_write_record(const struct events_agg_record *r, void *userdata)
 {
 	struct agent *a = userdata;
+	char host[1100];
 	struct events_names n = {
 		.app = r->app,
 		.exe = r->exe,
@@ -1496,6 +1499,8 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 	char line[1536], share[EVENTS_SHARE_NAME_MAX];
 	struct json_object *record;
 
+	if (agent_host_of(a, r->e, host, sizeof(host)))
+		n.host = host;
 	events_share_name(r->app, r->e->verdict, share);
 	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
 		events_format_line(r->e, &n, line, sizeof(line));
@@ -1589,6 +1594,46 @@ static void agent_sweep_learned(struct agent *a)
 	a->learn_refused_reported = refused;
 }
 
+/*
+ * The text of name (kind, hash) of app `app` in generation `gen` ("*.x" for a wildcard), and
+ * its rule; false when the name is not (or no longer) one of the app's.
+ */
+static bool agent_name_text(struct agent *a, uint32_t gen, uint32_t app, uint32_t kind,
+			    uint64_t hash, char *buf, size_t size, uint32_t *ret_rule)
+{
+	struct cw_name_key key = { .scope = cw_scope(gen, app), .kind = kind, .hash = hash };
+	struct cw_name_val name;
+	size_t pre = kind == CW_NAME_WILDCARD ? 2 : 0;
+
+	if (size <= pre || bpf_map_lookup_elem(loader_names_fd(a->loader), &key, &name) < 0)
+		return false;
+	memcpy(buf, "*.", pre);
+	if (learned_name_text(name.wire, name.wire_len, buf + pre, size - pre) < 0)
+		return false;
+	if (ret_rule)
+		*ret_rule = name.rule;
+	return true;
+}
+
+/*
+ * The host name a refused flow's destination was learned for by its app (an expired address,
+ * a port the name does not allow), so that events name it; false when there is none.
+ */
+static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size)
+{
+	struct cw_learned_key key = { .family = e->family };
+	struct cw_learned_val val;
+
+	if (e->gen >= CW_GENERATIONS || e->app >= a->gen_n_apps[e->gen] ||
+	    !a->gen_apps[e->gen][e->app] || (e->family != AF_INET && e->family != AF_INET6))
+		return false;
+	key.app_uid = policy_app_uid(a->gen_apps[e->gen][e->app]);
+	memcpy(key.addr, e->addr, e->family == AF_INET ? 4 : 16);
+	if (bpf_map_lookup_elem(loader_learned_fd(a->loader), &key, &val) < 0)
+		return false;
+	return agent_name_text(a, e->gen, e->app, val.name_kind, val.name_hash, buf, size, NULL);
+}
+
 /* The rule (global index) of the policy in force, for evidence; NULL when it has none. */
 static const struct policy_rule *agent_rule(struct agent *a, uint32_t index)
 {
@@ -1639,9 +1684,8 @@ static struct json_object *agent_names_json(struct agent *a, const char *only)
 	list = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		const struct learned_app *app = NULL;
-		struct cw_name_key nkey = {};
-		struct cw_name_val name;
 		const struct policy_rule *rule = NULL;
+		uint32_t rule_index;
 		const char *id = NULL;
 		char addr[INET6_ADDRSTRLEN], text[1100];
 		struct json_object *j;
@@ -1658,20 +1702,11 @@ static struct json_object *agent_names_json(struct agent *a, const char *only)
 		JSON_ADD(j, "app", id ? json_object_new_string(id) : NULL);
 		JSON_ADD(j, "app_uid", json_object_new_int64(e[i].key.app_uid));
 		text[0] = '\0';
-		if (app) {
-			nkey.scope = cw_scope(gen, app->app);
-			nkey.kind = e[i].val.name_kind;
-			nkey.hash = e[i].val.name_hash;
-			if (bpf_map_lookup_elem(loader_names_fd(a->loader), &nkey, &name) == 0) {
-				bool wild = nkey.kind == CW_NAME_WILDCARD;
-
-				snprintf(text, sizeof(text), "%s", wild ? "*." : "");
-				if (learned_name_text(name.wire, name.wire_len, text + strlen(text),
-						      sizeof(text) - strlen(text)) < 0)
-					text[0] = '\0';
-				rule = agent_rule(a, name.rule);
-			}
-		}
+		if (app && agent_name_text(a, gen, app->app, e[i].val.name_kind, e[i].val.name_hash,
+					   text, sizeof(text), &rule_index))
+			rule = agent_rule(a, rule_index);
+		else
+			text[0] = '\0';
 		JSON_ADD(j, "name", text[0] ? json_object_new_string(text) : NULL);
 		inet_ntop((int)e[i].key.family, e[i].key.addr, addr, sizeof(addr));
 		JSON_ADD(j, "address", json_object_new_string(addr));

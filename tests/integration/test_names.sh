@@ -183,6 +183,18 @@ expect_flow "resolve then connect is allowed (IPv4)" navigation 198.51.100.20 44
 query navigation --server 2001:db8:ffff::2 --type AAAA tiles.oem.example
 expect_flow "resolve AAAA over IPv6 then connect is allowed (IPv6)" navigation 2001:db8:51::20 443 ok
 expect_flow "a port the name's rule does not list is refused" navigation 198.51.100.20 8443 EPERM
+# event_names_host: the refusal's event names the host the address was learned for.
+event_names_host() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		"$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" --json 2>/dev/null |
+			grep '"dst":"198.51.100.20","port":8443' | grep -q '"host":"tiles.oem.example"' &&
+			return 0
+		sleep 0.1
+	done
+	return 1
+}
+tap_check "the refusal's event names the learned host" event_names_host
 query mediaplayer --server 192.0.2.2 tiles.oem.example
 expect_flow "another app, even after its own lookup, is refused the address" mediaplayer \
 	198.51.100.20 443 EPERM
