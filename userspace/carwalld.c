@@ -42,6 +42,7 @@
 #include "control.h"
 #include "events.h"
 #include "fileio.h"
+#include "dns.h"
 #include "learned.h"
 #include "loader.h"
 #include "log.h"
@@ -1608,7 +1609,7 @@ static bool agent_name_text(struct agent *a, uint32_t gen, uint32_t app, uint32_
 	if (size <= pre || bpf_map_lookup_elem(loader_names_fd(a->loader), &key, &name) < 0)
 		return false;
 	memcpy(buf, "*.", pre);
-	if (learned_name_text(name.wire, name.wire_len, buf + pre, size - pre) < 0)
+	if (dns_name_to_text(name.wire, name.wire_len, buf + pre, size - pre) < 0)
 		return false;
 	if (ret_rule)
 		*ret_rule = name.rule;

@@ -4,7 +4,6 @@
 #include <bpf/bpf.h>
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,37 +127,5 @@ int learned_sweep(int learned_fd, int count_fd, int names_fd, uint32_t gen,
 	}
 	if (ret)
 		*ret = st;
-	return 0;
-}
-
-int learned_name_text(const uint8_t *wire, size_t wire_len, char *buf, size_t size)
-{
-	size_t pos = 0, out = 0;
-
-	if (size < 2)
-		return -ENOBUFS;
-	while (pos < wire_len && wire[pos]) {
-		uint8_t len = wire[pos++];
-
-		if (len > 63 || pos + len > wire_len)
-			return -EBADMSG;
-		if (out && out + 1 < size)
-			buf[out++] = '.';
-		for (uint8_t i = 0; i < len; i++) {
-			uint8_t c = wire[pos + i];
-
-			if (out + 4 >= size)
-				return -ENOBUFS;
-			/* Bytes that are not a hostname's are shown escaped, never raw. */
-			if (c > 0x20 && c < 0x7f && c != '.' && c != '\\')
-				buf[out++] = (char)c;
-			else
-				out += (size_t)snprintf(buf + out, size - out, "\\%03u", c);
-		}
-		pos += len;
-	}
-	if (!out)
-		buf[out++] = '.';
-	buf[out] = '\0';
 	return 0;
 }

@@ -45,6 +45,3 @@ struct learned_sweep_stats {
 int learned_sweep(int learned_fd, int count_fd, int names_fd, uint32_t gen,
 		  const struct learned_app *apps, size_t n_apps, uint64_t now_ns,
 		  struct learned_sweep_stats *ret);
-
-/* The text of a name's canonical wire form (lowercase, no final dot); "." for the root. */
-int learned_name_text(const uint8_t *wire, size_t wire_len, char *buf, size_t size);
