@@ -364,4 +364,25 @@ expect_flow "an address learned for a name the policy dropped is refused at once
 	198.51.100.30 443 EPERM
 expect_flow "the other learned names still allow their addresses" navigation 198.51.100.84 443 ok
 
+# ---- the quota ---------------------------------------------------------------------------------
+sed -i 's/max-learned-per-app: 64/max-learned-per-app: 1/' "$SANDBOX_POLICY"
+tap_check "a reload with max-learned-per-app: 1 (the app holds more already)" \
+	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload
+before=$(dns_counter navigation over_quota)
+query navigation --server 192.0.2.2 d.maps.oem.example
+expect_flow "an app over its quota learns no new address" navigation 198.51.100.85 443 EPERM
+after=$(dns_counter navigation over_quota)
+tap_check "the address not learned is counted (over_quota $before -> $after)" \
+	test "$after" -gt "$before"
+expect_flow "the addresses it holds still allow their flows" navigation 198.51.100.84 443 ok
+quota_reported() {
+	local i
+	for ((i = 0; i < 80; i++)); do
+		grep -q 'addresses from DNS answers were not learned' "$SANDBOX_DIR/agent.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+tap_check "the agent reports the addresses not learned" quota_reported
+
 tap_done
