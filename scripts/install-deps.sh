@@ -9,6 +9,7 @@ packages=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev
 	libcmocka-dev libclang-rt-14-dev
+	libpsl-dev
 	iproute2 util-linux procps openssl python3
 )
 
