@@ -171,7 +171,8 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h $(DNS_BPF_HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
 		userspace/control.c userspace/log.c userspace/policy_compile.c userspace/explain.c \
-		userspace/dns.c tests/dns/dns_oracle.c -lyaml -lcrypto -ljson-c -lbpf -lresolv -o $@
+		userspace/dns.c userspace/policy_lint.c tests/dns/dns_oracle.c -lyaml -lcrypto -ljson-c \
+		-lbpf -lresolv -lpsl -o $@
 
 # Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
 # from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.

@@ -589,13 +589,20 @@ static int cmd_policy_check(struct cli *c, int argc, char **argv)
 		json_object_object_add(o, "ipv4_prefixes", json_object_new_int64((int64_t)maps->n_dst4));
 		json_object_object_add(o, "ipv6_prefixes", json_object_new_int64((int64_t)maps->n_dst6));
 		json_object_object_add(o, "port_entries", json_object_new_int64((int64_t)maps->n_ports));
+		json_object_object_add(o, "host_names", json_object_new_int64((int64_t)maps->n_names));
+		json_object_object_add(o, "resolvers",
+				       json_object_new_int64((int64_t)maps->n_resolvers));
 		json_print(o);
 		json_object_put(o);
 	} else {
+		char names[64] = "";
+
+		if (maps->n_names)
+			snprintf(names, sizeof(names), ", %zu host names", maps->n_names);
 		printf("%s: valid: %zu apps, %zu sets, %zu rules (%zu IPv4 and %zu IPv6 prefixes, %zu "
-		       "port entries)\n",
+		       "port entries%s)\n",
 		       file, p->n_apps, p->n_sets, p->n_rules, maps->n_dst4, maps->n_dst6,
-		       maps->n_ports);
+		       maps->n_ports, names);
 		for (size_t k = 0; k < lint->n_warnings; k++)
 			fprintf(stderr, "%s:%u:%u: warning: %s\n", file, lint->warnings[k].loc.line,
 				lint->warnings[k].loc.column, lint->warnings[k].reason);
