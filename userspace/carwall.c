@@ -589,7 +589,8 @@ static int cmd_policy_check(struct cli *c, int argc, char **argv)
 		json_object_object_add(o, "ipv4_prefixes", json_object_new_int64((int64_t)maps->n_dst4));
 		json_object_object_add(o, "ipv6_prefixes", json_object_new_int64((int64_t)maps->n_dst6));
 		json_object_object_add(o, "port_entries", json_object_new_int64((int64_t)maps->n_ports));
-		json_object_object_add(o, "host_names", json_object_new_int64((int64_t)maps->n_names));
+		json_object_object_add(o, "host_names",
+				       json_object_new_int64((int64_t)maps->n_names));
 		json_object_object_add(o, "resolvers",
 				       json_object_new_int64((int64_t)maps->n_resolvers));
 		json_print(o);
