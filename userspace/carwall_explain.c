@@ -450,6 +450,14 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 		r = name_notes(c, &d);
 		if (r < 0)
 			goto fail;
+	} else if (!c->json && allowed < total &&
+		   policy_app_has_hosts(c->policy, &c->policy->apps[c->app])) {
+		char names[1024];
+
+		if (explain_other_hosts(c->policy, c->app, NULL, names, sizeof(names)) > 0)
+			printf("  but: if the app learned %s for one of its names (%s), that name's "
+			       "rules judge it too: explain the name\n",
+			       addr, names);
 	}
 
 	r = exit_code(allowed, total);

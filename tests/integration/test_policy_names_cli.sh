@@ -95,6 +95,13 @@ expect "explain: another app's name is refused" 3 \
 	"$bin/carwall" explain --policy "$dir/names.yaml" --app radio tiles.oem.example:443/tcp
 expect "explain: a port the name's rules do not allow is refused" 3 \
 	"$bin/carwall" explain --policy "$dir/names.yaml" --app navigation tiles.oem.example:80/tcp
+expect "explain: an address the app's prefixes refuse" 3 \
+	"$bin/carwall" explain --policy "$dir/names.yaml" --app navigation 192.0.2.7:443/tcp
+tap_check "  says its names may still allow it, and which" \
+	contains "if the app learned 192.0.2.7 for one of its names (tiles.oem.example, *.maps.oem.example)"
+expect "explain: the same for an app without names" 3 \
+	"$bin/carwall" explain --policy "$dir/names.yaml" --app radio 192.0.2.7:443/tcp
+tap_check "  says nothing of names" test -z "$(echo "$last_out" | grep names)"
 expect "explain --batch takes names too" 4 \
 	bash -c "printf 'tiles.oem.example:443/tcp\ntiles.oem.example:443/udp\n' |
 		'$bin/carwall' explain --policy '$dir/names.yaml' --app navigation --batch -"
