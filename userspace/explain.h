@@ -33,8 +33,9 @@
 #include "policy.h"
 #include "policy_compile.h"
 
-/* The longest DEST accepted (a batch line without its newline). */
-#define EXPLAIN_MAX_DEST_LEN 128
+/* The longest DEST accepted (a batch line without its newline): the longest host name, a port
+ * and a protocol ("NAME:65535/udp"). */
+#define EXPLAIN_MAX_DEST_LEN (POLICY_MAX_HOST_LEN + 10)
 
 struct explain_dest {
 	bool is_name;				/* a host name: name, not family and addr */

@@ -95,6 +95,17 @@ static void test_dest_host_names(void **state)
 	/* Addresses stay addresses. */
 	d = dest("203.0.113.7:443");
 	assert_false(d.is_name);
+
+	/* The longest name, with a port and a protocol. */
+	char longest[POLICY_MAX_HOST_LEN + 16];
+	memset(longest, 'a', POLICY_MAX_HOST_LEN);
+	for (size_t i = 63; i < POLICY_MAX_HOST_LEN; i += 64)
+		longest[i] = '.';
+	snprintf(longest + POLICY_MAX_HOST_LEN, 16, ":65535/udp");
+	d = dest(longest);
+	assert_true(d.is_name);
+	assert_int_equal(strlen(d.name), POLICY_MAX_HOST_LEN);
+	assert_int_equal(d.port, 65535);
 }
 
 static void test_name_verdicts_come_from_the_name_entries(void **state)
