@@ -55,6 +55,8 @@ LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
 # libnl-3: sock_diag in userspace/revoke.c
 CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
+# libpsl: the public suffix list of `policy check`'s warnings (userspace/policy_lint.c)
+LDLIBS += -lpsl
 ifneq ($(SYSROOT),)
 CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
@@ -62,7 +64,7 @@ endif
 ifeq ($(STATIC),1)
 # The static libraries' own dependencies (libelf's zstd...), after the list above.
 LDFLAGS += -static
-LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto)
+LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto libpsl)
 endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -169,7 +171,8 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/*.h $(DNS_BPF_HDRS)
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< userspace/policy.c userspace/fileio.c userspace/bundle.c userspace/bundle_state.c \
 		userspace/control.c userspace/log.c userspace/policy_compile.c userspace/explain.c \
-		userspace/dns.c tests/dns/dns_oracle.c -lyaml -lcrypto -ljson-c -lbpf -lresolv -o $@
+		userspace/dns.c userspace/policy_lint.c tests/dns/dns_oracle.c -lyaml -lcrypto -ljson-c \
+		-lbpf -lresolv -lpsl -o $@
 
 # Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
 # from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.

@@ -194,7 +194,12 @@ _Static_assert(sizeof(struct cw_host_key) == 28, "cw_host_key layout");
  * The hash is the DNS parser's (bpf/cw_dns.h: FNV-1a 64 over lowercase wire labels from the
  * root down); a hit is confirmed by comparing wire forms, never by the hash alone. A name an
  * app's rules give several times (in several rules, or through sets) is one entry whose port
- * set is the union of those rules' ports, as for overlapping prefixes.
+ * set is the union of those rules' ports, as for overlapping prefixes. Like a prefix inherits
+ * the rules of the prefixes containing it, an entry inherits the rules of the app's wildcards
+ * above it: a name is matched by its most specific entry, the exact one first, then the
+ * wildcard of its longest parent suffix (qsuffix_hash[labels - 2] down to [0]), and that entry
+ * alone carries every rule of the app that allows the name (a less specific one never allows
+ * more).
  */
 #define CW_NAME_EXACT 0	   /* the name itself */
 #define CW_NAME_WILDCARD 1 /* "*.x": any name strictly below x, not x; the key names x */

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "policy.h"
 #include "policy_compile.h"
+#include "policy_lint.h"
 #include "util.h"
 
 #ifndef CARWALL_VERSION
@@ -45,6 +46,8 @@ struct cli {
 	bool json;
 	bool quiet;
 	bool force;
+	bool strict_ok; /* the command takes --strict */
+	bool strict;
 	const char *run_dir;
 	const char *pin_dir;
 	const char *app;
@@ -70,7 +73,9 @@ static void usage(FILE *f)
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall names [--app ID]                addresses learned from the apps' DNS answers:\n"
 		"                                          app, name, address, expiry, rule\n"
-		"  carwall policy check FILE               validate a policy without loading it\n"
+		"  carwall policy check [--strict] FILE    validate a policy without loading it;\n"
+		"                                          warn about destinations that open far\n"
+		"                                          more than they say (--strict: exit 1)\n"
 		"  carwall bundle install FILE             send a bundle to the agent, which verifies\n"
 		"                                          and enforces it (FILE is read by this command)\n"
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
@@ -128,6 +133,7 @@ static int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool w
 		CLI_COMMON_OPTIONS,
 		{ "app", required_argument, NULL, 'a' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "strict", no_argument, NULL, 's' },
 		{},
 	};
 	int o;
@@ -156,6 +162,11 @@ static int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool w
 			if (!with_force)
 				goto bad;
 			c->force = true;
+			break;
+		case 's':
+			if (!c->strict_ok)
+				goto bad;
+			c->strict = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -510,15 +521,17 @@ static int cmd_policy_check(struct cli *c, int argc, char **argv)
 {
 	struct policy_error perr = {};
 	struct policy_maps *maps = NULL;
+	struct policy_lint *lint = NULL;
 	struct policy *p = NULL;
 	char reason[1024];
 	int i, r;
 
+	c->strict_ok = true;
 	i = cli_parse(c, argc, argv, false, false);
 	if (i < 0)
 		return EXIT_USAGE;
 	if (i + 1 != argc) {
-		fprintf(stderr, "Usage: carwall policy check FILE\n");
+		fprintf(stderr, "Usage: carwall policy check [--strict] FILE\n");
 		return EXIT_USAGE;
 	}
 	const char *file = argv[i];
@@ -553,27 +566,65 @@ static int cmd_policy_check(struct cli *c, int argc, char **argv)
 			snprintf(reason, sizeof(reason), "%s: %s", file, strerror(-r));
 		return cli_error(c, "%s", reason); /* "file[:line:column]: why" */
 	}
+	r = policy_lint(p, &lint);
+	if (r < 0) {
+		policy_maps_free(maps);
+		policy_free(p);
+		return cli_error(c, "%s: cannot check for warnings: %s", file, strerror(-r));
+	}
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
+		struct json_object *warnings = json_object_new_array();
 		json_object_object_add(o, "file", json_object_new_string(file));
 		json_object_object_add(o, "valid", json_object_new_boolean(true));
+		for (size_t k = 0; k < lint->n_warnings; k++) {
+			const struct policy_lint_warning *w = &lint->warnings[k];
+			struct json_object *wo = json_object_new_object();
+			const char *kind = policy_lint_kind_name(w->kind);
+			json_object_object_add(wo, "kind", json_object_new_string(kind));
+			json_object_object_add(wo, "line", json_object_new_int((int)w->loc.line));
+			json_object_object_add(wo, "column",
+					       json_object_new_int((int)w->loc.column));
+			json_object_object_add(wo, "reason", json_object_new_string(w->reason));
+			json_object_array_add(warnings, wo);
+		}
+		json_object_object_add(o, "warnings", warnings);
+		json_object_object_add(o, "warnings_total",
+				       json_object_new_int64((int64_t)lint->n_total));
+		json_object_object_add(o, "strict", json_object_new_boolean(c->strict));
 		json_object_object_add(o, "apps", json_object_new_int64((int64_t)p->n_apps));
 		json_object_object_add(o, "sets", json_object_new_int64((int64_t)p->n_sets));
 		json_object_object_add(o, "rules", json_object_new_int64((int64_t)p->n_rules));
 		json_object_object_add(o, "ipv4_prefixes", json_object_new_int64((int64_t)maps->n_dst4));
 		json_object_object_add(o, "ipv6_prefixes", json_object_new_int64((int64_t)maps->n_dst6));
 		json_object_object_add(o, "port_entries", json_object_new_int64((int64_t)maps->n_ports));
+		json_object_object_add(o, "host_names",
+				       json_object_new_int64((int64_t)maps->n_names));
+		json_object_object_add(o, "resolvers",
+				       json_object_new_int64((int64_t)maps->n_resolvers));
 		json_print(o);
 		json_object_put(o);
 	} else {
+		char names[64] = "";
+
+		if (maps->n_names)
+			snprintf(names, sizeof(names), ", %zu host names", maps->n_names);
 		printf("%s: valid: %zu apps, %zu sets, %zu rules (%zu IPv4 and %zu IPv6 prefixes, %zu "
-		       "port entries)\n",
+		       "port entries%s)\n",
 		       file, p->n_apps, p->n_sets, p->n_rules, maps->n_dst4, maps->n_dst6,
-		       maps->n_ports);
+		       maps->n_ports, names);
+		for (size_t k = 0; k < lint->n_warnings; k++)
+			fprintf(stderr, "%s:%u:%u: warning: %s\n", file, lint->warnings[k].loc.line,
+				lint->warnings[k].loc.column, lint->warnings[k].reason);
+		if (lint->n_total > lint->n_warnings)
+			fprintf(stderr, "%s: warning: %zu more warnings not shown\n", file,
+				lint->n_total - lint->n_warnings);
 	}
+	r = c->strict && lint->n_total ? EXIT_FAILURE : EXIT_SUCCESS;
+	policy_lint_free(lint);
 	policy_maps_free(maps);
 	policy_free(p);
-	return EXIT_SUCCESS;
+	return r;
 }
 
 /* ---- unload --------------------------------------------------------------------------------- */

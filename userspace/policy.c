@@ -2003,3 +2003,14 @@ bool policy_host_matches(const struct policy_host *h, const char *name)
 		return strcmp(name, h->name) == 0;
 	return n > k + 1 && name[n - k - 1] == '.' && strcmp(name + n - k, h->name) == 0;
 }
+
+bool policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_prefix *b)
+{
+	unsigned len = a->len < b->len ? a->len : b->len, full = len / 8, rest = len % 8;
+
+	if (a->family != b->family)
+		return false;
+	if (memcmp(a->addr, b->addr, full))
+		return false;
+	return !rest || ((a->addr[full] ^ b->addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}

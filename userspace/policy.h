@@ -231,6 +231,9 @@ bool policy_host_matches(const struct policy_host *h, const char *name);
  * names have neither). */
 bool policy_looks_like_host(const char *s);
 
+/* Whether two prefixes of one family share an address (one contains the other). */
+bool policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_prefix *b);
+
 /*
  * Parse "198.51.100.0/24", "2001:db8::/32", "198.51.100.20" (a /32) or "2001:db8::1" (a /128).
  * IPv4-mapped IPv6 prefixes (::ffff:a.b.c.d/n, n >= 96) are stored as their IPv4 prefix.

@@ -18,9 +18,11 @@
 /* Every rule index of a valid policy has its counter slot in cw_rule_stats. */
 _Static_assert(POLICY_MAX_RULES <= CW_MAX_RULES, "rule counters too small for the policy limit");
 _Static_assert(POLICY_MAX_APPS < CW_APP_SLOTS, "app counters too small for the policy limit");
-/* A port set is made for a prefix, and prefixes are bounded by the maps: port set ids fit. */
-_Static_assert(POLICY_MAPS_MAX_DST4 + POLICY_MAPS_MAX_DST6 <= CW_SCOPE_ID_MASK,
+/* A port set is made for a prefix or a name, both bounded by the maps: port set ids fit. */
+_Static_assert(POLICY_MAPS_MAX_DST4 + POLICY_MAPS_MAX_DST6 + POLICY_MAPS_MAX_NAMES <=
+		   CW_SCOPE_ID_MASK,
 	       "port set ids too small for the map capacity");
+_Static_assert(POLICY_MAX_RESOLVERS <= CW_MAX_RESOLVERS, "resolver limit above the map's");
 
 _Static_assert(CW_NAME_WIRE_MAX >= CW_DNS_MAX_NAME + 1, "cw_name_val.wire too small");
 

@@ -173,6 +173,11 @@ static void test_idna_a_labels_and_long_names_are_accepted(void **state)
 	assert_true(n < sizeof(yaml));
 	_cleanup_(policy_freep) struct policy *q = parse_ok(yaml);
 	assert_int_equal(strlen(q->apps[0].rules[0].to[0].host.name), 253);
+	/* It compiles, to a 255-byte wire form, and is found again. */
+	_cleanup_(policy_maps_freep) struct policy_maps *m = compile_ok(q, 0);
+	assert_int_equal(m->n_names, 1);
+	assert_int_equal(m->names[0].val.wire_len, 255);
+	assert_non_null(policy_maps_match_name(m, 0, name));
 }
 
 /* Every malformed host name, at its own line and column. */
