@@ -24,10 +24,9 @@ LOOP_SECONDS=${NAMES_LOOP_SECONDS:-240}
 # loaded machine (two process starts), so that only the expiry the test waits for counts.
 SHORT_TTL=4
 
-sandbox_require_root || exit 77
 if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
 	echo "1..0 # SKIP dnsmasq or python3 missing (scripts/install-deps.sh installs them)"
-	exit 77
+	exit 0
 fi
 
 sandbox_create "cw-n$$" >/dev/null || tap_bail_out "cannot create the sandbox"
