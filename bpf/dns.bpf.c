@@ -135,8 +135,8 @@ static __always_inline bool cw_dns_pkt_parse(struct __sk_buff *skb, struct cw_dn
 }
 
 enum cw_dns_msg {
-	CW_DNS_MSG_FOUND, /* *ret_off, *ret_len: one whole message */
-	CW_DNS_MSG_EMPTY, /* a TCP segment without data (the handshake, an ACK, the FIN) */
+	CW_DNS_MSG_FOUND,      /* *ret_off, *ret_len: one whole message */
+	CW_DNS_MSG_EMPTY,      /* a TCP segment without data (the handshake, an ACK, the FIN) */
 	CW_DNS_MSG_UNREADABLE, /* a fragment, a TCP segment not holding exactly one message */
 };
 
