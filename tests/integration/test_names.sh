@@ -57,7 +57,7 @@ wait_ready() {
 }
 
 # Addresses of the "internet" (the flowprobe servers listen on every address): names below.
-for a in 198.51.100.30 198.51.100.53 198.51.100.81 198.51.100.82 198.51.100.83 198.51.100.84 \
+for a in 198.51.100.30 198.51.100.31 198.51.100.53 198.51.100.81 198.51.100.82 198.51.100.83 198.51.100.84 \
 	198.51.100.85 $(seq -f '198.51.100.%g' 100 139); do
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
@@ -74,6 +74,7 @@ dns_args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces
 	--host-record=c.maps.oem.example,198.51.100.84
 	--host-record=d.maps.oem.example,198.51.100.85
 	--host-record=edge-1.cdn.example,198.51.100.30
+	--host-record=feed.oem.example,198.51.100.31
 	--cname=edge.oem.example,edge-1.cdn.example
 	--host-record=tracker.oem.example,203.0.113.7)
 for i in $(seq 100 139); do
@@ -131,27 +132,31 @@ has_line() { grep -q -- "$1" <<<"$2"; }
 first_addr() { awk '$1 == "addr" { print $2; exit }' <<<"$QUERY"; }
 
 # expect_flow NAME APP ADDR PORT ok|EPERM [flowprobe flags]: a TCP flow and both of its ends.
+# FLOW_MODE (default tcp) may be udp (refused at send) or udp-connect (refused at connect).
 expect_flow() {
 	local name=$1 app=$2 addr=$3 port=$4 expect=$5 rc res
+	local mode=${FLOW_MODE:-tcp} proto=tcp stage=connect
 	shift 5
+	[[ $mode == tcp ]] || proto=udp
+	[[ $mode == udp ]] && stage=send
 	new_token
 	if [[ $app == - ]]; then
-		res=$(sandbox_in_hu "$FLOWPROBE" tcp "$addr" "$port" --token "$TOKEN" "$@" 2>&1)
+		res=$(sandbox_in_hu "$FLOWPROBE" "$mode" "$addr" "$port" --token "$TOKEN" "$@" 2>&1)
 	else
-		res=$(as_app "$app" "$FLOWPROBE" tcp "$addr" "$port" --token "$TOKEN" "$@" 2>&1)
+		res=$(as_app "$app" "$FLOWPROBE" "$mode" "$addr" "$port" --token "$TOKEN" "$@" 2>&1)
 	fi
 	rc=$?
 	if [[ $expect == ok ]]; then
-		if ((rc == 0)) && sandbox_server_saw tcp "$port" "$TOKEN"; then
+		if ((rc == 0)) && sandbox_server_saw "$proto" "$port" "$TOKEN"; then
 			tap_ok "$name"
 		else
 			tap_not_ok "$name" "expected ok: rc $rc: $res" "last lookup: $QUERY"
 		fi
-	elif ((rc == 1)) && [[ $res == *"result=EPERM stage=connect"* ]] &&
-		! sandbox_server_saw tcp "$port" "$TOKEN"; then
+	elif ((rc == 1)) && [[ $res == *"result=EPERM stage=$stage"* ]] &&
+		! sandbox_server_saw "$proto" "$port" "$TOKEN"; then
 		tap_ok "$name"
 	else
-		tap_not_ok "$name" "expected EPERM at connect and nothing at the server: rc $rc: $res"
+		tap_not_ok "$name" "expected EPERM at $stage and nothing at the server: rc $rc: $res"
 	fi
 }
 
@@ -200,6 +205,18 @@ tap_check "the refusal's event names the learned host" event_names_host
 query mediaplayer --server 192.0.2.2 tiles.oem.example
 expect_flow "another app, even after its own lookup, is refused the address" mediaplayer \
 	198.51.100.20 443 EPERM
+
+# ---- UDP: datagrams (refused at send) and connected sockets -------------------------------
+FLOW_MODE=udp expect_flow "control: an unmanaged process sends to 198.51.100.31:9000/udp" - \
+	198.51.100.31 9000 ok
+FLOW_MODE=udp expect_flow "a datagram before resolving is refused at send" navigation \
+	198.51.100.31 9000 EPERM
+query navigation --server 192.0.2.2 feed.oem.example
+FLOW_MODE=udp expect_flow "resolve then sendto is allowed (a UDP rule's name)" navigation \
+	198.51.100.31 9000 ok
+FLOW_MODE=udp-connect expect_flow "resolve then a connected UDP socket is allowed" navigation \
+	198.51.100.31 9000 ok
+expect_flow "the UDP rule's name does not allow TCP" navigation 198.51.100.31 9000 EPERM
 
 # ---- wildcards, CNAME chains, names not in the policy -------------------------------------
 query navigation --server 192.0.2.2 a.maps.oem.example
