@@ -29,7 +29,7 @@ if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
 	exit 0
 fi
 
-sandbox_create "cw-n$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-n$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 cp "$top/tests/integration/names.yaml" "$SANDBOX_POLICY"
 out=$SANDBOX_DIR/names
@@ -63,14 +63,15 @@ for a in 198.51.100.30 198.51.100.31 198.51.100.53 198.51.100.81 198.51.100.82 1
 done
 
 # dnsmasq: authoritative for the test's names, TTL 300 unless a record says otherwise.
+# shellcheck disable=SC2054 # commas are dnsmasq's
 dns_args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces
 	--listen-address=192.0.2.2 --listen-address=2001:db8:ffff::2 --port=53 --user=root
 	--local-ttl=300 --pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log"
 	--host-record=tiles.oem.example,198.51.100.20,2001:db8:51::20
 	--host-record=a.maps.oem.example,198.51.100.80
 	--host-record=maps.oem.example,198.51.100.81
-	--host-record=short.maps.oem.example,198.51.100.82,$SHORT_TTL
-	--host-record=held.maps.oem.example,198.51.100.83,$SHORT_TTL
+	"--host-record=short.maps.oem.example,198.51.100.82,$SHORT_TTL"
+	"--host-record=held.maps.oem.example,198.51.100.83,$SHORT_TTL"
 	--host-record=c.maps.oem.example,198.51.100.84
 	--host-record=d.maps.oem.example,198.51.100.85
 	--host-record=edge-1.cdn.example,198.51.100.30
@@ -78,17 +79,17 @@ dns_args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces
 	--cname=edge.oem.example,edge-1.cdn.example
 	--host-record=tracker.oem.example,203.0.113.7)
 for i in $(seq 100 139); do
-	dns_args+=(--host-record=big.oem.example,198.51.100.$i)
+	dns_args+=("--host-record=big.oem.example,198.51.100.$i")
 done
 for i in $(seq 1 8); do
-	dns_args+=(--host-record=l$i.maps.oem.example,198.51.100.$((100 + i)),2)
+	dns_args+=("--host-record=l$i.maps.oem.example,198.51.100.$((100 + i)),2")
 done
 sandbox_in_net dnsmasq "${dns_args[@]}" </dev/null >"$out/dnsmasq.out" 2>&1 &
 PIDS[dnsmasq]=$!
 sandbox_in_net "$FLOWPROBE" serve --hold --log "$out/hold-server.log" --tcp 7443 \
 	</dev/null >"$out/hold-server.out" 2>&1 &
 PIDS[hold-server]=$!
-wait_ready "$out/hold-server.out" || tap_bail_out "the hold server did not start"
+wait_ready "$out/hold-server.out" || { tap_bail_out "the hold server did not start"; exit 1; }
 for ((i = 0; i < 50; i++)); do
 	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 tiles.oem.example >/dev/null 2>&1 && break
 	sleep 0.1
@@ -179,7 +180,7 @@ expect_flow "control: an unmanaged process reaches 198.51.100.20:443" - 198.51.1
 expect_flow "control: an unmanaged process reaches 203.0.113.7:443" - 203.0.113.7 443 ok
 expect_flow "control: an unmanaged process reaches 198.51.100.81:443" - 198.51.100.81 443 ok
 
-sandbox_agent_start || tap_bail_out "the agent did not start"
+sandbox_agent_start || { tap_bail_out "the agent did not start"; exit 1; }
 
 # ---- resolve then connect ---------------------------------------------------------------------
 expect_flow "connect before resolving is refused" navigation 198.51.100.20 443 EPERM
@@ -264,7 +265,7 @@ rm -f "$out/responder.ready"
 sandbox_in_net python3 "$TOOL" serve --bind 198.51.100.53 --port 53 --mode additional \
 	--ready "$out/responder.ready" </dev/null >"$out/responder.out" 2>&1 &
 PIDS[responder]=$!
-wait_ready "$out/responder.ready" || tap_bail_out "the crafted responder did not start"
+wait_ready "$out/responder.ready" || { tap_bail_out "the crafted responder did not start"; exit 1; }
 before=$(dns_counter navigation skipped_records)
 query navigation --server 198.51.100.53 tiles.oem.example
 tap_check "a trusted resolver's answer carries records of other names" \
@@ -333,7 +334,7 @@ expect_flow "agent killed: the kernel still learns (resolve then connect allowed
 expect_flow "agent killed: an address never resolved is still refused" navigation \
 	198.51.100.85 443 EPERM
 AGENT_DOWN=
-sandbox_agent_start || tap_bail_out "the agent did not start again"
+sandbox_agent_start || { tap_bail_out "the agent did not start again"; exit 1; }
 names_json=$("$CARWALL" --run-dir "$SANDBOX_RUN_DIR" names --app navigation --json 2>&1)
 tap_check "a restarted agent shows the table learned while it was down (carwall names --json)" \
 	python3 -c '
