@@ -66,6 +66,8 @@ LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
 # libnl-3: sock_diag in userspace/agent/revoke.c
 override CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
+# libpsl: the public suffix list of `policy check`'s warnings (userspace/policy_lint.c)
+LDLIBS += -lpsl
 ifneq ($(SYSROOT),)
 override CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 override LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))
@@ -73,7 +75,7 @@ endif
 ifeq ($(STATIC),1)
 # The static libraries' own dependencies (libelf's zstd...), after the list above.
 override LDFLAGS += -static
-LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto)
+LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto libpsl)
 endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -87,7 +89,7 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 	      $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH)) \
 	      $(if $(SYSROOT),-idirafter $(SYSROOT)/usr/include) $(BPF_EXTRA_CFLAGS)
 
-BPF_PROGS := sock_addr sock_create sock_ops skb
+BPF_PROGS := sock_addr sock_create sock_ops skb dns
 BPF_SKELS := $(patsubst %,$(BUILD)/%.skel.h,$(BPF_PROGS))
 
 # userspace/README.md: lib/ is used by both programs (libcarwall.a), agent/ only by carwalld
@@ -122,7 +124,7 @@ deps:
 	$(Q)scripts/install-deps.sh
 
 # ---- BPF ----------------------------------------------------------------------------------------
-$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h bpf/cw_dest.bpf.h | $(BUILD)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h bpf/cw_dest.bpf.h $(DNS_BPF_HDRS) | $(BUILD)
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -222,10 +224,10 @@ $(BUILD)/tests/test_dns_kernel: tests/dns/test_dns_kernel.c $(DNS_TEST_SRCS) $(B
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -Ibpf -Itests/dns \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest bundle_state control log \
-	     policy_compile explain dns) tests/dns/dns_oracle.c
+	     policy_compile policy_lint explain dns) tests/dns/dns_oracle.c
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -lresolv -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -lresolv -lpsl -o $@
 
 # Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
 # from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.

@@ -15,6 +15,9 @@
  *      matched one, so overlapping prefixes with different ports give the right answer.
  *   4. (port set, protocol, port) is looked up in the port LPM trie cw_ports. Port ranges are
  *      stored as prefix blocks. A hit allows the flow; every miss denies it.
+ *   5. Host names: an address the tries refuse may have been learned from a trusted resolver's
+ *      answer to the app (cw_learned); the name it was learned for, still in the app's
+ *      cw_names, gives the port set judged as in 4.
  */
 #ifndef CARWALL_H
 #define CARWALL_H
@@ -38,6 +41,9 @@
 #define CW_MAX_PORTS (2 * 262144)
 #define CW_MAX_HOSTS (2 * 131072)
 #define CW_MAX_RULES 131072 /* rules of one policy, all apps together */
+#define CW_MAX_NAMES (2 * 8192) /* cw_names: (app, name, kind) entries */
+/* Trusted resolvers of ONE policy; cw_resolvers holds CW_GENERATIONS times as many. */
+#define CW_MAX_RESOLVERS 8
 
 /* Per-generation slots of the counter arrays: every app index, the guard's included. */
 #define CW_APP_SLOTS (CW_MAX_APPS + 1)
@@ -66,8 +72,17 @@ struct cw_gen_info {
 	 * a later policy, even one that reuses the same generation slot.
 	 */
 	__u64 epoch;
+	/*
+	 * DNS learning (policy `dns:`): a learned address expires clamp(ttl, ttl_min_s, ttl_max_s)
+	 * + grace_s seconds after the answer (boot clock); an app holds at most learn_quota
+	 * learned entries. Meaningless (0) in a generation without names.
+	 */
+	__u32 ttl_min_s;
+	__u32 ttl_max_s;
+	__u32 grace_s;
+	__u32 learn_quota;
 };
-_Static_assert(sizeof(struct cw_gen_info) == 16, "cw_gen_info layout");
+_Static_assert(sizeof(struct cw_gen_info) == 32, "cw_gen_info layout");
 
 /*
  * The single element of the mmap-able array cw_state.
@@ -82,7 +97,7 @@ struct cw_state {
 	__u32 pad;
 	struct cw_gen_info gen[CW_GENERATIONS];
 };
-_Static_assert(sizeof(struct cw_state) == 40, "cw_state layout");
+_Static_assert(sizeof(struct cw_state) == 72, "cw_state layout");
 
 /* cw_cgroups: hash, (cgroup id, generation) -> app. */
 struct cw_cgroup_key {
@@ -95,12 +110,21 @@ _Static_assert(sizeof(struct cw_cgroup_key) == 16, "cw_cgroup_key layout");
 /* cw_app_val.flags */
 #define CW_APP_F_GUARD (1u << 0) /* not an app: the guard cgroup, every flow below it refused */
 #define CW_APP_F_AUDIT (1u << 1) /* audit mode: refusals are reported, the flows go out */
+#define CW_APP_F_NAMES (1u << 2) /* some rule of the app names a host: cw_names has entries */
 
 struct cw_app_val {
 	__u32 app;   /* app index in the policy, 0-based; the guard has an index with no rules */
 	__u32 flags; /* CW_APP_F_* */
+	/*
+	 * The app's identity across reloads: policy_app_uid() of its id (userspace), the key of its
+	 * learned addresses (cw_learned), so they survive a reload that renumbers apps. Distinct
+	 * within a policy (the compiler refuses a policy where two ids give one uid); never 0
+	 * for an app (0: the guard).
+	 */
+	__u32 uid;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct cw_app_val) == 8, "cw_app_val layout");
+_Static_assert(sizeof(struct cw_app_val) == 16, "cw_app_val layout");
 
 /* cw_dst4: LPM trie, (scope = gen|app, IPv4 prefix) -> port set. */
 struct cw_dst4_key {
@@ -162,6 +186,54 @@ struct cw_host_key {
 	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
 };
 _Static_assert(sizeof(struct cw_host_key) == 28, "cw_host_key layout");
+
+/* ---- host names ---------------------------------------------------------------------------- */
+
+/*
+ * cw_names: hash, (scope = gen|app, kind, name hash) -> the app's rules naming that host name.
+ * The hash is the DNS parser's (bpf/cw_dns.h: FNV-1a 64 over lowercase wire labels from the
+ * root down); a hit is confirmed by comparing wire forms, never by the hash alone. A name an
+ * app's rules give several times (in several rules, or through sets) is one entry whose port
+ * set is the union of those rules' ports, as for overlapping prefixes. Like a prefix inherits
+ * the rules of the prefixes containing it, an entry inherits the rules of the app's wildcards
+ * above it: a name is matched by its most specific entry, the exact one first, then the
+ * wildcard of its longest parent suffix (qsuffix_hash[labels - 2] down to [0]), and that entry
+ * alone carries every rule of the app that allows the name (a less specific one never allows
+ * more).
+ */
+#define CW_NAME_EXACT 0	   /* the name itself */
+#define CW_NAME_WILDCARD 1 /* "*.x": any name strictly below x, not x; the key names x */
+
+struct cw_name_key {
+	__u32 scope; /* cw_scope(gen, app) */
+	__u32 kind;  /* CW_NAME_EXACT or CW_NAME_WILDCARD */
+	__u64 hash;  /* of the name (for "*.x": of x) */
+};
+_Static_assert(sizeof(struct cw_name_key) == 16, "cw_name_key layout");
+
+#define CW_NAME_WIRE_MAX 256 /* >= CW_DNS_MAX_NAME (bpf/cw_dns.h) */
+
+struct cw_name_val {
+	__u32 portset;	/* port set (cw_ports) of the rules naming it */
+	__u32 flags;	/* CW_DST_F_*: protocols some of those rules allow */
+	__u32 rule;	/* first rule (global index) naming it: evidence */
+	__u16 wire_len; /* bytes of wire[] used, root byte included */
+	__u16 pad;
+	__u8 wire[CW_NAME_WIRE_MAX]; /* canonical (lowercase) wire form of the name (for "*.x": x) */
+};
+_Static_assert(sizeof(struct cw_name_val) == 272, "cw_name_val layout");
+
+/*
+ * cw_resolvers: hash, (generation, family, address) -> flags (__u32, 0 for now). The policy's
+ * trusted resolvers (`resolvers:`), on port 53, UDP and TCP: only their answers teach
+ * addresses, and apps with names may reach them on port 53 without a rule.
+ */
+struct cw_resolver_key {
+	__u32 gen;
+	__u32 family;  /* AF_INET or AF_INET6 */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_resolver_key) == 24, "cw_resolver_key layout");
 
 /* ---- evidence: events and counters ---------------------------------------------------------- */
 
@@ -241,6 +313,13 @@ _Static_assert(sizeof(struct cw_ratelimit) == 16, "cw_ratelimit layout");
  */
 #define CW_SK_F_ACTIVE (1u << 0)  /* connect() by the app, allowed by a connect hook */
 #define CW_SK_F_PASSIVE (1u << 1) /* accepted: BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB */
+/*
+ * The last connect() was allowed by a learned name (cw_learned): name_* say which, and where it
+ * connected. The egress program (and revocation) judges the packets to that address again at
+ * every new epoch by the name's presence in the app's policy and its ports, not by the learned
+ * entry: a connection admitted while its address was valid is not cut when the TTL runs out.
+ */
+#define CW_SK_F_BY_NAME (1u << 2)
 
 struct cw_sk_state {
 	__u64 epoch; /* policy epoch of the cached verdict; 0: nothing cached */
@@ -249,7 +328,64 @@ struct cw_sk_state {
 	__u8 proto;
 	__u16 port;
 	__u8 addr[16];
+	__u64 name_hash; /* CW_SK_F_BY_NAME: cw_name_key.hash and .kind of the name */
+	__u32 name_kind;
+	__u32 pad;
+	__u8 name_addr[16]; /* CW_SK_F_BY_NAME: the address connected to (as addr[]) */
 };
-_Static_assert(sizeof(struct cw_sk_state) == 32, "cw_sk_state layout");
+_Static_assert(sizeof(struct cw_sk_state) == 64, "cw_sk_state layout");
+
+/* ---- addresses learned from DNS answers (bpf/dns.bpf.c) ---------------------------------- */
+
+#define CW_MAX_LEARNED 65536 /* cw_learned entries, every app together */
+
+/*
+ * cw_learned: hash (no prealloc, pinned: survives agent restarts and reloads), (app uid,
+ * address) -> the name the address was learned for. Written by the ingress program from an
+ * answer of a trusted resolver to the app's own question; read by every decision of that app
+ * that the hosts/LPM path refuses: a live entry whose name is still in cw_names of the app's
+ * generation gives the port set of that name. One address holds the name of its last answer.
+ */
+struct cw_learned_key {
+	__u32 app_uid; /* cw_app_val.uid */
+	__u32 family;  /* AF_INET or AF_INET6 (an IPv4-mapped destination is looked up as AF_INET) */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_learned_key) == 24, "cw_learned_key layout");
+
+struct cw_learned_val {
+	__u64 expires_ns; /* boot clock: now + clamp(ttl, ttl_min_s, ttl_max_s) + grace_s */
+	__u64 name_hash;  /* cw_name_key.hash of the app's name that matched the question */
+	__u32 name_kind;  /* cw_name_key.kind of it */
+	__u32 pad;
+	__u64 qname_hash; /* the name asked (for "*.x", the name below x): evidence */
+};
+_Static_assert(sizeof(struct cw_learned_val) == 32, "cw_learned_val layout");
+
+/*
+ * cw_learn_count: hash, app uid -> __u64 entries of cw_learned that the app holds, for its
+ * learn_quota. The ingress program adds one per new entry; the agent's sweep, which is the only
+ * one to delete entries, counts them again and writes the count (an entry learned during the
+ * sweep may be missed until the next one: the quota may be passed by that many).
+ */
+#define CW_LEARN_COUNT_MAX (2 * CW_MAX_APPS)
+
+/*
+ * cw_dns_stats: per-CPU array, index gen * CW_APP_SLOTS + app: what the app's DNS answers
+ * taught, and why the others taught nothing.
+ */
+struct cw_dns_counters {
+	__u64 learned;	   /* addresses learned (or their expiry refreshed) */
+	__u64 untrusted;   /* port-53 answers from an address that is not a trusted resolver */
+	__u64 unlearnable; /* a trusted resolver's answer not parsed or not learnable: malformed,
+			      truncated, an error rcode, a TCP segment not holding exactly one
+			      message, an IPv4 fragment, a parse in progress on the CPU */
+	__u64 other_name;  /* answers to a question that is none of the app's names */
+	__u64 skipped;	   /* answer records not learned: outside the chain, other types, limits */
+	__u64 over_quota;  /* addresses not learned: the app holds learn_quota entries already */
+	__u64 map_full;	   /* addresses not learned: cw_learned is full */
+	__u64 pad;
+};
+_Static_assert(sizeof(struct cw_dns_counters) == 64, "cw_dns_counters layout");
 
 #endif /* CARWALL_H */

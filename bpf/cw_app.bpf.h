@@ -87,6 +87,16 @@ struct cw_ctx {
 	__u32 app;
 	__u32 flags; /* the app's CW_APP_F_* */
 	__u32 rule;  /* CW_RULE_NONE until a rule allows */
+	__u32 uid;   /* the app's cw_app_val.uid: the key of its learned addresses */
+	/*
+	 * In: a flow admitted by this name (CW_SK_F_BY_NAME, egress): its address is judged by the
+	 * name's presence and ports in the policy, not by a learned entry that may have expired.
+	 * Out: the name that allowed the flow (by_name).
+	 */
+	bool sk_name;
+	bool by_name;
+	__u32 name_kind;
+	__u64 name_hash;
 };
 
 /* What a decision is about, for the event that reports it. */
@@ -133,6 +143,7 @@ static __always_inline bool cw_match_cgroup(struct cw_ctx *c, __u64 cgroup_id)
 		return false;
 	c->app = app->app;
 	c->flags = app->flags;
+	c->uid = app->uid;
 	return true;
 }
 

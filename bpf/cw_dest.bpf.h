@@ -4,6 +4,11 @@
  * (app, address, protocol, port) in the cw_hosts hash, the one-lookup answer for a host
  * destination; else the LPM tries of bpf/carwall.h: (app, address) in cw_dst4 or cw_dst6 names a
  * port set, and (port set, protocol, port) in cw_ports names the rule that allows the flow.
+ * What that path refuses is allowed still, for an app with host names (CW_APP_F_NAMES), when
+ * the destination is one of the policy's trusted resolvers on port 53, or an address the app
+ * learned from its own DNS answers (cw_learned, written by bpf/dns.bpf.c) that has not expired,
+ * for a name still in the app's policy (cw_names): then the name's port set decides. A flow the
+ * egress program knows was connected by a name (CW_SK_F_BY_NAME) is judged by that name alone.
  */
 #ifndef CW_DEST_BPF_H
 #define CW_DEST_BPF_H
@@ -44,6 +49,43 @@ struct {
 	__type(key, struct cw_host_key);
 	__type(value, struct cw_port_val);
 } cw_hosts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_NAMES);
+	__type(key, struct cw_name_key);
+	__type(value, struct cw_name_val);
+} cw_names SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CW_GENERATIONS * CW_MAX_RESOLVERS);
+	__type(key, struct cw_resolver_key);
+	__type(value, __u32);
+} cw_resolvers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_LEARNED);
+	__type(key, struct cw_learned_key);
+	__type(value, struct cw_learned_val);
+} cw_learned SEC(".maps");
+
+/* Whether (family, addr) is a trusted resolver of the decision's generation. */
+static __always_inline bool cw_is_resolver(const struct cw_ctx *c, __u32 family, const void *addr)
+{
+	struct cw_resolver_key key = {};
+
+	key.gen = c->gen;
+	key.family = family;
+	if (family == AF_INET)
+		__builtin_memcpy(key.addr, addr, 4);
+	else
+		__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&cw_resolvers, &key) != NULL;
+}
 
 /* The shortcut: a host destination and port of the app, allowed by the rule it names. */
 static __always_inline bool cw_judge_host(struct cw_ctx *c, __u32 family, const void *addr,
@@ -86,6 +128,55 @@ static __always_inline enum cw_verdict cw_judge_port(struct cw_ctx *c, const str
 	return CW_VERDICT_ALLOW_RULE;
 }
 
+/*
+ * A destination the hosts/LPM path refused (verdict v), judged again by the app's host names:
+ * its trusted resolvers on port 53, then a learned address of a name still in its policy.
+ */
+static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_verdict v,
+						      __u32 family, const void *addr, __u16 proto,
+						      __u16 port)
+{
+	struct cw_learned_key lkey = {};
+	struct cw_name_key nkey = {};
+	struct cw_learned_val *learned;
+	struct cw_name_val *name;
+	struct cw_dst_val dst;
+
+	if (v != CW_VERDICT_DENY_NO_RULE || !(c->flags & CW_APP_F_NAMES))
+		return v;
+	if (port == 53 && cw_is_resolver(c, family, addr)) {
+		c->rule = CW_RULE_NONE;
+		return CW_VERDICT_ALLOW_RULE;
+	}
+	if (!c->sk_name) {
+		lkey.app_uid = c->uid;
+		lkey.family = family;
+		if (family == AF_INET)
+			__builtin_memcpy(lkey.addr, addr, 4);
+		else
+			__builtin_memcpy(lkey.addr, addr, 16);
+		learned = bpf_map_lookup_elem(&cw_learned, &lkey);
+		if (!learned)
+			return v;
+		if (learned->expires_ns <= bpf_ktime_get_boot_ns())
+			return v; /* a new flow needs a fresh answer */
+		c->name_kind = learned->name_kind;
+		c->name_hash = learned->name_hash;
+	}
+	nkey.scope = cw_scope(c->gen, c->app);
+	nkey.kind = c->name_kind;
+	nkey.hash = c->name_hash;
+	name = bpf_map_lookup_elem(&cw_names, &nkey);
+	if (!name)
+		return v; /* the name left the policy: refused at once */
+	dst.portset = name->portset;
+	dst.flags = name->flags;
+	v = cw_judge_port(c, &dst, proto, port);
+	if (v == CW_VERDICT_ALLOW_RULE)
+		c->by_name = true;
+	return v;
+}
+
 /* The app's verdict on an IPv4 destination (network order address, host order port). */
 static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be, __u16 proto,
 						 __u16 port)
@@ -99,7 +190,8 @@ static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be,
 	key.prefixlen = CW_SCOPE_BITS + 32;
 	key.scope = cw_scope(c->gen, c->app);
 	__builtin_memcpy(key.addr, &ip4_be, sizeof(key.addr));
-	return cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port);
+	return cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port),
+			     AF_INET, &ip4_be, proto, port);
 }
 
 static __always_inline bool cw_is_v4_mapped(const __u32 ip6_be[4])
@@ -122,7 +214,8 @@ static __always_inline enum cw_verdict cw_judge6(struct cw_ctx *c, const __u32 i
 	key.prefixlen = CW_SCOPE_BITS + 128;
 	key.scope = cw_scope(c->gen, c->app);
 	__builtin_memcpy(key.addr, ip6_be, sizeof(key.addr));
-	return cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port);
+	return cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port),
+			     AF_INET6, ip6_be, proto, port);
 }
 
 #endif /* CW_DEST_BPF_H */

@@ -17,6 +17,9 @@
  *   established flow costs one socket-storage lookup per packet; every flip (a reload, app
  *   cgroups registered again, audit to enforce) starts a new epoch that judges it again, and a
  *   revoked flow's packets are dropped from then on.
+ * - A flow connected by a learned name (CW_SK_F_BY_NAME, cw_dest.bpf.h) is judged, at every
+ *   new epoch, by that name's presence and ports in the policy, not by the learned entry: it is
+ *   not cut when the address's TTL runs out, and is when the name leaves the policy.
  * - Non-first fragments carry no ports: they follow the cached verdict of their socket for the
  *   same destination, and are refused without one.
  * - A listener's SYN-ACKs reach this program with the listener as their socket, and are
@@ -211,6 +214,13 @@ static __always_inline bool cw_is_passive(const struct bpf_sock *sk, const struc
 	return st && (st->flags & (CW_SK_F_PASSIVE | CW_SK_F_ACTIVE)) == CW_SK_F_PASSIVE;
 }
 
+static __always_inline bool cw_addr_eq(const __u8 *x, const __u8 *y)
+{
+	/* Word by word: clang's BPF target has no memcmp. */
+	const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64 epoch,
 					     const struct cw_flow *f, bool fragment)
 {
@@ -218,9 +228,7 @@ static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64
 		return false;
 	if (!fragment && st->port != f->port)
 		return false;
-	/* Word by word: clang's BPF target has no memcmp. */
-	const __u32 *a = (const __u32 *)st->addr, *b = (const __u32 *)f->addr;
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+	return cw_addr_eq(st->addr, f->addr);
 }
 
 /* nonnull: the kernel always passes the packet; clang then keeps only cw_find_app()'s skb path. */
@@ -256,6 +264,13 @@ __attribute__((nonnull)) int cw_skb_egress(struct __sk_buff *skb)
 	    cw_cache_matches(st, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
 		return st->pass ? SKB_PASS : SKB_DROP;
 
+	/* Connected by a learned name: judged by that name, its expiry does not cut the flow. */
+	if (st && (st->flags & CW_SK_F_BY_NAME) && parsed == CW_PARSE_OK &&
+	    cw_addr_eq(st->name_addr, f.addr)) {
+		c.sk_name = true;
+		c.name_hash = st->name_hash;
+		c.name_kind = st->name_kind;
+	}
 	if (!cw_find_app(&c, skb)) {
 		pass = true;
 		v = CW_VERDICT_UNMANAGED;

@@ -67,7 +67,8 @@ static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
 /*
  * Remember an allowed flow in the socket's storage, for the egress program: its verdict for this
  * policy epoch and destination (so that the flow's packets are not judged, counted or reported a
- * second time), and for a TCP socket the app connects itself, that it was connected: it can then
+ * second time), whether its connect() was allowed by a learned name (CW_SK_F_BY_NAME), and for
+ * a TCP socket the app connects itself, that it was connected: it can then
  * never be taken for an accepted one (judged by peer address alone), not even when a simultaneous
  * open makes the kernel report it as passively established. No storage: the egress program judges
  * every packet, but a TCP connect is refused (fail closed), since the mark could not be set.
@@ -84,6 +85,15 @@ static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct 
 		return !(connect && tcp);
 	if (connect && tcp)
 		st->flags |= CW_SK_F_ACTIVE;
+	/* The egress program then judges this flow by its name's presence, not its expiry. */
+	if (connect && c->by_name) {
+		st->flags |= CW_SK_F_BY_NAME;
+		st->name_hash = c->name_hash;
+		st->name_kind = c->name_kind;
+		__builtin_memcpy(st->name_addr, f->addr, sizeof(st->name_addr));
+	} else if (connect) {
+		st->flags &= ~CW_SK_F_BY_NAME;
+	}
 	st->epoch = c->epoch;
 	st->pass = 1;
 	st->proto = f->proto;

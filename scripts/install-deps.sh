@@ -7,9 +7,10 @@ set -euo pipefail
 packages=(
 	make gcc clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev
-	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev
+	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev libpsl-dev
 	libcmocka-dev libclang-rt-14-dev
 	iproute2 util-linux procps openssl python3 scdoc
+	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
 )
 
 missing=()

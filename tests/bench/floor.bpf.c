@@ -156,6 +156,12 @@ int empty_skb_egress(struct __sk_buff *skb)
 	return 1;
 }
 
+SEC("cgroup_skb/ingress")
+int empty_skb_ingress(struct __sk_buff *skb)
+{
+	return 1;
+}
+
 SEC("sockops")
 int empty_sock_ops(struct bpf_sock_ops *ops)
 {

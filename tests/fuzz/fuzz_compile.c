@@ -17,7 +17,12 @@
  *     first rule in file order with a prefix containing the address and a matching port and
  *     protocol), and explain_flow() agrees with both and names a prefix of that rule that
  *     contains the address; explain_ports() gives spans whose ends the maps allow by the
- *     span's rule.
+ *     span's rule;
+ *   - host names: one cw_names entry per (app, name, kind), scoped, with the wire form and hash
+ *     of its name, a rule of its app; for names derived from the policy (each name, a name
+ *     below each wildcard, each wildcard's own base) policy_maps_lookup_name() gives the rule a
+ *     direct reading gives (the first rule naming it, or a wildcard strictly above it, with a
+ *     matching port and protocol), and explain_flow() agrees and names a matching host.
  *
  * Never a crash, a leak or undefined behaviour; the compiler's bounds keep every input's memory
  * small (see POLICY_MAPS_MAX_PAIRS).
@@ -27,10 +32,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dns.h"
 #include "explain.h"
 #include "policy.h"
 #include "policy_compile.h"
@@ -75,6 +82,8 @@ static bool rule_has_addr(const struct policy *p, const struct policy_rule *r, i
 	for (size_t j = 0; j < r->n_to; j++) {
 		const struct policy_dest *d = &r->to[j];
 
+		if (d->is_host)
+			continue;
 		if (!d->is_set) {
 			if (prefix_has(&d->prefix, family, addr))
 				return true;
@@ -232,6 +241,68 @@ static void check_prefix_flows(const struct policy *p, const struct policy_maps 
 	}
 }
 
+static bool rule_has_name(const struct policy *p, const struct policy_rule *r, const char *name)
+{
+	for (size_t j = 0; j < r->n_to; j++) {
+		const struct policy_dest *d = &r->to[j];
+
+		if (d->is_host && policy_host_matches(&d->host, name))
+			return true;
+		if (!d->is_set)
+			continue;
+		for (size_t k = 0; k < p->sets[d->set].n_hosts; k++)
+			if (policy_host_matches(&p->sets[d->set].hosts[k], name))
+				return true;
+	}
+	return false;
+}
+
+/* A flow to an address learned for `name`, against a direct reading of the policy. */
+static void check_name_flow(const struct policy *p, const struct policy_maps *m, size_t a,
+			    const char *name, uint16_t proto, uint16_t port)
+{
+	const struct policy_app *app = &p->apps[a];
+	struct explain_dest d = { .is_name = true };
+	struct explain_flow f;
+	uint32_t rule = 0;
+	long naive = -1;
+	int r;
+
+	for (size_t i = 0; i < app->n_rules && naive < 0; i++)
+		if (rule_has_port(&app->rules[i], proto, port) &&
+		    rule_has_name(p, &app->rules[i], name))
+			naive = (long)app->rules[i].index;
+	r = policy_maps_lookup_name(m, (uint32_t)a, name, proto, port, &rule);
+	check(r == (naive >= 0));
+	if (r)
+		check(rule == (uint32_t)naive);
+
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	check(explain_flow(p, m, a, &d, proto, port, &f) == 0);
+	check(f.allowed == (r == 1));
+	if (f.allowed)
+		check(f.match.rule->index == rule && f.match.host &&
+		      policy_host_matches(f.match.host, name));
+}
+
+/* Flows for a host of a rule: the name (below a wildcard, and the wildcard's own base). */
+static void check_name_flows(const struct policy *p, const struct policy_maps *m, size_t a,
+			     const struct policy_rule *rule, const struct policy_host *h)
+{
+	static const uint16_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	char below[POLICY_MAX_HOST_LEN + 3];
+	uint16_t ports[MAX_PORTS];
+	size_t n_ports = ports_of(rule, ports);
+
+	snprintf(below, sizeof(below), "x.%s", h->name);
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < n_ports; i++) {
+			check_name_flow(p, m, a, h->name, protos[k], ports[i]);
+			if (h->wildcard && strlen(below) <= POLICY_MAX_HOST_LEN)
+				check_name_flow(p, m, a, below, protos[k], ports[i]);
+		}
+}
+
 static void check_flows(const struct policy *p, const struct policy_maps *m)
 {
 	for (size_t a = 0; a < p->n_apps && a < MAX_APPS; a++) {
@@ -244,6 +315,11 @@ static void check_flows(const struct policy *p, const struct policy_maps *m)
 			for (size_t j = 0; j < rule->n_to && tried < MAX_DESTS; j++) {
 				const struct policy_dest *d = &rule->to[j];
 
+				if (d->is_host) {
+					check_name_flows(p, m, a, rule, &d->host);
+					tried++;
+					continue;
+				}
 				if (!d->is_set) {
 					check_prefix_flows(p, m, a, rule, &d->prefix);
 					tried++;
@@ -252,6 +328,10 @@ static void check_flows(const struct policy *p, const struct policy_maps *m)
 				const struct policy_set *set = &p->sets[d->set];
 				for (size_t k = 0; k < set->n_prefixes && tried < MAX_DESTS; k++) {
 					check_prefix_flows(p, m, a, rule, &set->prefixes[k]);
+					tried++;
+				}
+				for (size_t k = 0; k < set->n_hosts && tried < MAX_DESTS; k++) {
+					check_name_flows(p, m, a, rule, &set->hosts[k]);
 					tried++;
 				}
 			}
@@ -288,7 +368,12 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 	check(m->n_dst4 <= POLICY_MAPS_MAX_DST4);
 	check(m->n_dst6 <= POLICY_MAPS_MAX_DST6);
 	check(m->n_ports <= POLICY_MAPS_MAX_PORTS);
-	check(m->n_portsets <= m->n_dst4 + m->n_dst6);
+	check(m->n_portsets <= m->n_dst4 + m->n_dst6 + m->n_names);
+	check(m->n_names <= POLICY_MAPS_MAX_NAMES);
+	check(m->n_resolvers == p->n_resolvers && m->n_resolvers <= CW_MAX_RESOLVERS);
+	for (size_t i = 0; i < m->n_resolvers; i++)
+		check(m->resolvers[i].gen == gen);
+	check(m->ttl_min_s <= m->ttl_max_s && m->learn_quota > 0);
 	check(m->n_hosts <= POLICY_MAPS_MAX_HOSTS);
 	/* The host shortcut answers exactly as the tries do (the programs try it first). */
 	for (size_t i = 0; i < m->n_hosts; i++) {
@@ -334,6 +419,26 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 		check(e->val.flags && !(e->val.flags & ~(CW_DST_F_TCP | CW_DST_F_UDP)));
 		note_portset_app(app_of, m->n_portsets, e->val.portset,
 				 e->key.scope & CW_SCOPE_ID_MASK);
+	}
+
+	for (size_t i = 0; i < m->n_names; i++) {
+		const struct policy_name_entry *e = &m->names[i];
+		uint32_t app = e->key.scope & CW_SCOPE_ID_MASK;
+		char text[CW_DNS_MAX_NAME * 4];
+		struct dns_name n;
+
+		check(e->key.scope >> CW_SCOPE_GEN_SHIFT == gen && app < p->n_apps);
+		check(e->key.kind == CW_NAME_EXACT || e->key.kind == CW_NAME_WILDCARD);
+		check(e->val.flags && !(e->val.flags & ~(CW_DST_F_TCP | CW_DST_F_UDP)));
+		check(e->val.pad == 0 && e->val.wire_len <= sizeof(e->val.wire));
+		check(dns_name_to_text(e->val.wire, e->val.wire_len, text, sizeof(text)) > 0);
+		check(dns_name_from_text(text, &n) == 0 && n.hash == e->key.hash &&
+		      n.wire_len == e->val.wire_len);
+		for (size_t k = 0; k < i; k++)
+			check(memcmp(&m->names[k].key, &e->key, sizeof(e->key)) != 0);
+		note_portset_app(app_of, m->n_portsets, e->val.portset, app);
+		check(e->val.rule < p->n_rules && rules[e->val.rule] >= p->apps[app].rules &&
+		      rules[e->val.rule] < p->apps[app].rules + p->apps[app].n_rules);
 	}
 
 	/* No key twice (the tries would keep one of them). */

@@ -114,6 +114,9 @@ struct agent {
 	size_t gen_n_apps[CW_GENERATIONS];
 	uint64_t events_received;
 	uint64_t events_log_errors;
+	/* Host names: ticks until the next sweep of cw_learned, and addresses refused room. */
+	unsigned sweep_ticks;
+	uint64_t learn_refused_reported;
 	struct agent_app_total *totals;
 	size_t n_totals;
 };
@@ -157,6 +160,8 @@ void evidence_consume(struct agent *a);
 void evidence_tick(struct agent *a);
 void evidence_close(struct agent *a);
 struct json_object *agent_stats_json(struct agent *a);
+/* `carwall names [APP]`: the learned table, named as the policy in force names things. */
+struct json_object *agent_names_json(struct agent *a, const char *only);
 
 /* ---- api.c: the control API ------------------------------------------------------------- */
 

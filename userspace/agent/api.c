@@ -363,6 +363,13 @@ static struct json_object *api_app_cgroup(struct agent *a, const struct control_
 	return agent_app_cgroup_json(a, arg);
 }
 
+static struct json_object *api_names(struct agent *a, const struct control_request *req,
+				     const char *arg)
+{
+	(void)req;
+	return agent_names_json(a, arg);
+}
+
 static struct json_object *api_cgroup_managed(struct agent *a, const struct control_request *req,
 					      const char *arg)
 {
@@ -387,6 +394,8 @@ static const struct api_request {
 	{ "install", true, true, api_install },
 	{ "app-cgroup", true, false, api_app_cgroup },
 	{ "cgroup-managed", true, false, api_cgroup_managed },
+	{ "names", false, false, api_names },
+	{ "names", true, false, api_names },
 };
 
 struct json_object *agent_handle(const struct control_request *req, void *userdata)

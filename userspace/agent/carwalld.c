@@ -459,7 +459,7 @@ static int agent_start(struct agent *a, int *lock_fd)
 	if (r < 0)
 		return log_error_errno(r, "Failed to attach the programs at %s: %m", a->cgroup_root);
 	log_info("Enforcing at cgroup %s (connect4, connect6, sendmsg4, sendmsg6, sock_create, "
-		 "skb_egress, sock_ops), pins in %s",
+		 "skb_egress, sock_ops, skb_ingress), pins in %s",
 		 a->cgroup_root, a->pin_dir);
 
 	/*

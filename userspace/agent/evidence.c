@@ -12,9 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "dns.h"
+#include "learned.h"
 
 static struct agent_app_total *agent_total(struct agent *a, const char *id)
 {
@@ -105,9 +109,12 @@ static int64_t realtime_offset_ns(void)
  * summary with count, first and last for its repeats) and a record in the app's share of the
  * events log.
  */
+static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size);
+
 static void agent_write_record(const struct events_agg_record *r, void *userdata)
 {
 	struct agent *a = userdata;
+	char host[1100];
 	struct events_names n = {
 		.app = r->app,
 		.exe = r->exe,
@@ -118,6 +125,8 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 	char line[1536], share[EVENTS_SHARE_NAME_MAX];
 	struct json_object *record;
 
+	if (agent_host_of(a, r->e, host, sizeof(host)))
+		n.host = host;
 	events_share_name(r->app, r->e->verdict, share);
 	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
 		events_format_line(r->e, &n, line, sizeof(line));
@@ -226,6 +235,183 @@ void evidence_consume(struct agent *a)
 		events_log_flush(a->events_log);
 }
 
+/* ---- host names: the addresses learned from the apps' DNS answers ----------------------------- */
+
+#define AGENT_SWEEP_EVERY_S 5 /* seconds between two sweeps of cw_learned */
+
+/*
+ * Every AGENT_SWEEP_EVERY_S: delete the learned addresses that expired or whose app or name
+ * left the policy in force, keep each app's count for its quota, and report the addresses the
+ * kernel could not learn (an app over its quota, a full map). Enforcement never waits for this.
+ */
+static void agent_sweep_learned(struct agent *a)
+{
+	_cleanup_free_ struct learned_app *apps = NULL;
+	struct learned_sweep_stats st = {};
+	uint32_t gen = loader_active_gen(a->loader);
+	uint64_t refused = 0;
+	size_t n = 0;
+	int r;
+
+	r = loader_active_apps(a->loader, &apps, &n);
+	if (r >= 0)
+		r = learned_sweep(loader_learned_fd(a->loader), loader_learn_count_fd(a->loader),
+				  loader_names_fd(a->loader), gen, apps, n, boottime_ns(), &st);
+	if (r < 0) {
+		log_warning_errno(r, "Cannot sweep the learned addresses: %m");
+		return;
+	}
+	if (st.expired || st.orphaned)
+		log_debug("Learned addresses: %zu kept, %zu expired and %zu no longer in the policy "
+			  "deleted",
+			  st.kept, st.expired, st.orphaned);
+	for (size_t i = 0; i < n; i++) {
+		struct cw_dns_counters c;
+
+		if (loader_read_dns_counters(a->loader, gen, apps[i].app, &c) == 0)
+			refused += c.over_quota + c.map_full;
+	}
+	if (refused > a->learn_refused_reported)
+		log_warning("%llu addresses from DNS answers were not learned since the policy was "
+			    "loaded: an app over its max-learned-per-app, or the learned table full "
+			    "(see `carwall stats`); nothing is opened for them",
+			    (unsigned long long)refused);
+	a->learn_refused_reported = refused;
+}
+
+/*
+ * The text of name (kind, hash) of app `app` in generation `gen` ("*.x" for a wildcard), and
+ * its rule; false when the name is not (or no longer) one of the app's.
+ */
+static bool agent_name_text(struct agent *a, uint32_t gen, uint32_t app, uint32_t kind,
+			    uint64_t hash, char *buf, size_t size, uint32_t *ret_rule)
+{
+	struct cw_name_key key = { .scope = cw_scope(gen, app), .kind = kind, .hash = hash };
+	struct cw_name_val name;
+	size_t pre = kind == CW_NAME_WILDCARD ? 2 : 0;
+
+	if (size <= pre || bpf_map_lookup_elem(loader_names_fd(a->loader), &key, &name) < 0)
+		return false;
+	memcpy(buf, "*.", pre);
+	if (dns_name_to_text(name.wire, name.wire_len, buf + pre, size - pre) < 0)
+		return false;
+	if (ret_rule)
+		*ret_rule = name.rule;
+	return true;
+}
+
+/*
+ * The host name a refused flow's destination was learned for by its app (an expired address,
+ * a port the name does not allow), so that events name it; false when there is none.
+ */
+static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size)
+{
+	struct cw_learned_key key = { .family = e->family };
+	struct cw_learned_val val;
+
+	if (e->gen >= CW_GENERATIONS || e->app >= a->gen_n_apps[e->gen] ||
+	    !a->gen_apps[e->gen][e->app] || (e->family != AF_INET && e->family != AF_INET6))
+		return false;
+	key.app_uid = policy_app_uid(a->gen_apps[e->gen][e->app]);
+	memcpy(key.addr, e->addr, e->family == AF_INET ? 4 : 16);
+	if (bpf_map_lookup_elem(loader_learned_fd(a->loader), &key, &val) < 0)
+		return false;
+	return agent_name_text(a, e->gen, e->app, val.name_kind, val.name_hash, buf, size, NULL);
+}
+
+/* The rule (global index) of the policy in force, for evidence; NULL when it has none. */
+static const struct policy_rule *agent_rule(struct agent *a, uint32_t index)
+{
+	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++)
+		for (size_t k = 0; k < a->policy->apps[i].n_rules; k++)
+			if (a->policy->apps[i].rules[k].index == index)
+				return &a->policy->apps[i].rules[k];
+	return NULL;
+}
+
+static struct json_object *dns_counters_json(const struct cw_dns_counters *c, uint64_t entries)
+{
+	struct json_object *o = json_object_new_object();
+
+	JSON_ADD(o, "entries", json_object_new_int64((int64_t)entries));
+	JSON_ADD(o, "learned", json_object_new_int64((int64_t)c->learned));
+	JSON_ADD(o, "untrusted", json_object_new_int64((int64_t)c->untrusted));
+	JSON_ADD(o, "unlearnable", json_object_new_int64((int64_t)c->unlearnable));
+	JSON_ADD(o, "other_name", json_object_new_int64((int64_t)c->other_name));
+	JSON_ADD(o, "skipped_records", json_object_new_int64((int64_t)c->skipped));
+	JSON_ADD(o, "over_quota", json_object_new_int64((int64_t)c->over_quota));
+	JSON_ADD(o, "map_full", json_object_new_int64((int64_t)c->map_full));
+	return o;
+}
+
+/*
+ * `carwall names [--app ID]`: the learned table, from the pinned maps, named as the policy in
+ * force names things: app, name (NULL when it left the policy), address, seconds left, rule.
+ */
+struct json_object *agent_names_json(struct agent *a, const char *only)
+{
+	_cleanup_free_ struct learned_entry *e = NULL;
+	_cleanup_free_ struct learned_app *apps = NULL;
+	struct json_object *o, *list;
+	uint32_t gen = loader_active_gen(a->loader);
+	uint64_t now = boottime_ns();
+	size_t n = 0, n_apps = 0;
+	int r;
+
+	if (only && (!a->policy || !policy_find_app(a->policy, only)))
+		return json_error("app '%s' is not in the policy in force", only);
+	r = loader_active_apps(a->loader, &apps, &n_apps);
+	if (r >= 0)
+		r = learned_read_all(loader_learned_fd(a->loader), &e, &n);
+	if (r < 0)
+		return json_error("cannot read the learned addresses: %s", strerror(-r));
+	o = json_object_new_object();
+	list = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct learned_app *app = NULL;
+		const struct policy_rule *rule = NULL;
+		uint32_t rule_index;
+		const char *id = NULL;
+		char addr[INET6_ADDRSTRLEN], text[1100];
+		struct json_object *j;
+		int64_t left;
+
+		for (size_t k = 0; k < n_apps && !app; k++)
+			if (apps[k].uid == e[i].key.app_uid)
+				app = &apps[k];
+		if (app && app->app < a->gen_n_apps[gen])
+			id = a->gen_apps[gen][app->app];
+		if (only && (!id || strcmp(id, only)))
+			continue;
+		j = json_object_new_object();
+		JSON_ADD(j, "app", id ? json_object_new_string(id) : NULL);
+		JSON_ADD(j, "app_uid", json_object_new_int64(e[i].key.app_uid));
+		text[0] = '\0';
+		if (app && agent_name_text(a, gen, app->app, e[i].val.name_kind, e[i].val.name_hash,
+					   text, sizeof(text), &rule_index))
+			rule = agent_rule(a, rule_index);
+		else
+			text[0] = '\0';
+		JSON_ADD(j, "name", text[0] ? json_object_new_string(text) : NULL);
+		inet_ntop((int)e[i].key.family, e[i].key.addr, addr, sizeof(addr));
+		JSON_ADD(j, "address", json_object_new_string(addr));
+		left = (int64_t)(e[i].val.expires_ns / 1000000000ull) - (int64_t)(now / 1000000000ull);
+		JSON_ADD(j, "expires_in_s", json_object_new_int64(left));
+		JSON_ADD(j, "expired", json_object_new_boolean(e[i].val.expires_ns <= now));
+		if (rule) {
+			JSON_ADD(j, "rule", json_object_new_int64((int64_t)rule->index));
+			JSON_ADD(j, "file", json_object_new_string(a->policy_path));
+			JSON_ADD(j, "line", json_object_new_int((int)rule->loc.line));
+			JSON_ADD(j, "column", json_object_new_int((int)rule->loc.column));
+		}
+		json_object_array_add(list, j);
+	}
+	JSON_ADD(o, "learned", list);
+	JSON_ADD(o, "capacity", json_object_new_int64(CW_MAX_LEARNED));
+	return o;
+}
+
+
 /* Once a second: the repeats that are due, and the journal lines refused. */
 void evidence_tick(struct agent *a)
 {
@@ -234,6 +420,10 @@ void evidence_tick(struct agent *a)
 	if (read(a->events_tick_fd, &expirations, sizeof(expirations)) > 0) {
 		events_agg_tick(a->events_agg, boottime_ns());
 		events_quota_report(a->journal_quota, boottime_ns(), agent_report_quota, NULL);
+		if (++a->sweep_ticks >= AGENT_SWEEP_EVERY_S) {
+			a->sweep_ticks = 0;
+			agent_sweep_learned(a);
+		}
 	}
 	if (a->events_log)
 		events_log_flush(a->events_log);
@@ -313,6 +503,15 @@ struct json_object *agent_stats_json(struct agent *a)
 		total.audited += c.audited;
 		total.events_dropped += c.events_dropped;
 		JSON_ADD(app, "since_start", counters_json(&total));
+		if (!guard && policy_app_has_hosts(a->policy, &a->policy->apps[i])) {
+			uint32_t uid = policy_app_uid(a->policy->apps[i].id);
+			struct cw_dns_counters d = {};
+			uint64_t entries = 0;
+
+			loader_read_dns_counters(a->loader, gen, (uint32_t)i, &d);
+			bpf_map_lookup_elem(loader_learn_count_fd(a->loader), &uid, &entries);
+			JSON_ADD(app, "dns", dns_counters_json(&d, entries));
+		}
 		json_object_array_add(apps, app);
 	}
 	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++) {

@@ -116,6 +116,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 		}
 		if (policy_app_audit(pol, &pol->apps[i]))
 			cgroups[i].flags |= CW_APP_F_AUDIT;
+		cgroups[i].uid = policy_app_uid(pol->apps[i].id);
 	}
 	if (a->guard_path) {
 		/* An app index with no rules: everything is refused below the guard. */

@@ -22,16 +22,18 @@
 #include "sock_create.skel.h"
 #include "sock_ops.skel.h"
 #include "skb.skel.h"
+#include "dns.skel.h"
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_addr_bpf *, sock_addr_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_create_bpf *, sock_create_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct sock_ops_bpf *, sock_ops_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct skb_bpf *, skb_bpf__destroy);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct dns_bpf *, dns_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
 
 /* The policy maps, in the order of struct loader_written. */
-enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, MAP_HOSTS, _MAP_MAX };
+enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, MAP_HOSTS, MAP_NAMES, MAP_RESOLVERS, _MAP_MAX };
 
 /* Entries of one map, {key, value} back to back, sorted by key bytes. */
 struct loader_entries {
@@ -50,6 +52,7 @@ struct loader {
 	struct sock_create_bpf *sock_create; /* bpf/sock_create.bpf.c */
 	struct sock_ops_bpf *sock_ops;	     /* bpf/sock_ops.bpf.c */
 	struct skb_bpf *skb;		     /* bpf/skb.bpf.c */
+	struct dns_bpf *dns;		     /* bpf/dns.bpf.c */
 	struct bpf_link *links[PINS_N_HOOKS];
 	struct cw_state *state; /* cw_state's element, mmapped */
 	/*
@@ -70,7 +73,7 @@ static struct bpf_program *loader_hook_prog(struct loader *l, unsigned i)
 		l->sock_addr->progs.cw_connect4,    l->sock_addr->progs.cw_connect6,
 		l->sock_addr->progs.cw_sendmsg4,    l->sock_addr->progs.cw_sendmsg6,
 		l->sock_create->progs.cw_sock_create, l->skb->progs.cw_skb_egress,
-		l->sock_ops->progs.cw_sock_ops,
+		l->sock_ops->progs.cw_sock_ops,	      l->dns->progs.cw_skb_ingress,
 	};
 	return progs[i];
 }
@@ -110,6 +113,9 @@ int loader_probe(const char *cgroup_root, char *missing, size_t missing_size)
 				    BPF_FUNC_get_current_ancestor_cgroup_id, NULL) <= 0)
 		MISSING(-EOPNOTSUPP,
 			"BPF helper get_current_ancestor_cgroup_id for cgroup_sock_addr programs");
+	/* The DNS answer parser of the ingress program (bpf/cw_dns.bpf.h). */
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SKB, BPF_FUNC_loop, NULL) <= 0)
+		MISSING(-EOPNOTSUPP, "BPF helper bpf_loop for cgroup_skb programs (Linux 5.17)");
 #undef MISSING
 	return 0;
 }
@@ -208,6 +214,7 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	_cleanup_(sock_create_bpf__destroyp) struct sock_create_bpf *sock_create = NULL;
 	_cleanup_(sock_ops_bpf__destroyp) struct sock_ops_bpf *sock_ops = NULL;
 	_cleanup_(skb_bpf__destroyp) struct skb_bpf *skb = NULL;
+	_cleanup_(dns_bpf__destroyp) struct dns_bpf *dns = NULL;
 	_cleanup_close_ int sync_outer_fd = -1, sync_inner_fd = -1;
 	_cleanup_free_ struct loader *l = NULL;
 	long page = sysconf(_SC_PAGESIZE);
@@ -258,6 +265,17 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	if (r < 0)
 		return r;
 
+	dns = dns_bpf__open();
+	if (!dns)
+		return negative_errno();
+	r = loader_set_pin_paths(dns->obj, pin_dir);
+	if (r < 0)
+		return r;
+	dns->rodata->cw_event_rate = opts->event_rate;
+	r = dns_bpf__load(dns);
+	if (r < 0)
+		return r;
+
 	sync_inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "cw_sync_inner", 4, 4, 1, NULL);
 	if (sync_inner_fd < 0)
 		return negative_errno();
@@ -288,6 +306,7 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	l->sock_create = TAKE_PTR(sock_create);
 	l->sock_ops = TAKE_PTR(sock_ops);
 	l->skb = TAKE_PTR(skb);
+	l->dns = TAKE_PTR(dns);
 	*ret = TAKE_PTR(l);
 	return 0;
 }
@@ -351,6 +370,63 @@ int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 	return 0;
 }
 
+int loader_names_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_names);
+}
+
+int loader_learned_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_learned);
+}
+
+int loader_learn_count_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->dns->maps.cw_learn_count);
+}
+
+int loader_active_apps(const struct loader *l, struct learned_app **ret, size_t *ret_n)
+{
+	int fd = bpf_map__fd(l->sock_addr->maps.cw_cgroups);
+	uint32_t gen = loader_active_gen(l);
+	_cleanup_free_ struct learned_app *apps = calloc(CW_APP_SLOTS, sizeof(*apps));
+	struct cw_cgroup_key key, next;
+	struct cw_app_val val;
+	void *prev = NULL;
+	size_t n = 0;
+
+	if (!apps)
+		return -ENOMEM;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		bool known = false;
+
+		key = next;
+		prev = &key;
+		if (key.gen != gen || bpf_map_lookup_elem(fd, &key, &val) < 0 ||
+		    (val.flags & CW_APP_F_GUARD) || !val.uid)
+			continue;
+		for (size_t i = 0; i < n && !known; i++)
+			known = apps[i].uid == val.uid;
+		if (known || n == CW_APP_SLOTS)
+			continue;
+		apps[n++] = (struct learned_app){ .uid = val.uid, .app = val.app };
+	}
+	*ret = TAKE_PTR(apps);
+	*ret_n = n;
+	return 0;
+}
+
+int loader_read_dns_counters(const struct loader *l, uint32_t gen, uint32_t app,
+			     struct cw_dns_counters *ret)
+{
+	_Static_assert(sizeof(struct cw_dns_counters) % sizeof(uint64_t) == 0, "u64 fields only");
+
+	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
+		return -ERANGE;
+	return read_percpu_u64s(bpf_map__fd(l->dns->maps.cw_dns_stats), gen * CW_APP_SLOTS + app,
+				(uint64_t *)ret, sizeof(*ret) / sizeof(uint64_t));
+}
+
 int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret)
 {
 	if (gen >= CW_GENERATIONS || rule >= CW_MAX_RULES)
@@ -397,6 +473,16 @@ static uint32_t port_key_gen(const void *key)
 static uint32_t host_key_gen(const void *key)
 {
 	return ((const struct cw_host_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t name_key_gen(const void *key)
+{
+	return ((const struct cw_name_key *)key)->scope >> CW_SCOPE_GEN_SHIFT;
+}
+
+static uint32_t resolver_key_gen(const void *key)
+{
+	return ((const struct cw_resolver_key *)key)->gen;
 }
 
 struct policy_map {
@@ -482,6 +568,10 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, size_t n_cgroups
 		return -E2BIG;
 	r = zero_percpu(bpf_map__fd(s->maps.cw_app_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
 			sizeof(struct cw_app_counters));
+	if (r < 0)
+		return r;
+	r = zero_percpu(bpf_map__fd(l->dns->maps.cw_dns_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
+			sizeof(struct cw_dns_counters));
 	if (r < 0)
 		return r;
 	return zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
@@ -617,10 +707,21 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 				port_key_gen },
 		[MAP_HOSTS] = { bpf_map__fd(s->maps.cw_hosts), sizeof(struct cw_host_key),
 				host_key_gen },
+		[MAP_NAMES] = { bpf_map__fd(s->maps.cw_names), sizeof(struct cw_name_key),
+				name_key_gen },
+		[MAP_RESOLVERS] = { bpf_map__fd(s->maps.cw_resolvers),
+				    sizeof(struct cw_resolver_key), resolver_key_gen },
 	};
-	const size_t val_sizes[_MAP_MAX] = { sizeof(struct cw_app_val), sizeof(struct cw_dst_val),
-					     sizeof(struct cw_dst_val), sizeof(struct cw_port_val),
-					     sizeof(struct cw_port_val) };
+	const size_t val_sizes[_MAP_MAX] = { sizeof(struct cw_app_val),	 sizeof(struct cw_dst_val),
+					     sizeof(struct cw_dst_val),	 sizeof(struct cw_port_val),
+					     sizeof(struct cw_port_val), sizeof(struct cw_name_val),
+					     sizeof(__u32) };
+	_cleanup_free_ struct {
+		struct cw_resolver_key key;
+		__u32 val;
+	} *res = calloc(maps->n_resolvers + 1, sizeof(*res));
+	/* Apps with host names: their decisions and DNS answers look at cw_names. */
+	_cleanup_free_ bool *has_names = calloc(CW_APP_SLOTS, sizeof(bool));
 	struct {
 		struct cw_cgroup_key key;
 		struct cw_app_val val;
@@ -631,12 +732,28 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	uint32_t level_mask = 0;
 	int r = 0;
 
-	if (!cg)
+	if (!cg || !res || !has_names) {
+		free(cg);
 		return -ENOMEM;
+	}
 	if (maps->gen != gen)
 		r = -ESTALE;
-	else if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS)
+	else if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS ||
+		 maps->n_names > CW_MAX_NAMES / CW_GENERATIONS || maps->n_resolvers > CW_MAX_RESOLVERS)
 		r = -E2BIG;
+	for (size_t i = 0; r == 0 && i < maps->n_names; i++) {
+		uint32_t app = maps->names[i].key.scope & CW_SCOPE_ID_MASK;
+
+		if (app >= CW_APP_SLOTS || maps->names[i].key.scope >> CW_SCOPE_GEN_SHIFT != gen)
+			r = -ERANGE;
+		else
+			has_names[app] = true;
+	}
+	for (size_t i = 0; r == 0 && i < maps->n_resolvers; i++) {
+		res[i].key = maps->resolvers[i];
+		if (res[i].key.gen != gen)
+			r = -ERANGE;
+	}
 	for (size_t i = 0; r == 0 && i < n_cgroups; i++) {
 		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL) {
 			r = -ERANGE;
@@ -644,7 +761,12 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		}
 		level_mask |= 1u << cgroups[i].level;
 		cg[i].key = (struct cw_cgroup_key){ .cgroup_id = cgroups[i].id, .gen = gen };
-		cg[i].val = (struct cw_app_val){ .app = cgroups[i].app, .flags = cgroups[i].flags };
+		cg[i].val = (struct cw_app_val){ .app = cgroups[i].app,
+						 .flags = cgroups[i].flags,
+						 .uid = cgroups[i].uid };
+		if (cgroups[i].app < CW_APP_SLOTS && has_names[cgroups[i].app] &&
+		    !(cgroups[i].flags & CW_APP_F_GUARD))
+			cg[i].val.flags |= CW_APP_F_NAMES;
 	}
 	if (r == 0)
 		r = copy_sorted(&next.maps[MAP_CGROUPS], cg, n_cgroups, sizeof(*cg),
@@ -662,6 +784,12 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	if (r == 0)
 		r = copy_sorted(&next.maps[MAP_HOSTS], maps->hosts, maps->n_hosts,
 				sizeof(*maps->hosts), sizeof(struct cw_host_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_NAMES], maps->names, maps->n_names,
+				sizeof(*maps->names), sizeof(struct cw_name_key));
+	if (r == 0)
+		r = copy_sorted(&next.maps[MAP_RESOLVERS], res, maps->n_resolvers, sizeof(*res),
+				sizeof(struct cw_resolver_key));
 	if (r < 0)
 		goto out;
 
@@ -703,6 +831,10 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		goto out;
 
 	l->state->gen[gen].level_mask = level_mask;
+	l->state->gen[gen].ttl_min_s = maps->ttl_min_s;
+	l->state->gen[gen].ttl_max_s = maps->ttl_max_s;
+	l->state->gen[gen].grace_s = maps->grace_s;
+	l->state->gen[gen].learn_quota = maps->learn_quota;
 	l->state->gen[gen].epoch = loader_epoch(l) + 1;
 	l->state->gen[gen].flags = CW_GEN_F_VALID;
 	/* The flip: one aligned 32-bit store that orders everything above before it. */
@@ -819,6 +951,51 @@ static void host_key_set_gen(void *key, uint32_t gen)
 	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
 }
 
+static void name_key_set_gen(void *key, uint32_t gen)
+{
+	struct cw_name_key *k = key;
+
+	k->scope = cw_scope(gen, k->scope & CW_SCOPE_ID_MASK);
+}
+
+static void resolver_key_set_gen(void *key, uint32_t gen)
+{
+	((struct cw_resolver_key *)key)->gen = gen;
+}
+
+/* The resolvers of generation `from` as policy_maps entries of generation `to`. */
+static int loader_read_resolvers(const struct loader *l, uint32_t from, uint32_t to,
+				 struct policy_maps *m)
+{
+	struct {
+		struct cw_resolver_key key;
+		__u32 val;
+	} *e = NULL;
+	void *v = NULL;
+	size_t n = 0;
+	int r;
+
+	r = read_gen(bpf_map__fd(l->sock_addr->maps.cw_resolvers), sizeof(e->key), sizeof(*e),
+		     resolver_key_gen, resolver_key_set_gen, from, to, &v, &n);
+	if (r < 0)
+		return r;
+	e = v;
+	m->resolvers = calloc(n + 1, sizeof(*m->resolvers));
+	if (!m->resolvers) {
+		free(e);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		m->resolvers[i] = e[i].key;
+	m->n_resolvers = n;
+	free(e);
+	m->ttl_min_s = l->state->gen[from].ttl_min_s;
+	m->ttl_max_s = l->state->gen[from].ttl_max_s;
+	m->grace_s = l->state->gen[from].grace_s;
+	m->learn_quota = l->state->gen[from].learn_quota;
+	return 0;
+}
+
 int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
 		       struct loader_active_cgroup **ret_cgroups, size_t *ret_n)
 {
@@ -857,6 +1034,14 @@ int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
 			     &m->n_hosts);
 	if (r == 0)
 		m->hosts = v;
+	if (r == 0)
+		r = read_gen(bpf_map__fd(s->maps.cw_names), sizeof(struct cw_name_key),
+			     sizeof(*m->names), name_key_gen, name_key_set_gen, from, to, &v,
+			     &m->n_names);
+	if (r == 0)
+		m->names = v;
+	if (r == 0)
+		r = loader_read_resolvers(l, from, to, m);
 	if (r == 0)
 		r = read_gen(bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
 			     sizeof(*cg), cgroup_key_gen, cgroup_key_set_gen, from, to, &v, &n_cg);
@@ -1003,6 +1188,7 @@ void loader_free(struct loader *l)
 		close(l->sync_outer_fd);
 	if (l->sync_inner_fd >= 0)
 		close(l->sync_inner_fd);
+	dns_bpf__destroy(l->dns);
 	skb_bpf__destroy(l->skb);
 	sock_ops_bpf__destroy(l->sock_ops);
 	sock_create_bpf__destroy(l->sock_create);

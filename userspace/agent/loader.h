@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "learned.h"
 #include "pins.h"
 #include "policy_compile.h"
 
@@ -22,7 +23,8 @@ struct loader_cgroup {
 	uint64_t id;
 	unsigned level;
 	uint32_t app;
-	uint32_t flags; /* CW_APP_F_* */
+	uint32_t flags; /* CW_APP_F_* (CW_APP_F_NAMES is set by loader_apply() from the maps) */
+	uint32_t uid;	/* policy_app_uid() of the app's id; 0 for the guard */
 };
 
 /*
@@ -84,6 +86,21 @@ int loader_events_fd(const struct loader *l);
 
 /* The socket storage map cw_sk_state (for revocation: how each socket came to be). */
 int loader_sk_state_fd(const struct loader *l);
+
+/* The maps of host names: cw_names, the learned addresses and their per-app counts. */
+int loader_names_fd(const struct loader *l);
+int loader_learned_fd(const struct loader *l);
+int loader_learn_count_fd(const struct loader *l);
+
+/*
+ * The apps of the policy in force as the programs see them (cw_cgroups of the active
+ * generation, the guard left out): uid and app index, each app once. Free *ret with free().
+ */
+int loader_active_apps(const struct loader *l, struct learned_app **ret, size_t *ret_n);
+
+/* What an app slot's DNS answers taught (struct cw_dns_counters), summed over CPUs. */
+int loader_read_dns_counters(const struct loader *l, uint32_t gen, uint32_t app,
+			     struct cw_dns_counters *ret);
 
 /* Counters, summed over CPUs: of an app slot, and the flows a rule allowed. */
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,

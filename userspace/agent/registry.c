@@ -216,7 +216,8 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 		cgroups[n++] = (struct loader_cgroup){ .id = old[i].key.cgroup_id,
 						       .level = level,
 						       .app = old[i].val.app,
-						       .flags = old[i].val.flags };
+						       .flags = old[i].val.flags,
+						       .uid = old[i].val.uid };
 	}
 	if (!have_guard) {
 		snprintf(reason, reason_size,

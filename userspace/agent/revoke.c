@@ -103,8 +103,11 @@ static int nl_to_errno(int nlerr)
 
 /* ---- pure parts ------------------------------------------------------------------------------ */
 
-/* The flags of carwall's storage among the INET_DIAG_SK_BPF_STORAGES of a reply, 0 when none. */
-static int parse_sk_storages(struct nlattr *storages, uint32_t map_id, uint32_t *ret_flags)
+/*
+ * The flags of carwall's storage among the INET_DIAG_SK_BPF_STORAGES of a reply, 0 when none,
+ * and the name that connected the socket (CW_SK_F_BY_NAME).
+ */
+static int parse_sk_storages(struct nlattr *storages, uint32_t map_id, struct revoke_sock *ret)
 {
 	static const struct nla_policy policy[SK_DIAG_BPF_STORAGE_MAX + 1] = {
 		[SK_DIAG_BPF_STORAGE_MAP_ID] = { .type = NLA_U32 },
@@ -112,7 +115,7 @@ static int parse_sk_storages(struct nlattr *storages, uint32_t map_id, uint32_t 
 	struct nlattr *one;
 	int rem;
 
-	*ret_flags = 0;
+	ret->sk_flags = 0;
 	nla_for_each_nested(one, storages, rem) {
 		struct nlattr *tb[SK_DIAG_BPF_STORAGE_MAX + 1] = {};
 		struct cw_sk_state st;
@@ -127,7 +130,10 @@ static int parse_sk_storages(struct nlattr *storages, uint32_t map_id, uint32_t 
 		if (nla_len(tb[SK_DIAG_BPF_STORAGE_MAP_VALUE]) < (int)sizeof(st))
 			return -EBADMSG;
 		memcpy(&st, nla_data(tb[SK_DIAG_BPF_STORAGE_MAP_VALUE]), sizeof(st));
-		*ret_flags = st.flags;
+		ret->sk_flags = st.flags;
+		ret->name_hash = st.name_hash;
+		ret->name_kind = st.name_kind;
+		memcpy(ret->name_addr, st.name_addr, sizeof(ret->name_addr));
 	}
 	return 0;
 }
@@ -161,7 +167,7 @@ int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, uint32_t sk_
 		ret->cgroup_id = nla_get_u64(tb[INET_DIAG_CGROUP_ID]);
 	}
 	if (sk_state_map_id && tb[INET_DIAG_SK_BPF_STORAGES] &&
-	    parse_sk_storages(tb[INET_DIAG_SK_BPF_STORAGES], sk_state_map_id, &ret->sk_flags) < 0)
+	    parse_sk_storages(tb[INET_DIAG_SK_BPF_STORAGES], sk_state_map_id, ret) < 0)
 		return -EBADMSG;
 	return 0;
 }
@@ -226,6 +232,46 @@ static bool peer_allowed(const struct revoke_sock *s, uint32_t app, const struct
 	return policy_maps_port_spans(maps, portset, IPPROTO_TCP, &spans, &n) == 0 && n > 0;
 }
 
+/*
+ * A socket connected by a learned name (bpf/skb.bpf.c): kept while that name is still one of the
+ * app's in the new policy with the socket's port and protocol, whatever its TTL.
+ */
+static bool name_allowed(const struct revoke_sock *s, uint32_t app, const struct policy_maps *maps)
+{
+	_cleanup_free_ struct policy_port_span *spans = NULL;
+	const uint8_t *dst = (const uint8_t *)s->id.idiag_dst;
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	uint8_t addr[16] = {};
+	uint16_t port = ntohs(s->id.idiag_dport);
+	size_t n = 0;
+
+	if (!(s->sk_flags & CW_SK_F_BY_NAME))
+		return false;
+	/* The address as the programs store it: IPv4 (mapped ones too) in the first 4 bytes. */
+	if (s->family == AF_INET)
+		memcpy(addr, dst, 4);
+	else if (!memcmp(dst, v4_mapped, sizeof(v4_mapped)))
+		memcpy(addr, dst + 12, 4);
+	else
+		memcpy(addr, dst, 16);
+	if (memcmp(addr, s->name_addr, sizeof(addr)))
+		return false;
+	for (size_t i = 0; i < maps->n_names; i++) {
+		const struct policy_name_entry *e = &maps->names[i];
+
+		if ((e->key.scope & CW_SCOPE_ID_MASK) != app || e->key.kind != s->name_kind ||
+		    e->key.hash != s->name_hash)
+			continue;
+		if (policy_maps_port_spans(maps, e->val.portset, s->protocol, &spans, &n) < 0)
+			return false;
+		for (size_t k = 0; k < n; k++)
+			if (port >= spans[k].first && port <= spans[k].last)
+				return true;
+		return false;
+	}
+	return false;
+}
+
 enum revoke_verdict revoke_judge(const struct revoke_sock *s, uint32_t app, uint32_t n_apps,
 				 const struct policy_maps *maps)
 {
@@ -236,6 +282,8 @@ enum revoke_verdict revoke_judge(const struct revoke_sock *s, uint32_t app, uint
 		return peer_allowed(s, app, maps) ? REVOKE_KEEP_SERVER_SIDE : REVOKE_DESTROY;
 	if (policy_maps_lookup(maps, app, s->family, (const uint8_t *)s->id.idiag_dst, s->protocol,
 			       ntohs(s->id.idiag_dport), NULL))
+		return REVOKE_KEEP_ALLOWED;
+	if (name_allowed(s, app, maps))
 		return REVOKE_KEEP_ALLOWED;
 	return REVOKE_DESTROY;
 }

@@ -21,7 +21,9 @@
  *      resolved (removed since), is counted as unjudged and never touched: no guessing.
  *      Sockets of cgroups that are not managed are never touched.
  *   4. A managed socket is judged with policy_maps_lookup() on the NEW policy's maps: (app,
- *      family, remote address, protocol, remote port). A refused one is destroyed with
+ *      family, remote address, protocol, remote port); one that a learned host name connected
+ *      (CW_SK_F_BY_NAME in its storage, with the name) is kept too while that name is still
+ *      the app's, with its port and protocol, as the egress program judges it. A refused one is destroyed with
  *      SOCK_DESTROY, addressed by its exact inet_diag_sockid, cookie included: a TCP peer gets
  *      a RST and the owner sees ECONNABORTED; a connected UDP socket is disconnected and its
  *      owner sees ECONNABORTED (then EDESTADDRREQ on send()).
@@ -136,6 +138,10 @@ struct revoke_sock {
 	bool has_cgroup_id;
 	uint64_t cgroup_id;
 	uint32_t sk_flags; /* CW_SK_F_* of its cw_sk_state, 0 when it has none */
+	/* CW_SK_F_BY_NAME: the name that connected it, and where (cw_sk_state.name_*) */
+	uint64_t name_hash;
+	uint32_t name_kind;
+	uint8_t name_addr[16];
 	struct inet_diag_sockid id; /* as the kernel gave it: the address of SOCK_DESTROY */
 };
 

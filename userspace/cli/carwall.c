@@ -39,7 +39,11 @@ static void usage(FILE *f)
 		"  carwall reload                          make the agent reload its policy file\n"
 		"  carwall events [--follow] [--app ID]    refused flows the agent logged\n"
 		"  carwall stats                           counters per app and per rule\n"
-		"  carwall policy check FILE               validate a policy without loading it\n"
+		"  carwall names [--app ID]                addresses learned from the apps' DNS answers:\n"
+		"                                          app, name, address, expiry, rule\n"
+		"  carwall policy check [--strict] FILE    validate a policy without loading it;\n"
+		"                                          warn about destinations that open far\n"
+		"                                          more than they say (--strict: exit 1)\n"
 		"  carwall bundle install FILE             send a bundle to the agent, which verifies\n"
 		"                                          and enforces it (FILE is read by this command)\n"
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
@@ -96,6 +100,7 @@ int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool with_for
 		CLI_COMMON_OPTIONS,
 		{ "app", required_argument, NULL, 'a' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "strict", no_argument, NULL, 's' },
 		{},
 	};
 	int o;
@@ -124,6 +129,11 @@ int cli_parse(struct cli *c, int argc, char **argv, bool with_app, bool with_for
 			if (!with_force)
 				goto bad;
 			c->force = true;
+			break;
+		case 's':
+			if (!c->strict_ok)
+				goto bad;
+			c->strict = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -176,6 +186,13 @@ int64_t json_int(struct json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
+bool json_flag(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
+}
+
 static int cmd_version(struct cli *c, int argc, char **argv)
 {
 	if (cli_parse(c, argc, argv, false, false) < 0)
@@ -220,6 +237,7 @@ static const struct command {
 	{ "explain", NULL, cmd_explain },
 	{ "events", NULL, cmd_events },
 	{ "stats", NULL, cmd_stats },
+	{ "names", NULL, cmd_names },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

@@ -17,6 +17,8 @@ struct cli {
 	bool json;
 	bool quiet;
 	bool force;
+	bool strict_ok; /* the command takes --strict */
+	bool strict;
 	const char *run_dir;
 	const char *pin_dir;
 	const char *app;
@@ -32,6 +34,7 @@ const char *json_str(struct json_object *o, const char *key);
 int cli_request(const struct cli *c, const char *request, const char *what,
 		struct json_object **ret_reply);
 int64_t json_int(struct json_object *o, const char *key);
+bool json_flag(struct json_object *o, const char *key);
 /* status.c: the pin folder, --pin-dir or the default. */
 const char *pin_dir_of(const struct cli *c);
 
@@ -43,6 +46,7 @@ int cmd_reload(struct cli *c, int argc, char **argv);
 int cmd_unload(struct cli *c, int argc, char **argv);
 int cmd_policy_check(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
+int cmd_names(struct cli *c, int argc, char **argv);
 int cmd_bundle(struct cli *c, int argc, char **argv);
 
 /* `carwall app wait-managed`: see app.c. */

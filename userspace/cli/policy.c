@@ -21,6 +21,7 @@
 #include "explain.h"
 #include "policy.h"
 #include "policy_compile.h"
+#include "policy_lint.h"
 #include "util.h"
 
 #define EXIT_USAGE 2
@@ -51,12 +52,15 @@ static void explain_usage(FILE *f)
 	    "DEST = HOST[:PORT][/PROTO]\n"
 	    "  HOST   an IPv4 address, or an IPv6 address: in brackets when a port follows\n"
 	    "         ([2001:db8::1]:443), bare or in brackets otherwise. One address, not a\n"
-	    "         prefix, not a host name. ::ffff:a.b.c.d is judged by the IPv4 rules.\n"
+	    "         prefix. ::ffff:a.b.c.d is judged by the IPv4 rules. Or a host name\n"
+	    "         (tiles.oem.example, not a wildcard): judged as an address the app\n"
+	    "         learned for it from a trusted resolver, by the name's rules only.\n"
 	    "  PORT   0-65535. Without it: every port the app may use towards HOST, e.g.\n"
 	    "         \"tcp 443, 8443-8450; udp: none\".\n"
 	    "  PROTO  tcp or udp. Without it: both.\n"
 	    "  e.g.   203.0.113.7  203.0.113.7:443  203.0.113.7:443/tcp  203.0.113.7/udp\n"
 	    "         2001:db8::1  [2001:db8::1]:443/udp  [::ffff:198.51.100.20]:443\n"
+	    "         tiles.oem.example:443/tcp\n"
 	    "\n"
 	    "Options:\n"
 	    "  --policy FILE   the policy (YAML, as `carwall policy check` reads it)\n"
@@ -71,7 +75,8 @@ static void explain_usage(FILE *f)
 	    "JSON: verdict; flows[] (with PORT) or ports[] (without), each with proto, verdict,\n"
 	    "rule {index (0-based, as in the maps), app_rule (1-based, in the app's allow list),\n"
 	    "file, line, column} and to {set (or null), line, column, prefix, prefix_line,\n"
-	    "prefix_column} when allowed.\n"
+	    "prefix_column (for a name: host, host_line, host_column)} when allowed. For a\n"
+	    "name also: name, resolvers[], limit, other_names.\n"
 	    "\n"
 	    "Exit codes: 0 allowed (every flow asked about: both protocols without PROTO,\n"
 	    "every port without PORT, every line with --batch), 3 refused (every one),\n"
@@ -144,17 +149,22 @@ static void match_rule_text(const struct explain_cli *c, const struct explain_ma
 static void match_to_text(const struct explain_cli *c, const struct explain_match *m, char *buf,
 			  size_t size)
 {
-	char pfx[INET6_ADDRSTRLEN + 8];
+	char pfx[POLICY_MAX_HOST_LEN + 8];
+	const struct policy_loc *entry = m->host ? &m->host->loc : NULL;
 
-	if (explain_prefix_format(m->prefix, pfx, sizeof(pfx)) < 0)
+	if (m->host)
+		snprintf(pfx, sizeof(pfx), "%s%s", m->host->wildcard ? "*." : "", m->host->name);
+	else if (explain_prefix_format(m->prefix, pfx, sizeof(pfx)) < 0)
 		snprintf(pfx, sizeof(pfx), "?");
+	if (!entry)
+		entry = &m->prefix->loc;
 	if (!m->set)
 		snprintf(buf, size, "%s at %s:%u:%u", pfx, c->policy->path, m->to->loc.line,
 			 m->to->loc.column);
 	else
 		snprintf(buf, size, "set %s at %s:%u:%u, its entry %s at %s:%u:%u", m->set->name,
 			 c->policy->path, m->to->loc.line, m->to->loc.column, pfx, c->policy->path,
-			 m->prefix->loc.line, m->prefix->loc.column);
+			 entry->line, entry->column);
 }
 
 static void match_json(const struct explain_cli *c, const struct explain_match *m,
@@ -170,16 +180,96 @@ static void match_json(const struct explain_cli *c, const struct explain_match *
 	json_object_object_add(rule, "column", json_object_new_int((int)m->rule->loc.column));
 	json_object_object_add(o, "rule", rule);
 
-	if (explain_prefix_format(m->prefix, pfx, sizeof(pfx)) < 0)
-		pfx[0] = '\0';
 	json_object_object_add(to, "set", m->set ? json_object_new_string(m->set->name) : NULL);
 	json_object_object_add(to, "line", json_object_new_int((int)m->to->loc.line));
 	json_object_object_add(to, "column", json_object_new_int((int)m->to->loc.column));
+	if (m->host) {
+		char host[POLICY_MAX_HOST_LEN + 3];
+
+		snprintf(host, sizeof(host), "%s%s", m->host->wildcard ? "*." : "", m->host->name);
+		json_object_object_add(to, "host", json_object_new_string(host));
+		json_object_object_add(to, "host_line",
+				       json_object_new_int((int)m->host->loc.line));
+		json_object_object_add(to, "host_column",
+				       json_object_new_int((int)m->host->loc.column));
+		json_object_object_add(o, "to", to);
+		return;
+	}
+	if (explain_prefix_format(m->prefix, pfx, sizeof(pfx)) < 0)
+		pfx[0] = '\0';
 	json_object_object_add(to, "prefix", json_object_new_string(pfx));
 	json_object_object_add(to, "prefix_line", json_object_new_int((int)m->prefix->loc.line));
 	json_object_object_add(to, "prefix_column",
 			       json_object_new_int((int)m->prefix->loc.column));
 	json_object_object_add(o, "to", to);
+}
+
+/* ---- host names ----------------------------------------------------------------------------- */
+
+/* "127.0.0.53, ::1": the policy's trusted resolvers. */
+static void resolvers_text(const struct policy *p, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->n_resolvers && o < size; i++) {
+		char a[INET6_ADDRSTRLEN];
+
+		if (!inet_ntop(p->resolvers[i].family, p->resolvers[i].addr, a, sizeof(a)))
+			snprintf(a, sizeof(a), "?");
+		o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "", a);
+	}
+}
+
+#define NAME_LIMIT_TEXT                                                                            \
+	"carwall learns addresses, not names: every other name served from an address learned "   \
+	"for this name (shared hosting, a CDN) is reached as well, and an address a prefix rule "  \
+	"of the app covers gets that rule's ports too"
+
+/* What a verdict for a name rests on, and its honest limit, for the text output. */
+static int name_notes(const struct explain_cli *c, const struct explain_dest *d)
+{
+	char others[1024], resolvers[256];
+	int n = explain_other_hosts(c->policy, c->app, d->name, others, sizeof(others));
+
+	if (n < 0)
+		return n;
+	resolvers_text(c->policy, resolvers, sizeof(resolvers));
+	printf("  learned: from the answers of the trusted resolvers (%s) to this app's own "
+	       "lookups; before a lookup, or once its TTL (clamped to %u-%us, plus %us of grace) "
+	       "has run out, a new connection is refused\n",
+	       resolvers, c->policy->dns.min_ttl_s, c->policy->dns.max_ttl_s,
+	       c->policy->dns.grace_s);
+	printf("  limit: " NAME_LIMIT_TEXT "\n");
+	if (n > 0)
+		printf("  the app's other names (%d), which may share an address with it: %s\n", n,
+		       others);
+	return 0;
+}
+
+static int name_json(const struct explain_cli *c, const struct explain_dest *d,
+		     struct json_object *o)
+{
+	struct json_object *resolvers = json_object_new_array();
+	char others[4096];
+	int n = explain_other_hosts(c->policy, c->app, d->name, others, sizeof(others));
+
+	json_object_object_add(o, "name", json_object_new_string(d->name));
+	json_object_object_add(o, "address", NULL);
+	json_object_object_add(o, "family", NULL);
+	for (size_t i = 0; i < c->policy->n_resolvers; i++) {
+		char a[INET6_ADDRSTRLEN];
+
+		if (inet_ntop(c->policy->resolvers[i].family, c->policy->resolvers[i].addr, a,
+			      sizeof(a)))
+			json_object_array_add(resolvers, json_object_new_string(a));
+	}
+	json_object_object_add(o, "resolvers", resolvers);
+	json_object_object_add(o, "limit", json_object_new_string(NAME_LIMIT_TEXT));
+	if (n < 0)
+		return n;
+	json_object_object_add(o, "other_names", json_object_new_string(others));
+	return 0;
 }
 
 /* ---- one DEST ------------------------------------------------------------------------------- */
@@ -215,8 +305,8 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 {
 	struct json_object *o = NULL, *list = NULL;
 	struct explain_dest d;
-	char reason[512], addr[INET6_ADDRSTRLEN], written[INET6_ADDRSTRLEN];
-	char judged[INET6_ADDRSTRLEN + 32] = "";
+	char reason[512], addr[POLICY_MAX_HOST_LEN + 1], written[POLICY_MAX_HOST_LEN + 1];
+	char judged[POLICY_MAX_HOST_LEN + 32] = "";
 	uint16_t protos[2];
 	size_t n_protos = 0, allowed = 0, total = 0;
 	const char *app = c->policy->apps[c->app].id;
@@ -231,9 +321,13 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 		protos[n_protos++] = IPPROTO_TCP;
 		protos[n_protos++] = IPPROTO_UDP;
 	}
-	if (explain_dest_format_addr(&d, addr, sizeof(addr)) < 0 ||
-	    !inet_ntop(d.family, d.addr, written, sizeof(written)))
+	if (d.is_name) {
+		snprintf(addr, sizeof(addr), "%s", d.name);
+		snprintf(written, sizeof(written), "%s", d.name);
+	} else if (explain_dest_format_addr(&d, addr, sizeof(addr)) < 0 ||
+		   !inet_ntop(d.family, d.addr, written, sizeof(written))) {
 		return explain_error(c, EXIT_FAILURE, "cannot format the address");
+	}
 	if (explain_dest_is_v4_mapped(&d))
 		snprintf(judged, sizeof(judged), " (judged as IPv4 %s)", addr);
 
@@ -242,9 +336,16 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 		json_object_object_add(o, "policy", json_object_new_string(c->policy->path));
 		json_object_object_add(o, "app", json_object_new_string(app));
 		json_object_object_add(o, "destination", json_object_new_string(dest_text));
-		json_object_object_add(o, "address", json_object_new_string(addr));
-		json_object_object_add(
-		    o, "family", json_object_new_string(d.family == AF_INET ? "ipv4" : "ipv6"));
+		if (d.is_name) {
+			r = name_json(c, &d, o);
+			if (r < 0)
+				goto fail;
+		} else {
+			json_object_object_add(o, "address", json_object_new_string(addr));
+			json_object_object_add(
+			    o, "family",
+			    json_object_new_string(d.family == AF_INET ? "ipv4" : "ipv6"));
+		}
 		json_object_object_add(o, "ipv4_mapped",
 				       json_object_new_boolean(explain_dest_is_v4_mapped(&d)));
 		json_object_object_add(o, "port", d.has_port ? json_object_new_int(d.port) : NULL);
@@ -294,6 +395,8 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 				    "  default deny: no rule of app %s matches; its rules for %s "
 				    "allow only %s\n",
 				    app, addr, sum);
+			} else if (d.is_name) {
+				printf("  default deny: no rule of app %s names %s\n", app, addr);
 			} else {
 				printf("  default deny: no rule of app %s matches\n", app);
 			}
@@ -342,7 +445,21 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 		if (c->json)
 			json_object_object_add(o, "summary", json_object_new_string(sum));
 		else if (allowed == 0)
-			printf("  default deny: no rule of app %s matches\n", app);
+			printf("  default deny: no rule of app %s %s\n", app,
+			       d.is_name ? "names it" : "matches");
+	}
+	if (d.is_name && !c->json) {
+		r = name_notes(c, &d);
+		if (r < 0)
+			goto fail;
+	} else if (!c->json && allowed < total &&
+		   policy_app_has_hosts(c->policy, &c->policy->apps[c->app])) {
+		char names[1024];
+
+		if (explain_other_hosts(c->policy, c->app, NULL, names, sizeof(names)) > 0)
+			printf("  but: if the app learned %s for one of its names (%s), that name's "
+			       "rules judge it too: explain the name\n",
+			       addr, names);
 	}
 
 	r = exit_code(allowed, total);
@@ -524,15 +641,17 @@ int cmd_policy_check(struct cli *c, int argc, char **argv)
 {
 	struct policy_error perr = {};
 	struct policy_maps *maps = NULL;
+	struct policy_lint *lint = NULL;
 	struct policy *p = NULL;
 	char reason[1024];
 	int i, r;
 
+	c->strict_ok = true;
 	i = cli_parse(c, argc, argv, false, false);
 	if (i < 0)
 		return EXIT_USAGE;
 	if (i + 1 != argc) {
-		fprintf(stderr, "Usage: carwall policy check FILE\n");
+		fprintf(stderr, "Usage: carwall policy check [--strict] FILE\n");
 		return EXIT_USAGE;
 	}
 	const char *file = argv[i];
@@ -567,25 +686,63 @@ int cmd_policy_check(struct cli *c, int argc, char **argv)
 			snprintf(reason, sizeof(reason), "%s: %s", file, strerror(-r));
 		return cli_fail(c, "%s", reason); /* "file[:line:column]: why" */
 	}
+	r = policy_lint(p, &lint);
+	if (r < 0) {
+		policy_maps_free(maps);
+		policy_free(p);
+		return cli_fail(c, "%s: cannot check for warnings: %s", file, strerror(-r));
+	}
 	if (c->json) {
 		struct json_object *o = json_object_new_object();
+		struct json_object *warnings = json_object_new_array();
 		json_object_object_add(o, "file", json_object_new_string(file));
 		json_object_object_add(o, "valid", json_object_new_boolean(true));
+		for (size_t k = 0; k < lint->n_warnings; k++) {
+			const struct policy_lint_warning *w = &lint->warnings[k];
+			struct json_object *wo = json_object_new_object();
+			const char *kind = policy_lint_kind_name(w->kind);
+			json_object_object_add(wo, "kind", json_object_new_string(kind));
+			json_object_object_add(wo, "line", json_object_new_int((int)w->loc.line));
+			json_object_object_add(wo, "column",
+					       json_object_new_int((int)w->loc.column));
+			json_object_object_add(wo, "reason", json_object_new_string(w->reason));
+			json_object_array_add(warnings, wo);
+		}
+		json_object_object_add(o, "warnings", warnings);
+		json_object_object_add(o, "warnings_total",
+				       json_object_new_int64((int64_t)lint->n_total));
+		json_object_object_add(o, "strict", json_object_new_boolean(c->strict));
 		json_object_object_add(o, "apps", json_object_new_int64((int64_t)p->n_apps));
 		json_object_object_add(o, "sets", json_object_new_int64((int64_t)p->n_sets));
 		json_object_object_add(o, "rules", json_object_new_int64((int64_t)p->n_rules));
 		json_object_object_add(o, "ipv4_prefixes", json_object_new_int64((int64_t)maps->n_dst4));
 		json_object_object_add(o, "ipv6_prefixes", json_object_new_int64((int64_t)maps->n_dst6));
 		json_object_object_add(o, "port_entries", json_object_new_int64((int64_t)maps->n_ports));
+		json_object_object_add(o, "host_names",
+				       json_object_new_int64((int64_t)maps->n_names));
+		json_object_object_add(o, "resolvers",
+				       json_object_new_int64((int64_t)maps->n_resolvers));
 		cli_print_json(o);
 		json_object_put(o);
 	} else {
+		char names[64] = "";
+
+		if (maps->n_names)
+			snprintf(names, sizeof(names), ", %zu host names", maps->n_names);
 		printf("%s: valid: %zu apps, %zu sets, %zu rules (%zu IPv4 and %zu IPv6 prefixes, %zu "
-		       "port entries)\n",
+		       "port entries%s)\n",
 		       file, p->n_apps, p->n_sets, p->n_rules, maps->n_dst4, maps->n_dst6,
-		       maps->n_ports);
+		       maps->n_ports, names);
+		for (size_t k = 0; k < lint->n_warnings; k++)
+			fprintf(stderr, "%s:%u:%u: warning: %s\n", file, lint->warnings[k].loc.line,
+				lint->warnings[k].loc.column, lint->warnings[k].reason);
+		if (lint->n_total > lint->n_warnings)
+			fprintf(stderr, "%s: warning: %zu more warnings not shown\n", file,
+				lint->n_total - lint->n_warnings);
 	}
+	r = c->strict && lint->n_total ? EXIT_FAILURE : EXIT_SUCCESS;
+	policy_lint_free(lint);
 	policy_maps_free(maps);
 	policy_free(p);
-	return EXIT_SUCCESS;
+	return r;
 }

@@ -178,6 +178,8 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 	json_object_object_add(o, "count", json_object_new_int64((int64_t)count));
 	json_object_object_add(o, "first", json_object_new_string(when));
 	json_object_object_add(o, "last", json_object_new_string(last));
+	if (n->host)
+		json_object_object_add(o, "host", json_object_new_string(n->host));
 	return o;
 }
 
@@ -210,7 +212,7 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 {
 	char addr[INET6_ADDRSTRLEN], reason[256], comm[17], proto_num[8];
 	const char *proto = events_proto_name(e->proto);
-	char app[160], exe[600], qcomm[40], qreason[300], repeats[192] = "";
+	char app[160], exe[600], qcomm[40], qreason[300], repeats[192] = "", host[1100] = "";
 	uint64_t count = events_count(n);
 
 	events_addr(e, addr, sizeof(addr));
@@ -232,13 +234,17 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 		snprintf(repeats, sizeof(repeats), " count=%llu first=%s last=%s",
 			 (unsigned long long)count, first, last);
 	}
+	if (n->host) {
+		memcpy(host, " host=", 6);
+		logfmt_value(host + 6, sizeof(host) - 6, n->host);
+	}
 	snprintf(buf, size,
 		 "event=%s app=%s pid=%u tid=%u uid=%u comm=%s exe=%s proto=%s dst=%s port=%u "
-		 "hook=%s verdict=%s rule=\"default deny\" reason=%s cgroup_id=%llu%s",
+		 "hook=%s verdict=%s rule=\"default deny\" reason=%s cgroup_id=%llu%s%s",
 		 e->flags & CW_EVENT_F_AUDIT ? "audit" : "refused", app, e->pid, e->tid, e->uid,
 		 qcomm, exe, proto, addr, e->port, events_hook_name(e->hook),
 		 events_verdict_name(e->verdict), qreason, (unsigned long long)e->cgroup_id,
-		 repeats);
+		 repeats, host);
 }
 
 /* ---- the log on disk ------------------------------------------------------------------------- */

@@ -43,6 +43,8 @@ struct events_names {
 	int64_t realtime_ns; /* of the (first) event of the record */
 	uint64_t count;	     /* events the record stands for; 0 is taken as 1 */
 	int64_t last_ns;     /* realtime of the last of them (count > 1) */
+	/* The host name the app learned the destination for (cw_learned), NULL when none. */
+	const char *host;
 };
 
 const char *events_hook_name(uint8_t hook);

@@ -37,6 +37,11 @@ static bool all_digits(const char *s, size_t len)
 	return true;
 }
 
+static bool all_digits_and_dots(const char *s)
+{
+	return strspn(s, "0123456789.") == strlen(s);
+}
+
 /* A port: decimal, 1 to 5 digits, no leading zero, at most 65535. */
 static int parse_port(const char *s, const char *dest, uint16_t *ret, char *reason,
 		      size_t reason_size)
@@ -74,7 +79,7 @@ static int parse_addr(const char *host, int family, const char *dest, struct exp
 	if (host[0] && strspn(host, "0123456789.") == strlen(host))
 		return set_reason(reason, reason_size, "'%s' is not a valid IPv4 address", host);
 	return set_reason(reason, reason_size,
-			  "'%s' is not an IP address (host names are not resolved)", host);
+			  "'%s' is neither an IP address nor a host name with a '.'", host);
 }
 
 int explain_dest_parse(const char *s, struct explain_dest *ret, char *reason, size_t reason_size)
@@ -160,16 +165,29 @@ int explain_dest_parse(const char *s, struct explain_dest *ret, char *reason, si
 			return r;
 		}
 	} else {
-		/* IPv4 or IPv4:PORT */
+		/* IPv4 or IPv4:PORT, or a host name */
 		char *colon = strchr(host, ':');
 
 		if (colon) {
 			*colon = '\0';
 			port = colon + 1;
 		}
-		r = parse_addr(host, AF_INET, s, &d, reason, reason_size);
-		if (r < 0)
-			return r;
+		if (!all_digits_and_dots(host) && policy_looks_like_host(host)) {
+			bool wildcard;
+
+			if (policy_host_parse(host, d.name, &wildcard, reason, reason_size) < 0)
+				return -EINVAL;
+			if (wildcard)
+				return set_reason(reason, reason_size,
+						  "'%s' is a wildcard; explain takes one "
+						  "name, e.g. a.%s",
+						  host, d.name);
+			d.is_name = true;
+		} else {
+			r = parse_addr(host, AF_INET, s, &d, reason, reason_size);
+			if (r < 0)
+				return r;
+		}
 	}
 
 	if (port) {
@@ -244,9 +262,51 @@ static bool prefix_has(const struct policy_prefix *pfx, int family, const uint8_
 	return !rest || ((pfx->addr[full] ^ addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }
 
+/* How closely host h matches a name it matches: the name itself best, then longer wildcards. */
+static size_t host_rank(const struct policy_host *h)
+{
+	return h->wildcard ? strlen(h->name) + 1 : SIZE_MAX;
+}
+
+/* The element of the rule's `to` naming d's host name: the most specific, the first on a tie. */
+static void attribute_name(const struct policy *p, const struct explain_dest *d,
+			   struct explain_match *m)
+{
+	size_t best = 0;
+
+	for (size_t j = 0; j < m->rule->n_to; j++) {
+		const struct policy_dest *to = &m->rule->to[j];
+
+		if (to->is_host) {
+			if (policy_host_matches(&to->host, d->name) &&
+			    host_rank(&to->host) > best) {
+				best = host_rank(&to->host);
+				m->to = to;
+				m->set = NULL;
+				m->host = &to->host;
+			}
+			continue;
+		}
+		if (!to->is_set)
+			continue;
+		const struct policy_set *set = &p->sets[to->set];
+		for (size_t k = 0; k < set->n_hosts; k++) {
+			const struct policy_host *h = &set->hosts[k];
+
+			if (policy_host_matches(h, d->name) && host_rank(h) > best) {
+				best = host_rank(h);
+				m->to = to;
+				m->set = set;
+				m->host = h;
+			}
+		}
+	}
+}
+
 /*
  * Name the rule with global index `rule` of app number `app` and the element of its `to` that
- * contains the address: the longest matching prefix, the first one in file order on a tie.
+ * contains the address: the longest matching prefix, the first one in file order on a tie (for
+ * a host name: the name, else its longest matching wildcard).
  */
 static int attribute(const struct policy *p, size_t app, uint32_t rule,
 		     const struct explain_dest *d, struct explain_match *ret)
@@ -265,9 +325,18 @@ static int attribute(const struct policy *p, size_t app, uint32_t rule,
 	if (!m.rule)
 		return -EUCLEAN;
 
+	if (d->is_name) {
+		attribute_name(p, d, &m);
+		if (!m.to)
+			return -EUCLEAN;
+		*ret = m;
+		return 0;
+	}
 	for (size_t j = 0; j < m.rule->n_to; j++) {
 		const struct policy_dest *to = &m.rule->to[j];
 
+		if (to->is_host)
+			continue;
 		if (!to->is_set) {
 			if (prefix_has(&to->prefix, family, addr) && to->prefix.len > best) {
 				best = to->prefix.len;
@@ -305,10 +374,17 @@ int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app
 
 	if (app >= p->n_apps)
 		return -ENOENT;
-	/* The verdict: from the compiled entries, as the kernel's tries give it. */
-	f.allowed =
-	    policy_maps_lookup(m, (uint32_t)app, d->family, d->addr, proto, port, &rule) > 0;
-	f.address_covered = policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, NULL) > 0;
+	/* The verdict: from the compiled entries, as the kernel's tries (or cw_names) give it. */
+	if (d->is_name) {
+		f.allowed =
+		    policy_maps_lookup_name(m, (uint32_t)app, d->name, proto, port, &rule) > 0;
+		f.address_covered = policy_maps_match_name(m, (uint32_t)app, d->name) != NULL;
+	} else {
+		f.allowed = policy_maps_lookup(m, (uint32_t)app, d->family, d->addr, proto, port,
+					       &rule) > 0;
+		f.address_covered =
+		    policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, NULL) > 0;
+	}
 	if (f.allowed) {
 		r = attribute(p, app, rule, d, &f.match);
 		if (r < 0)
@@ -332,8 +408,16 @@ int explain_ports(const struct policy *p, const struct policy_maps *m, size_t ap
 		return -ENOENT;
 	*ret = NULL;
 	*ret_n = 0;
-	if (policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, &portset) <= 0)
+	if (d->is_name) {
+		const struct policy_name_entry *e;
+
+		e = policy_maps_match_name(m, (uint32_t)app, d->name);
+		if (!e)
+			return 0;
+		portset = e->val.portset;
+	} else if (policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, &portset) <= 0) {
 		return 0;
+	}
 	r = policy_maps_port_spans(m, portset, proto, &ps, &n);
 	if (r < 0)
 		return r;
@@ -391,4 +475,72 @@ uint32_t explain_spans_count(const struct explain_span *spans, size_t n)
 	for (size_t i = 0; i < n; i++)
 		total += (uint32_t)spans[i].last - spans[i].first + 1;
 	return total;
+}
+
+/* Append "text" to buf (", " between items); false once it no longer fits ("..." then ends it). */
+static bool list_add(char *buf, size_t size, size_t *o, const char *pre, const char *text)
+{
+	int k = snprintf(buf + *o, size - *o, "%s%s%s", *o ? ", " : "", pre, text);
+
+	if (k >= 0 && (size_t)k < size - *o) {
+		*o += (size_t)k;
+		return true;
+	}
+	if (size >= 4)
+		memcpy(buf + size - 4, "...", 4);
+	*o = size;
+	return false;
+}
+
+static bool host_listed(const struct policy_host *const *seen, size_t n,
+			const struct policy_host *h)
+{
+	for (size_t i = 0; i < n; i++)
+		if (seen[i]->wildcard == h->wildcard && !strcmp(seen[i]->name, h->name))
+			return true;
+	return false;
+}
+
+int explain_other_hosts(const struct policy *p, size_t app, const char *except, char *buf,
+			size_t size)
+{
+	_cleanup_free_ const struct policy_host **seen = NULL;
+	const struct policy_app *a;
+	size_t n = 0, cap = 0, o = 0;
+
+	if (!p || app >= p->n_apps || !buf || size == 0)
+		return -EINVAL;
+	a = &p->apps[app];
+	buf[0] = '\0';
+	for (size_t i = 0; i < a->n_rules; i++)
+		for (size_t j = 0; j < a->rules[i].n_to; j++) {
+			const struct policy_dest *to = &a->rules[i].to[j];
+			const struct policy_host *hosts = to->is_host ? &to->host : NULL;
+			size_t n_hosts = to->is_host;
+
+			if (to->is_set) {
+				hosts = p->sets[to->set].hosts;
+				n_hosts = p->sets[to->set].n_hosts;
+			}
+			for (size_t k = 0; k < n_hosts; k++) {
+				const struct policy_host *h = &hosts[k];
+
+				if ((except && policy_host_matches(h, except)) ||
+				    host_listed(seen, n, h))
+					continue;
+				if (n == cap) {
+					const struct policy_host **v;
+
+					cap = cap ? cap * 2 : 16;
+					v = reallocarray(seen, cap, sizeof(*seen));
+					if (!v)
+						return -ENOMEM;
+					seen = v;
+				}
+				seen[n++] = h;
+				if (o < size)
+					list_add(buf, size, &o, h->wildcard ? "*." : "", h->name);
+			}
+		}
+	return n > INT32_MAX ? INT32_MAX : (int)n;
 }

@@ -6,17 +6,23 @@
  * the BPF programs get); the policy is read only afterwards, to say which rule and which element
  * of its `to` gave that verdict.
  *
- * DEST grammar (one destination address, never a prefix or a host name):
+ * DEST grammar (one destination address or host name, never a prefix or a wildcard):
  *
  *     DEST   = HOST [ ":" PORT ] [ "/" PROTO ]
- *     HOST   = IPv4 | "[" IPv6 "]" | IPv6        a bare IPv6 address takes no port
+ *     HOST   = IPv4 | "[" IPv6 "]" | IPv6 | NAME  a bare IPv6 address takes no port
+ *     NAME   = a host name as policies write them (policy_host_parse()), not a wildcard
  *     PORT   = 0 to 65535, decimal, no leading zero
  *     PROTO  = "tcp" | "udp"
  *
  *     203.0.113.7   203.0.113.7:443   203.0.113.7:443/tcp   203.0.113.7/udp
  *     2001:db8::1   [2001:db8::1]   [2001:db8::1]:443/udp   [::ffff:198.51.100.20]:443
+ *     tiles.oem.example:443/tcp
  *
  * An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is judged by the IPv4 rules, as in the kernel.
+ * A NAME is judged as the kernel judges an address it learned for that name from a trusted
+ * resolver's answer to the app (policy_maps_lookup_name()): the name's rules only. Offline, the
+ * addresses are unknown: an address that a prefix rule of the app covers too gets that rule's
+ * ports as well, and every other name served from the same address is reached as well.
  */
 #pragma once
 
@@ -27,10 +33,13 @@
 #include "policy.h"
 #include "policy_compile.h"
 
-/* The longest DEST accepted (a batch line without its newline). */
-#define EXPLAIN_MAX_DEST_LEN 128
+/* The longest DEST accepted (a batch line without its newline): the longest host name, a port
+ * and a protocol ("NAME:65535/udp"). */
+#define EXPLAIN_MAX_DEST_LEN (POLICY_MAX_HOST_LEN + 10)
 
 struct explain_dest {
+	bool is_name;				/* a host name: name, not family and addr */
+	char name[POLICY_MAX_HOST_LEN + 1];	/* canonical (lowercase, no final dot) */
 	int family;	  /* AF_INET or AF_INET6, as written */
 	uint8_t addr[16]; /* network byte order; IPv4 in addr[0..3] */
 	bool has_port;
@@ -53,21 +62,23 @@ int explain_prefix_format(const struct policy_prefix *pfx, char *buf, size_t siz
 /* The index of app `id` in the policy (the app number the maps use), or -ENOENT. */
 int explain_find_app(const struct policy *p, const char *id, size_t *ret_index);
 
-/* Which rule, and which element of its `to`, covers an address. */
+/* Which rule, and which element of its `to`, covers an address (or a host name). */
 struct explain_match {
 	const struct policy_rule *rule;
 	size_t app_rule;		    /* 0-based position of the rule in its app */
 	const struct policy_dest *to;	    /* the element of rule->to that matched */
-	const struct policy_set *set;	    /* the set `to` names; NULL for an inline prefix */
+	const struct policy_set *set;	    /* the set `to` names; NULL for an inline element */
 	const struct policy_prefix *prefix; /* the matching prefix: inline, or the set's entry */
+	const struct policy_host *host;	    /* instead of prefix, for a name: the matching name or
+					       wildcard, inline or the set's entry */
 };
 
-/* The verdict for one (address, protocol, port). */
+/* The verdict for one (address or name, protocol, port). */
 struct explain_flow {
 	uint16_t proto;
 	uint16_t port;
 	bool allowed;
-	bool address_covered;	    /* some prefix of the app contains the address */
+	bool address_covered;	    /* some prefix (for a name: some name) of the app covers it */
 	struct explain_match match; /* when allowed */
 };
 
@@ -103,3 +114,12 @@ int explain_spans_format(const struct explain_span *spans, size_t n, char *buf, 
 
 /* The number of ports the spans cover (0 to 65536). */
 uint32_t explain_spans_count(const struct explain_span *spans, size_t n);
+
+/*
+ * The host names and wildcards of app number `app`'s rules but those matching `except` (a
+ * canonical name; NULL: none), each once, in file order, comma-separated ("*.maps.oem.example,
+ * api.oem.example"): the other names that may share an address with it. Returns how many
+ * there are (the text is cut with "..." when buf is too small), -EINVAL or -ENOMEM.
+ */
+int explain_other_hosts(const struct policy *p, size_t app, const char *except, char *buf,
+			size_t size);

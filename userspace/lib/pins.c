@@ -12,11 +12,13 @@
 
 const char *const pins_hook_names[] = { "connect4",	 "connect6",   "sendmsg4",
 					"sendmsg6",	 "sock_create", "skb_egress",
-					"sock_ops",	 NULL };
+					"sock_ops",	 "skb_ingress", NULL };
 
 const char *const pins_map_names[PINS_N_MAPS] = {
 	"cw_state",	"cw_cgroups",	 "cw_dst4",	 "cw_dst6",	 "cw_ports",	"cw_hosts",
 	"cw_events",	"cw_app_stats", "cw_rule_stats", "cw_ratelimit", "cw_sk_state",
+	"cw_names",	"cw_resolvers", "cw_learned",	 "cw_learn_count", "cw_dns_stats",
+	"cw_dns_scratch",
 };
 
 int pins_link_path(const char *pin_dir, unsigned hook, char *buf, size_t size)

@@ -22,6 +22,7 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -459,6 +460,24 @@ static int check_name(struct parser *p, const char *what, bool is_set)
 		return fail(p, here(p),
 			    "invalid %s '%s': it reads as an address; use a letter in it", what,
 			    quote_str(q, s));
+	if (is_set && strchr(s, '.'))
+		return fail(p, here(p),
+			    "invalid %s '%s': a '.' makes it read as a host name; use '-' or '_'",
+			    what, quote_str(q, s));
+	return 0;
+}
+
+/* The current scalar, a host name, into *h (its name allocated). */
+static int parse_host(struct parser *p, struct policy_host *h)
+{
+	char reason[sizeof(p->error->reason)], buf[POLICY_MAX_HOST_LEN + 1];
+	bool wildcard;
+
+	if (policy_host_parse(scalar(p), buf, &wildcard, reason, sizeof(reason)) < 0)
+		return fail(p, here(p), "%s", reason);
+	*h = (struct policy_host){ .wildcard = wildcard, .loc = here(p), .name = strdup(buf) };
+	if (!h->name)
+		return oom(p);
 	return 0;
 }
 
@@ -636,11 +655,11 @@ static struct policy_set *find_set(const struct policy *pol, const char *name)
 	return NULL;
 }
 
-/* The entries of one set: a non-empty sequence of addresses and prefixes. */
+/* The entries of one set: a non-empty sequence of addresses, prefixes and host names. */
 static int parse_set(struct parser *p, struct policy_set *set)
 {
 	char what[POLICY_MAX_ID_LEN + 16], reason[sizeof(p->error->reason)], q[QUOTE_SIZE];
-	size_t allocated = 0;
+	size_t allocated = 0, allocated_hosts = 0;
 	struct list l;
 	int r;
 
@@ -651,16 +670,30 @@ static int parse_set(struct parser *p, struct policy_set *set)
 	while ((r = list_next(p, &l)) > 0) {
 		struct policy_prefix *prefixes;
 
-		if (set->n_prefixes >= POLICY_MAX_SET_ENTRIES)
+		if (set->n_prefixes + set->n_hosts >= POLICY_MAX_SET_ENTRIES)
 			return fail(p, here(p),
 				    "too many entries in set '%s': the limit is %d "
 				    "(POLICY_MAX_SET_ENTRIES)",
 				    set->name, POLICY_MAX_SET_ENTRIES);
+		if (!looks_like_address(scalar(p)) && policy_looks_like_host(scalar(p))) {
+			struct policy_host *hosts;
+
+			hosts = grow_array(set->hosts, &allocated_hosts, set->n_hosts,
+					   sizeof(*set->hosts));
+			if (!hosts)
+				return oom(p);
+			set->hosts = hosts;
+			r = parse_host(p, &set->hosts[set->n_hosts]);
+			if (r < 0)
+				return r;
+			set->n_hosts++;
+			continue;
+		}
 		if (!looks_like_address(scalar(p)))
 			return fail(
 				p, here(p),
-				"'%s' is not an IP address or prefix (a set holds addresses, not "
-				"other sets)",
+				"'%s' is not an IP address or prefix (a set holds addresses and "
+				"host names with a '.', not other sets)",
 				quote_str(q, scalar(p)));
 
 		prefixes = grow_array(set->prefixes, &allocated, set->n_prefixes,
@@ -675,7 +708,7 @@ static int parse_set(struct parser *p, struct policy_set *set)
 	}
 	if (r < 0)
 		return r;
-	if (set->n_prefixes == 0)
+	if (set->n_prefixes + set->n_hosts == 0)
 		return fail(p, l.loc, "set '%s' is empty", set->name);
 	return 0;
 }
@@ -741,7 +774,7 @@ static int add_set_ref(struct parser *p, size_t *ret_ref)
 	return 0;
 }
 
-/* `to`: addresses, prefixes and set names; a sequence, or a single one. */
+/* `to`: addresses, prefixes, host names and set names; a sequence, or a single one. */
 static int parse_to(struct parser *p, struct policy_rule *rule)
 {
 	char reason[sizeof(p->error->reason)], q[QUOTE_SIZE];
@@ -771,6 +804,11 @@ static int parse_to(struct parser *p, struct policy_rule *rule)
 			if (policy_prefix_parse(scalar(p), &d->prefix, reason, sizeof(reason)) < 0)
 				return fail(p, here(p), "%s", reason);
 			d->prefix.loc = d->loc;
+		} else if (policy_looks_like_host(scalar(p))) {
+			d->is_host = true;
+			r = parse_host(p, &d->host);
+			if (r < 0)
+				return r;
 		} else if (policy_app_id_valid(scalar(p))) {
 			d->is_set = true;
 			r = add_set_ref(p, &d->set);
@@ -1146,15 +1184,158 @@ static int parse_apps(struct parser *p)
 	return 0;
 }
 
+/* ---- DNS: resolvers and tunables ------------------------------------------------------------ */
+
+/* `resolvers`: addresses (not prefixes), a sequence or a single one. */
+static int parse_resolvers(struct parser *p)
+{
+	struct policy *pol = p->policy;
+	char reason[sizeof(p->error->reason)], q[QUOTE_SIZE];
+	static const uint8_t zero[16];
+	size_t allocated = 0;
+	struct list l;
+	int r;
+
+	r = list_begin(p, &l, "'resolvers'", true);
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct policy_resolver *res;
+		struct policy_prefix pfx;
+
+		if (strchr(scalar(p), '/'))
+			return fail(p, here(p),
+				    "a resolver is one address, not a prefix ('%s')",
+				    quote_str(q, scalar(p)));
+		if (!looks_like_address(scalar(p)))
+			return fail(p, here(p),
+				    "'%s' is not an IP address: resolvers are written as addresses",
+				    quote_str(q, scalar(p)));
+		if (policy_prefix_parse(scalar(p), &pfx, reason, sizeof(reason)) < 0)
+			return fail(p, here(p), "%s", reason);
+		if (!memcmp(pfx.addr, zero, sizeof(zero)))
+			return fail(p, here(p), "'%s' is the unspecified address, not a resolver",
+				    quote_str(q, scalar(p)));
+		for (size_t i = 0; i < pol->n_resolvers; i++)
+			if (pol->resolvers[i].family == pfx.family &&
+			    !memcmp(pol->resolvers[i].addr, pfx.addr, sizeof(pfx.addr)))
+				return fail(p, here(p),
+					    "duplicate resolver '%s' (first at line %u, column %u)",
+					    quote_str(q, scalar(p)), pol->resolvers[i].loc.line,
+					    pol->resolvers[i].loc.column);
+		if (pol->n_resolvers >= POLICY_MAX_RESOLVERS)
+			return fail(p, here(p),
+				    "too many resolvers: the limit is %d (POLICY_MAX_RESOLVERS)",
+				    POLICY_MAX_RESOLVERS);
+		res = grow_array(pol->resolvers, &allocated, pol->n_resolvers,
+				 sizeof(*pol->resolvers));
+		if (!res)
+			return oom(p);
+		pol->resolvers = res;
+		res = &pol->resolvers[pol->n_resolvers++];
+		*res = (struct policy_resolver){ .family = pfx.family, .loc = here(p) };
+		memcpy(res->addr, pfx.addr, sizeof(res->addr));
+	}
+	return r;
+}
+
+/* A plain decimal integer min..max, no leading zero. */
+static int parse_uint(struct parser *p, const char *what, uint32_t min, uint32_t max,
+		      uint32_t *ret)
+{
+	const char *s = scalar(p);
+	size_t len = scalar_len(p);
+	char q[QUOTE_SIZE];
+	uint64_t v = 0;
+
+	if (!is_scalar(p) || is_null(p) || p->event.data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return type_error(p, what, "an integer");
+	if (!all_digits(s, len) || (len > 1 && s[0] == '0'))
+		return fail(p, here(p), "%s must be an integer without leading zeros, not '%s'",
+			    what, quote(q, s, len));
+	for (size_t i = 0; i < len && v <= max; i++)
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	if (v < min || v > max)
+		return fail(p, here(p), "%s %s is out of range (%u-%u)", what, quote(q, s, len),
+			    min, max);
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+enum { DNS_MIN_TTL, DNS_MAX_TTL, DNS_GRACE, DNS_MAX_LEARNED, _DNS_KEY_MAX };
+static const char *const dns_keys[_DNS_KEY_MAX] = {
+	[DNS_MIN_TTL] = "min-ttl",
+	[DNS_MAX_TTL] = "max-ttl",
+	[DNS_GRACE] = "grace",
+	[DNS_MAX_LEARNED] = "max-learned-per-app",
+};
+
+/* `dns`: how long learned addresses live, and how many an app may hold; every key optional. */
+static int parse_dns(struct parser *p)
+{
+	struct policy_dns *d = &p->policy->dns;
+	struct policy_loc seen[_DNS_KEY_MAX] = {};
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "'dns'", "a mapping");
+	d->loc = here(p);
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, dns_keys, _DNS_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		switch (key) {
+		case DNS_MIN_TTL:
+			r = parse_uint(p, "'dns.min-ttl'", 0, POLICY_DNS_TTL_LIMIT, &d->min_ttl_s);
+			break;
+		case DNS_MAX_TTL:
+			seen[DNS_MAX_TTL] = here(p);
+			r = parse_uint(p, "'dns.max-ttl'", 0, POLICY_DNS_TTL_LIMIT, &d->max_ttl_s);
+			break;
+		case DNS_GRACE:
+			r = parse_uint(p, "'dns.grace'", 0, POLICY_DNS_GRACE_LIMIT, &d->grace_s);
+			break;
+		case DNS_MAX_LEARNED:
+			r = parse_uint(p, "'dns.max-learned-per-app'", 1,
+				       POLICY_DNS_MAX_LEARNED_LIMIT, &d->max_learned_per_app);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (d->min_ttl_s > d->max_ttl_s)
+		return fail(p, seen[DNS_MAX_TTL].line ? seen[DNS_MAX_TTL] : d->loc,
+			    "'dns.max-ttl' (%u) is below 'dns.min-ttl' (%u)", d->max_ttl_s,
+			    d->min_ttl_s);
+	return 0;
+}
+
 /* ---- the document --------------------------------------------------------------------------- */
 
-enum { TOP_VERSION, TOP_SETS, TOP_APPS, TOP_BUNDLE, TOP_AUDIT, _TOP_KEY_MAX };
+enum {
+	TOP_VERSION,
+	TOP_SETS,
+	TOP_APPS,
+	TOP_BUNDLE,
+	TOP_AUDIT,
+	TOP_RESOLVERS,
+	TOP_DNS,
+	_TOP_KEY_MAX
+};
 static const char *const top_keys[_TOP_KEY_MAX] = {
 	[TOP_VERSION] = "version",
 	[TOP_SETS] = "sets",
 	[TOP_APPS] = "apps",
 	[TOP_BUNDLE] = "bundle",
 	[TOP_AUDIT] = "audit",
+	[TOP_RESOLVERS] = "resolvers",
+	[TOP_DNS] = "dns",
 };
 
 static int parse_top(struct parser *p)
@@ -1187,6 +1368,12 @@ static int parse_top(struct parser *p)
 			break;
 		case TOP_AUDIT:
 			r = parse_bool(p, "'audit'", &p->policy->audit);
+			break;
+		case TOP_RESOLVERS:
+			r = parse_resolvers(p);
+			break;
+		case TOP_DNS:
+			r = parse_dns(p);
 			break;
 		}
 		if (r < 0)
@@ -1279,6 +1466,37 @@ static int resolve_set_refs(struct parser *p)
 	return 0;
 }
 
+static bool loc_before(struct policy_loc a, struct policy_loc b)
+{
+	return !b.line || a.line < b.line || (a.line == b.line && a.column < b.column);
+}
+
+/* Host names are learned only from trusted resolvers: without any, they could never open. */
+static int check_hosts_have_resolvers(struct parser *p)
+{
+	const struct policy *pol = p->policy;
+	struct policy_loc first = {};
+
+	if (pol->n_resolvers)
+		return 0;
+	for (size_t s = 0; s < pol->n_sets; s++)
+		if (pol->sets[s].n_hosts && loc_before(pol->sets[s].hosts[0].loc, first))
+			first = pol->sets[s].hosts[0].loc;
+	for (size_t a = 0; a < pol->n_apps; a++)
+		for (size_t i = 0; i < pol->apps[a].n_rules; i++)
+			for (size_t j = 0; j < pol->apps[a].rules[i].n_to; j++) {
+				const struct policy_dest *d = &pol->apps[a].rules[i].to[j];
+
+				if (d->is_host && loc_before(d->loc, first))
+					first = d->loc;
+			}
+	if (!first.line)
+		return 0;
+	return fail(p, first,
+		    "host names need trusted resolvers to learn their addresses from: add "
+		    "'resolvers:' (e.g. [127.0.0.53]) to the policy");
+}
+
 static void parser_done(struct parser *p)
 {
 	if (p->have_event)
@@ -1325,6 +1543,12 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 	p.policy->path = strdup(name);
 	if (!p.policy->path)
 		return oom(&p);
+	p.policy->dns = (struct policy_dns){
+		.min_ttl_s = POLICY_DNS_MIN_TTL_DEFAULT,
+		.max_ttl_s = POLICY_DNS_MAX_TTL_DEFAULT,
+		.grace_s = POLICY_DNS_GRACE_DEFAULT,
+		.max_learned_per_app = POLICY_DNS_MAX_LEARNED_DEFAULT,
+	};
 	if (!yaml_parser_initialize(&p.yaml))
 		return oom(&p);
 	p.yaml_ready = true;
@@ -1334,6 +1558,9 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 	if (r < 0)
 		return r;
 	r = resolve_set_refs(&p);
+	if (r < 0)
+		return r;
+	r = check_hosts_have_resolvers(&p);
 	if (r < 0)
 		return r;
 	*ret_policy = TAKE_PTR(p.policy);
@@ -1418,12 +1645,17 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n_sets; i++) {
 		free(p->sets[i].name);
 		free(p->sets[i].prefixes);
+		for (size_t k = 0; k < p->sets[i].n_hosts; k++)
+			free(p->sets[i].hosts[k].name);
+		free(p->sets[i].hosts);
 	}
 	free(p->sets);
 	for (size_t i = 0; i < p->n_apps; i++) {
 		struct policy_app *app = &p->apps[i];
 
 		for (size_t j = 0; j < app->n_rules; j++) {
+			for (size_t k = 0; k < app->rules[j].n_to; k++)
+				free(app->rules[j].to[k].host.name);
 			free(app->rules[j].to);
 			free(app->rules[j].ports);
 		}
@@ -1432,8 +1664,22 @@ void policy_free(struct policy *p)
 		free(app->cgroup);
 	}
 	free(p->apps);
+	free(p->resolvers);
 	free(p->path);
 	free(p);
+}
+
+bool policy_app_has_hosts(const struct policy *p, const struct policy_app *app)
+{
+	for (size_t i = 0; i < app->n_rules; i++)
+		for (size_t j = 0; j < app->rules[i].n_to; j++) {
+			const struct policy_dest *d = &app->rules[i].to[j];
+
+			if (d->is_host ||
+			    (d->is_set && d->set < p->n_sets && p->sets[d->set].n_hosts))
+				return true;
+		}
+	return false;
 }
 
 bool policy_app_audit(const struct policy *p, const struct policy_app *app)
@@ -1637,4 +1883,134 @@ not_an_address:
 		set_reason(reason, reason_size, "'%s' is not a valid IP address or prefix",
 			   quote_str(q, s));
 	return -EINVAL;
+}
+
+bool policy_looks_like_host(const char *s)
+{
+	return s && (strchr(s, '.') || strchr(s, '*'));
+}
+
+static bool ldh(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-';
+}
+
+int policy_host_parse(const char *s, char buf[static POLICY_MAX_HOST_LEN + 1], bool *ret_wildcard,
+		      char *reason, size_t reason_size)
+{
+	char q[QUOTE_SIZE];
+	size_t len, start = 0, labels = 0, max_labels = POLICY_MAX_HOST_LABELS;
+	bool wildcard = false;
+
+	if (!s || !buf || !ret_wildcard) {
+		set_reason(reason, reason_size, "invalid arguments");
+		return -EINVAL;
+	}
+	quote_str(q, s);
+	len = strlen(s);
+	if (len > 1 && s[len - 1] == '.')
+		len--; /* a final dot: the name is absolute either way */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80) {
+			set_reason(reason, reason_size,
+				   "host name '%s' is not ASCII: write an IDNA name in its "
+				   "A-label form (xn--...)",
+				   q);
+			return -EINVAL;
+		}
+	if (len >= 2 && s[0] == '*' && s[1] == '.') {
+		wildcard = true;
+		start = 2;
+		max_labels--; /* a name below it has one label more */
+	}
+	if (len > POLICY_MAX_HOST_LEN) {
+		set_reason(reason, reason_size, "host name '%s' is longer than %d characters",
+			   q, POLICY_MAX_HOST_LEN);
+		return -EINVAL;
+	}
+	for (size_t i = start; i <= len;) {
+		size_t j = i, digits = 0;
+
+		while (j < len && s[j] != '.')
+			j++;
+		if (memchr(s + i, '*', j - i)) {
+			set_reason(reason, reason_size,
+				   "in '%s', '*' may only be the whole first label, as in "
+				   "'*.example.com'",
+				   q);
+			return -EINVAL;
+		}
+		if (j == i) {
+			set_reason(reason, reason_size, "host name '%s' has an empty label", q);
+			return -EINVAL;
+		}
+		if (j - i > POLICY_MAX_HOST_LABEL) {
+			set_reason(reason, reason_size,
+				   "host name '%s' has a label longer than %d characters", q,
+				   POLICY_MAX_HOST_LABEL);
+			return -EINVAL;
+		}
+		for (size_t k = i; k < j; k++) {
+			if (!ldh((unsigned char)s[k])) {
+				set_reason(reason, reason_size,
+					   "host name '%s' has a character other than letters, "
+					   "digits, '-' and '.'",
+					   q);
+				return -EINVAL;
+			}
+			digits += s[k] >= '0' && s[k] <= '9';
+		}
+		if (s[i] == '-' || s[j - 1] == '-') {
+			set_reason(reason, reason_size,
+				   "host name '%s' has a label that starts or ends with '-'", q);
+			return -EINVAL;
+		}
+		labels++;
+		if (j == len && digits == j - i) {
+			set_reason(reason, reason_size,
+				   "host name '%s' ends with an all-numeric label: it reads as an "
+				   "address",
+				   q);
+			return -EINVAL;
+		}
+		i = j + 1;
+	}
+	if (labels > max_labels) {
+		set_reason(reason, reason_size,
+			   "host name '%s' has more than %zu labels, more than carwall's DNS "
+			   "parser can learn",
+			   q, max_labels);
+		return -EINVAL;
+	}
+	if (!wildcard && labels < 2) {
+		set_reason(reason, reason_size,
+			   "host name '%s' has a single label: write the full name", q);
+		return -EINVAL;
+	}
+	for (size_t i = start; i < len; i++)
+		buf[i - start] = (char)tolower((unsigned char)s[i]);
+	buf[len - start] = '\0';
+	*ret_wildcard = wildcard;
+	return 0;
+}
+
+bool policy_host_matches(const struct policy_host *h, const char *name)
+{
+	size_t n = strlen(name), k = strlen(h->name);
+
+	if (!h->wildcard)
+		return strcmp(name, h->name) == 0;
+	return n > k + 1 && name[n - k - 1] == '.' && strcmp(name + n - k, h->name) == 0;
+}
+
+bool policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_prefix *b)
+{
+	unsigned len = a->len < b->len ? a->len : b->len, full = len / 8, rest = len % 8;
+
+	if (a->family != b->family)
+		return false;
+	if (memcmp(a->addr, b->addr, full))
+		return false;
+	return !rest || ((a->addr[full] ^ b->addr[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
 }

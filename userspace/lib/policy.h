@@ -21,6 +21,19 @@
 #define POLICY_MAX_CGROUP_LEN 1024   /* an explicit cgroup path */
 #define POLICY_MAX_NESTING 16	     /* YAML nesting depth */
 #define POLICY_BUNDLE_MAX_VERSION (UINT64_C(1) << 53) /* `bundle.version`: 1..2^53 */
+#define POLICY_MAX_HOST_LEN 253	     /* a host name in text, "*." included, no final dot */
+#define POLICY_MAX_HOST_LABEL 63     /* bytes of one label of a host name */
+#define POLICY_MAX_HOST_LABELS 32    /* labels of a host name: what the DNS parser hashes */
+#define POLICY_MAX_RESOLVERS 8	     /* `resolvers:` entries (CW_MAX_RESOLVERS) */
+
+/* `dns:` tunables: defaults and accepted ranges (seconds, entries). */
+#define POLICY_DNS_MIN_TTL_DEFAULT 30
+#define POLICY_DNS_MAX_TTL_DEFAULT 3600
+#define POLICY_DNS_GRACE_DEFAULT 60
+#define POLICY_DNS_MAX_LEARNED_DEFAULT 1024
+#define POLICY_DNS_TTL_LIMIT 604800	   /* min-ttl and max-ttl: 0..7 days */
+#define POLICY_DNS_GRACE_LIMIT 3600	   /* grace: 0..1 hour */
+#define POLICY_DNS_MAX_LEARNED_LIMIT 65536 /* max-learned-per-app: 1..65536 */
 
 /* The cgroup AGL's systemd gives `agl-app@<id>.service`, relative to the cgroup root. */
 #define POLICY_AGL_APP_CGROUP_FMT "system.slice/system-agl\\x2dapp.slice/agl-app@%s.service"
@@ -44,18 +57,33 @@ struct policy_prefix {
 	struct policy_loc loc;
 };
 
+/*
+ * A host name ("tiles.oem.example") or a wildcard ("*.maps.oem.example": every name strictly
+ * below maps.oem.example, not that name itself). ASCII only (IDNA names in their A-label form,
+ * xn--...): letters, digits and '-', labels of 1 to 63 bytes, at least two labels.
+ */
+struct policy_host {
+	char *name;    /* canonical: lowercase, no final dot; for a wildcard, without the "*." */
+	bool wildcard; /* written "*.name" */
+	struct policy_loc loc;
+};
+
 struct policy_set {
 	char *name;
 	struct policy_prefix *prefixes;
 	size_t n_prefixes;
+	struct policy_host *hosts; /* the set's host names and wildcards */
+	size_t n_hosts;
 	struct policy_loc loc; /* of the set's name */
 };
 
-/* One element of a rule's `to`: an inline prefix, or a reference to a named set. */
+/* One element of a rule's `to`: an inline prefix, an inline host name, or a named set. */
 struct policy_dest {
 	bool is_set;
-	size_t set;		   /* index into policy.sets, when is_set */
-	struct policy_prefix prefix; /* when !is_set */
+	bool is_host;
+	size_t set;		     /* index into policy.sets, when is_set */
+	struct policy_prefix prefix; /* when neither is_set nor is_host */
+	struct policy_host host;     /* when is_host */
 	struct policy_loc loc;
 };
 
@@ -100,8 +128,27 @@ struct policy_bundle_meta {
 	struct policy_loc target_loc, not_before_loc, not_after_loc, version_loc;
 };
 
+/* A trusted resolver (`resolvers:`): an address, port 53, UDP and TCP. */
+struct policy_resolver {
+	int family;	  /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; IPv4 uses addr[0..3] */
+	struct policy_loc loc;
+};
+
+/* `dns:`: how learned addresses live (see bpf/carwall.h, struct cw_gen_info). */
+struct policy_dns {
+	uint32_t min_ttl_s;
+	uint32_t max_ttl_s;
+	uint32_t grace_s;
+	uint32_t max_learned_per_app;
+	struct policy_loc loc; /* of the `dns` mapping; line 0 when absent (the defaults) */
+};
+
 struct policy {
 	char *path; /* as given to policy_parse*(); used in messages */
+	struct policy_resolver *resolvers; /* at most CW_MAX_RESOLVERS */
+	size_t n_resolvers;
+	struct policy_dns dns;
 	struct policy_set *sets;
 	size_t n_sets;
 	struct policy_app *apps;
@@ -141,6 +188,9 @@ void policy_free(struct policy *p);
  * go out. */
 bool policy_app_audit(const struct policy *p, const struct policy_app *app);
 
+/* Some rule of the app names a host (inline or through a set). */
+bool policy_app_has_hosts(const struct policy *p, const struct policy_app *app);
+
 /* Lookups; NULL or -ENOENT when absent. */
 const struct policy_app *policy_find_app(const struct policy *p, const char *id);
 
@@ -158,6 +208,31 @@ bool policy_app_id_valid(const char *id);
 int policy_time_parse(const char *s, int64_t *ret);
 /* Format t (0..253402300799) into buf (at least POLICY_TIME_LEN + 1 bytes); 0 or -ERANGE. */
 int policy_time_format(int64_t t, char *buf, size_t size);
+
+/*
+ * A host name as a policy writes it: "tiles.oem.example", or "*.maps.oem.example" for every
+ * name strictly below maps.oem.example. ASCII only (an IDNA name in its A-label form,
+ * "xn--..."); labels of letters, digits and '-' (not first or last), 1 to 63 bytes; at most
+ * POLICY_MAX_HOST_LABELS labels (a wildcard: one fewer, so that a name below it has at most
+ * that many); at least two labels (a wildcard: "*." and one); at most POLICY_MAX_HOST_LEN
+ * characters, "*." included; the last label not all digits; one final '.' allowed; '*' only
+ * as the whole first label. Upper case is folded. Writes the canonical form (lowercase, no
+ * final dot, without the "*.") into buf and *ret_wildcard. Returns 0, or -EINVAL with a
+ * reason in reason[].
+ */
+int policy_host_parse(const char *s, char buf[static POLICY_MAX_HOST_LEN + 1], bool *ret_wildcard,
+		      char *reason, size_t reason_size);
+
+/* Whether the canonical host name `name` is one that h allows (h itself, or strictly below
+ * it for a wildcard). */
+bool policy_host_matches(const struct policy_host *h, const char *name);
+
+/* A `to` or set element that is not an address: a host name when it has a '.' or a '*' (set
+ * names have neither). */
+bool policy_looks_like_host(const char *s);
+
+/* Whether two prefixes of one family share an address (one contains the other). */
+bool policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_prefix *b);
 
 /*
  * Parse "198.51.100.0/24", "2001:db8::/32", "198.51.100.20" (a /32) or "2001:db8::1" (a /128).

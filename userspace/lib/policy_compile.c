@@ -12,14 +12,19 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dns.h"
 #include "util.h"
 
 /* Every rule index of a valid policy has its counter slot in cw_rule_stats. */
 _Static_assert(POLICY_MAX_RULES <= CW_MAX_RULES, "rule counters too small for the policy limit");
 _Static_assert(POLICY_MAX_APPS < CW_APP_SLOTS, "app counters too small for the policy limit");
-/* A port set is made for a prefix, and prefixes are bounded by the maps: port set ids fit. */
-_Static_assert(POLICY_MAPS_MAX_DST4 + POLICY_MAPS_MAX_DST6 <= CW_SCOPE_ID_MASK,
+/* A port set is made for a prefix or a name, both bounded by the maps: port set ids fit. */
+_Static_assert(POLICY_MAPS_MAX_DST4 + POLICY_MAPS_MAX_DST6 + POLICY_MAPS_MAX_NAMES <=
+		   CW_SCOPE_ID_MASK,
 	       "port set ids too small for the map capacity");
+_Static_assert(POLICY_MAX_RESOLVERS <= CW_MAX_RESOLVERS, "resolver limit above the map's");
+
+_Static_assert(CW_NAME_WIRE_MAX >= CW_DNS_MAX_NAME + 1, "cw_name_val.wire too small");
 
 /* One (prefix, rule) pair of one app and one family, before grouping. */
 struct prefix_rule {
@@ -52,7 +57,7 @@ struct compiler {
 	struct portset_table portsets;
 	struct portset_span { size_t first, end; } *portset_ports; /* its entries in maps->ports */
 	size_t cap_portset_ports;
-	size_t cap_dst4, cap_dst6, cap_ports, cap_hosts;
+	size_t cap_dst4, cap_dst6, cap_ports, cap_hosts, cap_names;
 	uint64_t pairs; /* (prefix, port range) pairs so far, inherited ones included */
 	char *reason;
 	size_t reason_size;
@@ -171,9 +176,14 @@ static void format_prefix(int family, const uint8_t *addr, unsigned len, char *b
 /* "set 'name' (N prefixes)" or "198.51.100.0/24": an element of a rule's `to`, for errors. */
 static void format_dest(const struct policy *p, const struct policy_dest *d, char *buf, size_t size)
 {
-	if (d->is_set)
+	if (d->is_set && p->sets[d->set].n_hosts)
+		snprintf(buf, size, "set '%s' (%zu prefixes, %zu hosts)", p->sets[d->set].name,
+			 p->sets[d->set].n_prefixes, p->sets[d->set].n_hosts);
+	else if (d->is_set)
 		snprintf(buf, size, "set '%s' (%zu prefixes)", p->sets[d->set].name,
 			 p->sets[d->set].n_prefixes);
+	else if (d->is_host)
+		snprintf(buf, size, "'%s%s'", d->host.wildcard ? "*." : "", d->host.name);
 	else
 		format_prefix(d->prefix.family, d->prefix.addr, d->prefix.len, buf, size);
 }
@@ -189,7 +199,7 @@ static int check_bounds(struct compiler *c)
 	const struct policy *p = c->policy;
 	_cleanup_free_ size_t *set_v4 = NULL; /* per set: its IPv4 prefixes */
 	_cleanup_free_ size_t *named = NULL;  /* per set: 1 + the last app that named it */
-	uint64_t n4 = 0, n6 = 0, pairs = 0;
+	uint64_t n4 = 0, n6 = 0, pairs = 0, names = 0;
 	char what[POLICY_MAX_ID_LEN + 64];
 
 	set_v4 = calloc(p->n_sets + 1, sizeof(*set_v4));
@@ -210,7 +220,11 @@ static int check_bounds(struct compiler *c)
 				const struct policy_dest *d = &rule->to[j];
 				size_t all = 1, v4 = d->prefix.family == AF_INET;
 
-				if (d->is_set) {
+				if (d->is_host) {
+					/* Each mention counts: an upper bound of the entries. */
+					names++;
+					all = v4 = 0;
+				} else if (d->is_set) {
 					if (d->set >= p->n_sets)
 						return fail_at(c, d->loc, -EINVAL,
 							       "set index %zu out of range",
@@ -221,15 +235,24 @@ static int check_bounds(struct compiler *c)
 				if (!d->is_set || named[d->set] != a + 1) {
 					n4 += v4;
 					n6 += all - v4;
-					if (d->is_set)
+					if (d->is_set) {
 						named[d->set] = a + 1;
+						names += p->sets[d->set].n_hosts;
+					}
 				}
 				pairs += all * rule_ranges(rule);
 				if (n4 <= POLICY_MAPS_MAX_DST4 && n6 <= POLICY_MAPS_MAX_DST6 &&
-				    pairs <= POLICY_MAPS_MAX_PAIRS)
+				    pairs <= POLICY_MAPS_MAX_PAIRS && names <= POLICY_MAPS_MAX_NAMES)
 					continue;
 
 				format_dest(p, d, what, sizeof(what));
+				if (names > POLICY_MAPS_MAX_NAMES)
+					return fail_at(
+					    c, d->loc, -E2BIG,
+					    "app '%s': with %s, the policy names more than %u "
+					    "hosts (map capacity per generation; a set counts once "
+					    "per app that names it)",
+					    app->id, what, (unsigned)POLICY_MAPS_MAX_NAMES);
 				if (pairs > POLICY_MAPS_MAX_PAIRS)
 					return fail_at(
 					    c, d->loc, -E2BIG,
@@ -665,7 +688,7 @@ static int collect_app_prefixes(const struct policy *p, const struct policy_app 
 		for (size_t j = 0; j < app->rules[i].n_to; j++) {
 			const struct policy_dest *d = &app->rules[i].to[j];
 
-			need += d->is_set ? p->sets[d->set].n_prefixes : 1;
+			need += d->is_set ? p->sets[d->set].n_prefixes : !d->is_host;
 		}
 	if (need) {
 		v = calloc(need, sizeof(*v));
@@ -680,6 +703,8 @@ static int collect_app_prefixes(const struct policy *p, const struct policy_app 
 		for (size_t j = 0; j < rule->n_to; j++) {
 			const struct policy_dest *d = &rule->to[j];
 
+			if (d->is_host)
+				continue;
 			if (!d->is_set) {
 				if (d->prefix.family != family)
 					continue;
@@ -838,6 +863,259 @@ out:
 	return r;
 }
 
+/* ---- host names ----------------------------------------------------------------------------- */
+
+/* One (name, kind, rule) mention of one app, before grouping. */
+struct name_rule {
+	const struct policy_host *host;
+	uint32_t rule;
+};
+
+static int cmp_host(const struct policy_host *x, const struct policy_host *y)
+{
+	if (x->wildcard != y->wildcard)
+		return x->wildcard ? 1 : -1;
+	return strcmp(x->name, y->name);
+}
+
+static int cmp_name_rule(const void *a, const void *b)
+{
+	const struct name_rule *x = a, *y = b;
+	int d = cmp_host(x->host, y->host);
+
+	if (d)
+		return d;
+	return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+/* Every mention of a host name in the rules of one app (inline or through a set), sorted. */
+static int collect_app_names(const struct policy *p, const struct policy_app *app,
+			     struct name_rule **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct name_rule *v = NULL;
+	size_t n = 0, need = 0;
+
+	for (size_t i = 0; i < app->n_rules; i++)
+		for (size_t j = 0; j < app->rules[i].n_to; j++) {
+			const struct policy_dest *d = &app->rules[i].to[j];
+
+			need += d->is_set ? p->sets[d->set].n_hosts : d->is_host;
+		}
+	if (need) {
+		v = calloc(need, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < app->n_rules; i++) {
+		const struct policy_rule *rule = &app->rules[i];
+
+		for (size_t j = 0; j < rule->n_to; j++) {
+			const struct policy_dest *d = &rule->to[j];
+
+			if (d->is_host)
+				v[n++] = (struct name_rule){ &d->host, (uint32_t)rule->index };
+			else if (d->is_set)
+				for (size_t k = 0; k < p->sets[d->set].n_hosts; k++)
+					v[n++] = (struct name_rule){ &p->sets[d->set].hosts[k],
+								     (uint32_t)rule->index };
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_name_rule);
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+/* One distinct (name, kind) of an app, with the rules naming it. */
+struct app_name {
+	const struct policy_host *host;
+	struct rule_list rules;
+};
+
+static int cmp_app_name_wildcard(const void *key, const void *elem)
+{
+	const struct app_name *e = elem;
+
+	if (!e->host->wildcard)
+		return 1; /* exact names sort first: the key (a wildcard) is past them */
+	return strcmp(key, e->host->name);
+}
+
+static int rule_list_add_all(struct rule_list *to, const struct rule_list *from)
+{
+	for (size_t k = 0; k < from->n; k++)
+		if (rule_list_push(to, from->v[k]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+static void rule_list_sort_unique(struct rule_list *l)
+{
+	size_t u = 0;
+
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
+	for (size_t k = 0; k < l->n; k++)
+		if (u == 0 || l->v[u - 1] != l->v[k])
+			l->v[u++] = l->v[k];
+	l->n = u;
+}
+
+/*
+ * The cw_names entries of one app. Names given several times are one entry whose port set is
+ * made of every rule naming it; and, as a prefix inherits the rules of the prefixes containing
+ * it, an entry inherits the rules of every wildcard of the app above it ("a.x" and "*.b.x" those
+ * of "*.x"): the most specific entry that matches a name (exact, then the wildcard of the
+ * longest suffix) carries every rule of the app that allows the name.
+ */
+static int compile_app_names(struct compiler *c, uint32_t app_idx, const struct policy_app *app)
+{
+	_cleanup_free_ struct name_rule *v = NULL;
+	_cleanup_free_ struct app_name *names = NULL;
+	struct rule_list own = {};
+	size_t n = 0, n_names = 0;
+	int r;
+
+	r = collect_app_names(c->policy, app, &v, &n);
+	if (r < 0 || n == 0)
+		return r;
+	names = calloc(n, sizeof(*names));
+	if (!names)
+		return -ENOMEM;
+
+	/* Group the mentions: each distinct (name, kind) with its own rules. */
+	for (size_t i = 0, j; i < n; i = j) {
+		struct app_name *e = &names[n_names++];
+
+		e->host = v[i].host;
+		for (j = i; j < n && !cmp_host(v[j].host, v[i].host); j++)
+			if (rule_list_push(&e->rules, v[j].rule) < 0) {
+				r = -ENOMEM;
+				goto out;
+			}
+		rule_list_sort_unique(&e->rules);
+	}
+
+	for (size_t i = 0; i < n_names; i++) {
+		const struct policy_host *h = names[i].host;
+		struct policy_maps *m = c->maps;
+		struct policy_name_entry *e;
+		struct dns_name wire;
+		uint32_t portset;
+
+		/* Own rules, then those of every wildcard strictly above the name. */
+		own.n = 0;
+		r = rule_list_add_all(&own, &names[i].rules);
+		if (r < 0)
+			goto out;
+		for (const char *dot = strchr(h->name, '.'); dot; dot = strchr(dot + 1, '.')) {
+			const struct app_name *w = bsearch(dot + 1, names, n_names, sizeof(*names),
+							   cmp_app_name_wildcard);
+			if (w) {
+				r = rule_list_add_all(&own, &w->rules);
+				if (r < 0)
+					goto out;
+			}
+		}
+		rule_list_sort_unique(&own);
+
+		r = dns_name_from_text(h->name, &wire);
+		if (r < 0) {
+			r = fail_at(c, h->loc, -EINVAL,
+				    "'%s%s' is not a host name carwall can learn",
+				    h->wildcard ? "*." : "", h->name);
+			goto out;
+		}
+		if (m->n_names >= POLICY_MAPS_MAX_NAMES) {
+			r = fail_at(c, h->loc, -E2BIG,
+				    "app '%s': the policy names more than %u hosts (map capacity "
+				    "per generation)",
+				    app->id, (unsigned)POLICY_MAPS_MAX_NAMES);
+			goto out;
+		}
+		r = portset_intern(c, &own, &portset);
+		if (r < 0)
+			goto out;
+		if (grow((void **)&m->names, &c->cap_names, m->n_names + 1, sizeof(*m->names)) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		e = &m->names[m->n_names++];
+		memset(e, 0, sizeof(*e));
+		e->key.scope = cw_scope(c->gen, app_idx);
+		e->key.kind = h->wildcard ? CW_NAME_WILDCARD : CW_NAME_EXACT;
+		e->key.hash = wire.hash;
+		e->val.portset = portset;
+		e->val.flags = rule_list_proto_flags(c, &own);
+		e->val.rule = own.v[0];
+		e->val.wire_len = (uint16_t)wire.wire_len;
+		memcpy(e->val.wire, wire.wire, wire.wire_len);
+	}
+	r = 0;
+out:
+	for (size_t i = 0; i < n_names; i++)
+		free(names[i].rules.v);
+	free(own.v);
+	return r;
+}
+
+/* The trusted resolvers and the DNS tunables, for generation c->gen. */
+static int compile_dns(struct compiler *c)
+{
+	const struct policy *p = c->policy;
+	struct policy_maps *m = c->maps;
+
+	if (p->n_resolvers > CW_MAX_RESOLVERS)
+		return fail_at(c, p->resolvers[CW_MAX_RESOLVERS].loc, -E2BIG,
+			       "more than %d resolvers (CW_MAX_RESOLVERS)", CW_MAX_RESOLVERS);
+	if (p->n_resolvers) {
+		m->resolvers = calloc(p->n_resolvers, sizeof(*m->resolvers));
+		if (!m->resolvers)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < p->n_resolvers; i++) {
+		struct cw_resolver_key *k = &m->resolvers[m->n_resolvers++];
+
+		k->gen = c->gen;
+		k->family = (uint32_t)p->resolvers[i].family;
+		memcpy(k->addr, p->resolvers[i].addr, p->resolvers[i].family == AF_INET ? 4 : 16);
+	}
+	m->ttl_min_s = p->dns.min_ttl_s;
+	m->ttl_max_s = p->dns.max_ttl_s;
+	m->grace_s = p->dns.grace_s;
+	m->learn_quota = p->dns.max_learned_per_app;
+	return 0;
+}
+
+uint32_t policy_app_uid(const char *id)
+{
+	uint64_t h = CW_DNS_HASH_BASIS; /* FNV-1a 64, folded */
+	uint32_t uid;
+
+	for (const char *s = id ? id : ""; *s; s++)
+		h = cw_dns_hash_byte(h, (uint8_t)*s);
+	uid = (uint32_t)(h ^ (h >> 32));
+	return uid ? uid : 1;
+}
+
+/* Two apps of the policy with one uid would share their learned addresses: refuse. */
+static int check_app_uids(struct compiler *c)
+{
+	const struct policy *p = c->policy;
+
+	for (size_t a = 0; a < p->n_apps; a++)
+		for (size_t b = 0; b < a; b++)
+			if (policy_app_uid(p->apps[a].id) == policy_app_uid(p->apps[b].id))
+				return fail_at(c, p->apps[a].loc, -EINVAL,
+					       "apps '%s' and '%s' have the same identity hash "
+					       "(uid 0x%08x), which keys learned addresses; rename "
+					       "one of them",
+					       p->apps[b].id, p->apps[a].id,
+					       policy_app_uid(p->apps[a].id));
+	return 0;
+}
+
 int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **ret_maps,
 		   char *reason, size_t reason_size)
 {
@@ -859,6 +1137,9 @@ int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **re
 			    CW_MAX_RULES);
 	/* Nothing is expanded before the bounds of the parsed policy are known to fit. */
 	r = check_bounds(&c);
+	if (r < 0)
+		return r;
+	r = check_app_uids(&c);
 	if (r < 0)
 		return r;
 
@@ -887,7 +1168,13 @@ int policy_compile(const struct policy *p, uint32_t gen, struct policy_maps **re
 		r = compile_app_family(&c, (uint32_t)a, &p->apps[a], AF_INET6);
 		if (r < 0)
 			goto fail;
+		r = compile_app_names(&c, (uint32_t)a, &p->apps[a]);
+		if (r < 0)
+			goto fail;
 	}
+	r = compile_dns(&c);
+	if (r < 0)
+		goto fail;
 	emit_hosts(&c);
 	portset_table_free(&c.portsets);
 	free(c.portset_ports);
@@ -908,6 +1195,8 @@ void policy_maps_free(struct policy_maps *m)
 	free(m->dst6);
 	free(m->ports);
 	free(m->hosts);
+	free(m->names);
+	free(m->resolvers);
 	free(m);
 }
 
@@ -917,15 +1206,11 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 	return prefix_contains(a, (uint8_t)len, b, (uint8_t)len);
 }
 
-int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
-		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
+/* The second half of a decision: (port set, protocol, port) in cw_ports. */
+static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
+		       uint32_t *ret_rule)
 {
-	uint32_t portset;
 	int best_len = -1;
-
-	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
-		return 0;
-
 	uint32_t pscope = cw_scope(m->gen, portset);
 	uint16_t port_be = htons(port);
 	const struct cw_port_val *hit = NULL;
@@ -945,6 +1230,65 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 	if (ret_rule)
 		*ret_rule = hit->rule;
 	return 1;
+}
+
+int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
+		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	uint32_t portset;
+
+	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
+		return 0;
+	return lookup_port(m, portset, proto, port, ret_rule);
+}
+
+/* The cw_names entry of (scope, kind, hash) whose wire form is wire[0..len). */
+static const struct policy_name_entry *find_name(const struct policy_maps *m, uint32_t scope,
+						 uint32_t kind, uint64_t hash, const uint8_t *wire,
+						 unsigned len)
+{
+	for (size_t i = 0; i < m->n_names; i++) {
+		const struct policy_name_entry *e = &m->names[i];
+
+		if (e->key.scope == scope && e->key.kind == kind && e->key.hash == hash &&
+		    e->val.wire_len == len && !memcmp(e->val.wire, wire, len))
+			return e;
+	}
+	return NULL;
+}
+
+const struct policy_name_entry *policy_maps_match_name(const struct policy_maps *m, uint32_t app,
+							const char *name)
+{
+	uint32_t scope = cw_scope(m->gen, app);
+	const struct policy_name_entry *e;
+	struct dns_name n;
+	unsigned off = 0;
+
+	if (!name || dns_name_from_text(name, &n) < 0)
+		return NULL;
+	e = find_name(m, scope, CW_NAME_EXACT, n.hash, n.wire, n.wire_len);
+	if (e)
+		return e;
+	/* Parent suffixes, longest first: suffix_hash[labels - 2] is the name minus one label. */
+	for (unsigned i = n.labels - 1; i-- > 0;) {
+		off += 1u + n.wire[off];
+		e = find_name(m, scope, CW_NAME_WILDCARD, n.suffix_hash[i], n.wire + off,
+			      n.wire_len - off);
+		if (e)
+			return e;
+	}
+	return NULL;
+}
+
+int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
+			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	const struct policy_name_entry *e = policy_maps_match_name(m, app, name);
+
+	if (!e)
+		return 0;
+	return lookup_port(m, e->val.portset, proto, port, ret_rule);
 }
 
 int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,

@@ -39,6 +39,12 @@ struct policy_host_entry {
 	struct cw_port_val val;
 };
 
+/* A cw_names entry: one host name (or wildcard) of one app. */
+struct policy_name_entry {
+	struct cw_name_key key;
+	struct cw_name_val val;
+};
+
 struct policy_maps {
 	uint32_t gen;
 	struct policy_dst4_entry *dst4;
@@ -52,6 +58,17 @@ struct policy_maps {
 	 * many as fit, the rest is answered by the tries. */
 	struct policy_host_entry *hosts;
 	size_t n_hosts;
+	/* Host names: one entry per (app, name, kind), port set = union of the rules naming it. */
+	struct policy_name_entry *names;
+	size_t n_names;
+	/* Trusted resolvers (cw_resolvers keys, value 0), at most CW_MAX_RESOLVERS. */
+	struct cw_resolver_key *resolvers;
+	size_t n_resolvers;
+	/* DNS tunables for cw_gen_info (the policy's `dns:`, or its defaults). */
+	uint32_t ttl_min_s;
+	uint32_t ttl_max_s;
+	uint32_t grace_s;
+	uint32_t learn_quota;
 };
 
 /* Per-generation capacity: a compiled policy must fit in half of each map. */
@@ -59,6 +76,7 @@ struct policy_maps {
 #define POLICY_MAPS_MAX_DST6 (CW_MAX_DST6 / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_PORTS (CW_MAX_PORTS / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_HOSTS (CW_MAX_HOSTS / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_NAMES (CW_MAX_NAMES / CW_GENERATIONS)
 
 /*
  * The compiler's work, bounded so that its memory and time are bounded whatever the policy:
@@ -96,6 +114,23 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule);
 
 /*
+ * The cw_names entry that the kernel matches for host name `name` (text; case and a final dot
+ * do not matter) asked by app `app`: the name itself (CW_NAME_EXACT), else the wildcard of
+ * its longest parent suffix, strictly above the name ("*.x" never matches x). That entry
+ * carries every rule of the app allowing the name (see policy_compile.c, compile_app_names()).
+ * NULL when none matches or `name` is not a host name.
+ */
+const struct policy_name_entry *policy_maps_match_name(const struct policy_maps *m, uint32_t app,
+							const char *name);
+
+/*
+ * The verdict for a flow of app `app` to an address learned for host name `name` (offline:
+ * explain, tests): 1 allowed (*ret_rule: the deciding rule), 0 refused.
+ */
+int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
+			    uint16_t proto, uint16_t port, uint32_t *ret_rule);
+
+/*
  * The first half of policy_maps_lookup(): the port set the destination tries give `addr` for
  * app `app` (its longest matching prefix; an IPv4-mapped IPv6 address is judged as IPv4).
  * Returns 1 and *ret_portset, or 0 when no prefix of the app contains the address (every flow
@@ -119,3 +154,11 @@ struct policy_port_span {
  */
 int policy_maps_port_spans(const struct policy_maps *m, uint32_t portset, uint16_t proto,
 			   struct policy_port_span **ret, size_t *ret_n);
+
+/*
+ * An app's stable identity (cw_app_val.uid, the key of its learned addresses): a 32-bit hash
+ * of its id, the same whatever the app's place in the policy, never 0 (0 is the guard's).
+ * Two ids of one policy giving one uid make policy_compile() refuse the policy (-EINVAL,
+ * naming both apps): renaming one app is the fix; nothing is perturbed silently.
+ */
+uint32_t policy_app_uid(const char *id);

@@ -165,7 +165,9 @@ static void test_dest_errors_say_what_is_wrong(void **state)
 
 	assert_non_null(strstr(dest_error("203.0.113.0/24"), "is a prefix"));
 	assert_non_null(strstr(dest_error("2001:db8::/32"), "is a prefix"));
-	assert_non_null(strstr(dest_error("tracker.example"), "host names are not resolved"));
+	assert_non_null(strstr(dest_error("tracker"), "neither an IP address nor a host name"));
+	assert_non_null(strstr(dest_error("*.tracker.example"), "is a wildcard"));
+	assert_non_null(strstr(dest_error("tracker..example:443"), "has an empty label"));
 	assert_non_null(strstr(dest_error("203.0.113.256"), "not a valid IPv4 address"));
 	assert_non_null(strstr(dest_error("2001:db8::g"), "not a valid IPv6 address"));
 	assert_non_null(

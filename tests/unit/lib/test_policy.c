@@ -388,7 +388,8 @@ static void test_parse_rejects_unknown_top_key(void **state)
 {
 	(void)state;
 	assert_parse_error("version: 1\napp: {}\n", 2, 1,
-			   "unknown key 'app' (expected version, sets, apps, bundle, audit)");
+			   "unknown key 'app' (expected version, sets, apps, bundle, audit, resolvers, "
+			   "dns)");
 }
 
 static void test_parse_rejects_unknown_rule_key(void **state)
