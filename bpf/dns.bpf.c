@@ -200,18 +200,23 @@ struct cw_learn_ctx {
 	bool matched;
 };
 
-/* Wildcard step i: is the question strictly below the name of its suffix i ("*.x" has x)? */
+/*
+ * Wildcard step `index`: is the question strictly below the name of its parent suffix i ("*.x"
+ * has x)? The longest parent suffix first (i = qlabels - 2, then down to 0, the last label):
+ * the most specific wildcard is the one whose entry carries every rule of the wildcards above
+ * it (bpf/carwall.h, cw_names). Suffix qlabels - 1 is the question itself: "*.x" never matches x.
+ */
 static long cw_dns_wildcard_step(__u64 index, void *ctx)
 {
 	struct cw_learn_ctx *l = ctx;
 	struct cw_dns_result *res = l->res;
 	struct cw_name_key key = {};
 	struct cw_name_val *name;
-	__u32 i = (__u32)index & (CW_DNS_MAX_LABELS - 1);
+	__u32 i;
 
-	/* Suffix qlabels - 1 is the question itself: "*.x" never matches x. */
-	if (i + 1 >= res->qlabels)
+	if (index + 2 > res->qlabels)
 		return 1;
+	i = ((__u32)res->qlabels - 2 - (__u32)index) & (CW_DNS_MAX_LABELS - 1);
 	key.scope = l->scope;
 	key.kind = CW_NAME_WILDCARD;
 	key.hash = res->qsuffix_hash[i];

@@ -225,6 +225,12 @@ expect_flow "a name below *.maps.oem.example is allowed" navigation 198.51.100.8
 query navigation --server 192.0.2.2 maps.oem.example
 expect_flow "*.maps.oem.example does not allow maps.oem.example itself" navigation \
 	198.51.100.81 443 EPERM
+query nested --server 192.0.2.2 a.maps.oem.example
+expect_flow "nested wildcards: the most specific (*.maps.oem.example) decides: 443" nested \
+	198.51.100.80 443 ok
+expect_flow "nested wildcards: with the rules of the wider *.oem.example: 8443" nested \
+	198.51.100.80 8443 ok
+expect_flow "nested wildcards: nothing else" nested 198.51.100.80 9000 EPERM
 before=$(dns_counter navigation other_name)
 query navigation --server 192.0.2.2 tracker.oem.example
 expect_flow "a name not in the policy teaches nothing" navigation 203.0.113.7 443 EPERM

@@ -165,4 +165,6 @@ struct json_object *agent_names_json(struct agent *a, const char *only);
 
 /* ---- api.c: the control API ------------------------------------------------------------- */
 
+/* A reply with an "error" member. */
+struct json_object *json_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct json_object *agent_handle(const struct control_request *req, void *userdata);

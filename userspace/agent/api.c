@@ -12,8 +12,7 @@
 
 #include "agent.h"
 
-static struct json_object *json_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct json_object *json_error(const char *fmt, ...)
+struct json_object *json_error(const char *fmt, ...)
 {
 	struct json_object *o = json_object_new_object();
 	char buf[1024];
