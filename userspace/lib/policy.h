@@ -22,8 +22,22 @@
 #define POLICY_MAX_NESTING 16	     /* YAML nesting depth */
 #define POLICY_BUNDLE_MAX_VERSION (UINT64_C(1) << 53) /* `bundle.version`: 1..2^53 */
 
-/* The cgroup AGL's systemd gives `agl-app@<id>.service`, relative to the cgroup root. */
-#define POLICY_AGL_APP_CGROUP_FMT "system.slice/system-agl\\x2dapp.slice/agl-app@%s.service"
+/*
+ * AGL's app templates: applaunchd starts an app as `agl-app@<id>.service`,
+ * `agl-app-web@<id>.service` or `agl-app-flutter@<id>.service`, each in its own slice under
+ * system.slice. An app's `template:` names one; without it (and without `cgroup:`) the app may
+ * run in any of the three.
+ */
+enum policy_template {
+	POLICY_TEMPLATE_ANY = 0, /* no `template:` */
+	POLICY_TEMPLATE_APP,	 /* agl-app@ */
+	POLICY_TEMPLATE_WEB,	 /* agl-app-web@ */
+	POLICY_TEMPLATE_FLUTTER, /* agl-app-flutter@ */
+};
+#define POLICY_AGL_TEMPLATES 3
+
+/* The slice of each template (policy_agl_slices[t - 1]), relative to the cgroup root. */
+extern const char *const policy_agl_slices[POLICY_AGL_TEMPLATES];
 
 enum policy_proto {
 	POLICY_PROTO_ANY = 0,
@@ -77,8 +91,16 @@ struct policy_rule {
 
 struct policy_app {
 	char *id;
-	char *cgroup; /* relative to the cgroup root, no leading '/': explicit or AGL's default */
+	/*
+	 * The cgroups the app may run in, relative to the cgroup root, no leading '/': its
+	 * explicit `cgroup`, or its template's, or (neither named) AGL's three templates' in the
+	 * order app, web, flutter. `cgroup` is the first (AGL's agl-app@ one by default).
+	 */
+	char *cgroups[POLICY_AGL_TEMPLATES];
+	size_t n_cgroups;
+	char *cgroup;
 	bool cgroup_explicit;
+	enum policy_template template;
 	struct policy_rule *rules;
 	size_t n_rules;
 	bool audit;	/* `audit:` of the app, when audit_set */
@@ -140,6 +162,9 @@ void policy_free(struct policy *p);
 /* Audit mode of an app: its own `audit:`, else the policy's. Refusals are reported, the flows
  * go out. */
 bool policy_app_audit(const struct policy *p, const struct policy_app *app);
+
+/* "app", "web", "flutter", or "any". */
+const char *policy_template_name(enum policy_template t);
 
 /* Lookups; NULL or -ENOENT when absent. */
 const struct policy_app *policy_find_app(const struct policy *p, const char *id);
