@@ -126,8 +126,8 @@ static struct json_object *agent_status_json(struct agent *a)
 		JSON_ADD(o, "policy_state",
 			 json_object_new_string(a->n_guards
 							? "no longer trusted: every app under the "
-							  "guard cgroups is refused everything (fail "
-							  "closed)"
+							  "guard cgroups is refused everything "
+							  "(fail closed)"
 							: "no longer trusted: every app of the policy "
 							  "is refused everything (fail closed)"));
 	else if (!a->policy)

@@ -305,8 +305,9 @@ ids_done:
 		size_t o = strlen(a->guards_text);
 
 		if (guards[i][0] == '/' || strstr(guards[i], ".."))
-			return log_error_errno(-EINVAL, "--guard-cgroup '%s' must be relative to the "
-						  "root", guards[i]);
+			return log_error_errno(-EINVAL,
+					       "--guard-cgroup '%s' must be relative to the root",
+					       guards[i]);
 		if (asprintf(&a->guard_paths[i], "%s/%s", a->cgroup_root, guards[i]) < 0)
 			return log_error_errno(-ENOMEM, "Out of memory");
 		a->n_guards = i + 1;
@@ -392,7 +393,8 @@ static void agent_handle_expiry(struct agent *a)
 	if (read(a->expiry_fd, &expirations, sizeof(expirations)) > 0)
 		log_warning("The bundle in force expired; it stays in force (enforcement is never "
 			    "loosened) until a newer bundle is installed. After a restart an expired "
-			    "bundle is refused and every app below the guards is refused everything.");
+			    "bundle is refused and every app below the guards is refused "
+			    "everything.");
 }
 
 static void agent_handle_reload_timer(struct agent *a)

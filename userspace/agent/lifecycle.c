@@ -81,12 +81,13 @@ static void agent_ambiguous_text(const struct policy *pol, const struct loader_c
 	for (uint32_t i = 0; i < pol->n_apps && o + 1 < size; i++) {
 		if (!agent_cgroups_ambiguous(cgroups, n, i))
 			continue;
-		o += (size_t)snprintf(buf + o, size - o, "%sapp '%s' runs in more than one AGL template "
-				      "at once, so neither is registered (refused everything below "
-				      "the guards):",
+		o += (size_t)snprintf(buf + o, size - o,
+				      "%sapp '%s' runs in more than one AGL template at once, so "
+				      "neither is registered (refused everything below the guards):",
 				      o ? "; " : "", pol->apps[i].id);
 		for (size_t k = 0; k < n && o + 1 < size; k++)
-			if (cgroups[k].app == i && cgroups[k].id && !(cgroups[k].flags & CW_APP_F_GUARD))
+			if (cgroups[k].app == i && cgroups[k].id &&
+			    !(cgroups[k].flags & CW_APP_F_GUARD))
 				o += (size_t)snprintf(buf + o, size - o, " %s", paths[k]);
 	}
 }
@@ -429,8 +430,8 @@ static void agent_strip_rules(struct policy *p)
 /*
  * The policy in force is no longer trusted: apply the fail-closed state, as at a start without
  * a valid policy: only the guards, so every app below them is refused everything. Without a
- * guard cgroup there would be nothing left to refuse with, so the apps of the policy stay registered
- * with every rule removed.
+ * guard cgroup there would be nothing left to refuse with, so the apps of the policy stay
+ * registered with every rule removed.
  */
 static void agent_fail_closed(struct agent *a, const char *why, const char *distrust)
 {

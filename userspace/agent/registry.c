@@ -255,7 +255,8 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 		for (size_t g = 0; g < a->n_guards; g++)
 			is_guard = is_guard || old[i].key.cgroup_id == guards[g].id;
 		/* A cgroup that is gone is dropped (ids are never reused); live ones keep theirs. */
-		if (is_guard || cgroup_path_of_id(mount_fd, old[i].key.cgroup_id, path, sizeof(path)) < 0 ||
+		if (is_guard ||
+		    cgroup_path_of_id(mount_fd, old[i].key.cgroup_id, path, sizeof(path)) < 0 ||
 		    cgroup_get_level(a->cgroup_mount, path, &level) < 0)
 			continue;
 		cgroups[n++] = (struct loader_cgroup){ .id = old[i].key.cgroup_id,
@@ -265,7 +266,8 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 	}
 	if (!have_guard) {
 		snprintf(reason, reason_size,
-			 "the pinned policy has no guard cgroup to register %.900s as", a->guards_text);
+			 "the pinned policy has no guard cgroup to register %.900s as",
+			 a->guards_text);
 		policy_maps_free(maps);
 		return -ENOENT;
 	}

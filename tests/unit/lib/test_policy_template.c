@@ -80,7 +80,8 @@ static void test_template_names_one_cgroup(void **state)
 		char yaml[128];
 		_cleanup_(policy_freep) struct policy *p = NULL;
 
-		snprintf(yaml, sizeof(yaml), "version: 1\napps:\n  x:\n    template: %s\n    allow: []\n",
+		snprintf(yaml, sizeof(yaml),
+			 "version: 1\napps:\n  x:\n    template: %s\n    allow: []\n",
 			 cases[i].name);
 		p = parse_ok(yaml);
 		assert_int_equal(p->apps[0].template, cases[i].t);
@@ -108,11 +109,14 @@ static void test_template_errors_have_their_location(void **state)
 			"unknown template 'qt': AGL's are app, web and flutter");
 	assert_error_at("version: 1\napps:\n  x:\n    template: [web]\n    allow: []\n", 4, 15,
 			"'template'");
-	assert_error_at("version: 1\napps:\n  x:\n    template: web\n    cgroup: a/b\n    allow: []\n",
+	assert_error_at("version: 1\napps:\n  x:\n    template: web\n    cgroup: a/b\n"
+			"    allow: []\n",
 			5, 13, "app 'x' has both 'cgroup' and 'template'");
-	assert_error_at("version: 1\napps:\n  x:\n    cgroup: a/b\n    template: web\n    allow: []\n",
+	assert_error_at("version: 1\napps:\n  x:\n    cgroup: a/b\n    template: web\n"
+			"    allow: []\n",
 			5, 15, "app 'x' has both 'cgroup' and 'template'");
-	assert_error_at("version: 1\napps:\n  x:\n    template: web\n    template: app\n    allow: []\n",
+	assert_error_at("version: 1\napps:\n  x:\n    template: web\n    template: app\n"
+			"    allow: []\n",
 			5, 5, "template");
 }
 
