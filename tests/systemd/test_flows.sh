@@ -5,8 +5,6 @@
 # of the policy reach the server (IPv4 and IPv6, TCP and UDP), the others fail with EPERM at
 # connect (TCP) or send (UDP) and the server sees nothing. Control: the same refused
 # destinations are reached from outside any app.
-# Until the agent guards the web and Flutter slices and finds an app id in any template, the
-# agl-app-web@ and agl-app-flutter@ checks fail (their units do not start: not managed).
 set -u
 . "$(dirname "$0")/lib.sh"
 sd_require

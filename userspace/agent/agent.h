@@ -34,6 +34,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_trust *, bundle_trust_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle_state *, bundle_state_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle *, bundle_free)
 
+#define AGENT_MAX_GUARDS 16 /* --guard-cgroup */
+
 struct agent_timing {
 	uint64_t read_us, parse_us, compile_us, apply_us, total_us;
 };
@@ -61,7 +63,13 @@ struct agent {
 	unsigned threshold;
 	char cgroup_root[4096];
 	char cgroup_mount[4096];
-	char *guard_path; /* absolute; NULL when the guard is disabled */
+	/*
+	 * The guards, absolute (--guard-cgroup; by default AGL's three app slices): below each,
+	 * a cgroup that is no registered app is refused everything. None when disabled.
+	 */
+	char *guard_paths[AGENT_MAX_GUARDS];
+	size_t n_guards;
+	char guards_text[AGENT_MAX_GUARDS * 160]; /* their paths, for messages */
 
 	struct loader *loader;
 	struct watch *watch;
@@ -74,9 +82,16 @@ struct agent {
 	 */
 	struct policy *policy;
 	char policy_sha256[65];
-	struct loader_cgroup *cgroups; /* the apps in policy order, then the guard */
+	/*
+	 * The cgroups followed: each app's (one, or AGL's three for an app that names no template
+	 * nor cgroup) in policy order, then the guards. .id is the cgroup's id when it was last
+	 * resolved (0: not there); the registered ones are those there, except the cgroups of an
+	 * app found in two templates at once (ambiguous: neither is registered).
+	 */
+	struct loader_cgroup *cgroups;
 	size_t n_cgroups;
 	char **cgroup_paths; /* n_cgroups entries */
+	char ambiguous[1024]; /* the apps found in several templates at once; "" when none */
 	time_t loaded_at;
 	struct policy_maps_stats {
 		size_t dst4, dst6, ports, portsets;
@@ -146,6 +161,9 @@ int agent_resolve_cgroup(struct agent *a, const char *path, uint32_t app, bool c
 			 struct loader_cgroup *ret);
 size_t agent_followed(const struct agent *a, char *const **ret_paths);
 void agent_watch_cgroups(struct agent *a);
+bool agent_cgroups_ambiguous(const struct loader_cgroup *cgroups, size_t n, uint32_t app);
+bool agent_app_ambiguous(const struct agent *a, uint32_t app);
+const char *agent_app_cgroup(const struct agent *a, uint32_t app);
 bool agent_cgroup_stale(const struct agent *a, size_t i);
 bool agent_cgroups_stale(const struct agent *a);
 int agent_refresh(struct agent *a, const char *why);

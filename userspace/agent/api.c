@@ -82,6 +82,7 @@ static struct json_object *agent_status_json(struct agent *a)
 	struct json_object *o = json_object_new_object();
 	struct json_object *hooks = json_object_new_array();
 	struct json_object *stale = json_object_new_array();
+	struct json_object *guards = json_object_new_array();
 	/* A policy no longer trusted is not enforced: only its fail-closed state is. */
 	bool enforcing = (a->policy != NULL || a->adopted) && !a->distrust[0];
 	char when[64] = "";
@@ -103,14 +104,17 @@ static struct json_object *agent_status_json(struct agent *a)
 	JSON_ADD(o, "agent", json_object_new_string("running"));
 	JSON_ADD(o, "pid", json_object_new_int(getpid()));
 	JSON_ADD(o, "enforcing", json_object_new_boolean(enforcing));
+	for (size_t g = 0; g < a->n_guards; g++)
+		json_object_array_add(guards, json_object_new_string(a->guard_paths[g]));
 	JSON_ADD(o, "degraded", json_object_new_boolean(json_object_array_length(stale) > 0 ||
-							a->cgroup_error[0]));
+							a->cgroup_error[0] || a->ambiguous[0]));
 	JSON_ADD(o, "stale_cgroups", stale);
 	JSON_ADD(o, "cgroup_error",
 		 a->cgroup_error[0] ? json_object_new_string(a->cgroup_error) : NULL);
+	JSON_ADD(o, "ambiguous", a->ambiguous[0] ? json_object_new_string(a->ambiguous) : NULL);
 	JSON_ADD(o, "mode", json_object_new_string(a->developer_mode ? "developer" : "production"));
 	JSON_ADD(o, "cgroup_root", json_object_new_string(a->cgroup_root));
-	JSON_ADD(o, "guard_cgroup", a->guard_path ? json_object_new_string(a->guard_path) : NULL);
+	JSON_ADD(o, "guard_cgroups", guards);
 	JSON_ADD(o, "pin_dir", json_object_new_string(a->pin_dir));
 	JSON_ADD(o, "hooks", hooks);
 	JSON_ADD(o, "generation", json_object_new_int((int)!loader_next_gen(a->loader)));
@@ -119,16 +123,16 @@ static struct json_object *agent_status_json(struct agent *a)
 			 json_object_new_string("adopted from the pins of an earlier agent"));
 	else if (a->distrust[0])
 		JSON_ADD(o, "policy_state",
-			 json_object_new_string(a->guard_path
+			 json_object_new_string(a->n_guards
 							? "no longer trusted: every app under the "
-							  "guard cgroup is refused everything (fail "
-							  "closed)"
+							  "guard cgroups is refused everything "
+							  "(fail closed)"
 							: "no longer trusted: every app of the policy "
 							  "is refused everything (fail closed)"));
 	else if (!a->policy)
 		JSON_ADD(o, "policy_state",
-			 json_object_new_string("no valid policy: every app under the guard cgroup "
-						"is refused everything (fail closed)"));
+			 json_object_new_string("no valid policy: every app under the guard "
+						"cgroups is refused everything (fail closed)"));
 	else
 		JSON_ADD(o, "policy_state", json_object_new_string("loaded"));
 	if (a->policy) {
@@ -166,7 +170,10 @@ static struct json_object *agent_status_json(struct agent *a)
 		for (size_t i = 0; i < a->policy->n_apps; i++) {
 			struct json_object *app = json_object_new_object();
 			JSON_ADD(app, "id", json_object_new_string(a->policy->apps[i].id));
-			JSON_ADD(app, "cgroup", json_object_new_string(a->cgroup_paths[i]));
+			JSON_ADD(app, "cgroup",
+				 json_object_new_string(agent_app_cgroup(a, (uint32_t)i)));
+			JSON_ADD(app, "template", json_object_new_string(policy_template_name(
+							  a->policy->apps[i].template)));
 			JSON_ADD(app, "rules",
 				 json_object_new_int64((int64_t)a->policy->apps[i].n_rules));
 			JSON_ADD(app, "audit", json_object_new_boolean(policy_app_audit(
@@ -187,11 +194,15 @@ static struct json_object *agent_status_json(struct agent *a)
 	return o;
 }
 
-/* The cgroup of an app, made and registered first if it was removed or made again since the
- * policy was applied (a stopped systemd unit removes its cgroup). */
+/*
+ * The cgroup of an app, made and registered first if it was removed or made again since the
+ * policy was applied (a stopped systemd unit removes its cgroup): the one it runs in, else its
+ * first (AGL's agl-app@ one for an app that names no template).
+ */
 static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id)
 {
-	size_t i;
+	const char *path;
+	uint32_t i;
 
 	if (!a->policy)
 		return json_error("no policy loaded by this agent%s",
@@ -203,18 +214,25 @@ static struct json_object *agent_app_cgroup_json(struct agent *a, const char *id
 	if (i == a->policy->n_apps)
 		return json_error("app '%s' is not in the policy in force (%s)", id, a->policy_path);
 
+	agent_refresh(a, "asked for by carwall run");
+	if (agent_app_ambiguous(a, i))
+		return json_error("%s", a->ambiguous);
+	path = agent_app_cgroup(a, i);
 	/* `carwall run` makes its sub-cgroup there: the app's cgroup is made if it is not there. */
-	int r = cgroup_create(a->cgroup_paths[i]);
+	int r = cgroup_create(path);
 	if (r < 0)
-		return json_error("cannot make the cgroup %s of app '%s': %s", a->cgroup_paths[i], id,
+		return json_error("cannot make the cgroup %s of app '%s': %s", path, id,
 				  strerror(-r));
 	if (agent_refresh(a, "asked for by carwall run") < 0)
 		return json_error("could not register the cgroup of app '%s': %s", id,
 				  a->cgroup_error);
+	/* Another template's cgroup of the app may have been made meanwhile. */
+	if (agent_app_ambiguous(a, i))
+		return json_error("%s", a->ambiguous);
 
 	struct json_object *o = json_object_new_object();
 	JSON_ADD(o, "app", json_object_new_string(id));
-	JSON_ADD(o, "cgroup", json_object_new_string(a->cgroup_paths[i]));
+	JSON_ADD(o, "cgroup", json_object_new_string(agent_app_cgroup(a, i)));
 	return o;
 }
 
@@ -243,6 +261,18 @@ static struct json_object *agent_cgroup_managed_json(struct agent *a, const char
 
 	o = json_object_new_object();
 	JSON_ADD(o, "cgroup", json_object_new_string(path));
+	/* In (or below) a cgroup of an app found in two templates at once: not its app's. */
+	for (size_t k = 0; k < a->n_cgroups && !a->adopted; k++) {
+		size_t len = strlen(a->cgroup_paths[k]);
+
+		if ((a->cgroups[k].flags & CW_APP_F_GUARD) ||
+		    !agent_app_ambiguous(a, a->cgroups[k].app) ||
+		    strncmp(path, a->cgroup_paths[k], len) || (path[len] && path[len] != '/'))
+			continue;
+		JSON_ADD(o, "managed", json_object_new_boolean(false));
+		JSON_ADD(o, "reason", json_object_new_string(a->ambiguous));
+		return o;
+	}
 	/* Deepest first, as the programs look. */
 	for (;;) {
 		uint64_t id;

@@ -5,10 +5,11 @@
  * reloads the policy atomically (control socket, SIGHUP, a change of the file), registers app
  * cgroups that appear later, and answers the CLI. Foreground process, logs to stderr.
  *
- * Fail closed: the "guard" cgroup (by default AGL's app slice, where every
- * agl-app@<id>.service lives) is registered as an app with no rules, so a cgroup that appears
- * under it is refused everything until it is registered as its app, and every app there is
- * refused everything while no valid policy has been loaded.
+ * Fail closed: the "guard" cgroups (by default AGL's three app slices, where every
+ * agl-app@<id>.service, agl-app-web@<id>.service and agl-app-flutter@<id>.service lives) are
+ * registered as an app with no rules, so a cgroup that appears under one is refused everything
+ * until it is registered as its app, and every app there is refused everything while no valid
+ * policy has been loaded.
  *
  * This file owns main, the options and the event loop, which only dispatches: the policy
  * lifecycle is lifecycle.c's, the app registry registry.c's, the evidence evidence.c's and the
@@ -35,7 +36,6 @@
 
 #define DEFAULT_POLICY "/etc/carwall/policy.yaml"
 #define DEFAULT_STATE_DIR "/var/lib/carwall"
-#define DEFAULT_GUARD "system.slice/system-agl\\x2dapp.slice"
 #define DEFAULT_EVENT_RATE 10000
 #define DEFAULT_TRUST_DIR "/etc/carwall/keys"
 #define DEFAULT_TARGET_FILE "/etc/carwall/target"
@@ -54,7 +54,11 @@ static void help(void)
 	       "  -c --cgroup-root DIR     cgroup v2 folder to attach at (default: the cgroup2 mount)\n"
 	       "  -g --guard-cgroup REL    cgroup below the root where apps live; anything below it\n"
 	       "                           that is not a registered app is refused everything\n"
-	       "                           (default '%s'; '' disables)\n"
+	       "                           (repeatable, at most %d; '' alone: none); default\n"
+	       "                           AGL's three app slices:\n"
+	       "                             %s\n"
+	       "                             %s\n"
+	       "                             %s\n"
 	       "  -b --pin-dir DIR         bpffs folder for pinned links and maps (default %s)\n"
 	       "  -r --run-dir DIR         folder of the control socket (default %s)\n"
 	       "  -s --state-dir DIR       folder for persistent state (default %s)\n"
@@ -82,7 +86,8 @@ static void help(void)
 	       "refused everything until a bundle that verifies is installed.\n"
 	       "SIGTERM/SIGINT stop the agent and leave enforcement in force (remove it with\n"
 	       "`carwall unload`).\n",
-	       DEFAULT_POLICY, DEFAULT_GUARD, PINS_DEFAULT_DIR, CONTROL_DEFAULT_RUN_DIR,
+	       DEFAULT_POLICY, AGENT_MAX_GUARDS, policy_agl_slices[0], policy_agl_slices[1],
+	       policy_agl_slices[2], PINS_DEFAULT_DIR, CONTROL_DEFAULT_RUN_DIR,
 	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_BUNDLE_ID_FILE,
 	       DEFAULT_EVENT_RATE);
 }
@@ -134,7 +139,10 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *root = NULL, *guard = DEFAULT_GUARD, *group = NULL, *target = NULL;
+	const char *root = NULL, *group = NULL, *target = NULL;
+	const char *guards[AGENT_MAX_GUARDS];
+	size_t n_guards = 0;
+	bool no_guard = false;
 	int c, r;
 
 	a->policy_path = DEFAULT_POLICY;
@@ -154,7 +162,14 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			root = optarg;
 			break;
 		case 'g':
-			guard = optarg;
+			if (!optarg[0]) {
+				no_guard = true;
+				break;
+			}
+			if (n_guards >= AGENT_MAX_GUARDS)
+				return log_error_errno(-E2BIG, "More than %d --guard-cgroup",
+						       AGENT_MAX_GUARDS);
+			guards[n_guards++] = optarg;
 			break;
 		case 'b':
 			a->pin_dir = optarg;
@@ -281,11 +296,27 @@ ids_done:
 		root = a->cgroup_mount;
 	if (!realpath(root, a->cgroup_root))
 		return log_error_errno(negative_errno(), "Cannot use cgroup root %s: %m", root);
-	if (guard[0]) {
-		if (guard[0] == '/' || strstr(guard, ".."))
-			return log_error_errno(-EINVAL, "--guard-cgroup must be relative to the root");
-		if (asprintf(&a->guard_path, "%s/%s", a->cgroup_root, guard) < 0)
+	if (no_guard && n_guards)
+		return log_error_errno(-EINVAL, "--guard-cgroup '' (no guard) with other guards");
+	if (!no_guard && !n_guards)
+		for (size_t i = 0; i < POLICY_AGL_TEMPLATES; i++)
+			guards[n_guards++] = policy_agl_slices[i];
+	for (size_t i = 0; i < n_guards; i++) {
+		size_t o = strlen(a->guards_text);
+
+		if (guards[i][0] == '/' || strstr(guards[i], ".."))
+			return log_error_errno(-EINVAL,
+					       "--guard-cgroup '%s' must be relative to the root",
+					       guards[i]);
+		if (asprintf(&a->guard_paths[i], "%s/%s", a->cgroup_root, guards[i]) < 0)
 			return log_error_errno(-ENOMEM, "Out of memory");
+		a->n_guards = i + 1;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(a->guard_paths[j], a->guard_paths[i]))
+				return log_error_errno(-EINVAL, "--guard-cgroup '%s' given twice",
+						       guards[i]);
+		snprintf(a->guards_text + o, sizeof(a->guards_text) - o, "%s%s", i ? ", " : "",
+			 a->guard_paths[i]);
 	}
 	return 0;
 }
@@ -362,7 +393,8 @@ static void agent_handle_expiry(struct agent *a)
 	if (read(a->expiry_fd, &expirations, sizeof(expirations)) > 0)
 		log_warning("The bundle in force expired; it stays in force (enforcement is never "
 			    "loosened) until a newer bundle is installed. After a restart an expired "
-			    "bundle is refused and every app below the guard is refused everything.");
+			    "bundle is refused and every app below the guards is refused "
+			    "everything.");
 }
 
 static void agent_handle_reload_timer(struct agent *a)
@@ -587,6 +619,7 @@ int main(int argc, char **argv)
 	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);
 	free(a.bundle_data);
-	free(a.guard_path);
+	for (size_t g = 0; g < a.n_guards; g++)
+		free(a.guard_paths[g]);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -485,7 +485,7 @@ struct json_object *agent_stats_json(struct agent *a)
 		struct agent_app_total *t;
 		struct json_object *app;
 
-		if (guard && !a->guard_path)
+		if (guard && !a->n_guards)
 			break;
 		if (loader_read_app_counters(a->loader, gen, (uint32_t)i, &c) < 0)
 			continue;
@@ -493,7 +493,7 @@ struct json_object *agent_stats_json(struct agent *a)
 		app = json_object_new_object();
 		JSON_ADD(app, "id", guard ? NULL : json_object_new_string(a->policy->apps[i].id));
 		if (guard)
-			JSON_ADD(app, "guard", json_object_new_string(a->guard_path));
+			JSON_ADD(app, "guard", json_object_new_string(a->guards_text));
 		JSON_ADD(app, "since_load", counters_json(&c));
 		t = guard ? NULL : agent_total(a, a->policy->apps[i].id);
 		if (t)

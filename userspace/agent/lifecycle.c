@@ -71,13 +71,40 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 	}
 }
 
+/* "app 'x' runs in a and b", for each app found in more than one of its cgroups. */
+static void agent_ambiguous_text(const struct policy *pol, const struct loader_cgroup *cgroups,
+				 char *const *paths, size_t n, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (uint32_t i = 0; i < pol->n_apps && o + 1 < size; i++) {
+		if (!agent_cgroups_ambiguous(cgroups, n, i))
+			continue;
+		o += (size_t)snprintf(buf + o, size - o,
+				      "%sapp '%s' runs in more than one AGL template at once, so "
+				      "neither is registered (refused everything below the guards):",
+				      o ? "; " : "", pol->apps[i].id);
+		for (size_t k = 0; k < n && o + 1 < size; k++)
+			if (cgroups[k].app == i && cgroups[k].id &&
+			    !(cgroups[k].flags & CW_APP_F_GUARD))
+				o += (size_t)snprintf(buf + o, size - o, " %s", paths[k]);
+	}
+}
+
 /*
- * Make `p` the policy in force (NULL: no policy, only the guard): create (with `create`; else
- * only those that exist are registered) and resolve each app's cgroup and the guard, compile for
- * the inactive generation, save the anti-rollback floor (when `floor` is not NULL), write the
- * maps and flip. On failure the policy in force is untouched, *reason says why and p stays the
- * caller's. On success the agent owns p (it may be the policy in force, applied again to
+ * Make `p` the policy in force (NULL: no policy, only the guards): create (with `create`; else
+ * only those that exist are registered) and resolve each app's cgroup and the guards, compile
+ * for the inactive generation, save the anti-rollback floor (when `floor` is not NULL), write
+ * the maps and flip. On failure the policy in force is untouched, *reason says why and p stays
+ * the caller's. On success the agent owns p (it may be the policy in force, applied again to
  * register a recreated cgroup).
+ *
+ * An app that names no template nor cgroup may run in any of AGL's three templates: its three
+ * cgroups are followed, none is made (one made by the agent would make the app ambiguous once
+ * it starts in another template; below the guards, the app's new cgroup is refused everything
+ * until it is registered, and the drop-in's `carwall app wait-managed` holds the app until
+ * then), and the one there is registered. Two there at once are ambiguous: neither is.
  */
 int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool create,
 		struct agent_timing *t, char *reason, size_t reason_size,
@@ -85,62 +112,77 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 {
 	static struct policy none = { .path = (char *)"(none)" };
 	const struct policy *pol = p ? p : &none;
-	size_t n = pol->n_apps + (a->guard_path ? 1 : 0);
-	struct loader_cgroup *cgroups = calloc(n + 1, sizeof(*cgroups));
-	char **paths = calloc(n + 1, sizeof(*paths));
-	_cleanup_free_ struct loader_cgroup *reg = calloc(n + 1, sizeof(*reg));
-	_cleanup_free_ char **reg_paths = calloc(n + 1, sizeof(*reg_paths));
+	size_t n = a->n_guards, k = 0;
+	struct loader_cgroup *cgroups = NULL;
+	char **paths = NULL;
+	_cleanup_free_ struct loader_cgroup *reg = NULL;
+	_cleanup_free_ char **reg_paths = NULL;
 	struct policy_maps *maps = NULL;
+	char ambiguous[sizeof(a->ambiguous)];
 	size_t n_reg = 0;
 	uint64_t t0;
 	int r;
 
+	for (size_t i = 0; i < pol->n_apps; i++)
+		n += pol->apps[i].n_cgroups;
+	cgroups = calloc(n + 1, sizeof(*cgroups));
+	paths = calloc(n + 1, sizeof(*paths));
+	reg = calloc(n + 1, sizeof(*reg));
+	reg_paths = calloc(n + 1, sizeof(*reg_paths));
 	if (!cgroups || !paths || !reg || !reg_paths) {
 		r = -ENOMEM;
 		snprintf(reason, reason_size, "out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < pol->n_apps; i++) {
-		if (asprintf(&paths[i], "%s/%s", a->cgroup_root, pol->apps[i].cgroup) < 0) {
-			paths[i] = NULL;
-			r = -ENOMEM;
-			snprintf(reason, reason_size, "out of memory");
-			goto fail;
-		}
-		/* Created now, so that the app is judged from its first connect() on. */
-		r = agent_resolve_cgroup(a, paths[i], (uint32_t)i, create, &cgroups[i]);
-		if (r < 0) {
-			snprintf(reason, reason_size, "app '%s': cgroup %s: %s", pol->apps[i].id,
-				 paths[i], strerror(-r));
-			goto fail;
-		}
-		if (policy_app_audit(pol, &pol->apps[i]))
-			cgroups[i].flags |= CW_APP_F_AUDIT;
-		cgroups[i].uid = policy_app_uid(pol->apps[i].id);
-	}
-	if (a->guard_path) {
-		/* An app index with no rules: everything is refused below the guard. */
-		size_t g = pol->n_apps;
+		const struct policy_app *app = &pol->apps[i];
 
-		paths[g] = strdup(a->guard_path);
-		if (!paths[g]) {
+		for (size_t j = 0; j < app->n_cgroups; j++, k++) {
+			if (asprintf(&paths[k], "%s/%s", a->cgroup_root, app->cgroups[j]) < 0) {
+				paths[k] = NULL;
+				r = -ENOMEM;
+				snprintf(reason, reason_size, "out of memory");
+				goto fail;
+			}
+			/* Made now (its one cgroup), so that the app is judged from its first
+			 * connect() on. */
+			r = agent_resolve_cgroup(a, paths[k], (uint32_t)i,
+						 create && app->n_cgroups == 1, &cgroups[k]);
+			if (r < 0) {
+				snprintf(reason, reason_size, "app '%s': cgroup %s: %s", app->id,
+					 paths[k], strerror(-r));
+				goto fail;
+			}
+			if (policy_app_audit(pol, app))
+				cgroups[k].flags |= CW_APP_F_AUDIT;
+			cgroups[k].uid = policy_app_uid(app->id);
+		}
+	}
+	for (size_t g = 0; g < a->n_guards; g++, k++) {
+		/* An app index with no rules: everything is refused below a guard. */
+		paths[k] = strdup(a->guard_paths[g]);
+		if (!paths[k]) {
 			r = -ENOMEM;
 			snprintf(reason, reason_size, "out of memory");
 			goto fail;
 		}
-		r = agent_resolve_cgroup(a, paths[g], (uint32_t)pol->n_apps, create, &cgroups[g]);
+		r = agent_resolve_cgroup(a, paths[k], (uint32_t)pol->n_apps, create, &cgroups[k]);
 		if (r < 0) {
-			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[g], strerror(-r));
+			snprintf(reason, reason_size, "guard cgroup %s: %s", paths[k], strerror(-r));
 			goto fail;
 		}
-		cgroups[g].flags = CW_APP_F_GUARD | (pol->audit ? CW_APP_F_AUDIT : 0);
+		cgroups[k].flags = CW_APP_F_GUARD | (pol->audit ? CW_APP_F_AUDIT : 0);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!cgroups[i].id)
 			continue; /* not there */
+		if (!(cgroups[i].flags & CW_APP_F_GUARD) &&
+		    agent_cgroups_ambiguous(cgroups, n, cgroups[i].app))
+			continue; /* ambiguous: left to its guard */
 		reg[n_reg] = cgroups[i];
 		reg_paths[n_reg++] = paths[i];
 	}
+	agent_ambiguous_text(pol, cgroups, paths, n, ambiguous, sizeof(ambiguous));
 
 	t0 = now_us();
 	r = policy_compile(pol, loader_next_gen(a->loader), &maps, reason, reason_size);
@@ -196,6 +238,11 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	a->cgroup_paths = paths;
 	a->n_cgroups = n;
 	a->adopted = false;
+	if (ambiguous[0] && strcmp(ambiguous, a->ambiguous))
+		log_error("%s", ambiguous);
+	else if (!ambiguous[0] && a->ambiguous[0])
+		log_info("No app runs in more than one AGL template any more");
+	snprintf(a->ambiguous, sizeof(a->ambiguous), "%s", ambiguous);
 	a->loaded_at = time(NULL);
 	a->stats.dst4 = maps->n_dst4;
 	a->stats.dst6 = maps->n_dst6;
@@ -383,9 +430,9 @@ static void agent_strip_rules(struct policy *p)
 
 /*
  * The policy in force is no longer trusted: apply the fail-closed state, as at a start without
- * a valid policy: only the guard, so every app below it is refused everything. Without a guard
- * cgroup there would be nothing left to refuse with, so the apps of the policy stay registered
- * with every rule removed.
+ * a valid policy: only the guards, so every app below them is refused everything. Without a
+ * guard cgroup there would be nothing left to refuse with, so the apps of the policy stay
+ * registered with every rule removed.
  */
 static void agent_fail_closed(struct agent *a, const char *why, const char *distrust)
 {
@@ -395,7 +442,7 @@ static void agent_fail_closed(struct agent *a, const char *why, const char *dist
 	int r;
 
 	snprintf(a->distrust, sizeof(a->distrust), "%s", distrust);
-	if (!a->guard_path && a->policy) {
+	if (!a->n_guards && a->policy) {
 		p = a->policy;
 		agent_strip_rules(p);
 	}
@@ -407,11 +454,11 @@ static void agent_fail_closed(struct agent *a, const char *why, const char *dist
 		return;
 	}
 	agent_forget_bundle(a);
-	if (a->guard_path)
+	if (a->n_guards)
 		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: every "
 			  "app below %s is refused everything until a bundle that verifies is "
 			  "installed",
-			  why, distrust, a->guard_path);
+			  why, distrust, a->guards_text);
 	else
 		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: its "
 			  "apps are refused everything until a bundle that verifies is installed",
@@ -707,17 +754,17 @@ int agent_first_policy(struct agent *a)
 			 "the policy pinned by an earlier agent is not kept: its policy file does "
 			 "not verify (%.900s)",
 			 a->last_error);
-	if (!a->guard_path)
+	if (!a->n_guards)
 		return log_error_errno(r, "No valid policy to enforce and no guard cgroup; "
 					  "refusing to start");
 	r = agent_apply(a, NULL, "", true, &t, reason, sizeof(reason), NULL);
 	if (r < 0)
 		return log_error_errno(r, "Cannot even refuse everything below %s: %s",
-				       a->guard_path, reason);
+				       a->guards_text, reason);
 	if (a->distrust[0])
 		log_error("Not trusted: %s. Failing closed", a->distrust);
 	log_error("No valid policy: every app below %s is refused everything until a valid "
 		  "policy is loaded (fix %s; it is reloaded when it changes)",
-		  a->guard_path, a->policy_path);
+		  a->guards_text, a->policy_path);
 	return 0;
 }

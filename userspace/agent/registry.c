@@ -46,20 +46,50 @@ static int cmp_str(const void *x, const void *y)
 }
 
 /*
- * The cgroups the agent follows: each app cgroup and the guard (only the guard when the policy
+ * The cgroups the agent follows: each app's and the guards (only the guards when the policy
  * was adopted from pins: the agent has no paths of its apps).
  */
 size_t agent_followed(const struct agent *a, char *const **ret_paths)
 {
-	static char *guard_only[1];
-
 	if (a->adopted) {
-		guard_only[0] = a->guard_path;
-		*ret_paths = guard_only;
-		return a->guard_path ? 1 : 0;
+		*ret_paths = a->guard_paths;
+		return a->n_guards;
 	}
 	*ret_paths = a->cgroup_paths;
 	return a->n_cgroups;
+}
+
+/* Whether app `app` (its index in the policy) is found in more than one of its cgroups. */
+bool agent_cgroups_ambiguous(const struct loader_cgroup *cgroups, size_t n, uint32_t app)
+{
+	size_t found = 0;
+
+	for (size_t k = 0; k < n; k++)
+		if (cgroups[k].app == app && !(cgroups[k].flags & CW_APP_F_GUARD) && cgroups[k].id)
+			found++;
+	return found > 1;
+}
+
+bool agent_app_ambiguous(const struct agent *a, uint32_t app)
+{
+	return agent_cgroups_ambiguous(a->cgroups, a->n_cgroups, app);
+}
+
+/* The cgroup app `app` is registered in, else its first (AGL's agl-app@ one by default). */
+const char *agent_app_cgroup(const struct agent *a, uint32_t app)
+{
+	const char *first = NULL;
+	bool ambiguous = agent_app_ambiguous(a, app);
+
+	for (size_t k = 0; k < a->n_cgroups; k++) {
+		if (a->cgroups[k].app != app || (a->cgroups[k].flags & CW_APP_F_GUARD))
+			continue;
+		if (!first)
+			first = a->cgroup_paths[k];
+		if (a->cgroups[k].id && !ambiguous)
+			return a->cgroup_paths[k];
+	}
+	return first;
 }
 
 /*
@@ -119,36 +149,45 @@ out:
 	free(dirs);
 }
 
-/* Whether the guard's cgroup now is the guard of the policy in force. */
-static bool agent_guard_registered(const struct agent *a)
+/* Whether guard g's cgroup now is a guard of the policy in force. */
+static bool agent_guard_registered(const struct agent *a, size_t g)
 {
 	struct cw_app_val val;
 	unsigned level;
 	uint64_t id;
 
-	return cgroup_get_id(a->guard_path, &id) == 0 &&
-	       cgroup_get_level(a->cgroup_mount, a->guard_path, &level) == 0 &&
+	return cgroup_get_id(a->guard_paths[g], &id) == 0 &&
+	       cgroup_get_level(a->cgroup_mount, a->guard_paths[g], &level) == 0 &&
 	       loader_lookup_cgroup(a->loader, id, level, &val) == 0 &&
 	       (val.flags & CW_APP_F_GUARD);
 }
 
 /*
  * Whether followed cgroup i is there but is not the one registered (made again, or made since
- * the policy was applied); with adopted pins, whether the guard's cgroup is there but is not
- * the registered guard. A cgroup that is not there is not stale: nothing runs in it, and it is
+ * the policy was applied); with adopted pins, whether guard i's cgroup is there but is not a
+ * registered guard. A cgroup that is not there is not stale: nothing runs in it, and it is
  * registered when it is made (the agent does not make it again: systemd removes the cgroups of
- * the units it stops, and the app slice once they are all stopped).
+ * the units it stops, and the app slice once they are all stopped). Except for an app that may
+ * run in any of AGL's templates: one of its cgroups gone may leave one to register (it was
+ * ambiguous while both were there).
  */
 bool agent_cgroup_stale(const struct agent *a, size_t i)
 {
+	const struct loader_cgroup *c;
 	uint64_t id;
 
 	if (a->adopted)
-		return cgroup_get_id(a->guard_path, &id) == 0 && !agent_guard_registered(a);
-	return cgroup_get_id(a->cgroup_paths[i], &id) == 0 && id != a->cgroups[i].id;
+		return cgroup_get_id(a->guard_paths[i], &id) == 0 && !agent_guard_registered(a, i);
+	c = &a->cgroups[i];
+	if (cgroup_get_id(a->cgroup_paths[i], &id) < 0)
+		id = 0;
+	if (!(c->flags & CW_APP_F_GUARD) && a->policy && c->app < a->policy->n_apps &&
+	    a->policy->apps[c->app].n_cgroups > 1)
+		return id != c->id;
+	return id && id != c->id;
 }
 
-/* Whether an app cgroup (or the guard) was removed or recreated since it was registered. */
+/* Whether an app cgroup (or a guard) was removed or recreated since it was registered. */
 bool agent_cgroups_stale(const struct agent *a)
 {
 	char *const *paths;
@@ -161,12 +200,12 @@ bool agent_cgroups_stale(const struct agent *a)
 }
 
 /*
- * Adopted pins (no policy in memory to compile): make the guard's cgroup, made again, the
- * guard of the policy in force. The maps' policy is copied into the other generation, without
- * the cgroups that are gone and with the guard's new cgroup, and flipped to (every cached
- * verdict is of the old generation). An app cgroup of that policy made again cannot be named
- * (the agent knows no app paths): below the guard, it is refused everything until a valid
- * policy is loaded (fail closed).
+ * Adopted pins (no policy in memory to compile): make the guards' cgroups, made again, guards
+ * of the policy in force. The maps' policy is copied into the other generation, without the
+ * cgroups that are gone and with the guards' new cgroups, and flipped to (every cached verdict
+ * is of the old generation). An app cgroup of that policy made again cannot be named (the
+ * agent knows no app paths): below a guard, it is refused everything until a valid policy is
+ * loaded (fail closed).
  */
 static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason_size)
 {
@@ -174,25 +213,29 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 	_cleanup_free_ struct loader_cgroup *cgroups = NULL;
 	_cleanup_close_ int mount_fd = -1;
 	struct policy_maps *maps = NULL;
-	struct loader_cgroup guard = {};
-	bool have_guard = false;
+	struct loader_cgroup guards[AGENT_MAX_GUARDS] = {}, pinned_guard = {};
+	bool have_guard = false, any_there = false;
 	size_t n_old = 0, n = 0;
 	int r;
 
-	r = agent_resolve_cgroup(a, a->guard_path, 0, false, &guard);
-	if (r >= 0 && !guard.id)
-		return 0; /* not there: registered when it is made */
-	if (r < 0) {
-		snprintf(reason, reason_size, "guard cgroup %s: %s", a->guard_path, strerror(-r));
-		return r;
+	for (size_t g = 0; g < a->n_guards; g++) {
+		r = agent_resolve_cgroup(a, a->guard_paths[g], 0, false, &guards[g]);
+		if (r < 0) {
+			snprintf(reason, reason_size, "guard cgroup %s: %s", a->guard_paths[g],
+				 strerror(-r));
+			return r;
+		}
+		any_there = any_there || guards[g].id;
 	}
+	if (!any_there)
+		return 0; /* none there: each is registered when it is made */
 	r = loader_read_active(a->loader, &maps, &old, &n_old);
 	if (r < 0) {
 		snprintf(reason, reason_size, "reading the pinned policy: %s", strerror(-r));
 		return r;
 	}
 	mount_fd = open(a->cgroup_mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cgroups = calloc(n_old + 1, sizeof(*cgroups));
+	cgroups = calloc(n_old + a->n_guards, sizeof(*cgroups));
 	if (mount_fd < 0 || !cgroups) {
 		r = mount_fd < 0 ? negative_errno() : -ENOMEM;
 		snprintf(reason, reason_size, "%.512s: %s", a->cgroup_mount, strerror(-r));
@@ -200,16 +243,19 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 		return r;
 	}
 	for (size_t i = 0; i < n_old; i++) {
+		bool is_guard = false;
 		char path[4096];
 		unsigned level;
 
 		if ((old[i].val.flags & CW_APP_F_GUARD) && !have_guard) {
-			guard.app = old[i].val.app;
-			guard.flags = old[i].val.flags;
+			pinned_guard.app = old[i].val.app;
+			pinned_guard.flags = old[i].val.flags;
 			have_guard = true;
 		}
+		for (size_t g = 0; g < a->n_guards; g++)
+			is_guard = is_guard || old[i].key.cgroup_id == guards[g].id;
 		/* A cgroup that is gone is dropped (ids are never reused); live ones keep theirs. */
-		if (old[i].key.cgroup_id == guard.id ||
+		if (is_guard ||
 		    cgroup_path_of_id(mount_fd, old[i].key.cgroup_id, path, sizeof(path)) < 0 ||
 		    cgroup_get_level(a->cgroup_mount, path, &level) < 0)
 			continue;
@@ -221,11 +267,18 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 	}
 	if (!have_guard) {
 		snprintf(reason, reason_size,
-			 "the pinned policy has no guard cgroup to register %s as", a->guard_path);
+			 "the pinned policy has no guard cgroup to register %.900s as",
+			 a->guards_text);
 		policy_maps_free(maps);
 		return -ENOENT;
 	}
-	cgroups[n++] = guard;
+	for (size_t g = 0; g < a->n_guards; g++) {
+		if (!guards[g].id)
+			continue;
+		guards[g].app = pinned_guard.app;
+		guards[g].flags = pinned_guard.flags;
+		cgroups[n++] = guards[g];
+	}
 	r = loader_apply(a->loader, maps, cgroups, n);
 	policy_maps_free(maps);
 	if (r < 0)
@@ -254,7 +307,8 @@ static int agent_reapply(struct agent *a, const char *why)
 	}
 	a->cgroup_error[0] = '\0';
 	log_info("Registered the app cgroups again (%s)%s", why,
-		 a->adopted ? ": the guard; the adopted policy's apps made again are below it" : "");
+		 a->adopted ? ": the guards; the adopted policy's apps made again are below them"
+			    : "");
 	return 0;
 }
 

@@ -282,6 +282,8 @@ static struct json_object *json_policy_summary(const struct policy *p)
 		json_object_object_add(a, "rules",
 				       json_object_new_int64((int64_t)p->apps[i].n_rules));
 		json_object_object_add(a, "cgroup", json_object_new_string(p->apps[i].cgroup));
+		json_object_object_add(a, "template", json_object_new_string(policy_template_name(
+							      p->apps[i].template)));
 		json_object_array_add(apps, a);
 	}
 	json_object_object_add(j, "app_list", apps);
@@ -307,8 +309,10 @@ static void print_policy_summary(const struct policy *p)
 	printf("policy:          %zu apps, %zu sets, %zu rules\n", p->n_apps, p->n_sets,
 	       p->n_rules);
 	for (size_t i = 0; i < p->n_apps; i++)
-		printf("  app %-16s %zu rules  %s\n", p->apps[i].id, p->apps[i].n_rules,
-		       p->apps[i].cgroup);
+		printf("  app %-16s %zu rules  %s%s\n", p->apps[i].id, p->apps[i].n_rules,
+		       p->apps[i].cgroup,
+		       p->apps[i].n_cgroups > 1 ? " (or its agl-app-web@ or agl-app-flutter@ unit)"
+						: "");
 }
 
 /* ---- files ---------------------------------------------------------------------------------- */

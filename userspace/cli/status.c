@@ -60,9 +60,12 @@ static void status_print(struct json_object *s)
 			printf("%s%s", i ? " " : "",
 			       json_object_get_string(json_object_array_get_idx(hooks, i)));
 	printf("), pins in %s\n", json_str(s, "pin_dir"));
-	if (json_str(s, "guard_cgroup"))
-		printf("guard:       %s (a cgroup below it that is no app is refused everything)\n",
-		       json_str(s, "guard_cgroup"));
+	struct json_object *guards;
+	if (json_object_object_get_ex(s, "guard_cgroups", &guards))
+		for (size_t i = 0; i < json_object_array_length(guards); i++)
+			printf("guard:       %s (a cgroup below it that is no app is refused "
+			       "everything)\n",
+			       json_object_get_string(json_object_array_get_idx(guards, i)));
 	if (json_object_object_get_ex(s, "policy", &pol)) {
 		printf("policy:      %s, loaded %s\n", json_str(pol, "path"),
 		       json_str(pol, "loaded_at"));
@@ -91,6 +94,8 @@ static void status_print(struct json_object *s)
 		for (size_t i = 0; i < json_object_array_length(stale); i++)
 			printf("DEGRADED:    %s is not registered (made again)\n",
 			       json_object_get_string(json_object_array_get_idx(stale, i)));
+	if (json_str(s, "ambiguous"))
+		printf("DEGRADED:    %s\n", json_str(s, "ambiguous"));
 	if (json_str(s, "cgroup_error"))
 		printf("DEGRADED:    cannot register app cgroups again: %s\n",
 		       json_str(s, "cgroup_error"));

@@ -1058,21 +1058,63 @@ static int parse_cgroup(struct parser *p, struct policy_app *app)
 			break;
 	}
 
-	app->cgroup = strdup(s);
-	if (!app->cgroup)
+	app->cgroups[0] = strdup(s);
+	if (!app->cgroups[0])
 		return oom(p);
+	app->cgroup = app->cgroups[0];
+	app->n_cgroups = 1;
 	app->cgroup_explicit = true;
 	return 0;
 }
 
-enum { APP_CGROUP, APP_ALLOW, APP_AUDIT, _APP_KEY_MAX };
+/* AGL's templates, by enum policy_template - 1: the `template:` value, slice and unit name. */
+static const struct {
+	const char *name;
+	const char *unit; /* the unit's cgroup in the slice: this, the app id, ".service" */
+} agl_templates[POLICY_AGL_TEMPLATES] = {
+	{ "app", "agl-app@" },
+	{ "web", "agl-app-web@" },
+	{ "flutter", "agl-app-flutter@" },
+};
+
+const char *const policy_agl_slices[POLICY_AGL_TEMPLATES] = {
+	"system.slice/system-agl\\x2dapp.slice",
+	"system.slice/system-agl\\x2dapp\\x2dweb.slice",
+	"system.slice/system-agl\\x2dapp\\x2dflutter.slice",
+};
+
+const char *policy_template_name(enum policy_template t)
+{
+	if (t >= POLICY_TEMPLATE_APP && t <= POLICY_TEMPLATE_FLUTTER)
+		return agl_templates[t - 1].name;
+	return "any";
+}
+
+static int parse_template(struct parser *p, struct policy_app *app)
+{
+	char q[QUOTE_SIZE];
+	int r = expect_string(p, "'template'");
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < POLICY_AGL_TEMPLATES; i++)
+		if (!strcmp(scalar(p), agl_templates[i].name)) {
+			app->template = (enum policy_template)(i + 1);
+			return 0;
+		}
+	return fail(p, here(p), "unknown template '%s': AGL's are app, web and flutter",
+		    quote_str(q, scalar(p)));
+}
+
+enum { APP_CGROUP, APP_TEMPLATE, APP_ALLOW, APP_AUDIT, _APP_KEY_MAX };
 static const char *const app_keys[_APP_KEY_MAX] = {
 	[APP_CGROUP] = "cgroup",
+	[APP_TEMPLATE] = "template",
 	[APP_ALLOW] = "allow",
 	[APP_AUDIT] = "audit",
 };
 
-/* One app: a mapping with `allow`, and optionally `cgroup`. */
+/* One app: a mapping with `allow`, and optionally `cgroup` or `template`, and `audit`. */
 static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc *ret_cgroup_loc)
 {
 	struct policy_loc seen[_APP_KEY_MAX] = {}, map_loc = here(p);
@@ -1090,9 +1132,14 @@ static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc
 		r = next_event(p);
 		if (r < 0)
 			return r;
-		if (key == APP_CGROUP) {
+		if (key == APP_CGROUP || key == APP_TEMPLATE) {
+			if (seen[APP_CGROUP].line && seen[APP_TEMPLATE].line)
+				return fail(p, here(p),
+					    "app '%s' has both 'cgroup' and 'template': an explicit "
+					    "cgroup names no template",
+					    app->id);
 			*ret_cgroup_loc = here(p);
-			r = parse_cgroup(p, app);
+			r = key == APP_CGROUP ? parse_cgroup(p, app) : parse_template(p, app);
 		} else if (key == APP_AUDIT) {
 			r = parse_bool(p, "'audit'", &app->audit);
 			app->audit_set = true;
@@ -1109,26 +1156,41 @@ static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc
 	return 0;
 }
 
-/* Give the app just parsed its default cgroup if it has none, and check no other app has it. */
+/*
+ * Give the app just parsed the cgroups of its template (all three when it names none) if it has
+ * no explicit one, and check that no other app may run in one of them.
+ */
 static int finish_app(struct parser *p, struct policy_app *app, struct policy_loc cgroup_loc)
 {
 	char q[QUOTE_SIZE];
 
-	if (!app->cgroup) {
-		/* The format's "%s" is replaced by the id: its length is a bound. */
-		size_t size = sizeof(POLICY_AGL_APP_CGROUP_FMT) + strlen(app->id);
+	if (!app->n_cgroups) {
+		size_t first = app->template ? (size_t)app->template - 1 : 0;
+		size_t n = app->template ? 1 : POLICY_AGL_TEMPLATES;
 
-		app->cgroup = malloc(size);
-		if (!app->cgroup)
-			return oom(p);
-		snprintf(app->cgroup, size, POLICY_AGL_APP_CGROUP_FMT, app->id);
-		cgroup_loc = app->loc;
+		for (size_t i = 0; i < n; i++) {
+			const char *slice = policy_agl_slices[first + i];
+			const char *unit = agl_templates[first + i].unit;
+
+			char *path;
+
+			if (asprintf(&path, "%s/%s%s.service", slice, unit, app->id) < 0)
+				return oom(p);
+			app->cgroups[app->n_cgroups++] = path;
+		}
+		app->cgroup = app->cgroups[0];
+		if (!app->template)
+			cgroup_loc = app->loc;
 	}
 	for (const struct policy_app *other = p->policy->apps; other < app; other++)
-		if (strcmp(other->cgroup, app->cgroup) == 0)
-			return fail(p, cgroup_loc,
-				    "app '%s' has the same cgroup as app '%s' (line %u): '%s'",
-				    app->id, other->id, other->loc.line, quote_str(q, app->cgroup));
+		for (size_t i = 0; i < other->n_cgroups; i++)
+			for (size_t j = 0; j < app->n_cgroups; j++)
+				if (strcmp(other->cgroups[i], app->cgroups[j]) == 0)
+					return fail(p, cgroup_loc,
+						    "app '%s' has the same cgroup as app '%s' (line "
+						    "%u): '%s'",
+						    app->id, other->id, other->loc.line,
+						    quote_str(q, app->cgroups[j]));
 	return 0;
 }
 
@@ -1661,7 +1723,8 @@ void policy_free(struct policy *p)
 		}
 		free(app->rules);
 		free(app->id);
-		free(app->cgroup);
+		for (size_t j = 0; j < app->n_cgroups; j++)
+			free(app->cgroups[j]);
 	}
 	free(p->apps);
 	free(p->resolvers);

@@ -35,8 +35,22 @@
 #define POLICY_DNS_GRACE_LIMIT 3600	   /* grace: 0..1 hour */
 #define POLICY_DNS_MAX_LEARNED_LIMIT 65536 /* max-learned-per-app: 1..65536 */
 
-/* The cgroup AGL's systemd gives `agl-app@<id>.service`, relative to the cgroup root. */
-#define POLICY_AGL_APP_CGROUP_FMT "system.slice/system-agl\\x2dapp.slice/agl-app@%s.service"
+/*
+ * AGL's app templates: applaunchd starts an app as `agl-app@<id>.service`,
+ * `agl-app-web@<id>.service` or `agl-app-flutter@<id>.service`, each in its own slice under
+ * system.slice. An app's `template:` names one; without it (and without `cgroup:`) the app may
+ * run in any of the three.
+ */
+enum policy_template {
+	POLICY_TEMPLATE_ANY = 0, /* no `template:` */
+	POLICY_TEMPLATE_APP,	 /* agl-app@ */
+	POLICY_TEMPLATE_WEB,	 /* agl-app-web@ */
+	POLICY_TEMPLATE_FLUTTER, /* agl-app-flutter@ */
+};
+#define POLICY_AGL_TEMPLATES 3
+
+/* The slice of each template (policy_agl_slices[t - 1]), relative to the cgroup root. */
+extern const char *const policy_agl_slices[POLICY_AGL_TEMPLATES];
 
 enum policy_proto {
 	POLICY_PROTO_ANY = 0,
@@ -105,8 +119,16 @@ struct policy_rule {
 
 struct policy_app {
 	char *id;
-	char *cgroup; /* relative to the cgroup root, no leading '/': explicit or AGL's default */
+	/*
+	 * The cgroups the app may run in, relative to the cgroup root, no leading '/': its
+	 * explicit `cgroup`, or its template's, or (neither named) AGL's three templates' in the
+	 * order app, web, flutter. `cgroup` is the first (AGL's agl-app@ one by default).
+	 */
+	char *cgroups[POLICY_AGL_TEMPLATES];
+	size_t n_cgroups;
+	char *cgroup;
 	bool cgroup_explicit;
+	enum policy_template template;
 	struct policy_rule *rules;
 	size_t n_rules;
 	bool audit;	/* `audit:` of the app, when audit_set */
@@ -190,6 +212,9 @@ bool policy_app_audit(const struct policy *p, const struct policy_app *app);
 
 /* Some rule of the app names a host (inline or through a set). */
 bool policy_app_has_hosts(const struct policy *p, const struct policy_app *app);
+
+/* "app", "web", "flutter", or "any". */
+const char *policy_template_name(enum policy_template t);
 
 /* Lookups; NULL or -ENOENT when absent. */
 const struct policy_app *policy_find_app(const struct policy *p, const char *id);
