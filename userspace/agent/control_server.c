@@ -28,6 +28,7 @@
 struct control_client {
 	int fd;
 	struct ucred peer;
+	bool refused; /* not root nor of the control group: its request is read, then refused */
 	bool writing; /* the reply is being sent */
 	char head[CONTROL_MAX_REQUEST + 1];
 	size_t head_len;
@@ -163,6 +164,17 @@ static void client_free(struct control_server *s, size_t i)
 	if (!c)
 		return;
 	s->reply_bytes -= c->reply_len - c->reply_sent;
+	/*
+	 * What the client sent and nobody read (a request refused before its end, what follows the
+	 * line) would make the kernel reset the connection on close (AF_UNIX), so that the client
+	 * loses the reply it has not read yet: read it away first, a bounded amount, never waiting.
+	 */
+	for (int k = 0; k < 16; k++) {
+		char buf[4096];
+
+		if (recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			break;
+	}
 	close(c->fd); /* also removes it from the epoll set */
 	free(c->payload);
 	free(c->reply);
@@ -312,6 +324,11 @@ static bool client_header(struct control_server *s, struct control_client *c, bo
 		return true;
 	}
 	c->have_header = true;
+	if (c->refused) {
+		client_reply(s, c, json_error_new("permission denied: root or the control group "
+						  "only"));
+		return true;
+	}
 	if (!c->hdr.payload_size) {
 		/* One request per connection: what follows the line is not read. */
 		client_answer(s, c);
@@ -436,11 +453,12 @@ static void server_accept(struct control_server *s)
 			continue;
 		}
 		if (!control_peer_allowed(fd, &c->peer, s->group)) {
+			/* Its request line is read first, then refused (client_header()): a reply
+			 * before the client has sent anything could be lost to its own send. */
 			log_warning("Control client (pid %d, uid %u) refused: root or the control "
 				    "group only",
 				    (int)c->peer.pid, (unsigned)c->peer.uid);
-			client_reply(s, c, json_error_new("permission denied: root or the control "
-							  "group only"));
+			c->refused = true;
 		}
 	}
 }
