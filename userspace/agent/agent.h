@@ -40,10 +40,15 @@ struct agent_timing {
 	uint64_t read_us, parse_us, compile_us, apply_us, total_us;
 };
 
-/* An app's counters from the generations retired since the agent started. */
+/*
+ * An app's counters from the generations retired since the agent started (c), and of those the
+ * ones that held the policy in force (load): a re-registration of app cgroups applies the same
+ * policy to the other generation, and its counts must not be lost from "since load".
+ */
 struct agent_app_total {
 	char *id;
 	struct cw_app_counters c;
+	struct cw_app_counters load;
 };
 
 struct agent {
@@ -82,6 +87,7 @@ struct agent {
 	 */
 	struct policy *policy;
 	char policy_sha256[65];
+	char gen_sha256[CW_GENERATIONS][65]; /* the policy each generation was written with */
 	/*
 	 * The cgroups followed: each app's (one, or AGL's three for an app that names no template
 	 * nor cgroup) in policy order, then the guards. .id is the cgroup's id when it was last
@@ -171,7 +177,8 @@ struct json_object *agent_check_overriders(struct agent *a, bool warn);
 
 /* ---- evidence.c: events, counters, stats ------------------------------------------------ */
 
-void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next);
+void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
+		      const char *next_sha256);
 void agent_events_json(struct agent *a, struct json_object *ev);
 int evidence_open(struct agent *a);
 void evidence_consume(struct agent *a);

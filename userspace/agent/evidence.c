@@ -45,23 +45,38 @@ static struct agent_app_total *agent_total(struct agent *a, const char *id)
  * record the app ids it will hold, so that events and counters are named as the policy names
  * things.
  */
-void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next)
+static void counters_add(struct cw_app_counters *to, const struct cw_app_counters *c)
 {
+	to->allowed += c->allowed;
+	to->refused += c->refused;
+	to->audited += c->audited;
+	to->events_dropped += c->events_dropped;
+}
+
+void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
+		      const char *next_sha256)
+{
+	/* Another policy than the one in force: "since load" starts again. */
+	bool same = next && a->policy && !strcmp(next_sha256, a->policy_sha256);
+
+	if (next && !same)
+		for (size_t i = 0; i < a->n_totals; i++)
+			memset(&a->totals[i].load, 0, sizeof(a->totals[i].load));
 	for (size_t i = 0; i < a->gen_n_apps[gen]; i++) {
 		struct agent_app_total *t = agent_total(a, a->gen_apps[gen][i]);
 		struct cw_app_counters c;
 
 		if (t && loader_read_app_counters(a->loader, gen, (uint32_t)i, &c) == 0) {
-			t->c.allowed += c.allowed;
-			t->c.refused += c.refused;
-			t->c.audited += c.audited;
-			t->c.events_dropped += c.events_dropped;
+			counters_add(&t->c, &c);
+			if (same && !strcmp(a->gen_sha256[gen], next_sha256))
+				counters_add(&t->load, &c);
 		}
 		free(a->gen_apps[gen][i]);
 	}
 	free(a->gen_apps[gen]);
 	a->gen_apps[gen] = NULL;
 	a->gen_n_apps[gen] = 0;
+	snprintf(a->gen_sha256[gen], sizeof(a->gen_sha256[gen]), "%s", next ? next_sha256 : "");
 	if (!next || !next->n_apps)
 		return;
 	a->gen_apps[gen] = calloc(next->n_apps, sizeof(char *));
@@ -70,6 +85,18 @@ void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next)
 	for (size_t i = 0; i < next->n_apps; i++)
 		a->gen_apps[gen][i] = strdup(next->apps[i].id);
 	a->gen_n_apps[gen] = next->n_apps;
+}
+
+/* The counters app `id` has in generation `gen` (zero when it has none there). */
+static void agent_gen_counters(struct agent *a, uint32_t gen, const char *id,
+			       struct cw_app_counters *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = 0; i < a->gen_n_apps[gen]; i++)
+		if (a->gen_apps[gen][i] && !strcmp(a->gen_apps[gen][i], id)) {
+			loader_read_app_counters(a->loader, gen, (uint32_t)i, ret);
+			return;
+		}
 }
 
 /* The event path's figures, in status and stats. */
@@ -448,7 +475,7 @@ void evidence_close(struct agent *a)
 	if (a->events_tick_fd >= 0)
 		close(a->events_tick_fd);
 	for (uint32_t g = 0; g < CW_GENERATIONS; g++)
-		agent_retire_gen(a, g, NULL);
+		agent_retire_gen(a, g, NULL, "");
 	for (size_t i = 0; i < a->n_totals; i++)
 		free(a->totals[i].id);
 	free(a->totals);
@@ -494,14 +521,28 @@ struct json_object *agent_stats_json(struct agent *a)
 		JSON_ADD(app, "id", guard ? NULL : json_object_new_string(a->policy->apps[i].id));
 		if (guard)
 			JSON_ADD(app, "guard", json_object_new_string(a->guards_text));
-		JSON_ADD(app, "since_load", counters_json(&c));
+		/*
+		 * since_load: what the generations that held the policy in force counted (a
+		 * re-registration of app cgroups writes it again into the other one); since_start:
+		 * every generation since the agent started. The other generation counts here until
+		 * it is retired.
+		 */
 		t = guard ? NULL : agent_total(a, a->policy->apps[i].id);
-		if (t)
+		if (t) {
+			struct cw_app_counters other, load = t->load;
+
+			agent_gen_counters(a, !gen, a->policy->apps[i].id, &other);
+			if (!strcmp(a->gen_sha256[!gen], a->policy_sha256))
+				counters_add(&load, &other);
+			counters_add(&load, &c);
 			total = t->c;
-		total.allowed += c.allowed;
-		total.refused += c.refused;
-		total.audited += c.audited;
-		total.events_dropped += c.events_dropped;
+			counters_add(&total, &other);
+			counters_add(&total, &c);
+			c = load;
+		} else {
+			total = c;
+		}
+		JSON_ADD(app, "since_load", counters_json(&c));
 		JSON_ADD(app, "since_start", counters_json(&total));
 		if (!guard && policy_app_has_hosts(a->policy, &a->policy->apps[i])) {
 			uint32_t uid = policy_app_uid(a->policy->apps[i].id);

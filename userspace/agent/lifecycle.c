@@ -214,7 +214,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 			goto fail;
 		}
 	}
-	agent_retire_gen(a, loader_next_gen(a->loader), pol);
+	agent_retire_gen(a, loader_next_gen(a->loader), pol, sha256);
 	t0 = now_us();
 	r = loader_apply(a->loader, maps, reg, n_reg);
 	if (r < 0) {
