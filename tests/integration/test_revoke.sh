@@ -125,6 +125,9 @@ describe() {
 }
 
 # Start every held connection (each process is its own cgroup's member from exec on).
+holds_started=$(date +%s%N)
+# since_holds: milliseconds since the held connections were started (for the diagnostics).
+since_holds() { echo $((($(date +%s%N) - holds_started) / 1000000)); }
 for f in "${flows[@]}"; do
 	IFS='|' read -r name cg args expect <<<"$f"
 	if [[ $cg == - ]]; then
@@ -154,6 +157,8 @@ for ((i = 0; i < ESTABLISH_TENTHS; i++)); do
 	sleep 0.1
 done
 
+tap_diag "held connections established $(since_holds) ms after they started (--hold-ms $HOLD_MS)"
+
 # ---- control: without a revocation pass every connection stays up ---------------------------
 sleep "$KEPT_WAIT"
 for f in "${flows[@]}"; do
@@ -172,6 +177,7 @@ tap_check "the revocation pass completes" "$REVOKE_TOOL" "${pass_args[@]}"
 stats=$(grep -m1 '^seen=' <<<"$TAP_LAST_OUTPUT")
 pass_done=$(date +%s%N)
 tap_diag "pass: $stats"
+tap_diag "first pass done $(since_holds) ms after the held connections started"
 
 # wait_result NAME: bounded wait for the client's result line; prints it.
 wait_result() {
@@ -229,13 +235,18 @@ else
 fi
 
 # Nothing refused is left: a second pass judges the survivors again and destroys nothing.
+tap_diag "second pass starts $(since_holds) ms after the held connections started"
 "$REVOKE_TOOL" "${pass_args[@]}" >"$out/second-pass.out" 2>&1
 rc=$?
 stats=$(grep -m1 '^seen=' "$out/second-pass.out")
 if ((rc == 0)) && [[ $(stat_of refused) == 0 && $(stat_of destroyed) == 0 && $(stat_of kept) == 3 ]]; then
 	tap_ok "a second pass finds nothing left to cut"
 else
-	tap_not_ok "a second pass finds nothing left to cut" "exit $rc: $(cat "$out/second-pass.out")"
+	tap_not_ok "a second pass finds nothing left to cut" "exit $rc: $(cat "$out/second-pass.out")" \
+		"$(for f in "${flows[@]}"; do
+			IFS='|' read -r name _ _ expect <<<"$f"
+			[[ $expect == kept ]] && echo "$name: $(cat "$out/$name.out" "$out/$name.err" 2>/dev/null)"
+		done)"
 fi
 
 tap_done
