@@ -341,6 +341,7 @@ struct netns_set {
 	unsigned pids;
 	unsigned dirs;
 	bool truncated;
+	int unreadable; /* 0, or why a live process's namespace could not be opened */
 };
 
 static void netns_set_clear(struct netns_set *s)
@@ -397,8 +398,13 @@ static int netns_from_procs(struct netns_set *s, const char *dir)
 			continue;
 		snprintf(ns, sizeof(ns), "/proc/%ld/ns/net", pid);
 		fd = open(ns, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue; /* the process exited */
+		if (fd < 0) {
+			/* ENOENT, ESRCH: the process exited (or is exiting). Anything else hides a
+			 * namespace from the pass: it fails, not silently. */
+			if (errno != ENOENT && errno != ESRCH && !s->unreadable)
+				s->unreadable = negative_errno();
+			continue;
+		}
 		int r = netns_set_add(s, fd);
 		if (r < 0)
 			return r;
@@ -1056,6 +1062,13 @@ static int revoke_run_pass(const struct revoke_params *p, struct revoke_stats *s
 	}
 	if (r == -ETIMEDOUT)
 		st->timed_out = true;
+	if (set.unreadable) {
+		/* How many namespaces are hidden is unknown: at least one, not visited. */
+		st->netns++;
+		st->netns_failed++;
+		st->netns_error = first = set.unreadable;
+		st->netns_failed_at = "opening a process's /proc/PID/ns/net";
+	}
 
 	for (size_t i = 0; i < set.n && !st->timed_out; i++) {
 		struct netns_pass np = { .ctx = ctx, .netns_fd = set.fds[i] };

@@ -93,8 +93,10 @@ struct revoke_params {
  * in full: a namespace that could not be enumerated is never "nothing to cut".
  */
 struct revoke_stats {
-	unsigned netns;	      /* network namespaces visited */
-	unsigned netns_failed; /* ... of which entering, the dump or a destruction failed */
+	unsigned netns;	      /* network namespaces visited, and one for those hidden (below) */
+	/* ... of which entering, the dump or a destruction failed, or (counted as one) that of a
+	 * live process in a managed cgroup could not be opened, so not visited */
+	unsigned netns_failed;
 	int netns_error;       /* the first such failure, a negative errno, or 0 */
 	const char *netns_failed_at; /* ... what failed there (a static string), or NULL */
 	unsigned dumps_interrupted; /* dumps the kernel flagged inconsistent (NLM_F_DUMP_INTR) */
@@ -120,8 +122,9 @@ struct revoke_stats {
  * Returns 0 when every namespace was visited and every refused socket handled (per-socket
  * failures are only counted); -EOPNOTSUPP when the kernel cannot destroy sockets; -ETIMEDOUT
  * when the pass ran out of time; -E2BIG when a limit cut it short; the first namespace's failure
- * otherwise (netns_error, netns_failed_at: setns(), a netlink error, a dump still interrupted
- * after REVOKE_DUMP_TRIES tries: -EINTR); -EINVAL, -ENOMEM, ... when it could not start.
+ * otherwise (netns_error, netns_failed_at: a live process's namespace that cannot be opened,
+ * setns(), a netlink error, a dump still interrupted after REVOKE_DUMP_TRIES tries: -EINTR);
+ * -EINVAL, -ENOMEM, ... when it could not start.
  */
 int revoke_run(const struct revoke_params *p, struct revoke_stats *ret_stats);
 
