@@ -25,6 +25,9 @@ POLICY=$top/tests/integration/revoke.yaml
 # the second pass comes more than 30 s after the start. 10 min only bounds a leftover.
 HOLD_MS=600000
 ESTABLISH_TENTHS=50   # wait at most 5 s for all connections to be established
+# ... and each client as long for its own connect and first echo (flowprobe's default, 2 s, is
+# less than that takes in the arm64 guest under load: 2.4 s seen, a failed control).
+ESTABLISH_MS=$((ESTABLISH_TENTHS * 100))
 CUT_WAIT_TENTHS=20    # a refused connection must be seen cut within 2 s of the pass
 KEPT_WAIT=0.5         # then the kept ones must still be up this much later
 
@@ -135,12 +138,14 @@ for f in "${flows[@]}"; do
 	IFS='|' read -r name cg args expect <<<"$f"
 	if [[ $cg == - ]]; then
 		# shellcheck disable=SC2086 # args are words
-		sandbox_in_net "$FLOWPROBE" hold $args --hold-ms "$HOLD_MS" --token "$name" \
+		sandbox_in_net "$FLOWPROBE" hold $args --hold-ms "$HOLD_MS" --timeout-ms "$ESTABLISH_MS" \
+			--token "$name" \
 			</dev/null >"$out/$name.out" 2>"$out/$name.err" &
 	else
 		# shellcheck disable=SC2086,SC2016
 		sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$root/$cg" \
-			"$FLOWPROBE" hold $args --hold-ms "$HOLD_MS" --token "$name" \
+			"$FLOWPROBE" hold $args --hold-ms "$HOLD_MS" --timeout-ms "$ESTABLISH_MS" \
+			--token "$name" \
 			</dev/null >"$out/$name.out" 2>"$out/$name.err" &
 	fi
 	PIDS[$name]=$!
