@@ -69,7 +69,8 @@ LAYOUT=2
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
-	openssl busybox-static libc-bin kmod bpftool diffutils gzip tar hostname iputils-ping xxd jq)
+	openssl busybox-static libc-bin kmod bpftool diffutils gzip tar hostname iputils-ping xxd jq
+	python3)
 # Pulled in only through alternatives or maintainer scripts; never run in the guest.
 ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule-perl
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4

@@ -13,8 +13,10 @@
  * line:
  *
  *   seen=N judged=N kept=N server_side=N refused=N destroyed=N gone=N errors=N unmanaged=N
- *   unjudged=N netns=N netns_failed=N unsupported=0|1 truncated=0|1 timed_out=0|1 us=N
+ *   unjudged=N netns=N netns_failed=N dumps_interrupted=N unsupported=0|1 truncated=0|1
+ *   timed_out=0|1 us=N
  *
+ * and, when a namespace failed, what failed in the first one on stderr.
  * Exit code: 0 the pass completed, 4 the kernel cannot destroy sockets, 1 anything else (with a
  * message on stderr). --probe prints nothing and exits 0 when the kernel can destroy sockets, 4
  * when it cannot, 1 when asking failed.
@@ -199,13 +201,17 @@ int main(int argc, char **argv)
 						.timeout_ms = (unsigned)timeout },
 		       &st);
 	printf("seen=%u judged=%u kept=%u server_side=%u refused=%u destroyed=%u gone=%u errors=%u "
-	       "unmanaged=%u unjudged=%u netns=%u netns_failed=%u unsupported=%d truncated=%d "
-	       "timed_out=%d us=%llu\n",
+	       "unmanaged=%u unjudged=%u netns=%u netns_failed=%u dumps_interrupted=%u "
+	       "unsupported=%d truncated=%d timed_out=%d us=%llu\n",
 	       st.seen, st.judged, st.kept, st.server_side, st.refused, st.destroyed, st.gone,
 	       st.errors, st.unmanaged, st.unjudged, st.netns, st.netns_failed,
-	       st.destroy_unsupported, st.truncated, st.timed_out,
+	       st.dumps_interrupted, st.destroy_unsupported, st.truncated, st.timed_out,
 	       (unsigned long long)st.elapsed_us);
 	fflush(stdout);
+	if (st.netns_failed)
+		fprintf(stderr, "revoke_tool: %u of %u network namespaces not enumerated in full; "
+				"the first failed at %s: %s\n",
+			st.netns_failed, st.netns, st.netns_failed_at, strerror(-st.netns_error));
 	if (st.first_error)
 		fprintf(stderr, "revoke_tool: first per-socket error: %s\n",
 			strerror(-st.first_error));

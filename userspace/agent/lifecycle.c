@@ -33,7 +33,8 @@ uint64_t now_us(void)
 /*
  * Cut the established connections of apps that the policy now in force refuses (the egress
  * program drops their packets from the flip on; this destroys the sockets, so that the app
- * sees the connection end at once).
+ * sees the connection end at once). A network namespace that could not be enumerated is said,
+ * with what failed: its connections were not checked, which is not "nothing to cut".
  */
 static void agent_revoke(struct agent *a, const struct policy *pol, const struct policy_maps *maps,
 			 const struct loader_cgroup *cgroups, char *const *paths, size_t n)
@@ -61,9 +62,17 @@ static void agent_revoke(struct agent *a, const struct policy *pol, const struct
 				    "established connections are not cut on reload; their packets "
 				    "are dropped by the egress program");
 		a->revoke_unsupported_warned = true;
-	} else if (r < 0) {
+		return;
+	}
+	if (rs.netns_failed)
+		log_warning_errno(rs.netns_error,
+				  "Revoking established flows: %u of %u network namespaces could not "
+				  "be enumerated (the first at %s: %m): their connections were not "
+				  "checked against the new policy",
+				  rs.netns_failed, rs.netns, rs.netns_failed_at);
+	else if (r < 0)
 		log_warning_errno(r, "Revoking established flows: %m");
-	} else if (rs.destroyed || rs.errors) {
+	if (rs.destroyed || rs.errors) {
 		log_info("Cut %u established flows the policy refuses, kept %u (%u unjudged, %u "
 			 "errors) in %llu us",
 			 rs.destroyed, rs.kept, rs.unjudged, rs.errors,

@@ -359,6 +359,7 @@ struct netns_set {
 	unsigned pids;
 	unsigned dirs;
 	bool truncated;
+	int unreadable; /* 0, or why a live process's namespace could not be opened */
 };
 
 static void netns_set_clear(struct netns_set *s)
@@ -415,8 +416,13 @@ static int netns_from_procs(struct netns_set *s, const char *dir)
 			continue;
 		snprintf(ns, sizeof(ns), "/proc/%ld/ns/net", pid);
 		fd = open(ns, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue; /* the process exited */
+		if (fd < 0) {
+			/* ENOENT, ESRCH: the process exited (or is exiting). Anything else hides a
+			 * namespace from the pass: it fails, not silently. */
+			if (errno != ENOENT && errno != ESRCH && !s->unreadable)
+				s->unreadable = negative_errno();
+			continue;
+		}
 		int r = netns_set_add(s, fd);
 		if (r < 0)
 			return r;
@@ -545,78 +551,103 @@ static int netns_collect(struct revoke_ctx *ctx, struct netns_set *s)
 
 /* ---- sock_diag ---------------------------------------------------------------------------- */
 
-struct dump {
-	uint8_t protocol;
-	int sk_state_fd;	  /* > 0: ask for this socket storage map's values */
-	uint32_t sk_state_map_id; /* ... and find them by this id */
-	struct revoke_sock *v;
-	size_t n, cap, max;
-	unsigned bad;	/* malformed replies */
-	bool truncated; /* more than max sockets */
-	bool done;
-	int err; /* the kernel's NLMSG_ERROR, or -ENOMEM from the callback */
-	uint32_t seq;
-};
-
-static void dump_freep(struct dump *d)
+void revoke_dump_start(struct revoke_dump *d, uint8_t protocol, uint32_t seq)
 {
-	free(d->v);
+	d->protocol = protocol;
+	d->seq = seq;
+	d->attempt_n = d->n;
+	d->attempt_bad = d->bad;
+	d->interrupted = false;
+	d->done = false;
+	d->err = 0;
 }
 
-static int dump_valid(struct nl_msg *msg, void *arg)
+static int dump_append(struct revoke_dump *d, const struct revoke_sock *s)
 {
-	struct dump *d = arg;
-	struct nlmsghdr *nlh = nlmsg_hdr(msg);
-	struct revoke_sock s;
-
-	if (nlh->nlmsg_seq != d->seq || nlh->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-		return NL_SKIP;
-	if (revoke_parse_diag(nlh, d->protocol, d->sk_state_map_id, &s) < 0) {
-		d->bad++;
-		return NL_OK;
-	}
-	if (d->protocol == IPPROTO_UDP && s.id.idiag_dport == 0)
-		return NL_OK; /* not connected */
 	if (d->n >= d->max) {
 		d->truncated = true;
-		return NL_OK;
+		return 0;
 	}
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 64;
 		struct revoke_sock *v = reallocarray(d->v, cap, sizeof(*v));
 
-		if (!v) {
-			d->err = -ENOMEM;
-			d->done = true;
-			return NL_STOP;
-		}
+		if (!v)
+			return -ENOMEM;
 		d->v = v;
 		d->cap = cap;
 	}
-	d->v[d->n++] = s;
-	return NL_OK;
+	d->v[d->n++] = *s;
+	return 0;
 }
 
-static int dump_finish(struct nl_msg *msg, void *arg)
+int revoke_dump_feed(struct revoke_dump *d, const struct nlmsghdr *nlh)
 {
-	struct dump *d = arg;
+	struct revoke_sock s;
+	int r;
 
-	if (nlmsg_hdr(msg)->nlmsg_seq != d->seq)
-		return NL_SKIP;
-	d->done = true;
-	return NL_STOP;
+	if (d->done)
+		return 1;
+	if (nlh->nlmsg_len < NLMSG_HDRLEN || nlh->nlmsg_seq != d->seq)
+		return 0; /* not a reply to this request */
+	/* The kernel's word that the tables changed under the dump: set on any part, DONE too. */
+	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+		d->interrupted = true;
+
+	switch (nlh->nlmsg_type) {
+	case NLMSG_DONE:
+		d->done = true;
+		return 1;
+	case NLMSG_ERROR: {
+		const struct nlmsgerr *e = NLMSG_DATA(nlh);
+
+		d->done = true;
+		if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(e->error)))
+			d->err = -EBADMSG;
+		else
+			d->err = e->error < 0 ? e->error : -EPROTO; /* a dump never ends with an ack */
+		return 1;
+	}
+	case SOCK_DIAG_BY_FAMILY:
+		break;
+	default:
+		return 0;
+	}
+
+	if (revoke_parse_diag(nlh, d->protocol, d->sk_state_map_id, &s) < 0) {
+		d->bad++;
+		return 0;
+	}
+	if (d->protocol == IPPROTO_UDP && s.id.idiag_dport == 0)
+		return 0; /* not connected */
+	r = dump_append(d, &s);
+	if (r < 0) {
+		d->done = true;
+		d->err = r;
+		return 1;
+	}
+	return 0;
 }
 
-static int dump_error(struct sockaddr_nl *nla, struct nlmsgerr *e, void *arg)
+int revoke_dump_end(struct revoke_dump *d)
 {
-	struct dump *d = arg;
+	if (!d->done)
+		return -EINPROGRESS;
+	if (d->err)
+		return d->err;
+	if (d->interrupted) {
+		/* Some sockets may be missing or twice: none of this attempt is taken. */
+		d->n = d->attempt_n;
+		d->bad = d->attempt_bad;
+		return -EINTR;
+	}
+	return 0;
+}
 
-	(void)nla;
-	if (e->msg.nlmsg_seq != d->seq)
-		return NL_SKIP;
-	d->err = e->error;
-	d->done = true;
-	return NL_STOP;
+/* libnl hands every message of the socket here first, and does nothing else with it. */
+static int dump_msg_in(struct nl_msg *msg, void *arg)
+{
+	return revoke_dump_feed(arg, nlmsg_hdr(msg)) ? NL_STOP : NL_SKIP;
 }
 
 /* Wait until the netlink socket has something to read, bounded by the pass's deadline. */
@@ -639,54 +670,62 @@ static int nl_wait(struct nl_sock *sk, uint64_t deadline_us)
 	return r == 0 ? -ETIMEDOUT : 0;
 }
 
-/* Dump the sockets of one family in `states` into d (appending). */
-static int dump_sockets(struct nl_sock *sk, struct dump *d, uint8_t family, uint32_t states,
-			uint64_t deadline_us)
+/*
+ * Dump the sockets of `protocol` and one family in `states` into d (appending). A dump the
+ * kernel flags interrupted is asked again, REVOKE_DUMP_TRIES tries in all, then -EINTR.
+ */
+static int dump_sockets(struct nl_sock *sk, struct revoke_dump *d, int sk_state_fd,
+			uint8_t protocol, uint8_t family, uint32_t states, uint64_t deadline_us,
+			unsigned *ret_interrupted)
 {
 	struct inet_diag_req_v2 req = {
 		.sdiag_family = family,
-		.sdiag_protocol = d->protocol,
+		.sdiag_protocol = protocol,
 		.idiag_states = states,
 	};
-	_cleanup_(nlmsg_freep) struct nl_msg *msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY,
-								       NLM_F_DUMP);
 	_cleanup_(nl_cb_putp) struct nl_cb *cb = nl_cb_alloc(NL_CB_DEFAULT);
-	int r;
+	int r = -EINTR;
 
-	if (!msg || !cb)
+	if (!cb)
 		return -ENOMEM;
-	r = nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO);
-	if (r < 0)
-		return nl_to_errno(r);
-	if (d->sk_state_fd > 0) {
-		struct nlattr *nest = nla_nest_start(msg, INET_DIAG_REQ_SK_BPF_STORAGES);
+	nl_cb_set(cb, NL_CB_MSG_IN, NL_CB_CUSTOM, dump_msg_in, d);
 
-		if (!nest)
+	for (unsigned try = 0; try < REVOKE_DUMP_TRIES && r == -EINTR; try++) {
+		_cleanup_(nlmsg_freep) struct nl_msg *msg = nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY,
+									       NLM_F_DUMP);
+
+		if (!msg)
 			return -ENOMEM;
-		r = nla_put_u32(msg, SK_DIAG_BPF_STORAGE_REQ_MAP_FD, (uint32_t)d->sk_state_fd);
+		r = nlmsg_append(msg, &req, sizeof(req), NLMSG_ALIGNTO);
 		if (r < 0)
 			return nl_to_errno(r);
-		nla_nest_end(msg, nest);
-	}
-	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, dump_valid, d);
-	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, dump_finish, d);
-	nl_cb_err(cb, NL_CB_CUSTOM, dump_error, d);
+		if (sk_state_fd > 0) {
+			struct nlattr *nest = nla_nest_start(msg, INET_DIAG_REQ_SK_BPF_STORAGES);
 
-	r = nl_send_auto(sk, msg);
-	if (r < 0)
-		return nl_to_errno(r);
-	d->seq = nlmsg_hdr(msg)->nlmsg_seq;
-	d->done = false;
-	d->err = 0;
-	while (!d->done) {
-		r = nl_wait(sk, deadline_us);
+			if (!nest)
+				return -ENOMEM;
+			r = nla_put_u32(msg, SK_DIAG_BPF_STORAGE_REQ_MAP_FD, (uint32_t)sk_state_fd);
+			if (r < 0)
+				return nl_to_errno(r);
+			nla_nest_end(msg, nest);
+		}
+		r = nl_send_auto(sk, msg);
 		if (r < 0)
-			return r;
-		r = nl_recvmsgs(sk, cb);
-		if (r < 0 && !d->done)
 			return nl_to_errno(r);
+		revoke_dump_start(d, protocol, nlmsg_hdr(msg)->nlmsg_seq);
+		while (!d->done) {
+			r = nl_wait(sk, deadline_us);
+			if (r < 0)
+				return r;
+			r = nl_recvmsgs(sk, cb);
+			if (r < 0 && !d->done)
+				return nl_to_errno(r);
+		}
+		r = revoke_dump_end(d);
+		if (r == -EINTR)
+			(*ret_interrupted)++;
 	}
-	return d->err;
+	return r;
 }
 
 struct ack {
@@ -803,7 +842,13 @@ struct netns_pass {
 	int netns_fd;
 	struct revoke_stats st;
 	int r;
+	const char *at; /* what failed, when r < 0 */
 };
+
+static void revoke_dump_freep(struct revoke_dump *d)
+{
+	free(d->v);
+}
 
 static void note_error(struct revoke_stats *st, int r)
 {
@@ -818,27 +863,38 @@ static int netns_pass_run(struct netns_pass *np)
 	const struct revoke_params *p = ctx->p;
 	struct revoke_stats *st = &np->st;
 	_cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
-	_cleanup_(dump_freep) struct dump socks = { .max = REVOKE_MAX_SOCKETS,
-						    .sk_state_fd = p->sk_state_fd,
-						    .sk_state_map_id = ctx->sk_state_map_id };
-	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	_cleanup_(revoke_dump_freep) struct revoke_dump socks = {
+		.max = REVOKE_MAX_SOCKETS,
+		.sk_state_map_id = ctx->sk_state_map_id,
+	};
+	static const struct {
+		uint8_t protocol, family;
+		uint32_t states;
+		const char *what, *interrupted;
+	} dumps[] = {
+		{ IPPROTO_TCP, AF_INET, REVOKE_TCP_STATES, "the TCP/IPv4 dump",
+		  "the TCP/IPv4 dump (interrupted at every try)" },
+		{ IPPROTO_TCP, AF_INET6, REVOKE_TCP_STATES, "the TCP/IPv6 dump",
+		  "the TCP/IPv6 dump (interrupted at every try)" },
+		{ IPPROTO_UDP, AF_INET, REVOKE_UDP_STATES, "the UDP/IPv4 dump",
+		  "the UDP/IPv4 dump (interrupted at every try)" },
+		{ IPPROTO_UDP, AF_INET6, REVOKE_UDP_STATES, "the UDP/IPv6 dump",
+		  "the UDP/IPv6 dump (interrupted at every try)" },
+	};
 	int r;
 
 	r = diag_socket_open(&sk);
-	if (r < 0)
+	if (r < 0) {
+		np->at = "opening a sock_diag socket";
 		return r;
-
-	socks.protocol = IPPROTO_TCP;
-	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
-		r = dump_sockets(sk, &socks, families[f], REVOKE_TCP_STATES, ctx->deadline_us);
-		if (r < 0)
-			return r;
 	}
-	socks.protocol = IPPROTO_UDP;
-	for (size_t f = 0; f < ARRAY_SIZE(families); f++) {
-		r = dump_sockets(sk, &socks, families[f], REVOKE_UDP_STATES, ctx->deadline_us);
-		if (r < 0)
+	for (size_t i = 0; i < ARRAY_SIZE(dumps); i++) {
+		r = dump_sockets(sk, &socks, p->sk_state_fd, dumps[i].protocol, dumps[i].family,
+				 dumps[i].states, ctx->deadline_us, &st->dumps_interrupted);
+		if (r < 0) {
+			np->at = r == -EINTR ? dumps[i].interrupted : dumps[i].what;
 			return r;
+		}
 	}
 	if (socks.truncated)
 		st->truncated = true;
@@ -849,8 +905,10 @@ static int netns_pass_run(struct netns_pass *np)
 		const struct revoke_sock *s = &socks.v[i];
 		int32_t idx;
 
-		if (now_us() >= ctx->deadline_us)
+		if (now_us() >= ctx->deadline_us) {
+			np->at = "judging its sockets";
 			return -ETIMEDOUT;
+		}
 		st->seen++;
 		if (!s->has_cgroup_id) {
 			st->unjudged++; /* Linux < 5.7: never guess */
@@ -890,8 +948,10 @@ static int netns_pass_run(struct netns_pass *np)
 			note_error(st, r);
 			if (r == -EOPNOTSUPP)
 				ctx->destroy_unsupported = true;
-			if (r == -ETIMEDOUT)
+			if (r == -ETIMEDOUT) {
+				np->at = "destroying a socket";
 				return r; /* the socket is out of step: stop here */
+			}
 		}
 	}
 	return 0;
@@ -904,6 +964,7 @@ static void *netns_thread(void *arg)
 	/* Only this thread enters the namespace; it ends with the pass. */
 	if (setns(np->netns_fd, CLONE_NEWNET) < 0) {
 		np->r = negative_errno();
+		np->at = "entering it (setns)";
 		return NULL;
 	}
 	np->r = netns_pass_run(np);
@@ -943,6 +1004,7 @@ static void stats_add(struct revoke_stats *to, const struct revoke_stats *from)
 	to->destroyed += from->destroyed;
 	to->gone += from->gone;
 	to->errors += from->errors;
+	to->dumps_interrupted += from->dumps_interrupted;
 	if (!to->first_error)
 		to->first_error = from->first_error;
 	to->truncated |= from->truncated;
@@ -1018,12 +1080,21 @@ static int revoke_run_pass(const struct revoke_params *p, struct revoke_stats *s
 	}
 	if (r == -ETIMEDOUT)
 		st->timed_out = true;
+	if (set.unreadable) {
+		/* How many namespaces are hidden is unknown: at least one, not visited. */
+		st->netns++;
+		st->netns_failed++;
+		st->netns_error = first = set.unreadable;
+		st->netns_failed_at = "opening a process's /proc/PID/ns/net";
+	}
 
 	for (size_t i = 0; i < set.n && !st->timed_out; i++) {
 		struct netns_pass np = { .ctx = ctx, .netns_fd = set.fds[i] };
 
 		r = netns_pass_in_thread(&np);
-		if (r == 0)
+		if (r < 0)
+			np.at = "starting its thread";
+		else
 			r = np.r;
 		st->netns++;
 		stats_add(st, &np.st);
@@ -1031,8 +1102,11 @@ static int revoke_run_pass(const struct revoke_params *p, struct revoke_stats *s
 			st->timed_out = true;
 		if (r < 0) {
 			st->netns_failed++;
-			if (!first)
+			if (!first) {
 				first = r;
+				st->netns_error = r;
+				st->netns_failed_at = np.at ? np.at : "enumerating it";
+			}
 		}
 	}
 	netns_set_clear(&set);

@@ -70,6 +70,7 @@
 #define REVOKE_CGROUP_CACHE 1024       /* cgroup id -> managed cgroup, per pass */
 #define REVOKE_DEFAULT_TIMEOUT_MS 5000 /* a whole pass */
 #define REVOKE_NETLINK_TIMEOUT_MS 1000 /* one netlink reply */
+#define REVOKE_DUMP_TRIES 3	       /* an interrupted dump is asked again, this many tries */
 
 struct revoke_cgroup {
 	const char *path; /* absolute path of the cgroup, below the cgroup2 mount */
@@ -90,11 +91,17 @@ struct revoke_params {
 
 /*
  * What one pass saw and did. seen = unmanaged + unjudged + judged; judged = kept + refused;
- * refused = destroyed + gone + errors.
+ * refused = destroyed + gone + errors. The sockets of a namespace that failed are not counted
+ * in full: a namespace that could not be enumerated is never "nothing to cut".
  */
 struct revoke_stats {
-	unsigned netns;	      /* network namespaces visited */
-	unsigned netns_failed; /* ... of which the dump or destruction failed part-way */
+	unsigned netns;	      /* network namespaces visited, and one for those hidden (below) */
+	/* ... of which entering, the dump or a destruction failed, or (counted as one) that of a
+	 * live process in a managed cgroup could not be opened, so not visited */
+	unsigned netns_failed;
+	int netns_error;       /* the first such failure, a negative errno, or 0 */
+	const char *netns_failed_at; /* ... what failed there (a static string), or NULL */
+	unsigned dumps_interrupted; /* dumps the kernel flagged inconsistent (NLM_F_DUMP_INTR) */
 	unsigned seen;	      /* TCP (not LISTEN/TIME_WAIT/CLOSE) and connected UDP sockets */
 	unsigned unmanaged;   /* in no managed or guard cgroup: never touched */
 	unsigned unjudged;    /* no cgroup id from the kernel, or its cgroup cannot be resolved */
@@ -117,7 +124,9 @@ struct revoke_stats {
  * Returns 0 when every namespace was visited and every refused socket handled (per-socket
  * failures are only counted); -EOPNOTSUPP when the kernel cannot destroy sockets; -ETIMEDOUT
  * when the pass ran out of time; -E2BIG when a limit cut it short; the first namespace's failure
- * otherwise; -EINVAL, -ENOMEM, ... when it could not start.
+ * otherwise (netns_error, netns_failed_at: a live process's namespace that cannot be opened,
+ * setns(), a netlink error, a dump still interrupted after REVOKE_DUMP_TRIES tries: -EINTR);
+ * -EINVAL, -ENOMEM, ... when it could not start.
  */
 int revoke_run(const struct revoke_params *p, struct revoke_stats *ret_stats);
 
@@ -155,6 +164,43 @@ struct revoke_sock {
  */
 int revoke_parse_diag(const struct nlmsghdr *nlh, uint8_t protocol, uint32_t sk_state_map_id,
 		      struct revoke_sock *ret);
+
+/*
+ * The replies to sock_diag dumps of one namespace, fed one netlink message at a time. Each dump
+ * (one request) is an attempt: revoke_dump_start(), revoke_dump_feed() until it returns 1, then
+ * revoke_dump_end(). The sockets of every complete attempt accumulate in v[0..n).
+ */
+struct revoke_dump {
+	uint8_t protocol;	  /* of the current request */
+	uint32_t seq;		  /* ... whose replies are taken; others are ignored */
+	uint32_t sk_state_map_id; /* see revoke_parse_diag() */
+	struct revoke_sock *v;	  /* the sockets (free() it) */
+	size_t n, cap, max;	  /* max: at most this many sockets, then truncated */
+	size_t attempt_n;	  /* n when the current attempt started */
+	unsigned bad;		  /* malformed replies */
+	unsigned attempt_bad;	  /* bad when the current attempt started */
+	bool truncated;		  /* more than max sockets */
+	bool interrupted;	  /* the current attempt's replies were flagged NLM_F_DUMP_INTR */
+	bool done;		  /* the current attempt ended (NLMSG_DONE or NLMSG_ERROR) */
+	int err;		  /* how it ended: 0 (DONE), the kernel's error, -ENOMEM */
+};
+
+/* Start an attempt: a dump of `protocol` requested with sequence number seq. */
+void revoke_dump_start(struct revoke_dump *d, uint8_t protocol, uint32_t seq);
+
+/*
+ * Take one reply message. Returns 0 to read on, 1 when the attempt ended. Connected sockets are
+ * appended (UDP: remote port != 0); a malformed one is counted in bad.
+ */
+int revoke_dump_feed(struct revoke_dump *d, const struct nlmsghdr *nlh);
+
+/*
+ * End an attempt. Returns 0 when the dump was complete and consistent; -EINTR when the kernel
+ * flagged it interrupted (its sockets are dropped again: ask again); the kernel's error (an
+ * NLMSG_ERROR; -EPROTO for one that says 0, since a dump does not end with an ack); -ENOMEM;
+ * -EINPROGRESS when it has not ended.
+ */
+int revoke_dump_end(struct revoke_dump *d);
 
 /*
  * The deepest of cgroups[] that is `path` or an ancestor of it (path prefix on component
