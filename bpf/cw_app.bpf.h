@@ -29,6 +29,29 @@
 #define SOCK_DGRAM 2
 #endif
 
+/* The fixed parts of the IPv4 and IPv6 headers, as the programs that read packets load them. */
+struct cw_ipv4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__be16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct cw_ipv6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
 /* Events per app and second; more are counted as dropped. 0: no limit. Set before load. */
 const volatile __u32 cw_event_rate = 10000;
 

@@ -70,18 +70,7 @@ static __always_inline bool cw_dns_pkt_parse(struct __sk_buff *skb, struct cw_dn
 	__be16 sport;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct {
-			__u8 ver_ihl;
-			__u8 tos;
-			__be16 tot_len;
-			__be16 id;
-			__be16 frag_off;
-			__u8 ttl;
-			__u8 protocol;
-			__be16 check;
-			__be32 saddr;
-			__be32 daddr;
-		} iph;
+		struct cw_ipv4_hdr iph;
 		__u32 hlen, tot;
 
 		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0 || (iph.ver_ihl >> 4) != 4)
@@ -100,14 +89,7 @@ static __always_inline bool cw_dns_pkt_parse(struct __sk_buff *skb, struct cw_dn
 		if (bpf_ntohs(iph.frag_off) & 0x1fff)
 			return false;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct {
-			__be32 ver_tc_flow;
-			__be16 payload_len;
-			__u8 nexthdr;
-			__u8 hop_limit;
-			__u8 saddr[16];
-			__u8 daddr[16];
-		} ip6h;
+		struct cw_ipv6_hdr ip6h;
 		__u32 plen;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0 ||

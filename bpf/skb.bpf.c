@@ -76,18 +76,7 @@ static __always_inline enum cw_parse cw_parse_l4(struct __sk_buff *skb, __u32 of
 
 static __always_inline enum cw_parse cw_parse4(struct __sk_buff *skb, struct cw_flow *f)
 {
-	struct {
-		__u8 ver_ihl;
-		__u8 tos;
-		__be16 tot_len;
-		__be16 id;
-		__be16 frag_off;
-		__u8 ttl;
-		__u8 protocol;
-		__be16 check;
-		__be32 saddr;
-		__be32 daddr;
-	} iph;
+	struct cw_ipv4_hdr iph;
 
 	if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0 || (iph.ver_ihl >> 4) != 4 ||
 	    (iph.ver_ihl & 0xf) < 5)
@@ -102,14 +91,7 @@ static __always_inline enum cw_parse cw_parse4(struct __sk_buff *skb, struct cw_
 
 static __always_inline enum cw_parse cw_parse6(struct __sk_buff *skb, struct cw_flow *f)
 {
-	struct {
-		__be32 ver_tc_flow;
-		__be16 payload_len;
-		__u8 nexthdr;
-		__u8 hop_limit;
-		__u8 saddr[16];
-		__u8 daddr[16];
-	} ip6h;
+	struct cw_ipv6_hdr ip6h;
 	__u32 off = sizeof(ip6h);
 	__u8 nexthdr;
 
