@@ -63,7 +63,7 @@ stop_started() {
 	for name in "${!PIDS[@]}"; do _sandbox_stop_pid "${PIDS[$name]}" 20 || true; done
 	FDS=() PIDS=()
 }
-trap stop_started EXIT # kept by sandbox_create's trap, which runs it first
+trap 'stop_started; sandbox_destroy' EXIT # replaces sandbox_create's trap: destroy here
 
 # wait_for FILE PATTERN: bounded wait for a line matching the extended regex.
 wait_for() {
