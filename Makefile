@@ -75,7 +75,8 @@ endif
 ifeq ($(STATIC),1)
 # The static libraries' own dependencies (libelf's zstd...), after the list above.
 override LDFLAGS += -static
-LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto libpsl)
+# libpsl's .pc names no private libraries, but its static library needs libidn2 and libunistring.
+LDLIBS += $(shell $(PKG_CONFIG) --static --libs libbpf libelf libcrypto libpsl) -lidn2 -lunistring
 endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

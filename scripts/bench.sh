@@ -329,13 +329,15 @@ if ! mkdir "$ROOT"; then
 	ROOT= # not ours: cleanup leaves it alone
 	die "cannot create cgroup $CG2/carwall-bench-$ID (left from an earlier run?)"
 fi
-# srv: the servers (no filter above them); none/, carwall/ (the agent's cgroup root, where it
-# creates the app cgroups), nftables/, floor/: one subtree per variant, the app cgroups at the
-# same depth; empty/: the empty programs (in-kernel measurement only).
+# srv: the servers (no filter above them); none/, carwall/ (the agent's cgroup root; its app
+# cgroups made here, as systemd makes a unit's: the agent registers the cgroup an app runs in),
+# nftables/, floor/: one subtree per variant, the app cgroups at the same depth; empty/: the
+# empty programs (in-kernel measurement only).
 mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall" \
 	"$ROOT/empty/$APP_SLICE/agl-app@$BENCH_APP.service"
 for ((i = 0; i < APPS; i++)); do
 	mkdir -p "$ROOT/nftables/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
+		"$ROOT/carwall/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
 		"$ROOT/floor/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service"
 done
 # The level of the app cgroups (the cgroup2 root is level 0).
