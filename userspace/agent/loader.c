@@ -5,6 +5,8 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
@@ -62,6 +64,10 @@ struct loader {
 	 */
 	int sync_outer_fd, sync_inner_fd;
 	bool inactive_unused; /* no program can still be deciding on the inactive generation */
+	/* The wait after a flip, in a thread of its own so that a reload does not wait for it. */
+	pthread_t sync_thread;
+	bool sync_running;
+	int sync_result;
 	char *pin_dir;
 	struct loader_written written[CW_GENERATIONS];
 };
@@ -694,6 +700,38 @@ static int loader_wait_for_programs(struct loader *l)
 	return 0;
 }
 
+static void *loader_sync_thread(void *arg)
+{
+	struct loader *l = arg;
+
+	l->sync_result = loader_wait_for_programs(l);
+	return NULL;
+}
+
+/* Start waiting for the programs that took the generation just left, without blocking. */
+static void loader_sync_start(struct loader *l)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	/* The thread takes no signal: the agent's are read from a signalfd. */
+	if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+		return;
+	l->sync_running = pthread_create(&l->sync_thread, NULL, loader_sync_thread, l) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The wait started after the last flip is over: then the inactive generation is unused. */
+static void loader_sync_end(struct loader *l)
+{
+	if (!l->sync_running)
+		return;
+	pthread_join(l->sync_thread, NULL);
+	l->sync_running = false;
+	if (l->sync_result == 0)
+		l->inactive_unused = true;
+}
+
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
 		 size_t n_cgroups)
 {
@@ -797,11 +835,13 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	 * The inactive generation still holds the policy before the last flip. A program reads the
 	 * active index once per decision, and may have read it just before that flip and still be
 	 * deciding on this generation (preempted, on a PREEMPT or PREEMPT_RT kernel): a grace
-	 * period after the flip guarantees none is left (loader_apply() waits for one right after
-	 * each flip; an agent that adopted pins waits here once). Then bring it to the new policy,
+	 * period after the flip guarantees none is left (a thread starts waiting for one right
+	 * after each flip, and is joined here; an agent that adopted pins, or whose thread could
+	 * not start or failed, waits here). Then bring it to the new policy,
 	 * writing only what differs from what is there, and flip. Contents not known (adopted from
 	 * pins) are cleared entry by entry first.
 	 */
+	loader_sync_end(l);
 	if (!l->inactive_unused) {
 		r = loader_wait_for_programs(l);
 		if (r < 0)
@@ -843,12 +883,10 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	loader_written_clear(cur);
 	*cur = next;
 	/*
-	 * The new policy is in force. Wait now, while nothing else is pending, for the programs
-	 * that took the old generation to finish, so that the next reload may rewrite it at once.
-	 * Failing here only means the next reload waits first.
+	 * The new policy is in force. Start waiting, in the background, for the programs that
+	 * took the old generation to finish, so that the next reload may rewrite it at once.
 	 */
-	if (loader_wait_for_programs(l) == 0)
-		l->inactive_unused = true;
+	loader_sync_start(l);
 	return 0;
 out:
 	loader_written_clear(&next);
@@ -1184,6 +1222,7 @@ void loader_free(struct loader *l)
 		munmap(l->state, (size_t)sysconf(_SC_PAGESIZE));
 	for (unsigned g = 0; g < CW_GENERATIONS; g++)
 		loader_written_clear(&l->written[g]);
+	loader_sync_end(l);
 	if (l->sync_outer_fd >= 0)
 		close(l->sync_outer_fd);
 	if (l->sync_inner_fd >= 0)
