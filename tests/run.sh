@@ -10,21 +10,31 @@
 # Usage: tests/run.sh [SUITE...]   suites: unit unit-san fuzz integration integration-san
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 2
 
 logdir=$top/build/test-logs
 mkdir -p "$logdir"
 passed=0 failed=0 skipped=0
 distinct=0 repeat=0
 
-# run_suite NAME CMD...: run one suite, show its TAP, count its results.
-run_suite() {
+# start_suite NAME CMD...: run one suite in the background, its TAP to $logdir/NAME.tap and its
+# exit status to $logdir/NAME.rc; report_suite NAME waits for it, shows its TAP and counts it.
+declare -A suite_pid suite_cmd
+start_suite() {
 	local name=$1
 	shift
+	suite_cmd[$name]="$*"
+	rm -f "$logdir/$name.rc"
+	( "$@" >"$logdir/$name.tap" 2>&1; echo $? >"$logdir/$name.rc" ) &
+	suite_pid[$name]=$!
+}
+
+report_suite() {
+	local name=$1
 	local log=$logdir/$name.tap rc p f s
-	echo "# ---- $name: $*"
-	"$@" >"$log" 2>&1
-	rc=$?
+	wait "${suite_pid[$name]}"
+	rc=$(cat "$logdir/$name.rc" 2>/dev/null || echo 255)
+	echo "# ---- $name: ${suite_cmd[$name]}"
 	sed 's/^/  /' "$log"
 	p=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
 	s=$(grep -cE '^ok [0-9]+.*# SKIP' "$log" | tr -d ' ')
@@ -46,6 +56,11 @@ run_suite() {
 	*-san) repeat=$((repeat + p + f + s)) ;;
 	*) distinct=$((distinct + p + f + s)) ;;
 	esac
+}
+
+run_suite() {
+	start_suite "$@"
+	report_suite "$1"
 }
 
 # unit BUILD: every cmocka binary of a build folder (test_dns_kernel loads BPF: it SKIPs unless
@@ -99,17 +114,45 @@ integration_suite() {
 	return $rc
 }
 
+# The two integration suites (plain and ASan+UBSan builds) run at the same time when both are
+# asked for: each test makes its own cgroups, pins and network namespaces, and most of their time
+# is waiting (TTLs, grace periods, reloads under traffic), so together they take little more
+# than one. CARWALL_TEST_SERIAL=1 runs them one after the other.
 suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(unit unit-san fuzz integration integration-san)
-for s in "${suites[@]}"; do
-	case $s in
-	unit) run_suite unit unit_suite build ;;
-	unit-san) run_suite unit-san unit_suite build-san ;;
-	fuzz) run_suite fuzz fuzz_suite ;;
-	integration) run_suite integration integration_suite build ;;
-	integration-san) run_suite integration-san integration_suite build-san ;;
-	*) echo "unknown suite $s" >&2; exit 2 ;;
+suite_name() {
+	case $1 in
+	unit) echo "unit unit_suite build" ;;
+	unit-san) echo "unit-san unit_suite build-san" ;;
+	fuzz) echo "fuzz fuzz_suite" ;;
+	integration) echo "integration integration_suite build" ;;
+	integration-san) echo "integration-san integration_suite build-san" ;;
+	*) return 1 ;;
 	esac
+}
+for s in "${suites[@]}"; do
+	if ! suite_name "$s" >/dev/null; then
+		echo "unknown suite $s" >&2
+		exit 2
+	fi
+done
+together=0
+if [ "${CARWALL_TEST_SERIAL:-0}" != 1 ] && [[ " ${suites[*]} " == *" integration "* ]] &&
+	[[ " ${suites[*]} " == *" integration-san "* ]]; then
+	together=1
+fi
+for s in "${suites[@]}"; do
+	# shellcheck disable=SC2046 # the words of suite_name are the arguments
+	if [ $together = 1 ] && [ "$s" = integration ]; then
+		start_suite $(suite_name integration)
+		start_suite $(suite_name integration-san)
+		report_suite integration
+		report_suite integration-san
+	elif [ $together = 1 ] && [ "$s" = integration-san ]; then
+		continue
+	else
+		run_suite $(suite_name "$s")
+	fi
 done
 
 echo "# distinct checks: $distinct (plain build); sanitizer repeat: $repeat (ASan+UBSan build)"
