@@ -3,10 +3,12 @@
 """Clients of carwalld's control socket that misbehave, for tests/adversarial/test_control_abuse.sh.
 
   control_client.py SOCKET abuse [--silent N] [--half N] [--half-install N] [--noread N]
-                                 [--wait-s S]
+                                 [--wait-s S] [--ready-s R]
       Opens the connections: silent ones send nothing; half ones send half a request line;
       half-install ones announce a bundle and send a few bytes of it; noread ones ask for
-      `stats` and never read the reply. Prints "ready" once all have sent what they send, then
+      `stats` and never read the reply. Prints "ready" once all have sent what they send and
+      the agent has started every noread reply (within R seconds, default 30, else "not
+      ready" and exit code 1), then
       waits S seconds (default 3) and checks, without blocking, which ones the agent has
       closed: prints "dropped K of N" and, for each noread client, "noread got=BYTES
       complete=0|1" (complete: the reply arrived whole, up to its final newline).
@@ -16,7 +18,8 @@
       Sends LINE and a newline (nothing else, as an old client would), prints the reply or
       "timeout". Exit code 0 with a reply, 1 on time-out.
 
-Every wait is bounded; nothing here runs longer than its --wait-s/--timeout-s and a second.
+Every wait is bounded; nothing here runs longer than its --ready-s, --wait-s
+(or --timeout-s) and a second.
 """
 import argparse
 import select
@@ -71,6 +74,27 @@ def abuse(args):
         s = connect(args.socket)
         s.sendall(b"stats\n")
         conns.append(("noread", s))
+    # Ready once the agent has started every noread client's reply (bytes wait in its socket,
+    # seen with MSG_PEEK, which reads nothing): from then on every client is parked, costs the
+    # agent no work, and only waits to be dropped. Before that the agent is busy building the
+    # replies: on an emulated, loaded guest that alone can take seconds, which is CPU, not
+    # the agent waiting on a client.
+    deadline = time.monotonic() + args.ready_s
+    for kind, s in conns:
+        if kind != "noread":
+            continue
+        while True:
+            r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+            if r:
+                try:
+                    if s.recv(1, socket.MSG_PEEK):
+                        break
+                except OSError:
+                    break
+            if time.monotonic() >= deadline:
+                print("not ready: a noread client got no byte in %.0f s" % args.ready_s,
+                      flush=True)
+                return 1
     print("ready", flush=True)
     time.sleep(args.wait_s)
     dropped = 0
@@ -114,6 +138,7 @@ def main():
     a.add_argument("--half-install", type=int, default=0)
     a.add_argument("--noread", type=int, default=0)
     a.add_argument("--wait-s", type=float, default=3)
+    a.add_argument("--ready-s", type=float, default=30)
     r = sub.add_parser("request")
     r.add_argument("line")
     r.add_argument("--timeout-s", type=float, default=2)

@@ -72,12 +72,14 @@ reached() {
 	flow "$@"
 	[[ $flow_out == *"result=ok"* ]] && sandbox_server_saw tcp "$3" "$4"
 }
-# abuse ARGS...: start misbehaving clients in the background, wait until they are connected.
+# abuse ARGS...: start misbehaving clients in the background, wait until they are parked: connected,
+# their requests sent, and the agent's replies to them started (control_client.py's --ready-s, 30 s,
+# bounds that; the agent's work for them is CPU, slow only on an emulated guest, not waiting).
 abuse() {
 	abuse_out=$SANDBOX_DIR/abuse.$RANDOM
 	python3 "$client" "$sock" abuse "$@" >"$abuse_out" 2>&1 &
 	abuse_pid=$!
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 620; i++)); do
 		grep -qx ready "$abuse_out" && return 0
 		_sandbox_alive "$abuse_pid" || break
 		sleep 0.05
