@@ -68,6 +68,8 @@ override CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 # libpsl: the public suffix list of `policy check`'s warnings (userspace/policy_lint.c)
 LDLIBS += -lpsl
+# libmaxminddb: the country database of `carwall report residency` (userspace/lib/report_geo.c)
+LDLIBS += -lmaxminddb
 ifneq ($(SYSROOT),)
 override CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 override LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))

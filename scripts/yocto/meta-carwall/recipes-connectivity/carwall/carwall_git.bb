@@ -18,7 +18,7 @@ S = "${WORKDIR}/git"
 
 # BPF programs: clang -target bpf, skeletons from bpftool gen skeleton; userspace links libbpf,
 # libelf, zlib, libyaml, json-c, libcrypto and libnl-3.
-DEPENDS = "libbpf bpftool-native clang-native libyaml openssl json-c libnl elfutils zlib libpsl"
+DEPENDS = "libbpf bpftool-native clang-native libyaml openssl json-c libnl elfutils zlib libpsl libmaxminddb"
 # Userspace builds with the target gcc; clang-native compiles only the BPF programs (-target bpf).
 TOOLCHAIN = "gcc"
 
