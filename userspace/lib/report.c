@@ -141,6 +141,8 @@ int report_time_parse(const char *s, int64_t *ret_ns)
 	}
 	if (p != s + len - 1)
 		return -EINVAL;
+	if (secs > INT64_MAX / 1000000000 - 1)
+		return -ERANGE; /* past 2262: not a time of this log */
 	*ret_ns = secs * 1000000000 + frac;
 	return 0;
 }
@@ -255,7 +257,10 @@ static int add_flow(struct report_input *in, struct json_object *o, enum report_
 	const char *dst = member_str(o, "dst", &bad);
 	const char *host = member_str(o, "host", &bad);
 	const char *rule = member_str(o, "rule", &bad);
-	const char *proto = member_str(o, "proto", &bad);
+	struct json_object *proto_obj = json_object_object_get(o, "proto");
+	const char *proto = json_object_is_type(proto_obj, json_type_int)
+				    ? NULL
+				    : member_str(o, "proto", &bad);
 	unsigned port = (unsigned)member_int(o, "port", 0, 65535, -1, &bad);
 	int64_t rule_index = member_int(o, "rule_index", 0, INT32_MAX, -1, &bad);
 	int64_t count = member_int(o, "count", 1, INT64_MAX, 1, &bad);
@@ -654,11 +659,11 @@ int report_input_finish(struct report_input *in)
 {
 	bool running = false, stopped = false;
 	int64_t last_at = 0, stop_at = 0;
+	int64_t evidence_ns = INT64_MAX; /* the first flow or record other than a start */
 	int r = 0;
 
-	int64_t evidence_ns = INT64_MAX; /* the first flow or record other than a start */
-
-	qsort(in->raw, in->n_raw, sizeof(*in->raw), raw_cmp);
+	if (in->n_raw)
+		qsort(in->raw, in->n_raw, sizeof(*in->raw), raw_cmp);
 	for (size_t i = 0; i < in->n_flows; i++)
 		if (in->flows[i].first_ns < evidence_ns)
 			evidence_ns = in->flows[i].first_ns;
@@ -710,7 +715,8 @@ int report_input_finish(struct report_input *in)
 	in->n_raw = in->cap_raw = 0;
 	free(in->index);
 	in->index = NULL;
-	qsort(in->flows, in->n_flows, sizeof(*in->flows), flow_cmp);
+	if (in->n_flows)
+		qsort(in->flows, in->n_flows, sizeof(*in->flows), flow_cmp);
 	return r;
 }
 

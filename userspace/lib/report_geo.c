@@ -41,7 +41,8 @@ int report_geo_open(const char *path, struct report_geo **ret, struct report_db_
 			snprintf(info->description, sizeof(info->description), "%s",
 				 d->description);
 	}
-	info->build_epoch = m->build_epoch > INT64_MAX ? 0 : (int64_t)m->build_epoch;
+	/* In seconds; one that would not fit in nanoseconds (past 2262) is taken as unknown. */
+	info->build_epoch = m->build_epoch >= INT64_MAX / 1000000000 ? 0 : (int64_t)m->build_epoch;
 	/* The bytes looked up are the bytes hashed: the mapping libmaxminddb reads. */
 	bundle_sha256(g->db.file_content, (size_t)g->db.file_size, md);
 	bundle_hex(md, sizeof(md), info->sha256);

@@ -339,8 +339,13 @@ int report_write_text(const struct report *r, FILE *out)
 
 		fmt_time(p->from_ns, a);
 		fmt_time(p->to_ns, b);
-		fprintf(out, "  %s to %s  %-11s sha256 %.16s", a, b, p->state,
-			p->sha256 ? p->sha256 : "-");
+		char short_hash[17];
+
+		snprintf(short_hash, sizeof(short_hash), "%s", p->sha256 ? p->sha256 : "-");
+		fprintf(out, "  %s to %s  ", a, b);
+		text_pad(out, p->state, 11);
+		fprintf(out, "sha256 ");
+		text_put(out, short_hash);
 		if (p->bundle_id) {
 			fprintf(out, "  bundle ");
 			text_put(out, p->bundle_id);
@@ -553,9 +558,12 @@ static void html_timeline(FILE *out, const struct report_input *in)
 			fprintf(out, "<text x=\"%.1f\" y=\"29\" class=\"seg\">", x + 4);
 			if (p->bundle_version >= 0)
 				fprintf(out, "v%" PRId64 " ", p->bundle_version);
-			if (p->sha256)
-				fprintf(out, "%.8s", p->sha256);
-			else
+			if (p->sha256) {
+				char short_hash[9];
+
+				snprintf(short_hash, sizeof(short_hash), "%s", p->sha256);
+				E(short_hash);
+			} else
 				E(p->state);
 			fputs("</text>\n", out);
 		}
