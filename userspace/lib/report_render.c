@@ -619,7 +619,7 @@ static const char html_head[] =
 	"h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}\n"
 	"h3{font-size:15px;margin:14px 0 4px}\n"
 	"table{border-collapse:collapse;font-size:12px;margin:6px 0}\n"
-	"td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;overflow-wrap:anywhere}th{background:#eee}\n"
+	"td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;overflow-wrap:anywhere}th{background:#eee;white-space:nowrap;overflow-wrap:normal}\n"
 	".meta{font-size:13px;color:#424242}.warn{color:#b71c1c}\n"
 	"svg text{font-size:12px;font-family:sans-serif}.l{fill:#212121}.seg{fill:#fff}\n"
 	".empty{fill:#f5f5f5;stroke:#ccc}.frame{fill:none;stroke:#ccc}.gap{fill:#c62828}\n"
