@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# `carwall report residency` on what the real agent logged: flows allowed, refused and (audit
-# mode) gone out over TCP and UDP, IPv4 and IPv6, a reload, a stop and a start of the agent, and
-# events dropped by the kernel's rate limit; countries from a test database built here
+# `carwall report residency` on what the real agent logged, in production mode (signed
+# bundles): flows allowed, refused and (audit mode) gone out over TCP and UDP, IPv4 and IPv6, a
+# reload to a newer bundle, a stop and a start of the agent, and events dropped by the kernel's
+# rate limit; countries from a test database built here
 # (documentation ranges mapped to made-up countries: 198.51.100.0/24 and 2001:db8:51::/48 are
 # XA, the home region; 203.0.113.0/24 and 2001:db8:bad::/48 are XB). The JSON report is checked
 # field by field against what the test did; the HTML page is checked for scripts and links
@@ -25,24 +26,40 @@ if ! perl -MMaxMind::DB::Writer::Tree -e 1 2>/dev/null; then
 	tap_done
 	exit
 fi
-sandbox_create "cw-rr$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-rr$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 mkdir -p "$out_dir" && rm -f "$out_dir"/*
 
 db=$SANDBOX_DIR/countries.mmdb
 tap_check "a test country database is built" perl "$top/tests/lib/make_geo_db.pl" "$db"
 
-policy=$SANDBOX_DIR/policy.yaml
+keys=$SANDBOX_DIR/keys trust=$SANDBOX_DIR/trust
+if ! { mkdir -p "$keys" "$trust" && chmod 0755 "$trust" &&
+	"$CARWALL" bundle keygen --out "$keys/oem" >/dev/null &&
+	cp "$keys/oem.pub" "$trust/oem.pem" && chmod 0644 "$trust/oem.pem"; }; then
+	tap_bail_out "cannot make the test keys"
+	exit 1
+fi
+SANDBOX_DEVELOPER_MODE=0
+agent_args=(--trust-dir "$trust" --target hu-test --bundle-id test.residency)
+policy=$SANDBOX_DIR/policy.bundle
 SANDBOX_POLICY=$policy
-# residency_policy EXTRA_PORT: mediaplayer reaches its backend (XA); navigation, in audit
-# mode, may reach its maps server and reports everything else, which goes out.
-residency_policy() {
-	cat <<EOF
+# residency_bundle VERSION EXTRA_PORT: a signed bundle; mediaplayer reaches its backend (XA);
+# navigation, in audit mode, may reach its maps server and reports everything else, which
+# goes out.
+residency_bundle() {
+	cat >"$SANDBOX_DIR/payload" <<EOF
+bundle:
+  id: test.residency
+  version: $1
+  target: hu-test
+  not-before: 2020-01-01T00:00:00Z
+  not-after: 2099-01-01T00:00:00Z
 version: 1
 apps:
   mediaplayer:
     allow:
       - to: [198.51.100.20, 2001:db8:51::20]
-        ports: [443, $1]
+        ports: [443, $2]
         proto: tcp
   navigation:
     audit: true
@@ -51,8 +68,10 @@ apps:
         ports: [8443]
         proto: tcp
 EOF
+	"$CARWALL" bundle sign --key "$keys/oem.key" "$SANDBOX_DIR/payload" -o "$SANDBOX_DIR/p.tmp" \
+		>/dev/null && mv "$SANDBOX_DIR/p.tmp" "$policy"
 }
-residency_policy 8443 >"$policy"
+residency_bundle 1 8443 || { tap_bail_out "cannot sign the policy"; exit 1; }
 sha1=$(sha256sum "$policy" | cut -d' ' -f1)
 
 report() { "$CARWALL" report residency --state-dir "$SANDBOX_STATE_DIR" --geo-db "$db" --home-region XA "$@"; }
@@ -82,7 +101,7 @@ done
 
 # ---- the agent's first run: flows, a reload ---------------------------------------------------
 t_start1=$(date -u +%s)
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start "${agent_args[@]}" || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_expect_exit "mediaplayer's TCP to its backend (XA) is allowed" 0 \
 	sandbox_app_flow mediaplayer tcp 198.51.100.20 443
 tap_expect_exit "mediaplayer's TCP to the tracker (XB) is refused, nothing arrives" 1 \
@@ -92,9 +111,9 @@ tap_expect_exit "mediaplayer's UDP to the tracker over IPv6 (XB) is refused, not
 tap_expect_exit "navigation (audit mode): TCP to the tracker (XB) goes out" 0 \
 	sandbox_app_flow navigation tcp 203.0.113.7 443
 
-residency_policy 9000 >"$SANDBOX_DIR/p.tmp" && mv "$SANDBOX_DIR/p.tmp" "$policy"
+residency_bundle 2 9000 || { tap_bail_out "cannot sign the policy"; exit 1; }
 sha2=$(sha256sum "$policy" | cut -d' ' -f1)
-tap_check "reload: another policy goes in force" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload
+tap_check "reload: version 2 of the bundle goes in force" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload
 tap_expect_exit "after the reload: mediaplayer's UDP to the tracker (XB) is refused" 1 \
 	sandbox_app_flow mediaplayer udp 203.0.113.7 514
 
@@ -102,7 +121,7 @@ tap_expect_exit "after the reload: mediaplayer's UDP to the tracker (XB) is refu
 tap_check "the agent stops" sandbox_agent_stop
 sleep 1.1 # the gap, at least a second
 t_start2=$(date -u +%s.%N)
-sandbox_agent_start --event-rate 1 || tap_bail_out "carwalld did not start again"
+sandbox_agent_start "${agent_args[@]}" --event-rate 1 || { tap_bail_out "carwalld did not start again"; exit 1; }
 # Five refusals within a second: one event, the rest dropped by the kernel's rate limit.
 burst() {
 	local i
@@ -158,9 +177,9 @@ tap_check "cross-border list: every flow to XB, none to XA, no justification dec
 	"[('XB', 'cross-border', None)]"
 # The reload is the agent's own (it watches the file) or `carwall reload`'s, whichever comes
 # first; the other finds the policy unchanged and records nothing.
-tap_check "timeline: policies in force in order: first, reloaded, the same again after the restart" is \
-	'[(p["state"], p["sha256"], p["why"] if p["why"] != "the file changed" else "carwall reload", p["signed"], p["bundle_id"]) for p in r["timeline"]["policies"]]' \
-	"[('in-force', '$sha1', 'start', False, None), ('in-force', '$sha2', 'carwall reload', False, None), ('in-force', '$sha2', 'start', False, None)]"
+tap_check "timeline: bundles in force in order: version 1, version 2 reloaded, version 2 after the restart" is \
+	'[(p["state"], p["sha256"], p["why"] if p["why"] != "the file changed" else "carwall reload", p["signed"], p["bundle_id"], p["bundle_version"], p["path"]) for p in r["timeline"]["policies"]]' \
+	"[('in-force', '$sha1', 'start', True, 'test.residency', 1, '$policy'), ('in-force', '$sha2', 'carwall reload', True, 'test.residency', 2, '$policy'), ('in-force', '$sha2', 'start', True, 'test.residency', 2, '$policy')]"
 tap_check "timeline: each policy ends where the next begins" is \
 	'all(a["to"] == b["from"] for a, b in zip(r["timeline"]["policies"], r["timeline"]["policies"][1:]))' \
 	"True"
@@ -196,8 +215,8 @@ no_active_content() {
 }
 tap_check "the page has no script, no link, no external URL" no_active_content "$html"
 tap_check "the page forbids every source but its inline style" grep -q "default-src 'none'; style-src 'unsafe-inline'" "$html"
-tap_check "the page shows the cross-border flows, the policies' hashes and the database hash" bash -c \
-	"grep -q 'Cross-border flows' '$html' && grep -q '$sha1' '$html' && grep -q '$sha2' '$html' && grep -q '$(sha256sum "$db" | cut -d' ' -f1)' '$html'"
+tap_check "the page shows the cross-border flows, the bundles' hashes and id, the database hash" bash -c \
+	"grep -q 'Cross-border flows' '$html' && grep -q '$sha1' '$html' && grep -q '$sha2' '$html' && grep -q '<td>test.residency</td><td>2</td>' '$html' && grep -q '$(sha256sum "$db" | cut -d' ' -f1)' '$html'"
 
 if [[ -z $chromium ]]; then
 	tap_skip "the page rendered in headless Chromium" "chromium is not installed (scripts/install-deps.sh)"
