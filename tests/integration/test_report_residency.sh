@@ -198,6 +198,18 @@ tap_check "consent: none recorded" is 'r["timeline"]["consent"]' "[]"
 tap_check "the log: nothing skipped, lifecycle recorded" is \
 	'(r["log"]["skipped"], r["log"]["lifecycle_recorded"], r["log"]["files_unreadable"])' "(0, True, 0)"
 
+# ---- a database in ip-location-db's layout (country_code) gives the same countries -----------
+flat=$SANDBOX_DIR/ip-location-db.mmdb
+report_flat() {
+	perl "$top/tests/lib/make_geo_db.pl" --ip-location-db "$flat" &&
+		"$CARWALL" report residency --state-dir "$SANDBOX_STATE_DIR" --geo-db "$flat" \
+			--home-region XA --json >"$SANDBOX_DIR/report.json"
+}
+tap_check "report with a database in ip-location-db's layout" report_flat
+tap_check "ip-location-db's layout: the same countries, its type" is \
+	'(r["database"]["type"], sorted(set((x["dst"], x["country"]) for x in flows)))' \
+	"('carwall-test-ip-location-db', [('198.51.100.20', 'XA'), ('2001:db8:bad::7', 'XB'), ('203.0.113.7', 'XB')])"
+
 # ---- --since: a window after every flow leaves the flows out --------------------------------
 sleep 1.5
 report_since() { report --json --since 1s >"$SANDBOX_DIR/report.json"; }
