@@ -11,6 +11,9 @@ packages=(
 	libcmocka-dev libclang-rt-14-dev
 	iproute2 util-linux procps openssl python3 scdoc
 	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
+	libmaxminddb-dev # country databases (MaxMind DB format): `carwall report residency`
+	# tests only: the report tests build a country database and render the HTML report
+	libmaxmind-db-writer-perl chromium
 )
 
 missing=()

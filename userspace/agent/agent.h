@@ -49,6 +49,7 @@ struct agent_app_total {
 	char *id;
 	struct cw_app_counters c;
 	struct cw_app_counters load;
+	uint64_t dropped_logged; /* events_dropped (since start) written as lifecycle records */
 };
 
 struct agent {
@@ -185,6 +186,11 @@ void evidence_consume(struct agent *a);
 void evidence_tick(struct agent *a);
 void evidence_close(struct agent *a);
 struct json_object *agent_stats_json(struct agent *a);
+/* Lifecycle records of the events log (lib/events.h), for `carwall report`; no-ops without one. */
+void evidence_record_start(struct agent *a);
+void evidence_record_stop(struct agent *a);
+void evidence_record_policy(struct agent *a, const char *why);
+void evidence_record_dropped(struct agent *a);
 /* `carwall names [APP]`: the learned table, named as the policy in force names things. */
 struct json_object *agent_names_json(struct agent *a, const char *only);
 

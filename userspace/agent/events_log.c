@@ -366,13 +366,17 @@ static void events_log_remove(struct events_log *log, size_t i)
 	log->shares[i] = log->shares[--log->n_shares];
 }
 
+/* The share written least recently; never the agent's own (the timeline of what was in force,
+ * which many apps' floods must not remove), unless it is the only one. */
 static size_t events_log_oldest(const struct events_log *log)
 {
-	size_t oldest = 0;
+	size_t oldest = !strcmp(log->shares[0].name, EVENTS_AGENT_SHARE) && log->n_shares > 1;
 
-	for (size_t i = 1; i < log->n_shares; i++) {
+	for (size_t i = oldest + 1; i < log->n_shares; i++) {
 		const struct events_share *a = &log->shares[i], *b = &log->shares[oldest];
 
+		if (!strcmp(a->name, EVENTS_AGENT_SHARE))
+			continue;
 		if (a->last_write < b->last_write ||
 		    (a->last_write == b->last_write && a->mtime < b->mtime))
 			oldest = i;

@@ -225,6 +225,107 @@ static int agent_on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* ---- lifecycle records: what was in force, when (lib/events.h) -------------------------------- */
+
+/* One record of the agent's own share, stamped now; no-op without an events log. */
+static void evidence_record(struct agent *a, const char *event, struct json_object *o)
+{
+	struct timespec now;
+	char when[64];
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	events_time_format((int64_t)now.tv_sec * 1000000000 + now.tv_nsec, when, sizeof(when));
+	if (a->events_log) {
+		struct json_object *rec = json_object_new_object();
+
+		JSON_ADD(rec, "time", json_object_new_string(when));
+		JSON_ADD(rec, "event", json_object_new_string(event));
+		json_object_object_foreach(o, key, val)
+			JSON_ADD(rec, key, json_object_get(val));
+		if (events_log_append(a->events_log, EVENTS_AGENT_SHARE, rec) < 0 ||
+		    events_log_flush(a->events_log) < 0)
+			a->events_log_errors++;
+		json_object_put(rec);
+	}
+	json_object_put(o);
+}
+
+void evidence_record_start(struct agent *a)
+{
+	struct json_object *o = json_object_new_object();
+
+	JSON_ADD(o, "pid", json_object_new_int64(getpid()));
+	JSON_ADD(o, "version", json_object_new_string(CARWALL_VERSION));
+	evidence_record(a, EVENTS_REC_AGENT_START, o);
+}
+
+void evidence_record_stop(struct agent *a)
+{
+	struct json_object *o = json_object_new_object();
+
+	JSON_ADD(o, "pid", json_object_new_int64(getpid()));
+	evidence_record(a, EVENTS_REC_AGENT_STOP, o);
+}
+
+/*
+ * The policy now in force: its hash, file, signature and bundle; "state" says when there is
+ * none (only the guards), when the one in force is no longer trusted (fail closed), or when an
+ * earlier agent's pinned policy stays (its content unknown to this agent).
+ */
+void evidence_record_policy(struct agent *a, const char *why)
+{
+	struct json_object *o = json_object_new_object();
+	bool bundle = a->policy && a->signed_policy && a->policy->has_bundle;
+	const char *state = a->distrust[0] ? "fail-closed"
+			    : a->policy	   ? "in-force"
+			    : a->adopted   ? "adopted"
+					   : "none";
+
+	JSON_ADD(o, "state", json_object_new_string(state));
+	JSON_ADD(o, "sha256", a->policy && a->policy_sha256[0]
+				      ? json_object_new_string(a->policy_sha256)
+				      : NULL);
+	JSON_ADD(o, "path", json_object_new_string(a->policy_path));
+	JSON_ADD(o, "signed", json_object_new_boolean(a->signed_policy));
+	JSON_ADD(o, "bundle_id", bundle ? json_object_new_string(a->policy->bundle.id) : NULL);
+	JSON_ADD(o, "bundle_version",
+		 bundle ? json_object_new_int64((int64_t)a->policy->bundle.version) : NULL);
+	JSON_ADD(o, "apps", json_object_new_int64(a->policy ? (int64_t)a->policy->n_apps : 0));
+	JSON_ADD(o, "rules", json_object_new_int64(a->policy ? (int64_t)a->policy->n_rules : 0));
+	JSON_ADD(o, "why", json_object_new_string(why));
+	evidence_record(a, EVENTS_REC_POLICY, o);
+}
+
+/*
+ * The events of each app of the policy in force that the kernel could not deliver (counted as
+ * dropped: rate limit, full ring buffer) since the last record of them, from its counters since
+ * the agent started.
+ */
+void evidence_record_dropped(struct agent *a)
+{
+	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++) {
+		struct agent_app_total *t = agent_total(a, a->policy->apps[i].id);
+		struct cw_app_counters g0, g1;
+		struct json_object *o;
+		uint64_t total;
+
+		if (!t)
+			continue;
+		agent_gen_counters(a, 0, t->id, &g0);
+		agent_gen_counters(a, 1, t->id, &g1);
+		total = t->c.events_dropped + g0.events_dropped + g1.events_dropped;
+		if (total <= t->dropped_logged) {
+			t->dropped_logged = total; /* counters of a generation rewritten */
+			continue;
+		}
+		o = json_object_new_object();
+		JSON_ADD(o, "app", json_object_new_string(t->id));
+		JSON_ADD(o, "count", json_object_new_int64((int64_t)(total - t->dropped_logged)));
+		evidence_record(a, EVENTS_REC_DROPPED, o);
+		t->dropped_logged = total;
+	}
+}
+
 /* Reading the ring buffer: what its reader writes to exists first (evidence_close() reads it
  * at exit too). */
 int evidence_open(struct agent *a)
@@ -246,6 +347,9 @@ int evidence_open(struct agent *a)
 	if (r < 0)
 		log_warning_errno(r, "Cannot open the events log in %s; events go to this log only: %m",
 				  a->state_dir);
+	/* Opened after the first policy went in force: that one is recorded here. */
+	evidence_record_start(a);
+	evidence_record_policy(a, "start");
 	a->events_tick_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (a->events_tick_fd < 0)
 		return log_error_errno(negative_errno(), "timerfd: %m");
@@ -450,6 +554,7 @@ void evidence_tick(struct agent *a)
 		if (++a->sweep_ticks >= AGENT_SWEEP_EVERY_S) {
 			a->sweep_ticks = 0;
 			agent_sweep_learned(a);
+			evidence_record_dropped(a);
 		}
 	}
 	if (a->events_log)
@@ -465,6 +570,10 @@ void evidence_close(struct agent *a)
 	}
 	if (a->events_agg)
 		events_agg_flush(a->events_agg);
+	if (a->events_log) {
+		evidence_record_dropped(a);
+		evidence_record_stop(a);
+	}
 	if (a->journal_quota)
 		events_quota_report(a->journal_quota, UINT64_MAX, agent_report_quota, NULL);
 	if (a->events_log)

@@ -463,6 +463,7 @@ static void agent_fail_closed(struct agent *a, const char *why, const char *dist
 		return;
 	}
 	agent_forget_bundle(a);
+	evidence_record_policy(a, why);
 	if (a->n_guards)
 		log_error("The policy in force is no longer trusted (%s): %s. Failing closed: every "
 			  "app below %s is refused everything until a bundle that verifies is "
@@ -651,6 +652,7 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 	t->total_us = now_us() - start;
 	a->timing = *t;
 	a->last_error[0] = '\0';
+	evidence_record_policy(a, why);
 	json_object_put(agent_check_overriders(a, true));
 	log_info("Policy %s in force (%s): %zu apps, %zu rules, generation %u (%zu IPv4 and %zu "
 		 "IPv6 prefixes, %zu port entries in %zu port sets), sha256 %s, %s, %.3f ms",

@@ -41,6 +41,9 @@ static void usage(FILE *f)
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall names [--app ID]                addresses learned from the apps' DNS answers:\n"
 		"                                          app, name, address, expiry, rule\n"
+		"  carwall report residency [--since DURATION] [--html FILE]\n"
+		"                                          where each app's flows went, by country,\n"
+		"                                          and the policies in force over time\n"
 		"  carwall policy check [--strict] FILE    validate a policy without loading it;\n"
 		"                                          warn about destinations that open far\n"
 		"                                          more than they say (--strict: exit 1)\n"
@@ -238,6 +241,7 @@ static const struct command {
 	{ "events", NULL, cmd_events },
 	{ "stats", NULL, cmd_stats },
 	{ "names", NULL, cmd_names },
+	{ "report", "residency", cmd_report_residency },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

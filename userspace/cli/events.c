@@ -111,7 +111,9 @@ static void events_batch_add(struct events_reader *rd, struct events_batch *b, c
 	const char *app;
 	char *text;
 
-	if (!o || !json_object_is_type(o, json_type_object))
+	/* Lines that are not flow records (the agent's lifecycle records: `carwall report`). */
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !events_record_is_flow(str_field(o, "event", NULL)))
 		goto out;
 	app = str_field(o, "app", NULL);
 	if (rd->app && (!app || strcmp(app, rd->app)))

@@ -260,7 +260,7 @@ void events_share_name(const char *app, uint8_t verdict, char buf[EVENTS_SHARE_N
 
 bool events_share_name_valid(const char *s)
 {
-	if (!strcmp(s, "guard") || !strcmp(s, "unknown"))
+	if (!strcmp(s, "guard") || !strcmp(s, "unknown") || !strcmp(s, EVENTS_AGENT_SHARE))
 		return true;
 	return !strncmp(s, "app-", 4) && strlen(s + 4) <= EVENTS_APP_MAX &&
 	       policy_app_id_valid(s + 4);
@@ -285,4 +285,10 @@ int events_share_of_file(const char *name, char share[EVENTS_SHARE_NAME_MAX], bo
 		return 0;
 	}
 	return -EINVAL;
+}
+
+bool events_record_is_flow(const char *event)
+{
+	return event &&
+	       (!strcmp(event, "refused") || !strcmp(event, "audit") || !strcmp(event, "allowed"));
 }

@@ -71,5 +71,37 @@ void events_share_name(const char *app, uint8_t verdict, char buf[EVENTS_SHARE_N
 /* The share of a file name in the events folder, and whether it is the previous (.1) file;
  * -EINVAL when the name is not a share's file. */
 int events_share_of_file(const char *name, char share[EVENTS_SHARE_NAME_MAX], bool *ret_old);
-/* Whether s names a share: "guard", "unknown" or "app-" and a valid app id. */
+/* Whether s names a share: "guard", "unknown", "agent" or "app-" and a valid app id. */
 bool events_share_name_valid(const char *s);
+
+/* ---- the agent's lifecycle records ----------------------------------------------------------- */
+
+/*
+ * Besides the flows, the agent writes what a report needs to say over which intervals evidence
+ * holds, into its own share, "agent" (no app can write there: an app's share is "app-<id>").
+ * Every record has "time" (events_time_format) and "event":
+ *   "agent-start"    the agent started; "pid", "version". A start after a record of the same
+ *                    agent with no "agent-stop" between: the earlier agent ended uncleanly.
+ *   "agent-stop"     the agent stopped (SIGTERM/SIGINT); "pid". Between a stop and the next
+ *                    start the pinned programs still enforce, but no event is logged.
+ *   "policy"         a policy went in force: "state" ("in-force", "none": no valid policy, only
+ *                    the guards; "fail-closed": the one in force is no longer trusted),
+ *                    "sha256", "path", "signed", "bundle_id" and "bundle_version" (null when
+ *                    not a bundle), "apps", "rules", "why" (start, reload, install...).
+ *   "events-dropped" events the kernel could not deliver since the last such record (rate
+ *                    limit, full ring buffer): "app" (null: below the guards), "count".
+ *   "consent"        (written by the consent switches) "switch", "state" ("on"/"off").
+ * Flow records ("refused", "audit"; "allowed" from the flow inventory) are the other kinds. What
+ * `carwall report residency` reads of a flow record (lib/report.h): "app", "dst", "port",
+ * "proto", "host", "count", "first"/"last" (else "time"), "rule" (text) and, for an allowed
+ * flow, "rule_index" (the policy's global rule index: the rule's cross-border justification).
+ */
+#define EVENTS_AGENT_SHARE "agent"
+#define EVENTS_REC_AGENT_START "agent-start"
+#define EVENTS_REC_AGENT_STOP "agent-stop"
+#define EVENTS_REC_POLICY "policy"
+#define EVENTS_REC_DROPPED "events-dropped"
+#define EVENTS_REC_CONSENT "consent"
+
+/* Whether a record's "event" is a flow ("refused", "audit", "allowed"), not a lifecycle record. */
+bool events_record_is_flow(const char *event);
