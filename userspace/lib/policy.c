@@ -104,7 +104,11 @@ static void set_reason(char *reason, size_t reason_size, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Make room for item n (0-based) in an array of *allocated items, doubling. NULL: no memory. */
+/*
+ * Make room for item n (0-based) in an array of *allocated items, doubling. NULL: no memory.
+ * It starts with one item: most lists of a policy (a rule's `to` and `ports`) hold one or two,
+ * and the parsed policy is kept for as long as it is in force.
+ */
 static void *grow_array(void *array, size_t *allocated, size_t n, size_t size)
 {
 	size_t want;
@@ -112,7 +116,7 @@ static void *grow_array(void *array, size_t *allocated, size_t n, size_t size)
 
 	if (n < *allocated)
 		return array;
-	want = *allocated ? *allocated * 2 : 4;
+	want = *allocated ? *allocated * 2 : 1;
 	if (want <= n)
 		want = n + 1;
 	if (want > SIZE_MAX / size)
@@ -122,6 +126,14 @@ static void *grow_array(void *array, size_t *allocated, size_t n, size_t size)
 		return NULL;
 	*allocated = want;
 	return a;
+}
+
+/* Give back the unused end of an array that grow_array() doubled (kept as it is if that fails). */
+static void *shrink_array(void *array, size_t n, size_t size)
+{
+	void *a = n ? realloc(array, n * size) : NULL;
+
+	return a ? a : array;
 }
 
 static struct policy_loc loc_of_mark(yaml_mark_t mark)
@@ -996,8 +1008,10 @@ static int parse_allow(struct parser *p, struct policy_app *app)
 		r = next_event(p);
 		if (r < 0)
 			return r;
-		if (p->event.type == YAML_SEQUENCE_END_EVENT)
+		if (p->event.type == YAML_SEQUENCE_END_EVENT) {
+			app->rules = shrink_array(app->rules, app->n_rules, sizeof(*app->rules));
 			return 0;
+		}
 		if (p->event.type != YAML_MAPPING_START_EVENT)
 			return fail(p, here(p), "each rule in 'allow' must be a mapping, not %s",
 				    kind(p));
