@@ -14,7 +14,10 @@
  *       T: tcp_connect (socket, connect, abortive close), udp_sendto (unconnected, 64 B),
  *          udp_connect (connect() again and again on one UDP socket: the hook alone),
  *          tcp_bulk (one connection, 128 KiB writes), udp_refused (sendto to P+3, which every
- *          filter refuses: counts EPERM; the event-rate load and the filter check).
+ *          filter refuses: counts EPERM; the event-rate load and the filter check),
+ *          resolve_connect (a stub resolver's lookup of BENCH_NAME, A or AAAA, through the
+ *          resolver at 127.0.0.1:53 on a new UDP socket, then tcp_connect to the address it
+ *          answered: an app of a host-name rule).
  *   bench compare --test T --family 4|6 --port P --ms D --rounds R [--warmup-ms W]
  *                 --variant NAME --netns PATH --cgroup DIR [--variant ...]...
  *       The interleaved rounds: one worker per variant joins its netns and cgroup once and
@@ -29,7 +32,9 @@
  *                --bundle-version V --bundle-target T] [--nft FILE --nft-table NAME
  *                --nft-cgroup PREFIX --nft-level L]
  *       A deterministic policy (format v1) of N rules for BENCH_APPS apps (app00..app15, in
- *       their default AGL cgroups), and the nftables ruleset that enforces the same allow-lists
+ *       their default AGL cgroups), plus app09's host-name rule for resolve_connect (BENCH_NAME
+ *       on P/tcp, resolver 127.0.0.1; not in the nftables ruleset, which has no names), and the
+ *       nftables ruleset that enforces the same allow-lists
  *       (PREFIX: the folder of the agl-app@ cgroups as nft names it, L: their cgroup level).
  *       Revision R changes one rule (app00's first), so that consecutive reloads differ. With
  *       --bundle-*, the policy carries the `bundle:` metadata a signed bundle needs (valid from
@@ -51,6 +56,7 @@
  * longer than the compare process that started it.
  */
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -63,6 +69,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <resolv.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -90,6 +97,13 @@
 #define BENCH_UDP_PAYLOAD 64
 #define BENCH_BULK_CHUNK (128 * 1024)
 #define BENCH_CLOCK_EVERY 16 /* operations between two clock reads */
+/*
+ * resolve_connect: the name an app looks up before it connects, allowed by a host-name rule of
+ * BENCH_NAMES_APP alone (whose prefixes never hold 127/8 nor ::1); the resolver (dnsmasq, started
+ * by scripts/bench.sh) answers it with 127.0.0.1 and ::1, where the TCP server listens.
+ */
+#define BENCH_NAME "svc.bench.example"
+#define BENCH_NAMES_APP_INDEX 9
 
 enum port_offset {
 	PORT_TCP = 0,
@@ -345,10 +359,11 @@ enum test {
 	TEST_UDP_CONNECT,
 	TEST_TCP_BULK,
 	TEST_UDP_REFUSED,
+	TEST_RESOLVE_CONNECT,
 };
 
-static const char *const test_names[] = { "tcp_connect", "udp_sendto", "udp_connect", "tcp_bulk",
-					  "udp_refused" };
+static const char *const test_names[] = { "tcp_connect", "udp_sendto",	"udp_connect",
+					  "tcp_bulk",	 "udp_refused", "resolve_connect" };
 
 struct client {
 	enum test test;
@@ -359,6 +374,7 @@ struct client {
 	uint64_t ops, eperm, errors, bytes;
 	uint64_t cpu_ns; /* CPU time of this thread in the last client_loop() */
 	int first_errno;
+	uint16_t dns_id;
 	char buf[BENCH_BULK_CHUNK];
 };
 
@@ -396,9 +412,63 @@ static int client_setup(struct client *c)
 		return 0;
 	}
 	case TEST_TCP_CONNECT:
+	case TEST_RESOLVE_CONNECT:
 		return 0;
 	}
 	return -EINVAL;
+}
+
+/*
+ * What a stub resolver does for one lookup of BENCH_NAME (A for IPv4, AAAA for IPv6): a new UDP
+ * socket connected to the resolver at 127.0.0.1:53, the query, the answer (1 s at most), the
+ * first address of the asked type into c->dst (port `port`). 0, or a positive errno.
+ */
+static int client_resolve(struct client *c, uint16_t port)
+{
+	int type = c->family == 4 ? ns_t_a : ns_t_aaaa;
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_storage dns;
+	socklen_t dns_len = loopback(4, 53, &dns);
+	unsigned char q[512], ans[1024];
+	struct pollfd pfd;
+	ns_msg msg;
+	int qlen;
+	ssize_t n;
+
+	if (fd < 0)
+		return errno;
+	qlen = res_mkquery(ns_o_query, BENCH_NAME, ns_c_in, type, NULL, 0, NULL, q, sizeof(q));
+	if (qlen < 12)
+		return EINVAL;
+	c->dns_id++;
+	q[0] = (unsigned char)(c->dns_id >> 8);
+	q[1] = (unsigned char)c->dns_id;
+	if (connect(fd, (struct sockaddr *)&dns, dns_len) < 0 || send(fd, q, (size_t)qlen, 0) < 0)
+		return errno;
+	pfd = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&pfd, 1, 1000) <= 0)
+		return ETIMEDOUT;
+	n = recv(fd, ans, sizeof(ans), 0);
+	if (n < 0)
+		return errno;
+	if (n < 12 || ans[0] != q[0] || ans[1] != q[1] || ns_initparse(ans, (int)n, &msg) < 0)
+		return EBADMSG;
+	for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
+		ns_rr rr;
+
+		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
+			return EBADMSG;
+		if ((int)ns_rr_type(rr) != type ||
+		    ns_rr_rdlen(rr) != (c->family == 4 ? 4 : 16))
+			continue;
+		c->dst_len = loopback(c->family, port, &c->dst);
+		if (c->family == 4)
+			memcpy(&((struct sockaddr_in *)&c->dst)->sin_addr, ns_rr_rdata(rr), 4);
+		else
+			memcpy(&((struct sockaddr_in6 *)&c->dst)->sin6_addr, ns_rr_rdata(rr), 16);
+		return 0;
+	}
+	return ENOENT;
 }
 
 /* One operation; errors are counted, never fatal. */
@@ -407,6 +477,17 @@ static void client_op(struct client *c)
 	int af = c->family == 4 ? AF_INET : AF_INET6;
 
 	switch (c->test) {
+	case TEST_RESOLVE_CONNECT: {
+		/* The lookup, then the connection to the address it gave (as tcp_connect). */
+		uint16_t port = ntohs(((struct sockaddr_in *)&c->dst)->sin_port);
+		int e = client_resolve(c, port);
+
+		if (e) {
+			client_error(c, e);
+			return;
+		}
+	}
+		/* fall through */
 	case TEST_TCP_CONNECT: {
 		/* Abortive close (RST): no TIME_WAIT, so the ephemeral ports never run out. */
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -496,7 +577,8 @@ static int parse_family(const char *s)
 static int client_new(enum test test, int family, long port, const char *netns, const char *cgroup,
 		      struct client **ret)
 {
-	static const int offsets[] = { PORT_TCP, PORT_UDP, PORT_UDP, PORT_BULK, PORT_REFUSED };
+	static const int offsets[] = { PORT_TCP,  PORT_UDP,	PORT_UDP,
+				       PORT_BULK, PORT_REFUSED, PORT_TCP };
 	struct client *c;
 	int r;
 
@@ -964,7 +1046,8 @@ static void write_yaml(FILE *f, const struct rule *rules, size_t n, long port,
 		fprintf(f, "bundle:\n  id: %s\n  version: %ld\n  target: %s\n"
 			   "  not-before: 2020-01-01T00:00:00Z\n  not-after: 9999-12-31T23:59:59Z\n",
 			b->id, b->version, b->target);
-	fprintf(f, "version: 1\napps:\n");
+	/* The resolver of resolve_connect (dnsmasq, in each variant's netns). */
+	fprintf(f, "version: 1\nresolvers: [127.0.0.1]\napps:\n");
 	for (unsigned app = 0; app < BENCH_APPS; app++) {
 		bool any = false;
 
@@ -983,6 +1066,13 @@ static void write_yaml(FILE *f, const struct rule *rules, size_t n, long port,
 			else if (port_sets[r->ports].yaml)
 				fprintf(f, "        ports: %s\n", port_sets[r->ports].yaml);
 			fprintf(f, "        proto: %s", proto_text(r->proto));
+		}
+		if (app == BENCH_NAMES_APP_INDEX) {
+			/* resolve_connect's name, last: learned addresses are judged after the
+			 * app's prefixes refused them. */
+			fprintf(f, "\n      - to: [%s]\n        ports: [%ld]\n        proto: tcp",
+				BENCH_NAME, port + PORT_TCP);
+			any = true;
 		}
 		fprintf(f, "%s\n", any ? "" : " []");
 	}
@@ -1490,15 +1580,24 @@ static const struct dp_test {
 	const char *name, *label, *unit;
 	bool throughput; /* a higher value is better (MB/s), else a time per operation (ns) */
 	double target;	 /* 0: none; else max time ratio, or min throughput ratio */
+	/*
+	 * Figures on the wall clock, not on the client's CPU time: part of the work is done in
+	 * another process's context (the resolver's answer is received, and parsed by carwall's
+	 * ingress program, in the softirq of dnsmasq's send).
+	 */
+	bool wall;
 } dp_tests[] = {
-	{ "tcp_connect_v4", "TCP connect+close, IPv4", "ns/op", false, 1.03 },
-	{ "tcp_connect_v6", "TCP connect+close, IPv6", "ns/op", false, 1.03 },
-	{ "udp_sendto_v4", "UDP sendto 64 B, IPv4", "ns/op", false, 1.10 },
-	{ "udp_sendto_v6", "UDP sendto 64 B, IPv6", "ns/op", false, 1.10 },
-	{ "udp_connect_v4", "UDP connect(), IPv4", "ns/op", false, 1.15 },
-	{ "udp_connect_v6", "UDP connect(), IPv6", "ns/op", false, 1.15 },
-	{ "tcp_bulk_v4", "TCP bulk, IPv4", "MB/s", true, 0.98 },
-	{ "tcp_bulk_v6", "TCP bulk, IPv6", "MB/s", true, 0.98 },
+	{ "tcp_connect_v4", "TCP connect+close, IPv4", "ns/op", false, 1.03, false },
+	{ "tcp_connect_v6", "TCP connect+close, IPv6", "ns/op", false, 1.03, false },
+	{ "udp_sendto_v4", "UDP sendto 64 B, IPv4", "ns/op", false, 1.10, false },
+	{ "udp_sendto_v6", "UDP sendto 64 B, IPv6", "ns/op", false, 1.10, false },
+	{ "udp_connect_v4", "UDP connect(), IPv4", "ns/op", false, 1.15, false },
+	{ "udp_connect_v6", "UDP connect(), IPv6", "ns/op", false, 1.15, false },
+	{ "tcp_bulk_v4", "TCP bulk, IPv4", "MB/s", true, 0.98, false },
+	{ "tcp_bulk_v6", "TCP bulk, IPv6", "MB/s", true, 0.98, false },
+	/* Issue 13: an app of a host-name rule; carwall and no filter only. */
+	{ "resolve_connect_v4", "resolve+connect, IPv4", "ns/op", false, 0, true },
+	{ "resolve_connect_v6", "resolve+connect, IPv6", "ns/op", false, 0, true },
 	/* CPU-time figures: ns of the client thread's CPU per operation, MB per CPU-second. */
 };
 #define N_DP ARRAY_SIZE(dp_tests)
@@ -1776,10 +1875,11 @@ static struct stats dp_stats_of(const struct report *rp, size_t t, size_t v, boo
 	return dp_stats_base(rp, t, v, V_NONE, wall, ret_ratio, ret_delta);
 }
 
+/* The figures of a test: on CPU time, or on the wall clock for a `wall` test. */
 static struct stats dp_stats(const struct report *rp, size_t t, size_t v, struct stats *ret_ratio,
 			     struct stats *ret_delta)
 {
-	return dp_stats_of(rp, t, v, false, ret_ratio, ret_delta);
+	return dp_stats_of(rp, t, v, dp_tests[t].wall, ret_ratio, ret_delta);
 }
 
 /* ---- in-kernel costs ---- */
@@ -2265,10 +2365,13 @@ static int cmd_report(int argc, char **argv)
 		jw_str(&w, "what", d->label);
 		jw_str(&w, "unit", d->unit);
 		jw_str(&w, "measured_on",
-		       d->throughput ? "the sending thread's CPU time: MB sent per CPU-second "
-				       "(wall_clock: MB/s)"
-				     : "the client thread's CPU time per operation (wall_clock: "
-				       "elapsed time per operation)");
+		       d->wall ? "the wall clock: elapsed time per operation (the resolver's answer "
+				 "is received and parsed in dnsmasq's context, not on the client's "
+				 "CPU time); wall_clock: the same"
+		       : d->throughput ? "the sending thread's CPU time: MB sent per CPU-second "
+					 "(wall_clock: MB/s)"
+				       : "the client thread's CPU time per operation (wall_clock: "
+					 "elapsed time per operation)");
 		jw_str(&w, "ratio_meaning",
 		       d->throughput ? "throughput / no filter's (>= 1 is as fast)"
 				     : "time per operation / no filter's (<= 1 is as fast)");
@@ -2775,8 +2878,8 @@ static int cmd_report(int argc, char **argv)
 				snprintf(cell[v], sizeof(cell[v]), "%.0f (%.3fx)", st.median,
 					 ratio.median);
 		}
-		printf("%-26s %15s %18s %18s %18s\n", d->label, cell[0], cell[1], cell[2],
-		       cell[3]);
+		printf("%-26s %15s %18s %18s %18s%s\n", d->label, cell[0], cell[1], cell[2],
+		       cell[3], d->wall ? "  (wall clock)" : "");
 	}
 	print_rule();
 	if ((s = kv_get(rp.status, rp.n_status, "in_kernel")))
