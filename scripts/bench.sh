@@ -60,9 +60,14 @@
 #              revision of the file (one rule differs, a higher bundle version; two untimed
 #              reloads first, so that both generations hold that size): the span from the file's
 #              rename to the reply, timed here, and the agent's own timing_us {read, verify,
-#              parse, compile, apply, total} when its reply has them; and `carwall policy check`
-#              of the same file (no maps).
-#   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, its context switches
+#              parse, compile, apply, total, cpu} when its reply has them (parse includes the
+#              signature checks; cpu is the agent's CPU time for the whole reload, which other
+#              load does not stretch); `carwall policy check` of the same file (no maps); and the
+#              floor of any libyaml parse: `bench yaml-floor` (libyaml alone reading the events
+#              of the same policy).
+#   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, and the floor under it
+#              (`bench rss-floor`: the same libraries, the agent's ring buffer mapped the same
+#              way, each library used once as a reload does), its context switches
 #              (voluntary + involuntary, all threads) over an idle window, and its RSS after the
 #              100k reloads.
 #   events     refused flows (UDP sendto to a port no rule allows) as fast as the app can send,
@@ -90,7 +95,8 @@
 #                                                 ratio_to_floor (median of per-round carwall /
 #                                                 floor), target_ratio, target_met,
 #                                                 wall_clock: {median, min, max, ratio}}}}
-#                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6
+#                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6,
+#                  resolve_connect_v4/v6 (none and carwall only; measured_on the wall clock)
 #   in_kernel     {[status], method, rounds,
 #                  empty: {programs: [{hook, program, runs, ns_per_run}]} (bpf_stats' own cost),
 #                  carwall|floor: {programs: [{hook, program, runs, ns_per_run, net_ns_per_run
@@ -106,8 +112,9 @@
 #                  TEST here: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6
 #   reload        {[status], [agent_timing_status], sizes: [{rules, round_trip_ms: {median, min,
 #                  max, n}, policy_check_ms: {...} (`carwall policy check` of the same file),
-#                  agent_timing_us: {read|verify|parse|compile|apply|total: {median, ...}}}]}
-#   agent         {pid, rss_kib, hwm_kib, threads, idle_seconds, idle_wakeups,
+#                  libyaml_floor_ms (libyaml alone over the same policy),
+#                  agent_timing_us: {read|verify|parse|compile|apply|total|cpu: {median, ...}}}]}
+#   agent         {pid, rss_kib, hwm_kib, rss_floor_kib, threads, idle_seconds, idle_wakeups,
 #                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_after_reloads_kib}
 #   events        {status} while not available; else {flood_seconds, seconds (flood and drain),
 #                  attempts (refused sends), received (the agent's count), not_received,
@@ -526,6 +533,14 @@ raw agent pid "$AGENT_PID"
 raw agent rss_kib "$(status_kib VmRSS)"
 raw agent hwm_kib "$(status_kib VmHWM)"
 raw agent threads "$(find /proc/"$AGENT_PID"/task -mindepth 1 -maxdepth 1 | wc -l)"
+# The floor below which no agent built like this one goes: the same libraries, the agent's ring
+# buffer mapped the same way, each library used once (bench rss-floor).
+if line=$("$BENCH" rss-floor "$PIN_DIR/maps/cw_events" 2>"$TMP/rss-floor.err"); then
+	raw agent rss_floor_kib "$(sed -n 's/^rss_kib=\([0-9]*\) .*/\1/p' <<<"$line")"
+else
+	raw agent rss_floor_kib "-"
+	log "bench rss-floor failed: $(head -c 200 "$TMP/rss-floor.err")"
+fi
 raw agent idle_seconds "$IDLE_S"
 raw agent idle_wakeups "$((v1 - v0 + n1 - n0))"
 raw agent idle_wakeups_voluntary "$((v1 - v0))"
@@ -783,11 +798,18 @@ for size in $RELOAD_SIZES; do
 			break 2
 		fi
 		((i < RELOAD_WARM)) && continue
-		phases=$(jq -r '[.timing_us // {} | (.read, .verify, .parse, .compile, .apply, .total)
+		phases=$(jq -r '[.timing_us // {} | (.read, .verify, .parse, .compile, .apply, .total, .cpu)
 			| if type == "number" then tostring else "-" end] | join("\t")' "$TMP/reload.json")
 		[[ $phases == *[0-9]* ]] && have_timing=1
 		printf 'reload\t%s\t%s\t%s\n' "$size" "$((t1 - t0))" "$phases" >>"$RAW"
 	done
+	# The floor of any parse of it with libyaml: libyaml alone reading its events (the plain
+	# policy, as the bundle's payload is).
+	if "$BENCH" policy --rules "$size" --port "$PORT" --revision "$rev" --yaml "$TMP/floor.yaml" &&
+		line=$("$BENCH" yaml-floor "$TMP/floor.yaml"); then
+		printf 'reload_floor\t%s\t%s\n' "$size" "$(sed -n 's/^us=\([0-9]*\) .*/\1/p' <<<"$line")" >>"$RAW"
+	fi
+	rm -f "$TMP/floor.yaml"
 	# The same file through `carwall policy check` (read, parse, compile; no map, no agent):
 	# what is left of the reload is writing the maps and the flip.
 	for ((i = 0; i < (RELOADS + 1) / 2; i++)); do
