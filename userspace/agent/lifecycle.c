@@ -436,10 +436,8 @@ static void agent_strip_rules(struct policy *p)
 	for (size_t i = 0; i < p->n_apps; i++) {
 		struct policy_app *app = &p->apps[i];
 
-		for (size_t j = 0; j < app->n_rules; j++) {
-			free(app->rules[j].to);
-			free(app->rules[j].ports);
-		}
+		for (size_t j = 0; j < app->n_rules; j++)
+			policy_rule_clear(p, &app->rules[j]);
 		free(app->rules);
 		app->rules = NULL;
 		app->n_rules = 0;
