@@ -2897,7 +2897,7 @@ static int cmd_report(int argc, char **argv)
 				 close_connect);
 	}
 
-	char reload_why[768] = "";
+	char reload_why[1536] = "";
 	const char *reload_fix = close_reload_apply;
 	for (size_t i = 0; i < rp.n_reload; i++) {
 		const struct reload_size *z = &rp.reload[i];
@@ -2930,14 +2930,17 @@ static int cmd_report(int argc, char **argv)
 								sizeof(reload_why) - len,
 								" %s %.1f", reload_phases[p], ph[p]);
 			}
+			if (len < sizeof(reload_why))
+				len += (size_t)snprintf(reload_why + len, sizeof(reload_why) - len,
+							" ms");
 			if (z->n_phase[PHASE_CPU] && len < sizeof(reload_why))
 				len += (size_t)snprintf(reload_why + len, sizeof(reload_why) - len,
-							" ms, %.1f ms of it on the CPU (the rest: waiting "
-							"for it, on a loaded machine)",
+							", %.1f ms of the total on the agent's CPU (the "
+							"rest: waiting for a CPU or for the kernel)",
 							ph[PHASE_CPU]);
 			if (len < sizeof(reload_why))
 				len += (size_t)snprintf(reload_why + len, sizeof(reload_why) - len,
-							" ms. ");
+							". ");
 			/* The floor: libyaml alone, reading the same file. */
 			if (!isnan(z->yaml_floor_us) && len < sizeof(reload_why))
 				snprintf(reload_why + len, sizeof(reload_why) - len,
