@@ -700,7 +700,9 @@ static int write_diff(int fd, size_t ks, size_t vs, const struct loader_entries 
 		for (; slots[h]; h = (h + 1) & (cap - 1)) {
 			const char *o = entry(old, slots[h] - 1, stride);
 
-			if (memcmp(o, e, ks))
+			/* An old entry pairs with one new entry at most (were a key ever given
+			 * twice, each copy would pair with its own, as the map holds it once). */
+			if (kept[slots[h] - 1] || memcmp(o, e, ks))
 				continue;
 			kept[slots[h] - 1] = true;
 			same = !memcmp(o + ks, e + ks, vs);
