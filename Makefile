@@ -272,7 +272,7 @@ $(BUILD)/tests/bench_floor.skel.h: $(BUILD)/tests/bench_floor.bpf.o
 $(BUILD)/bench: tests/bench/bench.c tests/bench/floor.h $(BUILD)/tests/bench_floor.skel.h \
 		$(BUILD)/libcarwall.a | $(BUILD)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -I$(BUILD)/tests $(LDFLAGS) $< $(BUILD)/libcarwall.a $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -I$(BUILD)/tests $(LDFLAGS) $< $(BUILD)/libcarwall.a $(LDLIBS) -lresolv -o $@
 
 bench:
 	$(Q)scripts/install-deps.sh

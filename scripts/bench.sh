@@ -6,7 +6,8 @@
 # nothing: `make bench` builds first.
 #
 # Usage: scripts/bench.sh [--quick] [--out FILE] [--bin-dir DIR]
-#        scripts/bench.sh --install-deps     installs what only the benchmark needs (nftables, jq)
+#        scripts/bench.sh --install-deps     installs what only the benchmark needs (nftables, jq,
+#                                            dnsmasq)
 #
 # What it measures, from inside an app's cgroup, on loopback in private network namespaces:
 #   datapath   TCP connect+close, UDP sendto (64 B), UDP connect() (the hook alone) and bulk TCP,
@@ -28,6 +29,14 @@
 #                          connection (no per-packet program: the connection is judged once).
 #                          Nothing else carwall does: no generations, no ancestor walk, no
 #                          counters, events or socket storage.
+#              resolve_connect (issue 13), IPv4 and IPv6, none and carwall only: an app of a
+#              host-name rule (app09, whose prefixes hold neither 127.0.0.1 nor ::1) looks up
+#              svc.bench.example (A or AAAA) through dnsmasq at 127.0.0.1:53 in the variant's netns,
+#              as a stub resolver does (a new UDP socket per lookup), then connects over TCP to the
+#              address answered (127.0.0.1 or ::1): carwall learns it from the answer, in the
+#              kernel, and allows the connection by the name. Its figures are on the wall clock:
+#              the answer is received, and parsed by carwall's ingress program, in dnsmasq's
+#              context, which the client's CPU time does not see.
 #              The flows are allowed ones: the client is app08, whose rules allow 127.0.0.1 and
 #              ::1 on the benchmark's ports, in the middle of its rules, next to neighbours
 #              (127.0.0.2.., ::2..) so the lookup walks deep. Interleaved rounds: per test, one
@@ -51,9 +60,14 @@
 #              revision of the file (one rule differs, a higher bundle version; two untimed
 #              reloads first, so that both generations hold that size): the span from the file's
 #              rename to the reply, timed here, and the agent's own timing_us {read, verify,
-#              parse, compile, apply, total} when its reply has them; and `carwall policy check`
-#              of the same file (no maps).
-#   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, its context switches
+#              parse, compile, apply, total, cpu} when its reply has them (parse includes the
+#              signature checks; cpu is the agent's CPU time for the whole reload, which other
+#              load does not stretch); `carwall policy check` of the same file (no maps); and the
+#              floor of any libyaml parse: `bench yaml-floor` (libyaml alone reading the events
+#              of the same policy).
+#   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, and the floor under it
+#              (`bench rss-floor`: the same libraries, the agent's ring buffer mapped the same
+#              way, each library used once as a reload does), its context switches
 #              (voluntary + involuntary, all threads) over an idle window, and its RSS after the
 #              100k reloads.
 #   events     refused flows (UDP sendto to a port no rule allows) as fast as the app can send,
@@ -81,7 +95,8 @@
 #                                                 ratio_to_floor (median of per-round carwall /
 #                                                 floor), target_ratio, target_met,
 #                                                 wall_clock: {median, min, max, ratio}}}}
-#                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6
+#                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6,
+#                  resolve_connect_v4/v6 (none and carwall only; measured_on the wall clock)
 #   in_kernel     {[status], method, rounds,
 #                  empty: {programs: [{hook, program, runs, ns_per_run}]} (bpf_stats' own cost),
 #                  carwall|floor: {programs: [{hook, program, runs, ns_per_run, net_ns_per_run
@@ -97,8 +112,9 @@
 #                  TEST here: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6
 #   reload        {[status], [agent_timing_status], sizes: [{rules, round_trip_ms: {median, min,
 #                  max, n}, policy_check_ms: {...} (`carwall policy check` of the same file),
-#                  agent_timing_us: {read|verify|parse|compile|apply|total: {median, ...}}}]}
-#   agent         {pid, rss_kib, hwm_kib, threads, idle_seconds, idle_wakeups,
+#                  libyaml_floor_ms (libyaml alone over the same policy),
+#                  agent_timing_us: {read|verify|parse|compile|apply|total|cpu: {median, ...}}}]}
+#   agent         {pid, rss_kib, hwm_kib, rss_floor_kib, threads, idle_seconds, idle_wakeups,
 #                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_after_reloads_kib}
 #   events        {status} while not available; else {flood_seconds, seconds (flood and drain),
 #                  attempts (refused sends), received (the agent's count), not_received,
@@ -130,7 +146,7 @@ die() {
 install_deps() {
 	local p missing=()
 
-	for p in nftables jq; do
+	for p in nftables jq dnsmasq; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")
 	done
@@ -187,7 +203,12 @@ VARIANTS=(none carwall nftables floor)
 # netns of none): bpf_stats' own cost per run.
 KVARIANTS=(carwall floor empty)
 TESTS="tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6
-tcp_bulk:4 tcp_bulk:6"
+tcp_bulk:4 tcp_bulk:6 resolve_connect:4 resolve_connect:6"
+# resolve_connect: the app of the host-name rule (tests/bench/bench.c, BENCH_NAMES_APP_INDEX), its
+# variants (the others have no host names), and the name dnsmasq answers.
+NAMES_APP=app09
+NAMES_VARIANTS=(none carwall)
+NAMES_HOST=svc.bench.example
 
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces, cgroups, BPF)"
 for t in ip nsenter jq awk sysctl mktemp; do
@@ -334,6 +355,7 @@ fi
 # nftables/, floor/: one subtree per variant, the app cgroups at the same depth; empty/: the
 # empty programs (in-kernel measurement only).
 mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall" \
+	"$ROOT/none/$APP_SLICE/agl-app@$NAMES_APP.service" \
 	"$ROOT/empty/$APP_SLICE/agl-app@$BENCH_APP.service"
 for ((i = 0; i < APPS; i++)); do
 	mkdir -p "$ROOT/nftables/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
@@ -363,7 +385,8 @@ netns_of() {
 	[[ $v == empty ]] && v=none
 	printf '/run/netns/%s-%s' "$NS_PREFIX" "$v"
 }
-cgroup_of() { printf '%s/%s/%s/agl-app@%s.service' "$ROOT" "$1" "$APP_SLICE" "$BENCH_APP"; }
+# cgroup_of VARIANT [APP]: the app's cgroup in that variant (app08 by default).
+cgroup_of() { printf '%s/%s/%s/agl-app@%s.service' "$ROOT" "$1" "$APP_SLICE" "${2:-$BENCH_APP}"; }
 
 # ---- servers -----------------------------------------------------------------------------------------
 for v in "${VARIANTS[@]}"; do
@@ -380,6 +403,26 @@ for ((i = 0; i < 100; i++)); do
 	sleep 0.05
 done
 ((n == ${#VARIANTS[@]})) || die "servers not ready: $(cat "$TMP"/serve-*.err)"
+
+# The resolver of resolve_connect: dnsmasq at 127.0.0.1:53 in the netns of none and of carwall,
+# in the servers' cgroup, authoritative for the one name (TTL 300 s: no expiry during the run).
+HAVE_DNS=0
+if command -v dnsmasq >/dev/null 2>&1; then
+	HAVE_DNS=1
+	for v in "${NAMES_VARIANTS[@]}"; do
+		(
+			echo "$BASHPID" >"$ROOT/srv/cgroup.procs" &&
+				exec nsenter --net="$(netns_of "$v")" dnsmasq --keep-in-foreground \
+					--conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+					--listen-address=127.0.0.1 --port=53 --user=root --local-ttl=300 \
+					--pid-file="$TMP/dnsmasq-$v.pid" \
+					--host-record="$NAMES_HOST,127.0.0.1,::1"
+		) </dev/null >"$TMP/dnsmasq-$v.out" 2>&1 &
+		SERVER_PIDS+=($!)
+	done
+else
+	raw meta resolve_connect "skipped: dnsmasq not installed (scripts/bench.sh --install-deps)"
+fi
 
 # ---- the policy, the agent -------------------------------------------------------------------------
 # Production settings: where the agent takes only signed bundles, the policy is one, signed by a
@@ -490,19 +533,28 @@ raw agent pid "$AGENT_PID"
 raw agent rss_kib "$(status_kib VmRSS)"
 raw agent hwm_kib "$(status_kib VmHWM)"
 raw agent threads "$(find /proc/"$AGENT_PID"/task -mindepth 1 -maxdepth 1 | wc -l)"
+# The floor below which no agent built like this one goes: the same libraries, the agent's ring
+# buffer mapped the same way, each library used once (bench rss-floor).
+if line=$("$BENCH" rss-floor "$PIN_DIR/maps/cw_events" 2>"$TMP/rss-floor.err"); then
+	raw agent rss_floor_kib "$(sed -n 's/^rss_kib=\([0-9]*\) .*/\1/p' <<<"$line")"
+else
+	raw agent rss_floor_kib "-"
+	log "bench rss-floor failed: $(head -c 200 "$TMP/rss-floor.err")"
+fi
 raw agent idle_seconds "$IDLE_S"
 raw agent idle_wakeups "$((v1 - v0 + n1 - n0))"
 raw agent idle_wakeups_voluntary "$((v1 - v0))"
 raw agent idle_wakeups_involuntary "$((n1 - n0))"
 
 # ---- one measurement ---------------------------------------------------------------------------------------
-# client VARIANT TEST FAMILY MS [--count N]: runs the client in the variant's netns and app
-# cgroup; sets R_OPS R_EPERM R_ERR from its line. Returns the client's status.
+# client VARIANT TEST FAMILY MS [--count N] [--cgroup DIR]: runs the client in the variant's netns
+# and app cgroup (app08's unless --cgroup names another); sets R_OPS R_EPERM R_ERR from its line.
+# Returns the client's status.
 client() {
 	local line rc=0 kv
 
-	line=$("$BENCH" client --test "$2" --family "$3" --port "$PORT" --ms "$4" "${@:5}" \
-		--netns "$(netns_of "$1")" --cgroup "$(cgroup_of "$1")" 2>"$TMP/client.err") || rc=$?
+	line=$("$BENCH" client --test "$2" --family "$3" --port "$PORT" --ms "$4" \
+		--netns "$(netns_of "$1")" --cgroup "$(cgroup_of "$1")" "${@:5}" 2>"$TMP/client.err") || rc=$?
 	R_OPS=0 R_EPERM=0 R_ERR="$(head -c 200 "$TMP/client.err")"
 	for kv in $line; do
 		case $kv in
@@ -537,17 +589,54 @@ for v in "${VARIANTS[@]}"; do
 	done
 	raw check "$v" "${result%; }"
 done
+# resolve_connect: without a lookup, the address is refused under carwall (the host-name rule is
+# what allows it) and reached with no filter; after one, both connect. The resolver may take a
+# moment to start: bounded retries.
+if ((HAVE_DNS)); then
+	for v in "${NAMES_VARIANTS[@]}"; do
+		result=
+		for fam in 4 6; do
+			client "$v" tcp_connect "$fam" 1000 --count 10 --cgroup "$(cgroup_of "$v" "$NAMES_APP")" || true
+			if [[ $v == none ]]; then
+				((R_OPS == 10)) || die "no filter: $NAMES_APP should connect over IPv$fam ($R_OPS of 10, EPERM $R_EPERM, $R_ERR)"
+			else
+				((R_EPERM == 10 && R_OPS == 0)) ||
+					die "carwall: $NAMES_APP should be refused (EPERM) over IPv$fam before any lookup ($R_OPS connected, EPERM $R_EPERM, $R_ERR)"
+			fi
+			for ((i = 0; i < 50; i++)); do
+				client "$v" resolve_connect "$fam" 1000 --count 10 --cgroup "$(cgroup_of "$v" "$NAMES_APP")" &&
+					((R_OPS == 10)) && break
+				sleep 0.1
+			done
+			((R_OPS == 10 && R_EPERM == 0)) ||
+				die "$v: $NAMES_APP should resolve $NAMES_HOST and connect over IPv$fam ($R_OPS of 10, EPERM $R_EPERM, $R_ERR)"
+			if [[ $v == none ]]; then
+				result+="IPv$fam: connected without a lookup, and after one; "
+			else
+				result+="IPv$fam: refused (EPERM) without a lookup, connected after one; "
+			fi
+		done
+		raw check "${v}_names" "${result%; }"
+	done
+fi
 agent_alive "after the filter check"
 
 # ---- datapath rounds ----------------------------------------------------------------------------------------
-log "datapath: 8 tests x $ROUNDS rounds x ${#VARIANTS[@]} variants x ${MEASURE_MS} ms slices"
+log "datapath: 10 tests x $ROUNDS rounds x up to ${#VARIANTS[@]} variants x ${MEASURE_MS} ms slices"
 for tf in $TESTS; do
 	test=${tf%:*} fam=${tf#*:}
 	args=()
-	for v in "${VARIANTS[@]}"; do
-		variant_on "$v" || continue
-		args+=(--variant "$v" --netns "$(netns_of "$v")" --cgroup "$(cgroup_of "$v")")
-	done
+	if [[ $test == resolve_connect ]]; then
+		((HAVE_DNS)) || continue
+		for v in "${NAMES_VARIANTS[@]}"; do
+			args+=(--variant "$v" --netns "$(netns_of "$v")" --cgroup "$(cgroup_of "$v" "$NAMES_APP")")
+		done
+	else
+		for v in "${VARIANTS[@]}"; do
+			variant_on "$v" || continue
+			args+=(--variant "$v" --netns "$(netns_of "$v")" --cgroup "$(cgroup_of "$v")")
+		done
+	fi
 	rc=0 samples=0
 	"$BENCH" compare --test "$test" --family "$fam" --port "$PORT" --ms "$MEASURE_MS" \
 		--rounds "$ROUNDS" "${args[@]}" >"$TMP/compare.out" 2>"$TMP/compare.err" || rc=$?
@@ -709,11 +798,18 @@ for size in $RELOAD_SIZES; do
 			break 2
 		fi
 		((i < RELOAD_WARM)) && continue
-		phases=$(jq -r '[.timing_us // {} | (.read, .verify, .parse, .compile, .apply, .total)
+		phases=$(jq -r '[.timing_us // {} | (.read, .verify, .parse, .compile, .apply, .total, .cpu)
 			| if type == "number" then tostring else "-" end] | join("\t")' "$TMP/reload.json")
 		[[ $phases == *[0-9]* ]] && have_timing=1
 		printf 'reload\t%s\t%s\t%s\n' "$size" "$((t1 - t0))" "$phases" >>"$RAW"
 	done
+	# The floor of any parse of it with libyaml: libyaml alone reading its events (the plain
+	# policy, as the bundle's payload is).
+	if "$BENCH" policy --rules "$size" --port "$PORT" --revision "$rev" --yaml "$TMP/floor.yaml" &&
+		line=$("$BENCH" yaml-floor "$TMP/floor.yaml"); then
+		printf 'reload_floor\t%s\t%s\n' "$size" "$(sed -n 's/^us=\([0-9]*\) .*/\1/p' <<<"$line")" >>"$RAW"
+	fi
+	rm -f "$TMP/floor.yaml"
 	# The same file through `carwall policy check` (read, parse, compile; no map, no agent):
 	# what is left of the reload is writing the maps and the flip.
 	for ((i = 0; i < (RELOADS + 1) / 2; i++)); do

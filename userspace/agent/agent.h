@@ -38,6 +38,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct bundle *, bundle_free)
 
 struct agent_timing {
 	uint64_t read_us, parse_us, compile_us, apply_us, total_us;
+	/* The agent's CPU time for the whole load (its main thread, kernel time included: what
+	 * other load on the machine does not stretch), from cpu_start_us (thread_cpu_us()). */
+	uint64_t cpu_us, cpu_start_us;
 };
 
 /*
@@ -152,6 +155,7 @@ struct agent_floor {
 /* ---- lifecycle.c: the policy lifecycle -------------------------------------------------- */
 
 uint64_t now_us(void);
+uint64_t thread_cpu_us(void);
 int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool create,
 		struct agent_timing *t, char *reason, size_t reason_size,
 		const struct agent_floor *floor);

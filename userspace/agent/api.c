@@ -34,6 +34,7 @@ static struct json_object *agent_timing_json(const struct agent_timing *t)
 	JSON_ADD(o, "compile", json_object_new_int64((int64_t)t->compile_us));
 	JSON_ADD(o, "apply", json_object_new_int64((int64_t)t->apply_us));
 	JSON_ADD(o, "total", json_object_new_int64((int64_t)t->total_us));
+	JSON_ADD(o, "cpu", json_object_new_int64((int64_t)t->cpu_us));
 	return o;
 }
 
@@ -325,7 +326,7 @@ static struct json_object *agent_install_json(struct agent *a, const struct cont
 {
 	const size_t max = a->developer_mode ? POLICY_MAX_FILE_BYTES : BUNDLE_MAX_BYTES;
 	const char *name = "installed bundle";
-	struct agent_timing t = {};
+	struct agent_timing t = { .cpu_start_us = thread_cpu_us() };
 	uint64_t start = now_us();
 	int r;
 

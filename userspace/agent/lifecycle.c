@@ -30,6 +30,14 @@ uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+uint64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /*
  * Cut the established connections of apps that the policy now in force refuses (the egress
  * program drops their packets from the flip on; this destroys the sockets, so that the app
@@ -225,7 +233,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	}
 	agent_retire_gen(a, loader_next_gen(a->loader), pol, sha256);
 	t0 = now_us();
-	r = loader_apply(a->loader, maps, reg, n_reg);
+	r = loader_apply(a->loader, maps, reg, n_reg, (uint32_t)pol->n_apps + 1);
 	if (r < 0) {
 		snprintf(reason, reason_size, "writing the policy into the BPF maps: %s",
 			 strerror(-r));
@@ -335,12 +343,13 @@ static int agent_state_copy(const struct bundle_state *s, struct bundle_state **
 /*
  * Verify bundle bytes as this device must: trusted keys, threshold, target, accepted bundle
  * ids, validity at `now`, and the floor of `state` (NULL: not checked), then parse exactly the
- * verified bytes.
+ * verified bytes; or, with `parsed` (their policy, parsed when they were verified before), take
+ * the metadata from there instead of parsing the same bytes again.
  */
 static int agent_verify_bundle(struct agent *a, const struct bundle_trust *trust,
 			       const struct bundle_state *state, const char *name, const char *data,
-			       size_t size, time_t now, struct bundle **ret, char *reason,
-			       size_t reason_size)
+			       size_t size, time_t now, const struct policy *parsed,
+			       struct bundle **ret, char *reason, size_t reason_size)
 {
 	struct bundle_expect want = { .target = a->target,
 				      .ids = a->bundle_id_list,
@@ -364,7 +373,8 @@ static int agent_verify_bundle(struct agent *a, const struct bundle_trust *trust
 								    : ARRAY_SIZE(pinned);
 	}
 
-	r = bundle_verify(trust, name, data, size, &want, ret, &err);
+	r = parsed ? bundle_verify_parsed(trust, name, data, size, &want, parsed, ret, &err)
+		   : bundle_verify(trust, name, data, size, &want, ret, &err);
 	if (r < 0 && err.reason == BUNDLE_INVALID_POLICY)
 		policy_error_format(&err.policy, reason, reason_size);
 	else if (r < 0)
@@ -394,8 +404,11 @@ static int agent_check_in_force(struct agent *a, const struct bundle_trust *trus
 	if (!trust)
 		r = -EKEYREJECTED;
 	else
+		/* a->policy was parsed from a->bundle_data: its metadata are judged again, the
+		 * same bytes are not parsed again. */
 		r = agent_verify_bundle(a, trust, disk, a->policy->path, a->bundle_data,
-					a->bundle_size, a->bundle_verified_at, &b, why, sizeof(why));
+					a->bundle_size, a->bundle_verified_at, a->policy, &b, why,
+					sizeof(why));
 	if (r == -ENOMEM)
 		return 0; /* no verdict on the bundle: it is judged again at the next load */
 	if (r < 0)
@@ -423,10 +436,8 @@ static void agent_strip_rules(struct policy *p)
 	for (size_t i = 0; i < p->n_apps; i++) {
 		struct policy_app *app = &p->apps[i];
 
-		for (size_t j = 0; j < app->n_rules; j++) {
-			free(app->rules[j].to);
-			free(app->rules[j].ports);
-		}
+		for (size_t j = 0; j < app->n_rules; j++)
+			policy_rule_clear(p, &app->rules[j]);
 		free(app->rules);
 		app->rules = NULL;
 		app->n_rules = 0;
@@ -577,7 +588,7 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 		else
 			log_warning("DEVELOPER MODE: %s is enforced without a signature check", name);
 	} else if (r >= 0) {
-		r = agent_verify_bundle(a, trust, state, name, data, size, now, &b, reason,
+		r = agent_verify_bundle(a, trust, state, name, data, size, now, NULL, &b, reason,
 					sizeof(reason));
 		if (r >= 0 && !bundle_state_find(state, b->policy->bundle.id))
 			log_warning("No anti-rollback floor for bundle '%s' in %s (first install, or "
@@ -650,6 +661,7 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 		timerfd_settime(a->expiry_fd, TFD_TIMER_ABSTIME, &its, NULL);
 	}
 	t->total_us = now_us() - start;
+	t->cpu_us = t->cpu_start_us ? thread_cpu_us() - t->cpu_start_us : 0;
 	a->timing = *t;
 	a->last_error[0] = '\0';
 	evidence_record_policy(a, why);
@@ -666,7 +678,7 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 static int agent_load_policy_once(struct agent *a, const char *why)
 {
 	_cleanup_free_ char *data = NULL;
-	struct agent_timing t = {};
+	struct agent_timing t = { .cpu_start_us = thread_cpu_us() };
 	uint64_t start = now_us();
 	bool untrusted = false;
 	struct stat st;

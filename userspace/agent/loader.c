@@ -37,7 +37,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
 /* The policy maps, in the order of struct loader_written. */
 enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, MAP_HOSTS, MAP_NAMES, MAP_RESOLVERS, _MAP_MAX };
 
-/* Entries of one map, {key, value} back to back, sorted by key bytes. */
+/* Entries of one map, {key, value} back to back, in the compiler's order. */
 struct loader_entries {
 	char *v;
 	size_t n;
@@ -559,8 +559,13 @@ static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
 	return 0;
 }
 
-/* The new generation's counters start at zero (they still hold the one before the last). */
-static int loader_zero_counters(struct loader *l, uint32_t gen, size_t n_cgroups,
+/*
+ * The new generation's counters start at zero (they still hold the one before the last): those
+ * of its apps and guard (app indexes below n_app_slots) and of its rules. No program of this
+ * generation counts for another index, and nothing reads one: what an earlier, larger policy
+ * left above is zeroed before a policy that uses it goes in force.
+ */
+static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_slots,
 				const struct policy_maps *maps)
 {
 	struct sock_addr_bpf *s = l->sock_addr;
@@ -570,13 +575,13 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, size_t n_cgroups
 	for (size_t i = 0; i < maps->n_ports; i++)
 		if (maps->ports[i].val.rule + 1 > n_rules)
 			n_rules = maps->ports[i].val.rule + 1;
-	if (n_cgroups > CW_APP_SLOTS || n_rules > CW_MAX_RULES)
+	if (n_app_slots > CW_APP_SLOTS || n_rules > CW_MAX_RULES)
 		return -E2BIG;
-	r = zero_percpu(bpf_map__fd(s->maps.cw_app_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
+	r = zero_percpu(bpf_map__fd(s->maps.cw_app_stats), gen * CW_APP_SLOTS, n_app_slots,
 			sizeof(struct cw_app_counters));
 	if (r < 0)
 		return r;
-	r = zero_percpu(bpf_map__fd(l->dns->maps.cw_dns_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
+	r = zero_percpu(bpf_map__fd(l->dns->maps.cw_dns_stats), gen * CW_APP_SLOTS, n_app_slots,
 			sizeof(struct cw_dns_counters));
 	if (r < 0)
 		return r;
@@ -597,13 +602,7 @@ static const char *entry(const struct loader_entries *e, size_t i, size_t stride
 	return e->v + i * stride;
 }
 
-static int cmp_key(const void *a, const void *b, void *key_size)
-{
-	return memcmp(a, b, *(size_t *)key_size);
-}
-
-static int copy_sorted(struct loader_entries *out, const void *entries, size_t n, size_t stride,
-		       size_t key_size)
+static int copy_entries(struct loader_entries *out, const void *entries, size_t n, size_t stride)
 {
 	out->n = n;
 	out->v = malloc(n * stride + 1);
@@ -612,8 +611,22 @@ static int copy_sorted(struct loader_entries *out, const void *entries, size_t n
 	if (n == 0)
 		return 0; /* entries may be NULL */
 	memcpy(out->v, entries, n * stride);
-	qsort_r(out->v, n, stride, cmp_key, &key_size);
 	return 0;
+}
+
+/* A hash of a map key (every key of bpf/carwall.h is a whole number of 32-bit words). */
+static uint64_t key_hash(const char *key, size_t ks)
+{
+	uint64_t h = ks;
+
+	for (size_t i = 0; i + 4 <= ks; i += 4) {
+		uint32_t w;
+
+		memcpy(&w, key + i, 4);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 29;
+	}
+	return h;
 }
 
 /* Update many entries: one batch where the kernel has it, else one at a time. */
@@ -648,36 +661,61 @@ static int map_delete_many(int fd, const void *keys, uint32_t n, size_t ks)
 }
 
 /*
- * Bring one map's entries of a generation from `old` to `new` (both sorted by key): delete what
- * is gone, write what is new or changed.
+ * Bring one map's entries of a generation from `old` to `new` (each key at most once in each,
+ * in any order): delete what is gone, write what is new or changed. The old keys are indexed in
+ * an open-addressing hash table (at most half full), so that the diff costs O(n), not a sort.
  */
 static int write_diff(int fd, size_t ks, size_t vs, const struct loader_entries *old,
 		      const struct loader_entries *new)
 {
-	size_t stride = ks + vs, i = 0, j = 0, n_del = 0, n_upd = 0;
-	_cleanup_free_ char *del = malloc(old->n * ks + 1);
-	_cleanup_free_ char *upd_k = malloc(new->n * ks + 1), *upd_v = malloc(new->n * vs + 1);
+	size_t stride = ks + vs, n_del = 0, n_upd = 0, cap = 16;
+	_cleanup_free_ char *del = NULL, *upd_k = NULL, *upd_v = NULL;
+	_cleanup_free_ uint32_t *slots = NULL; /* old entry index + 1; 0: free */
+	_cleanup_free_ bool *kept = NULL;
 	int r;
 
-	if (!del || !upd_k || !upd_v)
+	if (old->n >= UINT32_MAX / 2)
+		return -E2BIG;
+	while (cap < 2 * old->n)
+		cap *= 2;
+	del = malloc(old->n * ks + 1);
+	upd_k = malloc(new->n * ks + 1);
+	upd_v = malloc(new->n * vs + 1);
+	slots = calloc(cap, sizeof(*slots));
+	kept = calloc(old->n + 1, sizeof(*kept));
+	if (!del || !upd_k || !upd_v || !slots || !kept)
 		return -ENOMEM;
-	while (i < old->n || j < new->n) {
-		int c = i == old->n ? 1 : j == new->n ? -1
-						     : memcmp(entry(old, i, stride), entry(new, j, stride), ks);
+	for (size_t i = 0; i < old->n; i++) {
+		size_t h = key_hash(entry(old, i, stride), ks) & (cap - 1);
 
-		if (c < 0) {
-			memcpy(del + n_del++ * ks, entry(old, i++, stride), ks);
-		} else if (c > 0 || memcmp(entry(old, i, stride) + ks, entry(new, j, stride) + ks, vs)) {
-			memcpy(upd_k + n_upd * ks, entry(new, j, stride), ks);
-			memcpy(upd_v + n_upd++ * vs, entry(new, j, stride) + ks, vs);
-			if (c == 0)
-				i++;
-			j++;
-		} else {
-			i++;
-			j++;
-		}
+		while (slots[h])
+			h = (h + 1) & (cap - 1);
+		slots[h] = (uint32_t)i + 1;
 	}
+	for (size_t j = 0; j < new->n; j++) {
+		const char *e = entry(new, j, stride);
+		size_t h = key_hash(e, ks) & (cap - 1);
+		bool same = false;
+
+		for (; slots[h]; h = (h + 1) & (cap - 1)) {
+			const char *o = entry(old, slots[h] - 1, stride);
+
+			/* An old entry pairs with one new entry at most (were a key ever given
+			 * twice, each copy would pair with its own, as the map holds it once). */
+			if (kept[slots[h] - 1] || memcmp(o, e, ks))
+				continue;
+			kept[slots[h] - 1] = true;
+			same = !memcmp(o + ks, e + ks, vs);
+			break;
+		}
+		if (same)
+			continue;
+		memcpy(upd_k + n_upd * ks, e, ks);
+		memcpy(upd_v + n_upd++ * vs, e + ks, vs);
+	}
+	for (size_t i = 0; i < old->n; i++)
+		if (!kept[i])
+			memcpy(del + n_del++ * ks, entry(old, i, stride), ks);
 	r = map_delete_many(fd, del, (uint32_t)n_del, ks);
 	if (r < 0)
 		return r;
@@ -733,7 +771,7 @@ static void loader_sync_end(struct loader *l)
 }
 
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
-		 size_t n_cgroups)
+		 size_t n_cgroups, uint32_t n_app_slots)
 {
 	struct sock_addr_bpf *s = l->sock_addr;
 	const struct policy_map specs[_MAP_MAX] = {
@@ -776,7 +814,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	}
 	if (maps->gen != gen)
 		r = -ESTALE;
-	else if (n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS ||
+	else if (n_app_slots > CW_APP_SLOTS || n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS ||
 		 maps->n_names > CW_MAX_NAMES / CW_GENERATIONS || maps->n_resolvers > CW_MAX_RESOLVERS)
 		r = -E2BIG;
 	for (size_t i = 0; r == 0 && i < maps->n_names; i++) {
@@ -793,7 +831,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 			r = -ERANGE;
 	}
 	for (size_t i = 0; r == 0 && i < n_cgroups; i++) {
-		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL) {
+		if (cgroups[i].level > CW_MAX_CGROUP_LEVEL || cgroups[i].app >= n_app_slots) {
 			r = -ERANGE;
 			break;
 		}
@@ -807,27 +845,23 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 			cg[i].val.flags |= CW_APP_F_NAMES;
 	}
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_CGROUPS], cg, n_cgroups, sizeof(*cg),
-				sizeof(struct cw_cgroup_key));
+		r = copy_entries(&next.maps[MAP_CGROUPS], cg, n_cgroups, sizeof(*cg));
 	free(cg);
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_DST4], maps->dst4, maps->n_dst4, sizeof(*maps->dst4),
-				sizeof(struct cw_dst4_key));
+		r = copy_entries(&next.maps[MAP_DST4], maps->dst4, maps->n_dst4, sizeof(*maps->dst4));
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_DST6], maps->dst6, maps->n_dst6, sizeof(*maps->dst6),
-				sizeof(struct cw_dst6_key));
+		r = copy_entries(&next.maps[MAP_DST6], maps->dst6, maps->n_dst6, sizeof(*maps->dst6));
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_PORTS], maps->ports, maps->n_ports,
-				sizeof(*maps->ports), sizeof(struct cw_port_key));
+		r = copy_entries(&next.maps[MAP_PORTS], maps->ports, maps->n_ports,
+				sizeof(*maps->ports));
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_HOSTS], maps->hosts, maps->n_hosts,
-				sizeof(*maps->hosts), sizeof(struct cw_host_key));
+		r = copy_entries(&next.maps[MAP_HOSTS], maps->hosts, maps->n_hosts,
+				sizeof(*maps->hosts));
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_NAMES], maps->names, maps->n_names,
-				sizeof(*maps->names), sizeof(struct cw_name_key));
+		r = copy_entries(&next.maps[MAP_NAMES], maps->names, maps->n_names,
+				sizeof(*maps->names));
 	if (r == 0)
-		r = copy_sorted(&next.maps[MAP_RESOLVERS], res, maps->n_resolvers, sizeof(*res),
-				sizeof(struct cw_resolver_key));
+		r = copy_entries(&next.maps[MAP_RESOLVERS], res, maps->n_resolvers, sizeof(*res));
 	if (r < 0)
 		goto out;
 
@@ -866,7 +900,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 			goto out;
 		}
 	}
-	r = loader_zero_counters(l, gen, n_cgroups, maps);
+	r = loader_zero_counters(l, gen, n_app_slots, maps);
 	if (r < 0)
 		goto out;
 

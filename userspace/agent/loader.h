@@ -52,9 +52,12 @@ uint32_t loader_next_gen(const struct loader *l);
 /*
  * Write a compiled policy into the inactive generation and flip to it. `maps` must have been
  * compiled for loader_next_gen(). Every decision is taken wholly on the old or the new policy.
+ * The app counters of app indexes 0..n_app_slots-1 start at zero (the policy's apps and its
+ * guard: n_apps + 1, at most CW_APP_SLOTS; every cgroup's app must be below it), those of its
+ * rules too.
  */
 int loader_apply(struct loader *l, const struct policy_maps *maps, const struct loader_cgroup *cgroups,
-		 size_t n_cgroups);
+		 size_t n_cgroups, uint32_t n_app_slots);
 
 /*
  * Whether the policy in force (the active generation) manages the cgroup `id` at `level`, as

@@ -279,7 +279,8 @@ static int agent_adopted_reregister(struct agent *a, char *reason, size_t reason
 		guards[g].flags = pinned_guard.flags;
 		cgroups[n++] = guards[g];
 	}
-	r = loader_apply(a->loader, maps, cgroups, n);
+	/* The pinned policy's number of apps is not known here: every app slot is zeroed. */
+	r = loader_apply(a->loader, maps, cgroups, n, CW_APP_SLOTS);
 	policy_maps_free(maps);
 	if (r < 0)
 		snprintf(reason, reason_size, "writing the BPF maps: %s", strerror(-r));

@@ -649,14 +649,14 @@ int bundle_trust_load(const char *dir, struct bundle_trust **ret, struct bundle_
 static size_t find_block(const char *data, size_t size)
 {
 	const size_t mlen = strlen(BUNDLE_BLOCK_LINE);
+	const char *p = data, *end = data + size;
 
-	for (size_t off = 0; off < size;) {
-		const char *nl = memchr(data + off, '\n', size - off);
-		size_t len = nl ? (size_t)(nl - (data + off)) : size - off;
-
-		if (len == mlen && memcmp(data + off, BUNDLE_BLOCK_LINE, mlen) == 0)
-			return off;
-		off += len + 1;
+	/* The first occurrence that is a whole line: at the start or after a "\n", followed by a
+	 * "\n" or the end. */
+	while ((p = memmem(p, (size_t)(end - p), BUNDLE_BLOCK_LINE, mlen))) {
+		if ((p == data || p[-1] == '\n') && (p + mlen == end || p[mlen] == '\n'))
+			return (size_t)(p - data);
+		p++;
 	}
 	return size;
 }
@@ -979,10 +979,9 @@ static int check_metadata(const struct bundle_expect *want, const char *name,
 	return 0;
 }
 
-static int check_rollback(const struct bundle_state *state, struct bundle *b,
-			  struct bundle_error *err)
+static int check_rollback(const struct bundle_state *state, const struct policy_bundle_meta *m,
+			  struct bundle *b, struct bundle_error *err)
 {
-	const struct policy_bundle_meta *m = &b->policy->bundle;
 	const struct bundle_state_entry *e = bundle_state_find(state, m->id);
 	char hex[BUNDLE_SHA256_HEX_LEN + 1];
 
@@ -1007,10 +1006,16 @@ static int check_rollback(const struct bundle_state *state, struct bundle *b,
 	return 0;
 }
 
-int bundle_verify(const struct bundle_trust *t, const char *name, const void *data_, size_t size,
-		  const struct bundle_expect *want, struct bundle **ret, struct bundle_error *err)
+/*
+ * bundle_verify(), or with `parsed` (not NULL) bundle_verify_parsed(): the payload is not parsed
+ * again, its metadata are parsed's.
+ */
+static int verify(const struct bundle_trust *t, const char *name, const void *data_, size_t size,
+		  const struct bundle_expect *want, const struct policy *parsed, struct bundle **ret,
+		  struct bundle_error *err)
 {
 	_cleanup_(bundle_freep) struct bundle *b = NULL;
+	const struct policy *policy = parsed;
 	const char *data = data_;
 	int r;
 
@@ -1038,37 +1043,57 @@ int bundle_verify(const struct bundle_trust *t, const char *name, const void *da
 	bundle_hex(b->payload_sha256, BUNDLE_SHA256_BYTES, b->payload_sha256_hex);
 
 	/* parse: the same bytes that were verified, nothing re-read */
-	r = policy_parse_buffer(name, data, b->payload_size, &b->policy,
-				err ? &err->policy : NULL);
-	if (r < 0) {
-		char msg[sizeof(err->message)];
+	if (!parsed) {
+		r = policy_parse_buffer(name, data, b->payload_size, &b->policy,
+					err ? &err->policy : NULL);
+		if (r < 0) {
+			char msg[sizeof(err->message)];
 
-		if (r == -ENOMEM)
-			return oom(err);
-		if (!err)
-			return r;
-		policy_error_format(&err->policy, msg, sizeof(msg));
-		return set_error(err, r, BUNDLE_INVALID_POLICY, "%s", msg);
+			if (r == -ENOMEM)
+				return oom(err);
+			if (!err)
+				return r;
+			policy_error_format(&err->policy, msg, sizeof(msg));
+			return set_error(err, r, BUNDLE_INVALID_POLICY, "%s", msg);
+		}
+		policy = b->policy;
 	}
 
 	/* metadata */
-	if (!b->policy->has_bundle)
+	if (!policy->has_bundle)
 		return set_error(err, -EINVAL, BUNDLE_NO_METADATA,
 				 "%s: the payload is a policy without 'bundle:' metadata (id, "
 				 "version, target, not-before, not-after)",
 				 name);
-	r = check_metadata(want, name, &b->policy->bundle, err);
+	r = check_metadata(want, name, &policy->bundle, err);
 	if (r < 0)
 		return r;
 
 	/* rollback */
 	if (want->state) {
-		r = check_rollback(want->state, b, err);
+		r = check_rollback(want->state, &policy->bundle, b, err);
 		if (r < 0)
 			return r;
 	}
 	*ret = TAKE_PTR(b);
 	return 0;
+}
+
+int bundle_verify(const struct bundle_trust *t, const char *name, const void *data, size_t size,
+		  const struct bundle_expect *want, struct bundle **ret, struct bundle_error *err)
+{
+	return verify(t, name, data, size, want, NULL, ret, err);
+}
+
+int bundle_verify_parsed(const struct bundle_trust *t, const char *name, const void *data,
+			 size_t size, const struct bundle_expect *want, const struct policy *parsed,
+			 struct bundle **ret, struct bundle_error *err)
+{
+	if (!parsed) {
+		error_init(err);
+		return set_error(err, -EINVAL, BUNDLE_INTERNAL_ERROR, "invalid arguments");
+	}
+	return verify(t, name, data, size, want, parsed, ret, err);
 }
 
 int bundle_read_file(const char *path, char **ret_data, size_t *ret_size, struct bundle_error *err)

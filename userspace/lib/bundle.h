@@ -186,6 +186,17 @@ int bundle_split(const void *data, size_t size, struct bundle_envelope *ret,
 int bundle_verify(const struct bundle_trust *t, const char *name, const void *data, size_t size,
 		  const struct bundle_expect *want, struct bundle **ret, struct bundle_error *err);
 
+/*
+ * bundle_verify() again of bytes it verified before, whose payload it parsed into `parsed`
+ * (kept by the caller): every check runs again against t and want (envelope, signatures,
+ * metadata, rollback) except the parse, which gives the same policy for the same bytes: the
+ * metadata checked are parsed->bundle. The caller vouches that `parsed` is the parse of these
+ * bytes. *ret has no policy (NULL).
+ */
+int bundle_verify_parsed(const struct bundle_trust *t, const char *name, const void *data,
+			 size_t size, const struct bundle_expect *want, const struct policy *parsed,
+			 struct bundle **ret, struct bundle_error *err);
+
 void bundle_free(struct bundle *b);
 
 /*

@@ -166,6 +166,8 @@ struct policy_dns {
 	struct policy_loc loc; /* of the `dns` mapping; line 0 when absent (the defaults) */
 };
 
+struct policy_pool;
+
 struct policy {
 	char *path; /* as given to policy_parse*(); used in messages */
 	struct policy_resolver *resolvers; /* at most CW_MAX_RESOLVERS */
@@ -179,6 +181,9 @@ struct policy {
 	struct policy_bundle_meta bundle; /* when has_bundle */
 	bool has_bundle;
 	bool audit; /* top-level `audit:`: every app's default */
+	/* Where the parser keeps the rules' `to` and `ports` arrays: they are freed with the
+	 * policy (policy_free(), policy_rule_clear()), never with free(). */
+	struct policy_pool *pool;
 };
 
 /* A parse or validation error: where, and why (one line, no trailing newline or period). */
@@ -205,6 +210,9 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 int policy_error_format(const struct policy_error *e, char *buf, size_t size);
 
 void policy_free(struct policy *p);
+
+/* Free what a rule of p holds (its destinations, their host names, its ports) and empty it. */
+void policy_rule_clear(struct policy *p, struct policy_rule *rule);
 
 /* Audit mode of an app: its own `audit:`, else the policy's. Refusals are reported, the flows
  * go out. */
