@@ -76,7 +76,8 @@ ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4
 	libnewt0.52 libslang2 libtextwrap1 install-info)
 ARM64_SYSROOT_PKGS=(libbpf-dev libelf-dev zlib1g-dev libzstd-dev libyaml-dev libjson-c-dev
-	libssl-dev libnl-3-dev libcmocka-dev linux-libc-dev libpsl-dev libidn2-dev libunistring-dev)
+	libssl-dev libnl-3-dev libcmocka-dev linux-libc-dev libpsl-dev libidn2-dev libunistring-dev
+	libmaxminddb-dev)
 HOST_PKGS=(qemu-system-x86 qemu-system-arm busybox-static gcc-aarch64-linux-gnu
 	libc6-dev-arm64-cross kmod cpio xz-utils)
 

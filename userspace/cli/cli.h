@@ -48,6 +48,7 @@ int cmd_policy_check(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_names(struct cli *c, int argc, char **argv);
 int cmd_bundle(struct cli *c, int argc, char **argv);
+int cmd_geo_lookup(struct cli *c, int argc, char **argv);
 
 /* `carwall app wait-managed`: see app.c. */
 int carwall_app_main(int argc, char **argv, bool json, bool quiet, const char *run_dir);

@@ -280,6 +280,7 @@ static int check_bounds(struct compiler *c)
 struct port_interval {
 	uint32_t first, last; /* inclusive, 0..65535 */
 	uint32_t rule;
+	bool cross_border; /* the rule's `cross-border:` */
 };
 
 static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
@@ -302,6 +303,7 @@ static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto,
 	e->key.proto = proto;
 	e->key.port_be = htons((uint16_t)first);
 	e->val.rule = rule;
+	e->val.flags = c->rules[rule]->cross_border ? CW_PORT_F_CROSS_BORDER : 0;
 	return 0;
 }
 
@@ -325,10 +327,16 @@ static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto,
 	return 0;
 }
 
+/*
+ * Painting order: the rules marked cross-border first (a segment one of them allows is
+ * cross-border, whatever other rules allow it too: CW_PORT_F_CROSS_BORDER), then file order.
+ */
 static int cmp_interval_rule(const void *a, const void *b)
 {
 	const struct port_interval *x = a, *y = b;
 
+	if (x->cross_border != y->cross_border)
+		return x->cross_border ? -1 : 1;
 	if (x->rule != y->rule)
 		return x->rule < y->rule ? -1 : 1;
 	return x->first < y->first ? -1 : x->first > y->first;
@@ -367,12 +375,14 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 		if (grow((void **)&iv, &cap_iv, n_iv + add, sizeof(*iv)) < 0)
 			return -ENOMEM;
 		if (!rule->n_ports) {
-			iv[n_iv++] = (struct port_interval){ 0, 65535, rules->v[i] };
+			iv[n_iv++] = (struct port_interval){ 0, 65535, rules->v[i],
+							     rule->cross_border != NULL };
 			continue;
 		}
 		for (size_t j = 0; j < rule->n_ports; j++)
 			iv[n_iv++] = (struct port_interval){ rule->ports[j].first, rule->ports[j].last,
-							     rules->v[i] };
+							     rules->v[i],
+							     rule->cross_border != NULL };
 	}
 	if (n_iv == 0)
 		return 0;
@@ -400,7 +410,7 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 	for (size_t i = 0; i <= n_seg; i++)
 		next[i] = i;
 
-	/* Paint in file order: a segment keeps the first rule that reaches it. */
+	/* Paint in that order: a segment keeps the first rule that reaches it. */
 	qsort(iv, n_iv, sizeof(*iv), cmp_interval_rule);
 	for (size_t i = 0; i < n_iv; i++) {
 		uint32_t *lo = bsearch(&iv[i].first, bounds, n_b, sizeof(*bounds), cmp_u32);
@@ -547,7 +557,7 @@ static bool emit_hosts_of(struct compiler *c, uint32_t scope, uint32_t family, c
 			e->key.port_be = htons((uint16_t)port);
 			e->key.family = family;
 			memcpy(e->key.addr, addr, family == AF_INET ? 4 : 16);
-			e->val.rule = p->val.rule;
+			e->val = p->val;
 		}
 	}
 	return true;
@@ -1197,6 +1207,8 @@ void policy_maps_free(struct policy_maps *m)
 	free(m->hosts);
 	free(m->names);
 	free(m->resolvers);
+	free(m->home4);
+	free(m->home6);
 	free(m);
 }
 

@@ -45,6 +45,17 @@ struct policy_name_entry {
 	struct cw_name_val val;
 };
 
+/* cw_home4/cw_home6 entries: the home region's prefixes (userspace/lib/geo.h). */
+struct policy_home4_entry {
+	struct cw_home4_key key;
+	struct cw_home_val val;
+};
+
+struct policy_home6_entry {
+	struct cw_home6_key key;
+	struct cw_home_val val;
+};
+
 struct policy_maps {
 	uint32_t gen;
 	struct policy_dst4_entry *dst4;
@@ -69,6 +80,15 @@ struct policy_maps {
 	uint32_t ttl_max_s;
 	uint32_t grace_s;
 	uint32_t learn_quota;
+	/*
+	 * Data residency: `residency-enforce: home-only` (CW_GEN_F_HOME_ONLY), and the home
+	 * region's prefixes, filled by geo_apply_policy() (not by policy_compile()).
+	 */
+	bool home_only;
+	struct policy_home4_entry *home4;
+	size_t n_home4;
+	struct policy_home6_entry *home6;
+	size_t n_home6;
 };
 
 /* Per-generation capacity: a compiled policy must fit in half of each map. */
@@ -77,6 +97,8 @@ struct policy_maps {
 #define POLICY_MAPS_MAX_PORTS (CW_MAX_PORTS / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_HOSTS (CW_MAX_HOSTS / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_NAMES (CW_MAX_NAMES / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_HOME4 (CW_MAX_HOME4 / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_HOME6 (CW_MAX_HOME6 / CW_GENERATIONS)
 
 /*
  * The compiler's work, bounded so that its memory and time are bounded whatever the policy:
