@@ -281,6 +281,12 @@ struct cw_home_val {
 };
 _Static_assert(sizeof(struct cw_home_val) == 4, "cw_home_val layout");
 
+/*
+ * cw_region_stats: per-CPU array, index gen * CW_APP_SLOTS + app, __u64: the app's flows a rule
+ * allowed that home-only refused (CW_VERDICT_DENY_REGION; in audit mode, let through), a part
+ * of its refused (or audited) count.
+ */
+
 /* ---- evidence: events and counters ---------------------------------------------------------- */
 
 /* Where a decision was taken. */

@@ -89,6 +89,13 @@ struct {
 	__type(value, struct cw_home_val);
 } cw_home6 SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CW_GENERATIONS * CW_APP_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} cw_region_stats SEC(".maps");
+
 /* Whether (family, addr) is a trusted resolver of the decision's generation. */
 static __always_inline bool cw_is_resolver(const struct cw_ctx *c, __u32 family, const void *addr)
 {
@@ -203,6 +210,9 @@ static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_v
 static __always_inline enum cw_verdict cw_judge_home(const struct cw_ctx *c, enum cw_verdict v,
 						      __u32 family, const void *addr)
 {
+	__u64 *count;
+	__u32 slot;
+
 	if (v != CW_VERDICT_ALLOW_RULE || !(c->gen_flags & CW_GEN_F_HOME_ONLY) ||
 	    c->rule == CW_RULE_NONE || (c->port_flags & CW_PORT_F_CROSS_BORDER))
 		return v;
@@ -223,6 +233,10 @@ static __always_inline enum cw_verdict cw_judge_home(const struct cw_ctx *c, enu
 		if (bpf_map_lookup_elem(&cw_home6, &key))
 			return v;
 	}
+	slot = c->gen * CW_APP_SLOTS + c->app;
+	count = bpf_map_lookup_elem(&cw_region_stats, &slot);
+	if (count)
+		(*count)++;
 	return CW_VERDICT_DENY_REGION;
 }
 

@@ -127,6 +127,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	_cleanup_free_ struct loader_cgroup *reg = NULL;
 	_cleanup_free_ char **reg_paths = NULL;
 	struct policy_maps *maps = NULL;
+	struct geo_info geo = {};
 	char ambiguous[sizeof(a->ambiguous)];
 	size_t n_reg = 0;
 	uint64_t t0;
@@ -200,6 +201,10 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 			snprintf(reason, reason_size, "compiling the policy: %s", strerror(-r));
 		goto fail;
 	}
+	/* Home-only residency: the home region's prefixes, or the policy is refused. */
+	r = geo_apply_policy(pol, a->geo_db_path, maps, &geo, reason, reason_size);
+	if (r < 0)
+		goto fail;
 	t->compile_us = now_us() - t0;
 	/*
 	 * The floor is durably on disk before the bundle goes in force, never after: a bundle in
@@ -257,6 +262,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	a->stats.dst6 = maps->n_dst6;
 	a->stats.ports = maps->n_ports;
 	a->stats.portsets = maps->n_portsets;
+	a->geo = geo;
 	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", sha256);
 	policy_maps_free(maps);
 
