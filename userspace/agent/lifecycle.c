@@ -287,6 +287,22 @@ static int sha256_hex(const void *data, size_t size, char out[65])
 	return 0;
 }
 
+/*
+ * Home-only residency: the country database is no longer the one the policy in force was
+ * loaded with (replaced, or gone): the same policy must be applied again, with it (or be
+ * refused without it, the policy in force staying).
+ */
+static bool agent_geo_changed(const struct agent *a)
+{
+	char sha[65];
+
+	if (!a->policy || !a->policy->residency.home_only)
+		return false;
+	if (!a->geo_db_path || geo_file_sha256(a->geo_db_path, sha) < 0)
+		return true;
+	return strcmp(sha, a->geo.sha256) != 0;
+}
+
 /* A policy load allocates and frees a lot: give what is free back to the system. */
 /*
  * Read, parse, validate, compile and apply the policy file. A policy that fails at any step
@@ -559,7 +575,7 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 			snprintf(reason, sizeof(reason), "anti-rollback state: %s", strerror(-r));
 	}
 	if (r >= 0 && a->policy && !a->adopted && !distrust[0] && !strcmp(sha, a->policy_sha256) &&
-	    !agent_cgroups_stale(a)) {
+	    !agent_cgroups_stale(a) && !agent_geo_changed(a)) {
 		/* Verified again just above (production mode): nothing to apply. */
 		if (save) {
 			r = bundle_state_save(a->state_dir, state);

@@ -32,26 +32,36 @@ void geo_free(struct geo_db *db)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct geo_db *, geo_free)
 
-int geo_open(const char *path, struct geo_db **ret, char *reason, size_t reason_size)
+int geo_file_sha256(const char *path, char ret[65])
 {
-	_cleanup_(geo_freep) struct geo_db *db = NULL;
 	_cleanup_free_ char *data = NULL;
 	uint8_t sha[BUNDLE_SHA256_BYTES];
 	size_t size;
+	int r;
+
+	r = read_file_limited(path, GEO_MAX_DB_BYTES, &data, &size);
+	if (r < 0)
+		return r;
+	bundle_sha256(data, size, sha);
+	bundle_hex(sha, sizeof(sha), ret);
+	return 0;
+}
+
+int geo_open(const char *path, struct geo_db **ret, char *reason, size_t reason_size)
+{
+	_cleanup_(geo_freep) struct geo_db *db = NULL;
 	int r;
 
 	db = calloc(1, sizeof(*db));
 	if (!db)
 		return -ENOMEM;
 	/* The bytes hashed are read once, then the file is opened by libmaxminddb. */
-	r = read_file_limited(path, GEO_MAX_DB_BYTES, &data, &size);
+	r = geo_file_sha256(path, db->info.sha256);
 	if (r < 0) {
 		snprintf(reason, reason_size, "country database %s: %s%s", path, strerror(-r),
 			 r == -EFBIG ? " (GEO_MAX_DB_BYTES)" : "");
 		return r;
 	}
-	bundle_sha256(data, size, sha);
-	bundle_hex(sha, sizeof(sha), db->info.sha256);
 	r = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
 	if (r != MMDB_SUCCESS) {
 		snprintf(reason, reason_size, "country database %s: %s", path, MMDB_strerror(r));

@@ -35,6 +35,9 @@ struct geo_info {
  */
 int geo_open(const char *path, struct geo_db **ret, char *reason, size_t reason_size);
 void geo_free(struct geo_db *db);
+
+/* The sha256 (hex) of a database file's bytes, as geo_info().sha256. 0 or a negative errno. */
+int geo_file_sha256(const char *path, char ret[65]);
 const struct geo_info *geo_info(const struct geo_db *db);
 
 /*
