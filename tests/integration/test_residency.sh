@@ -25,20 +25,29 @@ if ! command -v dnsmasq >/dev/null || ! perl -MMaxMind::DB::Writer::Tree -e1 2>/
 fi
 
 sandbox_create "cw-rs$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
-out=$SANDBOX_DIR/residency
-mkdir -p "$out"
-DNS_PID=
-trap '[[ -n $DNS_PID ]] && { kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null; }; sandbox_destroy' EXIT
+rdir=$SANDBOX_DIR/residency
+mkdir -p "$rdir"
+declare -A PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+}
+trap 'cleanup; sandbox_destroy' EXIT
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 
 # The databases: A has the OEM ranges at home (xa) and the tracker's abroad (xb); B the reverse.
-DB=$out/country.mmdb
-"$top/tests/lib/make_geo_db.pl" "$out/a.mmdb" 198.51.100.0/24=XA 2001:db8:51::/48=XA \
+DB=$rdir/country.mmdb
+"$top/tests/lib/make_geo_db.pl" "$rdir/a.mmdb" 198.51.100.0/24=XA 2001:db8:51::/48=XA \
 	203.0.113.0/24=XB 2001:db8:bad::/48=xb || { tap_bail_out "cannot write database A"; exit 1; }
-"$top/tests/lib/make_geo_db.pl" "$out/b.mmdb" 198.51.100.0/24=xb 2001:db8:51::/48=xb \
+"$top/tests/lib/make_geo_db.pl" "$rdir/b.mmdb" 198.51.100.0/24=xb 2001:db8:51::/48=xb \
 	203.0.113.0/24=xa 2001:db8:bad::/48=xa || { tap_bail_out "cannot write database B"; exit 1; }
-cp "$out/a.mmdb" "$DB"
+cp "$rdir/a.mmdb" "$DB"
 
 # policy HOME: the test's policy, home region HOME.
 policy() {
@@ -52,7 +61,7 @@ policy() {
 	  mediaplayer:
 	    allow:
 	      - to: [198.51.100.0/24, 203.0.113.0/24, "2001:db8:51::/48", "2001:db8:bad::/48"]
-	        ports: [443, 514]
+	        ports: [443, 514, 7443]
 	      - to: 203.0.113.7
 	        ports: 9000
 	        proto: tcp
@@ -77,10 +86,18 @@ sandbox_in_net ip addr add 203.0.113.8/32 dev lo
 sandbox_in_net ip addr add 198.51.100.21/32 dev lo
 sandbox_in_net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
 	--listen-address=192.0.2.2 --port=53 --user=root --local-ttl=300 \
-	--pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log" \
+	--pid-file="$rdir/dnsmasq.pid" --log-facility="$rdir/dnsmasq.log" \
 	--host-record=cdn.oem.example,203.0.113.8 --host-record=home.oem.example,198.51.100.21 \
-	</dev/null >"$out/dnsmasq.out" 2>&1 &
-DNS_PID=$!
+	</dev/null >"$rdir/dnsmasq.out" 2>&1 &
+PIDS[dnsmasq]=$!
+# A server that keeps TCP connections open (port 7443), for a connection a reload must cut.
+sandbox_in_net "$FLOWPROBE" serve --hold --log "$rdir/hold-server.log" --tcp 7443 \
+	</dev/null >"$rdir/hold-server.out" 2>&1 &
+PIDS[hold-server]=$!
+for ((i = 0; i < 50; i++)); do
+	grep -qx ready "$rdir/hold-server.out" 2>/dev/null && break
+	sleep 0.1
+done
 for ((i = 0; i < 50; i++)); do
 	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 cdn.oem.example >/dev/null 2>&1 && break
 	sleep 0.1
@@ -206,8 +223,40 @@ flow "audit mode: the flow abroad goes out" navigation tcp 203.0.113.8 8443 ok
 tap_check "audit mode: with an audit event, verdict deny-region" event navigation 203.0.113.8 8443 audit
 
 # ---- reloads flip the home prefixes with the policy -----------------------------------------------
-cp "$out/b.mmdb" "$DB.new" && mv "$DB.new" "$DB"
+# A connection to 198.51.100.20 (at home in database A) held across the reload to database B.
+sandbox_run_app mediaplayer "$SANDBOX_FLOWPROBE" hold 198.51.100.20 7443 --hold-ms 30000 \
+	--timeout-ms 3000 --token "held$$" </dev/null >"$rdir/held.out" 2>&1 &
+PIDS[held]=$!
+# held_delivers N: the held client's Nth marker (SIGUSR1) reaches the server within 2 s.
+held_delivers() {
+	local pid i
+	pid=$(sed -n 's/^established .*pid=\([0-9]*\).*/\1/p' "$rdir/held.out")
+	[[ -n $pid ]] && kill -USR1 "$pid" 2>/dev/null || return 1
+	for ((i = 0; i < 40; i++)); do
+		awk -v t="held$$-marker$1" '$4 == t { f = 1 } END { exit !f }' "$rdir/hold-server.log" &&
+			return 0
+		sleep 0.05
+	done
+	return 1
+}
+for ((i = 0; i < 50; i++)); do
+	grep -q '^established\|^result=' "$rdir/held.out" 2>/dev/null && break
+	sleep 0.1
+done
+tap_check "control: a held connection to 198.51.100.20:7443 (at home) delivers" held_delivers 1
+cp "$rdir/b.mmdb" "$DB.new" && mv "$DB.new" "$DB"
 tap_check "reload with database B" cw reload
+# cut: the held client's result line says the kernel destroyed its socket (bounded wait).
+cut() {
+	local i
+	for ((i = 0; i < 30; i++)); do
+		grep -q '^result=ECONNABORTED stage=send' "$rdir/held.out" && return 0
+		sleep 0.1
+	done
+	cat "$rdir/held.out"
+	return 1
+}
+tap_check "database B: the held connection to 198.51.100.20 (abroad now) is cut" cut
 flow "database B: 203.0.113.7:443 is at home now and passes" mediaplayer tcp 203.0.113.7 443 ok
 flow "database B: 198.51.100.20:443 is abroad now and is refused" mediaplayer tcp 198.51.100.20 443 EPERM
 policy xb >"$SANDBOX_POLICY.new" && mv "$SANDBOX_POLICY.new" "$SANDBOX_POLICY"

@@ -1086,6 +1086,7 @@ static int loader_read_home(const struct loader *l, uint32_t from, uint32_t to,
 		return r;
 	m->home6 = v;
 	m->home_only = l->state->gen[from].flags & CW_GEN_F_HOME_ONLY;
+	policy_maps_sort_home(m);
 	return 0;
 }
 

@@ -342,6 +342,8 @@ int geo_home_maps(const struct geo_db *db, const char (*countries)[3], size_t n_
 	if (db->info.node_count == 0)
 		return 0;
 	r = walk_node(&w, 0, 0);
+	if (r == 0)
+		policy_maps_sort_home(m);
 	if (r == -EIO)
 		snprintf(reason, reason_size, "country database %s: its search tree is corrupt",
 			 db->info.path);

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1219,8 +1220,8 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 }
 
 /* The second half of a decision: (port set, protocol, port) in cw_ports. */
-static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
-		       uint32_t *ret_rule)
+static const struct cw_port_val *lookup_port_val(const struct policy_maps *m, uint32_t portset,
+						 uint16_t proto, uint16_t port)
 {
 	int best_len = -1;
 	uint32_t pscope = cw_scope(m->gen, portset);
@@ -1237,11 +1238,100 @@ static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t p
 			best_len = len;
 		}
 	}
+	return hit;
+}
+
+static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
+		       uint32_t *ret_rule)
+{
+	const struct cw_port_val *hit = lookup_port_val(m, portset, proto, port);
+
 	if (!hit)
 		return 0;
 	if (ret_rule)
 		*ret_rule = hit->rule;
 	return 1;
+}
+
+int policy_maps_lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+			    uint16_t port, struct cw_port_val *ret)
+{
+	const struct cw_port_val *hit = lookup_port_val(m, portset, proto, port);
+
+	if (!hit)
+		return 0;
+	*ret = *hit;
+	return 1;
+}
+
+/* ---- data residency: the home region's prefixes ------------------------------------------- */
+
+static int cmp_home4(const void *a, const void *b)
+{
+	const struct policy_home4_entry *x = a, *y = b;
+	int c = memcmp(x->key.addr, y->key.addr, sizeof(x->key.addr));
+
+	return c ? c : (x->key.prefixlen > y->key.prefixlen) - (x->key.prefixlen < y->key.prefixlen);
+}
+
+static int cmp_home6(const void *a, const void *b)
+{
+	const struct policy_home6_entry *x = a, *y = b;
+	int c = memcmp(x->key.addr, y->key.addr, sizeof(x->key.addr));
+
+	return c ? c : (x->key.prefixlen > y->key.prefixlen) - (x->key.prefixlen < y->key.prefixlen);
+}
+
+void policy_maps_sort_home(struct policy_maps *m)
+{
+	if (m->n_home4)
+		qsort(m->home4, m->n_home4, sizeof(*m->home4), cmp_home4);
+	if (m->n_home6)
+		qsort(m->home6, m->n_home6, sizeof(*m->home6), cmp_home6);
+}
+
+/*
+ * Whether addr (`bytes` long) is in one of n sorted, disjoint prefixes of `stride`-byte
+ * entries, each an address at `addr_off` with its length (key.prefixlen - 32) at offset 0.
+ */
+static bool in_sorted_prefixes(const void *entries, size_t n, size_t stride, size_t addr_off,
+			       const uint8_t *addr, size_t bytes)
+{
+	const char *v = entries;
+	size_t lo = 0, hi = n;
+
+	/* The last entry whose first address is <= addr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(v + mid * stride + addr_off, addr, bytes) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return false;
+	v += (lo - 1) * stride;
+	return prefix_contains((const uint8_t *)v + addr_off, (uint8_t)(*(const uint32_t *)v - 32),
+			       addr, (uint8_t)(*(const uint32_t *)v - 32));
+}
+
+bool policy_maps_region_refuses(const struct policy_maps *m, int family, const uint8_t *addr,
+				const struct cw_port_val *val)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (!m->home_only || (val->flags & CW_PORT_F_CROSS_BORDER))
+		return false;
+	if (family == AF_INET6 && !memcmp(addr, v4_mapped, sizeof(v4_mapped))) {
+		family = AF_INET;
+		addr += 12;
+	}
+	if (family == AF_INET)
+		return !in_sorted_prefixes(m->home4, m->n_home4, sizeof(*m->home4),
+					   offsetof(struct policy_home4_entry, key.addr), addr, 4);
+	return !in_sorted_prefixes(m->home6, m->n_home6, sizeof(*m->home6),
+				   offsetof(struct policy_home6_entry, key.addr), addr, 16);
 }
 
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,

@@ -161,6 +161,25 @@ int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const cha
 int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,
 			   const uint8_t *addr, uint32_t *ret_portset);
 
+/*
+ * The cw_ports entry the kernel matches for (port set, protocol, port): 1 and its value in *ret
+ * (the deciding rule and its CW_PORT_F_* flags), or 0 when the port set does not allow it.
+ */
+int policy_maps_lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+			    uint16_t port, struct cw_port_val *ret);
+
+/*
+ * Data residency, as the kernel's cw_judge_home(): whether home-only (m->home_only) refuses a
+ * flow to `addr` (4 or 16 bytes, network order; IPv4-mapped is judged as IPv4) that the entry
+ * `val` allows: the rule is not cross-border and no home prefix holds the address. The home
+ * entries must be sorted (policy_maps_sort_home()) and disjoint, as a database's networks are.
+ */
+bool policy_maps_region_refuses(const struct policy_maps *m, int family, const uint8_t *addr,
+				const struct cw_port_val *val);
+
+/* Sort m's home-region entries by address, for policy_maps_region_refuses(). */
+void policy_maps_sort_home(struct policy_maps *m);
+
 /* A run of destination ports allowed in one port set, and the rule that allows them. */
 struct policy_port_span {
 	uint16_t first; /* inclusive */
