@@ -208,6 +208,22 @@ print([a for a in json.load(sys.stdin)[\"apps\"] if a.get(\"id\") == \"mediaplay
 tap_check "status names the home region and the database's sha256" \
 	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' --json status | grep -q '\"sha256\": \"$(sha256sum "$DB" | cut -d' ' -f1)\"'"
 
+# explain EXPECTED_EXIT DEST: offline explain with the database, as the kernel judged.
+explain() {
+	local res rc
+	res=$("$CARWALL" explain --policy "$SANDBOX_POLICY" --app mediaplayer --geo-db "$DB" "$2" 2>&1)
+	rc=$?
+	((rc == $1)) && { ((rc != 3)) || [[ $res == *"home region only: "*"is not cross-border"* ]]; } &&
+		return 0
+	echo "rc $rc: $res"
+	return 1
+}
+tap_check "explain --geo-db: 203.0.113.7:443/tcp refused, outside the home region" explain 3 203.0.113.7:443/tcp
+tap_check "explain --geo-db: 198.51.100.20:443/tcp allowed" explain 0 198.51.100.20:443/tcp
+tap_check "explain --geo-db: 203.0.113.7:9000/tcp allowed (cross-border)" explain 0 203.0.113.7:9000/tcp
+tap_check "explain without --geo-db refuses to judge a home-only policy" \
+	bash -c "! '$CARWALL' explain --policy '$SANDBOX_POLICY' --app mediaplayer 198.51.100.20:443/tcp"
+
 # ---- host names: a CDN abroad ---------------------------------------------------------------------
 query mediaplayer home.oem.example
 flow "a name whose address is at home: connect passes" mediaplayer tcp 198.51.100.21 8443 ok

@@ -373,7 +373,7 @@ int geo_apply_policy(const struct policy *p, const char *db_path, struct policy_
 	if (!db_path) {
 		snprintf(reason, reason_size,
 			 "the policy asks for 'residency-enforce: home-only' but no country "
-			 "database was given (carwalld --geo-db FILE): the policy is not loaded");
+			 "database was given (--geo-db FILE): the policy is not loaded");
 		return -ENOENT;
 	}
 	r = geo_home_countries(p, countries, ARRAY_SIZE(countries), &n);
