@@ -19,10 +19,12 @@
 
 #include "policy.h"
 #include "policy_compile.h"
+#include "policy_lint.h"
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy *, policy_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_maps *, policy_maps_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy_lint *, policy_lint_free)
 
 static struct policy *parse_ok(const char *yaml)
 {
@@ -223,6 +225,29 @@ static void test_compile_marks_cross_border_rules(void **state)
 			assert_int_equal(m->hosts[i].val.flags, CW_PORT_F_CROSS_BORDER);
 }
 
+static void test_lint_warns_outside_strict_mode(void **state)
+{
+	_cleanup_(policy_freep) struct policy *p = NULL;
+	_cleanup_(policy_lint_freep) struct policy_lint *l = NULL;
+
+	(void)state;
+	p = parse_ok("version: 1\nhome-region: cn\nresidency-enforce: home-only\napps:\n  a:\n"
+		     "    allow:\n"
+		     "      - {to: 203.0.113.7, region: us}\n"
+		     "      - {to: \"::/0\", region: us, cross-border: why}\n"
+		     "      - {to: 198.51.100.7, region: cn}\n");
+	assert_int_equal(policy_lint(p, &l), 0);
+	assert_int_equal(l->warnings[0].kind, POLICY_LINT_CROSS_BORDER);
+	assert_int_equal(l->warnings[0].loc.line, 7);
+	assert_int_equal(l->warnings[0].loc.column, 14);
+	assert_non_null(strstr(l->warnings[0].reason, "outside the home region 'cn'"));
+	assert_int_equal(l->warnings[1].kind, POLICY_LINT_HOME_ONLY_OPEN);
+	assert_int_equal(l->warnings[1].loc.line, 8);
+	/* ::/0 is every address too; the home rule says nothing. */
+	assert_int_equal(l->warnings[2].kind, POLICY_LINT_EVERY_ADDRESS);
+	assert_int_equal(l->n_total, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_region_values_are_checked),
 		cmocka_unit_test(test_groups_and_eu),
 		cmocka_unit_test(test_compile_marks_cross_border_rules),
+		cmocka_unit_test(test_lint_warns_outside_strict_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
