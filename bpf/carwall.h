@@ -255,8 +255,9 @@ _Static_assert(sizeof(struct cw_resolver_key) == 24, "cw_resolver_key layout");
 
 /*
  * cw_home4/cw_home6: LPM tries, (generation, prefix) -> country, the home region's prefixes as
- * the agent read them from its country database (`--geo-db`). About 12k IPv4 prefixes for
- * China; the EU's members together a few hundred thousand.
+ * the agent read them from its country database (`--geo-db`). In ip-location-db's
+ * geo-whois-asn-country (2026): China 6948 IPv4 + 5464 IPv6 prefixes, the US 85480 + 129447,
+ * the EU's 27 together 187064 + 225733; each trie holds 524288 per generation.
  */
 #define CW_MAX_HOME4 (2 * 524288)
 #define CW_MAX_HOME6 (2 * 524288)
