@@ -238,6 +238,46 @@ query navigation cdn.oem.example
 flow "audit mode: the flow abroad goes out" navigation tcp 203.0.113.8 8443 ok
 tap_check "audit mode: with an audit event, verdict deny-region" event navigation 203.0.113.8 8443 audit
 
+# ---- no window while the home prefixes are rewritten ---------------------------------------------
+# Reloads alternate database A and A2 (A with one more network: another file, the same home
+# prefixes for these flows) while the app makes flows: each reload rewrites the inactive
+# generation's home prefixes and flips. A flow at home passes every time, one abroad is refused
+# every time: no decision ever sees a generation without its home prefixes.
+"$top/tests/lib/make_geo_db.pl" "$rdir/a2.mmdb" 198.51.100.0/24=XA 2001:db8:51::/48=XA \
+	203.0.113.0/24=XB 2001:db8:bad::/48=xb 192.0.2.128/25=xc ||
+	{ tap_bail_out "cannot write database A2"; exit 1; }
+(
+	for ((k = 0; k < 20; k++)); do
+		if ((k % 2)); then cp "$rdir/a.mmdb" "$DB.new"; else cp "$rdir/a2.mmdb" "$DB.new"; fi
+		mv "$DB.new" "$DB"
+		cw reload >/dev/null 2>&1 || echo "reload $k failed"
+	done
+	cp "$rdir/a.mmdb" "$DB.new" && mv "$DB.new" "$DB" && cw reload >/dev/null 2>&1
+) >"$rdir/reloads.out" 2>&1 &
+PIDS[reloads]=$!
+home_runs=() abroad_runs=()
+for ((k = 0; k < 10; k++)); do
+	home_runs+=("$(sandbox_run_app mediaplayer "$SANDBOX_FLOWPROBE" tcp 198.51.100.20 443 \
+		--repeat 20 --token "rw$$-$k" 2>&1 | grep '^repeat=')")
+	abroad_runs+=("$(sandbox_run_app mediaplayer "$SANDBOX_FLOWPROBE" tcp 203.0.113.7 443 \
+		--repeat 20 --token "rx$$-$k" 2>&1 | grep '^repeat=')")
+done
+wait "${PIDS[reloads]}"
+unset 'PIDS[reloads]'
+reloads_done() { ! grep -q . "$rdir/reloads.out" || { cat "$rdir/reloads.out"; return 1; }; }
+tap_check "21 reloads alternating two databases all succeeded" reloads_done
+all_runs() {
+	local want=$1 r
+	shift
+	for r in "$@"; do
+		[[ $r == "repeat=20 $want" ]] || { echo "got '$r'"; return 1; }
+	done
+}
+tap_check "during the reloads, 200 flows at home all passed" all_runs "ok=20 denied=0 other=0" "${home_runs[@]}"
+tap_check "during the reloads, 200 flows abroad were all refused" all_runs "ok=0 denied=20 other=0" "${abroad_runs[@]}"
+tap_check "the server saw the flows at home and not one byte of the flows abroad" \
+	bash -c "grep -q ' rw$$-' '$SANDBOX_SERVER_LOG' && ! grep -q ' rx$$-' '$SANDBOX_SERVER_LOG'"
+
 # ---- reloads flip the home prefixes with the policy -----------------------------------------------
 # A connection to 198.51.100.20 (at home in database A) held across the reload to database B.
 sandbox_run_app mediaplayer "$SANDBOX_FLOWPROBE" hold 198.51.100.20 7443 --hold-ms 30000 \
