@@ -29,8 +29,10 @@ static void geo_usage(FILE *f)
 int cmd_geo_lookup(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "db", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },	{},
+	    {"db", required_argument, NULL, 'd'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {},
 	};
 	_cleanup_(geo_freep) struct geo_db *db = NULL;
 	const char *path = getenv("CARWALL_GEO_DB");
@@ -85,8 +87,10 @@ int cmd_geo_lookup(struct cli *c, int argc, char **argv)
 		struct json_object *j = json_object_new_object(), *d = json_object_new_object();
 
 		json_object_object_add(j, "address", json_object_new_string(argv[optind]));
-		json_object_object_add(j, "country", r == 0 ? json_object_new_string(country) : NULL);
-		json_object_object_add(j, "prefixlen", r == 0 ? json_object_new_int((int)len) : NULL);
+		json_object_object_add(j, "country",
+				       r == 0 ? json_object_new_string(country) : NULL);
+		json_object_object_add(j, "prefixlen",
+				       r == 0 ? json_object_new_int((int)len) : NULL);
 		json_object_object_add(d, "path", json_object_new_string(info->path));
 		json_object_object_add(d, "type", json_object_new_string(info->type));
 		json_object_object_add(d, "build_date", json_object_new_string(built));

@@ -96,8 +96,8 @@ static int entry_country(MMDB_entry_s *entry, char ret[3])
 {
 	MMDB_entry_data_s d;
 
-	if (MMDB_get_value(entry, &d, "country", "iso_code", NULL) != MMDB_SUCCESS ||
-	    !d.has_data || d.type != MMDB_DATA_TYPE_UTF8_STRING) {
+	if (MMDB_get_value(entry, &d, "country", "iso_code", NULL) != MMDB_SUCCESS || !d.has_data ||
+	    d.type != MMDB_DATA_TYPE_UTF8_STRING) {
 		if (MMDB_get_value(entry, &d, "country_code", NULL) != MMDB_SUCCESS ||
 		    !d.has_data || d.type != MMDB_DATA_TYPE_UTF8_STRING)
 			return -ENOENT;
@@ -113,8 +113,8 @@ static int entry_country(MMDB_entry_s *entry, char ret[3])
 int geo_lookup(const struct geo_db *db, int family, const uint8_t *addr, char ret_country[3],
 	       unsigned *ret_prefixlen)
 {
-	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	MMDB_lookup_result_s res;
 	int err = MMDB_SUCCESS;
 
@@ -302,7 +302,7 @@ static int walk_node(struct geo_walk *w, uint32_t node, unsigned depth)
 			return -EIO;
 		}
 	}
-	w->path[depth / 8] &= (uint8_t)~(0x80 >> (depth % 8));
+	w->path[depth / 8] &= (uint8_t) ~(0x80 >> (depth % 8));
 	return 0;
 }
 
@@ -310,13 +310,13 @@ int geo_home_maps(const struct geo_db *db, const char (*countries)[3], size_t n_
 		  struct policy_maps *m, char *reason, size_t reason_size)
 {
 	struct geo_walk w = {
-		.db = db,
-		.countries = countries,
-		.n_countries = n_countries,
-		.m = m,
-		.v4_start = UINT32_MAX,
-		.reason = reason,
-		.reason_size = reason_size,
+	    .db = db,
+	    .countries = countries,
+	    .n_countries = n_countries,
+	    .m = m,
+	    .v4_start = UINT32_MAX,
+	    .reason = reason,
+	    .reason_size = reason_size,
 	};
 	MMDB_search_node_s n;
 	uint32_t node = 0;
@@ -378,8 +378,8 @@ int geo_apply_policy(const struct policy *p, const char *db_path, struct policy_
 	}
 	r = geo_home_countries(p, countries, ARRAY_SIZE(countries), &n);
 	if (r < 0) {
-		snprintf(reason, reason_size, "the home region '%s': %s",
-			 p->residency.home.name, strerror(-r));
+		snprintf(reason, reason_size, "the home region '%s': %s", p->residency.home.name,
+			 strerror(-r));
 		return r;
 	}
 	r = geo_open(db_path, &db, reason, reason_size);

@@ -15,19 +15,19 @@
 
 /* ISO 3166-1 alpha-2, the officially assigned codes, lower case, two letters each. */
 static const char iso3166_assigned[] =
-	"adaeafagaialamaoaqarasatauawaxazbabbbdbebfbgbhbibjblbmbnbobqbrbsbtbvbwbybzcacccdcfcgchci"
-	"ckclcmcncocrcucvcwcxcycz"
-	"dedjdkdmdodzeceeegehereseteu" /* "eu" is the built-in group, see below */
-	"fifjfkfmfofrgagbgdgegfggghgiglgmgngpgqgrgsgtgugwgyhkhmhnhrhthuidieiliminioiqirisitje"
-	"jmjojpkekgkhkikmknkpkrkwkykzlalblclilklrlsltlulvlymamcmdmemfmgmhmkmlmmmnmompmqmrmsmtmu"
-	"mvmwmxmymznancnenfngninlnonpnrnunzompapepfpgphpkplpmpnprpsptpwpyqarerorsrurwsasbscsdse"
-	"sgshsisjskslsmsnsosrssstsvsxsysztctdtftgthtjtktltmtntotrtttvtwtzuaugumusuyuzvavcvevgvi"
-	"vnvuwfwsyeytzazmzw";
+    "adaeafagaialamaoaqarasatauawaxazbabbbdbebfbgbhbibjblbmbnbobqbrbsbtbvbwbybzcacccdcfcgchci"
+    "ckclcmcncocrcucvcwcxcycz"
+    "dedjdkdmdodzeceeegehereseteu" /* "eu" is the built-in group, see below */
+    "fifjfkfmfofrgagbgdgegfggghgiglgmgngpgqgrgsgtgugwgyhkhmhnhrhthuidieiliminioiqirisitje"
+    "jmjojpkekgkhkikmknkpkrkwkykzlalblclilklrlsltlulvlymamcmdmemfmgmhmkmlmmmnmompmqmrmsmtmu"
+    "mvmwmxmymznancnenfngninlnonpnrnunzompapepfpgphpkplpmpnprpsptpwpyqarerorsrurwsasbscsdse"
+    "sgshsisjskslsmsnsosrssstsvsxsysztctdtftgthtjtktltmtntotrtttvtwtzuaugumusuyuzvavcvevgvi"
+    "vnvuwfwsyeytzazmzw";
 
 /* The built-in group "eu": the member states of the European Union. */
 static const char *const eu_members[] = {
-	"at", "be", "bg", "hr", "cy", "cz", "dk", "ee", "fi", "fr", "de", "gr", "hu", "ie",
-	"it", "lv", "lt", "lu", "mt", "nl", "pl", "pt", "ro", "sk", "si", "es", "se",
+    "at", "be", "bg", "hr", "cy", "cz", "dk", "ee", "fi", "fr", "de", "gr", "hu", "ie",
+    "it", "lv", "lt", "lu", "mt", "nl", "pl", "pt", "ro", "sk", "si", "es", "se",
 };
 
 bool policy_country_valid(const char *s)
@@ -123,7 +123,7 @@ const char *policy_dest_region(const struct policy *p, const struct policy_rule 
 }
 
 static int check_fail(struct policy_error *e, struct policy_loc loc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int check_fail(struct policy_error *e, struct policy_loc loc, const char *fmt, ...)
 {
@@ -177,8 +177,7 @@ static int check_rule(const struct policy *p, const struct policy_app *app,
 				return check_fail(e, d->loc,
 						  "app '%s': this destination has no region "
 						  "(residency: strict): give the rule a 'region'%s",
-						  app->id,
-						  d->is_set ? " or its set one" : "");
+						  app->id, d->is_set ? " or its set one" : "");
 			continue;
 		}
 		home = policy_region_is_home(p, region);
@@ -186,11 +185,12 @@ static int check_rule(const struct policy *p, const struct policy_app *app,
 			return check_fail(e, rule->region.name[0] ? rule->region.loc : d->loc,
 					  "region '%s' is unknown", region);
 		if (!home && res->strict && !rule->cross_border)
-			return check_fail(e, rule->region.name[0] ? rule->region.loc : d->loc,
-					  "app '%s': the rule goes to region '%s', outside the home "
-					  "region '%s': it needs a 'cross-border' justification "
-					  "(residency: strict)",
-					  app->id, region, res->home.name);
+			return check_fail(
+			    e, rule->region.name[0] ? rule->region.loc : d->loc,
+			    "app '%s': the rule goes to region '%s', outside the home "
+			    "region '%s': it needs a 'cross-border' justification "
+			    "(residency: strict)",
+			    app->id, region, res->home.name);
 	}
 	return 0;
 }

@@ -31,7 +31,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy *, policy_free)
 
 static char tmpdir[] = "/tmp/cw-geo-test.XXXXXX";
 
-/* Write a database with make_geo_db.pl: args after the file name. Skips the test without perl's writer. */
+/* Write a database with make_geo_db.pl: args after the file name. Skips the test without perl's
+ * writer. */
 static char *make_db(const char *name, const char *args)
 {
 	const char *slash = strrchr(__FILE__, '/');
@@ -103,8 +104,8 @@ static void test_home_prefixes_from_the_tree(void **state)
 						      "203.0.113.0/24=xb 2001:db8:a::/48=xa "
 						      "2001:db8:b::/48=xb");
 	_cleanup_(geo_freep) struct geo_db *db = NULL;
-	struct policy_maps m = { .gen = 1 };
-	const char home[1][3] = { "xa" };
+	struct policy_maps m = {.gen = 1};
+	const char home[1][3] = {"xa"};
 	char reason[512], buf[64];
 	bool seen_24 = false, seen_25 = false;
 
@@ -133,10 +134,11 @@ static void test_home_prefixes_from_the_tree(void **state)
 
 static void test_ipv4_only_database(void **state)
 {
-	_cleanup_free_ char *path = make_db("c.mmdb", "--ipv4-only 198.51.100.0/24=xa 203.0.113.0/24=xb");
+	_cleanup_free_ char *path =
+	    make_db("c.mmdb", "--ipv4-only 198.51.100.0/24=xa 203.0.113.0/24=xb");
 	_cleanup_(geo_freep) struct geo_db *db = NULL;
-	struct policy_maps m = { .gen = 0 };
-	const char home[1][3] = { "xb" };
+	struct policy_maps m = {.gen = 0};
+	const char home[1][3] = {"xb"};
 	char reason[512], cc[3];
 	uint8_t a[16] = {};
 
@@ -159,7 +161,7 @@ static void test_apply_policy_fails_closed(void **state)
 	_cleanup_free_ char *path = make_db("d.mmdb", "203.0.113.0/24=xb");
 	_cleanup_free_ char *good = make_db("e.mmdb", "198.51.100.0/24=xa");
 	_cleanup_(policy_freep) struct policy *p = NULL;
-	struct policy_maps m = { .gen = 0 };
+	struct policy_maps m = {.gen = 0};
 	struct policy_error e;
 	struct geo_info info;
 	char reason[512];
@@ -184,10 +186,10 @@ static void test_apply_policy_fails_closed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lookup),
-		cmocka_unit_test(test_home_prefixes_from_the_tree),
-		cmocka_unit_test(test_ipv4_only_database),
-		cmocka_unit_test(test_apply_policy_fails_closed),
+	    cmocka_unit_test(test_lookup),
+	    cmocka_unit_test(test_home_prefixes_from_the_tree),
+	    cmocka_unit_test(test_ipv4_only_database),
+	    cmocka_unit_test(test_apply_policy_fails_closed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -63,8 +63,8 @@ static void check_error(const char *yaml, unsigned line, unsigned column, const 
 
 /* A strict policy with home region cn; line 6 holds the app's rules (flow style). */
 #define STRICT(sets, rules)                                                                        \
-	"version: 1\nhome-region: CN\nresidency: strict\nsets: {" sets "}\napps:\n  a: {allow: [" rules \
-	"]}\n"
+	"version: 1\nhome-region: CN\nresidency: strict\nsets: {" sets                             \
+	"}\napps:\n  a: {allow: [" rules "]}\n"
 
 static void test_strict_accepts_declared_regions(void **state)
 {
@@ -143,9 +143,10 @@ static void test_region_values_are_checked(void **state)
 			   4, 45, "'cross-border' must say why");
 	assert_parse_error("version: 1\nsets: {s: {region: cn}}\napps: {}\n", 2, 11,
 			   "missing required key 'members' in set 's'");
-	assert_parse_error("version: 1\nhome-region: cn\nsets: {s: {region: cn, members: [192.0.2.1]}}"
-			   "\napps:\n  a: {allow: [{to: s, region: jp}]}\n",
-			   5, 31, "the rule says region 'jp', but set 's' is in region 'cn'");
+	assert_parse_error(
+	    "version: 1\nhome-region: cn\nsets: {s: {region: cn, members: [192.0.2.1]}}"
+	    "\napps:\n  a: {allow: [{to: s, region: jp}]}\n",
+	    5, 31, "the rule says region 'jp', but set 's' is in region 'cn'");
 }
 
 static void test_groups_and_eu(void **state)
@@ -201,9 +202,10 @@ static void test_compile_marks_cross_border_rules(void **state)
 
 	(void)state;
 	/* Rule 0 (home, no mark) and rule 1 (cross-border) both allow 203.0.113.7:443. */
-	p = parse_ok("version: 1\nhome-region: cn\napps:\n  a:\n    allow:\n"
-		     "      - {to: 203.0.113.0/24, ports: [443, 80], proto: tcp}\n"
-		     "      - {to: 203.0.113.7, ports: 443, proto: tcp, region: us, cross-border: x}\n");
+	p = parse_ok(
+	    "version: 1\nhome-region: cn\napps:\n  a:\n    allow:\n"
+	    "      - {to: 203.0.113.0/24, ports: [443, 80], proto: tcp}\n"
+	    "      - {to: 203.0.113.7, ports: 443, proto: tcp, region: us, cross-border: x}\n");
 	assert_int_equal(policy_compile(p, 0, &m, reason, sizeof(reason)), 0);
 	assert_false(m->home_only); /* set by geo_apply_policy() only */
 	v = port_val(m, "203.0.113.7", 443);
@@ -251,14 +253,14 @@ static void test_lint_warns_outside_strict_mode(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_strict_accepts_declared_regions),
-		cmocka_unit_test(test_strict_refuses_a_rule_without_region),
-		cmocka_unit_test(test_strict_refuses_cross_border_without_justification),
-		cmocka_unit_test(test_strict_needs_a_home_region),
-		cmocka_unit_test(test_region_values_are_checked),
-		cmocka_unit_test(test_groups_and_eu),
-		cmocka_unit_test(test_compile_marks_cross_border_rules),
-		cmocka_unit_test(test_lint_warns_outside_strict_mode),
+	    cmocka_unit_test(test_strict_accepts_declared_regions),
+	    cmocka_unit_test(test_strict_refuses_a_rule_without_region),
+	    cmocka_unit_test(test_strict_refuses_cross_border_without_justification),
+	    cmocka_unit_test(test_strict_needs_a_home_region),
+	    cmocka_unit_test(test_region_values_are_checked),
+	    cmocka_unit_test(test_groups_and_eu),
+	    cmocka_unit_test(test_compile_marks_cross_border_rules),
+	    cmocka_unit_test(test_lint_warns_outside_strict_mode),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
