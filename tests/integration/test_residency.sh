@@ -122,14 +122,15 @@ flow() {
 }
 
 # event APP DST PORT KIND: the agent logged a KIND (refused|audit) event for the flow, with
-# the verdict deny-region and a reason that says why (bounded wait for the log).
+# the verdict deny-region, a reason that says why and the destination's country, xb in
+# database A (bounded wait for the log).
 event() {
 	local i line
 	for ((i = 0; i < 50; i++)); do
 		line=$("$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" --json 2>/dev/null |
 			grep "\"app\":\"$1\"" | grep "\"dst\":\"$2\",\"port\":$3," | tail -n 1)
 		if [[ $line == *"\"event\":\"$4\""* && $line == *'"verdict":"deny-region"'* &&
-			$line == *'outside the home region'* ]]; then
+			$line == *'outside the home region'* && $line == *'"country":"xb"'* ]]; then
 			return 0
 		fi
 		sleep 0.1

@@ -107,6 +107,7 @@ struct agent {
 	struct agent_timing timing; /* of the last policy that was applied */
 	/* The country database the policy in force was loaded with (home-only); path "": none. */
 	struct geo_info geo;
+	struct geo_db *geo_db; /* that database, open: the country of a region refusal's event */
 	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
 	bool signed_policy;	    /* the policy in force came in a verified bundle */
 	char signers[256];	    /* key ids (short) of its valid signatures */

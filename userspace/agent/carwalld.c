@@ -627,6 +627,7 @@ int main(int argc, char **argv)
 	free(a.cgroups);
 	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);
+	geo_free(a.geo_db);
 	free(a.bundle_data);
 	for (size_t g = 0; g < a.n_guards; g++)
 		free(a.guard_paths[g]);

@@ -141,7 +141,7 @@ static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, 
 static void agent_write_record(const struct events_agg_record *r, void *userdata)
 {
 	struct agent *a = userdata;
-	char host[1100];
+	char host[1100], country[3];
 	struct events_names n = {
 		.app = r->app,
 		.exe = r->exe,
@@ -154,6 +154,9 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 
 	if (agent_host_of(a, r->e, host, sizeof(host)))
 		n.host = host;
+	if (r->e->verdict == CW_VERDICT_DENY_REGION && a->geo_db &&
+	    geo_lookup(a->geo_db, r->e->family, r->e->addr, country, NULL) == 0)
+		n.country = country;
 	events_share_name(r->app, r->e->verdict, share);
 	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
 		events_format_line(r->e, &n, line, sizeof(line));

@@ -102,6 +102,25 @@ static void agent_ambiguous_text(const struct policy *pol, const struct loader_c
 }
 
 /*
+ * Keep the country database the policy in force was loaded with open, for the country of the
+ * destination in a region refusal's event: the file at --geo-db if it still is the one read
+ * (same sha256), else none (the events then name no country until the next load).
+ */
+static void agent_geo_keep(struct agent *a)
+{
+	char reason[512];
+
+	geo_free(a->geo_db);
+	a->geo_db = NULL;
+	if (!a->geo.path[0] || geo_open(a->geo.path, &a->geo_db, reason, sizeof(reason)) < 0)
+		return;
+	if (strcmp(geo_info(a->geo_db)->sha256, a->geo.sha256)) {
+		geo_free(a->geo_db);
+		a->geo_db = NULL;
+	}
+}
+
+/*
  * Make `p` the policy in force (NULL: no policy, only the guards): create (with `create`; else
  * only those that exist are registered) and resolve each app's cgroup and the guards, compile
  * for the inactive generation, save the anti-rollback floor (when `floor` is not NULL), write
@@ -263,6 +282,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	a->stats.ports = maps->n_ports;
 	a->stats.portsets = maps->n_portsets;
 	a->geo = geo;
+	agent_geo_keep(a);
 	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", sha256);
 	policy_maps_free(maps);
 

@@ -200,6 +200,8 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 	json_object_object_add(o, "last", json_object_new_string(last));
 	if (n->host)
 		json_object_object_add(o, "host", json_object_new_string(n->host));
+	if (n->country)
+		json_object_object_add(o, "country", json_object_new_string(n->country));
 	return o;
 }
 
@@ -233,7 +235,7 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 	char addr[INET6_ADDRSTRLEN], reason[256], comm[17], proto_num[8];
 	const char *proto = events_proto_name(e->proto);
 	char app[160], exe[600], qcomm[40], qreason[300], repeats[192] = "", host[1100] = "";
-	char rule[64], qrule[80];
+	char rule[64], qrule[80], country[24] = "";
 	uint64_t count = events_count(n);
 
 	events_addr(e, addr, sizeof(addr));
@@ -261,13 +263,17 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 		memcpy(host, " host=", 6);
 		logfmt_value(host + 6, sizeof(host) - 6, n->host);
 	}
+	if (n->country) {
+		memcpy(country, " country=", 9);
+		logfmt_value(country + 9, sizeof(country) - 9, n->country);
+	}
 	snprintf(buf, size,
 		 "event=%s app=%s pid=%u tid=%u uid=%u comm=%s exe=%s proto=%s dst=%s port=%u "
-		 "hook=%s verdict=%s rule=%s reason=%s cgroup_id=%llu%s%s",
+		 "hook=%s verdict=%s rule=%s reason=%s cgroup_id=%llu%s%s%s",
 		 e->flags & CW_EVENT_F_AUDIT ? "audit" : "refused", app, e->pid, e->tid, e->uid,
 		 qcomm, exe, proto, addr, e->port, events_hook_name(e->hook),
 		 events_verdict_name(e->verdict), qrule, qreason, (unsigned long long)e->cgroup_id,
-		 repeats, host);
+		 repeats, host, country);
 }
 
 /* ---- the log on disk ------------------------------------------------------------------------- */
