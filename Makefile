@@ -5,7 +5,7 @@
 #   make check   install what is missing, build (plain and ASan+UBSan), run every test suite
 #
 # Other targets: all (default), tests, fuzz, man, install, install-only, uninstall, clean,
-#   vm-check, vm-shell.
+#   vm-check, vm-shell, geo-db (a real country database from the npm registry, never by tests).
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
 #   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
@@ -63,6 +63,8 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
 	  -Iuserspace/lib -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
+# libmaxminddb: the country database of data residency (userspace/lib/geo.c)
+LDLIBS += -lmaxminddb
 # libnl-3: sock_diag in userspace/agent/revoke.c
 override CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
@@ -125,6 +127,19 @@ tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_to
 
 deps:
 	$(Q)scripts/install-deps.sh
+
+# A real country database for `carwall geo` and `carwalld --geo-db`: ip-location-db's
+# geo-whois-asn-country (CC0-1.0, MaxMind DB format), fetched from the npm registry with npm.
+# Only this target fetches it; no test needs it (they write their own small database).
+GEO_DB_PACKAGE ?= @ip-location-db/geo-whois-asn-country-mmdb
+.PHONY: geo-db
+geo-db: | $(BUILD)
+	$(call msg,NPM,$(BUILD)/geo/country.mmdb)
+	$(Q)rm -rf $(BUILD)/geo && mkdir -p $(BUILD)/geo
+	$(Q)cd $(BUILD)/geo && npm pack --silent $(GEO_DB_PACKAGE) >/dev/null && \
+		tar -xzf ./*.tgz && mmdb=$$(find package -name '*.mmdb' | head -n 1) && \
+		test -n "$$mmdb" && mv "$$mmdb" country.mmdb && \
+		{ cat package/LICENSE* 2>/dev/null | head -n 3 || true; }
 
 # ---- BPF ----------------------------------------------------------------------------------------
 $(BUILD)/%.bpf.o: bpf/%.bpf.c bpf/carwall.h bpf/cw_app.bpf.h bpf/cw_dest.bpf.h $(DNS_BPF_HDRS) | $(BUILD)
@@ -227,7 +242,7 @@ $(BUILD)/tests/test_dns_kernel: tests/dns/test_dns_kernel.c $(DNS_TEST_SRCS) $(B
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -Ibpf -Itests/dns \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest bundle_state control log \
-	     policy_compile policy_lint explain dns events report report_render) tests/dns/dns_oracle.c
+	     policy_compile policy_lint policy_region geo explain dns events report report_render) tests/dns/dns_oracle.c
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
 	$(call msg,FUZZ,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -lresolv -lpsl -o $@

@@ -163,9 +163,16 @@ struct cw_port_key {
 };
 _Static_assert(sizeof(struct cw_port_key) == 12, "cw_port_key layout");
 
+/* cw_port_val.flags */
+#define CW_PORT_F_CROSS_BORDER (1u << 0) /* the rule is marked `cross-border:` (residency) */
+
 struct cw_port_val {
-	__u32 rule;  /* global rule index in the policy, 0-based: the first rule that allows */
-	__u32 flags; /* reserved, 0 */
+	/*
+	 * Global rule index in the policy, 0-based: the first rule that allows, a cross-border
+	 * one first when some rule marked `cross-border:` allows (see CW_GEN_F_HOME_ONLY).
+	 */
+	__u32 rule;
+	__u32 flags; /* CW_PORT_F_* */
 };
 _Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
 
@@ -235,6 +242,52 @@ struct cw_resolver_key {
 };
 _Static_assert(sizeof(struct cw_resolver_key) == 24, "cw_resolver_key layout");
 
+/* ---- data residency: the home region ------------------------------------------------------ */
+
+/*
+ * cw_state.gen[].flags: `residency-enforce: home-only`. A flow a rule allows (not a trusted
+ * resolver's port 53, which no rule allows) is then allowed only when its destination is in
+ * the home region (cw_home4/cw_home6 of the generation) or the rule is cross-border
+ * (CW_PORT_F_CROSS_BORDER); else CW_VERDICT_DENY_REGION. A bit of its own, far from
+ * CW_GEN_F_VALID, so that other generation flags do not collide with it.
+ */
+#define CW_GEN_F_HOME_ONLY (1u << 8)
+
+/*
+ * cw_home4/cw_home6: LPM tries, (generation, prefix) -> country, the home region's prefixes as
+ * the agent read them from its country database (`--geo-db`). In ip-location-db's
+ * geo-whois-asn-country (2026): China 6948 IPv4 + 5464 IPv6 prefixes, the US 85480 + 129447,
+ * the EU's 27 together 187064 + 225733; each trie holds 524288 per generation.
+ */
+#define CW_MAX_HOME4 (2 * 524288)
+#define CW_MAX_HOME6 (2 * 524288)
+
+struct cw_home4_key {
+	__u32 prefixlen; /* 32 (gen) + address prefix length */
+	__u32 gen;	 /* always matched in full */
+	__u8 addr[4];	 /* network byte order */
+};
+_Static_assert(sizeof(struct cw_home4_key) == 12, "cw_home4_key layout");
+
+struct cw_home6_key {
+	__u32 prefixlen; /* 32 (gen) + address prefix length */
+	__u32 gen;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct cw_home6_key) == 24, "cw_home6_key layout");
+
+struct cw_home_val {
+	__u8 country[2]; /* ISO 3166-1 alpha-2, lower case */
+	__u16 pad;
+};
+_Static_assert(sizeof(struct cw_home_val) == 4, "cw_home_val layout");
+
+/*
+ * cw_region_stats: per-CPU array, index gen * CW_APP_SLOTS + app, __u64: the app's flows a rule
+ * allowed that home-only refused (CW_VERDICT_DENY_REGION; in audit mode, let through), a part
+ * of its refused (or audited) count.
+ */
+
 /* ---- evidence: events and counters ---------------------------------------------------------- */
 
 /* Where a decision was taken. */
@@ -255,6 +308,8 @@ enum cw_verdict {
 	CW_VERDICT_DENY_PROTOCOL, /* not TCP or UDP (or a socket kind the app may not create) */
 	CW_VERDICT_DENY_FAMILY,	  /* an address family or form the hook does not expect */
 	CW_VERDICT_DENY_GUARD,	  /* below the guard cgroup but no app of the policy */
+	CW_VERDICT_DENY_REGION,	  /* a rule allows it, but the address is outside the home
+				     region and the rule is not cross-border (home-only) */
 };
 
 #define CW_RULE_NONE 0xffffffffu

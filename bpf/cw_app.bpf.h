@@ -111,6 +111,8 @@ struct cw_ctx {
 	__u32 flags; /* the app's CW_APP_F_* */
 	__u32 rule;  /* CW_RULE_NONE until a rule allows */
 	__u32 uid;   /* the app's cw_app_val.uid: the key of its learned addresses */
+	__u32 gen_flags;  /* the generation's CW_GEN_F_* */
+	__u32 port_flags; /* CW_PORT_F_* of the entry that allowed */
 	/*
 	 * In: a flow admitted by this name (CW_SK_F_BY_NAME, egress): its address is judged by the
 	 * name's presence and ports in the policy, not by a learned entry that may have expired.
@@ -151,6 +153,7 @@ static __always_inline const struct cw_gen_info *cw_active_gen(struct cw_ctx *c)
 	if (!(gi->flags & CW_GEN_F_VALID))
 		return NULL;
 	c->epoch = gi->epoch;
+	c->gen_flags = gi->flags;
 	return gi;
 }
 

@@ -73,6 +73,29 @@ struct {
 	__type(value, struct cw_learned_val);
 } cw_learned SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_HOME4);
+	__type(key, struct cw_home4_key);
+	__type(value, struct cw_home_val);
+} cw_home4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CW_MAX_HOME6);
+	__type(key, struct cw_home6_key);
+	__type(value, struct cw_home_val);
+} cw_home6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CW_GENERATIONS * CW_APP_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} cw_region_stats SEC(".maps");
+
 /* Whether (family, addr) is a trusted resolver of the decision's generation. */
 static __always_inline bool cw_is_resolver(const struct cw_ctx *c, __u32 family, const void *addr)
 {
@@ -106,6 +129,7 @@ static __always_inline bool cw_judge_host(struct cw_ctx *c, __u32 family, const 
 	if (!val)
 		return false;
 	c->rule = val->rule;
+	c->port_flags = val->flags;
 	return true;
 }
 
@@ -125,6 +149,7 @@ static __always_inline enum cw_verdict cw_judge_port(struct cw_ctx *c, const str
 	if (!val)
 		return CW_VERDICT_DENY_NO_RULE;
 	c->rule = val->rule;
+	c->port_flags = val->flags;
 	return CW_VERDICT_ALLOW_RULE;
 }
 
@@ -177,6 +202,44 @@ static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_v
 	return v;
 }
 
+/*
+ * Data residency (CW_GEN_F_HOME_ONLY): a flow a rule allowed (v) to an address outside the
+ * home region is refused with its own verdict, unless the rule is cross-border. The trusted
+ * resolvers' port 53 (no rule: CW_RULE_NONE) is the policy's own choice and is not judged.
+ */
+static __always_inline enum cw_verdict cw_judge_home(const struct cw_ctx *c, enum cw_verdict v,
+						      __u32 family, const void *addr)
+{
+	__u64 *count;
+	__u32 slot;
+
+	if (v != CW_VERDICT_ALLOW_RULE || !(c->gen_flags & CW_GEN_F_HOME_ONLY) ||
+	    c->rule == CW_RULE_NONE || (c->port_flags & CW_PORT_F_CROSS_BORDER))
+		return v;
+	if (family == AF_INET) {
+		struct cw_home4_key key = {};
+
+		key.prefixlen = 32 + 32;
+		key.gen = c->gen;
+		__builtin_memcpy(key.addr, addr, 4);
+		if (bpf_map_lookup_elem(&cw_home4, &key))
+			return v;
+	} else {
+		struct cw_home6_key key = {};
+
+		key.prefixlen = 32 + 128;
+		key.gen = c->gen;
+		__builtin_memcpy(key.addr, addr, 16);
+		if (bpf_map_lookup_elem(&cw_home6, &key))
+			return v;
+	}
+	slot = c->gen * CW_APP_SLOTS + c->app;
+	count = bpf_map_lookup_elem(&cw_region_stats, &slot);
+	if (count)
+		(*count)++;
+	return CW_VERDICT_DENY_REGION;
+}
+
 /* The app's verdict on an IPv4 destination (network order address, host order port). */
 static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be, __u16 proto,
 						 __u16 port)
@@ -186,12 +249,15 @@ static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be,
 	if (c->flags & CW_APP_F_GUARD)
 		return CW_VERDICT_DENY_GUARD;
 	if (cw_judge_host(c, AF_INET, &ip4_be, proto, port))
-		return CW_VERDICT_ALLOW_RULE;
+		return cw_judge_home(c, CW_VERDICT_ALLOW_RULE, AF_INET, &ip4_be);
 	key.prefixlen = CW_SCOPE_BITS + 32;
 	key.scope = cw_scope(c->gen, c->app);
 	__builtin_memcpy(key.addr, &ip4_be, sizeof(key.addr));
-	return cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port),
-			     AF_INET, &ip4_be, proto, port);
+	return cw_judge_home(
+		c,
+		cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port),
+			      AF_INET, &ip4_be, proto, port),
+		AF_INET, &ip4_be);
 }
 
 static __always_inline bool cw_is_v4_mapped(const __u32 ip6_be[4])
@@ -210,12 +276,15 @@ static __always_inline enum cw_verdict cw_judge6(struct cw_ctx *c, const __u32 i
 	if (c->flags & CW_APP_F_GUARD)
 		return CW_VERDICT_DENY_GUARD;
 	if (cw_judge_host(c, AF_INET6, ip6_be, proto, port))
-		return CW_VERDICT_ALLOW_RULE;
+		return cw_judge_home(c, CW_VERDICT_ALLOW_RULE, AF_INET6, ip6_be);
 	key.prefixlen = CW_SCOPE_BITS + 128;
 	key.scope = cw_scope(c->gen, c->app);
 	__builtin_memcpy(key.addr, ip6_be, sizeof(key.addr));
-	return cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port),
-			     AF_INET6, ip6_be, proto, port);
+	return cw_judge_home(
+		c,
+		cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port),
+			      AF_INET6, ip6_be, proto, port),
+		AF_INET6, ip6_be);
 }
 
 #endif /* CW_DEST_BPF_H */

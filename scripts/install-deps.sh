@@ -8,6 +8,8 @@ packages=(
 	make gcc clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev libpsl-dev
+	libmaxminddb-dev # the country database of data residency (userspace/lib/geo.c)
+	libmaxmind-db-writer-perl # the residency tests write their own small country database
 	libcmocka-dev libclang-rt-14-dev
 	iproute2 util-linux procps openssl python3 scdoc
 	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)

@@ -15,7 +15,7 @@
  *     at and around its ranges, both protocols, IPv4 also as IPv4-mapped IPv6):
  *     policy_maps_lookup() gives the verdict and rule a direct reading of the policy gives (the
  *     first rule in file order with a prefix containing the address and a matching port and
- *     protocol), and explain_flow() agrees with both and names a prefix of that rule that
+ *     protocol, a rule marked cross-border first), and explain_flow() agrees with both and names a prefix of that rule that
  *     contains the address; explain_ports() gives spans whose ends the maps allow by the
  *     span's rule;
  *   - host names: one cw_names entry per (app, name, kind), scoped, with the wire form and hash
@@ -110,16 +110,23 @@ static bool rule_has_port(const struct policy_rule *r, uint16_t proto, uint16_t 
 	return false;
 }
 
-/* The verdict read directly from the policy: the deciding global rule index, or -1. */
+/*
+ * The verdict read directly from the policy: the deciding global rule index, or -1. The first
+ * rule marked cross-border that allows the flow decides, else the first rule (residency:
+ * CW_PORT_F_CROSS_BORDER marks a flow some cross-border rule allows).
+ */
 static long naive_verdict(const struct policy *p, const struct policy_app *app, int family,
 			  const uint8_t *addr, uint16_t proto, uint16_t port)
 {
-	for (size_t i = 0; i < app->n_rules; i++) {
-		const struct policy_rule *r = &app->rules[i];
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < app->n_rules; i++) {
+			const struct policy_rule *r = &app->rules[i];
 
-		if (rule_has_port(r, proto, port) && rule_has_addr(p, r, family, addr))
+			if ((pass == 0 && !r->cross_border) || !rule_has_port(r, proto, port) ||
+			    !rule_has_addr(p, r, family, addr))
+				continue;
 			return (long)r->index;
-	}
+		}
 	return -1;
 }
 
@@ -268,10 +275,12 @@ static void check_name_flow(const struct policy *p, const struct policy_maps *m,
 	long naive = -1;
 	int r;
 
-	for (size_t i = 0; i < app->n_rules && naive < 0; i++)
-		if (rule_has_port(&app->rules[i], proto, port) &&
-		    rule_has_name(p, &app->rules[i], name))
-			naive = (long)app->rules[i].index;
+	for (int pass = 0; pass < 2 && naive < 0; pass++)
+		for (size_t i = 0; i < app->n_rules && naive < 0; i++)
+			if ((pass == 1 || app->rules[i].cross_border) &&
+			    rule_has_port(&app->rules[i], proto, port) &&
+			    rule_has_name(p, &app->rules[i], name))
+				naive = (long)app->rules[i].index;
 	r = policy_maps_lookup_name(m, (uint32_t)a, name, proto, port, &rule);
 	check(r == (naive >= 0));
 	if (r)
@@ -470,8 +479,9 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 		check(portset < m->n_portsets && app_of[portset] >= 0);
 		check(e->key.proto == IPPROTO_TCP || e->key.proto == IPPROTO_UDP);
 		check(bits_zero_after((const uint8_t *)&port_be, bits, 2));
-		check(e->val.flags == 0 && e->val.rule < p->n_rules);
+		check(e->val.rule < p->n_rules);
 		r = rules[e->val.rule];
+		check(e->val.flags == (r && r->cross_border ? CW_PORT_F_CROSS_BORDER : 0u));
 		check(r && r->proto !=
 			       (e->key.proto == IPPROTO_TCP ? POLICY_PROTO_UDP : POLICY_PROTO_TCP));
 		/* The rule belongs to the app whose prefixes lead to this port set. */

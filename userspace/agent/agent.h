@@ -19,6 +19,7 @@
 #include "control_server.h"
 #include "events_log.h"
 #include "fileio.h"
+#include "geo.h"
 #include "loader.h"
 #include "log.h"
 #include "notify.h"
@@ -64,6 +65,7 @@ struct agent {
 	gid_t control_group;
 	uint32_t event_rate;
 	bool developer_mode; /* accept unsigned policies: never on a vehicle */
+	const char *geo_db_path; /* --geo-db: the country database of home-only residency */
 	const char *trust_dir;
 	char target[POLICY_MAX_ID_LEN + 1];
 	char bundle_ids[BUNDLE_MAX_ACCEPTED_IDS][POLICY_MAX_ID_LEN + 1]; /* --bundle-id */
@@ -107,6 +109,9 @@ struct agent {
 		size_t dst4, dst6, ports, portsets;
 	} stats;
 	struct agent_timing timing; /* of the last policy that was applied */
+	/* The country database the policy in force was loaded with (home-only); path "": none. */
+	struct geo_info geo;
+	struct geo_db *geo_db; /* that database, open: the country of a region refusal's event */
 	bool adopted;		    /* the maps hold a policy pinned by an earlier agent */
 	bool signed_policy;	    /* the policy in force came in a verified bundle */
 	char signers[256];	    /* key ids (short) of its valid signatures */

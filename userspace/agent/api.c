@@ -78,6 +78,36 @@ static struct json_object *agent_floor_json(struct agent *a)
 	return o;
 }
 
+/*
+ * The residency of the policy in force: its home region, whether home-only is enforced, and
+ * the country database it was loaded with (what identifies it in evidence). NULL: none declared.
+ */
+static struct json_object *agent_residency_json(const struct agent *a)
+{
+	const struct policy_residency *res = &a->policy->residency;
+	struct json_object *o, *db;
+	char built[32] = "-";
+	time_t t;
+
+	if (!res->home.name[0])
+		return NULL;
+	o = json_object_new_object();
+	JSON_ADD(o, "home_region", json_object_new_string(res->home.name));
+	JSON_ADD(o, "strict", json_object_new_boolean(res->strict));
+	JSON_ADD(o, "enforce", json_object_new_string(res->home_only ? "home-only" : "off"));
+	if (res->home_only && a->geo.path[0]) {
+		t = (time_t)a->geo.build_epoch;
+		strftime(built, sizeof(built), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+		db = json_object_new_object();
+		JSON_ADD(db, "path", json_object_new_string(a->geo.path));
+		JSON_ADD(db, "type", json_object_new_string(a->geo.type));
+		JSON_ADD(db, "build_date", json_object_new_string(built));
+		JSON_ADD(db, "sha256", json_object_new_string(a->geo.sha256));
+		JSON_ADD(o, "database", db);
+	}
+	return o;
+}
+
 static struct json_object *agent_status_json(struct agent *a)
 {
 	struct json_object *o = json_object_new_object();
@@ -167,6 +197,7 @@ static struct json_object *agent_status_json(struct agent *a)
 			JSON_ADD(bo, "signed_by", json_object_new_string(a->signers));
 			JSON_ADD(pol, "bundle", bo);
 		}
+		JSON_ADD(pol, "residency", agent_residency_json(a));
 		JSON_ADD(o, "policy", pol);
 		for (size_t i = 0; i < a->policy->n_apps; i++) {
 			struct json_object *app = json_object_new_object();

@@ -76,6 +76,9 @@ static void help(void)
 	       "                           vehicle). Without it only verified bundles are loaded.\n"
 	       "  -e --event-rate N        refused-flow events per app and second (default %d;\n"
 	       "                           0: no limit); more are counted as dropped\n"
+	       "  -y --geo-db FILE         the country database (MaxMind DB) for a policy with\n"
+	       "                           'residency-enforce: home-only', read again at every\n"
+	       "                           load; without it such a policy is refused\n"
 	       "  -v --verbose             log debug messages, libbpf's included\n"
 	       "  -h --help                show this help\n"
 	       "\n"
@@ -135,6 +138,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "bundle-id", required_argument, NULL, 'i' },
 		{ "threshold", required_argument, NULL, 'm' },
 		{ "developer-mode", no_argument, NULL, 'D' },
+		{ "geo-db", required_argument, NULL, 'y' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -153,7 +157,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->event_rate = DEFAULT_EVENT_RATE;
 	a->trust_dir = DEFAULT_TRUST_DIR;
 	a->threshold = 1;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:i:m:Dvh", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:i:m:Dy:vh", options, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
@@ -205,6 +209,11 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		}
 		case 'D':
 			a->developer_mode = true;
+			break;
+		case 'y':
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--geo-db must be an absolute path");
+			a->geo_db_path = optarg;
 			break;
 		case 'e': {
 			char *end;
@@ -618,6 +627,7 @@ int main(int argc, char **argv)
 	free(a.cgroups);
 	free_paths(a.cgroup_paths, a.n_cgroups);
 	policy_free(a.policy);
+	geo_free(a.geo_db);
 	free(a.bundle_data);
 	for (size_t g = 0; g < a.n_guards; g++)
 		free(a.guard_paths[g]);

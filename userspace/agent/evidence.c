@@ -141,7 +141,7 @@ static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, 
 static void agent_write_record(const struct events_agg_record *r, void *userdata)
 {
 	struct agent *a = userdata;
-	char host[1100];
+	char host[1100], country[3];
 	struct events_names n = {
 		.app = r->app,
 		.exe = r->exe,
@@ -154,6 +154,9 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 
 	if (agent_host_of(a, r->e, host, sizeof(host)))
 		n.host = host;
+	if (r->e->verdict == CW_VERDICT_DENY_REGION && a->geo_db &&
+	    geo_lookup(a->geo_db, r->e->family, r->e->addr, country, NULL) == 0)
+		n.country = country;
 	events_share_name(r->app, r->e->verdict, share);
 	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
 		events_format_line(r->e, &n, line, sizeof(line));
@@ -602,6 +605,21 @@ static struct json_object *counters_json(const struct cw_app_counters *c)
 }
 
 /*
+ * Home-only residency: the app's flows refused (or audited) for a destination outside the home
+ * region, in the generation in force (the policy in force), when the policy asks for it.
+ */
+static void agent_region_stats_json(struct agent *a, uint32_t gen, uint32_t app,
+				    struct json_object *o)
+{
+	uint64_t n = 0;
+
+	if (!a->policy || !a->policy->residency.home_only ||
+	    loader_read_region_refusals(a->loader, gen, app, &n) < 0)
+		return;
+	JSON_ADD(o, "region_refused_in_generation", json_object_new_int64((int64_t)n));
+}
+
+/*
  * Counters: per app since the policy in force was loaded and since the agent started, per rule
  * since the policy was loaded, and the event path's own figures.
  */
@@ -653,6 +671,7 @@ struct json_object *agent_stats_json(struct agent *a)
 		}
 		JSON_ADD(app, "since_load", counters_json(&c));
 		JSON_ADD(app, "since_start", counters_json(&total));
+		agent_region_stats_json(a, gen, (uint32_t)i, app);
 		if (!guard && policy_app_has_hosts(a->policy, &a->policy->apps[i])) {
 			uint32_t uid = policy_app_uid(a->policy->apps[i].id);
 			struct cw_dns_counters d = {};

@@ -110,6 +110,25 @@ static void agent_ambiguous_text(const struct policy *pol, const struct loader_c
 }
 
 /*
+ * Keep the country database the policy in force was loaded with open, for the country of the
+ * destination in a region refusal's event: the file at --geo-db if it still is the one read
+ * (same sha256), else none (the events then name no country until the next load).
+ */
+static void agent_geo_keep(struct agent *a)
+{
+	char reason[512];
+
+	geo_free(a->geo_db);
+	a->geo_db = NULL;
+	if (!a->geo.path[0] || geo_open(a->geo.path, &a->geo_db, reason, sizeof(reason)) < 0)
+		return;
+	if (strcmp(geo_info(a->geo_db)->sha256, a->geo.sha256)) {
+		geo_free(a->geo_db);
+		a->geo_db = NULL;
+	}
+}
+
+/*
  * Make `p` the policy in force (NULL: no policy, only the guards): create (with `create`; else
  * only those that exist are registered) and resolve each app's cgroup and the guards, compile
  * for the inactive generation, save the anti-rollback floor (when `floor` is not NULL), write
@@ -135,6 +154,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	_cleanup_free_ struct loader_cgroup *reg = NULL;
 	_cleanup_free_ char **reg_paths = NULL;
 	struct policy_maps *maps = NULL;
+	struct geo_info geo = {};
 	char ambiguous[sizeof(a->ambiguous)];
 	size_t n_reg = 0;
 	uint64_t t0;
@@ -208,6 +228,10 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 			snprintf(reason, reason_size, "compiling the policy: %s", strerror(-r));
 		goto fail;
 	}
+	/* Home-only residency: the home region's prefixes, or the policy is refused. */
+	r = geo_apply_policy(pol, a->geo_db_path, maps, &geo, reason, reason_size);
+	if (r < 0)
+		goto fail;
 	t->compile_us = now_us() - t0;
 	/*
 	 * The floor is durably on disk before the bundle goes in force, never after: a bundle in
@@ -265,6 +289,8 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	a->stats.dst6 = maps->n_dst6;
 	a->stats.ports = maps->n_ports;
 	a->stats.portsets = maps->n_portsets;
+	a->geo = geo;
+	agent_geo_keep(a);
 	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", sha256);
 	policy_maps_free(maps);
 
@@ -287,6 +313,22 @@ static int sha256_hex(const void *data, size_t size, char out[65])
 	for (unsigned i = 0; i < len; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	return 0;
+}
+
+/*
+ * Home-only residency: the country database is no longer the one the policy in force was
+ * loaded with (replaced, or gone): the same policy must be applied again, with it (or be
+ * refused without it, the policy in force staying).
+ */
+static bool agent_geo_changed(const struct agent *a)
+{
+	char sha[65];
+
+	if (!a->policy || !a->policy->residency.home_only)
+		return false;
+	if (!a->geo_db_path || geo_file_sha256(a->geo_db_path, sha) < 0)
+		return true;
+	return strcmp(sha, a->geo.sha256) != 0;
 }
 
 /* A policy load allocates and frees a lot: give what is free back to the system. */
@@ -565,7 +607,7 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 			snprintf(reason, sizeof(reason), "anti-rollback state: %s", strerror(-r));
 	}
 	if (r >= 0 && a->policy && !a->adopted && !distrust[0] && !strcmp(sha, a->policy_sha256) &&
-	    !agent_cgroups_stale(a)) {
+	    !agent_cgroups_stale(a) && !agent_geo_changed(a)) {
 		/* Verified again just above (production mode): nothing to apply. */
 		if (save) {
 			r = bundle_state_save(a->state_dir, state);

@@ -35,7 +35,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct dns_bpf *, dns_bpf__destroy);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct bpf_link *, bpf_link__destroy);
 
 /* The policy maps, in the order of struct loader_written. */
-enum { MAP_CGROUPS, MAP_DST4, MAP_DST6, MAP_PORTS, MAP_HOSTS, MAP_NAMES, MAP_RESOLVERS, _MAP_MAX };
+enum {
+	MAP_CGROUPS,
+	MAP_DST4,
+	MAP_DST6,
+	MAP_PORTS,
+	MAP_HOSTS,
+	MAP_NAMES,
+	MAP_RESOLVERS,
+	MAP_HOME4,
+	MAP_HOME6,
+	_MAP_MAX
+};
 
 /* Entries of one map, {key, value} back to back, in the compiler's order. */
 struct loader_entries {
@@ -422,6 +433,14 @@ int loader_active_apps(const struct loader *l, struct learned_app **ret, size_t 
 	return 0;
 }
 
+int loader_read_region_refusals(const struct loader *l, uint32_t gen, uint32_t app, uint64_t *ret)
+{
+	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
+		return -ERANGE;
+	return read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_region_stats),
+				gen * CW_APP_SLOTS + app, ret, 1);
+}
+
 int loader_read_dns_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_dns_counters *ret)
 {
@@ -489,6 +508,16 @@ static uint32_t name_key_gen(const void *key)
 static uint32_t resolver_key_gen(const void *key)
 {
 	return ((const struct cw_resolver_key *)key)->gen;
+}
+
+static uint32_t home4_key_gen(const void *key)
+{
+	return ((const struct cw_home4_key *)key)->gen;
+}
+
+static uint32_t home6_key_gen(const void *key)
+{
+	return ((const struct cw_home6_key *)key)->gen;
 }
 
 struct policy_map {
@@ -583,6 +612,10 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_s
 		return r;
 	r = zero_percpu(bpf_map__fd(l->dns->maps.cw_dns_stats), gen * CW_APP_SLOTS, n_app_slots,
 			sizeof(struct cw_dns_counters));
+	if (r < 0)
+		return r;
+	r = zero_percpu(bpf_map__fd(s->maps.cw_region_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
+			sizeof(uint64_t));
 	if (r < 0)
 		return r;
 	return zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
@@ -787,11 +820,16 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 				name_key_gen },
 		[MAP_RESOLVERS] = { bpf_map__fd(s->maps.cw_resolvers),
 				    sizeof(struct cw_resolver_key), resolver_key_gen },
+		[MAP_HOME4] = { bpf_map__fd(s->maps.cw_home4), sizeof(struct cw_home4_key),
+				home4_key_gen },
+		[MAP_HOME6] = { bpf_map__fd(s->maps.cw_home6), sizeof(struct cw_home6_key),
+				home6_key_gen },
 	};
-	const size_t val_sizes[_MAP_MAX] = { sizeof(struct cw_app_val),	 sizeof(struct cw_dst_val),
-					     sizeof(struct cw_dst_val),	 sizeof(struct cw_port_val),
-					     sizeof(struct cw_port_val), sizeof(struct cw_name_val),
-					     sizeof(__u32) };
+	const size_t val_sizes[_MAP_MAX] = {
+		sizeof(struct cw_app_val),  sizeof(struct cw_dst_val),	sizeof(struct cw_dst_val),
+		sizeof(struct cw_port_val), sizeof(struct cw_port_val), sizeof(struct cw_name_val),
+		sizeof(__u32),		    sizeof(struct cw_home_val), sizeof(struct cw_home_val),
+	};
 	_cleanup_free_ struct {
 		struct cw_resolver_key key;
 		__u32 val;
@@ -815,8 +853,18 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	if (maps->gen != gen)
 		r = -ESTALE;
 	else if (n_app_slots > CW_APP_SLOTS || n_cgroups > CW_MAX_CGROUPS / CW_GENERATIONS ||
-		 maps->n_names > CW_MAX_NAMES / CW_GENERATIONS || maps->n_resolvers > CW_MAX_RESOLVERS)
+		 maps->n_names > CW_MAX_NAMES / CW_GENERATIONS || maps->n_resolvers > CW_MAX_RESOLVERS ||
+		 maps->n_home4 > POLICY_MAPS_MAX_HOME4 || maps->n_home6 > POLICY_MAPS_MAX_HOME6)
 		r = -E2BIG;
+	/* Home-only with no home prefix would refuse every flow a rule allows: never asked. */
+	else if (maps->home_only && maps->n_home4 + maps->n_home6 == 0)
+		r = -EINVAL;
+	for (size_t i = 0; r == 0 && i < maps->n_home4; i++)
+		if (maps->home4[i].key.gen != gen)
+			r = -ERANGE;
+	for (size_t i = 0; r == 0 && i < maps->n_home6; i++)
+		if (maps->home6[i].key.gen != gen)
+			r = -ERANGE;
 	for (size_t i = 0; r == 0 && i < maps->n_names; i++) {
 		uint32_t app = maps->names[i].key.scope & CW_SCOPE_ID_MASK;
 
@@ -862,6 +910,12 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 				sizeof(*maps->names));
 	if (r == 0)
 		r = copy_entries(&next.maps[MAP_RESOLVERS], res, maps->n_resolvers, sizeof(*res));
+	if (r == 0)
+		r = copy_entries(&next.maps[MAP_HOME4], maps->home4, maps->n_home4,
+				sizeof(*maps->home4));
+	if (r == 0)
+		r = copy_entries(&next.maps[MAP_HOME6], maps->home6, maps->n_home6,
+				sizeof(*maps->home6));
 	if (r < 0)
 		goto out;
 
@@ -910,7 +964,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	l->state->gen[gen].grace_s = maps->grace_s;
 	l->state->gen[gen].learn_quota = maps->learn_quota;
 	l->state->gen[gen].epoch = loader_epoch(l) + 1;
-	l->state->gen[gen].flags = CW_GEN_F_VALID;
+	l->state->gen[gen].flags = CW_GEN_F_VALID | (maps->home_only ? CW_GEN_F_HOME_ONLY : 0);
 	/* The flip: one aligned 32-bit store that orders everything above before it. */
 	__atomic_store_n(&l->state->active_gen, gen, __ATOMIC_RELEASE);
 	l->inactive_unused = false;
@@ -1035,6 +1089,41 @@ static void resolver_key_set_gen(void *key, uint32_t gen)
 	((struct cw_resolver_key *)key)->gen = gen;
 }
 
+static void home4_key_set_gen(void *key, uint32_t gen)
+{
+	((struct cw_home4_key *)key)->gen = gen;
+}
+
+static void home6_key_set_gen(void *key, uint32_t gen)
+{
+	((struct cw_home6_key *)key)->gen = gen;
+}
+
+/* The home region of generation `from` (its prefixes and CW_GEN_F_HOME_ONLY) into m. */
+static int loader_read_home(const struct loader *l, uint32_t from, uint32_t to,
+			    struct policy_maps *m)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+	void *v = NULL;
+	int r;
+
+	r = read_gen(bpf_map__fd(s->maps.cw_home4), sizeof(struct cw_home4_key),
+		     sizeof(*m->home4), home4_key_gen, home4_key_set_gen, from, to, &v,
+		     &m->n_home4);
+	if (r < 0)
+		return r;
+	m->home4 = v;
+	r = read_gen(bpf_map__fd(s->maps.cw_home6), sizeof(struct cw_home6_key),
+		     sizeof(*m->home6), home6_key_gen, home6_key_set_gen, from, to, &v,
+		     &m->n_home6);
+	if (r < 0)
+		return r;
+	m->home6 = v;
+	m->home_only = l->state->gen[from].flags & CW_GEN_F_HOME_ONLY;
+	policy_maps_sort_home(m);
+	return 0;
+}
+
 /* The resolvers of generation `from` as policy_maps entries of generation `to`. */
 static int loader_read_resolvers(const struct loader *l, uint32_t from, uint32_t to,
 				 struct policy_maps *m)
@@ -1114,6 +1203,8 @@ int loader_read_active(const struct loader *l, struct policy_maps **ret_maps,
 		m->names = v;
 	if (r == 0)
 		r = loader_read_resolvers(l, from, to, m);
+	if (r == 0)
+		r = loader_read_home(l, from, to, m);
 	if (r == 0)
 		r = read_gen(bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
 			     sizeof(*cg), cgroup_key_gen, cgroup_key_set_gen, from, to, &v, &n_cg);

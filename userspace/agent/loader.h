@@ -105,6 +105,9 @@ int loader_active_apps(const struct loader *l, struct learned_app **ret, size_t 
 int loader_read_dns_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_dns_counters *ret);
 
+/* An app slot's flows refused (or audited) by home-only residency, summed over CPUs. */
+int loader_read_region_refusals(const struct loader *l, uint32_t gen, uint32_t app, uint64_t *ret);
+
 /* Counters, summed over CPUs: of an app slot, and the flows a rule allowed. */
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_app_counters *ret);

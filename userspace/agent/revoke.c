@@ -233,6 +233,33 @@ static bool peer_allowed(const struct revoke_sock *s, uint32_t app, const struct
 }
 
 /*
+ * Home-only residency (bpf/cw_dest.bpf.h, cw_judge_home()): the flow port set `portset` allows
+ * to s's peer is refused when its rule is not cross-border and the peer is not at home.
+ */
+static bool region_refuses(const struct policy_maps *maps, uint32_t portset,
+			   const struct revoke_sock *s)
+{
+	struct cw_port_val val;
+
+	if (!maps->home_only ||
+	    !policy_maps_lookup_port(maps, portset, s->protocol, ntohs(s->id.idiag_dport), &val))
+		return false;
+	return policy_maps_region_refuses(maps, s->family, (const uint8_t *)s->id.idiag_dst, &val);
+}
+
+/* The flow the destination tries allow to s's peer is refused by home-only residency. */
+static bool dst_region_refuses(const struct policy_maps *maps, uint32_t app,
+			       const struct revoke_sock *s)
+{
+	uint32_t portset;
+
+	if (!maps->home_only ||
+	    !policy_maps_lookup_dst(maps, app, s->family, (const uint8_t *)s->id.idiag_dst, &portset))
+		return false;
+	return region_refuses(maps, portset, s);
+}
+
+/*
  * A socket connected by a learned name (bpf/skb.bpf.c): kept while that name is still one of the
  * app's in the new policy with the socket's port and protocol, whatever its TTL.
  */
@@ -266,7 +293,7 @@ static bool name_allowed(const struct revoke_sock *s, uint32_t app, const struct
 			return false;
 		for (size_t k = 0; k < n; k++)
 			if (port >= spans[k].first && port <= spans[k].last)
-				return true;
+				return !region_refuses(maps, e->val.portset, s);
 		return false;
 	}
 	return false;
@@ -282,7 +309,7 @@ enum revoke_verdict revoke_judge(const struct revoke_sock *s, uint32_t app, uint
 		return peer_allowed(s, app, maps) ? REVOKE_KEEP_SERVER_SIDE : REVOKE_DESTROY;
 	if (policy_maps_lookup(maps, app, s->family, (const uint8_t *)s->id.idiag_dst, s->protocol,
 			       ntohs(s->id.idiag_dport), NULL))
-		return REVOKE_KEEP_ALLOWED;
+		return dst_region_refuses(maps, app, s) ? REVOKE_DESTROY : REVOKE_KEEP_ALLOWED;
 	if (name_allowed(s, app, maps))
 		return REVOKE_KEEP_ALLOWED;
 	return REVOKE_DESTROY;

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
 		"  carwall explain --policy FILE --app ID DEST[:PORT][/PROTO]\n"
 		"                                          the verdict for a flow, offline, and why\n"
+		"  carwall geo lookup [--db FILE] ADDR     the country of an address in a country\n"
+		"                                          database (MaxMind DB), offline\n"
 		"  carwall unload [--force]                detach carwall and remove its pins\n"
 		"  carwall version\n"
 		"\n"
@@ -242,6 +244,7 @@ static const struct command {
 	{ "stats", NULL, cmd_stats },
 	{ "names", NULL, cmd_names },
 	{ "report", "residency", cmd_report_residency },
+	{ "geo", "lookup", cmd_geo_lookup },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

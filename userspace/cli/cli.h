@@ -50,6 +50,8 @@ int cmd_names(struct cli *c, int argc, char **argv);
 int cmd_bundle(struct cli *c, int argc, char **argv);
 /* `carwall report residency`: see report.c. */
 int cmd_report_residency(struct cli *c, int argc, char **argv);
+/* `carwall geo lookup`: see geo.c. */
+int cmd_geo_lookup(struct cli *c, int argc, char **argv);
 
 /* `carwall app wait-managed`: see app.c. */
 int carwall_app_main(int argc, char **argv, bool json, bool quiet, const char *run_dir);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "explain.h"
+#include "geo.h"
 #include "policy.h"
 #include "policy_compile.h"
 #include "policy_lint.h"
@@ -34,6 +35,7 @@ struct explain_cli {
 	const char *policy_path;
 	const char *app_id;
 	const char *batch;
+	const char *geo_db; /* --geo-db: the country database of home-only residency */
 	struct policy *policy;
 	struct policy_maps *maps;
 	size_t app;
@@ -65,6 +67,10 @@ static void explain_usage(FILE *f)
 	    "Options:\n"
 	    "  --policy FILE   the policy (YAML, as `carwall policy check` reads it)\n"
 	    "  --app ID        the app, as named in the policy\n"
+	    "  --geo-db FILE   the country database (MaxMind DB) of a policy with\n"
+	    "                  'residency-enforce: home-only', as the agent's --geo-db: a flow\n"
+	    "                  to an address outside the home region is refused unless its\n"
+	    "                  rule is cross-border (required for such a policy)\n"
 	    "  --batch FILE    one DEST per line, each with PORT and PROTO (ADDR:PORT/PROTO),\n"
 	    "                  at most 1000000 lines; '-' reads stdin. Prints one line per\n"
 	    "                  input line: \"allowed DEST rule INDEX FILE:LINE:COLUMN\" or\n"
@@ -372,7 +378,10 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 				    json_object_new_string(f.allowed ? "allowed" : "refused"));
 				json_object_object_add(fo, "address_covered",
 						       json_object_new_boolean(f.address_covered));
-				if (f.allowed)
+				if (f.region_refused)
+					json_object_object_add(fo, "reason",
+							       json_object_new_string("deny-region"));
+				if (f.allowed || f.region_refused)
 					match_json(c, &f.match, fo);
 				json_object_array_add(list, fo);
 				continue;
@@ -384,6 +393,12 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 				match_rule_text(c, &f.match, rule, sizeof(rule));
 				match_to_text(c, &f.match, to, sizeof(to));
 				printf("  by:  %s\n  to:  %s\n", rule, to);
+			} else if (f.region_refused) {
+				char rule[1024];
+				match_rule_text(c, &f.match, rule, sizeof(rule));
+				printf("  home region only: %s is outside the home region '%s' and %s "
+				       "is not cross-border\n",
+				       addr, c->policy->residency.home.name, rule);
 			} else if (f.address_covered) {
 				char sum[2048];
 				r = ports_summary(c, &d,
@@ -574,6 +589,10 @@ static int explain_load(struct explain_cli *c)
 			snprintf(reason, sizeof(reason), "%s: %s", c->policy_path, strerror(-r));
 		return explain_error(c, EXIT_FAILURE, "%s", reason); /* "file[:line:column]: why" */
 	}
+	/* Home-only residency: the home prefixes, as the agent reads them (never judged open). */
+	r = geo_apply_policy(c->policy, c->geo_db, c->maps, NULL, reason, sizeof(reason));
+	if (r < 0)
+		return explain_error(c, EXIT_FAILURE, "%s", reason);
 
 	if (explain_find_app(c->policy, c->app_id, &c->app) < 0) {
 		char apps[2048];
@@ -594,6 +613,7 @@ int carwall_explain_main(int argc, char **argv, bool json)
 	static const struct option opts[] = {
 	    {"policy", required_argument, NULL, 'p'}, {"app", required_argument, NULL, 'a'},
 	    {"batch", required_argument, NULL, 'B'},  {"json", no_argument, NULL, 'j'},
+	    {"geo-db", required_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},	      {},
 	};
 	struct explain_cli c = {.json = json};
@@ -610,6 +630,9 @@ int carwall_explain_main(int argc, char **argv, bool json)
 			break;
 		case 'B':
 			c.batch = optarg;
+			break;
+		case 'g':
+			c.geo_db = optarg;
 			break;
 		case 'j':
 			c.json = true;

@@ -18,6 +18,27 @@ static void stats_print_counters(const char *name, struct json_object *app)
 	       (long long)json_int(c, "events_dropped"));
 }
 
+/* Home-only residency: each app's flows refused (or audited) for a destination abroad. */
+static void stats_print_region(struct json_object *apps)
+{
+	bool header = false;
+
+	for (size_t k = 0; apps && k < json_object_array_length(apps); k++) {
+		struct json_object *a = json_object_array_get_idx(apps, k), *v;
+
+		if (!json_str(a, "id") ||
+		    !json_object_object_get_ex(a, "region_refused_in_generation", &v))
+			continue;
+		if (!header)
+			printf("\n%-22s %10s\n", "APP", "ABROAD");
+		header = true;
+		printf("%-22s %10lld\n", json_str(a, "id"), (long long)json_object_get_int64(v));
+	}
+	if (header)
+		printf("(home region only: flows a rule allows, refused or audited for a "
+		       "destination outside the home region, in the generation in force)\n");
+}
+
 int cmd_stats(struct cli *c, int argc, char **argv)
 {
 	struct json_object *reply = NULL, *apps, *rules, *ev;
@@ -45,6 +66,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 			struct json_object *a = json_object_array_get_idx(apps, k);
 			stats_print_counters(json_str(a, "id") ? json_str(a, "id") : "(unknown apps)", a);
 		}
+	stats_print_region(json_object_object_get_ex(reply, "apps", &apps) ? apps : NULL);
 	if (json_object_object_get_ex(reply, "rules", &rules) && json_object_array_length(rules)) {
 		printf("\n%-22s %-40s %10s\n", "APP", "RULE", "ALLOWED");
 		for (size_t k = 0; k < json_object_array_length(rules); k++) {

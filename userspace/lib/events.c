@@ -50,6 +50,8 @@ const char *events_verdict_name(uint8_t verdict)
 		return "deny-family";
 	case CW_VERDICT_DENY_GUARD:
 		return "deny-unknown-app";
+	case CW_VERDICT_DENY_REGION:
+		return "deny-region";
 	default:
 		return "unmanaged";
 	}
@@ -77,6 +79,18 @@ const char *events_proto_name(uint8_t proto)
 	}
 }
 
+/*
+ * The rule of a refusal: none decided ("default deny"), except for a region refusal, whose rule
+ * allowed the flow but is not cross-border (its global index, 0-based, as `carwall stats`).
+ */
+static void events_rule(const struct cw_event *e, char *buf, size_t size)
+{
+	if (e->verdict == CW_VERDICT_DENY_REGION && e->rule != CW_RULE_NONE)
+		snprintf(buf, size, "rule #%u, not cross-border", e->rule);
+	else
+		snprintf(buf, size, "default deny");
+}
+
 void events_reason(const struct cw_event *e, const char *app, char *buf, size_t size)
 {
 	switch (e->verdict) {
@@ -91,6 +105,11 @@ void events_reason(const struct cw_event *e, const char *app, char *buf, size_t 
 		break;
 	case CW_VERDICT_DENY_GUARD:
 		snprintf(buf, size, "not an app of the policy (below the guard cgroup)");
+		break;
+	case CW_VERDICT_DENY_REGION:
+		snprintf(buf, size,
+			 "home region only: the address is outside the home region and the rule "
+			 "that allows it is not cross-border");
 		break;
 	default:
 		snprintf(buf, size, "%s", events_verdict_name(e->verdict));
@@ -140,7 +159,7 @@ static uint64_t events_count(const struct events_names *n)
 struct json_object *events_to_json(const struct cw_event *e, const struct events_names *n)
 {
 	struct json_object *o = json_object_new_object();
-	char addr[INET6_ADDRSTRLEN], reason[256], comm[17], when[64], last[64];
+	char addr[INET6_ADDRSTRLEN], reason[256], comm[17], when[64], last[64], rule[64];
 	const char *proto = events_proto_name(e->proto);
 	uint64_t count = events_count(n);
 
@@ -172,7 +191,8 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 	json_object_object_add(o, "port", json_object_new_int(e->port));
 	json_object_object_add(o, "hook", json_object_new_string(events_hook_name(e->hook)));
 	json_object_object_add(o, "verdict", json_object_new_string(events_verdict_name(e->verdict)));
-	json_object_object_add(o, "rule", json_object_new_string("default deny"));
+	events_rule(e, rule, sizeof(rule));
+	json_object_object_add(o, "rule", json_object_new_string(rule));
 	json_object_object_add(o, "reason", json_object_new_string(reason));
 	json_object_object_add(o, "generation", json_object_new_int(e->gen));
 	json_object_object_add(o, "count", json_object_new_int64((int64_t)count));
@@ -180,6 +200,8 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 	json_object_object_add(o, "last", json_object_new_string(last));
 	if (n->host)
 		json_object_object_add(o, "host", json_object_new_string(n->host));
+	if (n->country)
+		json_object_object_add(o, "country", json_object_new_string(n->country));
 	return o;
 }
 
@@ -213,6 +235,7 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 	char addr[INET6_ADDRSTRLEN], reason[256], comm[17], proto_num[8];
 	const char *proto = events_proto_name(e->proto);
 	char app[160], exe[600], qcomm[40], qreason[300], repeats[192] = "", host[1100] = "";
+	char rule[64], qrule[80], country[24] = "";
 	uint64_t count = events_count(n);
 
 	events_addr(e, addr, sizeof(addr));
@@ -226,6 +249,8 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 	logfmt_value(exe, sizeof(exe), n->exe ? n->exe : "-");
 	logfmt_value(qcomm, sizeof(qcomm), comm);
 	logfmt_value(qreason, sizeof(qreason), reason);
+	events_rule(e, rule, sizeof(rule));
+	logfmt_value(qrule, sizeof(qrule), rule);
 	if (count > 1) {
 		char first[64], last[64];
 
@@ -238,13 +263,17 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 		memcpy(host, " host=", 6);
 		logfmt_value(host + 6, sizeof(host) - 6, n->host);
 	}
+	if (n->country) {
+		memcpy(country, " country=", 9);
+		logfmt_value(country + 9, sizeof(country) - 9, n->country);
+	}
 	snprintf(buf, size,
 		 "event=%s app=%s pid=%u tid=%u uid=%u comm=%s exe=%s proto=%s dst=%s port=%u "
-		 "hook=%s verdict=%s rule=\"default deny\" reason=%s cgroup_id=%llu%s%s",
+		 "hook=%s verdict=%s rule=%s reason=%s cgroup_id=%llu%s%s%s",
 		 e->flags & CW_EVENT_F_AUDIT ? "audit" : "refused", app, e->pid, e->tid, e->uid,
 		 qcomm, exe, proto, addr, e->port, events_hook_name(e->hook),
-		 events_verdict_name(e->verdict), qreason, (unsigned long long)e->cgroup_id,
-		 repeats, host);
+		 events_verdict_name(e->verdict), qrule, qreason, (unsigned long long)e->cgroup_id,
+		 repeats, host, country);
 }
 
 /* ---- the log on disk ------------------------------------------------------------------------- */

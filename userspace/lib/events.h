@@ -45,6 +45,8 @@ struct events_names {
 	int64_t last_ns;     /* realtime of the last of them (count > 1) */
 	/* The host name the app learned the destination for (cw_learned), NULL when none. */
 	const char *host;
+	/* A region refusal: the destination's country in the agent's database, NULL unknown. */
+	const char *country;
 };
 
 const char *events_hook_name(uint8_t hook);

@@ -364,6 +364,23 @@ static int attribute(const struct policy *p, size_t app, uint32_t rule,
 	return 0;
 }
 
+/*
+ * Home-only residency, as the kernel's cw_judge_home(): the flow the tries allow to d's address
+ * (an address, not a name) is refused, its rule not being cross-border.
+ */
+static bool region_refuses(const struct policy_maps *m, size_t app, const struct explain_dest *d,
+			   uint16_t proto, uint16_t port)
+{
+	struct cw_port_val val;
+	uint32_t portset;
+
+	if (!m->home_only ||
+	    policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, &portset) <= 0 ||
+	    !policy_maps_lookup_port(m, portset, proto, port, &val))
+		return false;
+	return policy_maps_region_refuses(m, d->family, d->addr, &val);
+}
+
 int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app,
 		 const struct explain_dest *d, uint16_t proto, uint16_t port,
 		 struct explain_flow *ret)
@@ -389,6 +406,8 @@ int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app
 		r = attribute(p, app, rule, d, &f.match);
 		if (r < 0)
 			return r;
+		f.region_refused = !d->is_name && region_refuses(m, app, d, proto, port);
+		f.allowed = !f.region_refused;
 	}
 	*ret = f;
 	return 0;
@@ -426,15 +445,22 @@ int explain_ports(const struct policy *p, const struct policy_maps *m, size_t ap
 	v = calloc(n, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		v[i].first = ps[i].first;
-		v[i].last = ps[i].last;
-		r = attribute(p, app, ps[i].rule, d, &v[i].match);
+		/* A span's rule is one: its first port says whether home-only refuses it. */
+		if (!d->is_name && region_refuses(m, app, d, proto, ps[i].first))
+			continue;
+		v[k].first = ps[i].first;
+		v[k].last = ps[i].last;
+		r = attribute(p, app, ps[i].rule, d, &v[k].match);
 		if (r < 0)
 			return r;
+		k++;
 	}
+	if (k == 0)
+		return 0;
 	*ret = TAKE_PTR(v);
-	*ret_n = n;
+	*ret_n = k;
 	return 0;
 }
 

@@ -79,7 +79,13 @@ struct explain_flow {
 	uint16_t port;
 	bool allowed;
 	bool address_covered;	    /* some prefix (for a name: some name) of the app covers it */
-	struct explain_match match; /* when allowed */
+	/*
+	 * Home-only residency (m->home_only): a rule allows the flow, but the address is outside
+	 * the home region and the rule is not cross-border: refused (allowed false; match says
+	 * which rule). Never set for a name, whose addresses are unknown offline.
+	 */
+	bool region_refused;
+	struct explain_match match; /* when allowed or region_refused */
 };
 
 /*
@@ -99,7 +105,8 @@ struct explain_span {
 
 /*
  * Every port of `proto` that app number `app` may use towards d's address (d's port is
- * ignored), ascending, one span per run of ports allowed by the same rule. Returns 0 with *ret
+ * ignored), ascending, one span per run of ports allowed by the same rule (under home-only
+ * residency, for an address abroad, only those of cross-border rules). Returns 0 with *ret
  * (free() it; NULL when *ret_n is 0), -ENOMEM, or -EUCLEAN as explain_flow().
  */
 int explain_ports(const struct policy *p, const struct policy_maps *m, size_t app,

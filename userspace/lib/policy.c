@@ -729,6 +729,166 @@ static int parse_bundle(struct parser *p)
 	return 0;
 }
 
+/* ---- data residency ------------------------------------------------------------------------- */
+
+/*
+ * A region name (`region:`, `home-region:`) into *ret, lower case: a country code or a group
+ * name. Whether it names a known one is checked once the whole file is read
+ * (policy_residency_check(): groups may be defined after their use).
+ */
+static int parse_region(struct parser *p, const char *what, struct policy_region *ret)
+{
+	char q[QUOTE_SIZE];
+	int r;
+
+	r = expect_string(p, what);
+	if (r < 0)
+		return r;
+	if (scalar_len(p) > POLICY_MAX_ID_LEN || !policy_app_id_valid(scalar(p)) ||
+	    strchr(scalar(p), '.'))
+		return fail(p, here(p),
+			    "%s '%s' is no region: give a country code (ISO 3166-1 alpha-2, e.g. "
+			    "cn) or the name of a group of 'regions'",
+			    what, quote_str(q, scalar(p)));
+	for (size_t i = 0; i <= scalar_len(p); i++)
+		ret->name[i] = (char)tolower((unsigned char)scalar(p)[i]);
+	ret->loc = here(p);
+	return 0;
+}
+
+/* One `regions:` group: a non-empty sequence of country codes. */
+static int parse_region_group(struct parser *p, struct policy_region_group *g)
+{
+	char what[POLICY_MAX_ID_LEN + 32], q[QUOTE_SIZE];
+	size_t allocated = 0;
+	struct list l;
+	int r;
+
+	snprintf(what, sizeof(what), "region group '%s'", g->name);
+	r = list_begin(p, &l, what, false);
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		char(*members)[3];
+
+		if (g->n_members >= POLICY_MAX_GROUP_MEMBERS)
+			return fail(p, here(p),
+				    "too many countries in region group '%s': the limit is %d "
+				    "(POLICY_MAX_GROUP_MEMBERS)",
+				    g->name, POLICY_MAX_GROUP_MEMBERS);
+		if (!policy_country_valid(scalar(p)))
+			return fail(p, here(p),
+				    "'%s' is no ISO 3166-1 alpha-2 country code (a group holds "
+				    "countries, not other groups)",
+				    quote_str(q, scalar(p)));
+		members = grow_array(g->members, &allocated, g->n_members, sizeof(*g->members));
+		if (!members)
+			return oom(p);
+		g->members = members;
+		g->members[g->n_members][0] = (char)tolower((unsigned char)scalar(p)[0]);
+		g->members[g->n_members][1] = (char)tolower((unsigned char)scalar(p)[1]);
+		g->members[g->n_members++][2] = '\0';
+	}
+	if (r < 0)
+		return r;
+	if (g->n_members == 0)
+		return fail(p, l.loc, "region group '%s' is empty", g->name);
+	return 0;
+}
+
+/* `regions:`: a mapping from group names to lists of countries. */
+static int parse_regions(struct parser *p)
+{
+	struct policy_residency *res = &p->policy->residency;
+	size_t allocated = 0;
+	char q[QUOTE_SIZE];
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "'regions'", "a mapping");
+	while ((r = next_key(p)) > 0) {
+		struct policy_region_group *groups, *g;
+
+		r = check_name(p, "region group name", true);
+		if (r < 0)
+			return r;
+		if (policy_country_valid(scalar(p)) || strcasecmp(scalar(p), "eu") == 0)
+			return fail(p, here(p),
+				    "region group '%s' would hide %s: choose another name",
+				    quote_str(q, scalar(p)),
+				    strcasecmp(scalar(p), "eu") == 0 ? "the built-in group 'eu'"
+								     : "a country code");
+		for (size_t i = 0; i < res->n_groups; i++)
+			if (strcasecmp(res->groups[i].name, scalar(p)) == 0)
+				return fail(p, here(p),
+					    "duplicate region group '%s' (first at line %u, column %u)",
+					    res->groups[i].name, res->groups[i].loc.line,
+					    res->groups[i].loc.column);
+		if (res->n_groups >= POLICY_MAX_REGION_GROUPS)
+			return fail(p, here(p),
+				    "too many region groups: the limit is %d (POLICY_MAX_REGION_GROUPS)",
+				    POLICY_MAX_REGION_GROUPS);
+		groups = grow_array(res->groups, &allocated, res->n_groups, sizeof(*res->groups));
+		if (!groups)
+			return oom(p);
+		res->groups = groups;
+		g = &res->groups[res->n_groups++];
+		*g = (struct policy_region_group){ .loc = here(p), .name = strdup(scalar(p)) };
+		if (!g->name)
+			return oom(p);
+		for (char *c = g->name; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		r = parse_region_group(p, g);
+		if (r < 0)
+			return r;
+	}
+	return r;
+}
+
+/* `residency:` (`strict` or `declared`) and `residency-enforce:` (`home-only` or `off`). */
+static int parse_word(struct parser *p, const char *what, const char *yes, const char *no,
+		      bool *ret, struct policy_loc *ret_loc)
+{
+	char q[QUOTE_SIZE];
+	int r;
+
+	r = expect_string(p, what);
+	if (r < 0)
+		return r;
+	if (strcmp(scalar(p), yes) && strcmp(scalar(p), no))
+		return fail(p, here(p), "%s must be %s or %s, not '%s'", what, yes, no,
+			    quote_str(q, scalar(p)));
+	*ret = !strcmp(scalar(p), yes);
+	*ret_loc = here(p);
+	return 0;
+}
+
+/* A rule's `cross-border:`: why the rule may send data out of the home region. */
+static int parse_cross_border(struct parser *p, struct policy_rule *rule)
+{
+	int r = expect_string(p, "'cross-border'");
+
+	if (r < 0)
+		return r;
+	if (scalar_len(p) == 0 || strspn(scalar(p), " \t") == scalar_len(p))
+		return fail(p, here(p), "'cross-border' must say why the rule leaves the home region");
+	if (scalar_len(p) > POLICY_MAX_CROSS_BORDER_LEN)
+		return fail(p, here(p),
+			    "'cross-border' is longer than %d bytes (POLICY_MAX_CROSS_BORDER_LEN)",
+			    POLICY_MAX_CROSS_BORDER_LEN);
+	for (size_t i = 0; i < scalar_len(p); i++)
+		if ((unsigned char)scalar(p)[i] < 0x20 || scalar(p)[i] == 0x7f)
+			return fail(p, here(p), "'cross-border' must be one line of text");
+	rule->cross_border = strdup(scalar(p));
+	if (!rule->cross_border)
+		return oom(p);
+	rule->cross_border_loc = here(p);
+	return 0;
+}
+
 /* ---- sets ----------------------------------------------------------------------------------- */
 
 static struct policy_set *find_set(const struct policy *pol, const char *name)
@@ -797,6 +957,40 @@ static int parse_set(struct parser *p, struct policy_set *set)
 	return 0;
 }
 
+enum { SET_MEMBERS, SET_REGION, _SET_KEY_MAX };
+static const char *const set_keys[_SET_KEY_MAX] = {
+	[SET_MEMBERS] = "members",
+	[SET_REGION] = "region",
+};
+
+/* A set written as a mapping: `members` (the entries, as parse_set()) and its `region`. */
+static int parse_set_mapping(struct parser *p, struct policy_set *set)
+{
+	struct policy_loc seen[_SET_KEY_MAX] = {}, map_loc = here(p);
+	int r;
+
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, set_keys, _SET_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		if (key == SET_MEMBERS)
+			r = parse_set(p, set);
+		else
+			r = parse_region(p, "'region'", &set->region);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	if (!seen[SET_MEMBERS].line)
+		return fail(p, map_loc, "missing required key 'members' in set '%s'", set->name);
+	return 0;
+}
+
 /* `sets`: a mapping from set names to sets. */
 static int parse_sets(struct parser *p)
 {
@@ -833,7 +1027,10 @@ static int parse_sets(struct parser *p)
 		r = next_event(p);
 		if (r < 0)
 			return r;
-		r = parse_set(p, set);
+		if (p->event.type == YAML_MAPPING_START_EVENT)
+			r = parse_set_mapping(p, set);
+		else
+			r = parse_set(p, set);
 		if (r < 0)
 			return r;
 	}
@@ -1025,11 +1222,13 @@ static int parse_proto(struct parser *p, struct policy_rule *rule)
 		    quote_str(q, scalar(p)));
 }
 
-enum { RULE_TO, RULE_PORTS, RULE_PROTO, _RULE_KEY_MAX };
+enum { RULE_TO, RULE_PORTS, RULE_PROTO, RULE_REGION, RULE_CROSS_BORDER, _RULE_KEY_MAX };
 static const char *const rule_keys[_RULE_KEY_MAX] = {
 	[RULE_TO] = "to",
 	[RULE_PORTS] = "ports",
 	[RULE_PROTO] = "proto",
+	[RULE_REGION] = "region",
+	[RULE_CROSS_BORDER] = "cross-border",
 };
 
 /* One rule: a mapping with `to`, and optionally `ports` and `proto`. */
@@ -1055,6 +1254,12 @@ static int parse_rule(struct parser *p, struct policy_rule *rule)
 			break;
 		case RULE_PROTO:
 			r = parse_proto(p, rule);
+			break;
+		case RULE_REGION:
+			r = parse_region(p, "'region'", &rule->region);
+			break;
+		case RULE_CROSS_BORDER:
+			r = parse_cross_border(p, rule);
 			break;
 		}
 		if (r < 0)
@@ -1476,6 +1681,10 @@ enum {
 	TOP_AUDIT,
 	TOP_RESOLVERS,
 	TOP_DNS,
+	TOP_HOME_REGION,
+	TOP_REGIONS,
+	TOP_RESIDENCY,
+	TOP_RESIDENCY_ENFORCE,
 	_TOP_KEY_MAX
 };
 static const char *const top_keys[_TOP_KEY_MAX] = {
@@ -1486,6 +1695,10 @@ static const char *const top_keys[_TOP_KEY_MAX] = {
 	[TOP_AUDIT] = "audit",
 	[TOP_RESOLVERS] = "resolvers",
 	[TOP_DNS] = "dns",
+	[TOP_HOME_REGION] = "home-region",
+	[TOP_REGIONS] = "regions",
+	[TOP_RESIDENCY] = "residency",
+	[TOP_RESIDENCY_ENFORCE] = "residency-enforce",
 };
 
 static int parse_top(struct parser *p)
@@ -1524,6 +1737,22 @@ static int parse_top(struct parser *p)
 			break;
 		case TOP_DNS:
 			r = parse_dns(p);
+			break;
+		case TOP_HOME_REGION:
+			r = parse_region(p, "'home-region'", &p->policy->residency.home);
+			break;
+		case TOP_REGIONS:
+			r = parse_regions(p);
+			break;
+		case TOP_RESIDENCY:
+			r = parse_word(p, "'residency'", "strict", "declared",
+				       &p->policy->residency.strict,
+				       &p->policy->residency.strict_loc);
+			break;
+		case TOP_RESIDENCY_ENFORCE:
+			r = parse_word(p, "'residency-enforce'", "home-only", "off",
+				       &p->policy->residency.home_only,
+				       &p->policy->residency.home_only_loc);
 			break;
 		}
 		if (r < 0)
@@ -1713,6 +1942,9 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 	r = check_hosts_have_resolvers(&p);
 	if (r < 0)
 		return r;
+	r = policy_residency_check(p.policy, p.error);
+	if (r < 0)
+		return r;
 	*ret_policy = TAKE_PTR(p.policy);
 	return 0;
 }
@@ -1803,8 +2035,10 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n_apps; i++) {
 		struct policy_app *app = &p->apps[i];
 
-		for (size_t j = 0; j < app->n_rules; j++)
+		for (size_t j = 0; j < app->n_rules; j++) {
 			policy_rule_clear(p, &app->rules[j]);
+			free(app->rules[j].cross_border);
+		}
 		free(app->rules);
 		free(app->id);
 		for (size_t j = 0; j < app->n_cgroups; j++)
@@ -1812,6 +2046,11 @@ void policy_free(struct policy *p)
 	}
 	free(p->apps);
 	free(p->resolvers);
+	for (size_t i = 0; i < p->residency.n_groups; i++) {
+		free(p->residency.groups[i].name);
+		free(p->residency.groups[i].members);
+	}
+	free(p->residency.groups);
 	free(p->path);
 	pool_free(p->pool);
 	free(p);

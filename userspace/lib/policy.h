@@ -25,6 +25,9 @@
 #define POLICY_MAX_HOST_LABEL 63     /* bytes of one label of a host name */
 #define POLICY_MAX_HOST_LABELS 32    /* labels of a host name: what the DNS parser hashes */
 #define POLICY_MAX_RESOLVERS 8	     /* `resolvers:` entries (CW_MAX_RESOLVERS) */
+#define POLICY_MAX_REGION_GROUPS 64  /* `regions:` groups (the built-in `eu` not counted) */
+#define POLICY_MAX_GROUP_MEMBERS 256 /* countries of one `regions:` group */
+#define POLICY_MAX_CROSS_BORDER_LEN 512 /* bytes of a rule's `cross-border:` justification */
 
 /* `dns:` tunables: defaults and accepted ranges (seconds, entries). */
 #define POLICY_DNS_MIN_TTL_DEFAULT 30
@@ -82,8 +85,38 @@ struct policy_host {
 	struct policy_loc loc;
 };
 
+/*
+ * A region (`region:`, `home-region:`): an ISO 3166-1 alpha-2 country code, stored lower case
+ * ("cn"), or the name of a group of countries (`regions:`, or the built-in "eu"). name[0] == 0:
+ * none declared.
+ */
+struct policy_region {
+	char name[POLICY_MAX_ID_LEN + 1];
+	struct policy_loc loc;
+};
+
+/* A `regions:` group: a name for a list of countries (lower-case alpha-2 codes). */
+struct policy_region_group {
+	char *name;
+	char (*members)[3];
+	size_t n_members;
+	struct policy_loc loc;
+};
+
+/* Data residency (policies/README.md, "Data residency"). */
+struct policy_residency {
+	struct policy_region home; /* `home-region:` */
+	struct policy_region_group *groups; /* `regions:` */
+	size_t n_groups;
+	bool strict;		    /* `residency: strict` */
+	struct policy_loc strict_loc;
+	bool home_only;		    /* `residency-enforce: home-only` */
+	struct policy_loc home_only_loc;
+};
+
 struct policy_set {
 	char *name;
+	struct policy_region region; /* `region:` of a set written as a mapping */
 	struct policy_prefix *prefixes;
 	size_t n_prefixes;
 	struct policy_host *hosts; /* the set's host names and wildcards */
@@ -113,6 +146,9 @@ struct policy_rule {
 	struct policy_port_range *ports; /* n_ports == 0: any port */
 	size_t n_ports;
 	enum policy_proto proto; /* POLICY_PROTO_ANY when `proto` is absent or `any` */
+	struct policy_region region; /* `region:` of the rule */
+	char *cross_border;	     /* `cross-border:` justification; NULL: none */
+	struct policy_loc cross_border_loc;
 	size_t index;		 /* global rule index, in file order across all apps */
 	struct policy_loc loc;	 /* of the rule's sequence item */
 };
@@ -184,6 +220,7 @@ struct policy {
 	/* Where the parser keeps the rules' `to` and `ports` arrays: they are freed with the
 	 * policy (policy_free(), policy_rule_clear()), never with free(). */
 	struct policy_pool *pool;
+	struct policy_residency residency;
 };
 
 /* A parse or validation error: where, and why (one line, no trailing newline or period). */
@@ -274,3 +311,42 @@ bool policy_prefix_overlaps(const struct policy_prefix *a, const struct policy_p
  * Returns 0, or -EINVAL with a reason in reason[] (size reason_size).
  */
 int policy_prefix_parse(const char *s, struct policy_prefix *ret, char *reason, size_t reason_size);
+
+/* ---- data residency (userspace/lib/policy_region.c) ---------------------------------------- */
+
+/*
+ * Whether `s` is an ISO 3166-1 alpha-2 code (either case): an assigned one, or one of the
+ * user-assigned ranges (AA, QM-QZ, XA-XZ, ZZ) that private databases and tests use.
+ */
+bool policy_country_valid(const char *s);
+
+/*
+ * The countries of region `name` (lower case): itself for a country code, the members of a
+ * `regions:` group of p, or of the built-in "eu" (the 27 member states; a policy may not
+ * redefine it). Copies at most `max` codes into ret[] and the count into *ret_n. Returns 0,
+ * -ENOENT when `name` is no country and no group, -E2BIG when ret[] is too small.
+ */
+int policy_region_countries(const struct policy *p, const char *name, char (*ret)[3], size_t max,
+			    size_t *ret_n);
+
+/*
+ * Whether every country of region `name` is one of the home region's: 1 yes, 0 no, -ENOENT
+ * when the policy has no `home-region` or either region is unknown.
+ */
+int policy_region_is_home(const struct policy *p, const char *name);
+
+/*
+ * The region a destination of a rule is declared in: the rule's `region:`, else that of the set
+ * it names; NULL when neither declares one.
+ */
+const char *policy_dest_region(const struct policy *p, const struct policy_rule *rule,
+			       const struct policy_dest *d);
+
+/*
+ * The residency checks of a parsed policy: every region named is known; `residency: strict`
+ * and `residency-enforce: home-only` need a `home-region`; with `residency: strict`, every
+ * destination of every rule has a region (the rule's, or the set's it names) and a rule to a
+ * region outside the home region carries `cross-border:`. Returns 0, or -EINVAL with *e filled
+ * (file:line:column).
+ */
+int policy_residency_check(const struct policy *p, struct policy_error *e);

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,7 @@ static int check_bounds(struct compiler *c)
 struct port_interval {
 	uint32_t first, last; /* inclusive, 0..65535 */
 	uint32_t rule;
+	bool cross_border; /* the rule's `cross-border:` */
 };
 
 static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
@@ -302,6 +304,7 @@ static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto,
 	e->key.proto = proto;
 	e->key.port_be = htons((uint16_t)first);
 	e->val.rule = rule;
+	e->val.flags = c->rules[rule]->cross_border ? CW_PORT_F_CROSS_BORDER : 0;
 	return 0;
 }
 
@@ -325,10 +328,16 @@ static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto,
 	return 0;
 }
 
+/*
+ * Painting order: the rules marked cross-border first (a segment one of them allows is
+ * cross-border, whatever other rules allow it too: CW_PORT_F_CROSS_BORDER), then file order.
+ */
 static int cmp_interval_rule(const void *a, const void *b)
 {
 	const struct port_interval *x = a, *y = b;
 
+	if (x->cross_border != y->cross_border)
+		return x->cross_border ? -1 : 1;
 	if (x->rule != y->rule)
 		return x->rule < y->rule ? -1 : 1;
 	return x->first < y->first ? -1 : x->first > y->first;
@@ -417,12 +426,14 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 		if (grow((void **)&iv, &cap_iv, n_iv + add, sizeof(*iv)) < 0)
 			return -ENOMEM;
 		if (!rule->n_ports) {
-			iv[n_iv++] = (struct port_interval){ 0, 65535, rules->v[i] };
+			iv[n_iv++] = (struct port_interval){ 0, 65535, rules->v[i],
+							     rule->cross_border != NULL };
 			continue;
 		}
 		for (size_t j = 0; j < rule->n_ports; j++)
 			iv[n_iv++] = (struct port_interval){ rule->ports[j].first, rule->ports[j].last,
-							     rules->v[i] };
+							     rules->v[i],
+							     rule->cross_border != NULL };
 	}
 	if (n_iv == 0)
 		return 0;
@@ -450,7 +461,7 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 	for (size_t i = 0; i <= n_seg; i++)
 		next[i] = i;
 
-	/* Paint in file order: a segment keeps the first rule that reaches it. */
+	/* Paint in that order: a segment keeps the first rule that reaches it. */
 	qsort(iv, n_iv, sizeof(*iv), cmp_interval_rule);
 	for (size_t i = 0; i < n_iv; i++) {
 		uint32_t *lo = bsearch(&iv[i].first, bounds, n_b, sizeof(*bounds), cmp_u32);
@@ -597,7 +608,7 @@ static bool emit_hosts_of(struct compiler *c, uint32_t scope, uint32_t family, c
 			e->key.port_be = htons((uint16_t)port);
 			e->key.family = family;
 			memcpy(e->key.addr, addr, family == AF_INET ? 4 : 16);
-			e->val.rule = p->val.rule;
+			e->val = p->val;
 		}
 	}
 	return true;
@@ -1247,6 +1258,8 @@ void policy_maps_free(struct policy_maps *m)
 	free(m->hosts);
 	free(m->names);
 	free(m->resolvers);
+	free(m->home4);
+	free(m->home6);
 	free(m);
 }
 
@@ -1257,8 +1270,8 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 }
 
 /* The second half of a decision: (port set, protocol, port) in cw_ports. */
-static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
-		       uint32_t *ret_rule)
+static const struct cw_port_val *lookup_port_val(const struct policy_maps *m, uint32_t portset,
+						 uint16_t proto, uint16_t port)
 {
 	int best_len = -1;
 	uint32_t pscope = cw_scope(m->gen, portset);
@@ -1275,11 +1288,100 @@ static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t p
 			best_len = len;
 		}
 	}
+	return hit;
+}
+
+static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
+		       uint32_t *ret_rule)
+{
+	const struct cw_port_val *hit = lookup_port_val(m, portset, proto, port);
+
 	if (!hit)
 		return 0;
 	if (ret_rule)
 		*ret_rule = hit->rule;
 	return 1;
+}
+
+int policy_maps_lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+			    uint16_t port, struct cw_port_val *ret)
+{
+	const struct cw_port_val *hit = lookup_port_val(m, portset, proto, port);
+
+	if (!hit)
+		return 0;
+	*ret = *hit;
+	return 1;
+}
+
+/* ---- data residency: the home region's prefixes ------------------------------------------- */
+
+static int cmp_home4(const void *a, const void *b)
+{
+	const struct policy_home4_entry *x = a, *y = b;
+	int c = memcmp(x->key.addr, y->key.addr, sizeof(x->key.addr));
+
+	return c ? c : (x->key.prefixlen > y->key.prefixlen) - (x->key.prefixlen < y->key.prefixlen);
+}
+
+static int cmp_home6(const void *a, const void *b)
+{
+	const struct policy_home6_entry *x = a, *y = b;
+	int c = memcmp(x->key.addr, y->key.addr, sizeof(x->key.addr));
+
+	return c ? c : (x->key.prefixlen > y->key.prefixlen) - (x->key.prefixlen < y->key.prefixlen);
+}
+
+void policy_maps_sort_home(struct policy_maps *m)
+{
+	if (m->n_home4)
+		qsort(m->home4, m->n_home4, sizeof(*m->home4), cmp_home4);
+	if (m->n_home6)
+		qsort(m->home6, m->n_home6, sizeof(*m->home6), cmp_home6);
+}
+
+/*
+ * Whether addr (`bytes` long) is in one of n sorted, disjoint prefixes of `stride`-byte
+ * entries, each an address at `addr_off` with its length (key.prefixlen - 32) at offset 0.
+ */
+static bool in_sorted_prefixes(const void *entries, size_t n, size_t stride, size_t addr_off,
+			       const uint8_t *addr, size_t bytes)
+{
+	const char *v = entries;
+	size_t lo = 0, hi = n;
+
+	/* The last entry whose first address is <= addr. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(v + mid * stride + addr_off, addr, bytes) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return false;
+	v += (lo - 1) * stride;
+	return prefix_contains((const uint8_t *)v + addr_off, (uint8_t)(*(const uint32_t *)v - 32),
+			       addr, (uint8_t)(*(const uint32_t *)v - 32));
+}
+
+bool policy_maps_region_refuses(const struct policy_maps *m, int family, const uint8_t *addr,
+				const struct cw_port_val *val)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	if (!m->home_only || (val->flags & CW_PORT_F_CROSS_BORDER))
+		return false;
+	if (family == AF_INET6 && !memcmp(addr, v4_mapped, sizeof(v4_mapped))) {
+		family = AF_INET;
+		addr += 12;
+	}
+	if (family == AF_INET)
+		return !in_sorted_prefixes(m->home4, m->n_home4, sizeof(*m->home4),
+					   offsetof(struct policy_home4_entry, key.addr), addr, 4);
+	return !in_sorted_prefixes(m->home6, m->n_home6, sizeof(*m->home6),
+				   offsetof(struct policy_home6_entry, key.addr), addr, 16);
 }
 
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,

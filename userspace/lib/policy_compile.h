@@ -45,6 +45,17 @@ struct policy_name_entry {
 	struct cw_name_val val;
 };
 
+/* cw_home4/cw_home6 entries: the home region's prefixes (userspace/lib/geo.h). */
+struct policy_home4_entry {
+	struct cw_home4_key key;
+	struct cw_home_val val;
+};
+
+struct policy_home6_entry {
+	struct cw_home6_key key;
+	struct cw_home_val val;
+};
+
 struct policy_maps {
 	uint32_t gen;
 	struct policy_dst4_entry *dst4;
@@ -69,6 +80,15 @@ struct policy_maps {
 	uint32_t ttl_max_s;
 	uint32_t grace_s;
 	uint32_t learn_quota;
+	/*
+	 * Data residency: `residency-enforce: home-only` (CW_GEN_F_HOME_ONLY), and the home
+	 * region's prefixes, filled by geo_apply_policy() (not by policy_compile()).
+	 */
+	bool home_only;
+	struct policy_home4_entry *home4;
+	size_t n_home4;
+	struct policy_home6_entry *home6;
+	size_t n_home6;
 };
 
 /* Per-generation capacity: a compiled policy must fit in half of each map. */
@@ -77,6 +97,8 @@ struct policy_maps {
 #define POLICY_MAPS_MAX_PORTS (CW_MAX_PORTS / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_HOSTS (CW_MAX_HOSTS / CW_GENERATIONS)
 #define POLICY_MAPS_MAX_NAMES (CW_MAX_NAMES / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_HOME4 (CW_MAX_HOME4 / CW_GENERATIONS)
+#define POLICY_MAPS_MAX_HOME6 (CW_MAX_HOME6 / CW_GENERATIONS)
 
 /*
  * The compiler's work, bounded so that its memory and time are bounded whatever the policy:
@@ -138,6 +160,25 @@ int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const cha
  */
 int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,
 			   const uint8_t *addr, uint32_t *ret_portset);
+
+/*
+ * The cw_ports entry the kernel matches for (port set, protocol, port): 1 and its value in *ret
+ * (the deciding rule and its CW_PORT_F_* flags), or 0 when the port set does not allow it.
+ */
+int policy_maps_lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+			    uint16_t port, struct cw_port_val *ret);
+
+/*
+ * Data residency, as the kernel's cw_judge_home(): whether home-only (m->home_only) refuses a
+ * flow to `addr` (4 or 16 bytes, network order; IPv4-mapped is judged as IPv4) that the entry
+ * `val` allows: the rule is not cross-border and no home prefix holds the address. The home
+ * entries must be sorted (policy_maps_sort_home()) and disjoint, as a database's networks are.
+ */
+bool policy_maps_region_refuses(const struct policy_maps *m, int family, const uint8_t *addr,
+				const struct cw_port_val *val);
+
+/* Sort m's home-region entries by address, for policy_maps_region_refuses(). */
+void policy_maps_sort_home(struct policy_maps *m);
 
 /* A run of destination ports allowed in one port set, and the rule that allows them. */
 struct policy_port_span {

@@ -145,6 +145,36 @@ static void lint_local(struct linter *l, const struct policy_prefix *p,
 	}
 }
 
+/* Data residency: a rule's regions against the home region (policies/README.md). */
+static void lint_residency(struct linter *l, const struct policy_app *app,
+			   const struct policy_rule *rule)
+{
+	const struct policy *p = l->policy;
+
+	if (!p->residency.home.name[0])
+		return;
+	for (size_t j = 0; j < rule->n_to; j++) {
+		const struct policy_dest *d = &rule->to[j];
+		const char *region = policy_dest_region(p, rule, d);
+
+		if (!rule->cross_border && region && policy_region_is_home(p, region) == 0) {
+			warn(l, POLICY_LINT_CROSS_BORDER, d->loc,
+			     "app '%s': this destination is in region '%s', outside the home region "
+			     "'%s', and the rule has no 'cross-border' justification",
+			     app->id, region, p->residency.home.name);
+			return;
+		}
+		if (rule->cross_border && p->residency.home_only && !d->is_set && !d->is_host &&
+		    d->prefix.len == 0) {
+			warn(l, POLICY_LINT_HOME_ONLY_OPEN, d->loc,
+			     "app '%s': a cross-border rule to every address is never checked by "
+			     "home-only residency",
+			     app->id);
+			return;
+		}
+	}
+}
+
 int policy_lint(const struct policy *p, struct policy_lint **ret)
 {
 	_cleanup_free_ struct policy_lint *out = NULL;
@@ -171,6 +201,7 @@ int policy_lint(const struct policy *p, struct policy_lint **ret)
 		for (size_t i = 0; i < p->apps[a].n_rules; i++) {
 			const struct policy_rule *rule = &p->apps[a].rules[i];
 
+			lint_residency(&l, &p->apps[a], rule);
 			for (size_t j = 0; j < rule->n_to; j++) {
 				const struct policy_dest *d = &rule->to[j];
 				const struct policy_set *set = d->is_set ? &p->sets[d->set] : NULL;
@@ -212,6 +243,10 @@ const char *policy_lint_kind_name(enum policy_lint_kind kind)
 		return "public-suffix-wildcard";
 	case POLICY_LINT_LOCAL_ANY_PORT:
 		return "local-range-any-port";
+	case POLICY_LINT_CROSS_BORDER:
+		return "cross-border-undeclared";
+	case POLICY_LINT_HOME_ONLY_OPEN:
+		return "cross-border-every-address";
 	}
 	return "unknown";
 }
