@@ -14,7 +14,9 @@
  *      port set: the union of the port/protocol rules of every prefix of that app containing the
  *      matched one, so overlapping prefixes with different ports give the right answer.
  *   4. (port set, protocol, port) is looked up in the port LPM trie cw_ports. Port ranges are
- *      stored as prefix blocks. A hit allows the flow; every miss denies it.
+ *      stored as prefix blocks. A hit allows the flow, unless every rule behind it serves a
+ *      purpose the driver switched off (cw_gen_info.consent_deny: DENY_CONSENT); every miss
+ *      denies it.
  *   5. Host names: an address the tries refuse may have been learned from a trusted resolver's
  *      answer to the app (cw_learned); the name it was learned for, still in the app's
  *      cw_names, gives the port set judged as in 4.
@@ -81,8 +83,15 @@ struct cw_gen_info {
 	__u32 ttl_max_s;
 	__u32 grace_s;
 	__u32 learn_quota;
+	/*
+	 * Driver consent (policy `consent:`): purposes switched off (CW_PURPOSE_BIT()). A switch
+	 * is written like a reload: into the inactive generation, with a new epoch, then a flip.
+	 * Never has CW_PURPOSE_NONE: a rule without purpose is never switched off.
+	 */
+	__u32 consent_deny;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct cw_gen_info) == 32, "cw_gen_info layout");
+_Static_assert(sizeof(struct cw_gen_info) == 40, "cw_gen_info layout");
 
 /*
  * The single element of the mmap-able array cw_state.
@@ -97,7 +106,7 @@ struct cw_state {
 	__u32 pad;
 	struct cw_gen_info gen[CW_GENERATIONS];
 };
-_Static_assert(sizeof(struct cw_state) == 72, "cw_state layout");
+_Static_assert(sizeof(struct cw_state) == 88, "cw_state layout");
 
 /* cw_cgroups: hash, (cgroup id, generation) -> app. */
 struct cw_cgroup_key {
@@ -163,9 +172,18 @@ struct cw_port_key {
 };
 _Static_assert(sizeof(struct cw_port_key) == 12, "cw_port_key layout");
 
+/*
+ * Purposes (policy `purpose:`) as bits: bit 0 for the rules without a purpose (never switched
+ * off), bit i + 1 for the policy's purpose i. An entry allows a flow iff one of the rules
+ * allowing it has a purpose that is not switched off: (purposes & ~consent_deny) != 0.
+ */
+#define CW_MAX_PURPOSES 31
+#define CW_PURPOSE_NONE (1u << 0)
+#define CW_PURPOSE_BIT(i) (1u << ((i) + 1))
+
 struct cw_port_val {
-	__u32 rule;  /* global rule index in the policy, 0-based: the first rule that allows */
-	__u32 flags; /* reserved, 0 */
+	__u32 rule;	/* global rule index in the policy, 0-based: the first rule that allows */
+	__u32 purposes; /* CW_PURPOSE_*: of every rule of the port set that allows these ports */
 };
 _Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
 
@@ -255,6 +273,7 @@ enum cw_verdict {
 	CW_VERDICT_DENY_PROTOCOL, /* not TCP or UDP (or a socket kind the app may not create) */
 	CW_VERDICT_DENY_FAMILY,	  /* an address family or form the hook does not expect */
 	CW_VERDICT_DENY_GUARD,	  /* below the guard cgroup but no app of the policy */
+	CW_VERDICT_DENY_CONSENT,  /* rules allow it, but each for a purpose switched off */
 };
 
 #define CW_RULE_NONE 0xffffffffu
@@ -270,7 +289,8 @@ struct cw_event {
 	__u32 tid;
 	__u32 uid;
 	__u32 app;  /* app index in generation `gen` */
-	__u32 rule; /* CW_RULE_NONE: no rule decided (default deny) */
+	__u32 rule; /* CW_RULE_NONE: no rule decided (default deny); DENY_CONSENT: the first rule
+		       that would allow */
 	__u16 port; /* destination port, host byte order; 0 when there is none */
 	__u8 family; /* AF_INET or AF_INET6 (of the destination; IPv4-mapped is AF_INET) */
 	__u8 proto;  /* IPPROTO_* */

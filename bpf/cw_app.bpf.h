@@ -111,6 +111,7 @@ struct cw_ctx {
 	__u32 flags; /* the app's CW_APP_F_* */
 	__u32 rule;  /* CW_RULE_NONE until a rule allows */
 	__u32 uid;   /* the app's cw_app_val.uid: the key of its learned addresses */
+	__u32 consent_deny; /* the generation's purposes switched off (CW_PURPOSE_BIT()) */
 	/*
 	 * In: a flow admitted by this name (CW_SK_F_BY_NAME, egress): its address is judged by the
 	 * name's presence and ports in the policy, not by a learned entry that may have expired.
@@ -151,6 +152,7 @@ static __always_inline const struct cw_gen_info *cw_active_gen(struct cw_ctx *c)
 	if (!(gi->flags & CW_GEN_F_VALID))
 		return NULL;
 	c->epoch = gi->epoch;
+	c->consent_deny = gi->consent_deny & ~CW_PURPOSE_NONE;
 	return gi;
 }
 

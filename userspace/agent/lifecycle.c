@@ -128,6 +128,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	_cleanup_free_ char **reg_paths = NULL;
 	struct policy_maps *maps = NULL;
 	char ambiguous[sizeof(a->ambiguous)];
+	bool consent_on[POLICY_MAX_SWITCHES] = {};
 	size_t n_reg = 0;
 	uint64_t t0;
 	int r;
@@ -201,6 +202,11 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 		goto fail;
 	}
 	t->compile_us = now_us() - t0;
+	/* Driver consent: the purposes switched off go with the policy, in the same flip. */
+	if (p) {
+		agent_consent_resolve(a, pol, consent_on);
+		maps->consent_deny = policy_consent_deny(pol, consent_on);
+	}
 	/*
 	 * The floor is durably on disk before the bundle goes in force, never after: a bundle in
 	 * force whose floor was not saved lets its predecessor install again after a reboot. So
@@ -243,6 +249,8 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	if (a->policy != p)
 		policy_free(a->policy);
 	a->policy = p;
+	if (p)
+		agent_consent_commit(a, p, consent_on);
 	a->cgroups = cgroups;
 	a->cgroup_paths = paths;
 	a->n_cgroups = n;

@@ -875,6 +875,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	l->state->gen[gen].ttl_max_s = maps->ttl_max_s;
 	l->state->gen[gen].grace_s = maps->grace_s;
 	l->state->gen[gen].learn_quota = maps->learn_quota;
+	l->state->gen[gen].consent_deny = maps->consent_deny & ~CW_PURPOSE_NONE;
 	l->state->gen[gen].epoch = loader_epoch(l) + 1;
 	l->state->gen[gen].flags = CW_GEN_F_VALID;
 	/* The flip: one aligned 32-bit store that orders everything above before it. */
@@ -1031,6 +1032,7 @@ static int loader_read_resolvers(const struct loader *l, uint32_t from, uint32_t
 	m->ttl_max_s = l->state->gen[from].ttl_max_s;
 	m->grace_s = l->state->gen[from].grace_s;
 	m->learn_quota = l->state->gen[from].learn_quota;
+	m->consent_deny = l->state->gen[from].consent_deny;
 	return 0;
 }
 

@@ -41,6 +41,10 @@ static void usage(FILE *f)
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall names [--app ID]                addresses learned from the apps' DNS answers:\n"
 		"                                          app, name, address, expiry, rule\n"
+		"  carwall consent list                    the driver's consent switches and states\n"
+		"  carwall consent set NAME on|off         turn a switch on or off (it only takes\n"
+		"                                          permissions away); root, the control\n"
+		"                                          or the consent group\n"
 		"  carwall policy check [--strict] FILE    validate a policy without loading it;\n"
 		"                                          warn about destinations that open far\n"
 		"                                          more than they say (--strict: exit 1)\n"
@@ -238,6 +242,7 @@ static const struct command {
 	{ "events", NULL, cmd_events },
 	{ "stats", NULL, cmd_stats },
 	{ "names", NULL, cmd_names },
+	{ "consent", NULL, cmd_consent },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

@@ -50,6 +50,8 @@ const char *events_verdict_name(uint8_t verdict)
 		return "deny-family";
 	case CW_VERDICT_DENY_GUARD:
 		return "deny-unknown-app";
+	case CW_VERDICT_DENY_CONSENT:
+		return "deny-consent";
 	default:
 		return "unmanaged";
 	}
@@ -91,6 +93,12 @@ void events_reason(const struct cw_event *e, const char *app, char *buf, size_t 
 		break;
 	case CW_VERDICT_DENY_GUARD:
 		snprintf(buf, size, "not an app of the policy (below the guard cgroup)");
+		break;
+	case CW_VERDICT_DENY_CONSENT:
+		snprintf(buf, size,
+			 "consent: the rules of %s that allow it serve purposes the driver switched "
+			 "off",
+			 app ? app : "the app");
 		break;
 	default:
 		snprintf(buf, size, "%s", events_verdict_name(e->verdict));
@@ -172,7 +180,12 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 	json_object_object_add(o, "port", json_object_new_int(e->port));
 	json_object_object_add(o, "hook", json_object_new_string(events_hook_name(e->hook)));
 	json_object_object_add(o, "verdict", json_object_new_string(events_verdict_name(e->verdict)));
-	json_object_object_add(o, "rule", json_object_new_string("default deny"));
+	if (e->verdict == CW_VERDICT_DENY_CONSENT) {
+		json_object_object_add(o, "rule", json_object_new_string("consent"));
+		json_object_object_add(o, "rule_index", json_object_new_int64(e->rule));
+	} else {
+		json_object_object_add(o, "rule", json_object_new_string("default deny"));
+	}
 	json_object_object_add(o, "reason", json_object_new_string(reason));
 	json_object_object_add(o, "generation", json_object_new_int(e->gen));
 	json_object_object_add(o, "count", json_object_new_int64((int64_t)count));
@@ -240,11 +253,12 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 	}
 	snprintf(buf, size,
 		 "event=%s app=%s pid=%u tid=%u uid=%u comm=%s exe=%s proto=%s dst=%s port=%u "
-		 "hook=%s verdict=%s rule=\"default deny\" reason=%s cgroup_id=%llu%s%s",
+		 "hook=%s verdict=%s rule=\"%s\" reason=%s cgroup_id=%llu%s%s",
 		 e->flags & CW_EVENT_F_AUDIT ? "audit" : "refused", app, e->pid, e->tid, e->uid,
 		 qcomm, exe, proto, addr, e->port, events_hook_name(e->hook),
-		 events_verdict_name(e->verdict), qreason, (unsigned long long)e->cgroup_id,
-		 repeats, host);
+		 events_verdict_name(e->verdict),
+		 e->verdict == CW_VERDICT_DENY_CONSENT ? "consent" : "default deny", qreason,
+		 (unsigned long long)e->cgroup_id, repeats, host);
 }
 
 /* ---- the log on disk ------------------------------------------------------------------------- */
@@ -260,7 +274,7 @@ void events_share_name(const char *app, uint8_t verdict, char buf[EVENTS_SHARE_N
 
 bool events_share_name_valid(const char *s)
 {
-	if (!strcmp(s, "guard") || !strcmp(s, "unknown"))
+	if (!strcmp(s, "guard") || !strcmp(s, "unknown") || !strcmp(s, EVENTS_CONSENT_SHARE))
 		return true;
 	return !strncmp(s, "app-", 4) && strlen(s + 4) <= EVENTS_APP_MAX &&
 	       policy_app_id_valid(s + 4);

@@ -29,6 +29,8 @@
 #define EVENTS_LOG_MAX_SHARES 32u	/* 128 KiB per file */
 #define EVENTS_LOG_MIN_FILE_BYTES 4096u /* a share's file holds a few records at least */
 #define EVENTS_SHARE_NAME_MAX 80	/* "app-" + an app id (64), NUL included */
+/* The agent's records of consent changes (switch, state, who, when): no kernel event. */
+#define EVENTS_CONSENT_SHARE "consent"
 /* Written by agents before the shares (one log for all apps); still read by `carwall events`. */
 #define EVENTS_LEGACY_LOG_NAME "events.jsonl"
 #define EVENTS_LEGACY_LOG_OLD_NAME "events.jsonl.1"

@@ -282,8 +282,14 @@ struct port_interval {
 	uint32_t rule;
 };
 
+/* The consent bit of a rule (bpf/carwall.h): its purpose's, or CW_PURPOSE_NONE. */
+static uint32_t rule_purpose_bit(const struct policy_rule *rule)
+{
+	return rule->purpose < 0 ? CW_PURPOSE_NONE : CW_PURPOSE_BIT((uint32_t)rule->purpose);
+}
+
 static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
-			   unsigned bits, uint32_t rule)
+			   unsigned bits, uint32_t rule, uint32_t purposes)
 {
 	struct policy_maps *m = c->maps;
 	struct policy_port_entry *e;
@@ -302,12 +308,13 @@ static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto,
 	e->key.proto = proto;
 	e->key.port_be = htons((uint16_t)first);
 	e->val.rule = rule;
+	e->val.purposes = purposes;
 	return 0;
 }
 
 /* Store [first, last] as the fewest aligned prefix blocks. */
 static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
-			   uint32_t last, uint32_t rule)
+			   uint32_t last, uint32_t rule, uint32_t purposes)
 {
 	while (first <= last) {
 		unsigned k = first ? (unsigned)__builtin_ctz(first) : 16;
@@ -317,7 +324,7 @@ static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto,
 			k = 16;
 		while (k > 0 && first + (1u << k) - 1 > last)
 			k--;
-		r = emit_port_block(c, portset, proto, first, 16 - k, rule);
+		r = emit_port_block(c, portset, proto, first, 16 - k, rule, purposes);
 		if (r < 0)
 			return r;
 		first += 1u << k;
@@ -344,9 +351,50 @@ static size_t dsu_find(size_t *next, size_t i)
 }
 
 /*
+ * The consent purposes of each segment (purposes[s]): the bits of every rule whose interval
+ * covers it, one sweep per purpose bit the intervals use.
+ */
+static int segment_purposes(const struct compiler *c, const struct port_interval *iv, size_t n_iv,
+			    const uint32_t *bounds, size_t n_b, uint32_t *purposes)
+{
+	_cleanup_free_ int64_t *delta = calloc(n_b + 1, sizeof(*delta));
+	uint32_t used = 0;
+
+	if (!delta)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_iv; i++)
+		used |= rule_purpose_bit(c->rules[iv[i].rule]);
+	for (unsigned bit = 0; bit < 32; bit++) {
+		int64_t depth = 0;
+
+		if (!(used & (1u << bit)))
+			continue;
+		memset(delta, 0, (n_b + 1) * sizeof(*delta));
+		for (size_t i = 0; i < n_iv; i++) {
+			uint32_t end = iv[i].last + 1;
+			uint32_t *lo, *hi;
+
+			if (!(rule_purpose_bit(c->rules[iv[i].rule]) & (1u << bit)))
+				continue;
+			lo = bsearch(&iv[i].first, bounds, n_b, sizeof(*bounds), cmp_u32);
+			hi = bsearch(&end, bounds, n_b, sizeof(*bounds), cmp_u32);
+			delta[lo - bounds]++;
+			delta[hi - bounds]--;
+		}
+		for (size_t k = 0; k + 1 < n_b; k++) {
+			depth += delta[k];
+			if (depth > 0)
+				purposes[k] |= 1u << bit;
+		}
+	}
+	return 0;
+}
+
+/*
  * The port segments of one protocol for one port set: split the rules' port ranges into
- * disjoint elementary segments, give each segment the first rule (in file order) that covers it,
- * merge neighbours with the same rule and emit them.
+ * disjoint elementary segments, give each segment the first rule (in file order) that covers it
+ * and the consent purposes of all the rules that cover it, merge neighbours with the same rule
+ * and purposes and emit them.
  */
 static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const struct rule_list *rules,
 				enum policy_proto proto)
@@ -354,9 +402,11 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 	_cleanup_free_ struct port_interval *iv = NULL;
 	_cleanup_free_ uint32_t *bounds = NULL;
 	_cleanup_free_ uint32_t *owner = NULL;
+	_cleanup_free_ uint32_t *purposes = NULL;
 	_cleanup_free_ size_t *next = NULL;
 	size_t n_iv = 0, cap_iv = 0, n_b = 0;
 	uint16_t ipproto = proto == POLICY_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+	int r;
 
 	for (size_t i = 0; i < rules->n; i++) {
 		const struct policy_rule *rule = c->rules[rules->v[i]];
@@ -394,9 +444,13 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 
 	size_t n_seg = n_b - 1;
 	owner = calloc(n_seg, sizeof(*owner));
+	purposes = calloc(n_seg, sizeof(*purposes));
 	next = calloc(n_seg + 1, sizeof(*next)); /* next uncovered segment at or after i */
-	if (!owner || !next)
+	if (!owner || !purposes || !next)
 		return -ENOMEM;
+	r = segment_purposes(c, iv, n_iv, bounds, n_b, purposes);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i <= n_seg; i++)
 		next[i] = i;
 
@@ -413,18 +467,18 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 		}
 	}
 
-	/* Merge neighbouring segments with the same owner and emit them. */
+	/* Merge neighbouring segments with the same owner and purposes and emit them. */
 	for (size_t s = 0; s < n_seg;) {
 		size_t e = s;
-		int r;
 
 		if (!owner[s]) {
 			s++;
 			continue;
 		}
-		while (e + 1 < n_seg && owner[e + 1] == owner[s])
+		while (e + 1 < n_seg && owner[e + 1] == owner[s] && purposes[e + 1] == purposes[s])
 			e++;
-		r = emit_port_range(c, portset, ipproto, bounds[s], bounds[e + 1] - 1, owner[s] - 1);
+		r = emit_port_range(c, portset, ipproto, bounds[s], bounds[e + 1] - 1, owner[s] - 1,
+				    purposes[s]);
 		if (r < 0)
 			return r;
 		s = e + 1;
@@ -548,6 +602,7 @@ static bool emit_hosts_of(struct compiler *c, uint32_t scope, uint32_t family, c
 			e->key.family = family;
 			memcpy(e->key.addr, addr, family == AF_INET ? 4 : 16);
 			e->val.rule = p->val.rule;
+			e->val.purposes = p->val.purposes;
 		}
 	}
 	return true;
@@ -1206,9 +1261,9 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 	return prefix_contains(a, (uint8_t)len, b, (uint8_t)len);
 }
 
-/* The second half of a decision: (port set, protocol, port) in cw_ports. */
-static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
-		       uint32_t *ret_rule)
+/* The second half of a decision: (port set, protocol, port) in cw_ports, then consent. */
+static enum cw_verdict lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+				   uint16_t port, uint32_t *ret_rule)
 {
 	int best_len = -1;
 	uint32_t pscope = cw_scope(m->gen, portset);
@@ -1226,20 +1281,34 @@ static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t p
 		}
 	}
 	if (!hit)
-		return 0;
+		return CW_VERDICT_DENY_NO_RULE;
 	if (ret_rule)
 		*ret_rule = hit->rule;
-	return 1;
+	return policy_maps_purposes_allowed(m, hit->purposes) ? CW_VERDICT_ALLOW_RULE
+							      : CW_VERDICT_DENY_CONSENT;
+}
+
+bool policy_maps_purposes_allowed(const struct policy_maps *m, uint32_t purposes)
+{
+	return (purposes & ~(m->consent_deny & ~CW_PURPOSE_NONE)) != 0;
+}
+
+enum cw_verdict policy_maps_judge(const struct policy_maps *m, uint32_t app, int family,
+				  const uint8_t *addr, uint16_t proto, uint16_t port,
+				  uint32_t *ret_rule)
+{
+	uint32_t portset;
+
+	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
+		return CW_VERDICT_DENY_NO_RULE;
+	return lookup_port(m, portset, proto, port, ret_rule);
 }
 
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
 {
-	uint32_t portset;
-
-	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
-		return 0;
-	return lookup_port(m, portset, proto, port, ret_rule);
+	return policy_maps_judge(m, app, family, addr, proto, port, ret_rule) ==
+	       CW_VERDICT_ALLOW_RULE;
 }
 
 /* The cw_names entry of (scope, kind, hash) whose wire form is wire[0..len). */
@@ -1281,14 +1350,22 @@ const struct policy_name_entry *policy_maps_match_name(const struct policy_maps 
 	return NULL;
 }
 
-int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
-			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
+enum cw_verdict policy_maps_judge_name(const struct policy_maps *m, uint32_t app,
+				       const char *name, uint16_t proto, uint16_t port,
+				       uint32_t *ret_rule)
 {
 	const struct policy_name_entry *e = policy_maps_match_name(m, app, name);
 
 	if (!e)
-		return 0;
+		return CW_VERDICT_DENY_NO_RULE;
 	return lookup_port(m, e->val.portset, proto, port, ret_rule);
+}
+
+int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
+			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	return policy_maps_judge_name(m, app, name, proto, port, ret_rule) ==
+	       CW_VERDICT_ALLOW_RULE;
 }
 
 int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,
@@ -1353,7 +1430,8 @@ int policy_maps_port_spans(const struct policy_maps *m, uint32_t portset, uint16
 		unsigned bits = e->key.prefixlen - CW_SCOPE_BITS - 16;
 		uint32_t size, first;
 
-		if (e->key.scope != pscope || e->key.proto != proto || bits > 16)
+		if (e->key.scope != pscope || e->key.proto != proto || bits > 16 ||
+		    !policy_maps_purposes_allowed(m, e->val.purposes))
 			continue;
 		size = 1u << (16 - bits);
 		first = ntohs(e->key.port_be) & ~(size - 1); /* the trie ignores bits past the prefix */
