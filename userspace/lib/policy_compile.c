@@ -1263,7 +1263,7 @@ static bool bits_match(const uint8_t *a, const uint8_t *b, unsigned len)
 
 /* The second half of a decision: (port set, protocol, port) in cw_ports, then consent. */
 static enum cw_verdict lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
-				   uint16_t port, uint32_t *ret_rule)
+				   uint16_t port, uint32_t *ret_rule, uint32_t *ret_purposes)
 {
 	int best_len = -1;
 	uint32_t pscope = cw_scope(m->gen, portset);
@@ -1284,6 +1284,8 @@ static enum cw_verdict lookup_port(const struct policy_maps *m, uint32_t portset
 		return CW_VERDICT_DENY_NO_RULE;
 	if (ret_rule)
 		*ret_rule = hit->rule;
+	if (ret_purposes)
+		*ret_purposes = hit->purposes;
 	return policy_maps_purposes_allowed(m, hit->purposes) ? CW_VERDICT_ALLOW_RULE
 							      : CW_VERDICT_DENY_CONSENT;
 }
@@ -1295,19 +1297,19 @@ bool policy_maps_purposes_allowed(const struct policy_maps *m, uint32_t purposes
 
 enum cw_verdict policy_maps_judge(const struct policy_maps *m, uint32_t app, int family,
 				  const uint8_t *addr, uint16_t proto, uint16_t port,
-				  uint32_t *ret_rule)
+				  uint32_t *ret_rule, uint32_t *ret_purposes)
 {
 	uint32_t portset;
 
 	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
 		return CW_VERDICT_DENY_NO_RULE;
-	return lookup_port(m, portset, proto, port, ret_rule);
+	return lookup_port(m, portset, proto, port, ret_rule, ret_purposes);
 }
 
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
 {
-	return policy_maps_judge(m, app, family, addr, proto, port, ret_rule) ==
+	return policy_maps_judge(m, app, family, addr, proto, port, ret_rule, NULL) ==
 	       CW_VERDICT_ALLOW_RULE;
 }
 
@@ -1352,19 +1354,19 @@ const struct policy_name_entry *policy_maps_match_name(const struct policy_maps 
 
 enum cw_verdict policy_maps_judge_name(const struct policy_maps *m, uint32_t app,
 				       const char *name, uint16_t proto, uint16_t port,
-				       uint32_t *ret_rule)
+				       uint32_t *ret_rule, uint32_t *ret_purposes)
 {
 	const struct policy_name_entry *e = policy_maps_match_name(m, app, name);
 
 	if (!e)
 		return CW_VERDICT_DENY_NO_RULE;
-	return lookup_port(m, e->val.portset, proto, port, ret_rule);
+	return lookup_port(m, e->val.portset, proto, port, ret_rule, ret_purposes);
 }
 
 int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
 			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
 {
-	return policy_maps_judge_name(m, app, name, proto, port, ret_rule) ==
+	return policy_maps_judge_name(m, app, name, proto, port, ret_rule, NULL) ==
 	       CW_VERDICT_ALLOW_RULE;
 }
 

@@ -123,11 +123,12 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 /*
  * The same, with the kernel's verdict: CW_VERDICT_ALLOW_RULE (*ret_rule: the deciding rule),
  * CW_VERDICT_DENY_NO_RULE, or CW_VERDICT_DENY_CONSENT: rules allow the flow but each serves a
- * purpose m->consent_deny switches off (*ret_rule: the first of them).
+ * purpose m->consent_deny switches off (*ret_rule: the first of them). *ret_purposes (when not
+ * NULL): the CW_PURPOSE_* bits of the rules that allow it, when some do.
  */
 enum cw_verdict policy_maps_judge(const struct policy_maps *m, uint32_t app, int family,
 				  const uint8_t *addr, uint16_t proto, uint16_t port,
-				  uint32_t *ret_rule);
+				  uint32_t *ret_rule, uint32_t *ret_purposes);
 
 /* Whether an entry with these CW_PURPOSE_* bits allows, given m->consent_deny. */
 bool policy_maps_purposes_allowed(const struct policy_maps *m, uint32_t purposes);
@@ -151,7 +152,7 @@ int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const cha
 /* The same with the kernel's verdict, as policy_maps_judge(). */
 enum cw_verdict policy_maps_judge_name(const struct policy_maps *m, uint32_t app,
 				       const char *name, uint16_t proto, uint16_t port,
-				       uint32_t *ret_rule);
+				       uint32_t *ret_rule, uint32_t *ret_purposes);
 
 /*
  * The first half of policy_maps_lookup(): the port set the destination tries give `addr` for
