@@ -311,8 +311,9 @@ struct cw_app_counters {
 	__u64 refused;
 	__u64 audited;	     /* allowed in audit mode, reported as refused */
 	__u64 events_dropped; /* not reported: rate limit or full ring buffer */
+	__u64 refused_consent; /* of refused (or audited): by consent (CW_VERDICT_DENY_CONSENT) */
 };
-_Static_assert(sizeof(struct cw_app_counters) == 32, "cw_app_counters layout");
+_Static_assert(sizeof(struct cw_app_counters) == 40, "cw_app_counters layout");
 
 /* cw_rule_stats: per-CPU array, index gen * CW_MAX_RULES + rule: flows the rule allowed. */
 

@@ -298,6 +298,8 @@ static __always_inline bool cw_finish(const struct cw_ctx *c, const struct cw_fl
 			cnt->audited++;
 		else
 			cnt->refused++;
+		if (v == CW_VERDICT_DENY_CONSENT)
+			cnt->refused_consent++;
 	}
 	cw_emit(c, f, v, audit, cnt);
 	return audit;

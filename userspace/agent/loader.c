@@ -360,19 +360,21 @@ static int read_percpu_u64s(int fd, uint32_t key, uint64_t *sum, size_t n_fields
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_app_counters *ret)
 {
-	uint64_t sum[4];
+	uint64_t sum[5];
 	int r;
 
+	_Static_assert(sizeof(sum) == sizeof(struct cw_app_counters), "every counter read");
 	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
 		return -ERANGE;
 	r = read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_app_stats), gen * CW_APP_SLOTS + app,
-			     sum, 4);
+			     sum, 5);
 	if (r < 0)
 		return r;
 	ret->allowed = sum[0];
 	ret->refused = sum[1];
 	ret->audited = sum[2];
 	ret->events_dropped = sum[3];
+	ret->refused_consent = sum[4];
 	return 0;
 }
 
