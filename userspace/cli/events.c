@@ -65,6 +65,10 @@ static void events_print_line(struct events_reader *rd, const char *line)
 	if (rd->json) {
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 									 JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else if (!strcmp(str_field(o, "event", ""), "consent")) {
+		/* The agent's record of a consent change (events.h, EVENTS_CONSENT_SHARE). */
+		printf("%s %-7s %s\n", str_field(o, "time", "-"), "consent",
+		       str_field(o, "reason", "-"));
 	} else {
 		dst = str_field(o, "dst", "-");
 		int64_t count = int_field(o, "count");
