@@ -9,7 +9,8 @@
  *   - a wildcard on a public suffix ("*.com", "*.cloudfront.net", any single label): names
  *     below it belong to anyone;
  *   - private and link-local ranges (10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7,
- *     fe80::/10) in a rule without `ports`: every service of the local hosts.
+ *     fe80::/10) in a rule without `ports`: every service of the local hosts;
+ *   - a consent switch that covers no purpose any rule serves: turning it off refuses nothing.
  *
  * A set entry is warned about once, at the entry, for what it says alone; the port warning is
  * given at each rule's `to` element that brings the range in without a port.
@@ -28,6 +29,7 @@ enum policy_lint_kind {
 	POLICY_LINT_TRANSLATION,
 	POLICY_LINT_PUBLIC_SUFFIX,
 	POLICY_LINT_LOCAL_ANY_PORT,
+	POLICY_LINT_SWITCH_NO_EFFECT,
 };
 
 struct policy_lint_warning {

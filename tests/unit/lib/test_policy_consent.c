@@ -29,6 +29,7 @@
 #include "consent.h"
 #include "policy.h"
 #include "policy_compile.h"
+#include "policy_lint.h"
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct policy *, policy_free)
@@ -257,6 +258,63 @@ static void test_overlapping_rules_stay_allowed_while_one_purpose_is_on(void **s
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_TCP, 443), CW_VERDICT_ALLOW_RULE);
 	m->consent_deny = 0xffffffffu;
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_TCP, 443), CW_VERDICT_ALLOW_RULE);
+}
+
+/* Host-name rules: the name's entry carries the purposes of every rule naming it. */
+static void test_host_name_rules_carry_purposes(void **state)
+{
+	_cleanup_(policy_freep) struct policy *p = parse_ok(
+		"version: 1\nresolvers: [127.0.0.53]\n"
+		"consent:\n  purposes: [crash-reports, analytics]\n  switches:\n"
+		"    - {name: crash, purposes: [crash-reports], default: on, reset: persistent}\n"
+		"    - {name: stats, purposes: [analytics], default: on, reset: persistent}\n"
+		"apps:\n  a:\n    allow:\n"
+		"      - {to: crash.oem.example, ports: [443], purpose: crash-reports}\n"
+		"      - {to: \"*.oem.example\", ports: [443], proto: tcp, purpose: analytics}\n");
+	_cleanup_(policy_maps_freep) struct policy_maps *m = NULL;
+	char reason[256];
+
+	(void)state;
+	assert_int_equal(policy_compile(p, 0, &m, reason, sizeof(reason)), 0);
+	m->consent_deny = policy_consent_deny(p, (bool[]){ false, true });
+	/* TCP: the wildcard's analytics rule still allows; UDP: crash-reports alone, off. */
+	assert_int_equal(policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_TCP, 443, NULL,
+						NULL),
+			 CW_VERDICT_ALLOW_RULE);
+	assert_int_equal(policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_UDP, 443, NULL,
+						NULL),
+			 CW_VERDICT_DENY_CONSENT);
+	m->consent_deny = policy_consent_deny(p, (bool[]){ false, false });
+	assert_int_equal(policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_TCP, 443, NULL,
+						NULL),
+			 CW_VERDICT_DENY_CONSENT);
+	assert_int_equal(policy_maps_judge_name(m, 0, "tiles.oem.example", IPPROTO_TCP, 443, NULL,
+						NULL),
+			 CW_VERDICT_DENY_CONSENT);
+	assert_int_equal(policy_maps_judge_name(m, 0, "tiles.oem.example", IPPROTO_TCP, 80, NULL,
+						NULL),
+			 CW_VERDICT_DENY_NO_RULE);
+}
+
+/* policy check warns about a switch that changes nothing. */
+static void test_lint_switch_without_effect(void **state)
+{
+	_cleanup_(policy_freep) struct policy *p = parse_ok(
+		CONSENT_HEAD "  switches:\n"
+			     "    - {name: used, purposes: [analytics], default: on, reset: drive}\n"
+			     "    - {name: idle, purposes: [crash-reports], default: on, reset: drive}\n"
+			     "apps:\n  a:\n    allow:\n"
+			     "      - {to: 192.0.2.1, purpose: analytics}\n");
+	struct policy_lint *l = NULL;
+
+	(void)state;
+	assert_int_equal(policy_lint(p, &l), 0);
+	assert_int_equal(l->n_total, 1);
+	assert_int_equal(l->warnings[0].kind, POLICY_LINT_SWITCH_NO_EFFECT);
+	assert_int_equal(l->warnings[0].loc.line, 7);
+	assert_int_equal(l->warnings[0].loc.column, 7);
+	assert_non_null(strstr(l->warnings[0].reason, "switch 'idle' covers no purpose"));
+	policy_lint_free(l);
 }
 
 /* ---- the property: a switch never loosens --------------------------------------------------- */
@@ -489,6 +547,8 @@ int main(void)
 		cmocka_unit_test(test_bad_values_are_refused),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_overlapping_rules_stay_allowed_while_one_purpose_is_on),
+		cmocka_unit_test(test_host_name_rules_carry_purposes),
+		cmocka_unit_test(test_lint_switch_without_effect),
 		cmocka_unit_test(test_property_a_switch_never_loosens),
 		cmocka_unit_test(test_state_round_trip_and_resolve),
 		cmocka_unit_test(test_state_parse_errors),
