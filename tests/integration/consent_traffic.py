@@ -57,6 +57,7 @@ def send(mode, addr, port, out, stopfile):
 def serve(addr, port, out):
     sel = selectors.DefaultSelector()
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     u.bind((addr, port))
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

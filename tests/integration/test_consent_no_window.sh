@@ -98,7 +98,17 @@ for m in "${MODES[@]}"; do
 	wait "${PIDS[$m]}" 2>/dev/null
 	unset "PIDS[$m]"
 done
-sleep 0.3 # the server logs what is in flight
+# The server logs what is in flight: wait (bounded) until it logged every TCP flow the sender
+# saw succeed (their bytes are in its socket) and the UDP counts stop growing.
+ok_flows() { grep -c ' ok$' "$dir/send-$1.log"; }
+got_flows() { grep -c "^$1 " "$dir/server.log"; }
+prev=-1
+for ((i = 0; i < 100; i++)); do
+	cur=$(($(got_flows udp) + $(got_flows udp-connected)))
+	(($(got_flows tcp) >= $(ok_flows tcp))) && ((cur == prev)) && break
+	prev=$cur
+	sleep 0.1
+done
 
 # Every property of every sender's log (send-MODE.log) and of the server's log, judged in one
 # pass: one line "MODE CHECK ok" or "MODE CHECK bad: ..." each, in verdicts.
@@ -133,9 +143,10 @@ for mode in sys.argv[6:]:
     # on: after `set on` returned, the flows go out again
     sel = [f for f in flows if f[1] > t_on1]
     checks["on"] = [f for f in sel if f[3] != "ok"] + ([("only", len(sel))] if len(sel) < 20 else [])
-    # server: it got no flow the sender saw refused, and (nearly) every allowed one
+    # server: it got no flow the sender saw refused; every allowed TCP one (a datagram may be
+    # lost on a loaded machine: that is not the property, but most must arrive)
     checks["server"] = sorted(got - ok)[:5]
-    if len(got) < len(ok) * 0.9:
+    if len(got) < (len(ok) if mode == "tcp" else len(ok) // 2):
         checks["server"].append(("received", len(got), "of", len(ok)))
     for name, bad in checks.items():
         print(f"{mode} {name} " + ("ok" if not bad else f"bad: {len(flows)} flows, {len(ok)} ok: {bad[:5]}"))
