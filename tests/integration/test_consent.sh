@@ -129,6 +129,11 @@ tap_check "the refusals are reported as consent's (verdict deny-consent)" \
 refused_consent=$(cw --json stats | tr -d ' \n' | grep -o '"id":"mediaplayer","since_load":{[^}]*}' | grep -o '"refused_consent":[0-9]*' | cut -d: -f2)
 tap_check "stats count the refusals by consent (3 so far: $refused_consent)" test "${refused_consent:-0}" -ge 3
 
+out=$("$CARWALL" explain --policy "$policy" --app mediaplayer --consent crash-reports=off 198.51.100.20:9000/tcp 2>&1)
+tap_check "explain names the switch that refuses the crash reporter" \
+	has "refused (consent).*switched off by: crash-reports" "$(tr '\n' ' ' <<<"$out")"
+out=$("$CARWALL" explain --policy "$policy" --app mediaplayer --consent crash-reports=off 198.51.100.20:9000/udp 2>&1)
+tap_check "explain: UDP 9000 stays allowed, by the analytics rule" has "allowed.*rule 3 of mediaplayer" "$(tr '\n' ' ' <<<"$out")"
 tap_check "consent set analytics off" cw consent set analytics off
 tap_check "with analytics off too, UDP 9000 v4 is refused; playback and eCall go on" \
 	flows EPERM EPERM EPERM EPERM ok ok
@@ -200,5 +205,26 @@ tap_check "the switch stayed off" test "$(state crash-reports)" = off
 sleep 0.3
 tap_check "the group's change is an event with its uid" \
 	bash -c "'$CARWALL' events --state-dir '$SANDBOX_STATE_DIR' --json | grep -q '\"switch\":\"crash-reports\",\"state\":\"on\",\"uid\":65534'"
+
+# With a control group too (another group), the socket is open to all (0666) and each
+# connection is checked: the control group may do everything, the consent group only consent,
+# anyone else nothing.
+cg=$(getent group users | cut -d: -f3)
+if [[ -n $cg && $cg != "$ng" ]]; then
+	sandbox_agent_stop
+	sandbox_agent_start --control-group users --consent-group nogroup ||
+		tap_bail_out "carwalld did not start with both groups"
+	tap_check "both groups: the socket is open to every user (0666), checked per connection" \
+		test "$(stat -c %a "$SANDBOX_RUN_DIR/carwalld.sock")" = 666
+	tap_check "the control group may ask for the status" as 65532 "$cg" -- status
+	tap_check "the consent group still switches" as 65534 "$ng" -- consent set crash-reports on
+	out=$(as 65534 "$ng" -- status 2>&1)
+	tap_check "the consent group still may not ask for the status" has 'permission denied: the consent group may only' "$out"
+	out=$(as 65533 65533 -- consent set crash-reports off 2>&1)
+	tap_check "another user connects but is refused" has 'permission denied: root or the control group only' "$out"
+	tap_check "the switch stayed on" test "$(state crash-reports)" = on
+else
+	tap_skip "both groups" "no group 'users' distinct from nogroup"
+fi
 
 tap_done
