@@ -63,7 +63,8 @@ void agent_consent_commit(struct agent *a, const struct policy *pol, const bool 
 		return;
 	r = consent_save(a->state_dir, &next);
 	if (r < 0) {
-		log_error_errno(r, "Cannot save the consent state in %s: %m (in force, but a "
+		log_error_errno(r,
+				"Cannot save the consent state in %s: %m (in force, but a "
 				"restart would not find it)",
 				a->state_dir);
 		return;
@@ -78,13 +79,13 @@ static struct json_object *switch_json(const struct policy *pol, size_t i, bool 
 
 	for (size_t k = 0; k < pol->consent.n_purposes; k++)
 		if (sw->purposes & (1u << k))
-			json_object_array_add(purposes,
-					      json_object_new_string(pol->consent.purposes[k].name));
+			json_object_array_add(
+			    purposes, json_object_new_string(pol->consent.purposes[k].name));
 	JSON_ADD(o, "name", json_object_new_string(sw->name));
 	JSON_ADD(o, "state", json_object_new_string(on ? "on" : "off"));
 	JSON_ADD(o, "default", json_object_new_string(sw->default_on ? "on" : "off"));
-	JSON_ADD(o, "reset", json_object_new_string(sw->reset == POLICY_RESET_DRIVE ? "drive"
-										     : "persistent"));
+	JSON_ADD(o, "reset",
+		 json_object_new_string(sw->reset == POLICY_RESET_DRIVE ? "drive" : "persistent"));
 	JSON_ADD(o, "purposes", purposes);
 	return o;
 }
@@ -101,8 +102,8 @@ struct json_object *agent_consent_list_json(struct agent *a)
 		json_object_array_add(sws, switch_json(pol, i, a->consent_on[i]));
 	for (size_t k = 0; k < pol->consent.n_purposes; k++)
 		if (pol->consent.purposes[k].mandatory)
-			json_object_array_add(mandatory,
-					      json_object_new_string(pol->consent.purposes[k].name));
+			json_object_array_add(
+			    mandatory, json_object_new_string(pol->consent.purposes[k].name));
 	JSON_ADD(o, "switches", sws);
 	JSON_ADD(o, "mandatory", mandatory);
 	JSON_ADD(o, "epoch", json_object_new_int64((int64_t)loader_epoch(a->loader)));

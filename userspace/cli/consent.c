@@ -25,15 +25,16 @@ static void print_switches(struct json_object *reply)
 			size_t o = 0;
 
 			if (json_object_object_get_ex(e, "purposes", &purposes))
-				for (size_t i = 0; i < json_object_array_length(purposes) &&
-						   o < sizeof(text);
+				for (size_t i = 0;
+				     i < json_object_array_length(purposes) && o < sizeof(text);
 				     i++)
 					o += (size_t)snprintf(
-						text + o, sizeof(text) - o, "%s%s", i ? "," : "",
-						json_object_get_string(
-							json_object_array_get_idx(purposes, i)));
-			printf("%-24s %-5s %-7s %-10s %s\n", json_str(e, "name"), json_str(e, "state"),
-			       json_str(e, "default"), json_str(e, "reset"), text);
+					    text + o, sizeof(text) - o, "%s%s", i ? "," : "",
+					    json_object_get_string(
+						json_object_array_get_idx(purposes, i)));
+			printf("%-24s %-5s %-7s %-10s %s\n", json_str(e, "name"),
+			       json_str(e, "state"), json_str(e, "default"), json_str(e, "reset"),
+			       text);
 		}
 	if (json_object_object_get_ex(reply, "mandatory", &mandatory) &&
 	    json_object_array_length(mandatory) > 0) {
@@ -65,7 +66,8 @@ int cmd_consent(struct cli *c, int argc, char **argv)
 	argv += 1 + i;
 	if (!strcmp(cmd, "list")) {
 		if (argc > 0) {
-			fprintf(stderr, "carwall consent list: unexpected argument '%s'\n", argv[0]);
+			fprintf(stderr, "carwall consent list: unexpected argument '%s'\n",
+				argv[0]);
 			return EXIT_USAGE;
 		}
 		r = cli_request(c, "consent-list", "", &reply);
@@ -85,7 +87,8 @@ int cmd_consent(struct cli *c, int argc, char **argv)
 		}
 		r = cli_request(c, request, "", &reply);
 	} else {
-		fprintf(stderr, "carwall consent: unknown command '%s'; expected list or set\n", cmd);
+		fprintf(stderr, "carwall consent: unknown command '%s'; expected list or set\n",
+			cmd);
 		return EXIT_USAGE;
 	}
 	if (r < 0)

@@ -69,10 +69,11 @@ static int parse_line(const char *line, size_t len, size_t lineno, struct consen
 		return 0;
 	}
 	if (sscanf(buf, "switch %33s %7s %15s %1s", name, state, reset, extra) != 3 ||
-	    strlen(name) > POLICY_MAX_CONSENT_NAME || (strcmp(state, "on") && strcmp(state, "off")) ||
+	    strlen(name) > POLICY_MAX_CONSENT_NAME ||
+	    (strcmp(state, "on") && strcmp(state, "off")) ||
 	    (strcmp(reset, "persistent") && strcmp(reset, "drive"))) {
-		snprintf(reason, reason_size, "line %zu: expected 'switch NAME on|off drive|persistent'",
-			 lineno);
+		snprintf(reason, reason_size,
+			 "line %zu: expected 'switch NAME on|off drive|persistent'", lineno);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < s->n; i++)
@@ -100,7 +101,8 @@ int consent_parse(const char *data, size_t size, struct consent_state *ret, char
 	int r;
 
 	if (size > CONSENT_MAX_BYTES || memchr(data, '\0', size)) {
-		snprintf(reason, reason_size, "larger than %d bytes or not text", CONSENT_MAX_BYTES);
+		snprintf(reason, reason_size, "larger than %d bytes or not text",
+			 CONSENT_MAX_BYTES);
 		return -EINVAL;
 	}
 	for (size_t off = 0; off < size;) {
@@ -153,7 +155,7 @@ int consent_load(const char *dir, struct consent_state *ret, char *reason, size_
 	size_t size;
 	int r;
 
-	*ret = (struct consent_state){ .all_off = true };
+	*ret = (struct consent_state){.all_off = true};
 	if (asprintf(&path, "%s/%s", dir, CONSENT_FILE) < 0) {
 		path = NULL;
 		snprintf(reason, reason_size, "out of memory");
@@ -170,7 +172,7 @@ int consent_load(const char *dir, struct consent_state *ret, char *reason, size_
 	}
 	r = consent_parse(data, size, ret, reason, reason_size);
 	if (r < 0) {
-		*ret = (struct consent_state){ .all_off = true };
+		*ret = (struct consent_state){.all_off = true};
 		return r;
 	}
 	return 0;

@@ -23,10 +23,10 @@
 
 #include "policy.h"
 
-#define CONSENT_FILE "consent"
-#define CONSENT_TMP_FILE "consent.tmp"
-#define CONSENT_MAX_BYTES 8192
-#define CONSENT_BOOT_ID_LEN 36 /* /proc/sys/kernel/random/boot_id without its newline */
+#define CONSENT_FILE	     "consent"
+#define CONSENT_TMP_FILE     "consent.tmp"
+#define CONSENT_MAX_BYTES    8192
+#define CONSENT_BOOT_ID_LEN  36 /* /proc/sys/kernel/random/boot_id without its newline */
 #define CONSENT_BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
 
 struct consent_entry {

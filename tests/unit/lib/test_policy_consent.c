@@ -72,17 +72,18 @@ static void assert_error(const char *yaml, unsigned line, unsigned column, const
 
 static void test_valid_consent_section(void **state)
 {
-	_cleanup_(policy_freep) struct policy *p = parse_ok(
-		CONSENT_HEAD "  switches:\n"
-			     "    - {name: share-data, purposes: [analytics, crash-reports], default: "
-			     "on, reset: persistent}\n"
-			     "    - {name: crash, purposes: crash-reports, default: off, reset: drive}\n"
-			     "apps:\n"
-			     "  a:\n"
-			     "    allow:\n"
-			     "      - {to: 192.0.2.1, purpose: analytics}\n"
-			     "      - {to: 192.0.2.2, purpose: ecall}\n"
-			     "      - {to: 192.0.2.3}\n");
+	_cleanup_(policy_freep) struct policy *p =
+	    parse_ok(CONSENT_HEAD
+		     "  switches:\n"
+		     "    - {name: share-data, purposes: [analytics, crash-reports], default: "
+		     "on, reset: persistent}\n"
+		     "    - {name: crash, purposes: crash-reports, default: off, reset: drive}\n"
+		     "apps:\n"
+		     "  a:\n"
+		     "    allow:\n"
+		     "      - {to: 192.0.2.1, purpose: analytics}\n"
+		     "      - {to: 192.0.2.2, purpose: ecall}\n"
+		     "      - {to: 192.0.2.3}\n");
 	(void)state;
 	assert_int_equal(p->consent.n_purposes, 3);
 	assert_false(p->consent.purposes[1].mandatory);
@@ -99,9 +100,9 @@ static void test_valid_consent_section(void **state)
 	assert_int_equal(p->apps[0].rules[2].purpose, -1);
 	/* Defaults: crash off; its purpose is denied, analytics is not, ecall never. */
 	assert_int_equal(policy_consent_deny(p, NULL), CW_PURPOSE_BIT(1));
-	assert_int_equal(policy_consent_deny(p, (bool[]){ false, false }),
+	assert_int_equal(policy_consent_deny(p, (bool[]){false, false}),
 			 CW_PURPOSE_BIT(0) | CW_PURPOSE_BIT(1));
-	assert_int_equal(policy_consent_deny(p, (bool[]){ true, true }), 0);
+	assert_int_equal(policy_consent_deny(p, (bool[]){true, true}), 0);
 }
 
 static void test_switch_may_not_cover_a_mandatory_purpose(void **state)
@@ -113,25 +114,29 @@ static void test_switch_may_not_cover_a_mandatory_purpose(void **state)
 				  "      default: on\n"
 				  "      reset: drive\n"
 				  "apps: {}\n",
-		     7, 29, "purpose 'ecall' is mandatory (line 4, column 15): no switch may turn it off");
+		     7, 29,
+		     "purpose 'ecall' is mandatory (line 4, column 15): no switch may turn it off");
 }
 
 static void test_rule_purpose_must_be_declared(void **state)
 {
 	(void)state;
-	assert_error(CONSENT_HEAD "apps:\n  a:\n    allow:\n      - {to: 192.0.2.1, purpose: ads}\n",
-		     8, 34, "unknown purpose 'ads': declare it in 'consent.purposes' or "
-			    "'consent.mandatory'");
+	assert_error(
+	    CONSENT_HEAD "apps:\n  a:\n    allow:\n      - {to: 192.0.2.1, purpose: ads}\n", 8, 34,
+	    "unknown purpose 'ads': declare it in 'consent.purposes' or "
+	    "'consent.mandatory'");
 	assert_error("version: 1\napps:\n  a:\n    allow:\n      - {to: 192.0.2.1, purpose: ads}\n",
-		     5, 34, "unknown purpose 'ads': the policy has no 'consent:' declaring purposes");
+		     5, 34,
+		     "unknown purpose 'ads': the policy has no 'consent:' declaring purposes");
 }
 
 static void test_switch_purpose_must_be_declared(void **state)
 {
 	(void)state;
-	assert_error(CONSENT_HEAD "  switches:\n"
-				  "    - {name: s, purposes: [location], default: on, reset: drive}\n"
-				  "apps: {}\n",
+	assert_error(CONSENT_HEAD
+		     "  switches:\n"
+		     "    - {name: s, purposes: [location], default: on, reset: drive}\n"
+		     "apps: {}\n",
 		     6, 28, "unknown purpose 'location': declare it in 'consent.purposes'");
 }
 
@@ -140,10 +145,11 @@ static void test_duplicates_are_refused(void **state)
 	(void)state;
 	assert_error("version: 1\nconsent:\n  purposes: [a, b]\n  mandatory: [a]\napps: {}\n", 4,
 		     15, "duplicate purpose 'a' (first at line 3, column 14)");
-	assert_error(CONSENT_HEAD "  switches:\n"
-				  "    - {name: s, purposes: [analytics], default: on, reset: drive}\n"
-				  "    - {name: s, purposes: [analytics], default: on, reset: drive}\n"
-				  "apps: {}\n",
+	assert_error(CONSENT_HEAD
+		     "  switches:\n"
+		     "    - {name: s, purposes: [analytics], default: on, reset: drive}\n"
+		     "    - {name: s, purposes: [analytics], default: on, reset: drive}\n"
+		     "apps: {}\n",
 		     7, 14, "duplicate switch 's' (first at line 6, column 7)");
 	assert_error(CONSENT_HEAD "  switches:\n"
 				  "    - {name: s, purposes: [analytics, analytics], default: on, "
@@ -158,24 +164,28 @@ static void test_duplicates_are_refused(void **state)
 static void test_switch_needs_every_key(void **state)
 {
 	(void)state;
-	assert_error(CONSENT_HEAD "  switches:\n    - {name: s, purposes: [analytics], reset: drive}\n"
-				  "apps: {}\n",
+	assert_error(CONSENT_HEAD
+		     "  switches:\n    - {name: s, purposes: [analytics], reset: drive}\n"
+		     "apps: {}\n",
 		     6, 7, "missing required key 'default' in switch");
-	assert_error(CONSENT_HEAD "  switches:\n    - {name: s, purposes: [analytics], default: on}\n"
-				  "apps: {}\n",
+	assert_error(CONSENT_HEAD
+		     "  switches:\n    - {name: s, purposes: [analytics], default: on}\n"
+		     "apps: {}\n",
 		     6, 7, "missing required key 'reset' in switch");
 }
 
 static void test_bad_values_are_refused(void **state)
 {
 	(void)state;
-	assert_error(CONSENT_HEAD "  switches:\n"
-				  "    - {name: s, purposes: [analytics], default: yes, reset: drive}\n"
-				  "apps: {}\n",
+	assert_error(CONSENT_HEAD
+		     "  switches:\n"
+		     "    - {name: s, purposes: [analytics], default: yes, reset: drive}\n"
+		     "apps: {}\n",
 		     6, 49, "'default' must be on or off, not 'yes'");
-	assert_error(CONSENT_HEAD "  switches:\n"
-				  "    - {name: s, purposes: [analytics], default: on, reset: never}\n"
-				  "apps: {}\n",
+	assert_error(CONSENT_HEAD
+		     "  switches:\n"
+		     "    - {name: s, purposes: [analytics], default: on, reset: never}\n"
+		     "apps: {}\n",
 		     6, 60, "'reset' must be drive or persistent, not 'never'");
 	assert_error("version: 1\nconsent:\n  purposes: [Analytics]\napps: {}\n", 3, 14,
 		     "invalid purpose 'Analytics'");
@@ -207,17 +217,17 @@ static void test_limits(void **state)
 
 /* ---- what the kernel gets ------------------------------------------------------------------- */
 
-static const char *const overlap_policy =
-	CONSENT_HEAD "  switches:\n"
-		     "    - {name: analytics, purposes: [analytics], default: on, reset: drive}\n"
-		     "    - {name: crash, purposes: [crash-reports], default: on, reset: persistent}\n"
-		     "apps:\n"
-		     "  a:\n"
-		     "    allow:\n"
-		     "      - {to: 198.51.100.20, ports: [9000], purpose: crash-reports}\n"
-		     "      - {to: 198.51.100.0/24, ports: [9000-9001], proto: udp, purpose: analytics}\n"
-		     "      - {to: 198.51.100.20, ports: [443], proto: tcp}\n"
-		     "      - {to: 198.51.100.20, ports: [7000], purpose: ecall}\n";
+static const char *const overlap_policy = CONSENT_HEAD
+    "  switches:\n"
+    "    - {name: analytics, purposes: [analytics], default: on, reset: drive}\n"
+    "    - {name: crash, purposes: [crash-reports], default: on, reset: persistent}\n"
+    "apps:\n"
+    "  a:\n"
+    "    allow:\n"
+    "      - {to: 198.51.100.20, ports: [9000], purpose: crash-reports}\n"
+    "      - {to: 198.51.100.0/24, ports: [9000-9001], proto: udp, purpose: analytics}\n"
+    "      - {to: 198.51.100.20, ports: [443], proto: tcp}\n"
+    "      - {to: 198.51.100.20, ports: [7000], purpose: ecall}\n";
 
 static enum cw_verdict judge(const struct policy_maps *m, const char *ip, uint16_t proto,
 			     uint16_t port)
@@ -241,12 +251,12 @@ static void test_overlapping_rules_stay_allowed_while_one_purpose_is_on(void **s
 	for (size_t i = 0; i < m->n_hosts; i++)
 		assert_int_not_equal(m->hosts[i].val.purposes, 0);
 
-	m->consent_deny = policy_consent_deny(p, (bool[]){ true, false }); /* crash off */
+	m->consent_deny = policy_consent_deny(p, (bool[]){true, false}); /* crash off */
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_TCP, 9000), CW_VERDICT_DENY_CONSENT);
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_UDP, 9000), CW_VERDICT_ALLOW_RULE);
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_TCP, 443), CW_VERDICT_ALLOW_RULE);
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_TCP, 7000), CW_VERDICT_ALLOW_RULE);
-	m->consent_deny = policy_consent_deny(p, (bool[]){ false, false }); /* both off */
+	m->consent_deny = policy_consent_deny(p, (bool[]){false, false}); /* both off */
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_UDP, 9000), CW_VERDICT_DENY_CONSENT);
 	assert_int_equal(judge(m, "198.51.100.21", IPPROTO_UDP, 9001), CW_VERDICT_DENY_CONSENT);
 	assert_int_equal(judge(m, "198.51.100.20", IPPROTO_TCP, 443), CW_VERDICT_ALLOW_RULE);
@@ -264,47 +274,48 @@ static void test_overlapping_rules_stay_allowed_while_one_purpose_is_on(void **s
 static void test_host_name_rules_carry_purposes(void **state)
 {
 	_cleanup_(policy_freep) struct policy *p = parse_ok(
-		"version: 1\nresolvers: [127.0.0.53]\n"
-		"consent:\n  purposes: [crash-reports, analytics]\n  switches:\n"
-		"    - {name: crash, purposes: [crash-reports], default: on, reset: persistent}\n"
-		"    - {name: stats, purposes: [analytics], default: on, reset: persistent}\n"
-		"apps:\n  a:\n    allow:\n"
-		"      - {to: crash.oem.example, ports: [443], purpose: crash-reports}\n"
-		"      - {to: \"*.oem.example\", ports: [443], proto: tcp, purpose: analytics}\n");
+	    "version: 1\nresolvers: [127.0.0.53]\n"
+	    "consent:\n  purposes: [crash-reports, analytics]\n  switches:\n"
+	    "    - {name: crash, purposes: [crash-reports], default: on, reset: persistent}\n"
+	    "    - {name: stats, purposes: [analytics], default: on, reset: persistent}\n"
+	    "apps:\n  a:\n    allow:\n"
+	    "      - {to: crash.oem.example, ports: [443], purpose: crash-reports}\n"
+	    "      - {to: \"*.oem.example\", ports: [443], proto: tcp, purpose: analytics}\n");
 	_cleanup_(policy_maps_freep) struct policy_maps *m = NULL;
 	char reason[256];
 
 	(void)state;
 	assert_int_equal(policy_compile(p, 0, &m, reason, sizeof(reason)), 0);
-	m->consent_deny = policy_consent_deny(p, (bool[]){ false, true });
+	m->consent_deny = policy_consent_deny(p, (bool[]){false, true});
 	/* TCP: the wildcard's analytics rule still allows; UDP: crash-reports alone, off. */
-	assert_int_equal(policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_TCP, 443, NULL,
-						NULL),
-			 CW_VERDICT_ALLOW_RULE);
-	assert_int_equal(policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_UDP, 443, NULL,
-						NULL),
-			 CW_VERDICT_DENY_CONSENT);
-	m->consent_deny = policy_consent_deny(p, (bool[]){ false, false });
-	assert_int_equal(policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_TCP, 443, NULL,
-						NULL),
-			 CW_VERDICT_DENY_CONSENT);
-	assert_int_equal(policy_maps_judge_name(m, 0, "tiles.oem.example", IPPROTO_TCP, 443, NULL,
-						NULL),
-			 CW_VERDICT_DENY_CONSENT);
-	assert_int_equal(policy_maps_judge_name(m, 0, "tiles.oem.example", IPPROTO_TCP, 80, NULL,
-						NULL),
-			 CW_VERDICT_DENY_NO_RULE);
+	assert_int_equal(
+	    policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_TCP, 443, NULL, NULL),
+	    CW_VERDICT_ALLOW_RULE);
+	assert_int_equal(
+	    policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_UDP, 443, NULL, NULL),
+	    CW_VERDICT_DENY_CONSENT);
+	m->consent_deny = policy_consent_deny(p, (bool[]){false, false});
+	assert_int_equal(
+	    policy_maps_judge_name(m, 0, "crash.oem.example", IPPROTO_TCP, 443, NULL, NULL),
+	    CW_VERDICT_DENY_CONSENT);
+	assert_int_equal(
+	    policy_maps_judge_name(m, 0, "tiles.oem.example", IPPROTO_TCP, 443, NULL, NULL),
+	    CW_VERDICT_DENY_CONSENT);
+	assert_int_equal(
+	    policy_maps_judge_name(m, 0, "tiles.oem.example", IPPROTO_TCP, 80, NULL, NULL),
+	    CW_VERDICT_DENY_NO_RULE);
 }
 
 /* policy check warns about a switch that changes nothing. */
 static void test_lint_switch_without_effect(void **state)
 {
-	_cleanup_(policy_freep) struct policy *p = parse_ok(
-		CONSENT_HEAD "  switches:\n"
-			     "    - {name: used, purposes: [analytics], default: on, reset: drive}\n"
-			     "    - {name: idle, purposes: [crash-reports], default: on, reset: drive}\n"
-			     "apps:\n  a:\n    allow:\n"
-			     "      - {to: 192.0.2.1, purpose: analytics}\n");
+	_cleanup_(policy_freep) struct policy *p =
+	    parse_ok(CONSENT_HEAD
+		     "  switches:\n"
+		     "    - {name: used, purposes: [analytics], default: on, reset: drive}\n"
+		     "    - {name: idle, purposes: [crash-reports], default: on, reset: drive}\n"
+		     "apps:\n  a:\n    allow:\n"
+		     "      - {to: 192.0.2.1, purpose: analytics}\n");
 	struct policy_lint *l = NULL;
 
 	(void)state;
@@ -320,8 +331,8 @@ static void test_lint_switch_without_effect(void **state)
 /* ---- the property: a switch never loosens --------------------------------------------------- */
 
 struct gen_rule {
-	uint8_t net;  /* 198.51.100.(net*16)/len */
-	uint8_t len;  /* 28 or 32 (the /32 is .net*16+1) */
+	uint8_t net;   /* 198.51.100.(net*16)/len */
+	uint8_t len;   /* 28 or 32 (the /32 is .net*16+1) */
 	uint8_t proto; /* 0 any, 1 tcp, 2 udp */
 	uint16_t first, last;
 	int purpose; /* -1 or 0..n_purposes-1 */
@@ -344,7 +355,7 @@ static bool naive_covers(const struct gen_rule *r, uint8_t host, uint16_t proto,
 
 static void test_property_a_switch_never_loosens(void **state)
 {
-	static const char *const purposes[] = { "p0", "p1", "p2", "p3", "m0" };
+	static const char *const purposes[] = {"p0", "p1", "p2", "p3", "m0"};
 	(void)state;
 	for (int round = 0; round < 60; round++) {
 		struct gen_rule rules[8];
@@ -367,7 +378,8 @@ static void test_property_a_switch_never_loosens(void **state)
 					fprintf(f, "%s%s", first ? "" : ", ", purposes[k]);
 					first = 0;
 				}
-			fprintf(f, "]\n      default: %s\n      reset: drive\n", rnd(2) ? "on" : "off");
+			fprintf(f, "]\n      default: %s\n      reset: drive\n",
+				rnd(2) ? "on" : "off");
 		}
 		fprintf(f, "apps:\n  a:\n    allow:\n");
 		for (size_t i = 0; i < n_rules; i++) {
@@ -390,8 +402,8 @@ static void test_property_a_switch_never_loosens(void **state)
 		fclose(f);
 		p = parse_ok(yaml);
 		free(yaml);
-		assert_int_equal(policy_compile(p, (uint32_t)(round & 1), &m, reason, sizeof(reason)),
-				 0);
+		assert_int_equal(
+		    policy_compile(p, (uint32_t)(round & 1), &m, reason, sizeof(reason)), 0);
 
 		for (uint32_t states = 0; states < (1u << n_switches); states++) {
 			bool on[POLICY_MAX_SWITCHES] = {};
@@ -406,7 +418,7 @@ static void test_property_a_switch_never_loosens(void **state)
 				for (int pi = 0; pi < 2; pi++)
 					for (uint16_t port = 998; port < 1032; port++) {
 						uint16_t proto = pi ? IPPROTO_UDP : IPPROTO_TCP;
-						uint8_t a[4] = { 198, 51, 100, host };
+						uint8_t a[4] = {198, 51, 100, host};
 						bool policy_allows = false, consent_allows = false;
 						enum cw_verdict plain, with;
 
@@ -421,21 +433,24 @@ static void test_property_a_switch_never_loosens(void **state)
 								consent_allows = true;
 						}
 						m->consent_deny = 0;
-						plain = policy_maps_judge(m, 0, AF_INET, a, proto, port,
-									  NULL, NULL);
+						plain = policy_maps_judge(m, 0, AF_INET, a, proto,
+									  port, NULL, NULL);
 						m->consent_deny = policy_consent_deny(p, on);
-						with = policy_maps_judge(m, 0, AF_INET, a, proto, port,
-									 NULL, NULL);
+						with = policy_maps_judge(m, 0, AF_INET, a, proto,
+									 port, NULL, NULL);
 						/* The compiled policy is the policy. */
 						assert_int_equal(plain == CW_VERDICT_ALLOW_RULE,
 								 policy_allows);
-						/* Never loosens: allowed with consent => allowed. */
+						/* Never loosens: allowed with consent => allowed.
+						 */
 						if (with == CW_VERDICT_ALLOW_RULE)
-							assert_int_equal(plain, CW_VERDICT_ALLOW_RULE);
+							assert_int_equal(plain,
+									 CW_VERDICT_ALLOW_RULE);
 						/* Exactly: allowed iff an allowing rule is on. */
 						assert_int_equal(with == CW_VERDICT_ALLOW_RULE,
 								 consent_allows);
-						/* Refused by consent only what the policy allows. */
+						/* Refused by consent only what the policy allows.
+						 */
 						assert_int_equal(with == CW_VERDICT_DENY_CONSENT,
 								 policy_allows && !consent_allows);
 					}
@@ -459,7 +474,7 @@ static void test_state_round_trip_and_resolve(void **state)
 
 	(void)state;
 	/* analytics (drive) off and crash (persistent) off, saved in boot A. */
-	consent_from_policy(p, (bool[]){ false, false }, boot_a, &s);
+	consent_from_policy(p, (bool[]){false, false}, boot_a, &s);
 	assert_int_equal(consent_format(&s, &text, &size), 0);
 	assert_int_equal(consent_parse(text, size, &back, reason, sizeof(reason)), 0);
 	assert_int_equal(back.n, 2);
@@ -476,7 +491,7 @@ static void test_state_round_trip_and_resolve(void **state)
 	consent_resolve(p, &back, boot_a, on);
 	assert_true(on[0] && on[1]);
 	/* Unreadable state: every switch off, never the defaults. */
-	back = (struct consent_state){ .all_off = true };
+	back = (struct consent_state){.all_off = true};
 	consent_resolve(p, &back, boot_a, on);
 	assert_false(on[0] || on[1]);
 }
@@ -488,14 +503,14 @@ static void test_state_parse_errors(void **state)
 
 	(void)state;
 	static const char *const bad[] = {
-		"",
-		"carwall-consent 2\nboot 11111111-2222-3333-4444-555555555555\n",
-		"carwall-consent 1\nboot nope\n",
-		"carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a maybe drive\n",
-		"carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a on drive x\n",
-		"carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a on drive\n"
-		"switch a off drive\n",
-		"carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a on drive",
+	    "",
+	    "carwall-consent 2\nboot 11111111-2222-3333-4444-555555555555\n",
+	    "carwall-consent 1\nboot nope\n",
+	    "carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a maybe drive\n",
+	    "carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a on drive x\n",
+	    "carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a on drive\n"
+	    "switch a off drive\n",
+	    "carwall-consent 1\nboot 11111111-2222-3333-4444-555555555555\nswitch a on drive",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		reason[0] = '\0';
@@ -518,7 +533,7 @@ static void test_state_load_and_save(void **state)
 	assert_int_equal(consent_load(dir, &back, reason, sizeof(reason)), 0);
 	assert_false(back.all_off);
 	assert_int_equal(back.n, 0);
-	consent_from_policy(p, (bool[]){ true, false }, boot_a, &s);
+	consent_from_policy(p, (bool[]){true, false}, boot_a, &s);
 	assert_int_equal(consent_save(dir, &s), 0);
 	assert_int_equal(consent_load(dir, &back, reason, sizeof(reason)), 0);
 	assert_int_equal(back.n, 2);
@@ -538,21 +553,21 @@ static void test_state_load_and_save(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_consent_section),
-		cmocka_unit_test(test_switch_may_not_cover_a_mandatory_purpose),
-		cmocka_unit_test(test_rule_purpose_must_be_declared),
-		cmocka_unit_test(test_switch_purpose_must_be_declared),
-		cmocka_unit_test(test_duplicates_are_refused),
-		cmocka_unit_test(test_switch_needs_every_key),
-		cmocka_unit_test(test_bad_values_are_refused),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_overlapping_rules_stay_allowed_while_one_purpose_is_on),
-		cmocka_unit_test(test_host_name_rules_carry_purposes),
-		cmocka_unit_test(test_lint_switch_without_effect),
-		cmocka_unit_test(test_property_a_switch_never_loosens),
-		cmocka_unit_test(test_state_round_trip_and_resolve),
-		cmocka_unit_test(test_state_parse_errors),
-		cmocka_unit_test(test_state_load_and_save),
+	    cmocka_unit_test(test_valid_consent_section),
+	    cmocka_unit_test(test_switch_may_not_cover_a_mandatory_purpose),
+	    cmocka_unit_test(test_rule_purpose_must_be_declared),
+	    cmocka_unit_test(test_switch_purpose_must_be_declared),
+	    cmocka_unit_test(test_duplicates_are_refused),
+	    cmocka_unit_test(test_switch_needs_every_key),
+	    cmocka_unit_test(test_bad_values_are_refused),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_overlapping_rules_stay_allowed_while_one_purpose_is_on),
+	    cmocka_unit_test(test_host_name_rules_carry_purposes),
+	    cmocka_unit_test(test_lint_switch_without_effect),
+	    cmocka_unit_test(test_property_a_switch_never_loosens),
+	    cmocka_unit_test(test_state_round_trip_and_resolve),
+	    cmocka_unit_test(test_state_parse_errors),
+	    cmocka_unit_test(test_state_load_and_save),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
