@@ -182,8 +182,8 @@ _Static_assert(sizeof(struct cw_port_key) == 12, "cw_port_key layout");
 #define CW_PURPOSE_BIT(i) (1u << ((i) + 1))
 
 struct cw_port_val {
-	__u32 rule;	/* global rule index in the policy, 0-based: the first rule that allows */
-	__u32 purposes; /* CW_PURPOSE_*: of every rule of the port set that allows these ports */
+	__u32 rule;	/* global rule index, 0-based: the first rule that allows */
+	__u32 purposes; /* CW_PURPOSE_*: of every rule of the port set allowing these ports */
 };
 _Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
 

@@ -89,7 +89,8 @@ static __always_inline bool cw_is_resolver(const struct cw_ctx *c, __u32 family,
 
 /* What an allowing entry gives once consent is applied: allowed iff one of its rules serves a
  * purpose that is not switched off (a rule without purpose is never switched off). */
-static __always_inline enum cw_verdict cw_consent(const struct cw_ctx *c, const struct cw_port_val *val)
+static __always_inline enum cw_verdict cw_consent(const struct cw_ctx *c,
+						   const struct cw_port_val *val)
 {
 	return (val->purposes & ~c->consent_deny) ? CW_VERDICT_ALLOW_RULE : CW_VERDICT_DENY_CONSENT;
 }

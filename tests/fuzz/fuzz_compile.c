@@ -473,8 +473,9 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 		check(e->val.purposes != 0 && e->val.rule < p->n_rules);
 		r = rules[e->val.rule];
 		/* The deciding rule is one of those the entry's consent purposes come from. */
-		check(r && (e->val.purposes & (r->purpose < 0 ? CW_PURPOSE_NONE
-							       : CW_PURPOSE_BIT((uint32_t)r->purpose))));
+		check(r && (e->val.purposes & (r->purpose < 0
+							? CW_PURPOSE_NONE
+							: CW_PURPOSE_BIT((uint32_t)r->purpose))));
 		check(r && r->proto !=
 			       (e->key.proto == IPPROTO_TCP ? POLICY_PROTO_UDP : POLICY_PROTO_TCP));
 		/* The rule belongs to the app whose prefixes lead to this port set. */

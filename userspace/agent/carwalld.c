@@ -157,7 +157,8 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->event_rate = DEFAULT_EVENT_RATE;
 	a->trust_dir = DEFAULT_TRUST_DIR;
 	a->threshold = 1;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:C:e:T:t:i:m:Dvh", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:C:e:T:t:i:m:Dvh", options, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;

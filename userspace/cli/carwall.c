@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"  carwall stats                           counters per app and per rule\n"
 		"  carwall names [--app ID]                addresses learned from the apps' DNS answers:\n"
 		"                                          app, name, address, expiry, rule\n"
-		"  carwall consent list                    the driver's consent switches and states\n"
+		"  carwall consent list                    the driver's consent switches\n"
 		"  carwall consent set NAME on|off         turn a switch on or off (it only takes\n"
 		"                                          permissions away); root, the control\n"
 		"                                          or the consent group\n"

@@ -419,8 +419,8 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 				match_rule_text(c, &f.match, rule, sizeof(rule));
 				explain_consent_switches(c->policy, f.purposes, c->consent_on,
 							 switches, sizeof(switches));
-				printf("  by:  %s\n  consent: every rule allowing it serves a purpose "
-				       "switched off by: %s\n",
+				printf("  by:  %s\n  consent: every rule allowing it serves a "
+				       "purpose switched off by: %s\n",
 				       rule, switches);
 			} else if (f.allowed) {
 				char rule[1024], to[1024];
@@ -633,13 +633,17 @@ static int explain_load(struct explain_cli *c)
 		bool found = false;
 
 		if (!eq || (strcmp(eq + 1, "on") && strcmp(eq + 1, "off")))
-			return explain_error(c, EXIT_USAGE, "--consent %s: expected NAME=on|off", arg);
-		for (size_t i = 0; i < c->policy->consent.n_switches; i++)
-			if (strlen(c->policy->consent.switches[i].name) == (size_t)(eq - arg) &&
-			    !strncmp(c->policy->consent.switches[i].name, arg, (size_t)(eq - arg))) {
+			return explain_error(c, EXIT_USAGE, "--consent %s: expected NAME=on|off",
+					     arg);
+		for (size_t i = 0; i < c->policy->consent.n_switches; i++) {
+			const char *name = c->policy->consent.switches[i].name;
+
+			if (strlen(name) == (size_t)(eq - arg) &&
+			    !strncmp(name, arg, (size_t)(eq - arg))) {
 				c->consent_on[i] = !strcmp(eq + 1, "on");
 				found = true;
 			}
+		}
 		if (!found)
 			return explain_error(c, EXIT_FAILURE, "--consent %s: no such switch in %s",
 					     arg, c->policy_path);

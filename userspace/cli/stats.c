@@ -13,8 +13,9 @@ static void stats_print_counters(const char *name, struct json_object *app)
 
 	if (!json_object_object_get_ex(app, "since_load", &c))
 		return;
-	printf("%-22s %10lld %10lld %10lld %10lld %10lld\n", name, (long long)json_int(c, "allowed"),
-	       (long long)json_int(c, "refused"), (long long)json_int(c, "audited"),
+	printf("%-22s %10lld %10lld %10lld %10lld %10lld\n", name,
+	       (long long)json_int(c, "allowed"), (long long)json_int(c, "refused"),
+	       (long long)json_int(c, "audited"),
 	       (long long)json_int(c, "events_dropped"), (long long)json_int(c, "refused_consent"));
 }
 

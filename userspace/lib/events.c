@@ -96,8 +96,8 @@ void events_reason(const struct cw_event *e, const char *app, char *buf, size_t 
 		break;
 	case CW_VERDICT_DENY_CONSENT:
 		snprintf(buf, size,
-			 "consent: the rules of %s that allow it serve purposes the driver switched "
-			 "off",
+			 "consent: the rules of %s that allow it serve purposes the driver "
+			 "switched off",
 			 app ? app : "the app");
 		break;
 	default:

@@ -1051,7 +1051,9 @@ static int parse_allow(struct parser *p, struct policy_app *app)
 			return oom(p);
 		app->rules = rules;
 		rule = &app->rules[app->n_rules++];
-		*rule = (struct policy_rule){ .index = pol->n_rules++, .loc = here(p), .purpose = -1 };
+		*rule = (struct policy_rule){
+			.index = pol->n_rules++, .loc = here(p), .purpose = -1
+		};
 		r = parse_rule(p, rule);
 		if (r < 0)
 			return r;
@@ -1448,7 +1450,8 @@ static int parse_purposes(struct parser *p, bool mandatory, size_t *allocated)
 			return r;
 		dup = find_purpose(p->policy, scalar(p));
 		if (dup >= 0)
-			return fail(p, here(p), "duplicate purpose '%s' (first at line %u, column %u)",
+			return fail(p, here(p),
+				    "duplicate purpose '%s' (first at line %u, column %u)",
 				    quote_str(q, scalar(p)), cs->purposes[dup].loc.line,
 				    cs->purposes[dup].loc.column);
 		if (cs->n_purposes >= POLICY_MAX_PURPOSES)
@@ -1496,8 +1499,8 @@ static const char *const switch_keys[_SWITCH_KEY_MAX] = {
 };
 
 /*
- * One switch. Its purposes are names here, checked once `consent` is read whole (the purposes
- * may come after the switches): kept as (name, location) pairs in *names.
+ * The purposes switches name, as written: checked once `consent` is read whole (the purposes
+ * may come after the switches).
  */
 struct switch_purpose_ref {
 	char *name;
@@ -1517,13 +1520,60 @@ static void switch_refs_done(struct switch_refs *refs)
 	free(refs->v);
 }
 
+/* A switch's `name`: unique among the switches before it (index). */
+static int parse_switch_name(struct parser *p, struct policy_switch *sw, size_t index)
+{
+	const struct policy_consent *cs = &p->policy->consent;
+	char q[QUOTE_SIZE];
+	int r = expect_string(p, "'name'");
+
+	if (r >= 0)
+		r = check_consent_name(p, "switch name");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < index; i++)
+		if (!strcmp(cs->switches[i].name, scalar(p)))
+			return fail(p, here(p),
+				    "duplicate switch '%s' (first at line %u, column %u)",
+				    quote_str(q, scalar(p)), cs->switches[i].loc.line,
+				    cs->switches[i].loc.column);
+	sw->name = strdup(scalar(p));
+	return sw->name ? 0 : oom(p);
+}
+
+/* A switch's `purposes`: names kept in refs, checked once `consent` is read whole. */
+static int parse_switch_purposes(struct parser *p, size_t index, struct switch_refs *refs)
+{
+	struct list l;
+	int r = list_begin(p, &l, "'purposes' of a switch", true);
+
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct switch_purpose_ref *ref;
+
+		r = check_consent_name(p, "purpose");
+		if (r < 0)
+			return r;
+		ref = grow_array(refs->v, &refs->allocated, refs->n, sizeof(*refs->v));
+		if (!ref)
+			return oom(p);
+		refs->v = ref;
+		ref = &refs->v[refs->n];
+		*ref = (struct switch_purpose_ref){ .loc = here(p), .sw = index,
+						    .name = strdup(scalar(p)) };
+		if (!ref->name)
+			return oom(p);
+		refs->n++;
+	}
+	return r;
+}
+
 static int parse_switch(struct parser *p, struct policy_switch *sw, size_t index,
 			struct switch_refs *refs)
 {
-	struct policy_consent *cs = &p->policy->consent;
 	struct policy_loc seen[_SWITCH_KEY_MAX] = {};
 	char q[QUOTE_SIZE];
-	struct list l;
 	int r;
 
 	while ((r = next_key(p)) > 0) {
@@ -1536,43 +1586,10 @@ static int parse_switch(struct parser *p, struct policy_switch *sw, size_t index
 			return r;
 		switch (key) {
 		case SWITCH_NAME:
-			r = expect_string(p, "'name'");
-			if (r >= 0)
-				r = check_consent_name(p, "switch name");
-			if (r < 0)
-				return r;
-			for (size_t i = 0; i < index; i++)
-				if (!strcmp(cs->switches[i].name, scalar(p)))
-					return fail(p, here(p),
-						    "duplicate switch '%s' (first at line %u, column "
-						    "%u)",
-						    quote_str(q, scalar(p)), cs->switches[i].loc.line,
-						    cs->switches[i].loc.column);
-			sw->name = strdup(scalar(p));
-			if (!sw->name)
-				return oom(p);
+			r = parse_switch_name(p, sw, index);
 			break;
 		case SWITCH_PURPOSES:
-			r = list_begin(p, &l, "'purposes' of a switch", true);
-			if (r < 0)
-				return r;
-			while ((r = list_next(p, &l)) > 0) {
-				struct switch_purpose_ref *ref;
-
-				r = check_consent_name(p, "purpose");
-				if (r < 0)
-					return r;
-				ref = grow_array(refs->v, &refs->allocated, refs->n, sizeof(*refs->v));
-				if (!ref)
-					return oom(p);
-				refs->v = ref;
-				ref = &refs->v[refs->n];
-				*ref = (struct switch_purpose_ref){ .loc = here(p), .sw = index,
-								    .name = strdup(scalar(p)) };
-				if (!ref->name)
-					return oom(p);
-				refs->n++;
-			}
+			r = parse_switch_purposes(p, index, refs);
 			break;
 		case SWITCH_DEFAULT:
 			r = parse_on_off(p, "'default'", &sw->default_on);

@@ -25,7 +25,7 @@
 #define POLICY_MAX_HOST_LABEL 63     /* bytes of one label of a host name */
 #define POLICY_MAX_HOST_LABELS 32    /* labels of a host name: what the DNS parser hashes */
 #define POLICY_MAX_RESOLVERS 8	     /* `resolvers:` entries (CW_MAX_RESOLVERS) */
-#define POLICY_MAX_PURPOSES 31	     /* `consent.purposes` + `consent.mandatory` (CW_MAX_PURPOSES) */
+#define POLICY_MAX_PURPOSES 31	     /* `consent.purposes` + `mandatory` (CW_MAX_PURPOSES) */
 #define POLICY_MAX_SWITCHES 32	     /* `consent.switches` */
 #define POLICY_MAX_CONSENT_NAME 32   /* a purpose or switch name: [a-z0-9-], letter first */
 
