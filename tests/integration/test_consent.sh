@@ -132,6 +132,9 @@ sleep 0.3
 log=$(events)
 tap_check "the change is an event: switch, state, who" \
 	has '"event":"consent","switch":"crash-reports","state":"off","uid":0' "$log"
+sha=$(cw --json status | tr -d ' \n' | grep -o '"sha256":"[0-9a-f]\{64\}"' | head -1 | cut -d'"' -f4)
+tap_check "the event names the policy in force (sha256 ${sha:0:12}...), which the switch left as it was" \
+	has "\"switch\":\"crash-reports\".*\"policy_sha256\":\"${sha:-none}\"" "$log"
 tap_check "the refusals are reported as consent's (verdict deny-consent)" \
 	has '"app":"mediaplayer".*"dst":"198.51.100.20","port":9000,"hook":"connect4","verdict":"deny-consent"' "$log"
 refused_consent=$(cw --json stats | tr -d ' \n' | grep -o '"id":"mediaplayer","since_load":{[^}]*}' | grep -o '"refused_consent":[0-9]*' | cut -d: -f2)

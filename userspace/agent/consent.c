@@ -152,7 +152,7 @@ static void agent_consent_event(struct agent *a, const char *name, bool on,
 struct json_object *agent_consent_set_json(struct agent *a, const struct control_request *req,
 					   const char *arg)
 {
-	char name[POLICY_MAX_CONSENT_NAME + 2], state[8], extra[2], reason[1024] = "";
+	char name[POLICY_MAX_CONSENT_NAME + 2], state[8], extra[2], reason[1024] = "", sha[65];
 	struct consent_state saved = a->consent;
 	const struct policy_switch *sw;
 	struct agent_timing t = {};
@@ -174,7 +174,9 @@ struct json_object *agent_consent_set_json(struct agent *a, const struct control
 			a->consent.v[i].on = on;
 			a->consent.v[i].reset = sw->reset;
 		}
-	r = agent_apply(a, a->policy, a->policy_sha256, false, &t, reason, sizeof(reason), NULL);
+	/* A copy: agent_apply() writes a->policy_sha256 from its argument. */
+	snprintf(sha, sizeof(sha), "%s", a->policy_sha256);
+	r = agent_apply(a, a->policy, sha, false, &t, reason, sizeof(reason), NULL);
 	if (r < 0) {
 		a->consent = saved;
 		return json_error("consent switch '%s' not set: %s", name, reason);
