@@ -14,7 +14,9 @@
  *      port set: the union of the port/protocol rules of every prefix of that app containing the
  *      matched one, so overlapping prefixes with different ports give the right answer.
  *   4. (port set, protocol, port) is looked up in the port LPM trie cw_ports. Port ranges are
- *      stored as prefix blocks. A hit allows the flow; every miss denies it.
+ *      stored as prefix blocks. A hit allows the flow, unless every rule behind it serves a
+ *      purpose the driver switched off (cw_gen_info.consent_deny: DENY_CONSENT); every miss
+ *      denies it.
  *   5. Host names: an address the tries refuse may have been learned from a trusted resolver's
  *      answer to the app (cw_learned); the name it was learned for, still in the app's
  *      cw_names, gives the port set judged as in 4.
@@ -81,8 +83,15 @@ struct cw_gen_info {
 	__u32 ttl_max_s;
 	__u32 grace_s;
 	__u32 learn_quota;
+	/*
+	 * Driver consent (policy `consent:`): purposes switched off (CW_PURPOSE_BIT()). A switch
+	 * is written like a reload: into the inactive generation, with a new epoch, then a flip.
+	 * Never has CW_PURPOSE_NONE: a rule without purpose is never switched off.
+	 */
+	__u32 consent_deny;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct cw_gen_info) == 32, "cw_gen_info layout");
+_Static_assert(sizeof(struct cw_gen_info) == 40, "cw_gen_info layout");
 
 /*
  * The single element of the mmap-able array cw_state.
@@ -97,7 +106,7 @@ struct cw_state {
 	__u32 pad;
 	struct cw_gen_info gen[CW_GENERATIONS];
 };
-_Static_assert(sizeof(struct cw_state) == 72, "cw_state layout");
+_Static_assert(sizeof(struct cw_state) == 88, "cw_state layout");
 
 /* cw_cgroups: hash, (cgroup id, generation) -> app. */
 struct cw_cgroup_key {
@@ -163,8 +172,14 @@ struct cw_port_key {
 };
 _Static_assert(sizeof(struct cw_port_key) == 12, "cw_port_key layout");
 
-/* cw_port_val.flags */
-#define CW_PORT_F_CROSS_BORDER (1u << 0) /* the rule is marked `cross-border:` (residency) */
+/*
+ * Purposes (policy `purpose:`) as bits: bit 0 for the rules without a purpose (never switched
+ * off), bit i + 1 for the policy's purpose i. An entry allows a flow iff one of the rules
+ * allowing it has a purpose that is not switched off: (purposes & ~consent_deny) != 0.
+ */
+#define CW_MAX_PURPOSES 31
+#define CW_PURPOSE_NONE (1u << 0)
+#define CW_PURPOSE_BIT(i) (1u << ((i) + 1))
 
 struct cw_port_val {
 	/*
@@ -172,9 +187,10 @@ struct cw_port_val {
 	 * one first when some rule marked `cross-border:` allows (see CW_GEN_F_HOME_ONLY).
 	 */
 	__u32 rule;
-	__u32 flags; /* CW_PORT_F_* */
+	__u32 purposes;	   /* CW_PURPOSE_*: of every rule of the port set allowing these ports */
+	__u32 xb_purposes; /* the purposes of those rules marked `cross-border:` (0: none is) */
 };
-_Static_assert(sizeof(struct cw_port_val) == 8, "cw_port_val layout");
+_Static_assert(sizeof(struct cw_port_val) == 12, "cw_port_val layout");
 
 /*
  * cw_hosts: hash, (scope = gen|app, family, protocol, port, address) -> deciding rule. The
@@ -247,9 +263,9 @@ _Static_assert(sizeof(struct cw_resolver_key) == 24, "cw_resolver_key layout");
 /*
  * cw_state.gen[].flags: `residency-enforce: home-only`. A flow a rule allows (not a trusted
  * resolver's port 53, which no rule allows) is then allowed only when its destination is in
- * the home region (cw_home4/cw_home6 of the generation) or the rule is cross-border
- * (CW_PORT_F_CROSS_BORDER); else CW_VERDICT_DENY_REGION. A bit of its own, far from
- * CW_GEN_F_VALID, so that other generation flags do not collide with it.
+ * the home region (cw_home4/cw_home6 of the generation) or a cross-border rule allows it for
+ * a purpose not switched off (cw_port_val.xb_purposes); else CW_VERDICT_DENY_REGION. A bit of
+ * its own, far from CW_GEN_F_VALID, so that other generation flags do not collide with it.
  */
 #define CW_GEN_F_HOME_ONLY (1u << 8)
 
@@ -310,6 +326,7 @@ enum cw_verdict {
 	CW_VERDICT_DENY_GUARD,	  /* below the guard cgroup but no app of the policy */
 	CW_VERDICT_DENY_REGION,	  /* a rule allows it, but the address is outside the home
 				     region and the rule is not cross-border (home-only) */
+	CW_VERDICT_DENY_CONSENT,  /* rules allow it, but each for a purpose switched off */
 };
 
 #define CW_RULE_NONE 0xffffffffu
@@ -325,7 +342,8 @@ struct cw_event {
 	__u32 tid;
 	__u32 uid;
 	__u32 app;  /* app index in generation `gen` */
-	__u32 rule; /* CW_RULE_NONE: no rule decided (default deny) */
+	__u32 rule; /* CW_RULE_NONE: no rule decided (default deny); DENY_CONSENT: the first rule
+		       that would allow */
 	__u16 port; /* destination port, host byte order; 0 when there is none */
 	__u8 family; /* AF_INET or AF_INET6 (of the destination; IPv4-mapped is AF_INET) */
 	__u8 proto;  /* IPPROTO_* */
@@ -346,8 +364,9 @@ struct cw_app_counters {
 	__u64 refused;
 	__u64 audited;	     /* allowed in audit mode, reported as refused */
 	__u64 events_dropped; /* not reported: rate limit or full ring buffer */
+	__u64 refused_consent; /* of refused (or audited): by consent (CW_VERDICT_DENY_CONSENT) */
 };
-_Static_assert(sizeof(struct cw_app_counters) == 32, "cw_app_counters layout");
+_Static_assert(sizeof(struct cw_app_counters) == 40, "cw_app_counters layout");
 
 /* cw_rule_stats: per-CPU array, index gen * CW_MAX_RULES + rule: flows the rule allowed. */
 

@@ -111,8 +111,9 @@ struct cw_ctx {
 	__u32 flags; /* the app's CW_APP_F_* */
 	__u32 rule;  /* CW_RULE_NONE until a rule allows */
 	__u32 uid;   /* the app's cw_app_val.uid: the key of its learned addresses */
-	__u32 gen_flags;  /* the generation's CW_GEN_F_* */
-	__u32 port_flags; /* CW_PORT_F_* of the entry that allowed */
+	__u32 gen_flags;    /* the generation's CW_GEN_F_* */
+	__u32 consent_deny; /* the generation's purposes switched off (CW_PURPOSE_BIT()) */
+	bool cross_border;  /* a cross-border rule allowed, for a purpose not switched off */
 	/*
 	 * In: a flow admitted by this name (CW_SK_F_BY_NAME, egress): its address is judged by the
 	 * name's presence and ports in the policy, not by a learned entry that may have expired.
@@ -154,6 +155,7 @@ static __always_inline const struct cw_gen_info *cw_active_gen(struct cw_ctx *c)
 		return NULL;
 	c->epoch = gi->epoch;
 	c->gen_flags = gi->flags;
+	c->consent_deny = gi->consent_deny & ~CW_PURPOSE_NONE;
 	return gi;
 }
 
@@ -299,6 +301,8 @@ static __always_inline bool cw_finish(const struct cw_ctx *c, const struct cw_fl
 			cnt->audited++;
 		else
 			cnt->refused++;
+		if (v == CW_VERDICT_DENY_CONSENT)
+			cnt->refused_consent++;
 	}
 	cw_emit(c, f, v, audit, cnt);
 	return audit;

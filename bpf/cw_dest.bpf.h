@@ -110,9 +110,23 @@ static __always_inline bool cw_is_resolver(const struct cw_ctx *c, __u32 family,
 	return bpf_map_lookup_elem(&cw_resolvers, &key) != NULL;
 }
 
-/* The shortcut: a host destination and port of the app, allowed by the rule it names. */
-static __always_inline bool cw_judge_host(struct cw_ctx *c, __u32 family, const void *addr,
-					  __u16 proto, __u16 port)
+/*
+ * What an allowing entry gives once consent is applied: allowed iff one of its rules serves a
+ * purpose that is not switched off (a rule without purpose is never switched off); and whether
+ * one of its cross-border rules still allows (for cw_judge_home()).
+ */
+static __always_inline enum cw_verdict cw_consent(struct cw_ctx *c, const struct cw_port_val *val)
+{
+	c->cross_border = (val->xb_purposes & ~c->consent_deny) != 0;
+	return (val->purposes & ~c->consent_deny) ? CW_VERDICT_ALLOW_RULE : CW_VERDICT_DENY_CONSENT;
+}
+
+/*
+ * The shortcut: a host destination and port of the app, judged by the rules the entry names
+ * (the tries' own answer). DENY_NO_RULE when the shortcut does not know it: ask the tries.
+ */
+static __always_inline enum cw_verdict cw_judge_host(struct cw_ctx *c, __u32 family,
+						      const void *addr, __u16 proto, __u16 port)
 {
 	struct cw_host_key key = {};
 	struct cw_port_val *val;
@@ -127,10 +141,9 @@ static __always_inline bool cw_judge_host(struct cw_ctx *c, __u32 family, const 
 		__builtin_memcpy(key.addr, addr, 16);
 	val = bpf_map_lookup_elem(&cw_hosts, &key);
 	if (!val)
-		return false;
+		return CW_VERDICT_DENY_NO_RULE;
 	c->rule = val->rule;
-	c->port_flags = val->flags;
-	return true;
+	return cw_consent(c, val);
 }
 
 static __always_inline enum cw_verdict cw_judge_port(struct cw_ctx *c, const struct cw_dst_val *dst,
@@ -149,13 +162,14 @@ static __always_inline enum cw_verdict cw_judge_port(struct cw_ctx *c, const str
 	if (!val)
 		return CW_VERDICT_DENY_NO_RULE;
 	c->rule = val->rule;
-	c->port_flags = val->flags;
-	return CW_VERDICT_ALLOW_RULE;
+	return cw_consent(c, val);
 }
 
 /*
  * A destination the hosts/LPM path refused (verdict v), judged again by the app's host names:
- * its trusted resolvers on port 53, then a learned address of a name still in its policy.
+ * its trusted resolvers on port 53, then a learned address of a name still in its policy. A
+ * refusal by consent (v DENY_CONSENT, c->rule the prefix rule) is judged again too: a name
+ * rule serving a purpose still on allows the flow; otherwise v stays.
  */
 static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_verdict v,
 						      __u32 family, const void *addr, __u16 proto,
@@ -166,8 +180,11 @@ static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_v
 	struct cw_learned_val *learned;
 	struct cw_name_val *name;
 	struct cw_dst_val dst;
+	enum cw_verdict nv;
+	__u32 rule = c->rule;
 
-	if (v != CW_VERDICT_DENY_NO_RULE || !(c->flags & CW_APP_F_NAMES))
+	if ((v != CW_VERDICT_DENY_NO_RULE && v != CW_VERDICT_DENY_CONSENT) ||
+	    !(c->flags & CW_APP_F_NAMES))
 		return v;
 	if (port == 53 && cw_is_resolver(c, family, addr)) {
 		c->rule = CW_RULE_NONE;
@@ -196,10 +213,16 @@ static __always_inline enum cw_verdict cw_judge_name(struct cw_ctx *c, enum cw_v
 		return v; /* the name left the policy: refused at once */
 	dst.portset = name->portset;
 	dst.flags = name->flags;
-	v = cw_judge_port(c, &dst, proto, port);
-	if (v == CW_VERDICT_ALLOW_RULE)
+	nv = cw_judge_port(c, &dst, proto, port);
+	if (nv == CW_VERDICT_ALLOW_RULE) {
 		c->by_name = true;
-	return v;
+		return nv;
+	}
+	if (v == CW_VERDICT_DENY_CONSENT && nv == CW_VERDICT_DENY_NO_RULE) {
+		c->rule = rule; /* no name rule for the port: the prefix rule's refusal stands */
+		return v;
+	}
+	return nv;
 }
 
 /*
@@ -214,7 +237,7 @@ static __always_inline enum cw_verdict cw_judge_home(const struct cw_ctx *c, enu
 	__u32 slot;
 
 	if (v != CW_VERDICT_ALLOW_RULE || !(c->gen_flags & CW_GEN_F_HOME_ONLY) ||
-	    c->rule == CW_RULE_NONE || (c->port_flags & CW_PORT_F_CROSS_BORDER))
+	    c->rule == CW_RULE_NONE || c->cross_border)
 		return v;
 	if (family == AF_INET) {
 		struct cw_home4_key key = {};
@@ -245,19 +268,20 @@ static __always_inline enum cw_verdict cw_judge4(struct cw_ctx *c, __u32 ip4_be,
 						 __u16 port)
 {
 	struct cw_dst4_key key = {};
+	enum cw_verdict v;
 
 	if (c->flags & CW_APP_F_GUARD)
 		return CW_VERDICT_DENY_GUARD;
-	if (cw_judge_host(c, AF_INET, &ip4_be, proto, port))
-		return cw_judge_home(c, CW_VERDICT_ALLOW_RULE, AF_INET, &ip4_be);
-	key.prefixlen = CW_SCOPE_BITS + 32;
-	key.scope = cw_scope(c->gen, c->app);
-	__builtin_memcpy(key.addr, &ip4_be, sizeof(key.addr));
-	return cw_judge_home(
-		c,
-		cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port),
-			      AF_INET, &ip4_be, proto, port),
-		AF_INET, &ip4_be);
+	v = cw_judge_host(c, AF_INET, &ip4_be, proto, port);
+	if (v == CW_VERDICT_DENY_NO_RULE) {
+		key.prefixlen = CW_SCOPE_BITS + 32;
+		key.scope = cw_scope(c->gen, c->app);
+		__builtin_memcpy(key.addr, &ip4_be, sizeof(key.addr));
+		v = cw_judge_port(c, bpf_map_lookup_elem(&cw_dst4, &key), proto, port);
+	}
+	if (v != CW_VERDICT_ALLOW_RULE)
+		v = cw_judge_name(c, v, AF_INET, &ip4_be, proto, port);
+	return cw_judge_home(c, v, AF_INET, &ip4_be);
 }
 
 static __always_inline bool cw_is_v4_mapped(const __u32 ip6_be[4])
@@ -270,21 +294,22 @@ static __always_inline enum cw_verdict cw_judge6(struct cw_ctx *c, const __u32 i
 						 __u16 proto, __u16 port)
 {
 	struct cw_dst6_key key = {};
+	enum cw_verdict v;
 
 	if (cw_is_v4_mapped(ip6_be))
 		return cw_judge4(c, ip6_be[3], proto, port);
 	if (c->flags & CW_APP_F_GUARD)
 		return CW_VERDICT_DENY_GUARD;
-	if (cw_judge_host(c, AF_INET6, ip6_be, proto, port))
-		return cw_judge_home(c, CW_VERDICT_ALLOW_RULE, AF_INET6, ip6_be);
-	key.prefixlen = CW_SCOPE_BITS + 128;
-	key.scope = cw_scope(c->gen, c->app);
-	__builtin_memcpy(key.addr, ip6_be, sizeof(key.addr));
-	return cw_judge_home(
-		c,
-		cw_judge_name(c, cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port),
-			      AF_INET6, ip6_be, proto, port),
-		AF_INET6, ip6_be);
+	v = cw_judge_host(c, AF_INET6, ip6_be, proto, port);
+	if (v == CW_VERDICT_DENY_NO_RULE) {
+		key.prefixlen = CW_SCOPE_BITS + 128;
+		key.scope = cw_scope(c->gen, c->app);
+		__builtin_memcpy(key.addr, ip6_be, sizeof(key.addr));
+		v = cw_judge_port(c, bpf_map_lookup_elem(&cw_dst6, &key), proto, port);
+	}
+	if (v != CW_VERDICT_ALLOW_RULE)
+		v = cw_judge_name(c, v, AF_INET6, ip6_be, proto, port);
+	return cw_judge_home(c, v, AF_INET6, ip6_be);
 }
 
 #endif /* CW_DEST_BPF_H */

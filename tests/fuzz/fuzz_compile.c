@@ -113,7 +113,7 @@ static bool rule_has_port(const struct policy_rule *r, uint16_t proto, uint16_t 
 /*
  * The verdict read directly from the policy: the deciding global rule index, or -1. The first
  * rule marked cross-border that allows the flow decides, else the first rule (residency:
- * CW_PORT_F_CROSS_BORDER marks a flow some cross-border rule allows).
+ * cw_port_val.xb_purposes marks a flow some cross-border rule allows).
  */
 static long naive_verdict(const struct policy *p, const struct policy_app *app, int family,
 			  const uint8_t *addr, uint16_t proto, uint16_t port)
@@ -479,9 +479,18 @@ static void check_maps(const struct policy *p, const struct policy_maps *m, uint
 		check(portset < m->n_portsets && app_of[portset] >= 0);
 		check(e->key.proto == IPPROTO_TCP || e->key.proto == IPPROTO_UDP);
 		check(bits_zero_after((const uint8_t *)&port_be, bits, 2));
-		check(e->val.rule < p->n_rules);
+		check(e->val.purposes != 0 && e->val.rule < p->n_rules);
+		check((e->val.xb_purposes & ~e->val.purposes) == 0);
 		r = rules[e->val.rule];
-		check(e->val.flags == (r && r->cross_border ? CW_PORT_F_CROSS_BORDER : 0u));
+		/* The deciding rule is one of those the entry's consent purposes come from. */
+		check(r && (e->val.purposes & (r->purpose < 0
+							? CW_PURPOSE_NONE
+							: CW_PURPOSE_BIT((uint32_t)r->purpose))));
+		/* A cross-border rule decides wherever one allows (residency). */
+		check(r && (r->cross_border ? (e->val.xb_purposes &
+					       (r->purpose < 0 ? CW_PURPOSE_NONE
+							       : CW_PURPOSE_BIT((uint32_t)r->purpose)))
+					    : e->val.xb_purposes == 0));
 		check(r && r->proto !=
 			       (e->key.proto == IPPROTO_TCP ? POLICY_PROTO_UDP : POLICY_PROTO_TCP));
 		/* The rule belongs to the app whose prefixes lead to this port set. */

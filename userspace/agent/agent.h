@@ -16,6 +16,7 @@
 #include "bundle.h"
 #include "bundle_state.h"
 #include "cgroup.h"
+#include "consent.h"
 #include "control_server.h"
 #include "events_log.h"
 #include "fileio.h"
@@ -149,6 +150,19 @@ struct agent {
 	uint64_t learn_refused_reported;
 	struct agent_app_total *totals;
 	size_t n_totals;
+
+	/*
+	 * Driver consent (consent.c): the switches' states (read from the state folder at the
+	 * first policy), this boot's id, and the state of each switch of the policy in
+	 * force (consent_on[i]: policy->consent.switches[i]). consent_group: the group that may
+	 * list and set switches over the control socket and nothing else (--consent-group).
+	 */
+	struct consent_state consent;	    /* in force (or, in a change, about to be) */
+	struct consent_state consent_saved; /* as the state folder holds it */
+	bool consent_loaded;
+	char boot_id[CONSENT_BOOT_ID_LEN + 1];
+	bool consent_on[POLICY_MAX_SWITCHES];
+	gid_t consent_group;
 };
 
 /* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */
@@ -202,6 +216,18 @@ void evidence_record_policy(struct agent *a, const char *why);
 void evidence_record_dropped(struct agent *a);
 /* `carwall names [APP]`: the learned table, named as the policy in force names things. */
 struct json_object *agent_names_json(struct agent *a, const char *only);
+
+/* ---- consent.c: driver consent --------------------------------------------------------- */
+
+/* The state of each switch of pol (on[]) for the policy about to be applied. */
+void agent_consent_resolve(struct agent *a, const struct policy *pol,
+			   bool on[static POLICY_MAX_SWITCHES]);
+/* pol went in force with on[]: remember it, and save it when it changed. */
+void agent_consent_commit(struct agent *a, const struct policy *pol, const bool *on);
+/* `carwall consent list` and `carwall consent set NAME on|off`. */
+struct json_object *agent_consent_list_json(struct agent *a);
+struct json_object *agent_consent_set_json(struct agent *a, const struct control_request *req,
+					   const char *arg);
 
 /* ---- api.c: the control API ------------------------------------------------------------- */
 

@@ -438,6 +438,20 @@ static struct json_object *api_cgroup_managed(struct agent *a, const struct cont
 	return agent_cgroup_managed_json(a, arg);
 }
 
+static struct json_object *api_consent_list(struct agent *a, const struct control_request *req,
+					    const char *arg)
+{
+	(void)req;
+	(void)arg;
+	return agent_consent_list_json(a);
+}
+
+static struct json_object *api_consent_set(struct agent *a, const struct control_request *req,
+					   const char *arg)
+{
+	return agent_consent_set_json(a, req, arg);
+}
+
 /*
  * The requests (lib/control.h): the line alone ("status"), or the verb, a space and its
  * argument ("app-cgroup ID"); install is the one that comes with a payload.
@@ -446,17 +460,20 @@ static const struct api_request {
 	const char *verb;
 	bool with_arg;
 	bool with_payload;
+	bool consent; /* also for the consent group (control_request.consent_only) */
 	struct json_object *(*handle)(struct agent *a, const struct control_request *req,
 				      const char *arg);
 } api_requests[] = {
-	{ "status", false, false, api_status },
-	{ "stats", false, false, api_stats },
-	{ "reload", false, false, api_reload },
-	{ "install", true, true, api_install },
-	{ "app-cgroup", true, false, api_app_cgroup },
-	{ "cgroup-managed", true, false, api_cgroup_managed },
-	{ "names", false, false, api_names },
-	{ "names", true, false, api_names },
+	{ "status", false, false, false, api_status },
+	{ "stats", false, false, false, api_stats },
+	{ "reload", false, false, false, api_reload },
+	{ "install", true, true, false, api_install },
+	{ "app-cgroup", true, false, false, api_app_cgroup },
+	{ "cgroup-managed", true, false, false, api_cgroup_managed },
+	{ "names", false, false, false, api_names },
+	{ "names", true, false, false, api_names },
+	{ "consent-list", false, false, true, api_consent_list },
+	{ "consent-set", true, false, true, api_consent_set },
 };
 
 struct json_object *agent_handle(const struct control_request *req, void *userdata)
@@ -470,6 +487,10 @@ struct json_object *agent_handle(const struct control_request *req, void *userda
 
 		if (strncmp(request, q->verb, len) != 0 || !!req->payload != q->with_payload)
 			continue;
+		if (req->consent_only && !q->consent &&
+		    (request[len] == '\0' || request[len] == ' '))
+			return json_error("permission denied: the consent group may only list and "
+					  "set consent switches");
 		if (!q->with_arg && request[len] == '\0')
 			return q->handle(a, req, NULL);
 		if (q->with_arg && request[len] == ' ')

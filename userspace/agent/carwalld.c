@@ -63,6 +63,8 @@ static void help(void)
 	       "  -r --run-dir DIR         folder of the control socket (default %s)\n"
 	       "  -s --state-dir DIR       folder for persistent state (default %s)\n"
 	       "  -G --control-group NAME  group that may use the control socket besides root\n"
+	       "  -C --consent-group NAME  group that may only list and set consent switches\n"
+	       "                           (the HMI's user)\n"
 	       "  -T --trust-dir DIR       trusted public keys for signed bundles (default %s)\n"
 	       "  -t --target ID           this head unit's hardware id, bundles must name it\n"
 	       "                           (default: the first line of %s)\n"
@@ -132,6 +134,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "control-group", required_argument, NULL, 'G' },
+		{ "consent-group", required_argument, NULL, 'C' },
 		{ "event-rate", required_argument, NULL, 'e' },
 		{ "trust-dir", required_argument, NULL, 'T' },
 		{ "target", required_argument, NULL, 't' },
@@ -143,7 +146,7 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *root = NULL, *group = NULL, *target = NULL;
+	const char *root = NULL, *group = NULL, *consent_group = NULL, *target = NULL;
 	const char *guards[AGENT_MAX_GUARDS];
 	size_t n_guards = 0;
 	bool no_guard = false;
@@ -154,10 +157,12 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->run_dir = NULL;
 	a->state_dir = DEFAULT_STATE_DIR;
 	a->control_group = CONTROL_NO_GROUP;
+	a->consent_group = CONTROL_NO_GROUP;
 	a->event_rate = DEFAULT_EVENT_RATE;
 	a->trust_dir = DEFAULT_TRUST_DIR;
 	a->threshold = 1;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:e:T:t:i:m:Dy:vh", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:C:e:T:t:i:m:Dy:vh", options, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
@@ -186,6 +191,9 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			break;
 		case 'G':
 			group = optarg;
+			break;
+		case 'C':
+			consent_group = optarg;
 			break;
 		case 'T':
 			a->trust_dir = optarg;
@@ -243,6 +251,13 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		if (!gr)
 			return log_error_errno(-ENOENT, "No group '%s' for --control-group", group);
 		a->control_group = gr->gr_gid;
+	}
+	if (consent_group) {
+		struct group *gr = getgrnam(consent_group);
+		if (!gr)
+			return log_error_errno(-ENOENT, "No group '%s' for --consent-group",
+					       consent_group);
+		a->consent_group = gr->gr_gid;
 	}
 
 	if (!a->developer_mode) {
@@ -529,6 +544,10 @@ static int agent_run(struct agent *a)
 	r = control_server_new(a->run_dir, a->control_group, agent_handle, a, &control);
 	if (r < 0)
 		return log_error_errno(r, "Cannot listen on %s/%s: %m", a->run_dir,
+				       CONTROL_SOCKET_NAME);
+	r = control_server_set_consent_group(control, a->consent_group);
+	if (r < 0)
+		return log_error_errno(r, "Cannot open %s/%s to the consent group: %m", a->run_dir,
 				       CONTROL_SOCKET_NAME);
 
 	sigemptyset(&mask);

@@ -29,6 +29,7 @@ struct control_client {
 	int fd;
 	struct ucred peer;
 	bool refused; /* not root nor of the control group: its request is read, then refused */
+	bool consent_only; /* of the consent group only: consent requests, nothing else */
 	bool writing; /* the reply is being sent */
 	char head[CONTROL_MAX_REQUEST + 1];
 	size_t head_len;
@@ -47,6 +48,8 @@ struct control_server {
 	int timer_fd; /* the next client deadline */
 	bool listen_paused;
 	gid_t group;
+	gid_t consent_group; /* CONTROL_NO_GROUP: none */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	control_handler_t handler;
 	void *userdata;
 	struct control_client *clients[CONTROL_MAX_CLIENTS];
@@ -111,9 +114,18 @@ int control_server_new(const char *run_dir, gid_t group, control_handler_t handl
 		return -ENOMEM;
 	s->listen_fd = s->ep = s->timer_fd = -1;
 	s->group = group;
+	s->consent_group = CONTROL_NO_GROUP;
 	s->handler = handler;
 	s->userdata = userdata;
 	r = control_listen(run_dir, group, &s->listen_fd);
+	if (r >= 0) {
+		struct sockaddr_un sa;
+		socklen_t len;
+
+		r = control_address(run_dir, &sa, &len);
+		if (r >= 0)
+			snprintf(s->path, sizeof(s->path), "%s", sa.sun_path);
+	}
 	if (r >= 0) {
 		s->ep = epoll_create1(EPOLL_CLOEXEC);
 		s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -135,6 +147,27 @@ int control_server_new(const char *run_dir, gid_t group, control_handler_t handl
 int control_server_fd(const struct control_server *s)
 {
 	return s->ep;
+}
+
+int control_server_set_consent_group(struct control_server *s, gid_t group)
+{
+	if (group == CONTROL_NO_GROUP || group == s->group) {
+		s->consent_group = group;
+		return 0;
+	}
+	/*
+	 * The socket has one group. Without a control group it is the consent group's (0660);
+	 * with another control group, every user may connect (0666) and each connection is
+	 * checked (SO_PEERCRED, SO_PEERGROUPS) before anything it asks is done.
+	 */
+	if (s->group == CONTROL_NO_GROUP) {
+		if (chown(s->path, 0, group) < 0 || chmod(s->path, 0660) < 0)
+			return negative_errno();
+	} else if (chmod(s->path, 0666) < 0) {
+		return negative_errno();
+	}
+	s->consent_group = group;
+	return 0;
 }
 
 /* Root, or a member of the configured group (primary or supplementary). */
@@ -295,6 +328,7 @@ static void client_answer(struct control_server *s, struct control_client *c)
 		.payload = c->payload,
 		.payload_size = c->hdr.payload_size,
 		.peer = c->peer,
+		.consent_only = c->consent_only,
 	};
 
 	c->head[c->hdr.line_len] = '\0';
@@ -327,6 +361,11 @@ static bool client_header(struct control_server *s, struct control_client *c, bo
 	if (c->refused) {
 		client_reply(s, c, json_error_new("permission denied: root or the control group "
 						  "only"));
+		return true;
+	}
+	if (c->consent_only && c->hdr.payload_size) {
+		client_reply(s, c, json_error_new("permission denied: the consent group may only "
+						  "list and set consent switches"));
 		return true;
 	}
 	if (!c->hdr.payload_size) {
@@ -452,7 +491,11 @@ static void server_accept(struct control_server *s)
 			client_drop(s, c, "cannot serve it");
 			continue;
 		}
-		if (!control_peer_allowed(fd, &c->peer, s->group)) {
+		if (!control_peer_allowed(fd, &c->peer, s->group) &&
+		    s->consent_group != CONTROL_NO_GROUP &&
+		    control_peer_allowed(fd, &c->peer, s->consent_group)) {
+			c->consent_only = true;
+		} else if (!control_peer_allowed(fd, &c->peer, s->group)) {
 			/* Its request line is read first, then refused (client_header()): a reply
 			 * before the client has sent anything could be lost to its own send. */
 			log_warning("Control client (pid %d, uid %u) refused: root or the control "

@@ -18,6 +18,9 @@ struct control_request {
 	const char *payload; /* install: the bytes that followed the line; else NULL */
 	size_t payload_size;
 	struct ucred peer; /* the client, from SO_PEERCRED */
+	/* Not root nor of the control group, but of the consent group: only consent requests
+	 * may be answered (the handler refuses the others). */
+	bool consent_only;
 };
 
 /* Answer one request: return a JSON object (owned by the caller) or NULL for an internal
@@ -30,6 +33,12 @@ struct control_server;
 int control_server_new(const char *run_dir, gid_t group, control_handler_t handler,
 		       void *userdata, struct control_server **ret);
 void control_server_free(struct control_server *s);
+/*
+ * The group whose members (not root, not of the control group) may send consent requests only
+ * (`carwalld --consent-group`, the HMI's user): the socket is made reachable for them. 0 or a
+ * negative errno.
+ */
+int control_server_set_consent_group(struct control_server *s, gid_t group);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct control_server *, control_server_free);
 /* An fd that is readable when the server has work (a connection, a client, a deadline): add it
  * to the event loop and call control_server_process() when it is. */

@@ -51,6 +51,7 @@ static void counters_add(struct cw_app_counters *to, const struct cw_app_counter
 	to->refused += c->refused;
 	to->audited += c->audited;
 	to->events_dropped += c->events_dropped;
+	to->refused_consent += c->refused_consent;
 }
 
 void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
@@ -601,6 +602,7 @@ static struct json_object *counters_json(const struct cw_app_counters *c)
 	JSON_ADD(o, "refused", json_object_new_int64((int64_t)c->refused));
 	JSON_ADD(o, "audited", json_object_new_int64((int64_t)c->audited));
 	JSON_ADD(o, "events_dropped", json_object_new_int64((int64_t)c->events_dropped));
+	JSON_ADD(o, "refused_consent", json_object_new_int64((int64_t)c->refused_consent));
 	return o;
 }
 

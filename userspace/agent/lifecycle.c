@@ -156,6 +156,7 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	struct policy_maps *maps = NULL;
 	struct geo_info geo = {};
 	char ambiguous[sizeof(a->ambiguous)];
+	bool consent_on[POLICY_MAX_SWITCHES] = {};
 	size_t n_reg = 0;
 	uint64_t t0;
 	int r;
@@ -233,6 +234,11 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	if (r < 0)
 		goto fail;
 	t->compile_us = now_us() - t0;
+	/* Driver consent: the purposes switched off go with the policy, in the same flip. */
+	if (p) {
+		agent_consent_resolve(a, pol, consent_on);
+		maps->consent_deny = policy_consent_deny(pol, consent_on);
+	}
 	/*
 	 * The floor is durably on disk before the bundle goes in force, never after: a bundle in
 	 * force whose floor was not saved lets its predecessor install again after a reboot. So
@@ -275,6 +281,8 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	if (a->policy != p)
 		policy_free(a->policy);
 	a->policy = p;
+	if (p)
+		agent_consent_commit(a, p, consent_on);
 	a->cgroups = cgroups;
 	a->cgroup_paths = paths;
 	a->n_cgroups = n;

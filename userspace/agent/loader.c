@@ -371,19 +371,21 @@ static int read_percpu_u64s(int fd, uint32_t key, uint64_t *sum, size_t n_fields
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_app_counters *ret)
 {
-	uint64_t sum[4];
+	uint64_t sum[5];
 	int r;
 
+	_Static_assert(sizeof(sum) == sizeof(struct cw_app_counters), "every counter read");
 	if (gen >= CW_GENERATIONS || app >= CW_APP_SLOTS)
 		return -ERANGE;
 	r = read_percpu_u64s(bpf_map__fd(l->sock_addr->maps.cw_app_stats), gen * CW_APP_SLOTS + app,
-			     sum, 4);
+			     sum, 5);
 	if (r < 0)
 		return r;
 	ret->allowed = sum[0];
 	ret->refused = sum[1];
 	ret->audited = sum[2];
 	ret->events_dropped = sum[3];
+	ret->refused_consent = sum[4];
 	return 0;
 }
 
@@ -963,6 +965,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	l->state->gen[gen].ttl_max_s = maps->ttl_max_s;
 	l->state->gen[gen].grace_s = maps->grace_s;
 	l->state->gen[gen].learn_quota = maps->learn_quota;
+	l->state->gen[gen].consent_deny = maps->consent_deny & ~CW_PURPOSE_NONE;
 	l->state->gen[gen].epoch = loader_epoch(l) + 1;
 	l->state->gen[gen].flags = CW_GEN_F_VALID | (maps->home_only ? CW_GEN_F_HOME_ONLY : 0);
 	/* The flip: one aligned 32-bit store that orders everything above before it. */
@@ -1154,6 +1157,7 @@ static int loader_read_resolvers(const struct loader *l, uint32_t from, uint32_t
 	m->ttl_max_s = l->state->gen[from].ttl_max_s;
 	m->grace_s = l->state->gen[from].grace_s;
 	m->learn_quota = l->state->gen[from].learn_quota;
+	m->consent_deny = l->state->gen[from].consent_deny;
 	return 0;
 }
 

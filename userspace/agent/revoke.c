@@ -219,17 +219,19 @@ bool revoke_is_server_side(const struct revoke_sock *s)
 }
 
 /* Whether app `app` may reach `s`'s peer address over TCP on some port (bpf/skb.bpf.c's
- * cw_judge_peer). */
+ * cw_judge_peer, which does not apply consent: neither does this). */
 static bool peer_allowed(const struct revoke_sock *s, uint32_t app, const struct policy_maps *maps)
 {
 	_cleanup_free_ struct policy_port_span *spans = NULL;
+	struct policy_maps all_on = *maps; /* a shallow copy: only read */
 	uint32_t portset;
 	size_t n = 0;
 
+	all_on.consent_deny = 0;
 	if (!policy_maps_lookup_dst(maps, app, s->family, (const uint8_t *)s->id.idiag_dst,
 				    &portset))
 		return false;
-	return policy_maps_port_spans(maps, portset, IPPROTO_TCP, &spans, &n) == 0 && n > 0;
+	return policy_maps_port_spans(&all_on, portset, IPPROTO_TCP, &spans, &n) == 0 && n > 0;
 }
 
 /*

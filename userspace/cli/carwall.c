@@ -44,6 +44,10 @@ static void usage(FILE *f)
 		"  carwall report residency [--since DURATION] [--html FILE]\n"
 		"                                          where each app's flows went, by country,\n"
 		"                                          and the policies in force over time\n"
+		"  carwall consent list                    the driver's consent switches\n"
+		"  carwall consent set NAME on|off         turn a switch on or off (it only takes\n"
+		"                                          permissions away); root, the control\n"
+		"                                          or the consent group\n"
 		"  carwall policy check [--strict] FILE    validate a policy without loading it;\n"
 		"                                          warn about destinations that open far\n"
 		"                                          more than they say (--strict: exit 1)\n"
@@ -245,6 +249,7 @@ static const struct command {
 	{ "names", NULL, cmd_names },
 	{ "report", "residency", cmd_report_residency },
 	{ "geo", "lookup", cmd_geo_lookup },
+	{ "consent", NULL, cmd_consent },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };

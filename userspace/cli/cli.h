@@ -47,6 +47,7 @@ int cmd_unload(struct cli *c, int argc, char **argv);
 int cmd_policy_check(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_names(struct cli *c, int argc, char **argv);
+int cmd_consent(struct cli *c, int argc, char **argv);
 int cmd_bundle(struct cli *c, int argc, char **argv);
 /* `carwall report residency`: see report.c. */
 int cmd_report_residency(struct cli *c, int argc, char **argv);

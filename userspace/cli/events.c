@@ -65,6 +65,10 @@ static void events_print_line(struct events_reader *rd, const char *line)
 	if (rd->json) {
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 									 JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else if (!strcmp(str_field(o, "event", ""), "consent")) {
+		/* The agent's record of a consent change (events.h, in EVENTS_AGENT_SHARE). */
+		printf("%s %-7s %s\n", str_field(o, "time", "-"), "consent",
+		       str_field(o, "reason", "-"));
 	} else {
 		dst = str_field(o, "dst", "-");
 		int64_t count = int_field(o, "count");
@@ -111,9 +115,10 @@ static void events_batch_add(struct events_reader *rd, struct events_batch *b, c
 	const char *app;
 	char *text;
 
-	/* Lines that are not flow records (the agent's lifecycle records: `carwall report`). */
+	/* Flow records and consent changes; not the agent's lifecycle records (`carwall report`). */
 	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !events_record_is_flow(str_field(o, "event", NULL)))
+	    (!events_record_is_flow(str_field(o, "event", NULL)) &&
+	     strcmp(str_field(o, "event", ""), "consent")))
 		goto out;
 	app = str_field(o, "app", NULL);
 	if (rd->app && (!app || strcmp(app, rd->app)))

@@ -39,6 +39,10 @@ struct explain_cli {
 	struct policy *policy;
 	struct policy_maps *maps;
 	size_t app;
+	/* --consent NAME=on|off: the switches' states judged with (the others: defaults). */
+	const char *consent_args[POLICY_MAX_SWITCHES];
+	size_t n_consent_args;
+	bool consent_on[POLICY_MAX_SWITCHES];
 };
 
 static void explain_usage(FILE *f)
@@ -75,6 +79,11 @@ static void explain_usage(FILE *f)
 	    "                  at most 1000000 lines; '-' reads stdin. Prints one line per\n"
 	    "                  input line: \"allowed DEST rule INDEX FILE:LINE:COLUMN\" or\n"
 	    "                  \"refused DEST\" (with --json: one JSON object per line)\n"
+	    "  --consent NAME=on|off\n"
+	    "                  judge with the policy's consent switch NAME on or off\n"
+	    "                  (repeatable; the others: their defaults). A flow whose rules\n"
+	    "                  all serve purposes switched off is refused (consent), and the\n"
+	    "                  switches that refuse it are named\n"
 	    "  --json          print JSON (errors too)\n"
 	    "  -h --help       show this help\n"
 	    "\n"
@@ -307,6 +316,27 @@ static int ports_summary(const struct explain_cli *c, const struct explain_dest 
 	return 0;
 }
 
+/* "consent": {"switches": [...]}: the switches off that refuse a flow whose rules allow it. */
+static void consent_json(const struct explain_cli *c, const struct explain_flow *f,
+			 struct json_object *o)
+{
+	struct json_object *co = json_object_new_object(), *list = json_object_new_array();
+
+	for (size_t i = 0; i < c->policy->consent.n_switches; i++) {
+		char one[POLICY_MAX_CONSENT_NAME + 1];
+		bool off_one[POLICY_MAX_SWITCHES];
+
+		/* Ask for this switch alone: off as it is, every other one on. */
+		for (size_t k = 0; k < POLICY_MAX_SWITCHES; k++)
+			off_one[k] = true;
+		off_one[i] = c->consent_on[i];
+		if (explain_consent_switches(c->policy, f->purposes, off_one, one, sizeof(one)) > 0)
+			json_object_array_add(list, json_object_new_string(one));
+	}
+	json_object_object_add(co, "switches", list);
+	json_object_object_add(o, "consent", co);
+}
+
 static int explain_one(struct explain_cli *c, const char *dest_text)
 {
 	struct json_object *o = NULL, *list = NULL;
@@ -381,14 +411,27 @@ static int explain_one(struct explain_cli *c, const char *dest_text)
 				if (f.region_refused)
 					json_object_object_add(fo, "reason",
 							       json_object_new_string("deny-region"));
-				if (f.allowed || f.region_refused)
+				if (f.allowed || f.region_refused || f.refused_by_consent)
 					match_json(c, &f.match, fo);
+				if (f.refused_by_consent)
+					consent_json(c, &f, fo);
 				json_object_array_add(list, fo);
 				continue;
 			}
 			printf("%s to %s port %u/%s%s: %s\n", app, written, d.port,
-			       proto_name(f.proto), judged, f.allowed ? "allowed" : "refused");
-			if (f.allowed) {
+			       proto_name(f.proto), judged,
+			       f.allowed		? "allowed"
+			       : f.refused_by_consent ? "refused (consent)"
+						      : "refused");
+			if (f.refused_by_consent) {
+				char rule[1024], switches[512];
+				match_rule_text(c, &f.match, rule, sizeof(rule));
+				explain_consent_switches(c->policy, f.purposes, c->consent_on,
+							 switches, sizeof(switches));
+				printf("  by:  %s\n  consent: every rule allowing it serves a "
+				       "purpose switched off by: %s\n",
+				       rule, switches);
+			} else if (f.allowed) {
 				char rule[1024], to[1024];
 				match_rule_text(c, &f.match, rule, sizeof(rule));
 				match_to_text(c, &f.match, to, sizeof(to));
@@ -551,13 +594,20 @@ static int explain_batch(struct explain_cli *c)
 			json_object_object_add(
 			    o, "verdict",
 			    json_object_new_string(fl.allowed ? "allowed" : "refused"));
-			if (fl.allowed)
+			if (fl.allowed || fl.refused_by_consent)
 				match_json(c, &fl.match, o);
+			if (fl.refused_by_consent)
+				consent_json(c, &fl, o);
 			json_print(o, false);
 			json_object_put(o);
 		} else if (fl.allowed) {
 			printf("allowed %s rule %zu %s:%u:%u\n", line, fl.match.rule->index,
 			       c->policy->path, fl.match.rule->loc.line, fl.match.rule->loc.column);
+		} else if (fl.refused_by_consent) {
+			char switches[512];
+			explain_consent_switches(c->policy, fl.purposes, c->consent_on, switches,
+						 sizeof(switches));
+			printf("refused %s consent %s\n", line, switches);
 		} else {
 			printf("refused %s\n", line);
 		}
@@ -594,6 +644,31 @@ static int explain_load(struct explain_cli *c)
 	if (r < 0)
 		return explain_error(c, EXIT_FAILURE, "%s", reason);
 
+	/* Consent: the switches' defaults, then --consent NAME=on|off. */
+	for (size_t i = 0; i < c->policy->consent.n_switches; i++)
+		c->consent_on[i] = c->policy->consent.switches[i].default_on;
+	for (size_t k = 0; k < c->n_consent_args; k++) {
+		const char *arg = c->consent_args[k], *eq = strchr(arg, '=');
+		bool found = false;
+
+		if (!eq || (strcmp(eq + 1, "on") && strcmp(eq + 1, "off")))
+			return explain_error(c, EXIT_USAGE, "--consent %s: expected NAME=on|off",
+					     arg);
+		for (size_t i = 0; i < c->policy->consent.n_switches; i++) {
+			const char *name = c->policy->consent.switches[i].name;
+
+			if (strlen(name) == (size_t)(eq - arg) &&
+			    !strncmp(name, arg, (size_t)(eq - arg))) {
+				c->consent_on[i] = !strcmp(eq + 1, "on");
+				found = true;
+			}
+		}
+		if (!found)
+			return explain_error(c, EXIT_FAILURE, "--consent %s: no such switch in %s",
+					     arg, c->policy_path);
+	}
+	c->maps->consent_deny = policy_consent_deny(c->policy, c->consent_on);
+
 	if (explain_find_app(c->policy, c->app_id, &c->app) < 0) {
 		char apps[2048];
 		size_t o = 0;
@@ -614,6 +689,7 @@ int carwall_explain_main(int argc, char **argv, bool json)
 	    {"policy", required_argument, NULL, 'p'}, {"app", required_argument, NULL, 'a'},
 	    {"batch", required_argument, NULL, 'B'},  {"json", no_argument, NULL, 'j'},
 	    {"geo-db", required_argument, NULL, 'g'},
+	    {"consent", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},	      {},
 	};
 	struct explain_cli c = {.json = json};
@@ -633,6 +709,12 @@ int carwall_explain_main(int argc, char **argv, bool json)
 			break;
 		case 'g':
 			c.geo_db = optarg;
+			break;
+		case 'C':
+			if (c.n_consent_args >= POLICY_MAX_SWITCHES)
+				return explain_error(&c, EXIT_USAGE, "more than %d --consent",
+						     POLICY_MAX_SWITCHES);
+			c.consent_args[c.n_consent_args++] = optarg;
 			break;
 		case 'j':
 			c.json = true;

@@ -13,9 +13,10 @@ static void stats_print_counters(const char *name, struct json_object *app)
 
 	if (!json_object_object_get_ex(app, "since_load", &c))
 		return;
-	printf("%-22s %10lld %10lld %10lld %10lld\n", name, (long long)json_int(c, "allowed"),
-	       (long long)json_int(c, "refused"), (long long)json_int(c, "audited"),
-	       (long long)json_int(c, "events_dropped"));
+	printf("%-22s %10lld %10lld %10lld %10lld %10lld\n", name,
+	       (long long)json_int(c, "allowed"), (long long)json_int(c, "refused"),
+	       (long long)json_int(c, "audited"),
+	       (long long)json_int(c, "events_dropped"), (long long)json_int(c, "refused_consent"));
 }
 
 /* Home-only residency: each app's flows refused (or audited) for a destination abroad. */
@@ -60,7 +61,8 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	printf("since the policy in force was loaded (carwall stats --json: since start too)\n");
-	printf("%-22s %10s %10s %10s %10s\n", "APP", "ALLOWED", "REFUSED", "AUDITED", "EV-DROPPED");
+	printf("%-22s %10s %10s %10s %10s %10s\n", "APP", "ALLOWED", "REFUSED", "AUDITED",
+	       "EV-DROPPED", "BY-CONSENT");
 	if (json_object_object_get_ex(reply, "apps", &apps))
 		for (size_t k = 0; k < json_object_array_length(apps); k++) {
 			struct json_object *a = json_object_array_get_idx(apps, k);

@@ -3,7 +3,8 @@
  * The agent's control socket, what both sides share: the protocol, its parser and the client
  * (the server is the agent's, agent/control_server.h). A Unix stream socket
  * <run-dir>/carwalld.sock for root, or also for one configured group (mode 0660), checked per
- * connection with SO_PEERCRED and SO_PEERGROUPS.
+ * connection with SO_PEERCRED and SO_PEERGROUPS; a consent group (the HMI's user) may send the
+ * two consent requests and nothing else.
  *
  * Protocol: a client sends one request and reads one JSON object back (an "error" member when
  * refused), then the connection closes. A request is one line of printable ASCII ending in
@@ -12,6 +13,7 @@
  *   status | stats | reload | app-cgroup ID    the line alone
  *   cgroup-managed PATH                         the line alone (PATH: a cgroup, as in
  *                                               /proc/self/cgroup)
+ *   consent-list | consent-set NAME on|off      the line alone: the driver's consent switches
  *   install SIZE                                followed by exactly SIZE bytes (decimal, 1 to
  *                                               CONTROL_MAX_PAYLOAD): the bundle itself
  *

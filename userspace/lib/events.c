@@ -52,6 +52,8 @@ const char *events_verdict_name(uint8_t verdict)
 		return "deny-unknown-app";
 	case CW_VERDICT_DENY_REGION:
 		return "deny-region";
+	case CW_VERDICT_DENY_CONSENT:
+		return "deny-consent";
 	default:
 		return "unmanaged";
 	}
@@ -87,6 +89,8 @@ static void events_rule(const struct cw_event *e, char *buf, size_t size)
 {
 	if (e->verdict == CW_VERDICT_DENY_REGION && e->rule != CW_RULE_NONE)
 		snprintf(buf, size, "rule #%u, not cross-border", e->rule);
+	else if (e->verdict == CW_VERDICT_DENY_CONSENT)
+		snprintf(buf, size, "consent");
 	else
 		snprintf(buf, size, "default deny");
 }
@@ -110,6 +114,12 @@ void events_reason(const struct cw_event *e, const char *app, char *buf, size_t 
 		snprintf(buf, size,
 			 "home region only: the address is outside the home region and the rule "
 			 "that allows it is not cross-border");
+		break;
+	case CW_VERDICT_DENY_CONSENT:
+		snprintf(buf, size,
+			 "consent: the rules of %s that allow it serve purposes the driver "
+			 "switched off",
+			 app ? app : "the app");
 		break;
 	default:
 		snprintf(buf, size, "%s", events_verdict_name(e->verdict));
@@ -193,6 +203,8 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 	json_object_object_add(o, "verdict", json_object_new_string(events_verdict_name(e->verdict)));
 	events_rule(e, rule, sizeof(rule));
 	json_object_object_add(o, "rule", json_object_new_string(rule));
+	if (e->verdict == CW_VERDICT_DENY_CONSENT)
+		json_object_object_add(o, "rule_index", json_object_new_int64(e->rule));
 	json_object_object_add(o, "reason", json_object_new_string(reason));
 	json_object_object_add(o, "generation", json_object_new_int(e->gen));
 	json_object_object_add(o, "count", json_object_new_int64((int64_t)count));

@@ -381,11 +381,51 @@ static bool region_refuses(const struct policy_maps *m, size_t app, const struct
 	return policy_maps_region_refuses(m, d->family, d->addr, &val);
 }
 
+static uint32_t purpose_bit(const struct policy_rule *r)
+{
+	return r->purpose < 0 ? CW_PURPOSE_NONE : CW_PURPOSE_BIT((uint32_t)r->purpose);
+}
+
+/*
+ * The maps name the first rule (in file order) that allows a flow; when the driver switched its
+ * purpose off, the flow is allowed by a later one: the first rule whose purpose is on and that
+ * covers the destination, protocol and port.
+ */
+static uint32_t first_consenting_rule(const struct policy *p, const struct policy_maps *m,
+				      size_t app, const struct explain_dest *d, uint16_t proto,
+				      uint16_t port, uint32_t rule)
+{
+	const struct policy_app *a = &p->apps[app];
+	enum policy_proto want = proto == IPPROTO_TCP ? POLICY_PROTO_TCP : POLICY_PROTO_UDP;
+
+	for (size_t i = 0; i < a->n_rules; i++)
+		if (a->rules[i].index == rule &&
+		    policy_maps_purposes_allowed(m, purpose_bit(&a->rules[i])))
+			return rule;
+	for (size_t i = 0; i < a->n_rules; i++) {
+		const struct policy_rule *r = &a->rules[i];
+		struct explain_match unused;
+		bool port_ok = r->n_ports == 0;
+
+		if (!policy_maps_purposes_allowed(m, purpose_bit(r)))
+			continue;
+		if (r->proto != POLICY_PROTO_ANY && r->proto != want)
+			continue;
+		for (size_t k = 0; k < r->n_ports; k++)
+			if (port >= r->ports[k].first && port <= r->ports[k].last)
+				port_ok = true;
+		if (port_ok && attribute(p, app, (uint32_t)r->index, d, &unused) == 0)
+			return (uint32_t)r->index;
+	}
+	return rule;
+}
+
 int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app,
 		 const struct explain_dest *d, uint16_t proto, uint16_t port,
 		 struct explain_flow *ret)
 {
 	struct explain_flow f = {.proto = proto, .port = port};
+	enum cw_verdict v;
 	uint32_t rule = 0;
 	int r;
 
@@ -393,19 +433,26 @@ int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app
 		return -ENOENT;
 	/* The verdict: from the compiled entries, as the kernel's tries (or cw_names) give it. */
 	if (d->is_name) {
-		f.allowed =
-		    policy_maps_lookup_name(m, (uint32_t)app, d->name, proto, port, &rule) > 0;
+		v = policy_maps_judge_name(m, (uint32_t)app, d->name, proto, port, &rule,
+					   &f.purposes);
 		f.address_covered = policy_maps_match_name(m, (uint32_t)app, d->name) != NULL;
 	} else {
-		f.allowed = policy_maps_lookup(m, (uint32_t)app, d->family, d->addr, proto, port,
-					       &rule) > 0;
+		v = policy_maps_judge(m, (uint32_t)app, d->family, d->addr, proto, port, &rule,
+				      &f.purposes);
 		f.address_covered =
 		    policy_maps_lookup_dst(m, (uint32_t)app, d->family, d->addr, NULL) > 0;
 	}
-	if (f.allowed) {
+	f.allowed = v == CW_VERDICT_ALLOW_RULE;
+	f.refused_by_consent = v == CW_VERDICT_DENY_CONSENT;
+	if (f.allowed)
+		rule = first_consenting_rule(p, m, app, d, proto, port, rule);
+	if (f.allowed || f.refused_by_consent) {
 		r = attribute(p, app, rule, d, &f.match);
 		if (r < 0)
 			return r;
+	}
+	/* Then home-only residency, on what consent left allowed (as cw_judge_home()). */
+	if (f.allowed) {
 		f.region_refused = !d->is_name && region_refuses(m, app, d, proto, port);
 		f.allowed = !f.region_refused;
 	}
@@ -462,6 +509,34 @@ int explain_ports(const struct policy *p, const struct policy_maps *m, size_t ap
 	*ret = TAKE_PTR(v);
 	*ret_n = k;
 	return 0;
+}
+
+static bool list_add(char *buf, size_t size, size_t *o, const char *pre, const char *text);
+
+int explain_consent_switches(const struct policy *p, uint32_t purposes, const bool *on, char *buf,
+			     size_t size)
+{
+	size_t o = 0;
+	int n = 0;
+
+	if (size)
+		buf[0] = '\0';
+	for (size_t i = 0; i < p->consent.n_switches; i++) {
+		const struct policy_switch *sw = &p->consent.switches[i];
+		bool covers = false;
+
+		if (on ? on[i] : sw->default_on)
+			continue;
+		for (size_t k = 0; k < p->consent.n_purposes; k++)
+			if ((sw->purposes & (1u << k)) && (purposes & CW_PURPOSE_BIT(k)))
+				covers = true;
+		if (!covers)
+			continue;
+		n++;
+		if (o < size)
+			list_add(buf, size, &o, "", sw->name);
+	}
+	return n;
 }
 
 int explain_spans_format(const struct explain_span *spans, size_t n, char *buf, size_t size)

@@ -81,11 +81,18 @@ struct explain_flow {
 	bool address_covered;	    /* some prefix (for a name: some name) of the app covers it */
 	/*
 	 * Home-only residency (m->home_only): a rule allows the flow, but the address is outside
-	 * the home region and the rule is not cross-border: refused (allowed false; match says
+	 * the home region and no cross-border rule allows it: refused (allowed false; match says
 	 * which rule). Never set for a name, whose addresses are unknown offline.
 	 */
 	bool region_refused;
-	struct explain_match match; /* when allowed or region_refused */
+	/* when allowed, region_refused, or refused by consent (the first rule) */
+	struct explain_match match;
+	/*
+	 * Rules allow it, but each serves a purpose switched off (m->consent_deny): the kernel's
+	 * CW_VERDICT_DENY_CONSENT. purposes: the CW_PURPOSE_* bits of those rules.
+	 */
+	bool refused_by_consent;
+	uint32_t purposes;
 };
 
 /*
@@ -95,6 +102,14 @@ struct explain_flow {
 int explain_flow(const struct policy *p, const struct policy_maps *m, size_t app,
 		 const struct explain_dest *d, uint16_t proto, uint16_t port,
 		 struct explain_flow *ret);
+
+/*
+ * The switches of p that are off (on[i] false for p->consent.switches[i]; on NULL: their
+ * defaults) and cover one of `purposes` (CW_PURPOSE_* bits): the ones that refuse a flow
+ * explain_flow() says is refused_by_consent. Comma-separated names into buf; returns how many.
+ */
+int explain_consent_switches(const struct policy *p, uint32_t purposes, const bool *on, char *buf,
+			     size_t size);
 
 /* A run of ports allowed by one rule. */
 struct explain_span {

@@ -36,7 +36,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "carwall.h"
 #include "util.h"
+
+_Static_assert(POLICY_MAX_PURPOSES <= CW_MAX_PURPOSES, "a purpose bit per purpose");
 
 /* User text quoted in a message is cut after this many bytes (and "..." appended). */
 #define QUOTE_MAX 48
@@ -447,7 +450,7 @@ static int next_key(struct parser *p)
 static int match_key(struct parser *p, const char *const *keys, size_t n_keys,
 		     struct policy_loc *seen)
 {
-	char q[QUOTE_SIZE], expected[128] = "";
+	char q[QUOTE_SIZE], expected[256] = "";
 	size_t i, n = 0;
 
 	for (i = 0; i < n_keys; i++) {
@@ -1222,13 +1225,55 @@ static int parse_proto(struct parser *p, struct policy_rule *rule)
 		    quote_str(q, scalar(p)));
 }
 
-enum { RULE_TO, RULE_PORTS, RULE_PROTO, RULE_REGION, RULE_CROSS_BORDER, _RULE_KEY_MAX };
+/* A purpose or switch name: [a-z][a-z0-9-]*, at most POLICY_MAX_CONSENT_NAME characters. */
+static int check_consent_name(struct parser *p, const char *what)
+{
+	const char *s = scalar(p);
+	size_t len = scalar_len(p);
+	char q[QUOTE_SIZE];
+
+	if (len == 0 || len > POLICY_MAX_CONSENT_NAME || s[0] < 'a' || s[0] > 'z' ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != len || s[len - 1] == '-')
+		return fail(p, here(p),
+			    "invalid %s '%s': use 1 to %d lowercase letters, digits and '-', "
+			    "starting with a letter and not ending with '-'",
+			    what, quote(q, s, len), POLICY_MAX_CONSENT_NAME);
+	return 0;
+}
+
+/* A rule's `purpose`: one name, checked against `consent:` once the whole file is read. */
+static int parse_rule_purpose(struct parser *p, struct policy_rule *rule)
+{
+	int r = expect_string(p, "'purpose'");
+
+	if (r < 0)
+		return r;
+	r = check_consent_name(p, "purpose");
+	if (r < 0)
+		return r;
+	rule->purpose_name = strdup(scalar(p));
+	if (!rule->purpose_name)
+		return oom(p);
+	rule->purpose_loc = here(p);
+	return 0;
+}
+
+enum {
+	RULE_TO,
+	RULE_PORTS,
+	RULE_PROTO,
+	RULE_REGION,
+	RULE_CROSS_BORDER,
+	RULE_PURPOSE,
+	_RULE_KEY_MAX
+};
 static const char *const rule_keys[_RULE_KEY_MAX] = {
 	[RULE_TO] = "to",
 	[RULE_PORTS] = "ports",
 	[RULE_PROTO] = "proto",
 	[RULE_REGION] = "region",
 	[RULE_CROSS_BORDER] = "cross-border",
+	[RULE_PURPOSE] = "purpose",
 };
 
 /* One rule: a mapping with `to`, and optionally `ports` and `proto`. */
@@ -1260,6 +1305,9 @@ static int parse_rule(struct parser *p, struct policy_rule *rule)
 			break;
 		case RULE_CROSS_BORDER:
 			r = parse_cross_border(p, rule);
+			break;
+		case RULE_PURPOSE:
+			r = parse_rule_purpose(p, rule);
 			break;
 		}
 		if (r < 0)
@@ -1304,7 +1352,9 @@ static int parse_allow(struct parser *p, struct policy_app *app)
 			return oom(p);
 		app->rules = rules;
 		rule = &app->rules[app->n_rules++];
-		*rule = (struct policy_rule){ .index = pol->n_rules++, .loc = here(p) };
+		*rule = (struct policy_rule){
+			.index = pol->n_rules++, .loc = here(p), .purpose = -1
+		};
 		r = parse_rule(p, rule);
 		if (r < 0)
 			return r;
@@ -1671,6 +1721,342 @@ static int parse_dns(struct parser *p)
 	return 0;
 }
 
+/* ---- consent: purposes and switches --------------------------------------------------------- */
+
+static int find_purpose(const struct policy *pol, const char *name)
+{
+	for (size_t i = 0; i < pol->consent.n_purposes; i++)
+		if (!strcmp(pol->consent.purposes[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* `consent.purposes` or `consent.mandatory`: names, each declared once across both. */
+static int parse_purposes(struct parser *p, bool mandatory, size_t *allocated)
+{
+	struct policy_consent *cs = &p->policy->consent;
+	char q[QUOTE_SIZE];
+	struct list l;
+	int r;
+
+	r = list_begin(p, &l, mandatory ? "'consent.mandatory'" : "'consent.purposes'", false);
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct policy_purpose *v;
+		int dup;
+
+		r = check_consent_name(p, "purpose");
+		if (r < 0)
+			return r;
+		dup = find_purpose(p->policy, scalar(p));
+		if (dup >= 0)
+			return fail(p, here(p),
+				    "duplicate purpose '%s' (first at line %u, column %u)",
+				    quote_str(q, scalar(p)), cs->purposes[dup].loc.line,
+				    cs->purposes[dup].loc.column);
+		if (cs->n_purposes >= POLICY_MAX_PURPOSES)
+			return fail(p, here(p),
+				    "too many purposes: the limit is %d (POLICY_MAX_PURPOSES)",
+				    POLICY_MAX_PURPOSES);
+		v = grow_array(cs->purposes, allocated, cs->n_purposes, sizeof(*cs->purposes));
+		if (!v)
+			return oom(p);
+		cs->purposes = v;
+		v = &cs->purposes[cs->n_purposes];
+		*v = (struct policy_purpose){ .mandatory = mandatory, .loc = here(p),
+					      .name = strdup(scalar(p)) };
+		if (!v->name)
+			return oom(p);
+		cs->n_purposes++;
+	}
+	return r;
+}
+
+/* `on` or `off`. */
+static int parse_on_off(struct parser *p, const char *what, bool *ret)
+{
+	char q[QUOTE_SIZE];
+	int r = expect_string(p, what);
+
+	if (r < 0)
+		return r;
+	if (!strcmp(scalar(p), "on"))
+		*ret = true;
+	else if (!strcmp(scalar(p), "off"))
+		*ret = false;
+	else
+		return fail(p, here(p), "%s must be on or off, not '%s'", what,
+			    quote_str(q, scalar(p)));
+	return 0;
+}
+
+enum { SWITCH_NAME, SWITCH_PURPOSES, SWITCH_DEFAULT, SWITCH_RESET, _SWITCH_KEY_MAX };
+static const char *const switch_keys[_SWITCH_KEY_MAX] = {
+	[SWITCH_NAME] = "name",
+	[SWITCH_PURPOSES] = "purposes",
+	[SWITCH_DEFAULT] = "default",
+	[SWITCH_RESET] = "reset",
+};
+
+/*
+ * The purposes switches name, as written: checked once `consent` is read whole (the purposes
+ * may come after the switches).
+ */
+struct switch_purpose_ref {
+	char *name;
+	struct policy_loc loc;
+	size_t sw;
+};
+
+struct switch_refs {
+	struct switch_purpose_ref *v;
+	size_t n, allocated;
+};
+
+static void switch_refs_done(struct switch_refs *refs)
+{
+	for (size_t i = 0; i < refs->n; i++)
+		free(refs->v[i].name);
+	free(refs->v);
+}
+
+/* A switch's `name`: unique among the switches before it (index). */
+static int parse_switch_name(struct parser *p, struct policy_switch *sw, size_t index)
+{
+	const struct policy_consent *cs = &p->policy->consent;
+	char q[QUOTE_SIZE];
+	int r = expect_string(p, "'name'");
+
+	if (r >= 0)
+		r = check_consent_name(p, "switch name");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < index; i++)
+		if (!strcmp(cs->switches[i].name, scalar(p)))
+			return fail(p, here(p),
+				    "duplicate switch '%s' (first at line %u, column %u)",
+				    quote_str(q, scalar(p)), cs->switches[i].loc.line,
+				    cs->switches[i].loc.column);
+	sw->name = strdup(scalar(p));
+	return sw->name ? 0 : oom(p);
+}
+
+/* A switch's `purposes`: names kept in refs, checked once `consent` is read whole. */
+static int parse_switch_purposes(struct parser *p, size_t index, struct switch_refs *refs)
+{
+	struct list l;
+	int r = list_begin(p, &l, "'purposes' of a switch", true);
+
+	if (r < 0)
+		return r;
+	while ((r = list_next(p, &l)) > 0) {
+		struct switch_purpose_ref *ref;
+
+		r = check_consent_name(p, "purpose");
+		if (r < 0)
+			return r;
+		ref = grow_array(refs->v, &refs->allocated, refs->n, sizeof(*refs->v));
+		if (!ref)
+			return oom(p);
+		refs->v = ref;
+		ref = &refs->v[refs->n];
+		*ref = (struct switch_purpose_ref){ .loc = here(p), .sw = index,
+						    .name = strdup(scalar(p)) };
+		if (!ref->name)
+			return oom(p);
+		refs->n++;
+	}
+	return r;
+}
+
+static int parse_switch(struct parser *p, struct policy_switch *sw, size_t index,
+			struct switch_refs *refs)
+{
+	struct policy_loc seen[_SWITCH_KEY_MAX] = {};
+	char q[QUOTE_SIZE];
+	int r;
+
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, switch_keys, _SWITCH_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		switch (key) {
+		case SWITCH_NAME:
+			r = parse_switch_name(p, sw, index);
+			break;
+		case SWITCH_PURPOSES:
+			r = parse_switch_purposes(p, index, refs);
+			break;
+		case SWITCH_DEFAULT:
+			r = parse_on_off(p, "'default'", &sw->default_on);
+			break;
+		case SWITCH_RESET:
+			r = expect_string(p, "'reset'");
+			if (r < 0)
+				return r;
+			if (!strcmp(scalar(p), "persistent"))
+				sw->reset = POLICY_RESET_PERSISTENT;
+			else if (!strcmp(scalar(p), "drive"))
+				sw->reset = POLICY_RESET_DRIVE;
+			else
+				return fail(p, here(p),
+					    "'reset' must be drive or persistent, not '%s'",
+					    quote_str(q, scalar(p)));
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	for (size_t k = 0; k < _SWITCH_KEY_MAX; k++)
+		if (!seen[k].line)
+			return fail(p, sw->loc, "missing required key '%s' in switch",
+				    switch_keys[k]);
+	return 0;
+}
+
+static int parse_switches(struct parser *p, struct switch_refs *refs)
+{
+	struct policy_consent *cs = &p->policy->consent;
+	size_t allocated = 0;
+	int r;
+
+	if (p->event.type != YAML_SEQUENCE_START_EVENT)
+		return type_error(p, "'consent.switches'", "a sequence of switches");
+	for (;;) {
+		struct policy_switch *v;
+
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		if (p->event.type == YAML_SEQUENCE_END_EVENT)
+			return 0;
+		if (p->event.type != YAML_MAPPING_START_EVENT)
+			return fail(p, here(p), "each switch must be a mapping, not %s", kind(p));
+		if (cs->n_switches >= POLICY_MAX_SWITCHES)
+			return fail(p, here(p),
+				    "too many switches: the limit is %d (POLICY_MAX_SWITCHES)",
+				    POLICY_MAX_SWITCHES);
+		v = grow_array(cs->switches, &allocated, cs->n_switches, sizeof(*cs->switches));
+		if (!v)
+			return oom(p);
+		cs->switches = v;
+		v = &cs->switches[cs->n_switches++];
+		*v = (struct policy_switch){ .loc = here(p) };
+		r = parse_switch(p, v, cs->n_switches - 1, refs);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* The purposes each switch names: declared, not mandatory, each once per switch. */
+static int resolve_switch_purposes(struct parser *p, const struct switch_refs *refs)
+{
+	struct policy_consent *cs = &p->policy->consent;
+	char q[QUOTE_SIZE];
+
+	for (size_t i = 0; i < refs->n; i++) {
+		const struct switch_purpose_ref *ref = &refs->v[i];
+		struct policy_switch *sw = &cs->switches[ref->sw];
+		int k = find_purpose(p->policy, ref->name);
+
+		if (k < 0)
+			return fail(p, ref->loc,
+				    "unknown purpose '%s': declare it in 'consent.purposes'",
+				    quote_str(q, ref->name));
+		if (cs->purposes[k].mandatory)
+			return fail(p, ref->loc,
+				    "purpose '%s' is mandatory (line %u, column %u): no switch may "
+				    "turn it off",
+				    quote_str(q, ref->name), cs->purposes[k].loc.line,
+				    cs->purposes[k].loc.column);
+		if (sw->purposes & (1u << k))
+			return fail(p, ref->loc, "switch '%s' names purpose '%s' twice", sw->name,
+				    quote_str(q, ref->name));
+		sw->purposes |= 1u << k;
+	}
+	return 0;
+}
+
+enum { CONSENT_PURPOSES, CONSENT_MANDATORY, CONSENT_SWITCHES, _CONSENT_KEY_MAX };
+static const char *const consent_keys[_CONSENT_KEY_MAX] = {
+	[CONSENT_PURPOSES] = "purposes",
+	[CONSENT_MANDATORY] = "mandatory",
+	[CONSENT_SWITCHES] = "switches",
+};
+
+/* `consent`: the purposes (optional and mandatory) and the switches. */
+static int parse_consent(struct parser *p)
+{
+	struct policy_consent *cs = &p->policy->consent;
+	struct policy_loc seen[_CONSENT_KEY_MAX] = {};
+	_cleanup_(switch_refs_done) struct switch_refs refs = {};
+	size_t allocated = 0;
+	int r;
+
+	if (p->event.type != YAML_MAPPING_START_EVENT)
+		return type_error(p, "'consent'", "a mapping");
+	cs->loc = here(p);
+	while ((r = next_key(p)) > 0) {
+		int key = match_key(p, consent_keys, _CONSENT_KEY_MAX, seen);
+
+		if (key < 0)
+			return key;
+		r = next_event(p);
+		if (r < 0)
+			return r;
+		switch (key) {
+		case CONSENT_PURPOSES:
+			r = parse_purposes(p, false, &allocated);
+			break;
+		case CONSENT_MANDATORY:
+			r = parse_purposes(p, true, &allocated);
+			break;
+		case CONSENT_SWITCHES:
+			r = parse_switches(p, &refs);
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return resolve_switch_purposes(p, &refs);
+}
+
+/* Each rule's `purpose` names a declared purpose. */
+static int resolve_rule_purposes(struct parser *p)
+{
+	struct policy *pol = p->policy;
+	char q[QUOTE_SIZE];
+
+	for (size_t a = 0; a < pol->n_apps; a++)
+		for (size_t i = 0; i < pol->apps[a].n_rules; i++) {
+			struct policy_rule *rule = &pol->apps[a].rules[i];
+
+			if (!rule->purpose_name)
+				continue;
+			rule->purpose = find_purpose(pol, rule->purpose_name);
+			if (rule->purpose < 0)
+				return fail(p, rule->purpose_loc,
+					    pol->consent.loc.line
+						    ? "unknown purpose '%s': declare it in "
+						      "'consent.purposes' or 'consent.mandatory'"
+						    : "unknown purpose '%s': the policy has no "
+						      "'consent:' declaring purposes",
+					    quote_str(q, rule->purpose_name));
+			free(rule->purpose_name);
+			rule->purpose_name = NULL;
+		}
+	return 0;
+}
+
 /* ---- the document --------------------------------------------------------------------------- */
 
 enum {
@@ -1685,6 +2071,7 @@ enum {
 	TOP_REGIONS,
 	TOP_RESIDENCY,
 	TOP_RESIDENCY_ENFORCE,
+	TOP_CONSENT,
 	_TOP_KEY_MAX
 };
 static const char *const top_keys[_TOP_KEY_MAX] = {
@@ -1699,6 +2086,7 @@ static const char *const top_keys[_TOP_KEY_MAX] = {
 	[TOP_REGIONS] = "regions",
 	[TOP_RESIDENCY] = "residency",
 	[TOP_RESIDENCY_ENFORCE] = "residency-enforce",
+	[TOP_CONSENT] = "consent",
 };
 
 static int parse_top(struct parser *p)
@@ -1753,6 +2141,9 @@ static int parse_top(struct parser *p)
 			r = parse_word(p, "'residency-enforce'", "home-only", "off",
 				       &p->policy->residency.home_only,
 				       &p->policy->residency.home_only_loc);
+			break;
+		case TOP_CONSENT:
+			r = parse_consent(p);
 			break;
 		}
 		if (r < 0)
@@ -1945,6 +2336,9 @@ int policy_parse_buffer(const char *name, const void *data, size_t size, struct 
 	r = policy_residency_check(p.policy, p.error);
 	if (r < 0)
 		return r;
+	r = resolve_rule_purposes(&p);
+	if (r < 0)
+		return r;
 	*ret_policy = TAKE_PTR(p.policy);
 	return 0;
 }
@@ -2038,6 +2432,7 @@ void policy_free(struct policy *p)
 		for (size_t j = 0; j < app->n_rules; j++) {
 			policy_rule_clear(p, &app->rules[j]);
 			free(app->rules[j].cross_border);
+			free(app->rules[j].purpose_name);
 		}
 		free(app->rules);
 		free(app->id);
@@ -2045,6 +2440,12 @@ void policy_free(struct policy *p)
 			free(app->cgroups[j]);
 	}
 	free(p->apps);
+	for (size_t i = 0; i < p->consent.n_purposes; i++)
+		free(p->consent.purposes[i].name);
+	free(p->consent.purposes);
+	for (size_t i = 0; i < p->consent.n_switches; i++)
+		free(p->consent.switches[i].name);
+	free(p->consent.switches);
 	free(p->resolvers);
 	for (size_t i = 0; i < p->residency.n_groups; i++) {
 		free(p->residency.groups[i].name);
@@ -2096,6 +2497,32 @@ const struct policy_app *policy_find_app(const struct policy *p, const char *id)
 		if (p->apps[i].id && strcmp(p->apps[i].id, id) == 0)
 			return &p->apps[i];
 	return NULL;
+}
+
+const struct policy_switch *policy_find_switch(const struct policy *p, const char *name)
+{
+	if (!p || !name)
+		return NULL;
+	for (size_t i = 0; i < p->consent.n_switches; i++)
+		if (!strcmp(p->consent.switches[i].name, name))
+			return &p->consent.switches[i];
+	return NULL;
+}
+
+uint32_t policy_consent_deny(const struct policy *p, const bool *on)
+{
+	uint32_t deny = 0;
+
+	for (size_t i = 0; i < p->consent.n_switches; i++) {
+		const struct policy_switch *sw = &p->consent.switches[i];
+
+		if (on ? on[i] : sw->default_on)
+			continue;
+		for (size_t k = 0; k < p->consent.n_purposes; k++)
+			if ((sw->purposes & (1u << k)) && !p->consent.purposes[k].mandatory)
+				deny |= CW_PURPOSE_BIT(k);
+	}
+	return deny;
 }
 
 const char *policy_proto_name(enum policy_proto proto)

@@ -28,6 +28,9 @@
 #define POLICY_MAX_REGION_GROUPS 64  /* `regions:` groups (the built-in `eu` not counted) */
 #define POLICY_MAX_GROUP_MEMBERS 256 /* countries of one `regions:` group */
 #define POLICY_MAX_CROSS_BORDER_LEN 512 /* bytes of a rule's `cross-border:` justification */
+#define POLICY_MAX_PURPOSES 31	     /* `consent.purposes` + `mandatory` (CW_MAX_PURPOSES) */
+#define POLICY_MAX_SWITCHES 32	     /* `consent.switches` */
+#define POLICY_MAX_CONSENT_NAME 32   /* a purpose or switch name: [a-z0-9-], letter first */
 
 /* `dns:` tunables: defaults and accepted ranges (seconds, entries). */
 #define POLICY_DNS_MIN_TTL_DEFAULT 30
@@ -151,6 +154,10 @@ struct policy_rule {
 	struct policy_loc cross_border_loc;
 	size_t index;		 /* global rule index, in file order across all apps */
 	struct policy_loc loc;	 /* of the rule's sequence item */
+	/* `purpose:`: index into policy.consent.purposes, or -1 (none: never switched off). */
+	int purpose;
+	char *purpose_name; /* as written, until resolved at the end of parsing; then NULL */
+	struct policy_loc purpose_loc;
 };
 
 struct policy_app {
@@ -202,10 +209,43 @@ struct policy_dns {
 	struct policy_loc loc; /* of the `dns` mapping; line 0 when absent (the defaults) */
 };
 
+/*
+ * `consent:`: the purposes rules serve, and the switches a driver sees. A switch only takes
+ * permissions away: a flow stays allowed iff one of the rules allowing it has no purpose, or
+ * one no switch that is off covers. Mandatory purposes are covered by no switch.
+ */
+enum policy_reset {
+	POLICY_RESET_PERSISTENT = 0, /* `reset: persistent`: kept across restarts and reboots */
+	POLICY_RESET_DRIVE,	     /* `reset: drive`: back to the default at each boot */
+};
+
+struct policy_purpose {
+	char *name;
+	bool mandatory; /* listed in `mandatory`: no switch may cover it */
+	struct policy_loc loc;
+};
+
+struct policy_switch {
+	char *name;
+	uint32_t purposes; /* bit i: policy.consent.purposes[i] */
+	bool default_on;
+	enum policy_reset reset;
+	struct policy_loc loc; /* of the switch's mapping */
+};
+
+struct policy_consent {
+	struct policy_purpose *purposes; /* at most POLICY_MAX_PURPOSES */
+	size_t n_purposes;
+	struct policy_switch *switches; /* at most POLICY_MAX_SWITCHES */
+	size_t n_switches;
+	struct policy_loc loc; /* of the `consent` mapping; line 0 when absent */
+};
+
 struct policy_pool;
 
 struct policy {
 	char *path; /* as given to policy_parse*(); used in messages */
+	struct policy_consent consent;
 	struct policy_resolver *resolvers; /* at most CW_MAX_RESOLVERS */
 	size_t n_resolvers;
 	struct policy_dns dns;
@@ -263,6 +303,13 @@ const char *policy_template_name(enum policy_template t);
 
 /* Lookups; NULL or -ENOENT when absent. */
 const struct policy_app *policy_find_app(const struct policy *p, const char *id);
+const struct policy_switch *policy_find_switch(const struct policy *p, const char *name);
+
+/*
+ * The purposes (CW_PURPOSE_BIT() of each) that switches turn off: those of every switch whose
+ * state is off. on[i] is switch i's state (policy.consent.switches order); NULL: the defaults.
+ */
+uint32_t policy_consent_deny(const struct policy *p, const bool *on);
 
 /* Helpers shared with the CLI and the compiler. */
 const char *policy_proto_name(enum policy_proto proto);

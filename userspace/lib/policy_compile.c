@@ -284,8 +284,14 @@ struct port_interval {
 	bool cross_border; /* the rule's `cross-border:` */
 };
 
+/* The consent bit of a rule (bpf/carwall.h): its purpose's, or CW_PURPOSE_NONE. */
+static uint32_t rule_purpose_bit(const struct policy_rule *rule)
+{
+	return rule->purpose < 0 ? CW_PURPOSE_NONE : CW_PURPOSE_BIT((uint32_t)rule->purpose);
+}
+
 static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
-			   unsigned bits, uint32_t rule)
+			   unsigned bits, uint32_t rule, uint32_t purposes, uint32_t xb_purposes)
 {
 	struct policy_maps *m = c->maps;
 	struct policy_port_entry *e;
@@ -304,13 +310,14 @@ static int emit_port_block(struct compiler *c, uint32_t portset, uint16_t proto,
 	e->key.proto = proto;
 	e->key.port_be = htons((uint16_t)first);
 	e->val.rule = rule;
-	e->val.flags = c->rules[rule]->cross_border ? CW_PORT_F_CROSS_BORDER : 0;
+	e->val.purposes = purposes;
+	e->val.xb_purposes = xb_purposes;
 	return 0;
 }
 
 /* Store [first, last] as the fewest aligned prefix blocks. */
 static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto, uint32_t first,
-			   uint32_t last, uint32_t rule)
+			   uint32_t last, uint32_t rule, uint32_t purposes, uint32_t xb_purposes)
 {
 	while (first <= last) {
 		unsigned k = first ? (unsigned)__builtin_ctz(first) : 16;
@@ -320,7 +327,7 @@ static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto,
 			k = 16;
 		while (k > 0 && first + (1u << k) - 1 > last)
 			k--;
-		r = emit_port_block(c, portset, proto, first, 16 - k, rule);
+		r = emit_port_block(c, portset, proto, first, 16 - k, rule, purposes, xb_purposes);
 		if (r < 0)
 			return r;
 		first += 1u << k;
@@ -330,7 +337,7 @@ static int emit_port_range(struct compiler *c, uint32_t portset, uint16_t proto,
 
 /*
  * Painting order: the rules marked cross-border first (a segment one of them allows is
- * cross-border, whatever other rules allow it too: CW_PORT_F_CROSS_BORDER), then file order.
+ * cross-border, whatever other rules allow it too: cw_port_val.xb_purposes), then file order.
  */
 static int cmp_interval_rule(const void *a, const void *b)
 {
@@ -361,18 +368,21 @@ static int emit_ports_one_rule(struct compiler *c, uint32_t portset, uint32_t ru
 {
 	const struct policy_rule *rule = c->rules[rule_idx];
 	struct port_interval iv[POLICY_MAX_RULE_PORTS];
+	uint32_t purposes = rule_purpose_bit(rule);
+	uint32_t xb_purposes = rule->cross_border ? purposes : 0;
 	int r;
 
 	if (rule->proto != POLICY_PROTO_ANY && rule->proto != proto)
 		return 1;
 	if (!rule->n_ports) {
-		r = emit_port_range(c, portset, ipproto, 0, 65535, rule_idx);
+		r = emit_port_range(c, portset, ipproto, 0, 65535, rule_idx, purposes, xb_purposes);
 		return r < 0 ? r : 1;
 	}
 	if (rule->n_ports > ARRAY_SIZE(iv))
 		return 0;
 	for (size_t j = 0; j < rule->n_ports; j++)
-		iv[j] = (struct port_interval){ rule->ports[j].first, rule->ports[j].last, rule_idx };
+		iv[j] = (struct port_interval){ rule->ports[j].first, rule->ports[j].last, rule_idx,
+						rule->cross_border != NULL };
 	qsort(iv, rule->n_ports, sizeof(*iv), cmp_interval_first);
 	for (size_t i = 0; i < rule->n_ports;) {
 		uint32_t first = iv[i].first, last = iv[i].last;
@@ -380,7 +390,8 @@ static int emit_ports_one_rule(struct compiler *c, uint32_t portset, uint32_t ru
 		for (i++; i < rule->n_ports && iv[i].first <= last + 1; i++)
 			if (iv[i].last > last)
 				last = iv[i].last;
-		r = emit_port_range(c, portset, ipproto, first, last, rule_idx);
+		r = emit_port_range(c, portset, ipproto, first, last, rule_idx, purposes,
+				    xb_purposes);
 		if (r < 0)
 			return r;
 	}
@@ -397,9 +408,54 @@ static size_t dsu_find(size_t *next, size_t i)
 }
 
 /*
+ * The consent purposes of each segment (purposes[s]): the bits of every rule whose interval
+ * covers it (only of the rules marked cross-border when `cross_border_only`), one sweep per
+ * purpose bit the intervals use.
+ */
+static int segment_purposes(const struct compiler *c, const struct port_interval *iv, size_t n_iv,
+			    const uint32_t *bounds, size_t n_b, bool cross_border_only,
+			    uint32_t *purposes)
+{
+	_cleanup_free_ int64_t *delta = calloc(n_b + 1, sizeof(*delta));
+	uint32_t used = 0;
+
+	if (!delta)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_iv; i++)
+		if (!cross_border_only || iv[i].cross_border)
+			used |= rule_purpose_bit(c->rules[iv[i].rule]);
+	for (unsigned bit = 0; bit < 32; bit++) {
+		int64_t depth = 0;
+
+		if (!(used & (1u << bit)))
+			continue;
+		memset(delta, 0, (n_b + 1) * sizeof(*delta));
+		for (size_t i = 0; i < n_iv; i++) {
+			uint32_t end = iv[i].last + 1;
+			uint32_t *lo, *hi;
+
+			if (!(rule_purpose_bit(c->rules[iv[i].rule]) & (1u << bit)) ||
+			    (cross_border_only && !iv[i].cross_border))
+				continue;
+			lo = bsearch(&iv[i].first, bounds, n_b, sizeof(*bounds), cmp_u32);
+			hi = bsearch(&end, bounds, n_b, sizeof(*bounds), cmp_u32);
+			delta[lo - bounds]++;
+			delta[hi - bounds]--;
+		}
+		for (size_t k = 0; k + 1 < n_b; k++) {
+			depth += delta[k];
+			if (depth > 0)
+				purposes[k] |= 1u << bit;
+		}
+	}
+	return 0;
+}
+
+/*
  * The port segments of one protocol for one port set: split the rules' port ranges into
- * disjoint elementary segments, give each segment the first rule (in file order) that covers it,
- * merge neighbours with the same rule and emit them.
+ * disjoint elementary segments, give each segment the first rule (in file order) that covers it
+ * and the consent purposes of all the rules that cover it, merge neighbours with the same rule
+ * and purposes and emit them.
  */
 static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const struct rule_list *rules,
 				enum policy_proto proto)
@@ -407,13 +463,15 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 	_cleanup_free_ struct port_interval *iv = NULL;
 	_cleanup_free_ uint32_t *bounds = NULL;
 	_cleanup_free_ uint32_t *owner = NULL;
+	_cleanup_free_ uint32_t *purposes = NULL;
+	_cleanup_free_ uint32_t *xb_purposes = NULL;
 	_cleanup_free_ size_t *next = NULL;
 	size_t n_iv = 0, cap_iv = 0, n_b = 0;
 	uint16_t ipproto = proto == POLICY_PROTO_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+	int r;
 
 	if (rules->n == 1) {
-		int r = emit_ports_one_rule(c, portset, rules->v[0], proto, ipproto);
-
+		r = emit_ports_one_rule(c, portset, rules->v[0], proto, ipproto);
 		if (r != 0)
 			return r < 0 ? r : 0;
 	}
@@ -455,9 +513,16 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 
 	size_t n_seg = n_b - 1;
 	owner = calloc(n_seg, sizeof(*owner));
+	purposes = calloc(n_seg, sizeof(*purposes));
+	xb_purposes = calloc(n_seg, sizeof(*xb_purposes));
 	next = calloc(n_seg + 1, sizeof(*next)); /* next uncovered segment at or after i */
-	if (!owner || !next)
+	if (!owner || !purposes || !xb_purposes || !next)
 		return -ENOMEM;
+	r = segment_purposes(c, iv, n_iv, bounds, n_b, false, purposes);
+	if (r == 0)
+		r = segment_purposes(c, iv, n_iv, bounds, n_b, true, xb_purposes);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i <= n_seg; i++)
 		next[i] = i;
 
@@ -474,18 +539,19 @@ static int emit_ports_for_proto(struct compiler *c, uint32_t portset, const stru
 		}
 	}
 
-	/* Merge neighbouring segments with the same owner and emit them. */
+	/* Merge neighbouring segments with the same owner and purposes and emit them. */
 	for (size_t s = 0; s < n_seg;) {
 		size_t e = s;
-		int r;
 
 		if (!owner[s]) {
 			s++;
 			continue;
 		}
-		while (e + 1 < n_seg && owner[e + 1] == owner[s])
+		while (e + 1 < n_seg && owner[e + 1] == owner[s] && purposes[e + 1] == purposes[s] &&
+		       xb_purposes[e + 1] == xb_purposes[s])
 			e++;
-		r = emit_port_range(c, portset, ipproto, bounds[s], bounds[e + 1] - 1, owner[s] - 1);
+		r = emit_port_range(c, portset, ipproto, bounds[s], bounds[e + 1] - 1, owner[s] - 1,
+				    purposes[s], xb_purposes[s]);
 		if (r < 0)
 			return r;
 		s = e + 1;
@@ -1291,16 +1357,36 @@ static const struct cw_port_val *lookup_port_val(const struct policy_maps *m, ui
 	return hit;
 }
 
-static int lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto, uint16_t port,
-		       uint32_t *ret_rule)
+/* Then consent: DENY_CONSENT when every rule allowing it serves a purpose switched off. */
+static enum cw_verdict lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
+				   uint16_t port, uint32_t *ret_rule, uint32_t *ret_purposes)
 {
 	const struct cw_port_val *hit = lookup_port_val(m, portset, proto, port);
 
 	if (!hit)
-		return 0;
+		return CW_VERDICT_DENY_NO_RULE;
 	if (ret_rule)
 		*ret_rule = hit->rule;
-	return 1;
+	if (ret_purposes)
+		*ret_purposes = hit->purposes;
+	return policy_maps_purposes_allowed(m, hit->purposes) ? CW_VERDICT_ALLOW_RULE
+							      : CW_VERDICT_DENY_CONSENT;
+}
+
+bool policy_maps_purposes_allowed(const struct policy_maps *m, uint32_t purposes)
+{
+	return (purposes & ~(m->consent_deny & ~CW_PURPOSE_NONE)) != 0;
+}
+
+enum cw_verdict policy_maps_judge(const struct policy_maps *m, uint32_t app, int family,
+				  const uint8_t *addr, uint16_t proto, uint16_t port,
+				  uint32_t *ret_rule, uint32_t *ret_purposes)
+{
+	uint32_t portset;
+
+	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
+		return CW_VERDICT_DENY_NO_RULE;
+	return lookup_port(m, portset, proto, port, ret_rule, ret_purposes);
 }
 
 int policy_maps_lookup_port(const struct policy_maps *m, uint32_t portset, uint16_t proto,
@@ -1371,7 +1457,7 @@ bool policy_maps_region_refuses(const struct policy_maps *m, int family, const u
 {
 	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
 
-	if (!m->home_only || (val->flags & CW_PORT_F_CROSS_BORDER))
+	if (!m->home_only || policy_maps_purposes_allowed(m, val->xb_purposes))
 		return false;
 	if (family == AF_INET6 && !memcmp(addr, v4_mapped, sizeof(v4_mapped))) {
 		family = AF_INET;
@@ -1387,11 +1473,8 @@ bool policy_maps_region_refuses(const struct policy_maps *m, int family, const u
 int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, const uint8_t *addr,
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule)
 {
-	uint32_t portset;
-
-	if (!policy_maps_lookup_dst(m, app, family, addr, &portset))
-		return 0;
-	return lookup_port(m, portset, proto, port, ret_rule);
+	return policy_maps_judge(m, app, family, addr, proto, port, ret_rule, NULL) ==
+	       CW_VERDICT_ALLOW_RULE;
 }
 
 /* The cw_names entry of (scope, kind, hash) whose wire form is wire[0..len). */
@@ -1433,14 +1516,22 @@ const struct policy_name_entry *policy_maps_match_name(const struct policy_maps 
 	return NULL;
 }
 
-int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
-			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
+enum cw_verdict policy_maps_judge_name(const struct policy_maps *m, uint32_t app,
+				       const char *name, uint16_t proto, uint16_t port,
+				       uint32_t *ret_rule, uint32_t *ret_purposes)
 {
 	const struct policy_name_entry *e = policy_maps_match_name(m, app, name);
 
 	if (!e)
-		return 0;
-	return lookup_port(m, e->val.portset, proto, port, ret_rule);
+		return CW_VERDICT_DENY_NO_RULE;
+	return lookup_port(m, e->val.portset, proto, port, ret_rule, ret_purposes);
+}
+
+int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
+			    uint16_t proto, uint16_t port, uint32_t *ret_rule)
+{
+	return policy_maps_judge_name(m, app, name, proto, port, ret_rule, NULL) ==
+	       CW_VERDICT_ALLOW_RULE;
 }
 
 int policy_maps_lookup_dst(const struct policy_maps *m, uint32_t app, int family,
@@ -1505,7 +1596,8 @@ int policy_maps_port_spans(const struct policy_maps *m, uint32_t portset, uint16
 		unsigned bits = e->key.prefixlen - CW_SCOPE_BITS - 16;
 		uint32_t size, first;
 
-		if (e->key.scope != pscope || e->key.proto != proto || bits > 16)
+		if (e->key.scope != pscope || e->key.proto != proto || bits > 16 ||
+		    !policy_maps_purposes_allowed(m, e->val.purposes))
 			continue;
 		size = 1u << (16 - bits);
 		first = ntohs(e->key.port_be) & ~(size - 1); /* the trie ignores bits past the prefix */

@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,12 @@ struct policy_maps {
 	size_t n_home4;
 	struct policy_home6_entry *home6;
 	size_t n_home6;
+	/*
+	 * Driver consent: the purposes switched off (cw_gen_info.consent_deny). Not the
+	 * compiler's: 0 from policy_compile(), set by whoever writes the maps (the agent, from its
+	 * consent state) or judges with them (tests, explain).
+	 */
+	uint32_t consent_deny;
 };
 
 /* Per-generation capacity: a compiled policy must fit in half of each map. */
@@ -136,6 +143,19 @@ int policy_maps_lookup(const struct policy_maps *m, uint32_t app, int family, co
 		       uint16_t proto, uint16_t port, uint32_t *ret_rule);
 
 /*
+ * The same, with the kernel's verdict: CW_VERDICT_ALLOW_RULE (*ret_rule: the deciding rule),
+ * CW_VERDICT_DENY_NO_RULE, or CW_VERDICT_DENY_CONSENT: rules allow the flow but each serves a
+ * purpose m->consent_deny switches off (*ret_rule: the first of them). *ret_purposes (when not
+ * NULL): the CW_PURPOSE_* bits of the rules that allow it, when some do.
+ */
+enum cw_verdict policy_maps_judge(const struct policy_maps *m, uint32_t app, int family,
+				  const uint8_t *addr, uint16_t proto, uint16_t port,
+				  uint32_t *ret_rule, uint32_t *ret_purposes);
+
+/* Whether an entry with these CW_PURPOSE_* bits allows, given m->consent_deny. */
+bool policy_maps_purposes_allowed(const struct policy_maps *m, uint32_t purposes);
+
+/*
  * The cw_names entry that the kernel matches for host name `name` (text; case and a final dot
  * do not matter) asked by app `app`: the name itself (CW_NAME_EXACT), else the wildcard of
  * its longest parent suffix, strictly above the name ("*.x" never matches x). That entry
@@ -151,6 +171,10 @@ const struct policy_name_entry *policy_maps_match_name(const struct policy_maps 
  */
 int policy_maps_lookup_name(const struct policy_maps *m, uint32_t app, const char *name,
 			    uint16_t proto, uint16_t port, uint32_t *ret_rule);
+/* The same with the kernel's verdict, as policy_maps_judge(). */
+enum cw_verdict policy_maps_judge_name(const struct policy_maps *m, uint32_t app,
+				       const char *name, uint16_t proto, uint16_t port,
+				       uint32_t *ret_rule, uint32_t *ret_purposes);
 
 /*
  * The first half of policy_maps_lookup(): the port set the destination tries give `addr` for
@@ -171,7 +195,8 @@ int policy_maps_lookup_port(const struct policy_maps *m, uint32_t portset, uint1
 /*
  * Data residency, as the kernel's cw_judge_home(): whether home-only (m->home_only) refuses a
  * flow to `addr` (4 or 16 bytes, network order; IPv4-mapped is judged as IPv4) that the entry
- * `val` allows: the rule is not cross-border and no home prefix holds the address. The home
+ * `val` allows: no cross-border rule allows it for a purpose not switched off (val->xb_purposes)
+ * and no home prefix holds the address. The home
  * entries must be sorted (policy_maps_sort_home()) and disjoint, as a database's networks are.
  */
 bool policy_maps_region_refuses(const struct policy_maps *m, int family, const uint8_t *addr,
@@ -188,7 +213,9 @@ struct policy_port_span {
 };
 
 /*
- * The ports of protocol `proto` (IPPROTO_TCP or IPPROTO_UDP) that port set `portset` allows,
+ * The ports of protocol `proto` (IPPROTO_TCP or IPPROTO_UDP) that port set `portset` allows
+ * (with m->consent_deny applied: ports whose every rule serves a purpose switched off are left
+ * out),
  * read back from its cw_ports entries: ascending, disjoint, neighbours with the same rule
  * merged. Returns 0 with *ret (free() it; NULL when *ret_n is 0), -ENOMEM, or -EUCLEAN when two
  * entries overlap (the compiler never emits that).

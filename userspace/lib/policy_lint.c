@@ -175,6 +175,27 @@ static void lint_residency(struct linter *l, const struct policy_app *app,
 	}
 }
 
+/* A switch the driver sees that changes nothing: none of its purposes is any rule's. */
+static void lint_consent(struct linter *l)
+{
+	const struct policy *p = l->policy;
+	uint32_t served = 0;
+
+	for (size_t a = 0; a < p->n_apps; a++)
+		for (size_t i = 0; i < p->apps[a].n_rules; i++)
+			if (p->apps[a].rules[i].purpose >= 0)
+				served |= 1u << p->apps[a].rules[i].purpose;
+	for (size_t s = 0; s < p->consent.n_switches; s++) {
+		const struct policy_switch *sw = &p->consent.switches[s];
+
+		if (!(sw->purposes & served))
+			warn(l, POLICY_LINT_SWITCH_NO_EFFECT, sw->loc,
+			     "switch '%s' covers no purpose that a rule serves: turning it off "
+			     "refuses nothing",
+			     sw->name);
+	}
+}
+
 int policy_lint(const struct policy *p, struct policy_lint **ret)
 {
 	_cleanup_free_ struct policy_lint *out = NULL;
@@ -220,6 +241,7 @@ int policy_lint(const struct policy *p, struct policy_lint **ret)
 					lint_local(&l, &set->prefixes[k], d, set);
 			}
 		}
+	lint_consent(&l);
 	*ret = TAKE_PTR(out);
 	return 0;
 }
@@ -247,6 +269,8 @@ const char *policy_lint_kind_name(enum policy_lint_kind kind)
 		return "cross-border-undeclared";
 	case POLICY_LINT_HOME_ONLY_OPEN:
 		return "cross-border-every-address";
+	case POLICY_LINT_SWITCH_NO_EFFECT:
+		return "switch-without-effect";
 	}
 	return "unknown";
 }

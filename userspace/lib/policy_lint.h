@@ -13,6 +13,7 @@
  *   - data residency: a rule declared outside the home region without `cross-border` (an
  *     error under `residency: strict`), and under home-only, a cross-border rule to every
  *     address (0.0.0.0/0, ::/0), which home-only then never checks.
+ *   - a consent switch that covers no purpose any rule serves: turning it off refuses nothing.
  *
  * A set entry is warned about once, at the entry, for what it says alone; the port warning is
  * given at each rule's `to` element that brings the range in without a port.
@@ -33,6 +34,7 @@ enum policy_lint_kind {
 	POLICY_LINT_LOCAL_ANY_PORT,
 	POLICY_LINT_CROSS_BORDER,   /* a rule abroad without `cross-border` (not strict) */
 	POLICY_LINT_HOME_ONLY_OPEN, /* home-only: a cross-border rule to every address */
+	POLICY_LINT_SWITCH_NO_EFFECT,
 };
 
 struct policy_lint_warning {

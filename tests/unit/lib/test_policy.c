@@ -389,14 +389,15 @@ static void test_parse_rejects_unknown_top_key(void **state)
 	(void)state;
 	assert_parse_error("version: 1\napp: {}\n", 2, 1,
 			   "unknown key 'app' (expected version, sets, apps, bundle, audit, resolvers, "
-			   "dns, home-region, regions, residency, residency-enforce)");
+			   "dns, home-region, regions, residency, residency-enforce, consent)");
 }
 
 static void test_parse_rejects_unknown_rule_key(void **state)
 {
 	(void)state;
 	assert_parse_error(ONE_RULE("{to: 192.0.2.1, port: 443}"), 3, 31,
-			   "unknown key 'port' (expected to, ports, proto, region, cross-border)");
+			   "unknown key 'port' (expected to, ports, proto, region, cross-border, "
+			   "purpose)");
 }
 
 static void test_parse_rejects_duplicate_key(void **state)

@@ -124,7 +124,8 @@ static void test_keys_carry_generation_and_zero_padding(void **state)
 		for (size_t i = 0; i < m->n_ports; i++) {
 			assert_int_equal(m->ports[i].key.scope >> CW_SCOPE_GEN_SHIFT, gen);
 			assert_int_equal(m->ports[i].key.proto, IPPROTO_TCP);
-			assert_int_equal(m->ports[i].val.flags, 0);
+			/* Every rule has a consent bit (CW_PURPOSE_NONE without a purpose). */
+			assert_int_not_equal(m->ports[i].val.purposes, 0);
 		}
 		/* 198.51.100.20/32 of app 0: prefix length counts the scope bits. */
 		assert_int_equal(m->dst4[0].key.prefixlen, CW_SCOPE_BITS + 32);

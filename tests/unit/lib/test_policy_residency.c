@@ -210,21 +210,21 @@ static void test_compile_marks_cross_border_rules(void **state)
 	assert_false(m->home_only); /* set by geo_apply_policy() only */
 	v = port_val(m, "203.0.113.7", 443);
 	assert_non_null(v);
-	/* Allowed by a cross-border rule: the cross-border one decides, and marks it. */
+	/* Allowed by a cross-border rule: the cross-border one decides, and marks its purpose. */
 	assert_int_equal(v->rule, 1);
-	assert_int_equal(v->flags, CW_PORT_F_CROSS_BORDER);
+	assert_int_equal(v->xb_purposes, CW_PURPOSE_NONE);
 	v = port_val(m, "203.0.113.7", 80);
 	assert_non_null(v);
 	assert_int_equal(v->rule, 0);
-	assert_int_equal(v->flags, 0);
+	assert_int_equal(v->xb_purposes, 0);
 	v = port_val(m, "203.0.113.8", 443);
 	assert_non_null(v);
 	assert_int_equal(v->rule, 0);
-	assert_int_equal(v->flags, 0);
+	assert_int_equal(v->xb_purposes, 0);
 	/* The hosts shortcut carries the mark too. */
 	for (size_t i = 0; i < m->n_hosts; i++)
 		if (ntohs(m->hosts[i].key.port_be) == 443)
-			assert_int_equal(m->hosts[i].val.flags, CW_PORT_F_CROSS_BORDER);
+			assert_int_equal(m->hosts[i].val.xb_purposes, CW_PURPOSE_NONE);
 }
 
 static void test_lint_warns_outside_strict_mode(void **state)
