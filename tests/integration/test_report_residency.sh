@@ -148,7 +148,7 @@ tap_check "report residency --json" report_json
 cp "$SANDBOX_DIR/report.json" "$out_dir/report.json"
 tap_check "database: the test database, its type, build date and sha256" is \
 	'(r["database"]["type"], r["database"]["sha256"], r["database"]["build"] is not None)' \
-	"('carwall-test-Country', '$(sha256sum "$db" | cut -d' ' -f1)', True)"
+	"('carwall-test-country', '$(sha256sum "$db" | cut -d' ' -f1)', True)"
 tap_check "home region XA, from --home-region" is 'r["home_region"]' \
 	"{'countries': ['XA'], 'source': '--home-region'}"
 tap_check "mediaplayer's refused TCP to 203.0.113.7:443: XB, cross-border, once, default deny" is \
