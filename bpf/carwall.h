@@ -262,7 +262,11 @@ enum cw_verdict {
 /* cw_event.flags */
 #define CW_EVENT_F_AUDIT (1u << 0) /* audit mode: the flow went out; it would have been refused */
 
-/* One refused (or, in audit mode, would-be-refused) flow, sent through the ring buffer. */
+/*
+ * One refused (or, in audit mode, would-be-refused) flow, or a report of allowed flows (verdict
+ * CW_VERDICT_ALLOW_RULE, from the socket-address hooks only: see cw_seen), sent through the
+ * ring buffer.
+ */
 struct cw_event {
 	__u64 boot_ns;	 /* bpf_ktime_get_boot_ns() */
 	__u64 cgroup_id; /* the task's cgroup */
@@ -281,9 +285,37 @@ struct cw_event {
 	__u8 addr[16]; /* destination, network byte order (IPv4 in addr[0..3]) */
 	char comm[16];
 	__u32 sock_type; /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW... (sock_create) */
-	__u32 pad;
+	__u32 count;	 /* flows it stands for: 1, or for an allowed flow see cw_seen */
 };
 _Static_assert(sizeof(struct cw_event) == 88, "cw_event layout");
+
+/*
+ * cw_seen: LRU hash (pinned), (app uid, family, protocol, port, address) -> the allowed flows of
+ * that key, for the flow inventory (agent/inventory.h). A connect (per TCP connection) or a
+ * sendmsg with an address (per datagram of an unconnected UDP socket; a connected one is not
+ * judged again) that a rule allows adds one to `flows`; the first flow of a key, and the first
+ * one cw_flow_report_s seconds or more after the key's last report, takes `flows` (set to 0)
+ * into an allowed-flow event. So the agent hears of a busy destination once per period, and the
+ * flows of the last period of a key are counted when it is next reported: lost when the key
+ * leaves the LRU map (CW_MAX_SEEN keys, every app together) before that, or when the event
+ * cannot be sent (rate limit, full ring buffer).
+ */
+#define CW_MAX_SEEN 16384
+
+struct cw_seen_key {
+	__u32 app_uid; /* cw_app_val.uid: the app's identity across reloads */
+	__u16 port;    /* host byte order */
+	__u8 family;   /* AF_INET or AF_INET6 (IPv4-mapped is AF_INET) */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_seen_key) == 24, "cw_seen_key layout");
+
+struct cw_seen_val {
+	__u64 reported_ns; /* boot clock of the key's last report */
+	__u64 flows;	   /* allowed flows since then, not reported yet */
+};
+_Static_assert(sizeof(struct cw_seen_val) == 16, "cw_seen_val layout");
 
 /* cw_app_stats: per-CPU array, index gen * CW_APP_SLOTS + app. */
 struct cw_app_counters {

@@ -215,8 +215,10 @@ static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now)
 	return __sync_fetch_and_add(&rl->count, 1) < cw_event_rate;
 }
 
-static __always_inline void cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
-				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt)
+/* Report a flow (count: the flows the event stands for); false when it could not be sent. */
+static __always_inline bool cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
+				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt,
+				    __u32 count)
 {
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct cw_event *e;
@@ -224,13 +226,13 @@ static __always_inline void cw_emit(const struct cw_ctx *c, const struct cw_flow
 	if (!cw_ratelimit_pass(c->app, now)) {
 		if (cnt)
 			cnt->events_dropped++;
-		return;
+		return false;
 	}
 	e = bpf_ringbuf_reserve(&cw_events, sizeof(*e), 0);
 	if (!e) {
 		if (cnt)
 			cnt->events_dropped++;
-		return;
+		return false;
 	}
 	/*
 	 * The address first: clang 14's BPF backend dropped the byte stores below when this copy
@@ -263,8 +265,9 @@ static __always_inline void cw_emit(const struct cw_ctx *c, const struct cw_flow
 	e->gen = (__u8)c->gen;
 	e->flags = audit ? CW_EVENT_F_AUDIT : 0;
 	e->sock_type = f->sock_type;
-	e->pad = 0;
+	e->count = count;
 	bpf_ringbuf_submit(e, 0);
+	return true;
 }
 
 /*
@@ -297,7 +300,7 @@ static __always_inline bool cw_finish(const struct cw_ctx *c, const struct cw_fl
 		else
 			cnt->refused++;
 	}
-	cw_emit(c, f, v, audit, cnt);
+	cw_emit(c, f, v, audit, cnt, 1);
 	return audit;
 }
 

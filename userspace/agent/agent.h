@@ -19,6 +19,7 @@
 #include "control_server.h"
 #include "events_log.h"
 #include "fileio.h"
+#include "inventory.h"
 #include "loader.h"
 #include "log.h"
 #include "notify.h"
@@ -59,6 +60,7 @@ struct agent {
 	const char *state_dir;
 	gid_t control_group;
 	uint32_t event_rate;
+	uint32_t flow_report_s; /* --flow-report-interval */
 	bool developer_mode; /* accept unsigned policies: never on a vehicle */
 	const char *trust_dir;
 	char target[POLICY_MAX_ID_LEN + 1];
@@ -140,6 +142,16 @@ struct agent {
 	uint64_t learn_refused_reported;
 	struct agent_app_total *totals;
 	size_t n_totals;
+
+	/* The flow inventory (flows.c): options, the store, when it was last saved. */
+	uint32_t inventory_max;	   /* --inventory-max-records */
+	uint32_t inventory_save_s; /* --inventory-save-interval */
+	const char *boot_id_file;  /* --boot-id-file */
+	char boot_id[INVENTORY_BOOT_ID_LEN + 1];
+	struct inventory *inventory; /* NULL: none (could not be set up; logged) */
+	bool inventory_dirty;
+	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
+	uint64_t inventory_errors;
 };
 
 /* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */
@@ -187,6 +199,17 @@ void evidence_close(struct agent *a);
 struct json_object *agent_stats_json(struct agent *a);
 /* `carwall names [APP]`: the learned table, named as the policy in force names things. */
 struct json_object *agent_names_json(struct agent *a, const char *only);
+/* The host name a flow's destination was learned for by its app; false when there is none. */
+bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size);
+uint64_t boottime_ns(void);
+
+/* ---- flows.c: the flow inventory -------------------------------------------------------- */
+
+int flows_open(struct agent *a);
+void flows_on_event(struct agent *a, const struct cw_event *e, const char *app);
+void flows_tick(struct agent *a);
+void flows_close(struct agent *a);
+void flows_json(struct agent *a, struct json_object *o);
 
 /* ---- api.c: the control API ------------------------------------------------------------- */
 

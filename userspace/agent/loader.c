@@ -234,6 +234,7 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	if (r < 0)
 		return r;
 	sock_addr->rodata->cw_event_rate = opts->event_rate;
+	sock_addr->rodata->cw_flow_report_s = opts->flow_report_s;
 	r = sock_addr_bpf__load(sock_addr);
 	if (r < 0)
 		return r;

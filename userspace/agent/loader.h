@@ -41,6 +41,7 @@ int loader_prepare_pin_dir(const char *pin_dir);
 
 struct loader_options {
 	uint32_t event_rate; /* events per app and second; 0: no limit */
+	uint32_t flow_report_s; /* seconds between two reports of a destination's allowed flows */
 };
 
 /* Load the programs, reusing maps pinned by an earlier agent (so the policy in force stays). */

@@ -9,7 +9,7 @@
  *   maps/cw_events
  *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
  *   maps/cw_names maps/cw_resolvers maps/cw_learned maps/cw_learn_count maps/cw_dns_stats
- *   maps/cw_dns_scratch
+ *   maps/cw_dns_scratch maps/cw_seen
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
  *   links/skb_egress links/sock_ops links/skb_ingress
  */
@@ -22,7 +22,7 @@
 #define PINS_DEFAULT_DIR "/sys/fs/bpf/carwall"
 
 #define PINS_N_HOOKS 8
-#define PINS_N_MAPS 17
+#define PINS_N_MAPS 18
 
 /* Names of the hooks (links/<name>), for status output; NULL-terminated. */
 extern const char *const pins_hook_names[];
