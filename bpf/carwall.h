@@ -285,20 +285,20 @@ struct cw_event {
 	__u8 addr[16]; /* destination, network byte order (IPv4 in addr[0..3]) */
 	char comm[16];
 	__u32 sock_type; /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW... (sock_create) */
-	__u32 count;	 /* flows it stands for: 1, or for an allowed flow see cw_seen */
+	__u32 count;	 /* 1; for an allowed flow, its key's cw_seen_val.flows (low 32 bits) */
 };
 _Static_assert(sizeof(struct cw_event) == 88, "cw_event layout");
 
 /*
  * cw_seen: LRU hash (pinned), (app uid, family, protocol, port, address) -> the allowed flows of
- * that key, for the flow inventory (agent/inventory.h). A connect (per TCP connection) or a
- * sendmsg with an address (per datagram of an unconnected UDP socket; a connected one is not
- * judged again) that a rule allows adds one to `flows`; the first flow of a key, and the first
- * one cw_flow_report_s seconds or more after the key's last report, takes `flows` (set to 0)
- * into an allowed-flow event. So the agent hears of a busy destination once per period, and the
- * flows of the last period of a key are counted when it is next reported: lost when the key
- * leaves the LRU map (CW_MAX_SEEN keys, every app together) before that, or when the event
- * cannot be sent (rate limit, full ring buffer).
+ * that key, for the flow inventory (agent/flows.c). A connect (per TCP connection) or a sendmsg
+ * with an address (per datagram of an unconnected UDP socket; a connected one is not judged
+ * again) that a rule allows adds one to `flows`, a running total; the first flow of a key, and
+ * the first one cw_flow_report_s seconds or more after the key's last report, sends an
+ * allowed-flow event with that total. So the agent hears of a new destination at once and of a
+ * busy one once per period; it reads the totals of every key again before it saves the
+ * inventory, and counts the difference to what it had: exact, but for the flows of a key that
+ * leaves the LRU map (CW_MAX_SEEN keys, every app together) between two of its reads.
  */
 #define CW_MAX_SEEN 16384
 
@@ -312,10 +312,12 @@ struct cw_seen_key {
 _Static_assert(sizeof(struct cw_seen_key) == 24, "cw_seen_key layout");
 
 struct cw_seen_val {
-	__u64 reported_ns; /* boot clock of the key's last report */
-	__u64 flows;	   /* allowed flows since then, not reported yet */
+	__u64 reported_ns; /* bpf_ktime_get_coarse_ns() of the key's last report; 0: never */
+	__u64 flows;	   /* allowed flows since the key was added */
+	__u32 rule;	   /* the rule that allowed the last reported one (global index) */
+	__u32 gen;	   /* and the generation it was judged in */
 };
-_Static_assert(sizeof(struct cw_seen_val) == 16, "cw_seen_val layout");
+_Static_assert(sizeof(struct cw_seen_val) == 24, "cw_seen_val layout");
 
 /* cw_app_stats: per-CPU array, index gen * CW_APP_SLOTS + app. */
 struct cw_app_counters {

@@ -116,9 +116,9 @@ static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct 
 
 /*
  * An allowed flow, for the flow inventory: counted in its key of cw_seen, and reported with the
- * key's count when the key is new or its last report is cw_flow_report_s old (bpf/carwall.h).
- * Two CPUs may both report one key at once; each takes only the flows it read, so none is
- * counted twice. An event that cannot be sent gives its flows back to the next report.
+ * key's total when the key is new or its last report is cw_flow_report_s old (bpf/carwall.h).
+ * The agent counts differences of totals, so two CPUs reporting one key at once, or an event
+ * that is not sent, count nothing twice and lose nothing.
  */
 static __always_inline void cw_report_allowed(const struct cw_ctx *c, const struct cw_flow *f)
 {
@@ -126,7 +126,7 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	struct cw_seen_val fresh = {};
 	struct cw_seen_val *val;
 	__u32 slot = c->gen * CW_APP_SLOTS + c->app;
-	__u64 now, flows;
+	__u64 now;
 
 	key.app_uid = c->uid;
 	key.port = f->port;
@@ -142,20 +142,16 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 			return;
 	}
 	__sync_fetch_and_add(&val->flows, 1);
-	now = bpf_ktime_get_boot_ns();
+	/* The coarse clock: a read of the last tick, enough for a period of seconds. */
+	now = bpf_ktime_get_coarse_ns();
 	/* reported_ns 0: never reported. */
 	if (val->reported_ns && now - val->reported_ns < cw_flow_report_s * 1000000000ull)
 		return;
 	val->reported_ns = now;
-	flows = val->flows;
-	if (flows > 0xffffffffull)
-		flows = 0xffffffffull; /* the rest at the next report */
-	if (!flows)
-		return;
-	__sync_fetch_and_add(&val->flows, -flows);
-	if (!cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, bpf_map_lookup_elem(&cw_app_stats, &slot),
-		     (__u32)flows))
-		__sync_fetch_and_add(&val->flows, flows);
+	val->rule = c->rule;
+	val->gen = c->gen;
+	cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, bpf_map_lookup_elem(&cw_app_stats, &slot),
+		(__u32)val->flows);
 }
 
 static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, enum cw_hook hook)

@@ -52,6 +52,8 @@ struct agent_app_total {
 	struct cw_app_counters load;
 };
 
+struct flows_seen;
+
 struct agent {
 	/* Options. */
 	const char *policy_path;
@@ -149,6 +151,7 @@ struct agent {
 	const char *boot_id_file;  /* --boot-id-file */
 	char boot_id[INVENTORY_BOOT_ID_LEN + 1];
 	struct inventory *inventory; /* NULL: none (could not be set up; logged) */
+	struct flows_seen *flows_seen; /* cw_seen's totals as last counted */
 	bool inventory_dirty;
 	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
 	uint64_t inventory_errors;

@@ -2,7 +2,7 @@
 /*
  * The flow inventory in the agent: every flow event of a managed app (allowed flows as the
  * socket-address hooks report them, at most once per destination and --flow-report-interval,
- * with the flows since the last report: bpf/carwall.h cw_seen; refused and audited ones as they
+ * with the destination's running total: bpf/carwall.h cw_seen; refused and audited ones as they
  * come) becomes a record of the store (lib/inventory.h: aggregation, bounds, ageing, file),
  * named as the policy in force names things: the app's id, and the host name its destination
  * was learned for (cw_learned: only names of the app's own rules are learned, so a destination
@@ -11,6 +11,12 @@
  * What is recorded: flows of an app of the policy (not the guard's), TCP or UDP, from the
  * connect/sendmsg hooks and the egress backstop; a refusal for the socket kind or the address
  * family is in the events log only.
+ *
+ * Allowed-flow counts: the agent keeps the total of each cw_seen key it last counted
+ * (struct flows_seen) and adds the difference to the record, at each event and at each read of
+ * the whole map (before every save): exact, but for the flows of a key the LRU map dropped
+ * between two reads. An agent that starts takes the totals already in the (pinned) map as
+ * counted: those since the last save of an agent that crashed are lost.
  *
  * Durability: the store is saved (a new file, fsync, rename, fsync of the folder) at most every
  * --inventory-save-interval seconds when something changed, and when the agent stops; a power
@@ -26,7 +32,59 @@
 
 #include <netinet/in.h>
 
+#include <bpf/bpf.h>
+
 #include "agent.h"
+
+/* The totals of cw_seen as last counted: open addressing, a power of two above 2 * CW_MAX_SEEN. */
+#define FLOWS_SEEN_SLOTS 32768u
+_Static_assert(FLOWS_SEEN_SLOTS >= 2 * CW_MAX_SEEN, "flows_seen load factor");
+
+struct flows_seen_slot {
+	struct cw_seen_key key;
+	uint64_t known;
+	bool used;
+};
+
+struct flows_seen {
+	struct flows_seen_slot slot[FLOWS_SEEN_SLOTS];
+	size_t n;
+};
+
+static uint64_t seen_hash(const struct cw_seen_key *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < sizeof(*k); i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* The slot of key, added (known 0) when absent; NULL when the table is full. */
+static struct flows_seen_slot *seen_get(struct flows_seen *t, const struct cw_seen_key *k)
+{
+	size_t i = seen_hash(k) & (FLOWS_SEEN_SLOTS - 1);
+
+	for (size_t probe = 0; probe < FLOWS_SEEN_SLOTS; probe++, i = (i + 1) & (FLOWS_SEEN_SLOTS - 1)) {
+		struct flows_seen_slot *s = &t->slot[i];
+
+		if (s->used && !memcmp(&s->key, k, sizeof(*k)))
+			return s;
+		if (!s->used) {
+			if (t->n >= FLOWS_SEEN_SLOTS / 2)
+				return NULL;
+			s->used = true;
+			s->key = *k;
+			s->known = 0;
+			t->n++;
+			return s;
+		}
+	}
+	return NULL;
+}
 
 /* The boot id (a UUID) of this boot, from path; "" when it cannot be read. */
 static void read_boot_id(const char *path, char *buf, size_t size)
@@ -45,6 +103,8 @@ static void read_boot_id(const char *path, char *buf, size_t size)
 	buf[n] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 }
+
+static void flows_sweep(struct agent *a, bool baseline);
 
 int flows_open(struct agent *a)
 {
@@ -80,18 +140,21 @@ int flows_open(struct agent *a)
 	}
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up the flow inventory: %m");
+	a->flows_seen = calloc(1, sizeof(*a->flows_seen));
+	if (!a->flows_seen)
+		return log_error_errno(-ENOMEM, "Cannot set up the flow inventory: %m");
+	flows_sweep(a, true);
 	a->inventory_saved_ns = boottime_ns();
 	return 0;
 }
 
-void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
+/* Add what was seen of (event e's destination, app) to the store. */
+static void flows_record(struct agent *a, const struct cw_event *e, const char *app,
+			 uint64_t count)
 {
 	struct inventory_record rec = { .rule = INVENTORY_RULE_NONE };
 	int r;
 
-	if (!a->inventory || !app || (e->proto != IPPROTO_TCP && e->proto != IPPROTO_UDP) ||
-	    (e->family != AF_INET && e->family != AF_INET6))
-		return;
 	switch (e->verdict) {
 	case CW_VERDICT_ALLOW_RULE:
 		rec.verdict = INVENTORY_ALLOWED;
@@ -112,7 +175,7 @@ void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
 	if (e->rule != CW_RULE_NONE)
 		rec.rule = e->rule;
 	rec.last_s = time(NULL);
-	rec.count = e->count ? e->count : 1;
+	rec.count = count;
 	snprintf(rec.boot_id, sizeof(rec.boot_id), "%s", a->boot_id);
 	r = inventory_add(a->inventory, &rec);
 	if (r < 0) {
@@ -123,11 +186,105 @@ void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
 	a->inventory_dirty = true;
 }
 
+static void seen_key_of(const struct cw_event *e, const char *app, struct cw_seen_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->app_uid = policy_app_uid(app);
+	k->port = e->port;
+	k->family = e->family;
+	k->proto = e->proto;
+	memcpy(k->addr, e->addr, e->family == AF_INET ? 4 : 16);
+}
+
+void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
+{
+	struct cw_seen_key key;
+	struct flows_seen_slot *s;
+	uint32_t delta;
+
+	if (!a->inventory || !app || (e->proto != IPPROTO_TCP && e->proto != IPPROTO_UDP) ||
+	    (e->family != AF_INET && e->family != AF_INET6))
+		return;
+	if (e->verdict != CW_VERDICT_ALLOW_RULE) {
+		flows_record(a, e, app, 1);
+		return;
+	}
+	/* The event holds the key's total (low 32 bits): count what is new. */
+	seen_key_of(e, app, &key);
+	s = seen_get(a->flows_seen, &key);
+	if (!s) {
+		flows_record(a, e, app, 1);
+		return;
+	}
+	delta = e->count - (uint32_t)s->known;
+	s->known += delta;
+	/* 0: the last read of the map counted them already; the record is seen now all the same. */
+	flows_record(a, e, app, delta ? delta : 0);
+}
+
+/*
+ * Read every key of cw_seen, count what its total gained since it was last counted (baseline:
+ * take the totals as counted, at start), and keep only the keys the map still holds.
+ */
+static void flows_sweep(struct agent *a, bool baseline)
+{
+	_cleanup_free_ struct flows_seen *next = calloc(1, sizeof(*next));
+	int fd = loader_seen_fd(a->loader);
+	struct cw_seen_key key, k;
+	struct cw_seen_val val;
+	void *prev = NULL;
+	size_t n = 0;
+
+	if (!next || !a->flows_seen)
+		return;
+	while (n++ < CW_MAX_SEEN * 2 && bpf_map_get_next_key(fd, prev, &k) == 0) {
+		struct flows_seen_slot *old, *s;
+		struct cw_event e = {};
+		const char *app = NULL;
+		uint64_t delta;
+
+		key = k;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val) < 0)
+			continue; /* dropped meanwhile */
+		s = seen_get(next, &key);
+		if (!s)
+			break;
+		old = seen_get(a->flows_seen, &key);
+		delta = old && val.flows >= old->known ? val.flows - old->known : val.flows;
+		s->known = val.flows;
+		if (baseline || !delta || val.gen >= CW_GENERATIONS)
+			continue;
+		/* The app, as the generation that judged the flow names it. */
+		for (size_t i = 0; i < a->gen_n_apps[val.gen] && !app; i++)
+			if (a->gen_apps[val.gen][i] &&
+			    policy_app_uid(a->gen_apps[val.gen][i]) == key.app_uid) {
+				app = a->gen_apps[val.gen][i];
+				e.app = (uint32_t)i;
+			}
+		if (!app)
+			continue; /* the app left the policy */
+		e.gen = (uint8_t)val.gen;
+		e.family = key.family;
+		e.proto = key.proto;
+		e.port = key.port;
+		memcpy(e.addr, key.addr, sizeof(e.addr));
+		e.rule = val.rule;
+		e.verdict = CW_VERDICT_ALLOW_RULE;
+		flows_record(a, &e, app, delta);
+	}
+	free(a->flows_seen);
+	a->flows_seen = TAKE_PTR(next);
+}
+
 static void flows_save(struct agent *a)
 {
 	int r;
 
-	if (!a->inventory || !a->inventory_dirty)
+	if (!a->inventory)
+		return;
+	flows_sweep(a, false);
+	if (!a->inventory_dirty)
 		return;
 	r = inventory_save(a->state_dir, a->inventory);
 	a->inventory_saved_ns = boottime_ns();
@@ -151,6 +308,8 @@ void flows_close(struct agent *a)
 	flows_save(a);
 	inventory_free(a->inventory);
 	a->inventory = NULL;
+	free(a->flows_seen);
+	a->flows_seen = NULL;
 }
 
 /* The inventory's figures, in `status` and `stats` (events.inventory). */

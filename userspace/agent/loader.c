@@ -387,6 +387,11 @@ int loader_learned_fd(const struct loader *l)
 	return bpf_map__fd(l->sock_addr->maps.cw_learned);
 }
 
+int loader_seen_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_seen);
+}
+
 int loader_learn_count_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->dns->maps.cw_learn_count);

@@ -91,6 +91,8 @@ int loader_sk_state_fd(const struct loader *l);
 /* The maps of host names: cw_names, the learned addresses and their per-app counts. */
 int loader_names_fd(const struct loader *l);
 int loader_learned_fd(const struct loader *l);
+/* cw_seen: the allowed flows per destination, for the flow inventory. */
+int loader_seen_fd(const struct loader *l);
 int loader_learn_count_fd(const struct loader *l);
 
 /*

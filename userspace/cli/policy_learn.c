@@ -24,7 +24,9 @@
  * app, through lib/explain.c (the compiled map entries the kernel gets): by its address first,
  * then, if refused and a name is known, by that name, as the kernel judges an address it learned
  * for the name. A record that knows only a wildcard of the policy in force ("*.x") is judged by
- * that wildcard. Exit code 0 when the policy refuses none, 3 when it refuses some.
+ * that wildcard; a port-53 flow of an app with names to a trusted resolver of the policy is
+ * allowed, as the kernel allows it. Exit code 0 when the policy refuses none, 3 when it refuses
+ * some.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -615,6 +617,15 @@ static int replay_judge(const struct policy *p, const struct policy_maps *m,
 	r = explain_flow(p, m, app, &d, rec->proto, rec->port, &fl);
 	if (r < 0)
 		return r;
+	/* As cw_judge_name(): an app with names reaches the trusted resolvers on port 53. */
+	if (!fl.allowed && rec->port == 53 && policy_app_has_hosts(p, &p->apps[app]))
+		for (size_t i = 0; i < p->n_resolvers; i++)
+			if (p->resolvers[i].family == rec->family &&
+			    !memcmp(p->resolvers[i].addr, rec->addr, rec->family == AF_INET ? 4 : 16)) {
+				*ret_allowed = true;
+				*ret_rule = 0;
+				return 0;
+			}
 	if (!fl.allowed && rec->host[0]) {
 		memset(&d, 0, sizeof(d));
 		d.is_name = true;

@@ -305,6 +305,8 @@ int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 		}
 		return 0;
 	}
+	if (!seen->count)
+		return 0; /* seen, but no flow to count: no record to start */
 	if (inv->n == inv->max) {
 		e = inv_age(inv);
 		if (e < 0)

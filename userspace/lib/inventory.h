@@ -96,9 +96,9 @@ void inventory_get_stats(const struct inventory *inv, struct inventory_stats *re
 
 /*
  * Add what was seen: `seen` carries the key, the time (last_s; first_s is ignored), the flows it
- * stands for (count) and the boot id. Merged into the key's record (count added, last seen
- * moved on, boots counted when the boot id differs), or a new record (ageing the inventory when
- * full). -EINVAL for a record the file could not hold (bad app id, host, family, protocol).
+ * stands for (count, 0: seen, nothing new to count) and the boot id. Merged into the key's
+ * record (count added, last seen moved on, boots counted when the boot id differs), or a new
+ * record (ageing the inventory when full; none for a count of 0). -EINVAL for a record the file could not hold (bad app id, host, family, protocol).
  */
 int inventory_add(struct inventory *inv, const struct inventory_record *seen);
 
