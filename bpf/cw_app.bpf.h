@@ -215,7 +215,11 @@ static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now)
 	return __sync_fetch_and_add(&rl->count, 1) < cw_event_rate;
 }
 
-/* Report a flow (count: the flows the event stands for); false when it could not be sent. */
+/*
+ * Report a flow (count: cw_event.count); false when it could not be sent. Reports of allowed
+ * flows are not rate limited here (cw_seen limits them to one per destination and period), so
+ * they never take a refusal's place.
+ */
 static __always_inline bool cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
 				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt,
 				    __u32 count)
@@ -223,7 +227,7 @@ static __always_inline bool cw_emit(const struct cw_ctx *c, const struct cw_flow
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct cw_event *e;
 
-	if (!cw_ratelimit_pass(c->app, now)) {
+	if (v != CW_VERDICT_ALLOW_RULE && !cw_ratelimit_pass(c->app, now)) {
 		if (cnt)
 			cnt->events_dropped++;
 		return false;

@@ -125,7 +125,6 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	struct cw_seen_key key = {};
 	struct cw_seen_val fresh = {};
 	struct cw_seen_val *val;
-	__u32 slot = c->gen * CW_APP_SLOTS + c->app;
 	__u64 now;
 
 	key.app_uid = c->uid;
@@ -150,8 +149,8 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	val->reported_ns = now;
 	val->rule = c->rule;
 	val->gen = c->gen;
-	cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, bpf_map_lookup_elem(&cw_app_stats, &slot),
-		(__u32)val->flows);
+	/* Not sent (ring buffer full): the agent's next read of cw_seen counts the flows. */
+	cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, NULL, (__u32)val->flows);
 }
 
 static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, enum cw_hook hook)

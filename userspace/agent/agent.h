@@ -155,6 +155,7 @@ struct agent {
 	bool inventory_dirty;
 	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
 	uint64_t inventory_errors;
+	uint64_t inventory_reports; /* allowed-flow events received */
 };
 
 /* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */

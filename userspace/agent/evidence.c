@@ -220,12 +220,12 @@ static int agent_on_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
-	a->events_received++;
 	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
 		app = a->gen_apps[e->gen][e->app];
 	flows_on_event(a, e, app);
 	if (e->verdict == CW_VERDICT_ALLOW_RULE)
-		return 0; /* allowed flows are evidence of nothing refused */
+		return 0; /* allowed flows are evidence of nothing refused: counted by flows.c */
+	a->events_received++;
 	events_agg_add(a->events_agg, e, app, (int64_t)e->boot_ns + realtime_offset_ns());
 	return 0;
 }

@@ -209,6 +209,7 @@ void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
 		flows_record(a, e, app, 1);
 		return;
 	}
+	a->inventory_reports++;
 	/* The event holds the key's total (low 32 bits): count what is new. */
 	seen_key_of(e, app, &key);
 	s = seen_get(a->flows_seen, &key);
@@ -326,6 +327,7 @@ void flows_json(struct agent *a, struct json_object *o)
 	JSON_ADD(inv, "max_records", json_object_new_int64(a->inventory_max));
 	JSON_ADD(inv, "evicted", json_object_new_int64((int64_t)st.evicted));
 	JSON_ADD(inv, "errors", json_object_new_int64((int64_t)a->inventory_errors));
+	JSON_ADD(inv, "allowed_reports", json_object_new_int64((int64_t)a->inventory_reports));
 	JSON_ADD(inv, "report_interval_s", json_object_new_int64(a->flow_report_s));
 	JSON_ADD(inv, "save_interval_s", json_object_new_int64(a->inventory_save_s));
 	JSON_ADD(o, "inventory", inv);
