@@ -220,7 +220,7 @@ tap_expect_exit "flows --since with a bad duration is a usage error" 2 \
 	"$CARWALL" flows --state-dir "$SANDBOX_STATE_DIR" --since 5x
 
 # ---- persistence: agent restart, simulated reboot ----------------------------------------------
-sandbox_agent_stop
+tap_check "the agent stops cleanly (exit 0: nothing leaked, the inventory saved)" sandbox_agent_stop
 tap_check "the stopped agent left its inventory file, mode 0600" \
 	sh -c '[ "$(stat -c %a "$1")" = 600 ]' _ "$INVENTORY"
 sandbox_agent_start "${AGENT_ARGS[@]}" || { tap_bail_out "the agent did not restart"; exit 1; }
@@ -326,5 +326,6 @@ tap_check "a flood of 300 refused destinations leaves at most 16 records (the bo
 INV_HOST=api.music.example tap_check \
 	"the flood aged out one-time refusals first: the repeated allowed flow stays" \
 	wait_field 5 mediaplayer $API 443 tcp allowed count
+tap_check "the agent with the small inventory stops cleanly" sandbox_agent_stop
 
 tap_done
