@@ -30,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = 0;
 	int r;
 
-	r = inventory_parse((const char *)data, size, FUZZ_MAX_RECORDS, &inv, reason, sizeof(reason));
+	r = inventory_parse((const char *)data, size, FUZZ_MAX_RECORDS, &inv, reason,
+			    sizeof(reason));
 	if (r < 0) {
 		check(r == -EINVAL || r == -E2BIG || r == -ENOMEM);
 		check(!inv);

@@ -13,6 +13,7 @@
 # nothing at the server); a flood of destinations does not grow the store past its bound.
 #
 # Environment: CARWALL_BIN_DIR (default build/).
+# shellcheck disable=SC2016 # the sh -c scripts expand their own arguments
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"

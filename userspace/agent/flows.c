@@ -68,7 +68,8 @@ static struct flows_seen_slot *seen_get(struct flows_seen *t, const struct cw_se
 {
 	size_t i = seen_hash(k) & (FLOWS_SEEN_SLOTS - 1);
 
-	for (size_t probe = 0; probe < FLOWS_SEEN_SLOTS; probe++, i = (i + 1) & (FLOWS_SEEN_SLOTS - 1)) {
+	for (size_t probe = 0; probe < FLOWS_SEEN_SLOTS;
+	     probe++, i = (i + 1) & (FLOWS_SEEN_SLOTS - 1)) {
 		struct flows_seen_slot *s = &t->slot[i];
 
 		if (s->used && !memcmp(&s->key, k, sizeof(*k)))
@@ -124,8 +125,8 @@ int flows_open(struct agent *a)
 		if (r < 0)
 			return log_error_errno(r, "Cannot set up the flow inventory: %m");
 		if (inventory_count(a->inventory))
-			log_info("Flow inventory: %zu records from %s", inventory_count(a->inventory),
-				 a->state_dir);
+			log_info("Flow inventory: %zu records from %s",
+				 inventory_count(a->inventory), a->state_dir);
 	} else if (r == -ENOENT)
 		r = inventory_new(a->inventory_max, &a->inventory);
 	else if (r < 0) {
@@ -149,10 +150,9 @@ int flows_open(struct agent *a)
 }
 
 /* Add what was seen of (event e's destination, app) to the store. */
-static void flows_record(struct agent *a, const struct cw_event *e, const char *app,
-			 uint64_t count)
+static void flows_record(struct agent *a, const struct cw_event *e, const char *app, uint64_t count)
 {
-	struct inventory_record rec = { .rule = INVENTORY_RULE_NONE };
+	struct inventory_record rec = {.rule = INVENTORY_RULE_NONE};
 	int r;
 
 	switch (e->verdict) {
@@ -321,9 +321,8 @@ void flows_json(struct agent *a, struct json_object *o)
 
 	if (a->inventory)
 		inventory_get_stats(a->inventory, &st);
-	JSON_ADD(inv, "records", json_object_new_int64(a->inventory
-							   ? (int64_t)inventory_count(a->inventory)
-							   : 0));
+	JSON_ADD(inv, "records",
+		 json_object_new_int64(a->inventory ? (int64_t)inventory_count(a->inventory) : 0));
 	JSON_ADD(inv, "max_records", json_object_new_int64(a->inventory_max));
 	JSON_ADD(inv, "evicted", json_object_new_int64((int64_t)st.evicted));
 	JSON_ADD(inv, "errors", json_object_new_int64((int64_t)a->inventory_errors));

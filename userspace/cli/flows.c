@@ -140,21 +140,23 @@ static int row_cmp(const void *pa, const void *pb)
 
 static void flows_usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: carwall flows [--app ID] [--since DURATION] [--verdict allowed|refused|audited]\n"
-		"                     [--state-dir DIR | --inventory FILE] [--json]\n"
-		"\n"
-		"The flow inventory carwalld keeps: every flow of every managed app, grouped app ->\n"
-		"registrable domain -> host -> address:port, with counts, first and last seen and the\n"
-		"boots it was seen in. Read from the agent's state folder (saved every few seconds).\n"
-		"\n"
-		"  --app ID            that app's flows only\n"
-		"  --since DURATION    flows last seen within DURATION (N, Ns, Nm, Nh or Nd)\n"
-		"  --verdict V         allowed, refused or audited flows only\n"
-		"  --state-dir DIR     the agent's state folder (default $CARWALL_STATE_DIR or %s)\n"
-		"  --inventory FILE    an inventory file (e.g. copied from a unit) instead\n"
-		"  --json              print JSON\n",
-		FLOWS_DEFAULT_STATE_DIR);
+	fprintf(
+	    f,
+	    "Usage: carwall flows [--app ID] [--since DURATION] [--verdict "
+	    "allowed|refused|audited]\n"
+	    "                     [--state-dir DIR | --inventory FILE] [--json]\n"
+	    "\n"
+	    "The flow inventory carwalld keeps: every flow of every managed app, grouped app ->\n"
+	    "registrable domain -> host -> address:port, with counts, first and last seen and the\n"
+	    "boots it was seen in. Read from the agent's state folder (saved every few seconds).\n"
+	    "\n"
+	    "  --app ID            that app's flows only\n"
+	    "  --since DURATION    flows last seen within DURATION (N, Ns, Nm, Nh or Nd)\n"
+	    "  --verdict V         allowed, refused or audited flows only\n"
+	    "  --state-dir DIR     the agent's state folder (default $CARWALL_STATE_DIR or %s)\n"
+	    "  --inventory FILE    an inventory file (e.g. copied from a unit) instead\n"
+	    "  --json              print JSON\n",
+	    FLOWS_DEFAULT_STATE_DIR);
 }
 
 /*
@@ -167,13 +169,13 @@ int flows_parse_options(struct cli *c, int argc, char **argv, struct flows_sourc
 			void (*usage)(FILE *f))
 {
 	struct option opts[32] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "app", required_argument, NULL, 'a' },
-		{ "since", required_argument, NULL, 'S' },
-		{ "verdict", required_argument, NULL, 'V' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "inventory", required_argument, NULL, 'I' },
-		{ "help", no_argument, NULL, 'h' },
+	    {"json", no_argument, NULL, 'j'},
+	    {"app", required_argument, NULL, 'a'},
+	    {"since", required_argument, NULL, 'S'},
+	    {"verdict", required_argument, NULL, 'V'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"inventory", required_argument, NULL, 'I'},
+	    {"help", no_argument, NULL, 'h'},
 	};
 	size_t n = 7;
 	int o;
@@ -203,9 +205,10 @@ int flows_parse_options(struct cli *c, int argc, char **argv, struct flows_sourc
 			break;
 		case 'V':
 			if (inventory_verdict_parse(optarg, &f->verdict) < 0) {
-				fprintf(stderr,
-					"carwall: bad --verdict '%s' (allowed, refused or audited)\n",
-					optarg);
+				fprintf(
+				    stderr,
+				    "carwall: bad --verdict '%s' (allowed, refused or audited)\n",
+				    optarg);
 				return -1;
 			}
 			f->has_verdict = true;
@@ -255,8 +258,8 @@ int cmd_flows(struct cli *c, int argc, char **argv)
 		r = inventory_new(INVENTORY_MIN_RECORDS, &inv); /* nothing recorded yet */
 	}
 	if (r < 0)
-		return cli_fail(c, "cannot read the flow inventory: %s", reason[0] ? reason
-										: strerror(-r));
+		return cli_fail(c, "cannot read the flow inventory: %s",
+				reason[0] ? reason : strerror(-r));
 	rows = calloc(inventory_count(inv) + 1, sizeof(*rows));
 	if (!rows) {
 		inventory_free(inv);
@@ -287,7 +290,8 @@ int cmd_flows(struct cli *c, int argc, char **argv)
 			if (new_app) {
 				app = json_object_new_object();
 				domains = json_object_new_array();
-				json_object_object_add(app, "app", json_object_new_string(rec->app));
+				json_object_object_add(app, "app",
+						       json_object_new_string(rec->app));
 				json_object_object_add(app, "domains", domains);
 				json_object_array_add(apps, app);
 			}
@@ -304,9 +308,9 @@ int cmd_flows(struct cli *c, int argc, char **argv)
 			if (new_host) {
 				host = json_object_new_object();
 				flows = json_object_new_array();
-				json_object_object_add(host, "host",
-						       rec->host[0] ? json_object_new_string(rec->host)
-								    : NULL);
+				json_object_object_add(
+				    host, "host",
+				    rec->host[0] ? json_object_new_string(rec->host) : NULL);
 				json_object_object_add(host, "flows", flows);
 				json_object_array_add(hosts, host);
 			}
@@ -327,7 +331,8 @@ int cmd_flows(struct cli *c, int argc, char **argv)
 			if (new_app)
 				printf("%s\n", rec->app);
 			if (new_dom)
-				printf("  %s\n", rows[k].domain[0] ? rows[k].domain : "(no name known)");
+				printf("  %s\n",
+				       rows[k].domain[0] ? rows[k].domain : "(no name known)");
 			if (new_host && rec->host[0])
 				printf("    %s\n", rec->host);
 			flows_format_addr_port(rec, ap, sizeof(ap));
@@ -340,8 +345,8 @@ int cmd_flows(struct cli *c, int argc, char **argv)
 			       rec->boots, first, last, rule);
 		}
 		if (!n)
-			printf("no flows recorded%s\n", f.app || f.has_since || f.has_verdict
-								? " that match" : "");
+			printf("no flows recorded%s\n",
+			       f.app || f.has_since || f.has_verdict ? " that match" : "");
 	}
 	inventory_free(inv);
 	return EXIT_SUCCESS;

@@ -216,7 +216,7 @@ struct rule_acc {
 	uint8_t proto;
 	uint16_t ports[64];
 	size_t n_ports;
-	bool more_ports; /* past 64: a further rule */
+	bool more_ports;     /* past 64: a further rule */
 	struct seen_flow ev; /* merged evidence */
 	const struct seen_flow *sample;
 };
@@ -254,8 +254,8 @@ static const char *base_verdict(const struct suggest *s, const struct rule_acc *
 			allowed++;
 	}
 	return allowed == r->n_ports ? "the base allows it already"
-	       : allowed		 ? "the base allows some of these ports: new ports"
-				 : "new: the base refuses it";
+	       : allowed	     ? "the base allows some of these ports: new ports"
+				     : "new: the base refuses it";
 }
 
 static void write_rule(struct suggest *s, struct text *t, struct rule_acc *r)
@@ -333,8 +333,9 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 			r->ports[r->n_ports++] = f->port;
 	}
 
-	text_add(t, "# Suggested by `carwall policy suggest` for app %s from the flow inventory:\n"
-		    "# a proposal to review (and sign), never applied by itself.\n",
+	text_add(t,
+		 "# Suggested by `carwall policy suggest` for app %s from the flow inventory:\n"
+		 "# a proposal to review (and sign), never applied by itself.\n",
 		 app);
 	if (s->base)
 		text_add(t, "# Base: %s\n", s->base_path);
@@ -351,10 +352,11 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 		}
 		text_add(t, "]\n");
 		if (s->base && s->base->dns.loc.line)
-			text_add(t,
-				 "dns: {min-ttl: %u, max-ttl: %u, grace: %u, max-learned-per-app: %u}\n",
-				 s->base->dns.min_ttl_s, s->base->dns.max_ttl_s, s->base->dns.grace_s,
-				 s->base->dns.max_learned_per_app);
+			text_add(
+			    t,
+			    "dns: {min-ttl: %u, max-ttl: %u, grace: %u, max-learned-per-app: %u}\n",
+			    s->base->dns.min_ttl_s, s->base->dns.max_ttl_s, s->base->dns.grace_s,
+			    s->base->dns.max_learned_per_app);
 	}
 	text_add(t, "apps:\n  %s:\n", app);
 	if (s->base_has_app) {
@@ -372,7 +374,8 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 	for (size_t i = 0; i < s->n_flows; i++)
 		n_apart += s->flows[i].once;
 	if (n_apart) {
-		text_add(t, "\n# Seen once, not proposed (review: add a rule if the app needs it):\n");
+		text_add(t,
+			 "\n# Seen once, not proposed (review: add a rule if the app needs it):\n");
 		for (size_t i = 0; i < s->n_flows; i++) {
 			const struct seen_flow *f = &s->flows[i];
 
@@ -391,7 +394,8 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 		for (size_t k = 0; k < pa->n_rules; k++) {
 			bool used = false;
 
-			/* Used: some allowed record names this rule (the base is the policy in force). */
+			/* Used: some allowed record names this rule (the base is the policy in
+			 * force). */
 			for (size_t i = 0; i < s->n_flows && !used; i++)
 				used = s->flows[i].first_rec->verdict == INVENTORY_ALLOWED &&
 				       s->flows[i].first_rec->rule == (int64_t)pa->rules[k].index;
@@ -439,8 +443,8 @@ static void suggest_usage(FILE *f)
 
 int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 {
-	static const struct option extra[] = { { "base", required_argument, NULL, 'B' } };
-	struct suggest s = { .c = c };
+	static const struct option extra[] = {{"base", required_argument, NULL, 'B'}};
+	struct suggest s = {.c = c};
 	struct suggest_opts so = {};
 	struct flows_source src = {};
 	struct flows_filter f = {};
@@ -483,8 +487,8 @@ int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 	}
 	r = flows_source_load(&src, &inv, reason, sizeof(reason));
 	if (r < 0) {
-		r = cli_fail(c, "cannot read the flow inventory: %s", reason[0] ? reason
-										  : strerror(-r));
+		r = cli_fail(c, "cannot read the flow inventory: %s",
+			     reason[0] ? reason : strerror(-r));
 		goto out;
 	}
 	for (size_t k = 0; k < inventory_count(inv); k++) {
@@ -621,7 +625,8 @@ static int replay_judge(const struct policy *p, const struct policy_maps *m,
 	if (!fl.allowed && rec->port == 53 && policy_app_has_hosts(p, &p->apps[app]))
 		for (size_t i = 0; i < p->n_resolvers; i++)
 			if (p->resolvers[i].family == rec->family &&
-			    !memcmp(p->resolvers[i].addr, rec->addr, rec->family == AF_INET ? 4 : 16)) {
+			    !memcmp(p->resolvers[i].addr, rec->addr,
+				    rec->family == AF_INET ? 4 : 16)) {
 				*ret_allowed = true;
 				*ret_rule = 0;
 				return 0;
@@ -649,7 +654,7 @@ static int replay_judge(const struct policy *p, const struct policy_maps *m,
 
 int cmd_policy_replay(struct cli *c, int argc, char **argv)
 {
-	static const struct option extra[] = { { "policy", required_argument, NULL, 'P' } };
+	static const struct option extra[] = {{"policy", required_argument, NULL, 'P'}};
 	struct replay_opts ro = {};
 	struct flows_source src = {};
 	struct flows_filter f = {};
@@ -682,8 +687,8 @@ int cmd_policy_replay(struct cli *c, int argc, char **argv)
 	}
 	r = flows_source_load(&src, &inv, reason, sizeof(reason));
 	if (r < 0) {
-		r = cli_fail(c, "cannot read the flow inventory: %s", reason[0] ? reason
-										  : strerror(-r));
+		r = cli_fail(c, "cannot read the flow inventory: %s",
+			     reason[0] ? reason : strerror(-r));
 		goto out;
 	}
 	o = json_object_new_object();

@@ -34,7 +34,7 @@ void inventory_set_fault_hook(void (*hook)(enum fileio_step step))
 }
 
 static int inv_error(char *reason, size_t reason_size, int error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int inv_error(char *reason, size_t reason_size, int error, const char *fmt, ...)
 {
@@ -86,7 +86,7 @@ void inventory_get_stats(const struct inventory *inv, struct inventory_stats *re
 	ret->evicted = inv->evicted;
 }
 
-static const char *const verdict_names[] = { "allowed", "refused", "audited" };
+static const char *const verdict_names[] = {"allowed", "refused", "audited"};
 
 const char *inventory_verdict_name(uint8_t verdict)
 {
@@ -116,7 +116,8 @@ static bool host_valid(const char *host)
 		return true;
 	if (policy_host_parse(host, canon, &wildcard, NULL, 0) < 0)
 		return false;
-	return wildcard ? !strncmp(host, "*.", 2) && !strcmp(canon, host + 2) : !strcmp(canon, host);
+	return wildcard ? !strncmp(host, "*.", 2) && !strcmp(canon, host + 2)
+			: !strcmp(canon, host);
 }
 
 bool inventory_record_valid(const struct inventory_record *r)
@@ -219,7 +220,8 @@ static int by_eviction(const void *pa, const void *pb)
 {
 	const struct victim *va = pa, *vb = pb;
 	const struct inventory_record *a = &sort_base[va->i], *b = &sort_base[vb->i];
-	bool a_allowed = a->verdict == INVENTORY_ALLOWED, b_allowed = b->verdict == INVENTORY_ALLOWED;
+	bool a_allowed = a->verdict == INVENTORY_ALLOWED,
+	     b_allowed = b->verdict == INVENTORY_ALLOWED;
 
 	if (va->protected != vb->protected)
 		return va->protected ? 1 : -1;
@@ -293,7 +295,8 @@ int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 		if (inv->hash[i] != h || !same_key(&inv->r[i], seen))
 			continue;
 		r = &inv->r[i];
-		r->count = seen->count > UINT64_MAX - r->count ? UINT64_MAX : r->count + seen->count;
+		r->count =
+		    seen->count > UINT64_MAX - r->count ? UINT64_MAX : r->count + seen->count;
 		if (seen->last_s > r->last_s)
 			r->last_s = seen->last_s;
 		if (seen->last_s < r->first_s)
@@ -366,8 +369,8 @@ static int get_string(struct json_object *o, const char *key, bool required, con
 	return strlen(*ret) == (size_t)json_object_get_string_len(v) ? 0 : -EINVAL; /* no NUL */
 }
 
-static int get_int(struct json_object *o, const char *key, bool required, int64_t min,
-		   int64_t max, int64_t *ret)
+static int get_int(struct json_object *o, const char *key, bool required, int64_t min, int64_t max,
+		   int64_t *ret)
 {
 	struct json_object *v;
 	int64_t x;
@@ -387,7 +390,7 @@ static int get_int(struct json_object *o, const char *key, bool required, int64_
 int inventory_record_from_json(struct json_object *o, struct inventory_record *ret, char *reason,
 			       size_t reason_size)
 {
-	struct inventory_record r = { .rule = INVENTORY_RULE_NONE };
+	struct inventory_record r = {.rule = INVENTORY_RULE_NONE};
 	const char *app, *host, *addr, *proto, *verdict, *boot_id;
 	int64_t port, rule = INVENTORY_RULE_NONE, first, last, count, boots;
 	struct json_object *v;
@@ -460,9 +463,8 @@ int inventory_format(const struct inventory *inv, char **ret_data, size_t *ret_s
 		json_object_array_add(list, inventory_record_to_json(&inv->r[i]));
 	JSON_PUT(o, "records", list);
 	/* One record a line: the file stays readable and diffable. */
-	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
-							JSON_C_TO_STRING_NOSLASHESCAPE,
-						 &len);
+	text = json_object_to_json_string_length(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	data = text ? strndup(text, len) : NULL;
 	json_object_put(o);
 	if (!data)
@@ -495,7 +497,7 @@ int inventory_parse(const char *data, size_t size, size_t max_records, struct in
 	jerr = json_tokener_get_error(tok);
 	if (o && jerr == json_tokener_success && json_tokener_get_parse_end(tok) < size &&
 	    strspn(data + json_tokener_get_parse_end(tok), " \t\r\n") !=
-		    size - json_tokener_get_parse_end(tok))
+		size - json_tokener_get_parse_end(tok))
 		jerr = json_tokener_error_parse_unexpected;
 	json_tokener_free(tok);
 	if (!o || jerr != json_tokener_success)
@@ -508,8 +510,8 @@ int inventory_parse(const char *data, size_t size, size_t max_records, struct in
 	    !json_object_is_type(v, json_type_string) ||
 	    strcmp(json_object_get_string(v), INVENTORY_FORMAT))
 		return inv_error(reason, reason_size, -EINVAL, "not a carwall inventory");
-	if (!json_object_object_get_ex(o, "version", &v) || !json_object_is_type(v, json_type_int) ||
-	    json_object_get_int64(v) != INVENTORY_VERSION)
+	if (!json_object_object_get_ex(o, "version", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) != INVENTORY_VERSION)
 		return inv_error(reason, reason_size, -EINVAL, "not version %d", INVENTORY_VERSION);
 	if (!json_object_object_get_ex(o, "records", &list) ||
 	    !json_object_is_type(list, json_type_array))
@@ -533,8 +535,8 @@ int inventory_parse(const char *data, size_t size, size_t max_records, struct in
 		h = key_hash(&rec);
 		for (size_t k = 0; k < inv->n; k++)
 			if (inv->hash[k] == h && same_key(&inv->r[k], &rec)) {
-				r = inv_error(reason, reason_size, -EINVAL, "record %zu repeats a key",
-					      i);
+				r = inv_error(reason, reason_size, -EINVAL,
+					      "record %zu repeats a key", i);
 				break;
 			}
 		if (r < 0)
@@ -550,8 +552,8 @@ int inventory_parse(const char *data, size_t size, size_t max_records, struct in
 	return 0;
 }
 
-int inventory_load_file(const char *path, size_t max_records, struct inventory **ret,
-			char *reason, size_t reason_size)
+int inventory_load_file(const char *path, size_t max_records, struct inventory **ret, char *reason,
+			size_t reason_size)
 {
 	_cleanup_free_ char *data = NULL;
 	size_t size = 0;
@@ -582,5 +584,6 @@ int inventory_save(const char *dir, const struct inventory *inv)
 	r = inventory_format(inv, &data, &size);
 	if (r < 0)
 		return r;
-	return file_replace_durably(dir, INVENTORY_FILE, INVENTORY_TMP_FILE, data, size, fault_hook);
+	return file_replace_durably(dir, INVENTORY_FILE, INVENTORY_TMP_FILE, data, size,
+				    fault_hook);
 }

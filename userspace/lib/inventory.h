@@ -40,16 +40,16 @@
 #include "fileio.h"
 #include "policy.h"
 
-#define INVENTORY_FILE "inventory.json"
-#define INVENTORY_TMP_FILE "inventory.json.tmp"
-#define INVENTORY_FORMAT "carwall-inventory"
-#define INVENTORY_VERSION 1
+#define INVENTORY_FILE		      "inventory.json"
+#define INVENTORY_TMP_FILE	      "inventory.json.tmp"
+#define INVENTORY_FORMAT	      "carwall-inventory"
+#define INVENTORY_VERSION	      1
 #define INVENTORY_DEFAULT_MAX_RECORDS 4096u
-#define INVENTORY_MIN_RECORDS 16u
-#define INVENTORY_MAX_RECORDS 65536u
+#define INVENTORY_MIN_RECORDS	      16u
+#define INVENTORY_MAX_RECORDS	      65536u
 /* One record's JSON, host and app at their longest, every number at its widest. */
 #define INVENTORY_RECORD_MAX_BYTES 768u
-#define INVENTORY_BOOT_ID_LEN 36 /* a UUID as /proc/sys/kernel/random/boot_id gives it */
+#define INVENTORY_BOOT_ID_LEN	   36 /* a UUID as /proc/sys/kernel/random/boot_id gives it */
 
 static inline size_t inventory_max_file_bytes(size_t max_records)
 {
@@ -71,7 +71,7 @@ struct inventory_record {
 	int family;			    /* AF_INET or AF_INET6 */
 	uint8_t addr[16];		    /* network byte order; IPv4 in addr[0..3], rest 0 */
 	uint16_t port;
-	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t proto;	 /* IPPROTO_TCP or IPPROTO_UDP */
 	uint8_t verdict; /* enum inventory_verdict */
 	int64_t rule;	 /* global rule index in the policy in force then; INVENTORY_RULE_NONE */
 	/* What is known of it. */
@@ -98,7 +98,8 @@ void inventory_get_stats(const struct inventory *inv, struct inventory_stats *re
  * Add what was seen: `seen` carries the key, the time (last_s; first_s is ignored), the flows it
  * stands for (count, 0: seen, nothing new to count) and the boot id. Merged into the key's
  * record (count added, last seen moved on, boots counted when the boot id differs), or a new
- * record (ageing the inventory when full; none for a count of 0). -EINVAL for a record the file could not hold (bad app id, host, family, protocol).
+ * record (ageing the inventory when full; none for a count of 0). -EINVAL for a record the file
+ * could not hold (bad app id, host, family, protocol).
  */
 int inventory_add(struct inventory *inv, const struct inventory_record *seen);
 
@@ -126,8 +127,8 @@ int inventory_parse(const char *data, size_t size, size_t max_records, struct in
 		    char *reason, size_t reason_size);
 
 /* The file in folder dir: load it (-ENOENT: none yet), save it durably (see above). */
-int inventory_load_file(const char *path, size_t max_records, struct inventory **ret,
-			char *reason, size_t reason_size);
+int inventory_load_file(const char *path, size_t max_records, struct inventory **ret, char *reason,
+			size_t reason_size);
 int inventory_load(const char *dir, size_t max_records, struct inventory **ret, char *reason,
 		   size_t reason_size);
 int inventory_save(const char *dir, const struct inventory *inv);

@@ -31,7 +31,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct inventory *, inventory_free)
 static struct inventory_record flow(const char *app, const char *host, const char *addr,
 				    uint16_t port, uint8_t verdict, int64_t t, uint64_t count)
 {
-	struct inventory_record r = { .rule = INVENTORY_RULE_NONE };
+	struct inventory_record r = {.rule = INVENTORY_RULE_NONE};
 
 	snprintf(r.app, sizeof(r.app), "%s", app);
 	snprintf(r.host, sizeof(r.host), "%s", host);
@@ -120,8 +120,8 @@ static void test_add_merges_one_key_counts_and_times(void **state)
 static void test_boots_count_each_new_boot_id_once(void **state)
 {
 	_cleanup_(inventory_freep) struct inventory *inv = NULL;
-	struct inventory_record r = flow("mediaplayer", "", "198.51.100.20", 443,
-					 INVENTORY_ALLOWED, 1000, 1);
+	struct inventory_record r =
+	    flow("mediaplayer", "", "198.51.100.20", 443, INVENTORY_ALLOWED, 1000, 1);
 
 	(void)state;
 	assert_int_equal(inventory_new(64, &inv), 0);
@@ -249,8 +249,8 @@ static void expect_bad(const char *text)
 
 #define HEAD "{\"format\":\"carwall-inventory\",\"version\":1,\"records\":["
 #define REC(extra)                                                                                 \
-	"{\"app\":\"a\",\"address\":\"198.51.100.20\",\"port\":443,\"proto\":\"tcp\","           \
-	"\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"                   \
+	"{\"app\":\"a\",\"address\":\"198.51.100.20\",\"port\":443,\"proto\":\"tcp\","             \
+	"\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"                  \
 	"\"boot_id\":\"x\"" extra "}"
 
 static void test_parse_rejects_bad_files(void **state)
@@ -271,12 +271,14 @@ static void test_parse_rejects_bad_files(void **state)
 	expect_bad(HEAD REC("") "," REC("") "]}"); /* a key twice */
 	expect_bad(HEAD REC(",\"host\":\"UPPER.example\"") "]}");
 	expect_bad(HEAD REC(",\"rule\":-1") "]}");
-	expect_bad(HEAD "{\"app\":\"a\",\"address\":\"198.51.100.300\",\"port\":443,\"proto\":\"tcp\","
-			"\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"
-			"\"boot_id\":\"x\"}]}");
-	expect_bad(HEAD "{\"app\":\"a\",\"address\":\"198.51.100.3\",\"port\":65536,\"proto\":\"tcp\","
-			"\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"
-			"\"boot_id\":\"x\"}]}");
+	expect_bad(HEAD
+		   "{\"app\":\"a\",\"address\":\"198.51.100.300\",\"port\":443,\"proto\":\"tcp\","
+		   "\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"
+		   "\"boot_id\":\"x\"}]}");
+	expect_bad(HEAD
+		   "{\"app\":\"a\",\"address\":\"198.51.100.3\",\"port\":65536,\"proto\":\"tcp\","
+		   "\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"
+		   "\"boot_id\":\"x\"}]}");
 	expect_bad(HEAD "{\"app\":\"a\",\"address\":\"198.51.100.3\",\"port\":1,\"proto\":\"icmp\","
 			"\"verdict\":\"allowed\",\"first\":1,\"last\":2,\"count\":1,\"boots\":1,"
 			"\"boot_id\":\"x\"}]}");
@@ -292,7 +294,8 @@ static void test_parse_rejects_bad_files(void **state)
 		struct inventory *inv = NULL;
 
 		text[20] = '\0';
-		assert_int_equal(inventory_parse(text, sizeof(text) - 1, 16, &inv, NULL, 0), -EINVAL);
+		assert_int_equal(inventory_parse(text, sizeof(text) - 1, 16, &inv, NULL, 0),
+				 -EINVAL);
 	}
 }
 
@@ -305,11 +308,12 @@ static void test_parse_refuses_more_records_than_the_bound(void **state)
 	(void)state;
 	len = (size_t)snprintf(text, sizeof(text), HEAD);
 	for (int i = 0; i < 17; i++)
-		len += (size_t)snprintf(text + len, sizeof(text) - len,
-					"%s{\"app\":\"a\",\"address\":\"198.51.100.20\",\"port\":%d,"
-					"\"proto\":\"tcp\",\"verdict\":\"allowed\",\"first\":1,"
-					"\"last\":2,\"count\":1,\"boots\":1,\"boot_id\":\"x\"}",
-					i ? "," : "", i + 1);
+		len +=
+		    (size_t)snprintf(text + len, sizeof(text) - len,
+				     "%s{\"app\":\"a\",\"address\":\"198.51.100.20\",\"port\":%d,"
+				     "\"proto\":\"tcp\",\"verdict\":\"allowed\",\"first\":1,"
+				     "\"last\":2,\"count\":1,\"boots\":1,\"boot_id\":\"x\"}",
+				     i ? "," : "", i + 1);
 	len += (size_t)snprintf(text + len, sizeof(text) - len, "]}");
 	assert_int_equal(inventory_parse(text, len, 16, &inv, NULL, 0), -E2BIG);
 	assert_int_equal(inventory_parse(text, len, 17, &inv, NULL, 0), 0);
@@ -391,16 +395,16 @@ static void test_load_missing_file_is_enoent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_add_merges_one_key_counts_and_times),
-		cmocka_unit_test(test_boots_count_each_new_boot_id_once),
-		cmocka_unit_test(test_add_refuses_records_the_file_cannot_hold),
-		cmocka_unit_test(test_flood_stays_in_bound_and_ages_one_time_refusals_first),
-		cmocka_unit_test(test_set_max_ages_down_to_the_new_bound),
-		cmocka_unit_test(test_format_then_parse_round_trips),
-		cmocka_unit_test(test_parse_rejects_bad_files),
-		cmocka_unit_test(test_parse_refuses_more_records_than_the_bound),
-		cmocka_unit_test(test_save_interrupted_at_each_step_leaves_old_or_new),
-		cmocka_unit_test(test_load_missing_file_is_enoent),
+	    cmocka_unit_test(test_add_merges_one_key_counts_and_times),
+	    cmocka_unit_test(test_boots_count_each_new_boot_id_once),
+	    cmocka_unit_test(test_add_refuses_records_the_file_cannot_hold),
+	    cmocka_unit_test(test_flood_stays_in_bound_and_ages_one_time_refusals_first),
+	    cmocka_unit_test(test_set_max_ages_down_to_the_new_bound),
+	    cmocka_unit_test(test_format_then_parse_round_trips),
+	    cmocka_unit_test(test_parse_rejects_bad_files),
+	    cmocka_unit_test(test_parse_refuses_more_records_than_the_bound),
+	    cmocka_unit_test(test_save_interrupted_at_each_step_leaves_old_or_new),
+	    cmocka_unit_test(test_load_missing_file_is_enoent),
 	};
 
 	return cmocka_run_group_tests_name("inventory", tests, NULL, NULL);
