@@ -292,8 +292,9 @@ _Static_assert(sizeof(struct cw_event) == 88, "cw_event layout");
 /*
  * cw_seen: LRU hash (pinned), (app uid, family, protocol, port, address) -> the allowed flows of
  * that key, for the flow inventory (agent/flows.c). A connect (per TCP connection) or a sendmsg
- * with an address (per datagram of an unconnected UDP socket; a connected one is not judged
- * again) that a rule allows adds one to `flows`, a running total; the first flow of a key, and
+ * with an address (per run of datagrams of one UDP socket to one destination: a repeat is not
+ * counted again; a connected socket is not judged again) that a rule allows adds one to
+ * `flows`, a running total; the first flow of a key, and
  * the first one cw_flow_report_s seconds or more after the key's last report, sends an
  * allowed-flow event with that total. So the agent hears of a new destination at once and of a
  * busy one once per period; it reads the totals of every key again before it saves the

@@ -153,11 +153,32 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, NULL, (__u32)val->flows);
 }
 
+/*
+ * Whether the socket's last allowed flow, in this policy epoch, went to this destination: a UDP
+ * socket sending datagram after datagram to one address. Such a repeat is not counted again in
+ * cw_seen (it costs one socket-storage read instead), so a UDP "flow" is a run of datagrams of
+ * one socket to one destination.
+ */
+static __always_inline bool cw_repeat(struct bpf_sock_addr *ctx, const struct cw_ctx *c,
+				      const struct cw_flow *f)
+{
+	struct cw_sk_state *st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, 0);
+	/* Word by word: clang's BPF target has no memcmp. */
+	const __u32 *a, *b = (const __u32 *)f->addr;
+
+	if (!st || st->epoch != c->epoch || !st->pass || st->proto != f->proto ||
+	    st->port != f->port)
+		return false;
+	a = (const __u32 *)st->addr;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, enum cw_hook hook)
 {
 	struct cw_flow f = { .hook = hook, .from_task = true };
 	struct cw_ctx c = {};
 	enum cw_verdict v;
+	bool repeat;
 
 	if (!cw_find_app(&c, NULL))
 		return SOCK_ADDR_ALLOW;
@@ -165,9 +186,10 @@ static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, e
 	v = cw_sock_addr_judge(&c, ctx, family, &f);
 	if (!cw_finish(&c, &f, v))
 		return SOCK_ADDR_DENY;
+	repeat = v == CW_VERDICT_ALLOW_RULE && cw_repeat(ctx, &c, &f);
 	if (!cw_remember(ctx, &c, &f, hook))
 		return SOCK_ADDR_DENY;
-	if (v == CW_VERDICT_ALLOW_RULE)
+	if (v == CW_VERDICT_ALLOW_RULE && !repeat)
 		cw_report_allowed(&c, &f);
 	return SOCK_ADDR_ALLOW;
 }

@@ -296,6 +296,17 @@ FLOW_MODE=udp expect_flow "enforced: the backend 198.51.100.20:9000/udp is allow
 expect_flow "enforced: the bug tracker is EPERM, nothing at the server" mediaplayer $TRACKER 443 EPERM
 tap_check "inventory: the tracker's refusal is recorded as refused" \
 	wait_field 1 mediaplayer $TRACKER 443 tcp refused count
+# UDP: a run of datagrams of one socket to one destination is one flow (the kernel does not count
+# each datagram again: the socket's verdict cache says it is a repeat).
+tap_check "inventory: the allowed UDP flow counted once" \
+	wait_field 1 mediaplayer $BACKEND 9000 udp allowed count
+sandbox_run_app mediaplayer python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(5):
+    s.sendto(b"x", ("198.51.100.20", 9000))' >/dev/null 2>&1
+tap_check "inventory: 5 datagrams of one new socket to the backend are one more flow" \
+	wait_field 2 mediaplayer $BACKEND 9000 udp allowed count
 
 # ---- bounds: a flood of destinations ---------------------------------------------------------
 sandbox_agent_stop
