@@ -241,7 +241,7 @@ $(BUILD)/tests/test_dns_kernel: tests/dns/test_dns_kernel.c $(DNS_TEST_SRCS) $(B
 # libFuzzer targets, always built with clang, ASan and UBSan (outside the SAN switch).
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Iuserspace/lib -Ibpf -Itests/dns \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest bundle_state control log \
+FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest bundle_state control log inventory \
 	     policy_compile policy_lint policy_region geo explain dns events report report_render) tests/dns/dns_oracle.c
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
 	$(call msg,FUZZ,$@)

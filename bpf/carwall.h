@@ -334,7 +334,11 @@ enum cw_verdict {
 /* cw_event.flags */
 #define CW_EVENT_F_AUDIT (1u << 0) /* audit mode: the flow went out; it would have been refused */
 
-/* One refused (or, in audit mode, would-be-refused) flow, sent through the ring buffer. */
+/*
+ * One refused (or, in audit mode, would-be-refused) flow, or a report of allowed flows (verdict
+ * CW_VERDICT_ALLOW_RULE, from the socket-address hooks only: see cw_seen), sent through the
+ * ring buffer.
+ */
 struct cw_event {
 	__u64 boot_ns;	 /* bpf_ktime_get_boot_ns() */
 	__u64 cgroup_id; /* the task's cgroup */
@@ -354,9 +358,40 @@ struct cw_event {
 	__u8 addr[16]; /* destination, network byte order (IPv4 in addr[0..3]) */
 	char comm[16];
 	__u32 sock_type; /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW... (sock_create) */
-	__u32 pad;
+	__u32 count;	 /* 1; for an allowed flow, its key's cw_seen_val.flows (low 32 bits) */
 };
 _Static_assert(sizeof(struct cw_event) == 88, "cw_event layout");
+
+/*
+ * cw_seen: LRU hash (pinned), (app uid, family, protocol, port, address) -> the allowed flows of
+ * that key, for the flow inventory (agent/flows.c). A connect (per TCP connection) or a sendmsg
+ * with an address (per run of datagrams of one UDP socket to one destination: a repeat is not
+ * counted again; a connected socket is not judged again) that a rule allows adds one to
+ * `flows`, a running total; the first flow of a key, and
+ * the first one cw_flow_report_s seconds or more after the key's last report, sends an
+ * allowed-flow event with that total. So the agent hears of a new destination at once and of a
+ * busy one once per period; it reads the totals of every key again before it saves the
+ * inventory, and counts the difference to what it had: exact, but for the flows of a key that
+ * leaves the LRU map (CW_MAX_SEEN keys, every app together) between two of its reads.
+ */
+#define CW_MAX_SEEN 16384
+
+struct cw_seen_key {
+	__u32 app_uid; /* cw_app_val.uid: the app's identity across reloads */
+	__u16 port;    /* host byte order */
+	__u8 family;   /* AF_INET or AF_INET6 (IPv4-mapped is AF_INET) */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_seen_key) == 24, "cw_seen_key layout");
+
+struct cw_seen_val {
+	__u64 reported_ns; /* bpf_ktime_get_coarse_ns() of the key's last report; 0: never */
+	__u64 flows;	   /* allowed flows since the key was added */
+	__u32 rule;	   /* the rule that allowed the last reported one (global index) */
+	__u32 gen;	   /* and the generation it was judged in */
+};
+_Static_assert(sizeof(struct cw_seen_val) == 24, "cw_seen_val layout");
 
 /* cw_app_stats: per-CPU array, index gen * CW_APP_SLOTS + app. */
 struct cw_app_counters {

@@ -220,22 +220,28 @@ static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now)
 	return __sync_fetch_and_add(&rl->count, 1) < cw_event_rate;
 }
 
-static __always_inline void cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
-				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt)
+/*
+ * Report a flow (count: cw_event.count); false when it could not be sent. Reports of allowed
+ * flows are not rate limited here (cw_seen limits them to one per destination and period), so
+ * they never take a refusal's place.
+ */
+static __always_inline bool cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
+				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt,
+				    __u32 count)
 {
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct cw_event *e;
 
-	if (!cw_ratelimit_pass(c->app, now)) {
+	if (v != CW_VERDICT_ALLOW_RULE && !cw_ratelimit_pass(c->app, now)) {
 		if (cnt)
 			cnt->events_dropped++;
-		return;
+		return false;
 	}
 	e = bpf_ringbuf_reserve(&cw_events, sizeof(*e), 0);
 	if (!e) {
 		if (cnt)
 			cnt->events_dropped++;
-		return;
+		return false;
 	}
 	/*
 	 * The address first: clang 14's BPF backend dropped the byte stores below when this copy
@@ -268,8 +274,9 @@ static __always_inline void cw_emit(const struct cw_ctx *c, const struct cw_flow
 	e->gen = (__u8)c->gen;
 	e->flags = audit ? CW_EVENT_F_AUDIT : 0;
 	e->sock_type = f->sock_type;
-	e->pad = 0;
+	e->count = count;
 	bpf_ringbuf_submit(e, 0);
+	return true;
 }
 
 /*
@@ -304,7 +311,7 @@ static __always_inline bool cw_finish(const struct cw_ctx *c, const struct cw_fl
 		if (v == CW_VERDICT_DENY_CONSENT)
 			cnt->refused_consent++;
 	}
-	cw_emit(c, f, v, audit, cnt);
+	cw_emit(c, f, v, audit, cnt, 1);
 	return audit;
 }
 

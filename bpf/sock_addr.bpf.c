@@ -7,7 +7,9 @@
  * when the destination address, port and protocol match one of that app's rules (cw_dest.bpf.h).
  * Everything else a managed app tries is refused: the hook returns 0 and the caller gets EPERM,
  * and the refusal is counted and reported (cw_app.bpf.h). In audit mode the flow goes out and
- * is reported all the same. Tasks outside every managed cgroup are left alone.
+ * is reported all the same. An allowed flow is reported for the flow inventory at most once per
+ * cw_flow_report_s and destination (cw_seen, bpf/carwall.h). Tasks outside every managed cgroup
+ * are left alone.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -20,6 +22,16 @@
 
 #define SOCK_ADDR_ALLOW 1
 #define SOCK_ADDR_DENY 0
+
+/* Seconds between two reports of one destination's allowed flows; 0: every flow. Before load. */
+const volatile __u32 cw_flow_report_s = 10;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CW_MAX_SEEN);
+	__type(key, struct cw_seen_key);
+	__type(value, struct cw_seen_val);
+} cw_seen SEC(".maps");
 
 /* The verdict for one socket operation of a managed app. */
 static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
@@ -102,17 +114,84 @@ static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct 
 	return true;
 }
 
+/*
+ * An allowed flow, for the flow inventory: counted in its key of cw_seen, and reported with the
+ * key's total when the key is new or its last report is cw_flow_report_s old (bpf/carwall.h).
+ * The agent counts differences of totals, so two CPUs reporting one key at once, or an event
+ * that is not sent, count nothing twice and lose nothing.
+ */
+static __always_inline void cw_report_allowed(const struct cw_ctx *c, const struct cw_flow *f)
+{
+	struct cw_seen_key key = {};
+	struct cw_seen_val fresh = {};
+	struct cw_seen_val *val;
+	__u64 now;
+
+	key.app_uid = c->uid;
+	key.port = f->port;
+	key.family = f->family;
+	key.proto = f->proto;
+	__builtin_memcpy(key.addr, f->addr, sizeof(key.addr));
+	val = bpf_map_lookup_elem(&cw_seen, &key);
+	if (!val) {
+		/* EEXIST: another CPU added the key meanwhile; its entry counts this flow. */
+		bpf_map_update_elem(&cw_seen, &key, &fresh, BPF_NOEXIST);
+		val = bpf_map_lookup_elem(&cw_seen, &key);
+		if (!val)
+			return;
+	}
+	__sync_fetch_and_add(&val->flows, 1);
+	/* The coarse clock: a read of the last tick, enough for a period of seconds. */
+	now = bpf_ktime_get_coarse_ns();
+	/* reported_ns 0: never reported. */
+	if (val->reported_ns && now - val->reported_ns < cw_flow_report_s * 1000000000ull)
+		return;
+	val->reported_ns = now;
+	val->rule = c->rule;
+	val->gen = c->gen;
+	/* Not sent (ring buffer full): the agent's next read of cw_seen counts the flows. */
+	cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, NULL, (__u32)val->flows);
+}
+
+/*
+ * Whether the socket's last allowed flow, in this policy epoch, went to this destination: a UDP
+ * socket sending datagram after datagram to one address. Such a repeat is not counted again in
+ * cw_seen (it costs one socket-storage read instead), so a UDP "flow" is a run of datagrams of
+ * one socket to one destination.
+ */
+static __always_inline bool cw_repeat(struct bpf_sock_addr *ctx, const struct cw_ctx *c,
+				      const struct cw_flow *f)
+{
+	struct cw_sk_state *st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, 0);
+	/* Word by word: clang's BPF target has no memcmp. */
+	const __u32 *a, *b = (const __u32 *)f->addr;
+
+	if (!st || st->epoch != c->epoch || !st->pass || st->proto != f->proto ||
+	    st->port != f->port)
+		return false;
+	a = (const __u32 *)st->addr;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, enum cw_hook hook)
 {
 	struct cw_flow f = { .hook = hook, .from_task = true };
 	struct cw_ctx c = {};
+	enum cw_verdict v;
+	bool repeat;
 
 	if (!cw_find_app(&c, NULL))
 		return SOCK_ADDR_ALLOW;
 	/* From here on the socket belongs to a managed app: whatever is unexpected is refused. */
-	if (!cw_finish(&c, &f, cw_sock_addr_judge(&c, ctx, family, &f)))
+	v = cw_sock_addr_judge(&c, ctx, family, &f);
+	if (!cw_finish(&c, &f, v))
 		return SOCK_ADDR_DENY;
-	return cw_remember(ctx, &c, &f, hook) ? SOCK_ADDR_ALLOW : SOCK_ADDR_DENY;
+	repeat = v == CW_VERDICT_ALLOW_RULE && cw_repeat(ctx, &c, &f);
+	if (!cw_remember(ctx, &c, &f, hook))
+		return SOCK_ADDR_DENY;
+	if (v == CW_VERDICT_ALLOW_RULE && !repeat)
+		cw_report_allowed(&c, &f);
+	return SOCK_ADDR_ALLOW;
 }
 
 SEC("cgroup/connect4")

@@ -21,6 +21,7 @@
 #include "events_log.h"
 #include "fileio.h"
 #include "geo.h"
+#include "inventory.h"
 #include "loader.h"
 #include "log.h"
 #include "notify.h"
@@ -57,6 +58,8 @@ struct agent_app_total {
 	uint64_t dropped_logged; /* events_dropped (since start) written as lifecycle records */
 };
 
+struct flows_seen;
+
 struct agent {
 	/* Options. */
 	const char *policy_path;
@@ -65,6 +68,7 @@ struct agent {
 	const char *state_dir;
 	gid_t control_group;
 	uint32_t event_rate;
+	uint32_t flow_report_s; /* --flow-report-interval */
 	bool developer_mode; /* accept unsigned policies: never on a vehicle */
 	const char *geo_db_path; /* --geo-db: the country database of home-only residency */
 	const char *trust_dir;
@@ -153,16 +157,27 @@ struct agent {
 
 	/*
 	 * Driver consent (consent.c): the switches' states (read from the state folder at the
-	 * first policy), this boot's id, and the state of each switch of the policy in
+	 * first policy), and the state of each switch of the policy in
 	 * force (consent_on[i]: policy->consent.switches[i]). consent_group: the group that may
 	 * list and set switches over the control socket and nothing else (--consent-group).
 	 */
 	struct consent_state consent;	    /* in force (or, in a change, about to be) */
 	struct consent_state consent_saved; /* as the state folder holds it */
 	bool consent_loaded;
-	char boot_id[CONSENT_BOOT_ID_LEN + 1];
 	bool consent_on[POLICY_MAX_SWITCHES];
 	gid_t consent_group;
+	/* The flow inventory (flows.c): options, the store, when it was last saved. */
+	uint32_t inventory_max;	   /* --inventory-max-records */
+	uint32_t inventory_save_s; /* --inventory-save-interval */
+	struct inventory *inventory; /* NULL: none (could not be set up; logged) */
+	struct flows_seen *flows_seen; /* cw_seen's totals as last counted */
+	bool inventory_dirty;
+	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
+	uint64_t inventory_errors;
+	uint64_t inventory_reports; /* allowed-flow events received */
+	/* This boot's id (--boot-id-file; "" when unknown): the inventory's boots, consent's drives. */
+	const char *boot_id_file;
+	char boot_id[INVENTORY_BOOT_ID_LEN + 1];
 };
 
 /* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */
@@ -216,6 +231,17 @@ void evidence_record_policy(struct agent *a, const char *why);
 void evidence_record_dropped(struct agent *a);
 /* `carwall names [APP]`: the learned table, named as the policy in force names things. */
 struct json_object *agent_names_json(struct agent *a, const char *only);
+/* The host name a flow's destination was learned for by its app; false when there is none. */
+bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size);
+uint64_t boottime_ns(void);
+
+/* ---- flows.c: the flow inventory -------------------------------------------------------- */
+
+int flows_open(struct agent *a);
+void flows_on_event(struct agent *a, const struct cw_event *e, const char *app);
+void flows_tick(struct agent *a);
+void flows_close(struct agent *a);
+void flows_json(struct agent *a, struct json_object *o);
 
 /* ---- consent.c: driver consent --------------------------------------------------------- */
 

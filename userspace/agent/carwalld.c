@@ -37,6 +37,11 @@
 #define DEFAULT_POLICY "/etc/carwall/policy.yaml"
 #define DEFAULT_STATE_DIR "/var/lib/carwall"
 #define DEFAULT_EVENT_RATE 10000
+#define DEFAULT_FLOW_REPORT_S 10
+#define MAX_FLOW_REPORT_S 3600
+#define DEFAULT_INVENTORY_SAVE_S 5
+#define MAX_INVENTORY_SAVE_S 3600
+#define DEFAULT_BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
 #define DEFAULT_TRUST_DIR "/etc/carwall/keys"
 #define DEFAULT_TARGET_FILE "/etc/carwall/target"
 #define DEFAULT_BUNDLE_ID_FILE "/etc/carwall/bundle-id"
@@ -81,6 +86,17 @@ static void help(void)
 	       "  -y --geo-db FILE         the country database (MaxMind DB) for a policy with\n"
 	       "                           'residency-enforce: home-only', read again at every\n"
 	       "                           load; without it such a policy is refused\n"
+	       "  -F --flow-report-interval S\n"
+	       "                           seconds between two reports of one destination's\n"
+	       "                           allowed flows to the flow inventory (default %d)\n"
+	       "  -N --inventory-max-records N\n"
+	       "                           records the flow inventory keeps (default %u, %u..%u);\n"
+	       "                           the oldest refused one-time flows age out first\n"
+	       "  -S --inventory-save-interval S\n"
+	       "                           seconds between two saves of a changed inventory\n"
+	       "                           (default %d): what a power cut may lose\n"
+	       "  -B --boot-id-file FILE   this boot's id, to count boots (default\n"
+	       "                           %s)\n"
 	       "  -v --verbose             log debug messages, libbpf's included\n"
 	       "  -h --help                show this help\n"
 	       "\n"
@@ -94,7 +110,9 @@ static void help(void)
 	       DEFAULT_POLICY, AGENT_MAX_GUARDS, policy_agl_slices[0], policy_agl_slices[1],
 	       policy_agl_slices[2], PINS_DEFAULT_DIR, CONTROL_DEFAULT_RUN_DIR,
 	       DEFAULT_STATE_DIR, DEFAULT_TRUST_DIR, DEFAULT_TARGET_FILE, DEFAULT_BUNDLE_ID_FILE,
-	       DEFAULT_EVENT_RATE);
+	       DEFAULT_EVENT_RATE, DEFAULT_FLOW_REPORT_S, INVENTORY_DEFAULT_MAX_RECORDS,
+	       INVENTORY_MIN_RECORDS, INVENTORY_MAX_RECORDS, DEFAULT_INVENTORY_SAVE_S,
+	       DEFAULT_BOOT_ID_FILE);
 }
 
 /* Add the bundle ids in `list` (separated by commas, blanks or newlines) to those accepted. */
@@ -136,6 +154,10 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 		{ "control-group", required_argument, NULL, 'G' },
 		{ "consent-group", required_argument, NULL, 'C' },
 		{ "event-rate", required_argument, NULL, 'e' },
+		{ "flow-report-interval", required_argument, NULL, 'F' },
+		{ "inventory-max-records", required_argument, NULL, 'N' },
+		{ "inventory-save-interval", required_argument, NULL, 'S' },
+		{ "boot-id-file", required_argument, NULL, 'B' },
 		{ "trust-dir", required_argument, NULL, 'T' },
 		{ "target", required_argument, NULL, 't' },
 		{ "bundle-id", required_argument, NULL, 'i' },
@@ -159,10 +181,14 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 	a->control_group = CONTROL_NO_GROUP;
 	a->consent_group = CONTROL_NO_GROUP;
 	a->event_rate = DEFAULT_EVENT_RATE;
+	a->flow_report_s = DEFAULT_FLOW_REPORT_S;
+	a->inventory_max = INVENTORY_DEFAULT_MAX_RECORDS;
+	a->inventory_save_s = DEFAULT_INVENTORY_SAVE_S;
+	a->boot_id_file = DEFAULT_BOOT_ID_FILE;
 	a->trust_dir = DEFAULT_TRUST_DIR;
 	a->threshold = 1;
-	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:C:e:T:t:i:m:Dy:vh", options, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "p:c:g:b:r:s:G:C:e:F:N:S:B:T:t:i:m:Dy:vh", options,
+				NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			a->policy_path = optarg;
@@ -231,6 +257,37 @@ static int agent_parse_args(struct agent *a, int argc, char **argv, bool *verbos
 			a->event_rate = (uint32_t)v;
 			break;
 		}
+		case 'F': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 1 || v > MAX_FLOW_REPORT_S)
+				return log_error_errno(-EINVAL, "Bad --flow-report-interval '%s' (1..%d)",
+						       optarg, MAX_FLOW_REPORT_S);
+			a->flow_report_s = (uint32_t)v;
+			break;
+		}
+		case 'N': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < INVENTORY_MIN_RECORDS || v > INVENTORY_MAX_RECORDS)
+				return log_error_errno(-EINVAL, "Bad --inventory-max-records '%s' (%u..%u)",
+						       optarg, INVENTORY_MIN_RECORDS,
+						       INVENTORY_MAX_RECORDS);
+			a->inventory_max = (uint32_t)v;
+			break;
+		}
+		case 'S': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || v < 1 || v > MAX_INVENTORY_SAVE_S)
+				return log_error_errno(-EINVAL, "Bad --inventory-save-interval '%s' (1..%d)",
+						       optarg, MAX_INVENTORY_SAVE_S);
+			a->inventory_save_s = (uint32_t)v;
+			break;
+		}
+		case 'B':
+			a->boot_id_file = optarg;
+			break;
 		case 'v':
 			*verbose = true;
 			break;
@@ -493,7 +550,8 @@ static int agent_start(struct agent *a, int *lock_fd)
 				       a->pin_dir);
 	if (r < 0)
 		return log_error_errno(r, "Cannot prepare pin folder %s: %m", a->pin_dir);
-	struct loader_options lopts = { .event_rate = a->event_rate };
+	struct loader_options lopts = { .event_rate = a->event_rate,
+					.flow_report_s = a->flow_report_s };
 	r = loader_open(a->pin_dir, &lopts, &a->loader);
 	if (r < 0)
 		return log_error_errno(r,

@@ -24,7 +24,8 @@ static void agent_consent_load(struct agent *a)
 	if (a->consent_loaded)
 		return;
 	a->consent_loaded = true;
-	r = consent_boot_id(a->boot_id);
+	/* The agent's (--boot-id-file), else the kernel's. */
+	r = a->boot_id[0] ? 0 : consent_boot_id(a->boot_id);
 	if (r < 0) {
 		/* Per-drive switches then go back to their defaults at every start. */
 		log_warning_errno(r, "Cannot read the boot id (%s): %m", CONSENT_BOOT_ID_PATH);

@@ -113,9 +113,10 @@ void agent_events_json(struct agent *a, struct json_object *ev)
 	JSON_ADD(ev, "pending", json_object_new_int64((int64_t)st.pending));
 	JSON_ADD(ev, "log_errors", json_object_new_int64((int64_t)a->events_log_errors));
 	JSON_ADD(ev, "rate_limit_per_app", json_object_new_int64((int64_t)a->event_rate));
+	flows_json(a, ev);
 }
 
-static uint64_t boottime_ns(void)
+uint64_t boottime_ns(void)
 {
 	struct timespec ts;
 
@@ -137,8 +138,6 @@ static int64_t realtime_offset_ns(void)
  * summary with count, first and last for its repeats) and a record in the app's share of the
  * events log.
  */
-static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size);
-
 static void agent_write_record(const struct events_agg_record *r, void *userdata)
 {
 	struct agent *a = userdata;
@@ -213,7 +212,10 @@ static void agent_exe_of(const struct cw_event *e, char *buf, size_t size, void 
 		buf[0] = '\0';
 }
 
-/* One refused (or audited) flow from the ring buffer, named as the policy names it. */
+/*
+ * One flow from the ring buffer, named as the policy names it: every one into the flow
+ * inventory; a refused (or audited) one into the evidence log too.
+ */
 static int agent_on_event(void *ctx, void *data, size_t size)
 {
 	struct agent *a = ctx;
@@ -222,9 +224,12 @@ static int agent_on_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*e))
 		return 0;
-	a->events_received++;
 	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
 		app = a->gen_apps[e->gen][e->app];
+	flows_on_event(a, e, app);
+	if (e->verdict == CW_VERDICT_ALLOW_RULE)
+		return 0; /* allowed flows are evidence of nothing refused: counted by flows.c */
+	a->events_received++;
 	events_agg_add(a->events_agg, e, app, (int64_t)e->boot_ns + realtime_offset_ns());
 	return 0;
 }
@@ -359,7 +364,7 @@ int evidence_open(struct agent *a)
 		return log_error_errno(negative_errno(), "timerfd: %m");
 	struct itimerspec tick = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
 	timerfd_settime(a->events_tick_fd, 0, &tick, NULL);
-	return 0;
+	return flows_open(a);
 }
 
 /* The ring buffer is readable: every event into the table, the log written. */
@@ -439,7 +444,7 @@ static bool agent_name_text(struct agent *a, uint32_t gen, uint32_t app, uint32_
  * The host name a refused flow's destination was learned for by its app (an expired address,
  * a port the name does not allow), so that events name it; false when there is none.
  */
-static bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size)
+bool agent_host_of(struct agent *a, const struct cw_event *e, char *buf, size_t size)
 {
 	struct cw_learned_key key = { .family = e->family };
 	struct cw_learned_val val;
@@ -560,6 +565,7 @@ void evidence_tick(struct agent *a)
 			agent_sweep_learned(a);
 			evidence_record_dropped(a);
 		}
+		flows_tick(a);
 	}
 	if (a->events_log)
 		events_log_flush(a->events_log);
@@ -574,6 +580,7 @@ void evidence_close(struct agent *a)
 	}
 	if (a->events_agg)
 		events_agg_flush(a->events_agg);
+	flows_close(a);
 	if (a->events_log) {
 		evidence_record_dropped(a);
 		evidence_record_stop(a);

@@ -245,6 +245,7 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	if (r < 0)
 		return r;
 	sock_addr->rodata->cw_event_rate = opts->event_rate;
+	sock_addr->rodata->cw_flow_report_s = opts->flow_report_s;
 	r = sock_addr_bpf__load(sock_addr);
 	if (r < 0)
 		return r;
@@ -397,6 +398,11 @@ int loader_names_fd(const struct loader *l)
 int loader_learned_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->sock_addr->maps.cw_learned);
+}
+
+int loader_seen_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_seen);
 }
 
 int loader_learn_count_fd(const struct loader *l)

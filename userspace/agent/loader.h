@@ -41,6 +41,7 @@ int loader_prepare_pin_dir(const char *pin_dir);
 
 struct loader_options {
 	uint32_t event_rate; /* events per app and second; 0: no limit */
+	uint32_t flow_report_s; /* seconds between two reports of a destination's allowed flows */
 };
 
 /* Load the programs, reusing maps pinned by an earlier agent (so the policy in force stays). */
@@ -93,6 +94,8 @@ int loader_sk_state_fd(const struct loader *l);
 /* The maps of host names: cw_names, the learned addresses and their per-app counts. */
 int loader_names_fd(const struct loader *l);
 int loader_learned_fd(const struct loader *l);
+/* cw_seen: the allowed flows per destination, for the flow inventory. */
+int loader_seen_fd(const struct loader *l);
 int loader_learn_count_fd(const struct loader *l);
 
 /*

@@ -51,6 +51,14 @@ static void usage(FILE *f)
 		"  carwall policy check [--strict] FILE    validate a policy without loading it;\n"
 		"                                          warn about destinations that open far\n"
 		"                                          more than they say (--strict: exit 1)\n"
+		"  carwall flows [--app ID] [--since D] [--verdict V]\n"
+		"                                          the flow inventory: what each app talked\n"
+		"                                          to, by domain, host and address:port\n"
+		"  carwall policy suggest --app ID [--since D] [--base POLICY]\n"
+		"                                          a policy allowing what the app was seen\n"
+		"                                          doing, with the evidence of each rule\n"
+		"  carwall policy replay --policy FILE [--app ID]\n"
+		"                                          the recorded flows that policy refuses\n"
 		"  carwall bundle install FILE             send a bundle to the agent, which verifies\n"
 		"                                          and enforces it (FILE is read by this command)\n"
 		"  carwall bundle keygen|sign|verify|inspect  signed policy bundles (bundle --help)\n"
@@ -242,6 +250,8 @@ static const struct command {
 	{ "status", NULL, cmd_status },
 	{ "reload", NULL, cmd_reload },
 	{ "policy", "check", cmd_policy_check },
+	{ "policy", "suggest", cmd_policy_suggest },
+	{ "policy", "replay", cmd_policy_replay },
 	{ "bundle", NULL, cmd_bundle },
 	{ "explain", NULL, cmd_explain },
 	{ "events", NULL, cmd_events },
@@ -250,6 +260,7 @@ static const struct command {
 	{ "report", "residency", cmd_report_residency },
 	{ "geo", "lookup", cmd_geo_lookup },
 	{ "consent", NULL, cmd_consent },
+	{ "flows", NULL, cmd_flows },
 	{ "unload", NULL, cmd_unload },
 	{ "version", NULL, cmd_version },
 };
@@ -270,19 +281,23 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	bool known_object = false;
+
 	for (size_t k = 0; k < ARRAY_SIZE(commands); k++) {
 		const struct command *cmd = &commands[k];
 
 		if (strcmp(argv[i], cmd->object))
 			continue;
+		known_object = true;
 		if (!cmd->command)
 			return cmd->run(&c, argc - i, argv + i);
 		if (i + 1 < argc && !strcmp(argv[i + 1], cmd->command))
 			return cmd->run(&c, argc - i - 1, argv + i + 1);
+	}
+	if (known_object)
 		fprintf(stderr, "carwall %s: unknown command '%s'; see carwall --help\n", argv[i],
 			i + 1 < argc ? argv[i + 1] : "");
-		return EXIT_USAGE;
-	}
-	fprintf(stderr, "carwall: unknown object '%s'; see carwall --help\n", argv[i]);
+	else
+		fprintf(stderr, "carwall: unknown object '%s'; see carwall --help\n", argv[i]);
 	return EXIT_USAGE;
 }

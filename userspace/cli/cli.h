@@ -8,6 +8,8 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stddef.h>
 
 /* Exit codes: 0 success, 1 failure, 2 usage, 3 `status` with no agent running. */
 #define EXIT_USAGE 2
@@ -48,11 +50,46 @@ int cmd_policy_check(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_names(struct cli *c, int argc, char **argv);
 int cmd_consent(struct cli *c, int argc, char **argv);
+int cmd_flows(struct cli *c, int argc, char **argv);
+int cmd_policy_suggest(struct cli *c, int argc, char **argv);
+int cmd_policy_replay(struct cli *c, int argc, char **argv);
 int cmd_bundle(struct cli *c, int argc, char **argv);
 /* `carwall report residency`: see report.c. */
 int cmd_report_residency(struct cli *c, int argc, char **argv);
 /* `carwall geo lookup`: see geo.c. */
 int cmd_geo_lookup(struct cli *c, int argc, char **argv);
+
+/* ---- flows.c: reading the flow inventory (`flows`, `policy suggest`, `policy replay`) ---- */
+
+struct inventory;
+struct inventory_record;
+struct option;
+
+struct flows_source {
+	const char *state_dir;	    /* --state-dir; NULL: $CARWALL_STATE_DIR or the default */
+	const char *inventory_file; /* --inventory FILE instead */
+};
+
+struct flows_filter {
+	const char *app; /* NULL: every app */
+	bool has_since;
+	int64_t since_s; /* last seen within this many seconds */
+	bool has_verdict;
+	uint8_t verdict; /* enum inventory_verdict */
+};
+
+/* "N", "Ns", "Nm", "Nh", "Nd" into seconds; -EINVAL otherwise. */
+int flows_duration_parse(const char *s, int64_t *ret);
+int flows_source_load(const struct flows_source *src, struct inventory **ret, char *reason,
+		      size_t reason_size);
+bool flows_filter_match(const struct flows_filter *f, const struct inventory_record *r);
+void flows_domain_of(const char *host, char *buf, size_t size);
+void flows_format_addr_port(const struct inventory_record *r, char *buf, size_t size);
+void flows_format_time(int64_t t, char *buf, size_t size);
+int flows_parse_options(struct cli *c, int argc, char **argv, struct flows_source *src,
+			struct flows_filter *f, const struct option *extra, size_t n_extra,
+			int (*on_extra)(int opt, const char *arg, void *userdata), void *userdata,
+			void (*usage)(FILE *f));
 
 /* `carwall app wait-managed`: see app.c. */
 int carwall_app_main(int argc, char **argv, bool json, bool quiet, const char *run_dir);

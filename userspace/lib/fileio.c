@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,4 +50,75 @@ int read_file_limited(const char *path, size_t max_size, char **ret_data, size_t
 	*ret_data = TAKE_PTR(data);
 	*ret_size = got;
 	return 0;
+}
+
+static int write_all(int fd, const uint8_t *data, size_t size)
+{
+	while (size > 0) {
+		ssize_t n = write(fd, data, size);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return negative_errno();
+		}
+		data += n;
+		size -= (size_t)n;
+	}
+	return 0;
+}
+
+static void step_done(void (*step)(enum fileio_step step), enum fileio_step s)
+{
+	if (step)
+		step(s);
+}
+
+int file_replace_durably(const char *dir, const char *name, const char *tmp_name, const void *data,
+		      size_t size, void (*step)(enum fileio_step step))
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	size_t half = size / 2;
+	int r;
+
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return negative_errno();
+	if (unlinkat(dfd, tmp_name, 0) < 0 && errno != ENOENT)
+		return negative_errno();
+	fd = openat(dfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return negative_errno();
+	step_done(step, FILEIO_STEP_TMP_CREATED);
+	r = write_all(fd, data, half);
+	if (r < 0)
+		goto fail;
+	step_done(step, FILEIO_STEP_TMP_HALF_WRITTEN);
+	r = write_all(fd, (const uint8_t *)data + half, size - half);
+	if (r < 0)
+		goto fail;
+	step_done(step, FILEIO_STEP_TMP_WRITTEN);
+	/* 0600 whatever the umask was. */
+	if (fchmod(fd, 0600) < 0 || fsync(fd) < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	if (close(TAKE_FD(fd)) < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	step_done(step, FILEIO_STEP_TMP_SYNCED);
+	if (renameat(dfd, tmp_name, dfd, name) < 0) {
+		r = negative_errno();
+		goto fail;
+	}
+	step_done(step, FILEIO_STEP_RENAMED);
+	if (fsync(dfd) < 0)
+		return negative_errno();
+	step_done(step, FILEIO_STEP_DIR_SYNCED);
+	return 0;
+
+fail:
+	(void)unlinkat(dfd, tmp_name, 0);
+	return r;
 }

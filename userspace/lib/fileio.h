@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Reading a whole file once into memory, with its size checked before reading. */
+/* Reading a whole file once into memory, with its size checked before reading; replacing one
+ * durably. */
 #pragma once
 
 #include <stddef.h>
@@ -9,3 +10,24 @@
  * *ret_size). -EFBIG when it is larger than max_size, -EINVAL when it is not a regular file.
  */
 int read_file_limited(const char *path, size_t max_size, char **ret_data, size_t *ret_size);
+
+/* The steps of file_replace_durably(), for fault injection in tests. */
+enum fileio_step {
+	FILEIO_STEP_TMP_CREATED,
+	FILEIO_STEP_TMP_HALF_WRITTEN,
+	FILEIO_STEP_TMP_WRITTEN,
+	FILEIO_STEP_TMP_SYNCED,
+	FILEIO_STEP_RENAMED,
+	FILEIO_STEP_DIR_SYNCED,
+	FILEIO_STEP_COUNT,
+};
+
+/*
+ * Replace file `name` in folder dir with data, so that a crash at any point leaves the old file or
+ * the new one, whole: written to tmp_name (replacing one a crash left), fsync()ed, mode 0600,
+ * renamed over `name`, then the folder fsync()ed. step (NULL: none) is called after each step;
+ * a test ends the process there (fork() + _exit()) to simulate a crash. Returns 0 or a negative
+ * errno (the temporary file removed).
+ */
+int file_replace_durably(const char *dir, const char *name, const char *tmp_name, const void *data,
+		      size_t size, void (*step)(enum fileio_step step));

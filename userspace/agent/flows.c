@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The flow inventory in the agent: every flow event of a managed app (allowed flows as the
+ * socket-address hooks report them, at most once per destination and --flow-report-interval,
+ * with the destination's running total: bpf/carwall.h cw_seen; refused and audited ones as they
+ * come) becomes a record of the store (lib/inventory.h: aggregation, bounds, ageing, file),
+ * named as the policy in force names things: the app's id, and the host name its destination
+ * was learned for (cw_learned: only names of the app's own rules are learned, so a destination
+ * the app reached by a name its policy does not give is recorded by address alone).
+ *
+ * What is recorded: flows of an app of the policy (not the guard's), TCP or UDP, from the
+ * connect/sendmsg hooks and the egress backstop; a refusal for the socket kind or the address
+ * family is in the events log only.
+ *
+ * Allowed-flow counts: the agent keeps the total of each cw_seen key it last counted
+ * (struct flows_seen) and adds the difference to the record, at each event and at each read of
+ * the whole map (before every save): exact, but for the flows of a key the LRU map dropped
+ * between two reads. An agent that starts takes the totals already in the (pinned) map as
+ * counted: those since the last save of an agent that crashed are lost.
+ *
+ * Durability: the store is saved (a new file, fsync, rename, fsync of the folder) at most every
+ * --inventory-save-interval seconds when something changed, and when the agent stops; a power
+ * cut loses what came since the last save, never what was saved. A store file that cannot be
+ * read is kept aside as inventory.json.bad and a new one started (logged).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+
+#include "agent.h"
+
+/* The totals of cw_seen as last counted: open addressing, a power of two above 2 * CW_MAX_SEEN. */
+#define FLOWS_SEEN_SLOTS 32768u
+_Static_assert(FLOWS_SEEN_SLOTS >= 2 * CW_MAX_SEEN, "flows_seen load factor");
+
+struct flows_seen_slot {
+	struct cw_seen_key key;
+	uint64_t known;
+	bool used;
+};
+
+struct flows_seen {
+	struct flows_seen_slot slot[FLOWS_SEEN_SLOTS];
+	size_t n;
+};
+
+static uint64_t seen_hash(const struct cw_seen_key *k)
+{
+	const uint8_t *p = (const uint8_t *)k;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < sizeof(*k); i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* The slot of key, added (known 0) when absent; NULL when the table is full. */
+static struct flows_seen_slot *seen_get(struct flows_seen *t, const struct cw_seen_key *k)
+{
+	size_t i = seen_hash(k) & (FLOWS_SEEN_SLOTS - 1);
+
+	for (size_t probe = 0; probe < FLOWS_SEEN_SLOTS;
+	     probe++, i = (i + 1) & (FLOWS_SEEN_SLOTS - 1)) {
+		struct flows_seen_slot *s = &t->slot[i];
+
+		if (s->used && !memcmp(&s->key, k, sizeof(*k)))
+			return s;
+		if (!s->used) {
+			if (t->n >= FLOWS_SEEN_SLOTS / 2)
+				return NULL;
+			s->used = true;
+			s->key = *k;
+			s->known = 0;
+			t->n++;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* The boot id (a UUID) of this boot, from path; "" when it cannot be read. */
+static void read_boot_id(const char *path, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return;
+	n = read(fd, buf, size - 1);
+	if (n <= 0) {
+		buf[0] = '\0';
+		return;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static void flows_sweep(struct agent *a, bool baseline);
+
+int flows_open(struct agent *a)
+{
+	_cleanup_free_ char *path = NULL, *bad = NULL;
+	char reason[512] = "";
+	int r;
+
+	read_boot_id(a->boot_id_file, a->boot_id, sizeof(a->boot_id));
+	if (!a->boot_id[0])
+		log_warning("Cannot read the boot id from %s: the inventory does not count boots",
+			    a->boot_id_file);
+	/* Read under the largest bound: a file saved with a larger --inventory-max-records. */
+	r = inventory_load(a->state_dir, INVENTORY_MAX_RECORDS, &a->inventory, reason,
+			   sizeof(reason));
+	if (r >= 0) {
+		r = inventory_set_max(a->inventory, a->inventory_max);
+		if (r < 0)
+			return log_error_errno(r, "Cannot set up the flow inventory: %m");
+		if (inventory_count(a->inventory))
+			log_info("Flow inventory: %zu records from %s",
+				 inventory_count(a->inventory), a->state_dir);
+	} else if (r == -ENOENT)
+		r = inventory_new(a->inventory_max, &a->inventory);
+	else if (r < 0) {
+		if (asprintf(&path, "%s/%s", a->state_dir, INVENTORY_FILE) < 0 ||
+		    asprintf(&bad, "%s/%s.bad", a->state_dir, INVENTORY_FILE) < 0)
+			return log_error_errno(-ENOMEM, "Cannot set up the flow inventory: %m");
+		log_warning("Cannot read the flow inventory %s (%s): kept as %s, a new one starts",
+			    path, reason, bad);
+		if (rename(path, bad) < 0)
+			log_warning_errno(negative_errno(), "Cannot rename %s: %m", path);
+		r = inventory_new(a->inventory_max, &a->inventory);
+	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the flow inventory: %m");
+	a->flows_seen = calloc(1, sizeof(*a->flows_seen));
+	if (!a->flows_seen)
+		return log_error_errno(-ENOMEM, "Cannot set up the flow inventory: %m");
+	flows_sweep(a, true);
+	a->inventory_saved_ns = boottime_ns();
+	return 0;
+}
+
+/* Add what was seen of (event e's destination, app) to the store. */
+static void flows_record(struct agent *a, const struct cw_event *e, const char *app, uint64_t count)
+{
+	struct inventory_record rec = {.rule = INVENTORY_RULE_NONE};
+	int r;
+
+	switch (e->verdict) {
+	case CW_VERDICT_ALLOW_RULE:
+		rec.verdict = INVENTORY_ALLOWED;
+		break;
+	case CW_VERDICT_DENY_NO_RULE:
+		rec.verdict = e->flags & CW_EVENT_F_AUDIT ? INVENTORY_AUDITED : INVENTORY_REFUSED;
+		break;
+	default:
+		return; /* the socket kind or address form: in the events log */
+	}
+	snprintf(rec.app, sizeof(rec.app), "%s", app);
+	if (!agent_host_of(a, e, rec.host, sizeof(rec.host)))
+		rec.host[0] = '\0';
+	rec.family = e->family;
+	memcpy(rec.addr, e->addr, e->family == AF_INET ? 4 : 16);
+	rec.port = e->port;
+	rec.proto = e->proto;
+	if (e->rule != CW_RULE_NONE)
+		rec.rule = e->rule;
+	rec.last_s = time(NULL);
+	rec.count = count;
+	snprintf(rec.boot_id, sizeof(rec.boot_id), "%s", a->boot_id);
+	r = inventory_add(a->inventory, &rec);
+	if (r < 0) {
+		a->inventory_errors++;
+		log_debug("Flow of %s not recorded in the inventory: %s", app, strerror(-r));
+		return;
+	}
+	a->inventory_dirty = true;
+}
+
+static void seen_key_of(const struct cw_event *e, const char *app, struct cw_seen_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->app_uid = policy_app_uid(app);
+	k->port = e->port;
+	k->family = e->family;
+	k->proto = e->proto;
+	memcpy(k->addr, e->addr, e->family == AF_INET ? 4 : 16);
+}
+
+void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
+{
+	struct cw_seen_key key;
+	struct flows_seen_slot *s;
+	uint32_t delta;
+
+	if (!a->inventory || !app || (e->proto != IPPROTO_TCP && e->proto != IPPROTO_UDP) ||
+	    (e->family != AF_INET && e->family != AF_INET6))
+		return;
+	if (e->verdict != CW_VERDICT_ALLOW_RULE) {
+		flows_record(a, e, app, 1);
+		return;
+	}
+	a->inventory_reports++;
+	/* The event holds the key's total (low 32 bits): count what is new. */
+	seen_key_of(e, app, &key);
+	s = seen_get(a->flows_seen, &key);
+	if (!s) {
+		flows_record(a, e, app, 1);
+		return;
+	}
+	delta = e->count - (uint32_t)s->known;
+	s->known += delta;
+	/* 0: the last read of the map counted them already; the record is seen now all the same. */
+	flows_record(a, e, app, delta ? delta : 0);
+}
+
+/*
+ * Read every key of cw_seen, count what its total gained since it was last counted (baseline:
+ * take the totals as counted, at start), and keep only the keys the map still holds.
+ */
+static void flows_sweep(struct agent *a, bool baseline)
+{
+	_cleanup_free_ struct flows_seen *next = calloc(1, sizeof(*next));
+	int fd = loader_seen_fd(a->loader);
+	struct cw_seen_key key, k;
+	struct cw_seen_val val;
+	void *prev = NULL;
+	size_t n = 0;
+
+	if (!next || !a->flows_seen)
+		return;
+	while (n++ < CW_MAX_SEEN * 2 && bpf_map_get_next_key(fd, prev, &k) == 0) {
+		struct flows_seen_slot *old, *s;
+		struct cw_event e = {};
+		const char *app = NULL;
+		uint64_t delta;
+
+		key = k;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val) < 0)
+			continue; /* dropped meanwhile */
+		s = seen_get(next, &key);
+		if (!s)
+			break;
+		old = seen_get(a->flows_seen, &key);
+		delta = old && val.flows >= old->known ? val.flows - old->known : val.flows;
+		s->known = val.flows;
+		if (baseline || !delta || val.gen >= CW_GENERATIONS)
+			continue;
+		/* The app, as the generation that judged the flow names it. */
+		for (size_t i = 0; i < a->gen_n_apps[val.gen] && !app; i++)
+			if (a->gen_apps[val.gen][i] &&
+			    policy_app_uid(a->gen_apps[val.gen][i]) == key.app_uid) {
+				app = a->gen_apps[val.gen][i];
+				e.app = (uint32_t)i;
+			}
+		if (!app)
+			continue; /* the app left the policy */
+		e.gen = (uint8_t)val.gen;
+		e.family = key.family;
+		e.proto = key.proto;
+		e.port = key.port;
+		memcpy(e.addr, key.addr, sizeof(e.addr));
+		e.rule = val.rule;
+		e.verdict = CW_VERDICT_ALLOW_RULE;
+		flows_record(a, &e, app, delta);
+	}
+	free(a->flows_seen);
+	a->flows_seen = TAKE_PTR(next);
+}
+
+static void flows_save(struct agent *a)
+{
+	int r;
+
+	if (!a->inventory)
+		return;
+	flows_sweep(a, false);
+	if (!a->inventory_dirty)
+		return;
+	r = inventory_save(a->state_dir, a->inventory);
+	a->inventory_saved_ns = boottime_ns();
+	if (r < 0) {
+		a->inventory_errors++;
+		log_warning_errno(r, "Cannot save the flow inventory in %s: %m", a->state_dir);
+		return;
+	}
+	a->inventory_dirty = false;
+}
+
+/* Once a second: save when something changed and the last save is old enough. */
+void flows_tick(struct agent *a)
+{
+	if (boottime_ns() - a->inventory_saved_ns >= a->inventory_save_s * 1000000000ull)
+		flows_save(a);
+}
+
+void flows_close(struct agent *a)
+{
+	flows_save(a);
+	inventory_free(a->inventory);
+	a->inventory = NULL;
+	free(a->flows_seen);
+	a->flows_seen = NULL;
+}
+
+/* The inventory's figures, in `status` and `stats` (events.inventory). */
+void flows_json(struct agent *a, struct json_object *o)
+{
+	struct json_object *inv = json_object_new_object();
+	struct inventory_stats st = {};
+
+	if (a->inventory)
+		inventory_get_stats(a->inventory, &st);
+	JSON_ADD(inv, "records",
+		 json_object_new_int64(a->inventory ? (int64_t)inventory_count(a->inventory) : 0));
+	JSON_ADD(inv, "max_records", json_object_new_int64(a->inventory_max));
+	JSON_ADD(inv, "evicted", json_object_new_int64((int64_t)st.evicted));
+	JSON_ADD(inv, "errors", json_object_new_int64((int64_t)a->inventory_errors));
+	JSON_ADD(inv, "allowed_reports", json_object_new_int64((int64_t)a->inventory_reports));
+	JSON_ADD(inv, "report_interval_s", json_object_new_int64(a->flow_report_s));
+	JSON_ADD(inv, "save_interval_s", json_object_new_int64(a->inventory_save_s));
+	JSON_ADD(o, "inventory", inv);
+}
