@@ -9,6 +9,7 @@ packages=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev libpsl-dev
 	libcmocka-dev libclang-rt-14-dev
+	libsystemd-dev # journald's native protocol (Makefile WITH_SYSTEMD=1)
 	iproute2 util-linux procps openssl python3 scdoc
 	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
 )
