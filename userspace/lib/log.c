@@ -15,6 +15,8 @@
 #define CARWALL_WITH_SYSTEMD 0
 #endif
 #if CARWALL_WITH_SYSTEMD
+/* No CODE_FILE, CODE_LINE, CODE_FUNC: they would name log.c for every message. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #endif
 
