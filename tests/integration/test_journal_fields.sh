@@ -107,29 +107,39 @@ for ((i = 0; i < 100; i++)); do
 done
 grep -q LISTENING "$entries" 2>/dev/null || tap_bail_out "the journal socket did not start"
 
-# entry MESSAGE_ID [FIELD=VALUE...]: the first entry with that id and those fields, as JSON
-# (bounded wait: 5 s).
+# entry MESSAGE_ID [FIELD=VALUE...]: the first entry with that id and those fields, as
+# FIELD=VALUE lines (a newline in a value as a space). Waits (10 s at most) with awk, reads with
+# one python3: under emulation every python3 start costs a second.
 entry() {
-	local id=$1 i
+	local id=$1 kv i end=$((SECONDS + 10)) pats
 	shift
-	for ((i = 0; i < 100; i++)); do
-		python3 - "$entries" "$id" "$@" <<-'EOF' && return 0
-			import json, sys
-			want = dict(a.split("=", 1) for a in sys.argv[3:])
-			for line in open(sys.argv[1]):
-			    e = json.loads(line)
-			    if e.get("MESSAGE_ID") == sys.argv[2] and all(e.get(k) == v for k, v in want.items()):
-			        print(line.strip())
-			        sys.exit(0)
-			sys.exit(1)
-		EOF
+	pats="\"MESSAGE_ID\": \"$id\""
+	for kv in "$@"; do pats+=$'\n'"\"${kv%%=*}\": \"${kv#*=}\""; done
+	for ((i = 0; i < 200 && SECONDS < end; i++)); do
+		awk -v p="$pats" 'BEGIN { n = split(p, want, "\n") }
+			{ ok = 1; for (k = 1; k <= n; k++) if (!index($0, want[k])) ok = 0; if (ok) f = 1 }
+			END { exit !f }' "$entries" 2>/dev/null && break
 		sleep 0.05
 	done
-	return 1
+	python3 - "$entries" "$id" "$@" <<-'EOF'
+		import json, sys
+		want = dict(a.split("=", 1) for a in sys.argv[3:])
+		for line in open(sys.argv[1]):
+		    e = json.loads(line)
+		    if e.get("MESSAGE_ID") == sys.argv[2] and all(e.get(k) == v for k, v in want.items()):
+		        for k, v in e.items():
+		            print(k + "=" + v.replace("\n", " "))
+		        sys.exit(0)
+		sys.exit(1)
+	EOF
 }
-# field JSON NAME: the value of NAME in an entry.
+# field ENTRY NAME: the value of NAME in an entry of entry().
 field() {
-	python3 -c 'import json, sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$1" "$2"
+	local line
+	while IFS= read -r line; do
+		[[ $line == "$2="* ]] && { printf '%s\n' "${line#*=}"; return 0; }
+	done <<<"$1"
+	return 0
 }
 
 # ---- control: without carwall the app's cgroup reaches the tracker --------------------------------
