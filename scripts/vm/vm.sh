@@ -433,7 +433,7 @@ new_run() {
 # make_initramfs KDIR BUSYBOX OUT [MODULE...]: MODULE... (and what they need) are added from
 # the kernel's module tree, loaded after the others.
 make_initramfs() {
-	local kdir=$1 busybox=$2 out=$3 t f name
+	local kdir=$1 busybox=$2 out=$3 t f name extra
 	shift 3
 	t=$(mktemp -d)
 	mkdir -p "$t/bin" "$t/modules" "$t/proc" "$t/sys" "$t/dev" "$t/mnt" "$t/newroot"
@@ -442,6 +442,10 @@ make_initramfs() {
 	chmod 0755 "$t/init" "$t/bin/busybox"
 	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$t/modules/"
 	if (($#)); then
+		extra=$(modules_closure "$kdir/root/lib/modules/$(cat "$kdir/release")" "$@") || {
+			rm -rf "$t"
+			return 1
+		}
 		while IFS= read -r f; do
 			name=${f##*/}
 			grep -qx "${name%.ko*}.ko" "$t/modules/order" && continue
@@ -451,8 +455,7 @@ make_initramfs() {
 			*) cp "$f" "$t/modules/$name" ;;
 			esac
 			echo "${name%.ko*}.ko" >>"$t/modules/order"
-		done < <(modules_closure "$kdir/root/lib/modules/$(cat "$kdir/release")" "$@")
-		[[ -n $(tail -1 "$t/modules/order") ]] || { rm -rf "$t"; return 1; }
+		done <<<"$extra"
 	fi
 	(cd "$t" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
 	rm -rf "$t"
@@ -681,7 +684,8 @@ check_one() {
 	new_run "$id"
 	run=$RUN
 	if [[ $K_SYSTEMD == 1 ]]; then
-		make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz" "${SYSTEMD_GUEST_MODULES[@]}"
+		make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz" "${SYSTEMD_GUEST_MODULES[@]}" ||
+			die "$id: the modules ${SYSTEMD_GUEST_MODULES[*]} were not all found"
 	else
 		make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
 	fi
