@@ -8,7 +8,8 @@
 #   vm-check, vm-shell, geo-db (a real country database from the npm registry, never by tests).
 # Variables: V=1 (verbose), SAN=1 (build with AddressSanitizer and UBSan into build-san/),
 #   CROSS_COMPILE=aarch64-linux-gnu- ARCH=arm64 (head-unit SoC), DESTDIR, PREFIX,
-#   STATIC=1 (static binaries), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
+#   STATIC=1 (static binaries), WITH_SYSTEMD=0|1 (journald's native protocol through libsystemd:
+#   each event's fields as journal fields; default 1, 0 with STATIC=1), SYSROOT=DIR (target -dev packages unpacked in DIR, for a cross
 #   build: headers and libraries are looked up there after the toolchain's; export
 #   PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_LIBDIR for its .pc files). A build system's own CC, AR,
 #   CFLAGS, LDFLAGS (environment or command line: they are added to, not replaced),
@@ -72,6 +73,17 @@ LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 LDLIBS += -lpsl
 # libmaxminddb: the country database of `carwall report residency` (userspace/lib/report_geo.c)
 LDLIBS += -lmaxminddb
+
+# libsystemd: journald's native protocol (userspace/lib/log.c). Without it (WITH_SYSTEMD=0, the
+# default of static builds: Debian ships no static libsystemd) the agent writes "<N>"-prefixed
+# lines to the journal stream, which journald stores as MESSAGE and PRIORITY only.
+WITH_SYSTEMD ?= $(if $(filter 1,$(STATIC)),0,1)
+ifeq ($(WITH_SYSTEMD),1)
+override CFLAGS += -DCARWALL_WITH_SYSTEMD=1 $(shell $(PKG_CONFIG) --cflags libsystemd)
+LDLIBS += $(shell $(PKG_CONFIG) --libs libsystemd)
+else ifneq ($(WITH_SYSTEMD),0)
+$(error WITH_SYSTEMD must be 0 or 1, not '$(WITH_SYSTEMD)')
+endif
 ifneq ($(SYSROOT),)
 override CFLAGS += -idirafter $(SYSROOT)/usr/include $(if $(MULTIARCH),-idirafter $(SYSROOT)/usr/include/$(MULTIARCH))
 override LDFLAGS += $(foreach d,usr/lib/$(MULTIARCH) lib/$(MULTIARCH) usr/lib,-L$(SYSROOT)/$(d))

@@ -11,6 +11,7 @@ packages=(
 	libmaxminddb-dev # the country database of data residency (userspace/lib/geo.c)
 	libmaxmind-db-writer-perl # the residency tests write their own small country database
 	libcmocka-dev libclang-rt-14-dev
+	libsystemd-dev # journald's native protocol (Makefile WITH_SYSTEMD=1)
 	iproute2 util-linux procps openssl python3 scdoc
 	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
 	libmaxminddb-dev # country databases (MaxMind DB format): `carwall report residency`

@@ -10,7 +10,11 @@
 #   cw.mode=systemd  (the x86_64-6.1-systemd guest: a service of carwall-vm.target, systemd
 #                  being PID 1) installs carwall as an integrator does, adds AGL's user and app
 #                  templates, starts carwalld.service, then runs the files of cw.tests as
-#                  check does; the unit powers the guest off when this ends;
+#                  check does (tests/systemd/test_reboot.sh last); the unit powers the guest
+#                  off when this ends. With cw.reboot=1 the first boot ends with `systemctl
+#                  reboot` instead (result "reboot"); on the second boot (cw.boot=2, the same
+#                  persistent disk: carwall installed and enabled) only test_reboot.sh runs,
+#                  its files named boot2-test_reboot.*;
 #   cw.mode=shell  builds the demo sandbox (scripts/sandbox.sh) with carwalld enforcing
 #                  policies/demo.yaml and gives an interactive shell in the head-unit network
 #                  namespace; leaving the shell powers off.
@@ -23,9 +27,11 @@ export CARWALL_VM=1
 unset TMPDIR
 
 out=/mnt/cw-out
-mode=check repo='' run='' bin='' tests='' size=''
+mode=check repo='' run='' bin='' tests='' size='' boot=1 reboot=0
 for arg in $(cat /proc/cmdline); do
 	case $arg in
+	cw.boot=*) boot=${arg#cw.boot=} ;;
+	cw.reboot=*) reboot=${arg#cw.reboot=} ;;
 	cw.mode=*) mode=${arg#cw.mode=} ;;
 	cw.repo=*) repo=${arg#cw.repo=} ;;
 	cw.run=*) run=${arg#cw.run=} ;;
@@ -80,10 +86,18 @@ setup() {
 # The systemd guest, as a head unit is set up: carwall from `make install-only` (the binaries
 # of the run folder, no compiler), in developer mode with the suite's policy; AGL's user
 # agl-driver (uid 1001) and app templates (tests/systemd/units, stand-ins for meta-agl's);
-# kernel BTF hidden before the agent starts (AGL kernels have none: carwall must not need it);
-# then carwalld.service enabled and started.
+# then carwalld.service enabled and started (scripts/vm/init hid kernel BTF before systemd
+# started: AGL kernels have none, carwall must not need it). On the second boot all that is
+# on the persistent disk already: only the tests' folders in /run are made again.
 systemd_setup() {
 	local d=/usr/local/libexec/carwall-test
+	export CARWALL_VM_BOOT=$boot
+	if [[ $boot == 2 ]]; then
+		install -d /run/carwall-test/apps && install -d -o agl-driver -g agl-driver \
+			/run/carwall-test/out || return 1
+		export CARWALL_VM_SYSTEMD=1
+		return 0
+	fi
 	make -C "$repo" --no-print-directory install-only BUILD="$bin" >"$out/install.log" 2>&1 ||
 		return 1
 	install -m 0644 "$repo/tests/systemd/policy.yaml" /etc/carwall/policy.yaml &&
@@ -94,10 +108,6 @@ systemd_setup() {
 	install -m 0644 "$repo"/tests/systemd/units/*.service /etc/systemd/system/ &&
 		install -d "$d" /run/carwall-test/apps && install -m 0755 "$bin/flowprobe" "$d/" &&
 		install -d -o agl-driver -g agl-driver /run/carwall-test/out || return 1
-	if [[ -e /sys/kernel/btf/vmlinux ]]; then
-		: >/run/carwall-test/no-btf
-		mount --bind /run/carwall-test/no-btf /sys/kernel/btf/vmlinux || return 1
-	fi
 	systemctl daemon-reload && systemctl enable carwalld.service >>"$out/install.log" 2>&1 &&
 		systemctl start carwalld.service || return 1
 	export CARWALL_VM_SYSTEMD=1
@@ -117,6 +127,7 @@ run_checks() {
 		name=${t##*/}
 		name=${name%.sh}
 		[[ $t == */integration/* ]] || { d=${t%/*}; name=${d##*/}-$name; }
+		((boot == 1)) || name=boot$boot-$name
 		say "running $name"
 		rc=0
 		start=$(awk '{ print $1 }' /proc/uptime)
@@ -172,6 +183,17 @@ shell() {
 if [[ $mode == systemd ]]; then
 	setup=systemd_setup
 	tests=${tests:-$(cd "$repo" && ls tests/systemd/test_*.sh | paste -sd,)}
+	# test_reboot.sh last on the first boot (it prepares the second), alone on the second.
+	if [[ ,$tests, == *,tests/systemd/test_reboot.sh,* ]]; then
+		tests=$(tr , '\n' <<<"$tests" | grep -vx tests/systemd/test_reboot.sh | paste -sd,)
+		if [[ $boot == 2 ]]; then
+			tests=tests/systemd/test_reboot.sh
+		else
+			tests=${tests:+$tests,}tests/systemd/test_reboot.sh
+		fi
+	elif [[ $boot == 2 ]]; then
+		tests=''
+	fi
 else
 	setup=setup
 fi
@@ -181,11 +203,23 @@ if ! $setup; then
 	poweroff_now
 fi
 uname -r >"$out/uname"
-awk '{ print $1; exit }' /proc/uptime >"$out/boot"
+sfx=''
+[[ $boot == 1 ]] || sfx=$boot
+awk '{ print $1; exit }' /proc/uptime >"$out/boot$sfx"
 case $mode in
 check | systemd)
 	run_checks
-	awk '{ print $1; exit }' /proc/uptime >"$out/uptime"
+	awk '{ print $1; exit }' /proc/uptime >"$out/uptime$sfx"
+	if [[ $mode == systemd && $boot == 1 && $reboot == 1 ]]; then
+		# The harness boots the same disk again when QEMU has exited (-no-reboot).
+		echo "reboot" >"$out/result"
+		say "rebooting"
+		sync
+		systemctl reboot && exit 0
+		say "systemctl reboot failed"
+		echo "reboot-failed" >"$out/result"
+		poweroff_now
+	fi
 	echo "done" >"$out/result"
 	say "done"
 	;;

@@ -42,7 +42,12 @@
 #   which runs scripts/vm/guest.sh as a service (cw.mode=systemd): it installs carwall with
 #   `make install-only` from the run folder's binaries, enables and starts carwalld.service,
 #   adds AGL's user and app templates, and runs tests/systemd/test_*.sh in one guest (they
-#   share the system's state). Kernel BTF is hidden there (AGL kernels have none).
+#   share the system's state). Kernel BTF is hidden there (AGL kernels have none). Its overlay's
+#   upper layer is an ext4 image of the run folder on a virtio disk (the initramfs gets
+#   virtio_blk and ext4 too), so what the guest installs survives a reboot: when
+#   tests/systemd/test_reboot.sh is among its tests, the first boot ends with `systemctl reboot`
+#   (QEMU exits: -no-reboot) and the harness boots the same disk a second time (cw.boot=2),
+#   which runs test_reboot.sh's second half; the two boots count as one guest.
 # - A guest that does not finish within CARWALL_VM_TIMEOUT seconds is killed and reported as
 #   hung; a panic (panic=-1 with -no-reboot ends QEMU at once; oops=panic) is read off the
 #   console.
@@ -67,6 +72,11 @@ LAYOUT=2
 # Modules the initramfs loads (their dependencies are added): the 9p root and its transport,
 # the overlay on it, and what the tests need that Debian builds as modules.
 GUEST_MODULES=(virtio_pci 9pnet_virtio 9p overlay veth)
+# The systemd guest's persistent upper layer: an ext4 virtio disk (crc32c_generic: ext4's and
+# jbd2's checksums, which the kernel would otherwise modprobe, and the initramfs cannot).
+SYSTEMD_GUEST_MODULES=(crc32c_generic virtio_blk ext4)
+# Its size (a sparse file): the installed files, the journal, the tests' state.
+SYSTEMD_DISK_MIB=1024
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
 	openssl busybox-static libc-bin kmod bpftool diffutils gzip tar hostname iputils-ping xxd jq
@@ -79,7 +89,7 @@ ARM64_SYSROOT_PKGS=(libbpf-dev libelf-dev zlib1g-dev libzstd-dev libyaml-dev lib
 	libssl-dev libnl-3-dev libcmocka-dev linux-libc-dev libpsl-dev libidn2-dev libunistring-dev
 	libmaxminddb-dev)
 HOST_PKGS=(qemu-system-x86 qemu-system-arm busybox-static gcc-aarch64-linux-gnu
-	libc6-dev-arm64-cross kmod cpio xz-utils)
+	libc6-dev-arm64-cross kmod cpio xz-utils e2fsprogs)
 
 if [[ -n ${CARWALL_VM_CACHE:-} ]]; then
 	cache=$CARWALL_VM_CACHE
@@ -421,15 +431,33 @@ new_run() {
 }
 
 # ---- initramfs and QEMU --------------------------------------------------------------------
-# make_initramfs KDIR BUSYBOX OUT
+# make_initramfs KDIR BUSYBOX OUT [MODULE...]: MODULE... (and what they need) are added from
+# the kernel's module tree, loaded after the others.
 make_initramfs() {
-	local kdir=$1 busybox=$2 out=$3 t
+	local kdir=$1 busybox=$2 out=$3 t f name extra
+	shift 3
 	t=$(mktemp -d)
 	mkdir -p "$t/bin" "$t/modules" "$t/proc" "$t/sys" "$t/dev" "$t/mnt" "$t/newroot"
 	cp "$busybox" "$t/bin/busybox"
 	cp "$vmdir/init" "$t/init"
 	chmod 0755 "$t/init" "$t/bin/busybox"
 	cp "$kdir"/modules/*.ko "$kdir/modules/order" "$t/modules/"
+	if (($#)); then
+		extra=$(modules_closure "$kdir/root/lib/modules/$(cat "$kdir/release")" "$@") || {
+			rm -rf "$t"
+			return 1
+		}
+		while IFS= read -r f; do
+			name=${f##*/}
+			grep -qx "${name%.ko*}.ko" "$t/modules/order" && continue
+			case $name in
+			*.ko.xz) xz -dc "$f" >"$t/modules/${name%.xz}" ;;
+			*.ko.zst) zstd -qdc "$f" >"$t/modules/${name%.zst}" ;;
+			*) cp "$f" "$t/modules/$name" ;;
+			esac
+			echo "${name%.ko*}.ko" >>"$t/modules/order"
+		done <<<"$extra"
+	fi
 	(cd "$t" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
 	rm -rf "$t"
 }
@@ -448,6 +476,8 @@ qemu_cmd() {
 	fi
 	append+="panic=-1 oops=panic loglevel=4 cw.mode=$mode cw.repo=$top cw.run=$RUN cw.tests=$tests"
 	append+=" ${EXTRA_APPEND:-}"
+	# The systemd guest's disk: its persistent upper layer (scripts/vm/init); which boot.
+	[[ -z ${GUEST_DISK:-} ]] || append+=" cw.upper=vda cw.boot=${GUEST_BOOT:-1}${GUEST_REBOOT:+ cw.reboot=1}"
 	if [[ $K_QEMU_ARCH == x86_64 ]]; then
 		root=/
 		# -cpu qemu64: glibc then picks its SSE2 string functions, which TCG runs several
@@ -467,6 +497,8 @@ qemu_cmd() {
 		-virtfs "local,path=$kdir/root/lib/modules,mount_tag=cwmods,security_model=none,readonly=on,multidevs=remap"
 		-virtfs "local,path=$RUN,mount_tag=cwrun,security_model=none,readonly=on,multidevs=remap"
 		-virtfs "local,path=$out,mount_tag=cwout,security_model=none,multidevs=remap")
+	[[ -z ${GUEST_DISK:-} ]] ||
+		QEMU+=(-drive "file=$GUEST_DISK,if=virtio,format=raw,cache=unsafe,discard=unmap")
 }
 
 # prepare ID: everything a guest for ID needs; sets K_DIR, BUSYBOX and BIN_SRC (the build
@@ -508,6 +540,9 @@ skip_reason() {
 	case $1:${2##*/} in
 	arm64-*:test_install.sh | arm64-*:test_install_templates.sh)
 		echo "runs 'make install' of the host's build tree: needs the host's toolchain, which the arm64 guest has not (the packaging does not depend on the kernel; make check runs it)"
+		;;
+	arm64-*:test_journal_fields.sh)
+		echo "the static arm64 build has no libsystemd (WITH_SYSTEMD=0: Debian ships no static libsystemd); the x86_64 guests and make check run it"
 		;;
 	esac
 }
@@ -602,6 +637,8 @@ guest_report() {
 		else
 			why="the guest stopped without a result (qemu exit $rc)"
 		fi
+	elif [[ $(cat "$out/result") == reboot ]]; then
+		why="the second boot gave no result (qemu exit $rc)"
 	elif [[ $(cat "$out/result") != "done" ]]; then
 		why="guest setup failed: $(cat "$out/result")"
 	fi
@@ -612,7 +649,9 @@ guest_report() {
 		n_fail=$((n_fail + 1))
 	fi
 	echo "#   guest: booted in $(cat "$out/boot" 2>/dev/null || echo '?')s, result after" \
-		"$(cat "$out/uptime" 2>/dev/null || echo '?')s (guest clock); QEMU ran ${secs}s"
+		"$(cat "$out/uptime" 2>/dev/null || echo '?')s (guest clock)$([[ ! -e $out/boot2 ]] ||
+			echo "; second boot: booted in $(cat "$out/boot2")s, result after $(cat "$out/uptime2" 2>/dev/null || echo '?')s");" \
+		"QEMU ran ${secs}s"
 	K_PASSED=$((K_PASSED + n_pass)) K_FAILED=$((K_FAILED + n_fail)) K_SKIPPED=$((K_SKIPPED + n_skip))
 }
 
@@ -645,19 +684,41 @@ check_one() {
 	RELEASE=$(cat "$K_DIR/release")
 	new_run "$id"
 	run=$RUN
-	make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
+	if [[ $K_SYSTEMD == 1 ]]; then
+		make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz" "${SYSTEMD_GUEST_MODULES[@]}" ||
+			die "$id: the modules ${SYSTEMD_GUEST_MODULES[*]} were not all found"
+	else
+		make_initramfs "$K_DIR" "$BUSYBOX" "$run/initrd.gz"
+	fi
 	split_tests "$id" "$jobs" >"$run/split"
 	n=$(awk '{ print $1 }' "$run/split" | sort -u | wc -l)
 	t0=$(date +%s.%N)
 	for ((g = 0; g < n; g++)); do
 		mkdir -p "$run/g$g/out"
 		files=$(awk -v g="$g" '$1 == g { print $2 }' "$run/split" | paste -sd,)
-		qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/g$g/out" check "$files"
+		GUEST_DISK='' GUEST_REBOOT=''
+		if [[ $K_SYSTEMD == 1 ]]; then
+			GUEST_DISK=$run/g$g/upper.img
+			mkfs.ext4 -q -F -L cwupper "$GUEST_DISK" "${SYSTEMD_DISK_MIB}M" >/dev/null ||
+				die "mkfs.ext4 $GUEST_DISK failed"
+			[[ ,$files, != *,tests/systemd/test_reboot.sh,* ]] || GUEST_REBOOT=1
+		fi
 		(
 			s=$(date +%s.%N)
 			rc=0
-			timeout --kill-after=10 "$timeout_s" "${QEMU[@]}" -display none -monitor none \
-				-serial "file:$run/g$g/console.log" </dev/null >"$run/g$g/qemu.log" 2>&1 || rc=$?
+			# A second boot of the same disk when the first asked for it (systemctl reboot).
+			for boot in 1 2; do
+				GUEST_BOOT=$boot
+				qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/g$g/out" check "$files"
+				timeout --kill-after=10 "$timeout_s" "${QEMU[@]}" -display none -monitor none \
+					-serial "file:$run/g$g/console-boot$boot.log" </dev/null \
+					>>"$run/g$g/qemu.log" 2>&1 || rc=$?
+				cat "$run/g$g/console-boot$boot.log" >>"$run/g$g/console.log"
+				rm -f "$run/g$g/console-boot$boot.log"
+				[[ -n $GUEST_REBOOT && $rc == 0 && $(cat "$run/g$g/out/result" 2>/dev/null) == reboot ]] ||
+					break
+				GUEST_REBOOT=''
+			done
 			echo "$rc" >"$run/g$g/rc"
 			awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$run/g$g/secs"
 		) &

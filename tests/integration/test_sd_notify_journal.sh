@@ -109,7 +109,7 @@ log=$SANDBOX_DIR/agent.log
 tap_check "JOURNAL_STREAM: every line of the agent's log carries a priority" \
 	bash -c "! grep -qv '^<[0-7]>' '$log'"
 tap_check "JOURNAL_STREAM: 'Ready' is info (<6>)" grep -q '^<6>Ready; control socket' "$log"
-tap_check "JOURNAL_STREAM: a refused flow's event is notice (<5>)" grep -q '^<5>event=refused app=mediaplayer' "$log"
+tap_check "JOURNAL_STREAM: a refused flow's event is a warning (<4>)" grep -q '^<4>event=refused app=mediaplayer' "$log"
 tap_check "JOURNAL_STREAM: a refused policy is an error (<3>)" grep -q '^<3>Policy refused' "$log"
 tap_check "JOURNAL_STREAM: developer mode is a warning (<4>)" grep -q '^<4>DEVELOPER MODE' "$log"
 

@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 # carwall needs no kernel BTF (AGL kernels are built without DEBUG_INFO_BTF): with
-# /sys/kernel/btf/vmlinux hidden (an empty file bind-mounted over it by scripts/vm/guest.sh
-# before the agent first started), the agent loads its programs from scratch (pins removed)
+# /sys/kernel/btf/vmlinux hidden (an empty file bind-mounted over it by scripts/vm/init
+# before systemd started), the agent loads its programs from scratch (pins removed)
 # and enforces. Control: this kernel does have BTF (module BTF beside it).
 set -u
 . "$(dirname "$0")/lib.sh"

@@ -8,9 +8,9 @@
 # - stopping the app slice (systemd removes its cgroup) and starting an app again stays closed;
 # - with no policy in force (agent stopped, pins removed with `carwall unload`, the agent
 #   masked) an app unit cannot start: its program never runs;
-# - after a reboot: the closest equivalent in one boot (the pins removed, the agent stopped,
-#   as a fresh boot finds them): `systemctl start` of an app starts carwalld first and the app
-#   only once the agent reported ready, and the app is judged.
+# - with the pins removed and the agent stopped (as a fresh boot finds them): `systemctl start`
+#   of an app starts carwalld first and the app only once the agent reported ready, and the app
+#   is judged. (test_reboot.sh reboots for real.)
 set -u
 . "$(dirname "$0")/lib.sh"
 sd_require
@@ -85,8 +85,8 @@ tap_check "no policy in force: the server saw nothing" bash -c \
 	'! grep -q nopolicy "$1"' _ "$SD_SERVER_LOG"
 tap_check "unmask carwalld" systemctl unmask --runtime carwalld.service
 
-# After a reboot (the closest equivalent in one boot: no pins, agent stopped): starting an app
-# starts the agent first; the app starts once the agent is ready.
+# No pins, agent stopped (as a fresh boot finds them): starting an app starts the agent first;
+# the app starts once the agent is ready.
 tap_check "as after a boot: agent inactive, no pins" bash -c \
 	'! systemctl is-active -q carwalld.service && ! ls -A /sys/fs/bpf/carwall 2>/dev/null | grep -q .'
 sd_app_flows "$tpl" "$id" "as after a boot"

@@ -33,6 +33,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "message_ids.h"
 
 #define DEFAULT_POLICY "/etc/carwall/policy.yaml"
 #define DEFAULT_STATE_DIR "/var/lib/carwall"
@@ -445,8 +446,9 @@ static bool agent_handle_signals(struct agent *a, int sig_fd)
 			agent_load_policy(a, "SIGHUP");
 			continue;
 		}
-		log_info("Stopping on signal %u; enforcement stays in force (pinned in %s)",
-			 si.ssi_signo, a->pin_dir);
+		log_struct(LOG_LEVEL_INFO, CW_MESSAGE_STOPPING, NULL, 0,
+			   "Stopping on signal %u; enforcement stays in force (pinned in %s)",
+			   si.ssi_signo, a->pin_dir);
 		return true;
 	}
 	return false;
@@ -635,7 +637,8 @@ static int agent_run(struct agent *a)
 
 	/* Ready means enforced: systemd starts the app units only after this. */
 	notify_send(a->policy ? "READY=1\nSTATUS=Enforcing" : "READY=1\nSTATUS=No valid policy: apps refused");
-	log_info("Ready; control socket %s/%s", a->run_dir, CONTROL_SOCKET_NAME);
+	log_struct(LOG_LEVEL_INFO, CW_MESSAGE_READY, NULL, 0, "Ready; control socket %s/%s",
+		   a->run_dir, CONTROL_SOCKET_NAME);
 	/*
 	 * The log is written in blocks and flushed once per wake-up: a burst of events costs one
 	 * write, not one per line.

@@ -19,6 +19,7 @@
 #include "agent.h"
 #include "dns.h"
 #include "learned.h"
+#include "message_ids.h"
 
 static struct agent_app_total *agent_total(struct agent *a, const char *id)
 {
@@ -159,8 +160,12 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 		n.country = country;
 	events_share_name(r->app, r->e->verdict, share);
 	if (events_quota_take(a->journal_quota, share, boottime_ns())) {
+		struct events_journal j;
+
+		/* The logfmt line is the MESSAGE; journald gets the fields too (events.h). */
 		events_format_line(r->e, &n, line, sizeof(line));
-		log_notice("%s", line);
+		events_journal_fields(r->e, &n, &j);
+		log_struct(j.priority, j.message_id, j.fields, j.n_fields, "%s", line);
 	}
 	if (!a->events_log)
 		return;
@@ -172,8 +177,16 @@ static void agent_write_record(const struct events_agg_record *r, void *userdata
 
 static void agent_report_quota(const char *share, uint64_t refused, void *userdata)
 {
+	char count[24];
+	const struct log_field fields[] = {
+		{ "CARWALL_SHARE", share },
+		{ "CARWALL_COUNT", count },
+	};
+
 	(void)userdata;
-	log_notice("events: %llu more records of %s were not logged here (at most %u a second); "
+	snprintf(count, sizeof(count), "%llu", (unsigned long long)refused);
+	log_struct(LOG_LEVEL_NOTICE, CW_MESSAGE_FLOWS_NOT_LOGGED, fields, ARRAY_SIZE(fields),
+		   "events: %llu more records of %s were not logged here (at most %u a second); "
 		   "every one is in `carwall events`",
 		   (unsigned long long)refused, share, EVENTS_JOURNAL_LINES);
 }

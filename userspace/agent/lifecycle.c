@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "message_ids.h"
 
 uint64_t now_us(void)
 {
@@ -676,10 +677,12 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 		snprintf(a->last_error, sizeof(a->last_error), "%s", reason);
 		if ((a->policy && !a->distrust[0] && !distrust[0]) ||
 		    (a->adopted && a->developer_mode))
-			log_error("Policy refused (%s); the last good policy stays in force: %s", why,
-				  reason);
+			log_struct(LOG_LEVEL_ERR, CW_MESSAGE_POLICY_REFUSED, NULL, 0,
+				   "Policy refused (%s); the last good policy stays in force: %s", why,
+				   reason);
 		else
-			log_error("Policy refused (%s): %s", why, reason);
+			log_struct(LOG_LEVEL_ERR, CW_MESSAGE_POLICY_REFUSED, NULL, 0,
+				   "Policy refused (%s): %s", why, reason);
 		if (distrust[0])
 			agent_fail_closed(a, why, distrust);
 		return r;
@@ -716,12 +719,13 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 	a->last_error[0] = '\0';
 	evidence_record_policy(a, why);
 	json_object_put(agent_check_overriders(a, true));
-	log_info("Policy %s in force (%s): %zu apps, %zu rules, generation %u (%zu IPv4 and %zu "
-		 "IPv6 prefixes, %zu port entries in %zu port sets), sha256 %s, %s, %.3f ms",
-		 name, why, a->policy->n_apps, a->policy->n_rules, !loader_next_gen(a->loader),
-		 a->stats.dst4, a->stats.dst6, a->stats.ports, a->stats.portsets, a->policy_sha256,
-		 a->signed_policy ? "signed" : "UNSIGNED (developer mode)",
-		 (double)t->total_us / 1000.0);
+	log_struct(LOG_LEVEL_INFO, CW_MESSAGE_POLICY_IN_FORCE, NULL, 0,
+		   "Policy %s in force (%s): %zu apps, %zu rules, generation %u (%zu IPv4 and %zu "
+		   "IPv6 prefixes, %zu port entries in %zu port sets), sha256 %s, %s, %.3f ms",
+		   name, why, a->policy->n_apps, a->policy->n_rules, !loader_next_gen(a->loader),
+		   a->stats.dst4, a->stats.dst6, a->stats.ports, a->stats.portsets,
+		   a->policy_sha256, a->signed_policy ? "signed" : "UNSIGNED (developer mode)",
+		   (double)t->total_us / 1000.0);
 	return 0;
 }
 
@@ -760,11 +764,12 @@ static int agent_load_policy_once(struct agent *a, const char *why)
 		else
 			snprintf(a->last_error, sizeof(a->last_error), "%s: %s", a->policy_path,
 				 strerror(-r));
-		log_error("Policy refused (%s)%s: %s", why,
-			  (a->policy && !a->distrust[0]) || (a->adopted && a->developer_mode)
-				  ? "; the last good policy stays in force"
-				  : "",
-			  a->last_error);
+		log_struct(LOG_LEVEL_ERR, CW_MESSAGE_POLICY_REFUSED, NULL, 0,
+			   "Policy refused (%s)%s: %s", why,
+			   (a->policy && !a->distrust[0]) || (a->adopted && a->developer_mode)
+				   ? "; the last good policy stays in force"
+				   : "",
+			   a->last_error);
 		agent_recheck_in_force(a, why);
 		return r;
 	}
@@ -836,8 +841,9 @@ int agent_first_policy(struct agent *a)
 				       a->guards_text, reason);
 	if (a->distrust[0])
 		log_error("Not trusted: %s. Failing closed", a->distrust);
-	log_error("No valid policy: every app below %s is refused everything until a valid "
-		  "policy is loaded (fix %s; it is reloaded when it changes)",
-		  a->guards_text, a->policy_path);
+	log_struct(LOG_LEVEL_ERR, CW_MESSAGE_FAIL_CLOSED, NULL, 0,
+		   "No valid policy: every app below %s is refused everything until a valid "
+		   "policy is loaded (fix %s; it is reloaded when it changes)",
+		   a->guards_text, a->policy_path);
 	return 0;
 }

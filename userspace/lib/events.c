@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "message_ids.h"
 #include "policy.h"
 #include "util.h"
 
@@ -286,6 +287,61 @@ void events_format_line(const struct cw_event *e, const struct events_names *n, 
 		 qcomm, exe, proto, addr, e->port, events_hook_name(e->hook),
 		 events_verdict_name(e->verdict), qrule, qreason, (unsigned long long)e->cgroup_id,
 		 repeats, host, country);
+}
+
+void events_journal_fields(const struct cw_event *e, const struct events_names *n,
+			   struct events_journal *ret)
+{
+	const char *proto = events_proto_name(e->proto);
+	bool audit = e->flags & CW_EVENT_F_AUDIT;
+	uint64_t count = events_count(n);
+	size_t k = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->priority = audit ? LOG_LEVEL_NOTICE : LOG_LEVEL_WARNING;
+	ret->message_id = audit ? CW_MESSAGE_FLOW_AUDITED : CW_MESSAGE_FLOW_REFUSED;
+	events_addr(e, ret->dest, sizeof(ret->dest));
+	if (proto)
+		snprintf(ret->proto, sizeof(ret->proto), "%s", proto);
+	else
+		snprintf(ret->proto, sizeof(ret->proto), "%u", e->proto);
+	snprintf(ret->port, sizeof(ret->port), "%u", e->port);
+	snprintf(ret->pid, sizeof(ret->pid), "%u", e->pid);
+	snprintf(ret->uid, sizeof(ret->uid), "%u", e->uid);
+	snprintf(ret->count, sizeof(ret->count), "%llu", (unsigned long long)count);
+	snprintf(ret->cgroup_id, sizeof(ret->cgroup_id), "%llu", (unsigned long long)e->cgroup_id);
+	snprintf(ret->generation, sizeof(ret->generation), "%u", e->gen);
+	events_comm(e, ret->comm);
+	events_reason(e, n->app, ret->reason, sizeof(ret->reason));
+	if (count > 1) {
+		events_time_format(n->realtime_ns, ret->first, sizeof(ret->first));
+		events_time_format(n->last_ns, ret->last, sizeof(ret->last));
+	}
+#define FIELD(name_, value_) ret->fields[k++] = (struct log_field){ (name_), (value_) }
+	FIELD("CARWALL_EVENT", audit ? "audit" : "refused");
+	FIELD("CARWALL_APP", n->app);
+	FIELD("CARWALL_DEST", ret->dest);
+	FIELD("CARWALL_PORT", ret->port);
+	FIELD("CARWALL_PROTO", ret->proto);
+	FIELD("CARWALL_FAMILY", e->family == AF_INET6  ? "ipv6"
+				: e->family == AF_INET ? "ipv4"
+						       : "other");
+	FIELD("CARWALL_HOOK", events_hook_name(e->hook));
+	FIELD("CARWALL_VERDICT", events_verdict_name(e->verdict));
+	FIELD("CARWALL_RULE", "default deny");
+	FIELD("CARWALL_REASON", ret->reason);
+	FIELD("CARWALL_HOST", n->host);
+	FIELD("CARWALL_COUNT", ret->count);
+	FIELD("CARWALL_FIRST", count > 1 ? ret->first : NULL);
+	FIELD("CARWALL_LAST", count > 1 ? ret->last : NULL);
+	FIELD("CARWALL_PID", ret->pid);
+	FIELD("CARWALL_UID", ret->uid);
+	FIELD("CARWALL_COMM", ret->comm);
+	FIELD("CARWALL_EXE", n->exe);
+	FIELD("CARWALL_CGROUP_ID", ret->cgroup_id);
+	FIELD("CARWALL_GENERATION", ret->generation);
+#undef FIELD
+	ret->n_fields = k;
 }
 
 /* ---- the log on disk ------------------------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "carwall.h"
+#include "log.h"
 
 /*
  * The log on disk: one share per app ("app-<id>"), one for flows below the guard ("guard") and
@@ -62,6 +63,30 @@ struct json_object *events_to_json(const struct cw_event *e, const struct events
 /* The event as one logfmt line for the journal (key=value, values quoted when needed). */
 void events_format_line(const struct cw_event *e, const struct events_names *n, char *buf,
 			size_t size);
+
+/*
+ * The record as journal fields (log_struct()), for `journalctl CARWALL_APP=navigation`:
+ * CARWALL_EVENT (refused, audit), CARWALL_APP (absent when not an app of the policy),
+ * CARWALL_DEST, CARWALL_PORT, CARWALL_PROTO, CARWALL_FAMILY, CARWALL_HOOK, CARWALL_VERDICT,
+ * CARWALL_RULE, CARWALL_REASON, CARWALL_HOST (the name the app learned the destination for,
+ * when known), CARWALL_COUNT (and CARWALL_FIRST, CARWALL_LAST when it stands for repeats),
+ * CARWALL_PID, CARWALL_UID, CARWALL_COMM, CARWALL_EXE (when known), CARWALL_CGROUP_ID,
+ * CARWALL_GENERATION. Its MESSAGE_ID and PRIORITY: refused warning, audited notice. The
+ * fields point into ret, which must outlive their use.
+ */
+#define EVENTS_JOURNAL_FIELDS 22u
+struct events_journal {
+	enum log_level priority;
+	const char *message_id;
+	struct log_field fields[EVENTS_JOURNAL_FIELDS];
+	size_t n_fields;
+	/* The texts the fields point to. */
+	char dest[64], port[8], proto[8], pid[16], uid[16], comm[17], count[24], cgroup_id[24];
+	char generation[8], first[64], last[64], reason[256];
+};
+_Static_assert(EVENTS_JOURNAL_FIELDS <= LOG_MAX_FIELDS, "the journal takes every field");
+void events_journal_fields(const struct cw_event *e, const struct events_names *n,
+			   struct events_journal *ret);
 
 /* The time as the records write it: 2026-01-02T03:04:05.123456Z (sorts as text). */
 void events_time_format(int64_t realtime_ns, char *buf, size_t size);

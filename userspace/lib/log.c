@@ -6,16 +6,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* The Makefile's WITH_SYSTEMD: journald's native protocol through libsystemd. */
+#ifndef CARWALL_WITH_SYSTEMD
+#define CARWALL_WITH_SYSTEMD 0
+#endif
+#if CARWALL_WITH_SYSTEMD
+/* No CODE_FILE, CODE_LINE, CODE_FUNC: they would name log.c for every message. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+#endif
 
 static const char *log_ident = "carwall";
 static enum log_level log_max_level = LOG_LEVEL_INFO;
 static bool log_journal;
+static bool log_native;
+
+/* Whether stderr is the journal stream systemd connected (JOURNAL_STREAM is "DEVICE:INODE" of
+ * it, inherited by children whose stderr may be something else). */
+static bool log_stderr_is_journal(const char *stream)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+	int end = 0;
+
+	if (!stream || sscanf(stream, "%llu:%llu%n", &dev, &ino, &end) != 2 || stream[end] != '\0')
+		return false;
+	return fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 void log_setup(const char *ident, enum log_level max_level)
 {
+	const char *stream = getenv("JOURNAL_STREAM");
+
 	log_ident = ident;
 	log_max_level = max_level;
-	log_journal = getenv("JOURNAL_STREAM") != NULL;
+	log_journal = stream != NULL;
+	log_native = CARWALL_WITH_SYSTEMD && log_stderr_is_journal(stream);
+}
+
+bool log_journal_native(void)
+{
+	return log_native;
 }
 
 static const char *log_level_word(enum log_level level)
@@ -32,7 +68,54 @@ static const char *log_level_word(enum log_level level)
 	}
 }
 
-static void log_vwrite(enum log_level level, int error, const char *fmt, va_list ap)
+static bool log_field_name_valid(const char *name)
+{
+	if (!name || !*name || *name == '_' || strlen(name) > 64)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
+#if CARWALL_WITH_SYSTEMD
+/* One entry in journald's native protocol; 0, or a negative errno (the caller then writes to
+ * stderr: a message is never lost). */
+static int log_journal_send(enum log_level level, const char *message_id,
+			    const struct log_field *fields, size_t n_fields, const char *msg)
+{
+	char *items[LOG_MAX_FIELDS + 4] = {};
+	struct iovec iov[LOG_MAX_FIELDS + 4];
+	size_t n = 0;
+	int r = 0;
+
+	if (asprintf(&items[n++], "MESSAGE=%s", msg) < 0 ||
+	    asprintf(&items[n++], "PRIORITY=%d", (int)level) < 0 ||
+	    asprintf(&items[n++], "SYSLOG_IDENTIFIER=%s", log_ident) < 0 ||
+	    (message_id && asprintf(&items[n++], "MESSAGE_ID=%s", message_id) < 0)) {
+		items[n - 1] = NULL;
+		r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < n_fields; i++) {
+		if (!fields[i].value)
+			continue;
+		if (asprintf(&items[n++], "%s=%s", fields[i].name, fields[i].value) < 0) {
+			items[n - 1] = NULL;
+			r = -ENOMEM;
+		}
+	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		iov[i] = (struct iovec){ .iov_base = items[i], .iov_len = strlen(items[i]) };
+	if (r == 0)
+		r = sd_journal_sendv(iov, (int)n);
+	for (size_t i = 0; i < n; i++)
+		free(items[i]);
+	return r < 0 ? r : 0;
+}
+#endif
+
+static void log_vwrite(enum log_level level, int error, const char *message_id,
+		       const struct log_field *fields, size_t n_fields, const char *fmt, va_list ap)
 {
 	char msg[2048];
 	char expanded[1024];
@@ -62,6 +145,21 @@ static void log_vwrite(enum log_level level, int error, const char *fmt, va_list
 	size_t n = strlen(msg);
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
+#if CARWALL_WITH_SYSTEMD
+	if (log_native && n_fields <= LOG_MAX_FIELDS) {
+		bool valid = true;
+
+		for (size_t i = 0; i < n_fields; i++)
+			valid = valid && log_field_name_valid(fields[i].name);
+		if (valid && log_journal_send(level, message_id, fields, n_fields, msg) == 0)
+			return;
+	}
+#else
+	(void)message_id;
+	(void)fields;
+	(void)n_fields;
+	(void)log_field_name_valid;
+#endif
 	if (log_journal)
 		fprintf(stderr, "<%d>%s\n", (int)level, msg);
 	else
@@ -74,7 +172,20 @@ int log_internal(enum log_level level, int error, const char *fmt, ...)
 
 	if (level <= log_max_level) {
 		va_start(ap, fmt);
-		log_vwrite(level, error, fmt, ap);
+		log_vwrite(level, error, NULL, NULL, 0, fmt, ap);
+		va_end(ap);
+	}
+	return error < 0 ? error : -error;
+}
+
+int log_struct_internal(enum log_level level, int error, const char *message_id,
+			const struct log_field *fields, size_t n_fields, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level <= log_max_level) {
+		va_start(ap, fmt);
+		log_vwrite(level, error, message_id, fields, n_fields, fmt, ap);
 		va_end(ap);
 	}
 	return error < 0 ? error : -error;
@@ -88,7 +199,7 @@ static int log_libbpf_print(enum libbpf_print_level level, const char *fmt, va_l
 	if (l > log_max_level)
 		return 0;
 	/* libbpf's messages start with "libbpf: " already. */
-	log_vwrite(l, 0, fmt, ap);
+	log_vwrite(l, 0, NULL, NULL, 0, fmt, ap);
 	return 0;
 }
 

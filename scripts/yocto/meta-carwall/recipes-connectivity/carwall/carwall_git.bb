@@ -33,11 +33,14 @@ inherit systemd pkgconfig
 #   docs            README, policy format and the example policy in ${docdir}/carwall
 #   developer-mode  carwalld accepts unsigned policies (/etc/default/carwall); test images only,
 #                   never a vehicle
-PACKAGECONFIG ??= "agl-dropins kernel-check"
+#   systemd         journald's native protocol through libsystemd (the Makefile's
+#                   WITH_SYSTEMD=1): each flow record's fields as journal fields (default)
+PACKAGECONFIG ??= "agl-dropins kernel-check systemd"
 PACKAGECONFIG[agl-dropins] = ""
 PACKAGECONFIG[kernel-check] = ",,,bash gzip"
 PACKAGECONFIG[docs] = ""
 PACKAGECONFIG[developer-mode] = ""
+PACKAGECONFIG[systemd] = "WITH_SYSTEMD=1,WITH_SYSTEMD=0,systemd"
 
 # Linux's name of the target architecture, for the BPF programs (__TARGET_ARCH_*).
 def carwall_bpf_arch(d):
@@ -54,6 +57,7 @@ EXTRA_OEMAKE = " \
     BPF_EXTRA_CFLAGS='-fdebug-prefix-map=${WORKDIR}=/usr/src/debug/${PN}/${PV}' \
     PREFIX=${prefix} BINDIR=${bindir} SBINDIR=${sbindir} SYSCONFDIR=${sysconfdir} \
     DOCDIR=${docdir}/carwall UNITDIR=${systemd_system_unitdir} \
+    ${PACKAGECONFIG_CONFARGS} \
 "
 
 do_compile() {
