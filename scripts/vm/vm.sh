@@ -337,8 +337,8 @@ kernel_prepare() {
 arm64_prepare() {
 	local d=$cache/arm64 pkgs p deb skip key
 	apt_setup arm64 || return 1
-	# Made again when the package lists above change.
-	key=$(printf '%s ' "${ARM64_ROOTFS_PKGS[@]}" - "${ARM64_ROOTFS_SKIP[@]}" - \
+	# Made again when the package lists above or what rootfs_finish makes (the 2) change.
+	key=$(printf '%s ' 2 "${ARM64_ROOTFS_PKGS[@]}" - "${ARM64_ROOTFS_SKIP[@]}" - \
 		"${ARM64_SYSROOT_PKGS[@]}" | md5sum | cut -c1-12)
 	if [[ ! -e $d/rootfs/.ready-$key ]]; then
 		log "arm64: fetching the guest userland"
@@ -385,6 +385,9 @@ rootfs_finish() {
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
 	echo carwall-vm >"$r/etc/hostname"
 	: >"$r/etc/fstab"
+	# Tests bind-mount their own resolver configuration over it; lookups go to files, then DNS.
+	: >"$r/etc/resolv.conf"
+	echo "hosts: files dns" >"$r/etc/nsswitch.conf"
 	[[ -e $r/usr/bin/awk ]] || ln -s gawk "$r/usr/bin/awk"
 	[[ -e $r/usr/bin/sh ]] || ln -s dash "$r/usr/bin/sh"
 	# The dynamic linker's cache, made on the host for the arm64 tree.
