@@ -728,9 +728,15 @@ int report_input_finish(struct report_input *in)
 
 	if (in->n_raw)
 		qsort(in->raw, in->n_raw, sizeof(*in->raw), raw_cmp);
-	for (size_t i = 0; i < in->n_flows; i++)
-		if (in->flows[i].first_ns < evidence_ns)
-			evidence_ns = in->flows[i].first_ns;
+	for (size_t i = 0; i < in->n_flows; i++) {
+		/* An allowed flow is the inventory's, whose times are whole seconds: it was seen
+		 * at the latest at the end of its first second. */
+		int64_t first = in->flows[i].first_ns +
+				(in->flows[i].verdict == REPORT_ALLOWED ? 999999999 : 0);
+
+		if (first < evidence_ns)
+			evidence_ns = first;
+	}
 	for (size_t i = 0; i < in->n_raw; i++)
 		if (in->raw[i].kind != RAW_START && in->raw[i].at_ns < evidence_ns)
 			evidence_ns = in->raw[i].at_ns;
