@@ -900,7 +900,9 @@ size_t report_set_countries(struct report_input *in, report_lookup_fn lookup, vo
 		else
 			f->region = report_region_has(home, f->country) ? REPORT_REGION_HOME
 									: REPORT_REGION_FOREIGN;
-		f->justification = policy && f->rule_index >= 0
+		/* Why a cross-border flow may go out: an allowed flow's rule's. A refused flow
+		 * (a consent switch off) names the rule it did not get through: no reason to go. */
+		f->justification = f->verdict == REPORT_ALLOWED
 					   ? report_rule_justification(policy, f->rule_index)
 					   : NULL;
 	}

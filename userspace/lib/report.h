@@ -69,7 +69,7 @@ struct report_flow {
 	int64_t first_ns, last_ns;
 	char country[3]; /* ISO 3166 alpha-2, "" unknown (report_set_countries) */
 	enum report_region_class region;
-	const char *justification; /* the rule's cross-border justification, NULL (policy's) */
+	const char *justification; /* an allowed flow's rule's cross-border text (policy's), NULL */
 };
 
 /* A policy in force from from_ns to to_ns (to_ns: the next policy, or the report's end). */
@@ -189,7 +189,8 @@ int report_geo_lookup(const char *addr, char ret_country[3], void *userdata);
 
 /*
  * Each flow's country (lookup NULL: all unknown), its region class against `home` (NULL or
- * empty: unknown), and the justification of its rule (policy NULL: none). Returns the number
+ * empty: unknown), and, for an allowed flow, the justification of its rule (policy NULL:
+ * none). Returns the number
  * of lookups that failed (their flows stay unknown).
  */
 size_t report_set_countries(struct report_input *in, report_lookup_fn lookup, void *userdata,

@@ -113,6 +113,7 @@ static struct json_object *flow_json(const struct report_flow *f)
 	JADD(o, "proto", json_object_new_string(f->proto));
 	JADD(o, "verdict", json_object_new_string(report_verdict_name(f->verdict)));
 	JADD(o, "rule", json_object_new_string(f->rule));
+	JADD(o, "rule_index", f->rule_index >= 0 ? json_object_new_int64(f->rule_index) : NULL);
 	JADD(o, "count", json_object_new_int64((int64_t)(f->count > INT64_MAX ? INT64_MAX : f->count)));
 	JADD(o, "first", json_time(f->first_ns));
 	JADD(o, "last", json_time(f->last_ns));

@@ -165,6 +165,10 @@ static void test_report_allowed_flows_from_inventory_counted_once(void **state)
 	const char log[] =
 		"{\"time\":\"2026-11-30T10:05:00Z\",\"event\":\"refused\",\"app\":\"mp\","
 		"\"dst\":\"192.0.2.9\",\"port\":443,\"proto\":\"tcp\",\"count\":2}\n"
+		/* refused by a consent switch: it names the cross-border rule it did not get through */
+		"{\"time\":\"2026-11-30T10:06:00Z\",\"event\":\"refused\",\"app\":\"mp\","
+		"\"dst\":\"203.0.113.7\",\"port\":443,\"proto\":\"tcp\",\"rule\":\"consent\","
+		"\"rule_index\":2}\n"
 		"{\"time\":\"2026-11-30T10:05:00Z\",\"event\":\"allowed\",\"app\":\"mp\","
 		"\"dst\":\"203.0.113.7\",\"port\":443,\"proto\":\"tcp\",\"rule_index\":2,\"count\":100}\n";
 	struct policy *p = parse(policy_yaml);
@@ -189,7 +193,7 @@ static void test_report_allowed_flows_from_inventory_counted_once(void **state)
 	assert_int_equal(report_input_finish(in), 0);
 	assert_true(in->has_allowed);
 	assert_int_equal(in->skipped, 1); /* the log's "allowed" record */
-	assert_int_equal(in->n_flows, 3);
+	assert_int_equal(in->n_flows, 4);
 
 	f = find(in, "203.0.113.7", REPORT_ALLOWED);
 	assert_non_null(f);
@@ -212,6 +216,10 @@ static void test_report_allowed_flows_from_inventory_counted_once(void **state)
 	assert_string_equal(f->justification, "crash reports to the vendor's collector");
 	f = find(in, "198.51.100.20", REPORT_ALLOWED);
 	assert_int_equal(f->region, REPORT_REGION_HOME);
+	assert_null(f->justification);
+	f = find(in, "203.0.113.7", REPORT_REFUSED); /* a refusal is never justified */
+	assert_int_equal(f->region, REPORT_REGION_FOREIGN);
+	assert_int_equal(f->rule_index, 2);
 	assert_null(f->justification);
 	report_input_free(in);
 
