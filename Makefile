@@ -64,15 +64,13 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -DCARWALL_VERSION='"$(VERSION)"' \
 	  -Iuserspace/lib -Ibpf -I$(BUILD) -MMD -MP
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcrypto
-# libmaxminddb: the country database of data residency (userspace/lib/geo.c)
+# libmaxminddb: the country database of data residency and its report (userspace/lib/geo.c)
 LDLIBS += -lmaxminddb
 # libnl-3: sock_diag in userspace/agent/revoke.c
 override CFLAGS += $(shell $(PKG_CONFIG) --cflags libnl-3.0)
 LDLIBS += $(shell $(PKG_CONFIG) --libs libnl-3.0)
 # libpsl: the public suffix list of `policy check`'s warnings (userspace/policy_lint.c)
 LDLIBS += -lpsl
-# libmaxminddb: the country database of `carwall report residency` (userspace/lib/report_geo.c)
-LDLIBS += -lmaxminddb
 
 # libsystemd: journald's native protocol (userspace/lib/log.c). Without it (WITH_SYSTEMD=0, the
 # default of static builds: Debian ships no static libsystemd) the agent writes "<N>"-prefixed
@@ -257,7 +255,7 @@ FUZZ_SRCS := $(patsubst %,userspace/lib/%.c,policy fileio bundle bundle_digest b
 	     policy_compile policy_lint policy_region geo explain dns events report report_render) tests/dns/dns_oracle.c
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) userspace/lib/*.h $(DNS_BPF_HDRS) tests/dns/dns_oracle.c | build-fuzz
 	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -lresolv -lpsl -o $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS) -lyaml -lcrypto -ljson-c -lbpf -lresolv -lpsl -lmaxminddb -o $@
 
 # Each target keeps what it finds in build-fuzz/corpus-NAME (read again by the next run), starts
 # from tests/fuzz/corpus/NAME and uses tests/fuzz/NAME.dict when there is one.

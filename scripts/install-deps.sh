@@ -8,15 +8,13 @@ packages=(
 	make gcc clang llvm pkg-config
 	libbpf-dev bpftool libelf-dev zlib1g-dev
 	libyaml-dev libjson-c-dev libssl-dev libnl-3-dev libpsl-dev
-	libmaxminddb-dev # the country database of data residency (userspace/lib/geo.c)
+	libmaxminddb-dev # the country database of data residency and its report (userspace/lib/geo.c)
 	libmaxmind-db-writer-perl # the residency tests write their own small country database
 	libcmocka-dev libclang-rt-14-dev
 	libsystemd-dev # journald's native protocol (Makefile WITH_SYSTEMD=1)
 	iproute2 util-linux procps openssl python3 scdoc
 	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
-	libmaxminddb-dev # country databases (MaxMind DB format): `carwall report residency`
-	# tests only: the report tests build a country database and render the HTML report
-	libmaxmind-db-writer-perl chromium
+	chromium # tests only: the residency report's HTML page rendered headless
 )
 
 missing=()

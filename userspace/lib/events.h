@@ -118,10 +118,10 @@ bool events_share_name_valid(const char *s);
  *   "events-dropped" events the kernel could not deliver since the last such record (rate
  *                    limit, full ring buffer): "app" (null: below the guards), "count".
  *   "consent"        (written by the consent switches) "switch", "state" ("on"/"off").
- * Flow records ("refused", "audit"; "allowed" from the flow inventory) are the other kinds. What
- * `carwall report residency` reads of a flow record (lib/report.h): "app", "dst", "port",
- * "proto", "host", "count", "first"/"last" (else "time"), "rule" (text) and, for an allowed
- * flow, "rule_index" (the policy's global rule index: the rule's cross-border justification).
+ * Flow records ("refused", "audit") are the other kinds; allowed flows are never in the log:
+ * the flow inventory keeps them (inventory.h). What `carwall report residency` reads of a flow
+ * record (lib/report.h): "app", "dst", "port", "proto", "host", "count", "first"/"last" (else
+ * "time"), "rule" (text) and "rule_index" (the policy's global rule index).
  */
 #define EVENTS_AGENT_SHARE "agent"
 #define EVENTS_REC_AGENT_START "agent-start"

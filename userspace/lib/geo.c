@@ -71,6 +71,14 @@ int geo_open(const char *path, struct geo_db **ret, char *reason, size_t reason_
 	snprintf(db->info.path, sizeof(db->info.path), "%s", path);
 	snprintf(db->info.type, sizeof(db->info.type), "%s",
 		 db->mmdb.metadata.database_type ? db->mmdb.metadata.database_type : "");
+	for (size_t i = 0; i < db->mmdb.metadata.description.count; i++) {
+		const MMDB_description_s *d = db->mmdb.metadata.description.descriptions[i];
+
+		if (d && d->description &&
+		    (!db->info.description[0] || (d->language && !strcmp(d->language, "en"))))
+			snprintf(db->info.description, sizeof(db->info.description), "%s",
+				 d->description);
+	}
 	db->info.build_epoch = db->mmdb.metadata.build_epoch;
 	db->info.ip_version = db->mmdb.metadata.ip_version;
 	db->info.node_count = db->mmdb.metadata.node_count;

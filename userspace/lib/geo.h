@@ -23,6 +23,7 @@ struct geo_db;
 struct geo_info {
 	char path[4096];
 	char type[128];	      /* the metadata's database_type, e.g. "GeoLite2-Country" */
+	char description[256]; /* the metadata's description, in English when it has one */
 	uint64_t build_epoch; /* the metadata's build_epoch: seconds since the epoch (UTC) */
 	char sha256[65];      /* of the file's bytes */
 	unsigned ip_version;  /* 4 or 6 */

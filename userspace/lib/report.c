@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The report input: the events log read back into flows and a timeline (report.h). */
+/* The report input: the events log and the flow inventory read back into flows and a timeline
+ * (report.h). */
 #include "report.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "events.h"
 #include "fileio.h"
+#include "geo.h"
+#include "inventory.h"
 #include "policy.h"
 #include "util.h"
 
@@ -250,50 +255,16 @@ static bool str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-static int add_flow(struct report_input *in, struct json_object *o, enum report_verdict v)
+/* A flow folded into the flows read so far: the same key again adds its count and widens its
+ * times. -EINVAL past REPORT_MAX_FLOWS, -ENOMEM. */
+static int fold_flow(struct report_input *in, const char *app, const char *dst, const char *host,
+		     unsigned port, const char *proto, enum report_verdict v, const char *rule,
+		     int64_t rule_index, uint64_t count, int64_t first, int64_t last)
 {
-	bool bad = false;
-	const char *app = member_str(o, "app", &bad);
-	const char *dst = member_str(o, "dst", &bad);
-	const char *host = member_str(o, "host", &bad);
-	const char *rule = member_str(o, "rule", &bad);
-	struct json_object *proto_obj = json_object_object_get(o, "proto");
-	const char *proto = json_object_is_type(proto_obj, json_type_int)
-				    ? NULL
-				    : member_str(o, "proto", &bad);
-	unsigned port = (unsigned)member_int(o, "port", 0, 65535, -1, &bad);
-	int64_t rule_index = member_int(o, "rule_index", 0, INT32_MAX, -1, &bad);
-	int64_t count = member_int(o, "count", 1, INT64_MAX, 1, &bad);
-	int64_t first, last;
-	char proto_num[16];
 	struct report_flow *f;
 	uint64_t h;
 	size_t s;
 	int r;
-
-	if (!proto) {
-		/* An unnamed protocol is written as its number. */
-		int64_t n = member_int(o, "proto", 0, 255, -1, &bad);
-
-		if (n < 0)
-			return -EINVAL;
-		snprintf(proto_num, sizeof(proto_num), "%d", (int)n);
-		proto = proto_num;
-	}
-	if (member_time(o, "first", &first, &bad) < 0 && member_time(o, "time", &first, &bad) < 0)
-		return -EINVAL;
-	if (member_time(o, "last", &last, &bad) < 0 || last < first)
-		last = first;
-	if (bad || !dst || strlen(dst) > 64 || port > 65535 || (app && !policy_app_id_valid(app)))
-		return -EINVAL;
-	if (!rule)
-		rule = v == REPORT_ALLOWED ? "allowed" : "default deny";
-	if (!in->log_begins_ns || first < in->log_begins_ns)
-		in->log_begins_ns = first;
-	if (v == REPORT_ALLOWED)
-		in->has_allowed = true;
-	if (in->since_ns && last < in->since_ns)
-		return 0; /* before the window */
 
 	if (!in->index) {
 		in->index = calloc(1, sizeof(struct report_flow_index));
@@ -310,8 +281,7 @@ static int add_flow(struct report_input *in, struct json_object *o, enum report_
 		if (str_eq(f->app, app) && !strcmp(f->dst, dst) && f->port == port &&
 		    !strcmp(f->proto, proto) && f->verdict == v && !strcmp(f->rule, rule)) {
 			/* The same flow again: counts added (saturating), times widened. */
-			f->count = (uint64_t)count > UINT64_MAX - f->count ? UINT64_MAX
-									   : f->count + (uint64_t)count;
+			f->count = count > UINT64_MAX - f->count ? UINT64_MAX : f->count + count;
 			if (first < f->first_ns)
 				f->first_ns = first;
 			if (last > f->last_ns)
@@ -335,7 +305,7 @@ static int add_flow(struct report_input *in, struct json_object *o, enum report_
 	*f = (struct report_flow){ .port = port,
 				   .verdict = v,
 				   .rule_index = rule_index,
-				   .count = (uint64_t)count,
+				   .count = count,
 				   .first_ns = first,
 				   .last_ns = last };
 	f->app = app ? strdup(app) : NULL;
@@ -353,6 +323,100 @@ static int add_flow(struct report_input *in, struct json_object *o, enum report_
 	}
 	flow_index(in)->slot[s] = (uint32_t)++in->n_flows;
 	return 0;
+}
+
+static int add_flow(struct report_input *in, struct json_object *o, enum report_verdict v)
+{
+	bool bad = false;
+	const char *app = member_str(o, "app", &bad);
+	const char *dst = member_str(o, "dst", &bad);
+	const char *host = member_str(o, "host", &bad);
+	const char *rule = member_str(o, "rule", &bad);
+	struct json_object *proto_obj = json_object_object_get(o, "proto");
+	const char *proto = json_object_is_type(proto_obj, json_type_int)
+				    ? NULL
+				    : member_str(o, "proto", &bad);
+	unsigned port = (unsigned)member_int(o, "port", 0, 65535, -1, &bad);
+	int64_t rule_index = member_int(o, "rule_index", 0, INT32_MAX, -1, &bad);
+	int64_t count = member_int(o, "count", 1, INT64_MAX, 1, &bad);
+	int64_t first, last;
+	char proto_num[16];
+
+	if (!proto) {
+		/* An unnamed protocol is written as its number. */
+		int64_t n = member_int(o, "proto", 0, 255, -1, &bad);
+
+		if (n < 0)
+			return -EINVAL;
+		snprintf(proto_num, sizeof(proto_num), "%d", (int)n);
+		proto = proto_num;
+	}
+	if (member_time(o, "first", &first, &bad) < 0 && member_time(o, "time", &first, &bad) < 0)
+		return -EINVAL;
+	if (member_time(o, "last", &last, &bad) < 0 || last < first)
+		last = first;
+	if (bad || !dst || strlen(dst) > 64 || port > 65535 || (app && !policy_app_id_valid(app)))
+		return -EINVAL;
+	if (!rule)
+		rule = "default deny";
+	if (!in->log_begins_ns || first < in->log_begins_ns)
+		in->log_begins_ns = first;
+	if (in->since_ns && last < in->since_ns)
+		return 0; /* before the window */
+	return fold_flow(in, app, dst, host, port, proto, v, rule, rule_index, (uint64_t)count,
+			 first, last);
+}
+
+int report_input_add_inventory(struct report_input *in, const struct inventory *inv)
+{
+	in->has_allowed = true;
+	for (size_t i = 0; i < inventory_count(inv); i++) {
+		const struct inventory_record *rec = inventory_get(inv, i);
+		char dst[INET6_ADDRSTRLEN], rule[32];
+		int64_t first, last;
+		int r;
+
+		/* Refused and audited flows are the events log's: counted there, once. */
+		if (rec->verdict != INVENTORY_ALLOWED)
+			continue;
+		/* Seconds to ns; the inventory's times are the agent's wall clock (< 2262). */
+		if (rec->first_s < 0 || rec->last_s < rec->first_s ||
+		    rec->last_s > INT64_MAX / 1000000000 - 1 ||
+		    !inet_ntop(rec->family, rec->addr, dst, sizeof(dst))) {
+			in->skipped++;
+			continue;
+		}
+		first = rec->first_s * 1000000000;
+		last = rec->last_s * 1000000000;
+		if (in->since_ns && last < in->since_ns)
+			continue; /* before the window */
+		if (rec->rule == INVENTORY_RULE_NONE)
+			snprintf(rule, sizeof(rule), "allowed");
+		else
+			snprintf(rule, sizeof(rule), "rule #%lld", (long long)rec->rule);
+		r = fold_flow(in, rec->app, dst, rec->host[0] ? rec->host : NULL, rec->port,
+			      rec->proto == IPPROTO_TCP ? "tcp" : "udp", REPORT_ALLOWED, rule,
+			      rec->rule, rec->count, first, last);
+		if (r == -EINVAL)
+			in->skipped++; /* past REPORT_MAX_FLOWS */
+		else if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int report_input_read_inventory(struct report_input *in, const char *path, char *reason,
+				size_t reason_size)
+{
+	struct inventory *inv = NULL;
+	int r;
+
+	r = inventory_load_file(path, INVENTORY_MAX_RECORDS, &inv, reason, reason_size);
+	if (r < 0)
+		return r;
+	r = report_input_add_inventory(in, inv);
+	inventory_free(inv);
+	return r;
 }
 
 static int dup_opt(const char *s, char **ret)
@@ -456,7 +520,7 @@ int report_input_add_line(struct report_input *in, const char *line, size_t len)
 	else if (!strcmp(event, "audit"))
 		r = add_flow(in, o, REPORT_AUDIT);
 	else if (!strcmp(event, "allowed"))
-		r = add_flow(in, o, REPORT_ALLOWED);
+		r = -EINVAL; /* not the agent's: allowed flows are the inventory's */
 	else
 		r = add_lifecycle(in, o, event);
 out:
@@ -664,9 +728,15 @@ int report_input_finish(struct report_input *in)
 
 	if (in->n_raw)
 		qsort(in->raw, in->n_raw, sizeof(*in->raw), raw_cmp);
-	for (size_t i = 0; i < in->n_flows; i++)
-		if (in->flows[i].first_ns < evidence_ns)
-			evidence_ns = in->flows[i].first_ns;
+	for (size_t i = 0; i < in->n_flows; i++) {
+		/* An allowed flow is the inventory's, whose times are whole seconds: it was seen
+		 * at the latest at the end of its first second. */
+		int64_t first = in->flows[i].first_ns +
+				(in->flows[i].verdict == REPORT_ALLOWED ? 999999999 : 0);
+
+		if (first < evidence_ns)
+			evidence_ns = first;
+	}
 	for (size_t i = 0; i < in->n_raw; i++)
 		if (in->raw[i].kind != RAW_START && in->raw[i].at_ns < evidence_ns)
 			evidence_ns = in->raw[i].at_ns;
@@ -758,23 +828,57 @@ bool report_region_has(const struct report_region *r, const char *country)
 	return false;
 }
 
-/*
- * The seam for the residency declarations (`home-region:`, and `cross-border:` on rules): the
- * policy format has neither yet, so the home region comes from `--home-region` and no rule
- * carries a justification. When the parser knows them, these two read them.
- */
 int report_region_from_policy(const struct policy *p, struct report_region *ret)
 {
-	(void)p;
-	(void)ret;
-	return -ENODATA;
+	char countries[POLICY_MAX_GROUP_MEMBERS][3];
+	size_t n;
+	int r;
+
+	r = geo_home_countries(p, countries, ARRAY_SIZE(countries), &n);
+	if (r == -ENOENT)
+		return -ENODATA;
+	if (r < 0)
+		return r;
+	if (n > REPORT_MAX_HOME)
+		return -E2BIG;
+	memset(ret, 0, sizeof(*ret));
+	for (size_t i = 0; i < n; i++) {
+		ret->countries[i][0] = (char)(countries[i][0] & ~0x20);
+		ret->countries[i][1] = (char)(countries[i][1] & ~0x20);
+	}
+	ret->n = n;
+	snprintf(ret->source, sizeof(ret->source), "policy (home-region: %s)",
+		 p->residency.home.name);
+	return 0;
 }
 
 const char *report_rule_justification(const struct policy *p, int64_t index)
 {
-	(void)p;
-	(void)index;
+	for (size_t a = 0; p && index >= 0 && a < p->n_apps; a++)
+		for (size_t i = 0; i < p->apps[a].n_rules; i++)
+			if (p->apps[a].rules[i].index == (uint64_t)index)
+				return p->apps[a].rules[i].cross_border;
 	return NULL;
+}
+
+int report_geo_lookup(const char *addr, char ret_country[3], void *userdata)
+{
+	uint8_t bytes[16];
+	int family = strchr(addr, ':') ? AF_INET6 : AF_INET, r;
+
+	ret_country[0] = '\0';
+	if (inet_pton(family, addr, bytes) != 1)
+		return -EINVAL;
+	r = geo_lookup(userdata, family, bytes, ret_country, NULL);
+	if (r == -ENOENT) {
+		ret_country[0] = '\0';
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	ret_country[0] = (char)(ret_country[0] & ~0x20);
+	ret_country[1] = (char)(ret_country[1] & ~0x20);
+	return 0;
 }
 
 size_t report_set_countries(struct report_input *in, report_lookup_fn lookup, void *userdata,
@@ -796,7 +900,9 @@ size_t report_set_countries(struct report_input *in, report_lookup_fn lookup, vo
 		else
 			f->region = report_region_has(home, f->country) ? REPORT_REGION_HOME
 									: REPORT_REGION_FOREIGN;
-		f->justification = policy && f->rule_index >= 0
+		/* Why a cross-border flow may go out: an allowed flow's rule's. A refused flow
+		 * (a consent switch off) names the rule it did not get through: no reason to go. */
+		f->justification = f->verdict == REPORT_ALLOWED
 					   ? report_rule_justification(policy, f->rule_index)
 					   : NULL;
 	}

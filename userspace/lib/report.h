@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The report input: the agent's events log (layout and records: events.h) read back into what
- * `carwall report residency` says, offline, with no agent and no kernel.
+ * The report input: the agent's events log (layout and records: events.h) and its flow
+ * inventory (inventory.h) read back into what `carwall report residency` says, offline, with no
+ * agent and no kernel.
  *
  *  - flows, per app: destination (address, host name when the app learned it), port, protocol,
  *    what happened (allowed, refused, audit: went out but would be refused), the rule, and the
  *    records' counts added up with the first and last time; the country of each destination is
- *    set afterwards by report_set_countries() (a lookup given by the caller: report_geo.h);
+ *    set afterwards by report_set_countries() (a lookup given by the caller: report_geo_lookup()
+ *    over geo.h's country database). Each kind comes from one source, so nothing is counted
+ *    twice: allowed flows from the inventory (the only place the agent keeps them: counts,
+ *    first/last, host, rule index); refused and audited ones from the events log (the evidence
+ *    of each refusal, also of those the inventory does not keep: the guards', a socket kind or
+ *    family refused, and those it ages out first); an "allowed" record in the log is not the
+ *    agent's and is skipped;
  *  - the timeline: the policies in force over intervals (hash, bundle id and version), the
  *    intervals the agent was not running (enforcement stays pinned then, but nothing is logged),
  *    events the kernel dropped, consent changes.
@@ -18,8 +25,8 @@
  * flows, not with the log's length.
  *
  * What a report cannot see: records rotated out of the log (its first record says where it
- * begins), allowed flows before the flow inventory records them ("allowed" records), consent
- * changes before the consent switches record them.
+ * begins), allowed flows the inventory aged out or had not saved yet (--inventory-save-interval),
+ * the times of allowed flows finer than a second (the inventory keeps seconds).
  */
 #pragma once
 
@@ -37,7 +44,7 @@
 #define REPORT_MAX_HOME 64	      /* countries of a home region */
 
 enum report_verdict {
-	REPORT_ALLOWED = 0, /* went out: a rule allowed it (flow inventory) */
+	REPORT_ALLOWED = 0, /* went out: a rule allowed it (from the flow inventory) */
 	REPORT_AUDIT,	    /* went out in audit mode; would be refused */
 	REPORT_REFUSED,	    /* refused with EPERM */
 	REPORT_VERDICTS,
@@ -54,15 +61,15 @@ struct report_flow {
 	char *dst;  /* address as text */
 	char *host; /* the name the app learned it for, NULL */
 	char *proto;
-	char *rule; /* "default deny", or the allowing rule as the record names it */
-	int64_t rule_index; /* -1 when the record names none */
+	char *rule; /* "default deny", the rule as the record names it, "rule #N" (inventory) */
+	int64_t rule_index; /* the policy's global rule index; -1 when the record names none */
 	unsigned port;
 	enum report_verdict verdict;
 	uint64_t count;
 	int64_t first_ns, last_ns;
 	char country[3]; /* ISO 3166 alpha-2, "" unknown (report_set_countries) */
 	enum report_region_class region;
-	const char *justification; /* the rule's cross-border justification, NULL (policy's) */
+	const char *justification; /* an allowed flow's rule's cross-border text (policy's), NULL */
 };
 
 /* A policy in force from from_ns to to_ns (to_ns: the next policy, or the report's end). */
@@ -105,7 +112,7 @@ struct report_input {
 	uint64_t lines, skipped;    /* lines read, of which skipped (not a record, past a bound) */
 	uint64_t files;		    /* log files read */
 	uint64_t files_failed;	    /* log files that could not be read (too large, not regular) */
-	bool has_allowed;	    /* the log holds allowed flows (the flow inventory) */
+	bool has_allowed;	    /* the flow inventory was read (allowed flows recorded) */
 	bool has_lifecycle;	    /* the log holds the agent's lifecycle records */
 
 	/* While reading: the lifecycle records, sorted and turned into intervals by finish. */
@@ -133,6 +140,14 @@ int report_input_add_buffer(struct report_input *in, const char *data, size_t si
 /* Every log file of a state folder: <dir>/events/<share>.jsonl(.1) and the older agents' log.
  * -ENOENT when the folder has no events folder nor log. */
 int report_input_read_state_dir(struct report_input *in, const char *state_dir);
+/* The allowed flows of an inventory (its refused and audited ones are the events log's). A
+ * record past REPORT_MAX_FLOWS is counted as skipped. 0 or -ENOMEM. */
+struct inventory;
+int report_input_add_inventory(struct report_input *in, const struct inventory *inv);
+/* The inventory file at path (INVENTORY_FILE of a state folder): 0 (-ENOENT: none yet, nothing
+ * added), or an error with a reason (a file that is not an inventory). */
+int report_input_read_inventory(struct report_input *in, const char *path, char *reason,
+				size_t reason_size);
 /* After the last line: the timeline built (policies, gaps, marks sorted in time), flows sorted
  * by app, then count. */
 int report_input_finish(struct report_input *in);
@@ -145,9 +160,8 @@ int report_duration_parse(const char *s, int64_t *ret_ns);
 /* ---- countries and the home region ---------------------------------------------------------- */
 
 /*
- * The home region: ISO 3166 alpha-2 codes. Today from `--home-region`; the seam for the policy's
- * own `home-region:` (and `cross-border:` per rule) is report_region_from_policy() and
- * report_rule_justification() below, which the residency declarations fill in.
+ * The home region: ISO 3166 alpha-2 codes, upper case. From the policy's `home-region:`
+ * (report_region_from_policy()), or `--home-region`, which overrides it.
  */
 struct report_region {
 	char countries[REPORT_MAX_HOME][3];
@@ -160,18 +174,23 @@ int report_region_parse(const char *list, const char *source, struct report_regi
 bool report_region_has(const struct report_region *r, const char *country);
 
 struct policy;
-/* The policy's declared home region: -ENODATA while the policy format has none (residency). */
+/* The countries of p's `home-region:` (a country, a `regions:` group or `eu`), source "policy
+ * (home-region: NAME)": 0, -ENODATA when p declares none, -E2BIG past REPORT_MAX_HOME. */
 int report_region_from_policy(const struct policy *p, struct report_region *ret);
-/* The cross-border justification of rule `index` of p, NULL when it has none (or the policy
- * format has none yet). */
+/* The `cross-border:` justification of p's rule of global index `index` (policy_rule.index),
+ * NULL when it has none or p has no such rule. */
 const char *report_rule_justification(const struct policy *p, int64_t index);
 
 /* The country of an address ("" when unknown): 0, or < 0 when the lookup failed. */
 typedef int (*report_lookup_fn)(const char *addr, char ret_country[3], void *userdata);
+/* report_lookup_fn over a country database (userdata: a struct geo_db, geo.h): the code upper
+ * case, "" when the database has none; -EINVAL for an address that is not one, -EIO. */
+int report_geo_lookup(const char *addr, char ret_country[3], void *userdata);
 
 /*
  * Each flow's country (lookup NULL: all unknown), its region class against `home` (NULL or
- * empty: unknown), and the justification of its rule (policy NULL: none). Returns the number
+ * empty: unknown), and, for an allowed flow, the justification of its rule (policy NULL:
+ * none). Returns the number
  * of lookups that failed (their flows stay unknown).
  */
 size_t report_set_countries(struct report_input *in, report_lookup_fn lookup, void *userdata,
@@ -182,18 +201,11 @@ const char *report_region_name(enum report_region_class c);
 
 /* ---- output ---------------------------------------------------------------------------------- */
 
-/* The country database a report used (report_geo.h fills it); every field may be empty. */
-struct report_db_info {
-	char path[4096];
-	char type[128];	       /* database_type of its metadata, e.g. "GeoLite2-Country" */
-	char description[256]; /* its English description */
-	int64_t build_epoch;   /* seconds, 0 unknown */
-	char sha256[65];       /* of the file */
-};
+struct geo_info;
 
 struct report {
 	const struct report_input *in;
-	const struct report_db_info *db; /* NULL: no country database */
+	const struct geo_info *db; /* the country database used (geo_info()); NULL: none */
 	const struct report_region *home; /* NULL: no home region declared */
 	int64_t generated_ns;
 };

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "geo.h"
 
 #define JADD(o, k, v) json_object_object_add((o), (k), (v))
 
@@ -37,6 +38,14 @@ static struct json_object *json_time(int64_t ns)
 static struct json_object *json_str_or_null(const char *s)
 {
 	return s ? json_object_new_string(s) : NULL;
+}
+
+/* The database's build time in ns; a time past 2262 (no real database's) is unknown, 0. */
+static int64_t db_build_ns(const struct geo_info *db)
+{
+	return db->build_epoch >= (uint64_t)(INT64_MAX / 1000000000)
+		       ? 0
+		       : (int64_t)db->build_epoch * 1000000000;
 }
 
 /* Per app: flows are sorted by app, so an app's flows are [*i, end). */
@@ -104,6 +113,7 @@ static struct json_object *flow_json(const struct report_flow *f)
 	JADD(o, "proto", json_object_new_string(f->proto));
 	JADD(o, "verdict", json_object_new_string(report_verdict_name(f->verdict)));
 	JADD(o, "rule", json_object_new_string(f->rule));
+	JADD(o, "rule_index", f->rule_index >= 0 ? json_object_new_int64(f->rule_index) : NULL);
 	JADD(o, "count", json_object_new_int64((int64_t)(f->count > INT64_MAX ? INT64_MAX : f->count)));
 	JADD(o, "first", json_time(f->first_ns));
 	JADD(o, "last", json_time(f->last_ns));
@@ -195,7 +205,7 @@ struct json_object *report_to_json(const struct report *r)
 		JADD(db, "path", json_object_new_string(r->db->path));
 		JADD(db, "type", json_object_new_string(r->db->type));
 		JADD(db, "description", json_object_new_string(r->db->description));
-		JADD(db, "build", json_time(r->db->build_epoch * 1000000000));
+		JADD(db, "build", json_time(db_build_ns(r->db)));
 		JADD(db, "sha256", json_object_new_string(r->db->sha256));
 		JADD(o, "database", db);
 	} else {
@@ -289,7 +299,7 @@ int report_write_text(const struct report *r, FILE *out)
 	fprintf(out, "the log begins %s (%" PRIu64 " lines, %" PRIu64 " skipped)\n", a, in->lines,
 		in->skipped);
 	if (r->db) {
-		fmt_time(r->db->build_epoch * 1000000000, a);
+		fmt_time(db_build_ns(r->db), a);
 		fprintf(out, "country database: ");
 		text_put(out, r->db->path);
 		fprintf(out, " (");
@@ -309,8 +319,8 @@ int report_write_text(const struct report *r, FILE *out)
 		fprintf(out, "home region: not declared (regions unknown)\n");
 	}
 	if (!in->has_allowed)
-		fprintf(out, "note: this log holds no allowed flows (the flow inventory records "
-			     "them); audit records went out\n");
+		fprintf(out, "note: no flow inventory was read, so no allowed flows are shown; "
+			     "audit records went out\n");
 	fprintf(out, "\n%-20s %-8s %-40s %-11s %-7s %-12s %10s %s\n", "APP", "VERDICT",
 		"DESTINATION", "PORT/PROTO", "COUNTRY", "REGION", "COUNT", "LAST");
 	for (size_t i = 0; i < in->n_flows; i++) {
@@ -680,12 +690,12 @@ int report_write_html(const struct report *r, FILE *out)
 		a, in->lines, in->skipped,
 		in->files_failed ? ", some log files could not be read" : "");
 	if (!in->has_allowed)
-		fputs("<p class=\"warn\">This log holds no allowed flows (the flow inventory records "
-		      "them): the flows that went out here are those of apps in audit mode.</p>\n",
+		fputs("<p class=\"warn\">No flow inventory was read, so no allowed flows are shown: "
+		      "the flows that went out here are those of apps in audit mode.</p>\n",
 		      out);
 	fputs("<h2>Country database</h2>\n", out);
 	if (r->db) {
-		fmt_time(r->db->build_epoch * 1000000000, a);
+		fmt_time(db_build_ns(r->db), a);
 		fputs("<table><tr><th>type</th><th>description</th><th>built</th><th>sha256</th>"
 		      "<th>file</th></tr>\n<tr>",
 		      out);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "geo.h"
 #include "report.h"
 
 #define NS 1000000000LL
@@ -333,8 +334,8 @@ static int stub_lookup(const char *addr, char ret[3], void *userdata)
 }
 
 static const char regions_log[] =
-	"{\"time\":\"2026-11-30T10:01:00Z\",\"event\":\"allowed\",\"app\":\"mp\",\"dst\":\"198.51.100.20\","
-	"\"port\":443,\"proto\":\"tcp\",\"rule\":\"mp#0\",\"rule_index\":0,\"count\":4}\n"
+	"{\"time\":\"2026-11-30T10:01:00Z\",\"event\":\"audit\",\"app\":\"mp\",\"dst\":\"198.51.100.20\","
+	"\"port\":443,\"proto\":\"tcp\",\"count\":4}\n"
 	"{\"time\":\"2026-11-30T10:01:00Z\",\"event\":\"refused\",\"app\":\"mp\",\"dst\":\"203.0.113.7\","
 	"\"port\":443,\"proto\":\"tcp\",\"count\":3}\n"
 	"{\"time\":\"2026-11-30T10:01:00Z\",\"event\":\"refused\",\"app\":\"mp\",\"dst\":\"10.1.1.1\","
@@ -372,22 +373,20 @@ static void test_report_regions(void **state)
 	assert_int_equal(find_flow(in, "10.1.1.1")->region, REPORT_REGION_UNKNOWN);
 	assert_string_equal(find_flow(in, "192.0.2.1")->country, ""); /* the lookup failed */
 	assert_int_equal(find_flow(in, "192.0.2.1")->region, REPORT_REGION_UNKNOWN);
-	assert_true(in->has_allowed);
+	assert_false(in->has_allowed); /* no inventory read */
 
 	/* No home region: every region unknown, countries still known. */
 	report_set_countries(in, stub_lookup, NULL, NULL, NULL);
 	assert_int_equal(find_flow(in, "203.0.113.7")->region, REPORT_REGION_UNKNOWN);
 	assert_string_equal(find_flow(in, "203.0.113.7")->country, "XB");
-	/* The seam: the policy format declares no home region yet. */
-	assert_int_equal(report_region_from_policy(NULL, &home), -ENODATA);
 	report_input_free(in);
 }
 
 static void test_report_json_fields(void **state)
 {
 	struct report_input *in = read_log(regions_log, 0, T0 + 3600 * NS);
-	struct report_db_info db = { .path = "/db", .type = "t", .build_epoch = 1796032800,
-				     .sha256 = "00" };
+	struct geo_info db = { .path = "/db", .type = "t", .build_epoch = 1796032800,
+			       .sha256 = "00" };
 	struct report_region home;
 	struct report rep = { .in = in, .db = &db, .home = &home, .generated_ns = T0 };
 	struct json_object *j, *apps, *app, *cb, *v;

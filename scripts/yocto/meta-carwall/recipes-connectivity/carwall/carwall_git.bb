@@ -18,7 +18,7 @@ S = "${WORKDIR}/git"
 
 # BPF programs: clang -target bpf, skeletons from bpftool gen skeleton; userspace links libbpf,
 # libelf, zlib, libyaml, json-c, libcrypto, libnl-3, libpsl and libmaxminddb (meta-oe: the
-# country database of data residency).
+# country database of data residency and its report, userspace/lib/geo.c).
 DEPENDS = "libbpf bpftool-native clang-native libyaml openssl json-c libnl elfutils zlib libpsl \
 	libmaxminddb"
 # Userspace builds with the target gcc; clang-native compiles only the BPF programs (-target bpf).
