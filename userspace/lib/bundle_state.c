@@ -15,17 +15,11 @@
 #include "fileio.h"
 #include "util.h"
 
-static void (*fault_hook)(enum bundle_state_step step);
+static void (*fault_hook)(enum fileio_step step);
 
-void bundle_state_set_fault_hook(void (*hook)(enum bundle_state_step step))
+void bundle_state_set_fault_hook(void (*hook)(enum fileio_step step))
 {
 	fault_hook = hook;
-}
-
-static void step_done(enum bundle_state_step step)
-{
-	if (fault_hook)
-		fault_hook(step);
 }
 
 static int state_error(char *reason, size_t reason_size, int error, const char *fmt, ...)
@@ -333,27 +327,10 @@ int bundle_state_format(const struct bundle_state *s, char **ret_data, size_t *r
 	return 0;
 }
 
-static int write_all(int fd, const char *data, size_t size)
-{
-	while (size > 0) {
-		ssize_t n = write(fd, data, size);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		data += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
 int bundle_state_save(const char *dir, const struct bundle_state *s)
 {
-	_cleanup_close_ int dfd = -1, fd = -1;
 	_cleanup_free_ char *data = NULL;
-	size_t size = 0, half;
+	size_t size = 0;
 	int r;
 
 	if (!dir || !s)
@@ -361,52 +338,6 @@ int bundle_state_save(const char *dir, const struct bundle_state *s)
 	r = bundle_state_format(s, &data, &size);
 	if (r < 0)
 		return r;
-
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return negative_errno();
-	/* A temporary file left by a crash is simply replaced. */
-	if (unlinkat(dfd, BUNDLE_STATE_TMP_FILE, 0) < 0 && errno != ENOENT)
-		return negative_errno();
-	fd = openat(dfd, BUNDLE_STATE_TMP_FILE,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return negative_errno();
-	step_done(BUNDLE_STATE_STEP_TMP_CREATED);
-
-	half = size / 2;
-	r = write_all(fd, data, half);
-	if (r < 0)
-		goto fail;
-	step_done(BUNDLE_STATE_STEP_TMP_HALF_WRITTEN);
-	r = write_all(fd, data + half, size - half);
-	if (r < 0)
-		goto fail;
-	step_done(BUNDLE_STATE_STEP_TMP_WRITTEN);
-
-	/* 0600 whatever the umask was. */
-	if (fchmod(fd, 0600) < 0 || fsync(fd) < 0) {
-		r = negative_errno();
-		goto fail;
-	}
-	r = close(TAKE_FD(fd));
-	if (r < 0) {
-		r = negative_errno();
-		goto fail;
-	}
-	step_done(BUNDLE_STATE_STEP_TMP_SYNCED);
-
-	if (renameat(dfd, BUNDLE_STATE_TMP_FILE, dfd, BUNDLE_STATE_FILE) < 0) {
-		r = negative_errno();
-		goto fail;
-	}
-	step_done(BUNDLE_STATE_STEP_RENAMED);
-	if (fsync(dfd) < 0)
-		return negative_errno();
-	step_done(BUNDLE_STATE_STEP_DIR_SYNCED);
-	return 0;
-
-fail:
-	(void)unlinkat(dfd, BUNDLE_STATE_TMP_FILE, 0);
-	return r;
+	return file_replace_durably(dir, BUNDLE_STATE_FILE, BUNDLE_STATE_TMP_FILE, data, size,
+				    fault_hook);
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "bundle_digest.h"
+#include "fileio.h"
 #include "policy.h"
 
 #define BUNDLE_STATE_FILE "bundle-state"
@@ -77,16 +78,8 @@ int bundle_state_save(const char *dir, const struct bundle_state *s);
 void bundle_state_free(struct bundle_state *s);
 
 /*
- * Fault injection, for tests only: a hook called by bundle_state_save() after each step. A test
- * ends the process in it (fork() + _exit()) to simulate a crash at that step.
+ * Fault injection, for tests only: a hook called by bundle_state_save() after each step of its
+ * durable write (file_replace_durably(), fileio.h). A test ends the process in it (fork() +
+ * _exit()) to simulate a crash at that step.
  */
-enum bundle_state_step {
-	BUNDLE_STATE_STEP_TMP_CREATED,	    /* the temporary file exists, empty */
-	BUNDLE_STATE_STEP_TMP_HALF_WRITTEN, /* half of the content is written */
-	BUNDLE_STATE_STEP_TMP_WRITTEN,	    /* all of it */
-	BUNDLE_STATE_STEP_TMP_SYNCED,	    /* fsync()ed and closed */
-	BUNDLE_STATE_STEP_RENAMED,	    /* renamed over the state file */
-	BUNDLE_STATE_STEP_DIR_SYNCED,	    /* the folder fsync()ed: done */
-	_BUNDLE_STATE_STEP_MAX,
-};
-void bundle_state_set_fault_hook(void (*hook)(enum bundle_state_step step));
+void bundle_state_set_fault_hook(void (*hook)(enum fileio_step step));

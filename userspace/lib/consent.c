@@ -178,25 +178,8 @@ int consent_load(const char *dir, struct consent_state *ret, char *reason, size_
 	return 0;
 }
 
-static int write_all(int fd, const char *data, size_t size)
-{
-	while (size > 0) {
-		ssize_t n = write(fd, data, size);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return negative_errno();
-		}
-		data += n;
-		size -= (size_t)n;
-	}
-	return 0;
-}
-
 int consent_save(const char *dir, const struct consent_state *s)
 {
-	_cleanup_close_ int dfd = -1, fd = -1;
 	_cleanup_free_ char *data = NULL;
 	size_t size;
 	int r;
@@ -204,27 +187,7 @@ int consent_save(const char *dir, const struct consent_state *s)
 	r = consent_format(s, &data, &size);
 	if (r < 0)
 		return r;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return negative_errno();
-	if (unlinkat(dfd, CONSENT_TMP_FILE, 0) < 0 && errno != ENOENT)
-		return negative_errno();
-	fd = openat(dfd, CONSENT_TMP_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return negative_errno();
-	r = write_all(fd, data, size);
-	if (r >= 0 && (fchmod(fd, 0600) < 0 || fsync(fd) < 0))
-		r = negative_errno();
-	if (r >= 0 && close(TAKE_FD(fd)) < 0)
-		r = negative_errno();
-	if (r >= 0 && renameat(dfd, CONSENT_TMP_FILE, dfd, CONSENT_FILE) < 0)
-		r = negative_errno();
-	if (r < 0) {
-		(void)unlinkat(dfd, CONSENT_TMP_FILE, 0);
-		return r;
-	}
-	return fsync(dfd) < 0 ? negative_errno() : 0;
+	return file_replace_durably(dir, CONSENT_FILE, CONSENT_TMP_FILE, data, size, NULL);
 }
 
 void consent_resolve(const struct policy *p, const struct consent_state *s, const char *boot_id,

@@ -1453,9 +1453,9 @@ static void test_state_leftover_temp_file_is_ignored_and_removed(void **state)
 	remove_tree(dir);
 }
 
-static enum bundle_state_step crash_at;
+static enum fileio_step crash_at;
 
-static void crash_hook(enum bundle_state_step step)
+static void crash_hook(enum fileio_step step)
 {
 	if (step == crash_at)
 		_exit(77);
@@ -1478,7 +1478,7 @@ static void test_state_save_interrupted_at_each_step_leaves_old_or_new(void **st
 	assert_int_equal(bundle_state_set(new, "p", 2, SHA_2), 0);
 	assert_int_equal(bundle_state_set(new, "q", 9, SHA_1), 0);
 
-	for (int step = 0; step < _BUNDLE_STATE_STEP_MAX; step++) {
+	for (int step = 0; step < FILEIO_STEP_COUNT; step++) {
 		struct bundle_state *back = NULL;
 		char reason[256] = "";
 		int status = 0;
@@ -1489,7 +1489,7 @@ static void test_state_save_interrupted_at_each_step_leaves_old_or_new(void **st
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			crash_at = (enum bundle_state_step)step;
+			crash_at = (enum fileio_step)step;
 			bundle_state_set_fault_hook(crash_hook);
 			bundle_state_save(dir, new);
 			_exit(0); /* the hook did not run: a failure, seen below */
@@ -1500,7 +1500,7 @@ static void test_state_save_interrupted_at_each_step_leaves_old_or_new(void **st
 
 		if (bundle_state_load(dir, &back, reason, sizeof(reason)) < 0)
 			fail_msg("step %d: the state does not load: %s", step, reason);
-		if (step < BUNDLE_STATE_STEP_RENAMED) {
+		if (step < FILEIO_STEP_RENAMED) {
 			assert_int_equal(back->n_entries, 1);
 			assert_int_equal(bundle_state_find(back, "p")->version, 1);
 		} else {
