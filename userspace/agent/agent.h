@@ -171,6 +171,7 @@ struct agent {
 	uint32_t inventory_save_s; /* --inventory-save-interval */
 	struct inventory *inventory; /* NULL: none (could not be set up; logged) */
 	struct flows_seen *flows_seen; /* cw_seen's totals as last counted */
+	struct flows_writer *flows_writer; /* the save in flight (flows.c) */
 	bool inventory_dirty;
 	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
 	uint64_t inventory_errors;

@@ -20,12 +20,19 @@
  *
  * Durability: the store is saved (a new file, fsync, rename, fsync of the folder) at most every
  * --inventory-save-interval seconds when something changed, and when the agent stops; a power
- * cut loses what came since the last save, never what was saved. A store file that cannot be
+ * cut loses what came since the last save, never what was saved. The event loop formats the
+ * store; a thread writes it (an fsync can take seconds on a busy disk, and the loop answers
+ * the control socket and drains the ring buffer meanwhile); one save at a time, and the last
+ * one, at stop, in the loop. A store file that cannot be
  * read is kept aside as inventory.json.bad and a new one started (logged).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -278,16 +285,95 @@ static void flows_sweep(struct agent *a, bool baseline)
 	a->flows_seen = TAKE_PTR(next);
 }
 
+/* A save written by a thread: the text the loop formatted, and the outcome. */
+struct flows_writer {
+	const char *dir;
+	char *data;
+	size_t size;
+	int result;
+	atomic_bool done;
+	bool running;
+	pthread_t thread;
+};
+
+static void *flows_writer_main(void *arg)
+{
+	struct flows_writer *w = arg;
+
+	w->result = inventory_write(w->dir, w->data, w->size);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
+/* The save in flight, once it is over (wait: until it is): its outcome counted and logged. */
+static void flows_writer_reap(struct agent *a, bool wait)
+{
+	struct flows_writer *w = a->flows_writer;
+
+	if (!w || !w->running || (!wait && !atomic_load(&w->done)))
+		return;
+	pthread_join(w->thread, NULL);
+	w->running = false;
+	free(w->data);
+	w->data = NULL;
+	if (w->result < 0) {
+		a->inventory_errors++;
+		a->inventory_dirty = true; /* written again at the next save */
+		log_warning_errno(w->result, "Cannot save the flow inventory in %s: %m", w->dir);
+	}
+}
+
+/* Save in a thread (in the loop if no thread can be had); false when a save is still running. */
+static bool flows_writer_start(struct agent *a, char *data, size_t size)
+{
+	struct flows_writer *w = a->flows_writer;
+	sigset_t all, old;
+	int r;
+
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			goto inline_save;
+		a->flows_writer = w;
+	}
+	if (w->running)
+		return false;
+	*w = (struct flows_writer){ .dir = a->state_dir, .data = data, .size = size };
+	/* The thread takes no signal: the agent's are read from a signalfd. */
+	sigfillset(&all);
+	if (pthread_sigmask(SIG_SETMASK, &all, &old) == 0) {
+		w->running = pthread_create(&w->thread, NULL, flows_writer_main, w) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (w->running)
+		return true;
+	w->data = NULL;
+inline_save:
+	r = inventory_write(a->state_dir, data, size);
+	free(data);
+	if (r < 0) {
+		a->inventory_errors++;
+		a->inventory_dirty = true;
+		log_warning_errno(r, "Cannot save the flow inventory in %s: %m", a->state_dir);
+	}
+	return true;
+}
+
 static void flows_save(struct agent *a)
 {
+	char *data = NULL;
+	size_t size = 0;
 	int r;
 
 	if (!a->inventory)
 		return;
+	flows_writer_reap(a, false);
+	if (a->flows_writer && a->flows_writer->running)
+		return; /* the last save is still being written: at a later tick */
 	flows_sweep(a, false);
 	if (!a->inventory_dirty)
 		return;
-	r = inventory_save(a->state_dir, a->inventory);
+	r = inventory_format(a->inventory, &data, &size);
 	a->inventory_saved_ns = boottime_ns();
 	if (r < 0) {
 		a->inventory_errors++;
@@ -295,18 +381,35 @@ static void flows_save(struct agent *a)
 		return;
 	}
 	a->inventory_dirty = false;
+	flows_writer_start(a, data, size);
 }
 
 /* Once a second: save when something changed and the last save is old enough. */
 void flows_tick(struct agent *a)
 {
+	flows_writer_reap(a, false);
 	if (boottime_ns() - a->inventory_saved_ns >= a->inventory_save_s * 1000000000ull)
 		flows_save(a);
 }
 
 void flows_close(struct agent *a)
 {
-	flows_save(a);
+	/* The last save, whole, before the agent goes: in the loop. */
+	flows_writer_reap(a, true);
+	if (a->inventory) {
+		flows_sweep(a, false);
+		if (a->inventory_dirty) {
+			int r = inventory_save(a->state_dir, a->inventory);
+
+			if (r < 0) {
+				a->inventory_errors++;
+				log_warning_errno(r, "Cannot save the flow inventory in %s: %m",
+						  a->state_dir);
+			}
+		}
+	}
+	free(a->flows_writer);
+	a->flows_writer = NULL;
 	inventory_free(a->inventory);
 	a->inventory = NULL;
 	free(a->flows_seen);

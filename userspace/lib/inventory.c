@@ -584,6 +584,11 @@ int inventory_save(const char *dir, const struct inventory *inv)
 	r = inventory_format(inv, &data, &size);
 	if (r < 0)
 		return r;
+	return inventory_write(dir, data, size);
+}
+
+int inventory_write(const char *dir, const char *data, size_t size)
+{
 	return file_replace_durably(dir, INVENTORY_FILE, INVENTORY_TMP_FILE, data, size,
 				    fault_hook);
 }

@@ -132,6 +132,8 @@ int inventory_load_file(const char *path, size_t max_records, struct inventory *
 int inventory_load(const char *dir, size_t max_records, struct inventory **ret, char *reason,
 		   size_t reason_size);
 int inventory_save(const char *dir, const struct inventory *inv);
+/* Save the text inventory_format() made (the agent formats in its loop, writes in a thread). */
+int inventory_write(const char *dir, const char *data, size_t size);
 
 /* Fault injection, for tests only: see file_replace_durably() (fileio.h). */
 void inventory_set_fault_hook(void (*hook)(enum fileio_step step));
