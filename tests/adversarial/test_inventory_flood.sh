@@ -229,4 +229,67 @@ tap_check "A holds at most its share of cw_seen: $SEEN_PER_APP destinations list
 tap_check "A's flows are all counted: listed + unlisted = sent" \
 	test "$((a_count + ${unlisted:-0}))" -eq $((a_sent + 1))
 
+# Budgets of their own: with a small event rate, A's flows to new destinations (within its share
+# again: the agent's last read of cw_seen deleted the keys it had counted) are reported at most
+# at that rate (the rest counted in cw_seen: exact totals), and A's refusals in the same second
+# are all reported all the same.
+RATE=100 A_FLOWS=2000 A_REFUSED=50
+sandbox_agent_start -e $RATE --inventory-save-interval 30 --inventory-max-records 65536 ||
+	{ tap_bail_out "carwalld did not restart"; exit 1; }
+reports() { cw --json stats | tr -d ' \n' | grep -o '"allowed_reports":[0-9]*' | cut -d: -f2; }
+# shellcheck disable=SC2016
+budget='
+import errno, socket, sys, time
+flows, refused = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+t0 = time.monotonic()
+res = {}
+for i in range(flows):
+    try:
+        s.sendto(b"x", ("2001:db8:100:ff::%x" % (i + 1), 9000))
+        r = "ok"
+    except OSError as e:
+        r = errno.errorcode.get(e.errno, str(e.errno))
+    res["allowed_" + r] = res.get("allowed_" + r, 0) + 1
+for i in range(refused):
+    try:
+        s.sendto(b"x", ("2001:db8:bad::7", 20000 + i))
+        r = "ok"
+    except OSError as e:
+        r = errno.errorcode.get(e.errno, str(e.errno))
+    res["refused_" + r] = res.get("refused_" + r, 0) + 1
+print("secs=%d" % (time.monotonic() - t0 + 1), " ".join("%s=%d" % kv for kv in sorted(res.items())))'
+out=$(sandbox_run_app navigation python3 -c "$budget" $A_FLOWS $A_REFUSED 2>&1)
+tap_diag "A: $out"
+tap_check "A's $A_FLOWS allowed flows went out and its $A_REFUSED others were refused (EPERM)" \
+	has "$out" "allowed_ok=$A_FLOWS refused_EPERM=$A_REFUSED\$"
+secs=$(grep -o 'secs=[0-9]*' <<<"$out" | cut -d= -f2)
+prev=
+for ((i = 0; i < 40; i++)); do # at most 20 s
+	now=$(received)
+	[[ -n $now && $now == "$prev" ]] && break
+	prev=$now
+	sleep 0.5
+done
+n_reports=$(reports)
+a_dropped=$(app_counter navigation events_dropped)
+tap_diag "allowed reports $n_reports in about ${secs:-?} s; A's events dropped $a_dropped"
+tap_check "A's allowed reports stay within their budget ($RATE a second; 2 windows a second)" \
+	test "$n_reports" -le $((2 * RATE * ${secs:-1}))
+tap_check "A's refusals were not dropped: the allowed reports took none of their budget" \
+	test "$a_dropped" -eq 0
+tap_check "the agent stops cleanly" sandbox_agent_stop
+a_refusals=$(events --app navigation | grep '"dst":"2001:db8:bad::7"' | count_sum)
+tap_check "every refusal of A is in the events log ($a_refusals of $A_REFUSED)" \
+	test "$a_refusals" -eq $A_REFUSED
+exact() {
+	flows_json | python3 -c '
+import json, sys
+n = sum(f["count"] for a in json.load(sys.stdin)["apps"] for d in a["domains"] for h in d["hosts"]
+        for f in h["flows"] if f["app"] == "navigation" and f["address"].startswith("2001:db8:100:ff::"))
+print(n)
+sys.exit(n != int(sys.argv[1]))' "$1"
+}
+tap_check "A's allowed flows over the budget are counted all the same: $A_FLOWS" exact $A_FLOWS
+
 tap_done
