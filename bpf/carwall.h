@@ -372,9 +372,21 @@ _Static_assert(sizeof(struct cw_event) == 88, "cw_event layout");
  * allowed-flow event with that total. So the agent hears of a new destination at once and of a
  * busy one once per period; it reads the totals of every key again before it saves the
  * inventory, and counts the difference to what it had: exact, but for the flows of a key that
- * leaves the LRU map (CW_MAX_SEEN keys, every app together) between two of its reads.
+ * leaves the LRU map (CW_MAX_SEEN keys, every app together: only when more than four apps hold
+ * their whole share, CW_SEEN_PER_APP) between two of its reads. Reports of allowed flows have a
+ * budget of their own per app and second (cw_ratelimit): one over it is not sent, and the key's
+ * next flow reports again; the agent's next read of the map counts the flows all the same.
  */
 #define CW_MAX_SEEN 16384
+
+/*
+ * An app's share of cw_seen: a flow to a new destination of an app that holds this many keys
+ * (cw_seen_keys) is counted in cw_ratelimit.unlisted instead, so that one app cannot evict the
+ * keys (and the uncounted flows) of the others. The kernel counts the keys an app adds; the
+ * agent, at each read of the whole map, deletes the keys with no flow since its last read and
+ * sets each app's count to the keys the app still holds.
+ */
+#define CW_SEEN_PER_APP (CW_MAX_SEEN / 4)
 
 struct cw_seen_key {
 	__u32 app_uid; /* cw_app_val.uid: the app's identity across reloads */
@@ -405,12 +417,20 @@ _Static_assert(sizeof(struct cw_app_counters) == 40, "cw_app_counters layout");
 
 /* cw_rule_stats: per-CPU array, index gen * CW_MAX_RULES + rule: flows the rule allowed. */
 
-/* cw_ratelimit: array, index app slot (either generation): a fixed one-second window. */
+/*
+ * cw_ratelimit: array, index app slot (either generation): fixed one-second windows of
+ * cw_event_rate reports each, one for refusals (and audited flows), one for allowed-flow reports,
+ * so that neither kind takes the other's budget; and the allowed flows not kept in cw_seen.
+ */
 struct cw_ratelimit {
 	__u64 window_start_ns;
 	__u64 count;
+	__u64 allowed_window_start_ns;
+	__u64 allowed_count;
+	__u64 unlisted; /* allowed flows to new destinations once the app held CW_SEEN_PER_APP keys */
+	__u64 pad;
 };
-_Static_assert(sizeof(struct cw_ratelimit) == 16, "cw_ratelimit layout");
+_Static_assert(sizeof(struct cw_ratelimit) == 48, "cw_ratelimit layout");
 
 /*
  * cw_sk_state: socket storage. The kernel tells how a TCP socket came to be: the connect hooks

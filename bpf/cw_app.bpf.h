@@ -203,27 +203,35 @@ static __always_inline bool cw_find_app(struct cw_ctx *c, struct __sk_buff *skb)
 	return false;
 }
 
-static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now)
+/*
+ * Whether the app may send one more report of its kind this second: refusals (and audited flows)
+ * and allowed flows each have a window of their own in the app's cw_ratelimit, so that neither
+ * kind takes the other's budget.
+ */
+static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now, bool allowed)
 {
 	struct cw_ratelimit *rl;
+	__u64 *start, *count;
 
 	if (!cw_event_rate)
 		return true;
 	rl = bpf_map_lookup_elem(&cw_ratelimit, &app);
 	if (!rl)
 		return false;
+	start = allowed ? &rl->allowed_window_start_ns : &rl->window_start_ns;
+	count = allowed ? &rl->allowed_count : &rl->count;
 	/* A fixed window; two CPUs may both restart it, which only loosens the limit slightly. */
-	if (now - rl->window_start_ns > 1000000000ull) {
-		rl->window_start_ns = now;
-		rl->count = 0;
+	if (now - *start > 1000000000ull) {
+		*start = now;
+		*count = 0;
 	}
-	return __sync_fetch_and_add(&rl->count, 1) < cw_event_rate;
+	return __sync_fetch_and_add(count, 1) < cw_event_rate;
 }
 
 /*
- * Report a flow (count: cw_event.count); false when it could not be sent. Reports of allowed
- * flows are not rate limited here (cw_seen limits them to one per destination and period), so
- * they never take a refusal's place.
+ * Report a flow (count: cw_event.count); false when it could not be sent (over the app's budget
+ * for the kind, or the ring buffer full). Reports of allowed flows have their own budget (and
+ * cw_seen limits them to one per destination and period), so they never take a refusal's place.
  */
 static __always_inline bool cw_emit(const struct cw_ctx *c, const struct cw_flow *f,
 				    enum cw_verdict v, bool audit, struct cw_app_counters *cnt,
@@ -232,7 +240,7 @@ static __always_inline bool cw_emit(const struct cw_ctx *c, const struct cw_flow
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct cw_event *e;
 
-	if (v != CW_VERDICT_ALLOW_RULE && !cw_ratelimit_pass(c->app, now)) {
+	if (!cw_ratelimit_pass(c->app, now, v == CW_VERDICT_ALLOW_RULE)) {
 		if (cnt)
 			cnt->events_dropped++;
 		return false;

@@ -8,8 +8,9 @@
  * Everything else a managed app tries is refused: the hook returns 0 and the caller gets EPERM,
  * and the refusal is counted and reported (cw_app.bpf.h). In audit mode the flow goes out and
  * is reported all the same. An allowed flow is reported for the flow inventory at most once per
- * cw_flow_report_s and destination (cw_seen, bpf/carwall.h). Tasks outside every managed cgroup
- * are left alone.
+ * cw_flow_report_s and destination (cw_seen, bpf/carwall.h), within a budget per app and second,
+ * and for at most CW_SEEN_PER_APP destinations of an app at once. Tasks outside every managed
+ * cgroup are left alone.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -32,6 +33,14 @@ struct {
 	__type(key, struct cw_seen_key);
 	__type(value, struct cw_seen_val);
 } cw_seen SEC(".maps");
+
+/* The keys of cw_seen each app slot added (either generation), against its CW_SEEN_PER_APP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CW_APP_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} cw_seen_keys SEC(".maps");
 
 /* The verdict for one socket operation of a managed app. */
 static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
@@ -125,7 +134,8 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	struct cw_seen_key key = {};
 	struct cw_seen_val fresh = {};
 	struct cw_seen_val *val;
-	__u64 now;
+	struct cw_ratelimit *rl;
+	__u64 now, *keys;
 
 	key.app_uid = c->uid;
 	key.port = f->port;
@@ -134,6 +144,16 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	__builtin_memcpy(key.addr, f->addr, sizeof(key.addr));
 	val = bpf_map_lookup_elem(&cw_seen, &key);
 	if (!val) {
+		keys = bpf_map_lookup_elem(&cw_seen_keys, &c->app);
+		if (!keys)
+			return;
+		/* The app holds its share: the flow is counted, not its destination. */
+		if (__sync_fetch_and_add(keys, 1) >= CW_SEEN_PER_APP) {
+			rl = bpf_map_lookup_elem(&cw_ratelimit, &c->app);
+			if (rl)
+				__sync_fetch_and_add(&rl->unlisted, 1);
+			return;
+		}
 		/* EEXIST: another CPU added the key meanwhile; its entry counts this flow. */
 		bpf_map_update_elem(&cw_seen, &key, &fresh, BPF_NOEXIST);
 		val = bpf_map_lookup_elem(&cw_seen, &key);
@@ -149,8 +169,12 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 	val->reported_ns = now;
 	val->rule = c->rule;
 	val->gen = c->gen;
-	/* Not sent (ring buffer full): the agent's next read of cw_seen counts the flows. */
-	cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, NULL, (__u32)val->flows);
+	/*
+	 * Not sent (over the app's budget, or the ring buffer full): the key's next flow reports
+	 * again, and the agent's next read of cw_seen counts the flows all the same.
+	 */
+	if (!cw_emit(c, f, CW_VERDICT_ALLOW_RULE, false, NULL, (__u32)val->flows))
+		val->reported_ns = 0;
 }
 
 /*

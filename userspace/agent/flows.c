@@ -15,7 +15,9 @@
  * Allowed-flow counts: the agent keeps the total of each cw_seen key it last counted
  * (struct flows_seen) and adds the difference to the record, at each event and at each read of
  * the whole map (before every save): exact, but for the flows of a key the LRU map dropped
- * between two reads. An agent that starts takes the totals already in the (pinned) map as
+ * between two reads. Each read deletes the keys with no flow since the last one, which gives an
+ * app's share of the map (CW_SEEN_PER_APP) back; the flows of an app that held its whole share
+ * are counted without their destination (cw_ratelimit.unlisted: "unlisted_flows"). An agent that starts takes the totals already in the (pinned) map as
  * counted: those since the last save of an agent that crashed are lost.
  *
  * Durability: the store is saved (a new file, fsync, rename, fsync of the folder) at most every
@@ -224,63 +226,138 @@ void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
 		flows_record(a, e, app, 1);
 		return;
 	}
-	delta = e->count - (uint32_t)s->known;
-	s->known += delta;
+	if (e->count < (uint32_t)s->known) {
+		/* The key left the map (LRU) and came back, counting anew. */
+		delta = e->count;
+		s->known = e->count;
+	} else {
+		delta = e->count - (uint32_t)s->known;
+		s->known += delta;
+	}
 	/* 0: the last read of the map counted them already; the record is seen now all the same. */
-	flows_record(a, e, app, delta ? delta : 0);
+	flows_record(a, e, app, delta);
 }
+
+/* Record what a key of cw_seen gained (delta flows), named as the generation that judged it. */
+static void seen_record(struct agent *a, const struct cw_seen_key *key,
+			const struct cw_seen_val *val, uint64_t delta)
+{
+	struct cw_event e = {};
+	const char *app = NULL;
+
+	if (!delta || val->gen >= CW_GENERATIONS)
+		return;
+	for (size_t i = 0; i < a->gen_n_apps[val->gen] && !app; i++)
+		if (a->gen_apps[val->gen][i] &&
+		    policy_app_uid(a->gen_apps[val->gen][i]) == key->app_uid) {
+			app = a->gen_apps[val->gen][i];
+			e.app = (uint32_t)i;
+		}
+	if (!app)
+		return; /* the app left the policy */
+	e.gen = (uint8_t)val->gen;
+	e.family = key->family;
+	e.proto = key->proto;
+	e.port = key->port;
+	memcpy(e.addr, key->addr, sizeof(e.addr));
+	e.rule = val->rule;
+	e.verdict = CW_VERDICT_ALLOW_RULE;
+	flows_record(a, &e, app, delta);
+}
+
+static int learned_app_cmp(const void *x, const void *y)
+{
+	const struct learned_app *p = x, *q = y;
+
+	return p->uid < q->uid ? -1 : p->uid > q->uid;
+}
+
+/* The app slot (active generation) of the app with uid, or CW_APP_SLOTS; apps sorted by uid. */
+static uint32_t seen_slot(const struct learned_app *apps, size_t n, uint32_t uid)
+{
+	const struct learned_app want = { .uid = uid }, *p;
+
+	p = bsearch(&want, apps, n, sizeof(*apps), learned_app_cmp);
+	return p && p->app < CW_APP_SLOTS ? p->app : CW_APP_SLOTS;
+}
+
+/* A key of cw_seen with no flow since the last read, to delete once the whole map is read. */
+struct flows_idle {
+	struct cw_seen_key key;
+	uint64_t known;
+};
 
 /*
  * Read every key of cw_seen, count what its total gained since it was last counted (baseline:
- * take the totals as counted, at start), and keep only the keys the map still holds.
+ * take the totals as counted, at start), and keep only the keys the map still holds. A key with
+ * no flow since the last read is deleted (its flows are counted: a flow between the read and
+ * the delete is counted from the deleted value), which gives its app's share (CW_SEEN_PER_APP)
+ * back for a new destination; then each app's count of keys is set to the keys it holds. (Keys
+ * the kernel adds while this runs are not in the count: an app may go past its share by those.)
  */
 static void flows_sweep(struct agent *a, bool baseline)
 {
 	_cleanup_free_ struct flows_seen *next = calloc(1, sizeof(*next));
-	int fd = loader_seen_fd(a->loader);
+	_cleanup_free_ struct flows_idle *idle = calloc(CW_MAX_SEEN * 2, sizeof(*idle));
+	_cleanup_free_ uint64_t *keys = calloc(CW_APP_SLOTS, sizeof(*keys));
+	_cleanup_free_ struct learned_app *apps = NULL;
+	int fd = loader_seen_fd(a->loader), keys_fd = loader_seen_keys_fd(a->loader);
 	struct cw_seen_key key, k;
 	struct cw_seen_val val;
+	size_t n = 0, n_idle = 0, n_apps = 0;
 	void *prev = NULL;
-	size_t n = 0;
+	uint32_t slot;
 
-	if (!next || !a->flows_seen)
+	if (!next || !idle || !keys || !a->flows_seen ||
+	    loader_active_apps(a->loader, &apps, &n_apps) < 0)
 		return;
+	qsort(apps, n_apps, sizeof(*apps), learned_app_cmp);
+	/* No key is deleted while the map is walked: a walk from a deleted key starts over. */
 	while (n++ < CW_MAX_SEEN * 2 && bpf_map_get_next_key(fd, prev, &k) == 0) {
 		struct flows_seen_slot *old, *s;
-		struct cw_event e = {};
-		const char *app = NULL;
 		uint64_t delta;
 
 		key = k;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &val) < 0)
 			continue; /* dropped meanwhile */
+		old = seen_get(a->flows_seen, &key);
+		if (!baseline && old && val.flows == old->known) {
+			idle[n_idle++] = (struct flows_idle){ .key = key, .known = old->known };
+			continue;
+		}
 		s = seen_get(next, &key);
 		if (!s)
 			break;
-		old = seen_get(a->flows_seen, &key);
 		delta = old && val.flows >= old->known ? val.flows - old->known : val.flows;
 		s->known = val.flows;
-		if (baseline || !delta || val.gen >= CW_GENERATIONS)
-			continue;
-		/* The app, as the generation that judged the flow names it. */
-		for (size_t i = 0; i < a->gen_n_apps[val.gen] && !app; i++)
-			if (a->gen_apps[val.gen][i] &&
-			    policy_app_uid(a->gen_apps[val.gen][i]) == key.app_uid) {
-				app = a->gen_apps[val.gen][i];
-				e.app = (uint32_t)i;
-			}
-		if (!app)
-			continue; /* the app left the policy */
-		e.gen = (uint8_t)val.gen;
-		e.family = key.family;
-		e.proto = key.proto;
-		e.port = key.port;
-		memcpy(e.addr, key.addr, sizeof(e.addr));
-		e.rule = val.rule;
-		e.verdict = CW_VERDICT_ALLOW_RULE;
-		flows_record(a, &e, app, delta);
+		slot = seen_slot(apps, n_apps, key.app_uid);
+		if (slot < CW_APP_SLOTS)
+			keys[slot]++;
+		if (!baseline)
+			seen_record(a, &key, &val, delta);
 	}
+	for (size_t i = 0; i < n_idle; i++) {
+		struct flows_seen_slot *s;
+
+		if (bpf_map_lookup_and_delete_elem(fd, &idle[i].key, &val) == 0) {
+			if (val.flows > idle[i].known)
+				seen_record(a, &idle[i].key, &val, val.flows - idle[i].known);
+			continue;
+		}
+		if (errno == ENOENT)
+			continue; /* dropped meanwhile */
+		/* Not deleted (a kernel without lookup-and-delete for LRU maps): kept. */
+		s = seen_get(next, &idle[i].key);
+		if (!s)
+			break;
+		s->known = idle[i].known;
+		slot = seen_slot(apps, n_apps, idle[i].key.app_uid);
+		if (slot < CW_APP_SLOTS)
+			keys[slot]++;
+	}
+	for (slot = 0; slot < CW_APP_SLOTS; slot++)
+		bpf_map_update_elem(keys_fd, &slot, &keys[slot], BPF_ANY);
 	free(a->flows_seen);
 	a->flows_seen = TAKE_PTR(next);
 }
@@ -359,6 +436,19 @@ inline_save:
 	return true;
 }
 
+/* The allowed flows not kept by destination, every app slot together (cw_ratelimit.unlisted). */
+static uint64_t flows_unlisted(struct agent *a)
+{
+	int fd = loader_ratelimit_fd(a->loader);
+	struct cw_ratelimit rl;
+	uint64_t sum = 0;
+
+	for (uint32_t slot = 0; slot < CW_APP_SLOTS; slot++)
+		if (bpf_map_lookup_elem(fd, &slot, &rl) == 0)
+			sum += rl.unlisted;
+	return sum;
+}
+
 static void flows_save(struct agent *a)
 {
 	char *data = NULL;
@@ -430,6 +520,8 @@ void flows_json(struct agent *a, struct json_object *o)
 	JSON_ADD(inv, "evicted", json_object_new_int64((int64_t)st.evicted));
 	JSON_ADD(inv, "errors", json_object_new_int64((int64_t)a->inventory_errors));
 	JSON_ADD(inv, "allowed_reports", json_object_new_int64((int64_t)a->inventory_reports));
+	JSON_ADD(inv, "unlisted_flows",
+		 json_object_new_int64(a->loader ? (int64_t)flows_unlisted(a) : 0));
 	JSON_ADD(inv, "report_interval_s", json_object_new_int64(a->flow_report_s));
 	JSON_ADD(inv, "save_interval_s", json_object_new_int64(a->inventory_save_s));
 	JSON_ADD(o, "inventory", inv);

@@ -405,6 +405,16 @@ int loader_seen_fd(const struct loader *l)
 	return bpf_map__fd(l->sock_addr->maps.cw_seen);
 }
 
+int loader_seen_keys_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_seen_keys);
+}
+
+int loader_ratelimit_fd(const struct loader *l)
+{
+	return bpf_map__fd(l->sock_addr->maps.cw_ratelimit);
+}
+
 int loader_learn_count_fd(const struct loader *l)
 {
 	return bpf_map__fd(l->dns->maps.cw_learn_count);

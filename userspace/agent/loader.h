@@ -96,6 +96,9 @@ int loader_names_fd(const struct loader *l);
 int loader_learned_fd(const struct loader *l);
 /* cw_seen: the allowed flows per destination, for the flow inventory. */
 int loader_seen_fd(const struct loader *l);
+/* cw_seen_keys: the keys of cw_seen per app slot; cw_ratelimit: its unlisted flows. */
+int loader_seen_keys_fd(const struct loader *l);
+int loader_ratelimit_fd(const struct loader *l);
 int loader_learn_count_fd(const struct loader *l);
 
 /*

@@ -19,6 +19,7 @@ const char *const pins_map_names[PINS_N_MAPS] = {
 	"cw_events",	"cw_app_stats", "cw_rule_stats", "cw_ratelimit", "cw_sk_state",
 	"cw_names",	"cw_resolvers", "cw_learned",	 "cw_learn_count", "cw_dns_stats",
 	"cw_dns_scratch", "cw_home4",	"cw_home6",	 "cw_region_stats", "cw_seen",
+	"cw_seen_keys",
 };
 
 int pins_link_path(const char *pin_dir, unsigned hook, char *buf, size_t size)

@@ -10,7 +10,7 @@
  *   maps/cw_app_stats maps/cw_rule_stats maps/cw_ratelimit maps/cw_sk_state
  *   maps/cw_names maps/cw_resolvers maps/cw_learned maps/cw_learn_count maps/cw_dns_stats
  *   maps/cw_dns_scratch maps/cw_home4 maps/cw_home6
- *   maps/cw_region_stats maps/cw_seen
+ *   maps/cw_region_stats maps/cw_seen maps/cw_seen_keys
  *   links/connect4 links/connect6 links/sendmsg4 links/sendmsg6 links/sock_create
  *   links/skb_egress links/sock_ops links/skb_ingress
  */
@@ -23,7 +23,7 @@
 #define PINS_DEFAULT_DIR "/sys/fs/bpf/carwall"
 
 #define PINS_N_HOOKS 8
-#define PINS_N_MAPS 21
+#define PINS_N_MAPS 22
 
 /* Names of the hooks (links/<name>), for status output; NULL-terminated. */
 extern const char *const pins_hook_names[];
