@@ -274,7 +274,16 @@ worker() { # CGROUP ADDR PORT OUT NAME
 	in_cgroup "$1" bash -c "for i in \$(seq 2000); do [ -e '$SANDBOX_DIR/stop' ] && break; '$FLOWPROBE' tcp $2 $3 --timeout-ms 1000 --token $5$$-\$i; done" >"$4" 2>/dev/null
 }
 rm -f "$SANDBOX_DIR/stop"
+# Navigation names no template: the agent makes none of its three cgroups, the worker makes one.
+# Below the guard, a new cgroup is refused everything until the agent has registered it, so the
+# worker waits for that first, as an AGL app unit does (ExecStartPre=carwall app wait-managed).
 nav_cg="$app_slice/agl-app@navigation.service"
+nav_registered() {
+	in_cgroup "$nav_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --json app wait-managed --timeout 10 |
+		grep -q '"app":"navigation"'
+}
+tap_check "control: navigation's new cgroup is registered as navigation before its flows start" \
+	nav_registered
 worker "$app_cg" 198.51.100.20 443 "$SANDBOX_DIR/both.rc" wboth &
 w1=$!
 worker "$app_cg" 203.0.113.7 443 "$SANDBOX_DIR/neither.rc" wneither &
