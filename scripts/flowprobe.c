@@ -34,9 +34,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
 #include <netinet/udp.h>
 #include <poll.h>
 #include <signal.h>
@@ -47,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -111,6 +114,15 @@ static void usage(FILE *f)
 	      "  --repeat N   make the flow N times (a flood); print one line\n"
 	      "               repeat=N ok=N denied=N other=N; exit code of the last flow\n"
 	      "  The result line ends with us=N, microseconds since the socket was created.\n"
+	      "  A TCP flow that failed other than by EPERM/EACCES then tells why, from its\n"
+	      "  connection and its process: retrans=N (segments the kernel sent again, the\n"
+	      "  SYN included: one of its packets was lost or very late), unacked=N (segments\n"
+	      "  sent, the SYN included, that the server's kernel has not acknowledged),\n"
+	      "  outq=N (bytes written that it has not acknowledged, sent or not: a packet\n"
+	      "  dropped on its way out leaves its bytes unsent; retrans=0 unacked=0 outq=0:\n"
+	      "  the server's kernel has everything, nothing was lost), runq_ms=N (how long\n"
+	      "  flowprobe waited for a CPU during the flow; absent without\n"
+	      "  /proc/self/schedstat).\n"
 	      "  hold         a TCP connection (or with --udp a connected UDP socket) made as\n"
 	      "               in tcp/udp-connect; once the echo is back it prints\n"
 	      "               \"established us=N\", then sends \"T\\n\" every 100 ms until the\n"
@@ -308,6 +320,57 @@ static long flow_elapsed_us(void)
 /* --repeat: only the summary is printed. */
 static bool report_quiet;
 
+/* How long this process has waited on a run queue, in ns: 0, or a negative errno. */
+static int runq_wait_ns(uint64_t *ret_ns)
+{
+	char buf[128];
+	unsigned long long run_ns, wait_ns;
+	int fd = open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &run_ns, &wait_ns) != 2)
+		return -EIO;
+	*ret_ns = wait_ns;
+	return 0;
+}
+
+/* The run-queue wait when the flow started, when the kernel tells it. */
+static uint64_t flow_start_runq_ns;
+static bool flow_start_runq_known;
+
+/*
+ * Why a TCP flow failed, as its connection and its process tell (see usage()), appended to the
+ * result line; empty otherwise.
+ */
+static char failure_why[96];
+
+static void note_tcp_failure(int fd)
+{
+	struct tcp_info ti = {};
+	socklen_t len = sizeof(ti);
+	uint64_t runq_ns;
+	int outq;
+	size_t n;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_total_retrans) + sizeof(ti.tcpi_total_retrans) ||
+	    ioctl(fd, SIOCOUTQ, &outq) < 0)
+		return;
+	snprintf(failure_why, sizeof(failure_why), " retrans=%u unacked=%u outq=%d",
+		 ti.tcpi_total_retrans, ti.tcpi_unacked, outq);
+	n = strlen(failure_why);
+	if (flow_start_runq_known && runq_wait_ns(&runq_ns) == 0)
+		snprintf(failure_why + n, sizeof(failure_why) - n, " runq_ms=%llu",
+			 (unsigned long long)((runq_ns - flow_start_runq_ns) / 1000000));
+}
+
 /* Prints the result line and returns the exit code. err is 0 for success. */
 static int report(enum stage stage, int err)
 {
@@ -318,7 +381,8 @@ static int report(enum stage stage, int err)
 	if (err == 0)
 		printf("result=ok stage=%s us=%ld\n", stage_names[stage], us);
 	else
-		printf("result=%s stage=%s us=%ld\n", errno_name(err), stage_names[stage], us);
+		printf("result=%s stage=%s us=%ld%s\n", errno_name(err), stage_names[stage], us,
+		       failure_why);
 	fflush(stdout);
 out:
 	if (err == 0)
@@ -585,6 +649,8 @@ static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 		family = AF_INET6;
 	}
 
+	failure_why[0] = '\0';
+	flow_start_runq_known = runq_wait_ns(&flow_start_runq_ns) == 0;
 	clock_gettime(CLOCK_MONOTONIC, &flow_start);
 	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, ipproto);
 	if (fd < 0)
@@ -646,6 +712,9 @@ static int run_client(struct client *c, bool socket6, int ipproto, bool raw)
 		return ret;
 	}
 out:
+	if (err && err != EPERM && err != EACCES && type == SOCK_STREAM &&
+	    (ipproto == 0 || ipproto == IPPROTO_TCP))
+		note_tcp_failure(fd);
 	close(fd);
 	return report(stage, err);
 }
