@@ -98,15 +98,22 @@ fuzz_suite() {
 	echo "1..$n"
 }
 
-# integration BUILD: every tests/integration/test_*.sh and tests/adversarial/test_*.sh with the
-# binaries of a build folder.
+# integration BUILD [reverse]: every tests/integration/test_*.sh and tests/adversarial/test_*.sh
+# with the binaries of a build folder; in reverse order with "reverse": when the two suites run
+# at the same time, the same heavy test (a flood, 300 reloads) never runs in both at once.
 integration_suite() {
-	local bin=$1 rc=0 t
+	local bin=$1 order=${2:-} rc=0 t
+	local -a files=(tests/integration/test_*.sh tests/adversarial/test_*.sh) list=()
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "ok 1 - integration # SKIP needs root (cgroups, bpffs, network namespaces)"
 		return 0
 	fi
-	for t in tests/integration/test_*.sh tests/adversarial/test_*.sh; do
+	if [ "$order" = reverse ]; then
+		for ((t = ${#files[@]} - 1; t >= 0; t--)); do list+=("${files[t]}"); done
+	else
+		list=("${files[@]}")
+	fi
+	for t in "${list[@]}"; do
 		[ -f "$t" ] || continue
 		echo "# $t"
 		CARWALL_BIN_DIR=$top/$bin bash "$t" || rc=1
@@ -145,7 +152,7 @@ for s in "${suites[@]}"; do
 	# shellcheck disable=SC2046 # the words of suite_name are the arguments
 	if [ $together = 1 ] && [ "$s" = integration ]; then
 		start_suite $(suite_name integration)
-		start_suite $(suite_name integration-san)
+		start_suite $(suite_name integration-san) reverse
 		report_suite integration
 		report_suite integration-san
 	elif [ $together = 1 ] && [ "$s" = integration-san ]; then
