@@ -205,7 +205,7 @@ if [[ -z $chromium ]]; then
 else
 	shot=$out_dir/residency.png
 	tap_check "headless Chromium renders the page to a 1024x1280 screenshot" \
-		sandbox_in_hu timeout 60 "$chromium" --headless --no-sandbox --disable-gpu \
+		sandbox_in_hu timeout 180 "$chromium" --headless --no-sandbox --disable-gpu \
 		--hide-scrollbars --no-first-run --user-data-dir="$SANDBOX_DIR/chromium" \
 		--window-size=1024,1280 --screenshot="$shot" "file://$html"
 	# The charts drawn: home (XA, XC) bars, a cross-border (XB) bar, a policy in force.
