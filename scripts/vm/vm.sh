@@ -80,9 +80,9 @@ SYSTEMD_DISK_MIB=1024
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
 	openssl busybox-static libc-bin kmod bpftool diffutils gzip tar hostname iputils-ping xxd jq
-	python3 dnsmasq-base)
+	python3 dnsmasq-base libmaxmind-db-writer-perl)
 # Pulled in only through alternatives or maintainer scripts; never run in the guest.
-ARM64_ROOTFS_SKIP=(perl perl-modules-5.36 libperl5.36 usrmerge libfile-find-rule-perl
+ARM64_ROOTFS_SKIP=(usrmerge libfile-find-rule-perl
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4
 	libnewt0.52 libslang2 libtextwrap1 install-info)
 ARM64_SYSROOT_PKGS=(libbpf-dev libelf-dev zlib1g-dev libzstd-dev libyaml-dev libjson-c-dev

@@ -32,8 +32,9 @@ B_ALLOWED=5	# B's allowed connects before the flood, and as many during it
 SEEN_PER_APP=4096 # CW_SEEN_PER_APP (bpf/carwall.h)
 
 if ! command -v python3 >/dev/null; then
-	echo "1..0 # SKIP python3 missing (scripts/install-deps.sh installs it)"
-	exit 0
+	tap_skip "the inventory flood" "python3 missing (scripts/install-deps.sh installs it)"
+	tap_done
+	exit
 fi
 
 sandbox_create "cw-if$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }

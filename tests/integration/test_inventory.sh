@@ -24,8 +24,9 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 TOOL=$top/tests/integration/dns_tool.py
 
 if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
-	echo "1..0 # SKIP dnsmasq or python3 missing (scripts/install-deps.sh installs them)"
-	exit 0
+	tap_skip "the flow inventory" "dnsmasq or python3 missing (scripts/install-deps.sh installs them)"
+	tap_done
+	exit
 fi
 
 sandbox_create "cw-iv$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }

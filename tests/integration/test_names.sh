@@ -25,8 +25,9 @@ LOOP_SECONDS=${NAMES_LOOP_SECONDS:-240}
 SHORT_TTL=4
 
 if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
-	echo "1..0 # SKIP dnsmasq or python3 missing (scripts/install-deps.sh installs them)"
-	exit 0
+	tap_skip "hostname rules" "dnsmasq or python3 missing (scripts/install-deps.sh installs them)"
+	tap_done
+	exit
 fi
 
 sandbox_create "cw-n$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }

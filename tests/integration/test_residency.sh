@@ -20,8 +20,9 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 TOOL=$top/tests/integration/dns_tool.py
 
 if ! command -v dnsmasq >/dev/null || ! perl -MMaxMind::DB::Writer::Tree -e1 2>/dev/null; then
-	echo "1..0 # SKIP dnsmasq or libmaxmind-db-writer-perl missing (scripts/install-deps.sh)"
-	exit 0
+	tap_skip "data residency" "dnsmasq or libmaxmind-db-writer-perl missing (scripts/install-deps.sh)"
+	tap_done
+	exit
 fi
 
 sandbox_create "cw-rs$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
