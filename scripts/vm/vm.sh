@@ -337,8 +337,8 @@ kernel_prepare() {
 arm64_prepare() {
 	local d=$cache/arm64 pkgs p deb skip key
 	apt_setup arm64 || return 1
-	# Made again when the package lists above or what rootfs_finish makes (the 2) change.
-	key=$(printf '%s ' 2 "${ARM64_ROOTFS_PKGS[@]}" - "${ARM64_ROOTFS_SKIP[@]}" - \
+	# Made again when the package lists above or what rootfs_finish makes (the 3) change.
+	key=$(printf '%s ' 3 "${ARM64_ROOTFS_PKGS[@]}" - "${ARM64_ROOTFS_SKIP[@]}" - \
 		"${ARM64_SYSROOT_PKGS[@]}" | md5sum | cut -c1-12)
 	if [[ ! -e $d/rootfs/.ready-$key ]]; then
 		log "arm64: fetching the guest userland"
@@ -382,7 +382,8 @@ rootfs_finish() {
 	mkdir -p "$r"/{etc,proc,sys,dev,run,tmp,root,mnt,var/tmp,var/lib,work}
 	printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' \
 		>"$r/etc/passwd"
-	printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
+	# users: a group that is not root's, as on a Debian install (the consent tests use it).
+	printf 'root:x:0:\nusers:x:100:\nnogroup:x:65534:\n' >"$r/etc/group"
 	echo carwall-vm >"$r/etc/hostname"
 	: >"$r/etc/fstab"
 	# Tests bind-mount their own resolver configuration over it; lookups go to files, then DNS.
