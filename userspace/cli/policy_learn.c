@@ -9,9 +9,10 @@
  * any address or any port. Each rule carries its evidence in a comment (flows, first and last
  * seen, boots); destinations seen once, and flows refused by the policy in force, are listed
  * apart as comments for review. Port-53 flows to a resolver become `resolvers:` when names are
- * proposed (an app with names reaches them without a rule). With --base, the base's resolvers and
- * `dns:` and the app's template and cgroup are kept, and each rule says whether the base already
- * allows it; the base rules of the app that no recorded flow used are listed.
+ * proposed (an app with names reaches them without a rule). With --base, a unified diff against
+ * the base that `patch` applies (lib/policy_edit.h: inserted where the parser's marks say): the
+ * rules, and ports, the base does not allow yet, added to the app's `allow` (or a new app); the
+ * flows apart and the base rules of the app that no recorded flow used are comments before it.
  *
  * The text is written by this file, not by libyaml's emitter: the emitter cannot write comments,
  * and the evidence comments are the point. Every value written is first checked against the
@@ -520,9 +521,10 @@ static void suggest_usage(FILE *f)
 	      "where a name is known (a wildcard only for several hosts of one registrable\n"
 	      "domain), host addresses elsewhere, the ports and protocols seen; each rule with\n"
 	      "its evidence as a comment. Flows seen once and refused flows are listed apart.\n"
-	      "With --base, the base's resolvers, dns and the app's template are kept and each\n"
-	      "rule says whether the base allows it already. A proposal: review it, check it\n"
-	      "(carwall policy check), replay it (carwall policy replay), sign it.\n",
+	      "With --base, a unified diff against POLICY that `patch POLICY` applies: the rules\n"
+	      "the base does not allow yet, added to the app's allow (or a new app), comments\n"
+	      "before it. A proposal: review it, check it (carwall policy check), replay it\n"
+	      "(carwall policy replay), sign it.\n",
 	      f);
 }
 
