@@ -142,8 +142,9 @@ bool inventory_record_valid(const struct inventory_record *r)
 		return false;
 	if (r->verdict > INVENTORY_AUDITED)
 		return false;
-	/* A source iff a host; an observed one is a question, never a wildcard. */
-	if (r->host_source > INVENTORY_HOST_OBSERVED || !r->host[0] != !r->host_source ||
+	/* No source without a host (a host without one is the policy's: inventory_add()); an
+	 * observed one is a question, never a wildcard. */
+	if (r->host_source > INVENTORY_HOST_OBSERVED || (!r->host[0] && r->host_source) ||
 	    (r->host_source == INVENTORY_HOST_OBSERVED && !strncmp(r->host, "*.", 2)))
 		return false;
 	return r->rule >= INVENTORY_RULE_NONE && r->rule < UINT32_MAX;
@@ -295,11 +296,13 @@ int inventory_set_max(struct inventory *inv, size_t max_records)
 int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 {
 	struct inventory_record *r;
+	uint8_t source;
 	uint64_t h;
 	int e;
 
 	if (!inventory_record_valid(seen))
 		return -EINVAL;
+	source = seen->host[0] && !seen->host_source ? INVENTORY_HOST_POLICY : seen->host_source;
 	h = key_hash(seen);
 	for (size_t i = 0; i < inv->n; i++) {
 		if (inv->hash[i] != h || !same_key(&inv->r[i], seen))
@@ -311,7 +314,7 @@ int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 			r->last_s = seen->last_s;
 		if (seen->last_s < r->first_s)
 			r->first_s = seen->last_s;
-		r->host_source = seen->host_source; /* the last flow's */
+		r->host_source = source; /* the last flow's */
 		if (seen->boot_id[0] && strcmp(seen->boot_id, r->boot_id)) {
 			if (r->boots < UINT32_MAX)
 				r->boots++;
@@ -331,6 +334,7 @@ int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 		return e;
 	r = &inv->r[inv->n];
 	*r = *seen;
+	r->host_source = source;
 	r->first_s = seen->last_s;
 	r->boots = 1;
 	inv->hash[inv->n++] = h;

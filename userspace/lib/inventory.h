@@ -86,7 +86,8 @@ struct inventory_record {
 	uint8_t verdict; /* enum inventory_verdict */
 	int64_t rule;	 /* global rule index in the policy in force then; INVENTORY_RULE_NONE */
 	/* What is known of it. */
-	uint8_t host_source; /* enum inventory_host_source: NONE iff host is "" */
+	uint8_t host_source; /* enum inventory_host_source: NONE when host is "" (a host given
+				to inventory_add() with NONE is the policy's) */
 	int64_t first_s; /* wall clock, seconds since the epoch */
 	int64_t last_s;
 	uint64_t count; /* connections (TCP) or datagrams/sockets (UDP): see inventory_add() */

@@ -35,7 +35,6 @@ static struct inventory_record flow(const char *app, const char *host, const cha
 
 	snprintf(r.app, sizeof(r.app), "%s", app);
 	snprintf(r.host, sizeof(r.host), "%s", host);
-	r.host_source = host[0] ? INVENTORY_HOST_POLICY : INVENTORY_HOST_NONE;
 	if (inet_pton(AF_INET, addr, r.addr) == 1)
 		r.family = AF_INET;
 	else

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Unit tests: where an inventory record's host came from (lib/inventory.h "host_source"): the
- * policy's name or an answer the app observed. A file without the member (written before it)
- * reads as the policy's; a source without a host, an unknown source, or an observed wildcard are
+ * policy's name or an answer the app observed. A file without the member (written before it),
+ * and a record added without a source, read as the policy's; a source without a host, an unknown source, or an observed wildcard are
  * refused; a record keeps its last flow's source; the file round-trips.
  */
 #include <errno.h>
@@ -81,15 +81,18 @@ static void test_a_record_keeps_its_last_flows_source_and_round_trips(void **sta
 	snprintf(r.boot_id, sizeof(r.boot_id), "x");
 	r.addr[0] = 198;
 	assert_int_equal(inventory_new(16, &inv), 0);
-	r.host_source = INVENTORY_HOST_NONE; /* a host needs a source */
-	assert_int_equal(inventory_add(inv, &r), -EINVAL);
+	r.host_source = INVENTORY_HOST_NONE; /* a host without a source: the policy's */
+	assert_int_equal(inventory_add(inv, &r), 0);
+	assert_int_equal(inventory_get(inv, 0)->host_source, INVENTORY_HOST_POLICY);
 	r.host_source = INVENTORY_HOST_OBSERVED;
 	assert_int_equal(inventory_add(inv, &r), 0);
 	r.host_source = INVENTORY_HOST_POLICY;
 	assert_int_equal(inventory_add(inv, &r), 0);
 	assert_int_equal(inventory_count(inv), 1); /* not part of the key */
 	assert_int_equal(inventory_get(inv, 0)->host_source, INVENTORY_HOST_POLICY);
-	assert_int_equal(inventory_get(inv, 0)->count, 2);
+	assert_int_equal(inventory_get(inv, 0)->count, 3);
+	r.host[0] = '\0'; /* a source without a host */
+	assert_int_equal(inventory_add(inv, &r), -EINVAL);
 
 	assert_int_equal(inventory_format(inv, &text, &len), 0);
 	assert_non_null(strstr(text, "\"host_source\":\"policy\""));
