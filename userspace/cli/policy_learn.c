@@ -231,38 +231,6 @@ static int port_cmp(const void *a, const void *b)
 	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
 }
 
-/* Whether the base policy already allows every port of the rule (by address or by name). */
-static const char *base_verdict(const struct suggest *s, const struct rule_acc *r)
-{
-	struct explain_dest d = {};
-	size_t allowed = 0;
-
-	if (!s->base || !s->base_has_app)
-		return NULL;
-	if (r->is_name) {
-		const char *name = strncmp(r->dest, "*.", 2) ? r->dest : r->dest + 2;
-
-		if (!strncmp(r->dest, "*.", 2))
-			return "a wildcard: check the base by hand";
-		d.is_name = true;
-		snprintf(d.name, sizeof(d.name), "%s", name);
-	} else {
-		d.family = r->sample->first_rec->family;
-		memcpy(d.addr, r->sample->first_rec->addr, 16);
-	}
-	for (size_t i = 0; i < r->n_ports; i++) {
-		struct explain_flow fl;
-
-		if (explain_flow(s->base, s->base_maps, s->base_app, &d, r->proto, r->ports[i],
-				 &fl) == 0 &&
-		    fl.allowed)
-			allowed++;
-	}
-	return allowed == r->n_ports ? "the base allows it already"
-	       : allowed	     ? "the base allows some of these ports: new ports"
-				     : "new: the base refuses it";
-}
-
 /*
  * Whether the base allows every flow seen that rule r stands for on `port`: each host folded into
  * it by its name (a wildcard of the policy then in force, "*.x", by a name below x, as it was
@@ -320,8 +288,6 @@ static bool write_rule(struct suggest *s, struct text *t, struct rule_acc *r, co
 		if (n < r->n_ports)
 			bv = "the base allows the other ports already";
 		r->n_ports = n;
-	} else if (!s->diff) {
-		bv = base_verdict(s, r);
 	}
 	evidence_text(&r->ev, ev, sizeof(ev));
 	text_add(t, "%s# %s\n", ind, ev);
@@ -411,11 +377,12 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, str
 			return -ENOENT; /* hostname rules need the base's `resolvers:` */
 		for (size_t k = 0; k < n_rules; k++)
 			n_added += write_rule(s, items, &rules[k], "");
-		text_add(t,
-			 "# The rules to add to it, each with its evidence: apply with `patch %s`,\n"
-			 "# then `carwall policy check` and `carwall policy replay` it.\n",
-			 s->base_path);
-		if (!n_added)
+		if (n_added)
+			text_add(t,
+				 "# The rules to add to it, each with its evidence: apply with `patch "
+				 "%s`,\n# then `carwall policy check` and `carwall policy replay` it.\n",
+				 s->base_path);
+		else
 			text_add(t, "# Nothing to add: the base allows every flow proposed.\n");
 		if (pa && (pa->audit_set ? pa->audit : s->base->audit))
 			text_add(t, "# App %s is in audit mode in the base: set `audit: false` to "

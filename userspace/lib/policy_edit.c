@@ -219,6 +219,12 @@ int policy_edit_add_rules(const struct policy *base, const char *text, size_t si
 		edit_reason(reason, reason_size, "%s does not end with a newline", from);
 		return -EINVAL;
 	}
+	if (!items[0]) {
+		/* Nothing to add: the text as it is, an empty diff. */
+		static const struct text_edit none = { .line = 1, .add = "" };
+
+		return text_edit_apply(text, size, &none, from, to, ret_text, ret_diff);
+	}
 	r = lines_split(text, size, &l);
 	if (r < 0)
 		return r;

@@ -33,8 +33,9 @@ int text_edit_apply(const char *text, size_t size, const struct text_edit *edit,
 /*
  * The text of policy `base` (parsed from text, size bytes) with `items` (block sequence items
  * at column 0, each line ending in '\n': "- to: [...]\n  ports: [...]\n", comments allowed)
- * added to the `allow` of app `app_id`, or as a new app. *ret_text and *ret_diff as
- * text_edit_apply(). -EINVAL with a reason when the text cannot be edited there (see above).
+ * added to the `allow` of app `app_id`, or as a new app; "" adds nothing (an empty diff).
+ * *ret_text and *ret_diff as text_edit_apply(). -EINVAL with a reason when the text cannot be
+ * edited there (see above).
  */
 int policy_edit_add_rules(const struct policy *base, const char *text, size_t size,
 			  const char *app_id, const char *items, const char *from, const char *to,

@@ -187,6 +187,25 @@ static void test_a_new_app_goes_at_the_end_of_apps(void **state)
 	free(diff);
 }
 
+static void test_nothing_to_add_is_an_empty_diff(void **state)
+{
+	const char text[] = "version: 1\napps:\n  a:\n    allow: []\n";
+	struct policy *p = NULL;
+	struct policy_error err = {};
+	char *out = NULL, *diff = NULL, reason[256] = "";
+
+	(void)state;
+	assert_int_equal(policy_parse_buffer("base", text, strlen(text), &p, &err), 0);
+	assert_int_equal(policy_edit_add_rules(p, text, strlen(text), "a", "", "base", "new", &out,
+					       &diff, reason, sizeof(reason)),
+			 0);
+	assert_string_equal(out, text);
+	assert_string_equal(diff, "");
+	free(out);
+	free(diff);
+	policy_free(p);
+}
+
 static void expect_refused(const char *text, const char *app, const char *why)
 {
 	struct policy *p = NULL;
@@ -224,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_rules_replace_an_empty_flow_allow),
 		cmocka_unit_test(test_an_indentless_allow_keeps_its_indentation),
 		cmocka_unit_test(test_a_new_app_goes_at_the_end_of_apps),
+		cmocka_unit_test(test_nothing_to_add_is_an_empty_diff),
 		cmocka_unit_test(test_flow_style_and_a_missing_final_newline_are_refused),
 	};
 
