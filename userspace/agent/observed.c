@@ -18,8 +18,8 @@
 
 struct obs_entry {
 	uint32_t app_uid;
-	uint32_t app; /* index of the app's slot */
-	uint32_t hnext; /* next in its hash bucket, or in the free list */
+	uint32_t app;	       /* index of the app's slot */
+	uint32_t hnext;	       /* next in its hash bucket, or in the free list */
 	uint32_t older, newer; /* the app's list */
 	uint8_t family;
 	bool used;
@@ -121,7 +121,7 @@ static struct obs_app *obs_app(struct observed *o, uint32_t uid, bool add)
 	}
 	if (!add || !free_slot)
 		return NULL;
-	*free_slot = (struct obs_app){ .uid = uid, .oldest = NONE, .newest = NONE };
+	*free_slot = (struct obs_app){.uid = uid, .oldest = NONE, .newest = NONE};
 	return free_slot;
 }
 
@@ -196,7 +196,8 @@ int observed_add(struct observed *o, uint32_t app_uid, int family, const uint8_t
 	}
 	a = obs_app(o, app_uid, true);
 	if (a && (a->n >= o->max_per_app || o->n >= o->max) && a->n) {
-		obs_remove(o, a->oldest); /* the app gives up its own oldest entry, never another's */
+		obs_remove(o,
+			   a->oldest); /* the app gives up its own oldest entry, never another's */
 		o->st.evicted++;
 		a = obs_app(o, app_uid, true); /* its slot, again: freed if it held only that one */
 	}

@@ -22,15 +22,15 @@
 
 #define OBSERVED_MAX_ENTRIES 16384u /* every app together */
 #define OBSERVED_MAX_PER_APP 256u
-#define OBSERVED_MAX_APPS 1024u /* apps with entries at once (CW_MAX_APPS) */
-#define OBSERVED_NAME_MAX 253 /* a name's text, no final dot (RFC 1035) */
+#define OBSERVED_MAX_APPS    1024u /* apps with entries at once (CW_MAX_APPS) */
+#define OBSERVED_NAME_MAX    253   /* a name's text, no final dot (RFC 1035) */
 
 struct observed_stats {
-	uint64_t added;	   /* new (app, address) entries */
+	uint64_t added;	    /* new (app, address) entries */
 	uint64_t refreshed; /* an entry given a new name or expiry by a later answer */
-	uint64_t evicted;  /* an app's oldest entry, for a new one of the same app */
-	uint64_t refused;  /* not kept: the table full and the app holding none to give up */
-	uint64_t expired;  /* removed by observed_expire() */
+	uint64_t evicted;   /* an app's oldest entry, for a new one of the same app */
+	uint64_t refused;   /* not kept: the table full and the app holding none to give up */
+	uint64_t expired;   /* removed by observed_expire() */
 };
 
 struct observed;

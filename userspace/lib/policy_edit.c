@@ -48,9 +48,8 @@ static int lines_split(const char *text, size_t size, struct lines *ret)
 		n += text[i] == '\n';
 	if (size && text[size - 1] != '\n')
 		return -EINVAL;
-	*ret = (struct lines){ .s = calloc(n + 1, sizeof(*ret->s)),
-			       .len = calloc(n + 1, sizeof(*ret->len)),
-			       .n = n };
+	*ret = (struct lines){
+	    .s = calloc(n + 1, sizeof(*ret->s)), .len = calloc(n + 1, sizeof(*ret->len)), .n = n};
 	if (!ret->s || !ret->len) {
 		lines_free(ret);
 		return -ENOMEM;
@@ -99,8 +98,8 @@ int text_edit_apply(const char *text, size_t size, const struct text_edit *edit,
 	}
 	for (size_t i = 0; i < add_len; i++)
 		n_add += edit->add[i] == '\n';
-	first = edit->line - 1;		/* 0-based: the first line removed, or inserted before */
-	last = first + edit->n_del;	/* the first line kept after it */
+	first = edit->line - 1;	    /* 0-based: the first line removed, or inserted before */
+	last = first + edit->n_del; /* the first line kept after it */
 
 	f = open_memstream(&out, &out_size);
 	if (!f) {
@@ -221,7 +220,7 @@ int policy_edit_add_rules(const struct policy *base, const char *text, size_t si
 	}
 	if (!items[0]) {
 		/* Nothing to add: the text as it is, an empty diff. */
-		static const struct text_edit none = { .line = 1, .add = "" };
+		static const struct text_edit none = {.line = 1, .add = ""};
 
 		return text_edit_apply(text, size, &none, from, to, ret_text, ret_diff);
 	}
@@ -253,10 +252,10 @@ int policy_edit_add_rules(const struct policy *base, const char *text, size_t si
 			/* `allow: []`: that line without `[]`, the items below the key. */
 			r = empty_flow_line(f, &l, s);
 			put_indented(f, items, s->key.column - 1 + 2);
-			edit = (struct text_edit){ .line = s->start.line, .n_del = 1 };
+			edit = (struct text_edit){.line = s->start.line, .n_del = 1};
 		} else {
 			put_indented(f, items, s->start.column - 1);
-			edit = (struct text_edit){ .line = line_after(s) };
+			edit = (struct text_edit){.line = line_after(s)};
 		}
 	} else {
 		const struct policy_span *s = &base->apps_span;
@@ -272,10 +271,10 @@ int policy_edit_add_rules(const struct policy *base, const char *text, size_t si
 			if (s->flow) {
 				r = empty_flow_line(f, &l, s);
 				col = s->key.column - 1 + 2;
-				edit = (struct text_edit){ .line = s->start.line, .n_del = 1 };
+				edit = (struct text_edit){.line = s->start.line, .n_del = 1};
 			} else {
 				col = s->start.column - 1;
-				edit = (struct text_edit){ .line = line_after(s) };
+				edit = (struct text_edit){.line = line_after(s)};
 			}
 			fprintf(f, "%*s%s:\n%*sallow:\n", (int)col, "", app_id, (int)col + 2, "");
 			put_indented(f, items, col + 4);

@@ -57,7 +57,7 @@ static void test_an_apps_answer_names_its_own_address_only(void **state)
 	assert_null(name_of(o, 2, 0xc6336451, 1 * S)); /* another app: nothing */
 	assert_null(name_of(o, 1, 0xc6336452, 1 * S)); /* another address: nothing */
 	/* IPv6: the family is part of the key. */
-	uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8 }, a4[16];
+	uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8}, a4[16];
 	char buf[64];
 
 	v4(0x20010db8, a4);
@@ -191,12 +191,12 @@ static void test_bounds_are_checked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_an_apps_answer_names_its_own_address_only),
-		cmocka_unit_test(test_a_later_answer_renames_the_address_and_its_ttl),
-		cmocka_unit_test(test_an_answer_names_nothing_once_its_ttl_ran_out),
-		cmocka_unit_test(test_an_app_at_its_bound_gives_up_its_own_oldest_entry),
-		cmocka_unit_test(test_a_full_table_never_evicts_another_apps_entries),
-		cmocka_unit_test(test_bounds_are_checked),
+	    cmocka_unit_test(test_an_apps_answer_names_its_own_address_only),
+	    cmocka_unit_test(test_a_later_answer_renames_the_address_and_its_ttl),
+	    cmocka_unit_test(test_an_answer_names_nothing_once_its_ttl_ran_out),
+	    cmocka_unit_test(test_an_app_at_its_bound_gives_up_its_own_oldest_entry),
+	    cmocka_unit_test(test_a_full_table_never_evicts_another_apps_entries),
+	    cmocka_unit_test(test_bounds_are_checked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,8 +2,9 @@
 /*
  * Unit tests: where an inventory record's host came from (lib/inventory.h "host_source"): the
  * policy's name or an answer the app observed. A file without the member (written before it),
- * and a record added without a source, read as the policy's; a source without a host, an unknown source, or an observed wildcard are
- * refused; a record keeps its last flow's source; the file round-trips.
+ * and a record added without a source, read as the policy's; a source without a host, an unknown
+ * source, or an observed wildcard are refused; a record keeps its last flow's source; the file
+ * round-trips.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -48,7 +49,8 @@ static void test_host_source_is_read_and_checked(void **state)
 	struct inventory *inv;
 
 	(void)state;
-	inv = parse_ok(HEAD REC(",\"host\":\"api.music.example\",\"host_source\":\"observed\"") "]}");
+	inv =
+	    parse_ok(HEAD REC(",\"host\":\"api.music.example\",\"host_source\":\"observed\"") "]}");
 	assert_int_equal(inventory_get(inv, 0)->host_source, INVENTORY_HOST_OBSERVED);
 	inventory_free(inv);
 	/* Written before the member existed: a host was the policy's. */
@@ -68,9 +70,13 @@ static void test_host_source_is_read_and_checked(void **state)
 
 static void test_a_record_keeps_its_last_flows_source_and_round_trips(void **state)
 {
-	struct inventory_record r = { .rule = 0, .family = AF_INET, .port = 443,
-				      .proto = IPPROTO_TCP, .verdict = INVENTORY_ALLOWED,
-				      .last_s = 10, .count = 1 };
+	struct inventory_record r = {.rule = 0,
+				     .family = AF_INET,
+				     .port = 443,
+				     .proto = IPPROTO_TCP,
+				     .verdict = INVENTORY_ALLOWED,
+				     .last_s = 10,
+				     .count = 1};
 	struct inventory *inv = NULL, *again = NULL;
 	char *text = NULL;
 	size_t len = 0;
@@ -107,8 +113,8 @@ static void test_a_record_keeps_its_last_flows_source_and_round_trips(void **sta
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_host_source_is_read_and_checked),
-		cmocka_unit_test(test_a_record_keeps_its_last_flows_source_and_round_trips),
+	    cmocka_unit_test(test_host_source_is_read_and_checked),
+	    cmocka_unit_test(test_a_record_keeps_its_last_flows_source_and_round_trips),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

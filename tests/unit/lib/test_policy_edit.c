@@ -29,7 +29,7 @@ static const char items[] = "# 3 flows\n"
 static void test_diff_of_an_insertion_has_three_lines_of_context(void **state)
 {
 	const char text[] = "1\n2\n3\n4\n5\n6\n7\n8\n";
-	struct text_edit e = { .line = 5, .n_del = 0, .add = "new\n" };
+	struct text_edit e = {.line = 5, .n_del = 0, .add = "new\n"};
 	char *out = NULL, *diff = NULL;
 
 	(void)state;
@@ -43,8 +43,8 @@ static void test_diff_of_an_insertion_has_three_lines_of_context(void **state)
 static void test_diff_at_both_ends_of_the_file(void **state)
 {
 	const char text[] = "1\n2\n";
-	struct text_edit end = { .line = 3, .add = "3\n" }, start = { .line = 1, .add = "0\n" };
-	struct text_edit repl = { .line = 2, .n_del = 1, .add = "two\n" };
+	struct text_edit end = {.line = 3, .add = "3\n"}, start = {.line = 1, .add = "0\n"};
+	struct text_edit repl = {.line = 2, .n_del = 1, .add = "two\n"};
 	char *out = NULL, *diff = NULL;
 
 	(void)state;
@@ -71,8 +71,8 @@ static void test_diff_at_both_ends_of_the_file(void **state)
 
 static void test_edits_outside_the_text_are_refused(void **state)
 {
-	struct text_edit past = { .line = 4, .add = "x\n" }, del = { .line = 2, .n_del = 2, .add = "" };
-	struct text_edit nonl = { .line = 1, .add = "x" };
+	struct text_edit past = {.line = 4, .add = "x\n"}, del = {.line = 2, .n_del = 2, .add = ""};
+	struct text_edit nonl = {.line = 1, .add = "x"};
 	char *out = NULL, *diff = NULL;
 
 	(void)state;
@@ -91,8 +91,8 @@ static char *edit_ok(const char *text, const char *app, size_t n_rules, char **r
 	const struct policy_app *a;
 
 	assert_int_equal(policy_parse_buffer("base", text, strlen(text), &p, &err), 0);
-	assert_int_equal(policy_edit_add_rules(p, text, strlen(text), app, items, "base", "new", &out,
-					       ret_diff, reason, sizeof(reason)),
+	assert_int_equal(policy_edit_add_rules(p, text, strlen(text), app, items, "base", "new",
+					       &out, ret_diff, reason, sizeof(reason)),
 			 0);
 	if (policy_parse_buffer("new", out, strlen(out), &q, &err) < 0)
 		fail_msg("edited text does not parse: %u:%u: %s\n%s", err.loc.line, err.loc.column,
@@ -144,7 +144,8 @@ static void test_rules_go_after_the_last_node_of_a_block_allow(void **state)
 
 static void test_rules_replace_an_empty_flow_allow(void **state)
 {
-	const char text[] = "version: 1\napps:\n  hvac:\n    allow: [] # nothing yet\n    audit: true\n";
+	const char text[] =
+	    "version: 1\napps:\n  hvac:\n    allow: [] # nothing yet\n    audit: true\n";
 	char *diff = NULL, *out = edit_ok(text, "hvac", 1, &diff);
 
 	(void)state;
@@ -162,7 +163,8 @@ static void test_an_indentless_allow_keeps_its_indentation(void **state)
 	char *diff = NULL, *out = edit_ok(text, "nav", 2, &diff);
 
 	(void)state;
-	assert_non_null(strstr(out, "    - to: 198.51.100.9\n    # 3 flows\n    - to: [\"192.0.2.77"));
+	assert_non_null(
+	    strstr(out, "    - to: 198.51.100.9\n    # 3 flows\n    - to: [\"192.0.2.77"));
 	free(out);
 	free(diff);
 }
@@ -213,8 +215,8 @@ static void expect_refused(const char *text, const char *app, const char *why)
 	char *out = NULL, *diff = NULL, reason[256] = "";
 
 	assert_int_equal(policy_parse_buffer("base", text, strlen(text), &p, &err), 0);
-	assert_int_equal(policy_edit_add_rules(p, text, strlen(text), app, items, "base", "new", &out,
-					       &diff, reason, sizeof(reason)),
+	assert_int_equal(policy_edit_add_rules(p, text, strlen(text), app, items, "base", "new",
+					       &out, &diff, reason, sizeof(reason)),
 			 -EINVAL);
 	if (!strstr(reason, why))
 		fail_msg("reason '%s' lacks '%s'", reason, why);
@@ -225,26 +227,28 @@ static void expect_refused(const char *text, const char *app, const char *why)
 static void test_flow_style_and_a_missing_final_newline_are_refused(void **state)
 {
 	(void)state;
-	expect_refused("version: 1\napps:\n  a: {allow: []}\n", "a", "base:3:3: app 'a' is written "
-								"in flow style");
+	expect_refused("version: 1\napps:\n  a: {allow: []}\n", "a",
+		       "base:3:3: app 'a' is written "
+		       "in flow style");
 	expect_refused("version: 1\napps:\n  a:\n    allow: [{to: 192.0.2.9}]\n", "a",
 		       "base:4:12: the 'allow' of app 'a' is in flow style");
 	expect_refused("version: 1\napps: {a: {allow: []}}\n", "b", "'apps' is in flow style");
-	expect_refused("version: 1\napps:\n  a:\n    allow: []", "a", "does not end with a newline");
+	expect_refused("version: 1\napps:\n  a:\n    allow: []", "a",
+		       "does not end with a newline");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_diff_of_an_insertion_has_three_lines_of_context),
-		cmocka_unit_test(test_diff_at_both_ends_of_the_file),
-		cmocka_unit_test(test_edits_outside_the_text_are_refused),
-		cmocka_unit_test(test_rules_go_after_the_last_node_of_a_block_allow),
-		cmocka_unit_test(test_rules_replace_an_empty_flow_allow),
-		cmocka_unit_test(test_an_indentless_allow_keeps_its_indentation),
-		cmocka_unit_test(test_a_new_app_goes_at_the_end_of_apps),
-		cmocka_unit_test(test_nothing_to_add_is_an_empty_diff),
-		cmocka_unit_test(test_flow_style_and_a_missing_final_newline_are_refused),
+	    cmocka_unit_test(test_diff_of_an_insertion_has_three_lines_of_context),
+	    cmocka_unit_test(test_diff_at_both_ends_of_the_file),
+	    cmocka_unit_test(test_edits_outside_the_text_are_refused),
+	    cmocka_unit_test(test_rules_go_after_the_last_node_of_a_block_allow),
+	    cmocka_unit_test(test_rules_replace_an_empty_flow_allow),
+	    cmocka_unit_test(test_an_indentless_allow_keeps_its_indentation),
+	    cmocka_unit_test(test_a_new_app_goes_at_the_end_of_apps),
+	    cmocka_unit_test(test_nothing_to_add_is_an_empty_diff),
+	    cmocka_unit_test(test_flow_style_and_a_missing_final_newline_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
