@@ -420,7 +420,8 @@ _Static_assert(sizeof(struct cw_app_counters) == 40, "cw_app_counters layout");
 /*
  * cw_ratelimit: array, index app slot (either generation): fixed one-second windows of
  * cw_event_rate reports each, one for refusals (and audited flows), one for allowed-flow reports,
- * so that neither kind takes the other's budget; and the allowed flows not kept in cw_seen.
+ * so that neither kind takes the other's budget; one of CW_DNS_REPORT_RATE reports of DNS
+ * answers (struct cw_dns_report); and the allowed flows not kept in cw_seen.
  */
 struct cw_ratelimit {
 	__u64 window_start_ns;
@@ -428,9 +429,10 @@ struct cw_ratelimit {
 	__u64 allowed_window_start_ns;
 	__u64 allowed_count;
 	__u64 unlisted; /* allowed flows to new destinations once the app held CW_SEEN_PER_APP keys */
-	__u64 pad;
+	__u64 dns_window_start_ns;
+	__u64 dns_count;
 };
-_Static_assert(sizeof(struct cw_ratelimit) == 48, "cw_ratelimit layout");
+_Static_assert(sizeof(struct cw_ratelimit) == 56, "cw_ratelimit layout");
 
 /*
  * cw_sk_state: socket storage. The kernel tells how a TCP socket came to be: the connect hooks
@@ -500,6 +502,42 @@ _Static_assert(sizeof(struct cw_learned_val) == 32, "cw_learned_val layout");
 #define CW_LEARN_COUNT_MAX (2 * CW_MAX_APPS)
 
 /*
+ * cw_dns_report: a ring-buffer record (in cw_events, next to struct cw_event; the reader tells
+ * them apart by size) for each learnable answer (bpf/cw_dns.bpf.h: status OK, from port 53 of a
+ * trusted resolver, to the app's own socket) that a managed app receives, whatever its mode and
+ * whether or not its question is one of the app's names: the question and the A/AAAA addresses
+ * of its chain. Evidence only: the agent names the app's recorded flows with it (agent/observed.c)
+ * and nothing in the kernel reads it. At most CW_DNS_REPORT_RATE per app and second
+ * (cw_ratelimit), and none while the ring buffer is half full, so that an app flooding answers
+ * never takes the room of any app's refusals; what is not reported is counted
+ * (cw_dns_counters.unreported).
+ */
+#define CW_DNS_REPORT_RATE 64
+#define CW_DNS_REPORT_ADDRS 16 /* == CW_DNS_MAX_ANSWERS (bpf/cw_dns.h) */
+
+struct cw_dns_report_addr {
+	__u32 ttl;    /* seconds, as sent (above 2^31 - 1: 0) */
+	__u8 family;  /* AF_INET or AF_INET6 */
+	__u8 pad[3];
+	__u8 addr[16]; /* network byte order; IPv4 in addr[0..3], the rest zero */
+};
+_Static_assert(sizeof(struct cw_dns_report_addr) == 24, "cw_dns_report_addr layout");
+
+struct cw_dns_report {
+	__u64 boot_ns;	/* bpf_ktime_get_boot_ns() when the answer arrived */
+	__u32 app_uid;	/* cw_app_val.uid of the receiving app */
+	__u32 app;	/* its index in generation `gen` */
+	__u8 gen;
+	__u8 n_addrs;	/* entries of addrs[] */
+	__u16 qname_len; /* bytes of qname[] used, root byte included */
+	__u32 pad;
+	__u8 qname[CW_NAME_WIRE_MAX]; /* the question, canonical (lowercase) wire form */
+	struct cw_dns_report_addr addrs[CW_DNS_REPORT_ADDRS];
+};
+_Static_assert(sizeof(struct cw_dns_report) == 664, "cw_dns_report layout");
+_Static_assert(sizeof(struct cw_dns_report) != sizeof(struct cw_event), "told apart by size");
+
+/*
  * cw_dns_stats: per-CPU array, index gen * CW_APP_SLOTS + app: what the app's DNS answers
  * taught, and why the others taught nothing.
  */
@@ -513,7 +551,8 @@ struct cw_dns_counters {
 	__u64 skipped;	   /* answer records not learned: outside the chain, other types, limits */
 	__u64 over_quota;  /* addresses not learned: the app holds learn_quota entries already */
 	__u64 map_full;	   /* addresses not learned: cw_learned is full */
-	__u64 pad;
+	__u64 unreported;  /* learnable answers not reported (struct cw_dns_report): over the
+			      app's CW_DNS_REPORT_RATE, or the ring buffer half full */
 };
 _Static_assert(sizeof(struct cw_dns_counters) == 64, "cw_dns_counters layout");
 

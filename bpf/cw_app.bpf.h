@@ -70,9 +70,11 @@ struct {
 	__type(value, struct cw_app_val);
 } cw_cgroups SEC(".maps");
 
+#define CW_EVENTS_RING_BYTES (1u << 20)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, CW_EVENTS_RING_BYTES);
 } cw_events SEC(".maps");
 
 struct {
@@ -208,24 +210,29 @@ static __always_inline bool cw_find_app(struct cw_ctx *c, struct __sk_buff *skb)
  * and allowed flows each have a window of their own in the app's cw_ratelimit, so that neither
  * kind takes the other's budget.
  */
+static __always_inline bool cw_window_pass(__u64 *start, __u64 *count, __u64 now, __u32 rate)
+{
+	/* A fixed window; two CPUs may both restart it, which only loosens the limit slightly. */
+	if (now - *start > 1000000000ull) {
+		*start = now;
+		*count = 0;
+	}
+	return __sync_fetch_and_add(count, 1) < rate;
+}
+
 static __always_inline bool cw_ratelimit_pass(__u32 app, __u64 now, bool allowed)
 {
 	struct cw_ratelimit *rl;
-	__u64 *start, *count;
 
 	if (!cw_event_rate)
 		return true;
 	rl = bpf_map_lookup_elem(&cw_ratelimit, &app);
 	if (!rl)
 		return false;
-	start = allowed ? &rl->allowed_window_start_ns : &rl->window_start_ns;
-	count = allowed ? &rl->allowed_count : &rl->count;
-	/* A fixed window; two CPUs may both restart it, which only loosens the limit slightly. */
-	if (now - *start > 1000000000ull) {
-		*start = now;
-		*count = 0;
-	}
-	return __sync_fetch_and_add(count, 1) < cw_event_rate;
+	if (allowed)
+		return cw_window_pass(&rl->allowed_window_start_ns, &rl->allowed_count, now,
+				      cw_event_rate);
+	return cw_window_pass(&rl->window_start_ns, &rl->count, now, cw_event_rate);
 }
 
 /*

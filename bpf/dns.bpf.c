@@ -23,6 +23,14 @@
  * Everything else teaches nothing, and what came from port 53 is counted per app (struct
  * cw_dns_counters, cw_dns_stats). The program never drops a packet: it only learns, so a bug or a
  * refusal here can never open anything nor cut the app's DNS.
+ *
+ * Reporting (evidence only, for the flow inventory): every learnable answer of a trusted resolver
+ * to the socket of a managed app, with or without names, in audit or enforce mode, whatever its
+ * question, is also sent to the agent (struct cw_dns_report, bpf/carwall.h): the question and the
+ * A/AAAA addresses of its chain, within the app's budget. Enforce-mode apps are reported too: their
+ * refused flows are then named in the inventory and the events, which is what an integrator
+ * reviewing them needs; the budget and the ring-buffer check bound what it costs. Nothing in the
+ * kernel reads a report: no verdict depends on it.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -293,6 +301,70 @@ static long cw_dns_learn_step(__u64 index, void *ctx)
 	return 0;
 }
 
+/*
+ * Report a learnable answer to the agent (struct cw_dns_report): within the app's
+ * CW_DNS_REPORT_RATE, and only while the ring buffer is less than half full (the other half is
+ * for the refusals of every app); what is not sent is counted in cnt->unreported.
+ */
+static __always_inline void cw_dns_report(const struct cw_ctx *c, const struct cw_dns_result *res,
+					  struct cw_dns_counters *cnt)
+{
+	struct cw_dns_report *e;
+	struct cw_ratelimit *rl;
+	__u32 n = 0, app = c->app;
+	__u64 now;
+
+	for (__u32 i = 0; i < CW_DNS_MAX_ANSWERS; i++) {
+		if (i >= res->n_answers)
+			break;
+		if (res->answers[i].type == CW_DNS_TYPE_A || res->answers[i].type == CW_DNS_TYPE_AAAA)
+			n++;
+	}
+	if (!n)
+		return; /* a chain of CNAMEs only: no address to name */
+	now = bpf_ktime_get_boot_ns();
+	rl = bpf_map_lookup_elem(&cw_ratelimit, &app);
+	if (!rl ||
+	    !cw_window_pass(&rl->dns_window_start_ns, &rl->dns_count, now, CW_DNS_REPORT_RATE) ||
+	    bpf_ringbuf_query(&cw_events, BPF_RB_AVAIL_DATA) > CW_EVENTS_RING_BYTES / 2) {
+		cnt->unreported++;
+		return;
+	}
+	e = bpf_ringbuf_reserve(&cw_events, sizeof(*e), 0);
+	if (!e) {
+		cnt->unreported++;
+		return;
+	}
+	__builtin_memcpy(e->qname, res->qname, sizeof(e->qname));
+	e->boot_ns = now;
+	e->app_uid = c->uid;
+	e->app = c->app;
+	e->gen = (__u8)c->gen;
+	e->qname_len = res->qname_len;
+	e->pad = 0;
+	n = 0;
+	for (__u32 i = 0; i < CW_DNS_MAX_ANSWERS; i++) {
+		const struct cw_dns_answer *a = &res->answers[i];
+		struct cw_dns_report_addr *d = &e->addrs[n & (CW_DNS_REPORT_ADDRS - 1)];
+
+		if (i >= res->n_answers)
+			break;
+		if (a->type != CW_DNS_TYPE_A && a->type != CW_DNS_TYPE_AAAA)
+			continue;
+		__builtin_memcpy(d->addr, a->addr, sizeof(d->addr));
+		d->ttl = a->ttl;
+		d->family = a->type == CW_DNS_TYPE_A ? AF_INET : AF_INET6;
+		d->pad[0] = d->pad[1] = d->pad[2] = 0;
+		n++;
+	}
+	/* The slots not filled are zero: a record is never another answer's leftovers. */
+	for (__u32 i = 0; i < CW_DNS_REPORT_ADDRS; i++)
+		if (i >= n)
+			__builtin_memset(&e->addrs[i], 0, sizeof(e->addrs[i]));
+	e->n_addrs = (__u8)n;
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline void cw_dns_learn(struct __sk_buff *skb)
 {
 	struct cw_learn_ctx l = {};
@@ -314,7 +386,7 @@ static __always_inline void cw_dns_learn(struct __sk_buff *skb)
 	/* Cheap tests first: only packets from port 53 can teach anything. */
 	if (!cw_dns_pkt_parse(skb, &p) || p.sport != CW_DNS_PORT)
 		return;
-	if (!cw_find_app(&c, skb) || !(c.flags & CW_APP_F_NAMES) || (c.flags & CW_APP_F_GUARD))
+	if (!cw_find_app(&c, skb) || (c.flags & CW_APP_F_GUARD))
 		return;
 	/* The tunables of the generation cw_find_app() took (c.gen), not a newer one. */
 	state = bpf_map_lookup_elem(&cw_state, &zero);
@@ -345,6 +417,9 @@ static __always_inline void cw_dns_learn(struct __sk_buff *skb)
 		cnt->unlearnable++;
 		goto out;
 	}
+	cw_dns_report(&c, res, cnt);
+	if (!(c.flags & CW_APP_F_NAMES))
+		goto out; /* nothing to learn: no name of the app can match */
 	l.res = res;
 	l.cnt = cnt;
 	l.scope = cw_scope(c.gen, c.app);

@@ -23,6 +23,7 @@
 #include "geo.h"
 #include "inventory.h"
 #include "loader.h"
+#include "observed.h"
 #include "log.h"
 #include "notify.h"
 #include "policy.h"
@@ -176,6 +177,10 @@ struct agent {
 	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
 	uint64_t inventory_errors;
 	uint64_t inventory_reports; /* allowed-flow events received */
+	/* Names observed in the apps' DNS answers (observed.h), for flows no policy name covers. */
+	struct observed *observed;
+	uint64_t dns_reports;	  /* struct cw_dns_report records received */
+	uint64_t dns_reports_bad; /* of those, not kept: a name or address carwall does not take */
 	/* This boot's id (--boot-id-file; "" when unknown): the inventory's boots, consent's drives. */
 	const char *boot_id_file;
 	char boot_id[INVENTORY_BOOT_ID_LEN + 1];
@@ -240,6 +245,7 @@ uint64_t boottime_ns(void);
 
 int flows_open(struct agent *a);
 void flows_on_event(struct agent *a, const struct cw_event *e, const char *app);
+void flows_on_dns_report(struct agent *a, const struct cw_dns_report *r);
 void flows_tick(struct agent *a);
 void flows_close(struct agent *a);
 void flows_json(struct agent *a, struct json_object *o);

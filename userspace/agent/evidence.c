@@ -235,6 +235,11 @@ static int agent_on_event(void *ctx, void *data, size_t size)
 	const struct cw_event *e = data;
 	const char *app = NULL;
 
+	/* The other record of the ring buffer, told apart by its size (bpf/carwall.h). */
+	if (size == sizeof(struct cw_dns_report)) {
+		flows_on_dns_report(a, data);
+		return 0;
+	}
 	if (size < sizeof(*e))
 		return 0;
 	if (e->gen < CW_GENERATIONS && e->app < a->gen_n_apps[e->gen])
@@ -494,6 +499,7 @@ static struct json_object *dns_counters_json(const struct cw_dns_counters *c, ui
 	JSON_ADD(o, "skipped_records", json_object_new_int64((int64_t)c->skipped));
 	JSON_ADD(o, "over_quota", json_object_new_int64((int64_t)c->over_quota));
 	JSON_ADD(o, "map_full", json_object_new_int64((int64_t)c->map_full));
+	JSON_ADD(o, "unreported", json_object_new_int64((int64_t)c->unreported));
 	return o;
 }
 
@@ -694,7 +700,7 @@ struct json_object *agent_stats_json(struct agent *a)
 		JSON_ADD(app, "since_load", counters_json(&c));
 		JSON_ADD(app, "since_start", counters_json(&total));
 		agent_region_stats_json(a, gen, (uint32_t)i, app);
-		if (!guard && policy_app_has_hosts(a->policy, &a->policy->apps[i])) {
+		if (!guard) { /* answers are read (and reported) for every app (bpf/dns.bpf.c) */
 			uint32_t uid = policy_app_uid(a->policy->apps[i].id);
 			struct cw_dns_counters d = {};
 			uint64_t entries = 0;

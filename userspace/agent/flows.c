@@ -5,8 +5,10 @@
  * with the destination's running total: bpf/carwall.h cw_seen; refused and audited ones as they
  * come) becomes a record of the store (lib/inventory.h: aggregation, bounds, ageing, file),
  * named as the policy in force names things: the app's id, and the host name its destination
- * was learned for (cw_learned: only names of the app's own rules are learned, so a destination
- * the app reached by a name its policy does not give is recorded by address alone).
+ * was learned for (cw_learned: only names of the app's own rules are learned; "host_source":
+ * "policy"), else the question of the last DNS answer of that app that gave the address and whose
+ * TTL has not run out (agent/observed.h, from the kernel's struct cw_dns_report; "observed"), else
+ * none: recorded by address alone.
  *
  * What is recorded: flows of an app of the policy (not the guard's), TCP or UDP, from the
  * connect/sendmsg hooks and the egress backstop; a refusal for the socket kind or the address
@@ -44,6 +46,7 @@
 #include <bpf/bpf.h>
 
 #include "agent.h"
+#include "dns.h"
 
 /* The totals of cw_seen as last counted: open addressing, a power of two above 2 * CW_MAX_SEEN. */
 #define FLOWS_SEEN_SLOTS 32768u
@@ -153,6 +156,9 @@ int flows_open(struct agent *a)
 	a->flows_seen = calloc(1, sizeof(*a->flows_seen));
 	if (!a->flows_seen)
 		return log_error_errno(-ENOMEM, "Cannot set up the flow inventory: %m");
+	r = observed_new(OBSERVED_MAX_ENTRIES, OBSERVED_MAX_PER_APP, &a->observed);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the table of observed names: %m");
 	flows_sweep(a, true);
 	a->inventory_saved_ns = boottime_ns();
 	return 0;
@@ -175,7 +181,13 @@ static void flows_record(struct agent *a, const struct cw_event *e, const char *
 		return; /* the socket kind or address form: in the events log */
 	}
 	snprintf(rec.app, sizeof(rec.app), "%s", app);
-	if (!agent_host_of(a, e, rec.host, sizeof(rec.host)))
+	if (agent_host_of(a, e, rec.host, sizeof(rec.host)))
+		rec.host_source = INVENTORY_HOST_POLICY;
+	else if (a->observed &&
+		 observed_lookup(a->observed, policy_app_uid(app), e->family, e->addr,
+				 e->boot_ns ? e->boot_ns : boottime_ns(), rec.host, sizeof(rec.host)))
+		rec.host_source = INVENTORY_HOST_OBSERVED;
+	else
 		rec.host[0] = '\0';
 	rec.family = e->family;
 	memcpy(rec.addr, e->addr, e->family == AF_INET ? 4 : 16);
@@ -236,6 +248,45 @@ void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
 	}
 	/* 0: the last read of the map counted them already; the record is seen now all the same. */
 	flows_record(a, e, app, delta);
+}
+
+/*
+ * A learnable DNS answer an app received (bpf/carwall.h): its addresses named by its question in
+ * the app's table of observed names, until now + the TTL clamped as the policy in force clamps
+ * learned ones (`dns:` min-ttl, max-ttl, grace). A question that is no host name the policy format
+ * takes (a single label, '_' in it) names nothing.
+ */
+void flows_on_dns_report(struct agent *a, const struct cw_dns_report *r)
+{
+	char text[1100], canon[POLICY_MAX_HOST_LEN + 1];
+	uint32_t min_ttl = POLICY_DNS_MIN_TTL_DEFAULT, max_ttl = POLICY_DNS_MAX_TTL_DEFAULT, grace = 0;
+	bool wildcard;
+
+	a->dns_reports++;
+	if (!a->observed)
+		return;
+	if (r->qname_len > sizeof(r->qname) || r->n_addrs > CW_DNS_REPORT_ADDRS ||
+	    dns_name_to_text(r->qname, r->qname_len, text, sizeof(text)) < 0 ||
+	    policy_host_parse(text, canon, &wildcard, NULL, 0) < 0 || wildcard ||
+	    strlen(canon) > OBSERVED_NAME_MAX) {
+		a->dns_reports_bad++;
+		return;
+	}
+	if (a->policy) {
+		min_ttl = a->policy->dns.min_ttl_s;
+		max_ttl = a->policy->dns.max_ttl_s;
+		grace = a->policy->dns.grace_s;
+	}
+	for (size_t i = 0; i < r->n_addrs; i++) {
+		const struct cw_dns_report_addr *d = &r->addrs[i];
+		uint32_t ttl = d->ttl < min_ttl ? min_ttl : d->ttl > max_ttl ? max_ttl : d->ttl;
+
+		if (d->family != AF_INET && d->family != AF_INET6)
+			continue;
+		/* -ENOSPC: the app holds none to give up and the table is full (counted there). */
+		observed_add(a->observed, r->app_uid, d->family, d->addr, canon,
+			     r->boot_ns + ((uint64_t)ttl + grace) * 1000000000ull);
+	}
 }
 
 /* Record what a key of cw_seen gained (delta flows), named as the generation that judged it. */
@@ -477,6 +528,8 @@ static void flows_save(struct agent *a)
 /* Once a second: save when something changed and the last save is old enough. */
 void flows_tick(struct agent *a)
 {
+	if (a->observed)
+		observed_expire(a->observed, boottime_ns());
 	flows_writer_reap(a, false);
 	if (boottime_ns() - a->inventory_saved_ns >= a->inventory_save_s * 1000000000ull)
 		flows_save(a);
@@ -504,6 +557,8 @@ void flows_close(struct agent *a)
 	a->inventory = NULL;
 	free(a->flows_seen);
 	a->flows_seen = NULL;
+	observed_free(a->observed);
+	a->observed = NULL;
 }
 
 /* The inventory's figures, in `status` and `stats` (events.inventory). */
@@ -524,5 +579,21 @@ void flows_json(struct agent *a, struct json_object *o)
 		 json_object_new_int64(a->loader ? (int64_t)flows_unlisted(a) : 0));
 	JSON_ADD(inv, "report_interval_s", json_object_new_int64(a->flow_report_s));
 	JSON_ADD(inv, "save_interval_s", json_object_new_int64(a->inventory_save_s));
+	if (a->observed) {
+		struct observed_stats os;
+		struct json_object *obs = json_object_new_object();
+
+		observed_get_stats(a->observed, &os);
+		JSON_ADD(obs, "reports", json_object_new_int64((int64_t)a->dns_reports));
+		JSON_ADD(obs, "reports_bad", json_object_new_int64((int64_t)a->dns_reports_bad));
+		JSON_ADD(obs, "entries",
+			 json_object_new_int64((int64_t)observed_count(a->observed)));
+		JSON_ADD(obs, "max_entries", json_object_new_int64(OBSERVED_MAX_ENTRIES));
+		JSON_ADD(obs, "max_per_app", json_object_new_int64(OBSERVED_MAX_PER_APP));
+		JSON_ADD(obs, "evicted", json_object_new_int64((int64_t)os.evicted));
+		JSON_ADD(obs, "refused", json_object_new_int64((int64_t)os.refused));
+		JSON_ADD(obs, "expired", json_object_new_int64((int64_t)os.expired));
+		JSON_ADD(inv, "observed_names", obs);
+	}
 	JSON_ADD(o, "inventory", inv);
 }

@@ -149,6 +149,8 @@ static void flows_usage(FILE *f)
 	    "The flow inventory carwalld keeps: every flow of every managed app, grouped app ->\n"
 	    "registrable domain -> host -> address:port, with counts, first and last seen and the\n"
 	    "boots it was seen in. Read from the agent's state folder (saved every few seconds).\n"
+	    "A host marked (observed) is the name of a DNS answer the app received, not one of\n"
+	    "its policy.\n"
 	    "\n"
 	    "  --app ID            that app's flows only\n"
 	    "  --since DURATION    flows last seen within DURATION (N, Ns, Nm, Nh or Nd)\n"
@@ -334,7 +336,9 @@ int cmd_flows(struct cli *c, int argc, char **argv)
 				printf("  %s\n",
 				       rows[k].domain[0] ? rows[k].domain : "(no name known)");
 			if (new_host && rec->host[0])
-				printf("    %s\n", rec->host);
+				printf("    %s%s\n", rec->host,
+				       rec->host_source == INVENTORY_HOST_OBSERVED ? " (observed)"
+										   : "");
 			flows_format_addr_port(rec, ap, sizeof(ap));
 			flows_format_time(rec->first_s, first, sizeof(first));
 			flows_format_time(rec->last_s, last, sizeof(last));

@@ -9,9 +9,10 @@
  * any address or any port. Each rule carries its evidence in a comment (flows, first and last
  * seen, boots); destinations seen once, and flows refused by the policy in force, are listed
  * apart as comments for review. Port-53 flows to a resolver become `resolvers:` when names are
- * proposed (an app with names reaches them without a rule). With --base, the base's resolvers and
- * `dns:` and the app's template and cgroup are kept, and each rule says whether the base already
- * allows it; the base rules of the app that no recorded flow used are listed.
+ * proposed (an app with names reaches them without a rule). With --base, a unified diff against
+ * the base that `patch` applies (lib/policy_edit.h: inserted where the parser's marks say): the
+ * rules, and ports, the base does not allow yet, added to the app's `allow` (or a new app); the
+ * flows apart and the base rules of the app that no recorded flow used are comments before it.
  *
  * The text is written by this file, not by libyaml's emitter: the emitter cannot write comments,
  * and the evidence comments are the point. Every value written is first checked against the
@@ -31,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <libpsl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -43,6 +45,8 @@
 #include "inventory.h"
 #include "policy.h"
 #include "policy_compile.h"
+#include "policy_edit.h"
+#include "fileio.h"
 #include "util.h"
 
 #define REPLAY_EXIT_REFUSED 3
@@ -107,6 +111,7 @@ struct seen_flow {
 struct suggest {
 	struct cli *c;
 	const char *base_path;
+	bool diff; /* --base: the rules to add, as a diff against the base (policy_edit.h) */
 	struct policy *base;
 	struct policy_maps *base_maps;
 	size_t base_app;
@@ -226,57 +231,83 @@ static int port_cmp(const void *a, const void *b)
 	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
 }
 
-/* Whether the base policy already allows every port of the rule (by address or by name). */
-static const char *base_verdict(const struct suggest *s, const struct rule_acc *r)
+/*
+ * Whether the base allows every flow seen that rule r stands for on `port`: each host folded into
+ * it by its name (a wildcard of the policy then in force, "*.x", by a name below x, as it was
+ * learned), each address by itself.
+ */
+static bool base_allows(const struct suggest *s, const struct rule_acc *r, uint16_t port)
 {
-	struct explain_dest d = {};
-	size_t allowed = 0;
+	char dest[POLICY_MAX_HOST_LEN + 1];
 
-	if (!s->base || !s->base_has_app)
-		return NULL;
-	if (r->is_name) {
-		const char *name = strncmp(r->dest, "*.", 2) ? r->dest : r->dest + 2;
-
-		if (!strncmp(r->dest, "*.", 2))
-			return "a wildcard: check the base by hand";
-		d.is_name = true;
-		snprintf(d.name, sizeof(d.name), "%s", name);
-	} else {
-		d.family = r->sample->first_rec->family;
-		memcpy(d.addr, r->sample->first_rec->addr, 16);
-	}
-	for (size_t i = 0; i < r->n_ports; i++) {
+	for (size_t i = 0; i < s->n_flows; i++) {
+		const struct seen_flow *f = &s->flows[i];
+		struct explain_dest d = {};
 		struct explain_flow fl;
 
-		if (explain_flow(s->base, s->base_maps, s->base_app, &d, r->proto, r->ports[i],
-				 &fl) == 0 &&
-		    fl.allowed)
-			allowed++;
+		if (f->once || f->proto != r->proto || f->port != port)
+			continue;
+		rule_dest(s, f, dest, sizeof(dest));
+		if (strcmp(dest, r->dest))
+			continue;
+		if (f->is_name) {
+			d.is_name = true;
+			if (!strncmp(f->dest, "*.", 2))
+				snprintf(d.name, sizeof(d.name), "x.%s", f->dest + 2);
+			else
+				snprintf(d.name, sizeof(d.name), "%s", f->dest);
+		} else {
+			d.family = f->first_rec->family;
+			memcpy(d.addr, f->first_rec->addr, 16);
+		}
+		if (explain_flow(s->base, s->base_maps, s->base_app, &d, r->proto, port, &fl) < 0 ||
+		    !fl.allowed)
+			return false;
 	}
-	return allowed == r->n_ports ? "the base allows it already"
-	       : allowed	     ? "the base allows some of these ports: new ports"
-				     : "new: the base refuses it";
+	return true;
 }
 
-static void write_rule(struct suggest *s, struct text *t, struct rule_acc *r)
+/*
+ * A rule of the suggestion, items indented by `ind`. With --base (diff): only the ports the base
+ * does not allow already; nothing when it allows them all (returns false).
+ */
+static bool write_rule(struct suggest *s, struct text *t, struct rule_acc *r, const char *ind)
 {
 	char ev[256];
-	const char *bv;
+	const char *bv = NULL;
 
 	qsort(r->ports, r->n_ports, sizeof(r->ports[0]), port_cmp);
+	if (s->diff && s->base_has_app) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < r->n_ports; i++)
+			if (!base_allows(s, r, r->ports[i]))
+				r->ports[n++] = r->ports[i];
+		if (!n)
+			return false;
+		if (n < r->n_ports)
+			bv = "the base allows the other ports already";
+		r->n_ports = n;
+	}
 	evidence_text(&r->ev, ev, sizeof(ev));
-	text_add(t, "      # %s\n", ev);
-	bv = base_verdict(s, r);
+	text_add(t, "%s# %s\n", ind, ev);
 	if (bv)
-		text_add(t, "      # %s\n", bv);
-	text_add(t, "      - to: [\"%s\"]\n        ports: [", r->dest);
+		text_add(t, "%s# %s\n", ind, bv);
+	text_add(t, "%s- to: [\"%s\"]\n%s  ports: [", ind, r->dest, ind);
 	for (size_t i = 0; i < r->n_ports; i++)
 		text_add(t, "%s%u", i ? ", " : "", r->ports[i]);
-	text_add(t, "]\n        proto: %s\n", r->proto == IPPROTO_TCP ? "tcp" : "udp");
+	text_add(t, "]\n%s  proto: %s\n", ind, r->proto == IPPROTO_TCP ? "tcp" : "udp");
+	return true;
 }
 
-static int suggest_build(struct suggest *s, const char *app, struct text *t, bool *ret_names)
+/*
+ * The suggestion for app: the whole policy in t; with s->diff, the comments of the diff's header
+ * in t and the rules to add (block sequence items at column 0) in items.
+ */
+static int suggest_build(struct suggest *s, const char *app, struct text *t, struct text *items,
+			 bool *ret_names)
 {
+	size_t n_added = 0;
 	_cleanup_free_ struct rule_acc *rules = NULL;
 	size_t n_rules = 0, n_apart = 0;
 	bool names = false;
@@ -339,6 +370,26 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 		 app);
 	if (s->base)
 		text_add(t, "# Base: %s\n", s->base_path);
+	if (s->diff) {
+		const struct policy_app *pa = s->base_has_app ? &s->base->apps[s->base_app] : NULL;
+
+		if (names && !s->base->n_resolvers)
+			return -ENOENT; /* hostname rules need the base's `resolvers:` */
+		for (size_t k = 0; k < n_rules; k++)
+			n_added += write_rule(s, items, &rules[k], "");
+		if (n_added)
+			text_add(t,
+				 "# The rules to add to it, each with its evidence: apply with `patch "
+				 "%s`,\n# then `carwall policy check` and `carwall policy replay` it.\n",
+				 s->base_path);
+		else
+			text_add(t, "# Nothing to add: the base allows every flow proposed.\n");
+		if (pa && (pa->audit_set ? pa->audit : s->base->audit))
+			text_add(t, "# App %s is in audit mode in the base: set `audit: false` to "
+				    "enforce.\n",
+				 app);
+		goto apart;
+	}
 	text_add(t, "version: 1\n");
 	if (names) {
 		char a[INET6_ADDRSTRLEN];
@@ -369,13 +420,14 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 	}
 	text_add(t, "    allow:%s\n", n_rules ? "" : " []");
 	for (size_t k = 0; k < n_rules; k++)
-		write_rule(s, t, &rules[k]);
+		write_rule(s, t, &rules[k], "      ");
 
+apart:
 	for (size_t i = 0; i < s->n_flows; i++)
 		n_apart += s->flows[i].once;
 	if (n_apart) {
-		text_add(t,
-			 "\n# Seen once, not proposed (review: add a rule if the app needs it):\n");
+		text_add(t, "%s# Seen once, not proposed (review: add a rule if the app needs it):\n",
+			 s->diff ? "" : "\n");
 		for (size_t i = 0; i < s->n_flows; i++) {
 			const struct seen_flow *f = &s->flows[i];
 
@@ -402,7 +454,8 @@ static int suggest_build(struct suggest *s, const char *app, struct text *t, boo
 			if (used)
 				continue;
 			if (!header)
-				text_add(t, "\n# Rules of the base no recorded flow used:\n");
+				text_add(t, "%s# Rules of the base no recorded flow used (kept):\n",
+					 s->diff ? "" : "\n");
 			header = true;
 			text_add(t, "#   %s:%u:%u\n", s->base_path, pa->rules[k].loc.line,
 				 pa->rules[k].loc.column);
@@ -435,9 +488,10 @@ static void suggest_usage(FILE *f)
 	      "where a name is known (a wildcard only for several hosts of one registrable\n"
 	      "domain), host addresses elsewhere, the ports and protocols seen; each rule with\n"
 	      "its evidence as a comment. Flows seen once and refused flows are listed apart.\n"
-	      "With --base, the base's resolvers, dns and the app's template are kept and each\n"
-	      "rule says whether the base allows it already. A proposal: review it, check it\n"
-	      "(carwall policy check), replay it (carwall policy replay), sign it.\n",
+	      "With --base, a unified diff against POLICY that `patch POLICY` applies: the rules\n"
+	      "the base does not allow yet, added to the app's allow (or a new app), comments\n"
+	      "before it. A proposal: review it, check it (carwall policy check), replay it\n"
+	      "(carwall policy replay), sign it.\n",
 	      f);
 }
 
@@ -449,9 +503,11 @@ int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 	struct flows_source src = {};
 	struct flows_filter f = {};
 	struct inventory *inv = NULL;
-	struct text t = {};
+	struct text t = {}, items = {};
 	struct policy_error perr = {};
 	struct policy *check = NULL;
+	char *base_text = NULL, *patched = NULL, *diff = NULL;
+	size_t base_size = 0;
 	struct policy_maps *check_maps = NULL;
 	char reason[1024] = "";
 	bool names = false;
@@ -471,13 +527,20 @@ int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 	}
 	if (so.base) {
 		s.base_path = so.base;
-		r = policy_parse_file(so.base, &s.base, &perr);
+		s.diff = true;
+		/* Read once: the diff edits the very bytes that were parsed. */
+		r = read_file_limited(so.base, POLICY_MAX_FILE_BYTES, &base_text, &base_size);
+		if (r < 0)
+			return cli_fail(c, "cannot read %s: %s", so.base, strerror(-r));
+		r = policy_parse_buffer(so.base, base_text, base_size, &s.base, &perr);
 		if (r < 0) {
+			free(base_text);
 			policy_error_format(&perr, reason, sizeof(reason));
 			return cli_fail(c, "%s", reason);
 		}
 		r = policy_compile(s.base, 0, &s.base_maps, reason, sizeof(reason));
 		if (r < 0) {
+			free(base_text);
 			policy_free(s.base);
 			return cli_fail(c, "%s", reason[0] ? reason : strerror(-r));
 		}
@@ -517,10 +580,12 @@ int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 	}
-	r = suggest_build(&s, f.app, &t, &names);
+	r = suggest_build(&s, f.app, &t, &items, &names);
 	if (r == -ENOENT) {
-		r = cli_fail(c, "names were seen but no resolver is known: give --base with "
-				"`resolvers:`");
+		r = cli_fail(c, s.diff ? "names were seen but the base has no `resolvers:`: add "
+					 "the app's resolver there first"
+				       : "names were seen but no resolver is known: give --base "
+					 "with `resolvers:`");
 		goto out;
 	}
 	if (r < 0) {
@@ -535,17 +600,34 @@ int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 		if (!flows_filter_match(&f, rec) || rec->verdict != INVENTORY_REFUSED)
 			continue;
 		if (!header++)
-			text_add(&t, "\n# Refused by the policy in force, not proposed:\n");
+			text_add(&t, "%s# Refused by the policy in force, not proposed:\n",
+				 s.diff ? "" : "\n");
 		flows_format_addr_port(rec, ap, sizeof(ap));
 		text_add(&t, "#   %s%s%s: %llu flows\n", rec->host, rec->host[0] ? " " : "", ap,
 			 (unsigned long long)rec->count);
 	}
-	if (t.oom) {
+	if (t.oom || items.oom) {
 		r = cli_fail(c, "out of memory");
 		goto out;
 	}
-	/* Never print what `policy check` would refuse. */
-	r = policy_parse_buffer("suggestion", t.s, t.len, &check, &perr);
+	if (s.diff) {
+		char to[PATH_MAX + 16];
+
+		snprintf(to, sizeof(to), "%s.suggested", so.base);
+		r = policy_edit_add_rules(s.base, base_text, base_size, f.app,
+					  items.s ? items.s : "", so.base, to, &patched, &diff,
+					  reason, sizeof(reason));
+		if (r < 0) {
+			r = cli_fail(c, "cannot write the suggestion as a diff: %s",
+				     reason[0] ? reason : strerror(-r));
+			goto out;
+		}
+	}
+	/* Never print what `policy check` would refuse (with --base: the patched base). */
+	if (s.diff)
+		r = policy_parse_buffer(so.base, patched, strlen(patched), &check, &perr);
+	else
+		r = policy_parse_buffer("suggestion", t.s, t.len, &check, &perr);
 	if (r >= 0)
 		r = policy_compile(check, 0, &check_maps, reason, sizeof(reason));
 	else
@@ -559,17 +641,30 @@ int cmd_policy_suggest(struct cli *c, int argc, char **argv)
 
 		json_object_object_add(o, "app", json_object_new_string(f.app));
 		json_object_object_add(o, "rules", json_object_new_int64((int64_t)check->n_rules));
-		json_object_object_add(o, "policy", json_object_new_string(t.s));
+		if (s.diff) {
+			json_object_object_add(o, "base", json_object_new_string(so.base));
+			json_object_object_add(o, "comments", json_object_new_string(t.s));
+			json_object_object_add(o, "diff", json_object_new_string(diff));
+			json_object_object_add(o, "policy", json_object_new_string(patched));
+		} else {
+			json_object_object_add(o, "policy", json_object_new_string(t.s));
+		}
 		cli_print_json(o);
 		json_object_put(o);
 	} else {
 		fputs(t.s, stdout);
+		if (s.diff)
+			fputs(diff, stdout);
 	}
 	r = EXIT_SUCCESS;
 out:
 	policy_maps_free(check_maps);
 	policy_free(check);
 	free(t.s);
+	free(items.s);
+	free(patched);
+	free(diff);
+	free(base_text);
 	free(s.flows);
 	inventory_free(inv);
 	policy_maps_free(s.base_maps);

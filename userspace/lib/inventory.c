@@ -87,6 +87,12 @@ void inventory_get_stats(const struct inventory *inv, struct inventory_stats *re
 }
 
 static const char *const verdict_names[] = {"allowed", "refused", "audited"};
+static const char *const host_source_names[] = {"", "policy", "observed"};
+
+const char *inventory_host_source_name(uint8_t source)
+{
+	return source < ARRAY_SIZE(host_source_names) ? host_source_names[source] : "?";
+}
 
 const char *inventory_verdict_name(uint8_t verdict)
 {
@@ -135,6 +141,11 @@ bool inventory_record_valid(const struct inventory_record *r)
 	if (r->proto != IPPROTO_TCP && r->proto != IPPROTO_UDP)
 		return false;
 	if (r->verdict > INVENTORY_AUDITED)
+		return false;
+	/* No source without a host (a host without one is the policy's: inventory_add()); an
+	 * observed one is a question, never a wildcard. */
+	if (r->host_source > INVENTORY_HOST_OBSERVED || (!r->host[0] && r->host_source) ||
+	    (r->host_source == INVENTORY_HOST_OBSERVED && !strncmp(r->host, "*.", 2)))
 		return false;
 	return r->rule >= INVENTORY_RULE_NONE && r->rule < UINT32_MAX;
 }
@@ -285,11 +296,13 @@ int inventory_set_max(struct inventory *inv, size_t max_records)
 int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 {
 	struct inventory_record *r;
+	uint8_t source;
 	uint64_t h;
 	int e;
 
 	if (!inventory_record_valid(seen))
 		return -EINVAL;
+	source = seen->host[0] && !seen->host_source ? INVENTORY_HOST_POLICY : seen->host_source;
 	h = key_hash(seen);
 	for (size_t i = 0; i < inv->n; i++) {
 		if (inv->hash[i] != h || !same_key(&inv->r[i], seen))
@@ -301,6 +314,7 @@ int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 			r->last_s = seen->last_s;
 		if (seen->last_s < r->first_s)
 			r->first_s = seen->last_s;
+		r->host_source = source; /* the last flow's */
 		if (seen->boot_id[0] && strcmp(seen->boot_id, r->boot_id)) {
 			if (r->boots < UINT32_MAX)
 				r->boots++;
@@ -320,6 +334,7 @@ int inventory_add(struct inventory *inv, const struct inventory_record *seen)
 		return e;
 	r = &inv->r[inv->n];
 	*r = *seen;
+	r->host_source = source;
 	r->first_s = seen->last_s;
 	r->boots = 1;
 	inv->hash[inv->n++] = h;
@@ -339,8 +354,11 @@ struct json_object *inventory_record_to_json(const struct inventory_record *r)
 		return NULL;
 	inet_ntop(r->family, r->addr, addr, sizeof(addr));
 	JSON_PUT(o, "app", json_object_new_string(r->app));
-	if (r->host[0])
+	if (r->host[0]) {
 		JSON_PUT(o, "host", json_object_new_string(r->host));
+		JSON_PUT(o, "host_source",
+			 json_object_new_string(inventory_host_source_name(r->host_source)));
+	}
 	JSON_PUT(o, "address", json_object_new_string(addr));
 	JSON_PUT(o, "port", json_object_new_int(r->port));
 	JSON_PUT(o, "proto", json_object_new_string(r->proto == IPPROTO_TCP ? "tcp" : "udp"));
@@ -391,7 +409,7 @@ int inventory_record_from_json(struct json_object *o, struct inventory_record *r
 			       size_t reason_size)
 {
 	struct inventory_record r = {.rule = INVENTORY_RULE_NONE};
-	const char *app, *host, *addr, *proto, *verdict, *boot_id;
+	const char *app, *host, *addr, *proto, *verdict, *boot_id, *source;
 	int64_t port, rule = INVENTORY_RULE_NONE, first, last, count, boots;
 	struct json_object *v;
 
@@ -400,7 +418,8 @@ int inventory_record_from_json(struct json_object *o, struct inventory_record *r
 	if (get_string(o, "app", true, &app) < 0 || get_string(o, "host", false, &host) < 0 ||
 	    get_string(o, "address", true, &addr) < 0 || get_string(o, "proto", true, &proto) < 0 ||
 	    get_string(o, "verdict", true, &verdict) < 0 ||
-	    get_string(o, "boot_id", true, &boot_id) < 0)
+	    get_string(o, "boot_id", true, &boot_id) < 0 ||
+	    get_string(o, "host_source", false, &source) < 0)
 		return inv_error(reason, reason_size, -EINVAL, "a record lacks a string member");
 	if (get_int(o, "port", true, 0, 65535, &port) < 0 ||
 	    get_int(o, "rule", false, 0, UINT32_MAX - 1, &rule) < 0 ||
@@ -433,6 +452,20 @@ int inventory_record_from_json(struct json_object *o, struct inventory_record *r
 		return inv_error(reason, reason_size, -EINVAL, "a record has a bad protocol");
 	if (inventory_verdict_parse(verdict, &r.verdict) < 0)
 		return inv_error(reason, reason_size, -EINVAL, "a record has a bad verdict");
+	/* A host without a source: a file written before sources were recorded (the policy's). */
+	r.host_source = host && host[0] ? INVENTORY_HOST_POLICY : INVENTORY_HOST_NONE;
+	if (source) {
+		if (!strcmp(source, "policy"))
+			r.host_source = INVENTORY_HOST_POLICY;
+		else if (!strcmp(source, "observed"))
+			r.host_source = INVENTORY_HOST_OBSERVED;
+		else
+			return inv_error(reason, reason_size, -EINVAL,
+					 "a record has a bad host_source");
+		if (!host || !host[0])
+			return inv_error(reason, reason_size, -EINVAL,
+					 "a record has a host_source and no host");
+	}
 	r.port = (uint16_t)port;
 	r.rule = rule;
 	r.first_s = first;

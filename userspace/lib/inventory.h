@@ -26,7 +26,11 @@
  *       "last": 1764503600, "count": 12, "boots": 2, "boot_id": "<uuid>" }, ... ] }
  *
  * "host" is absent when no name is known for the address, "rule" when no rule allowed (a refusal,
- * or the app's trusted resolver). Durable: inventory_save() writes a new file, fsync()s it,
+ * or the app's trusted resolver). "host_source" says where the host came from: "policy" (a name
+ * of the app's policy the kernel learned the address for; also when absent, as files written
+ * before it had the member) or "observed" (the question of a DNS answer the app received, for an
+ * address no name of its policy covers: agent/observed.h); it is not part of the key: the last
+ * flow's source is kept. Durable: inventory_save() writes a new file, fsync()s it,
  * renames it over the old one and fsync()s the folder: a crash at any point leaves the old file
  * or the new one, whole.
  */
@@ -64,6 +68,13 @@ enum inventory_verdict {
 
 #define INVENTORY_RULE_NONE (-1)
 
+/* Where a record's host came from ("host_source"). */
+enum inventory_host_source {
+	INVENTORY_HOST_NONE = 0, /* no host */
+	INVENTORY_HOST_POLICY,	 /* a name of the app's policy, learned by the kernel */
+	INVENTORY_HOST_OBSERVED, /* the question of an answer the app received (evidence only) */
+};
+
 struct inventory_record {
 	/* The key. */
 	char app[POLICY_MAX_ID_LEN + 1];
@@ -75,6 +86,8 @@ struct inventory_record {
 	uint8_t verdict; /* enum inventory_verdict */
 	int64_t rule;	 /* global rule index in the policy in force then; INVENTORY_RULE_NONE */
 	/* What is known of it. */
+	uint8_t host_source; /* enum inventory_host_source: NONE when host is "" (a host given
+				to inventory_add() with NONE is the policy's) */
 	int64_t first_s; /* wall clock, seconds since the epoch */
 	int64_t last_s;
 	uint64_t count; /* connections (TCP) or datagrams/sockets (UDP): see inventory_add() */
@@ -113,6 +126,7 @@ int inventory_set_max(struct inventory *inv, size_t max_records);
 bool inventory_record_valid(const struct inventory_record *r);
 
 const char *inventory_verdict_name(uint8_t verdict);
+const char *inventory_host_source_name(uint8_t source); /* "policy", "observed", "" for none */
 int inventory_verdict_parse(const char *s, uint8_t *ret);
 
 /* A record as JSON (the file's form), and back (-EINVAL with a reason for a bad one). */

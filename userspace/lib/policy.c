@@ -59,6 +59,11 @@ struct parser {
 	char **set_refs;
 	size_t n_set_refs;
 	size_t allocated_set_refs;
+	/* Text positions (struct policy_span): bit d set while the collection at depth d + 1 is
+	 * in flow style; the end of the last scalar or flow collection read; events read. */
+	uint32_t flow_bits;
+	struct policy_loc last_end;
+	uint64_t n_events;
 };
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -352,6 +357,36 @@ static int syntax_error(struct parser *p)
 	}
 }
 
+static void set_flow_bit(struct parser *p, bool flow)
+{
+	if (p->depth < 1 || p->depth > 32)
+		return; /* refused just below (POLICY_MAX_NESTING) */
+	if (flow)
+		p->flow_bits |= 1u << (p->depth - 1);
+	else
+		p->flow_bits &= ~(1u << (p->depth - 1));
+}
+
+/* A collection starts (the current event): where it is (struct policy_span); *ret_events: for
+ * span_end(). */
+static void span_begin(struct parser *p, struct policy_span *span, struct policy_loc key,
+		       uint64_t *ret_events)
+{
+	*span = (struct policy_span){ .set = true, .key = key, .start = here(p) };
+	span->flow = p->event.type == YAML_SEQUENCE_START_EVENT
+			 ? p->event.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE
+			 : p->event.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+	*ret_events = p->n_events;
+}
+
+/* The collection ended (the current event is its end): where its text and its content end. */
+static void span_end(struct parser *p, struct policy_span *span, uint64_t start_events)
+{
+	span->end = loc_of_mark(p->event.end_mark);
+	if (p->n_events - start_events > 1) /* something between its start and its end */
+		span->content_end = span->flow ? span->end : p->last_end;
+}
+
 /*
  * Move to the next event. What the format never allows is rejected here, wherever it appears.
  * The schema itself is never deeper than 6 collections, so the nesting limit is only a backstop.
@@ -368,11 +403,13 @@ static int next_event(struct parser *p)
 	if (!yaml_parser_parse(&p->yaml, &p->event))
 		return syntax_error(p);
 	p->have_event = true;
+	p->n_events++;
 
 	switch (p->event.type) {
 	case YAML_ALIAS_EVENT:
 		return fail(p, here(p), "aliases and anchors are not allowed");
 	case YAML_SCALAR_EVENT:
+		p->last_end = loc_of_mark(p->event.end_mark);
 		anchor = p->event.data.scalar.anchor;
 		tag = p->event.data.scalar.tag;
 		break;
@@ -380,14 +417,19 @@ static int next_event(struct parser *p)
 		anchor = p->event.data.sequence_start.anchor;
 		tag = p->event.data.sequence_start.tag;
 		p->depth++;
+		set_flow_bit(p, p->event.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE);
 		break;
 	case YAML_MAPPING_START_EVENT:
 		anchor = p->event.data.mapping_start.anchor;
 		tag = p->event.data.mapping_start.tag;
 		p->depth++;
+		set_flow_bit(p, p->event.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE);
 		break;
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
+		/* A block collection's end mark is where the next token starts: not its text. */
+		if (p->depth >= 1 && p->depth <= 32 && (p->flow_bits & (1u << (p->depth - 1))))
+			p->last_end = loc_of_mark(p->event.end_mark);
 		p->depth--;
 		break;
 	default:
@@ -1321,14 +1363,16 @@ static int parse_rule(struct parser *p, struct policy_rule *rule)
 }
 
 /* `allow`: a sequence of rules. An empty one (`allow: []`) is allowed: the app may reach nothing. */
-static int parse_allow(struct parser *p, struct policy_app *app)
+static int parse_allow(struct parser *p, struct policy_app *app, struct policy_loc key)
 {
 	struct policy *pol = p->policy;
 	size_t allocated = 0;
+	uint64_t events;
 	int r;
 
 	if (p->event.type != YAML_SEQUENCE_START_EVENT)
 		return type_error(p, "'allow'", "a sequence of rules");
+	span_begin(p, &app->allow_span, key, &events);
 	for (;;) {
 		struct policy_rule *rules, *rule;
 
@@ -1336,6 +1380,7 @@ static int parse_allow(struct parser *p, struct policy_app *app)
 		if (r < 0)
 			return r;
 		if (p->event.type == YAML_SEQUENCE_END_EVENT) {
+			span_end(p, &app->allow_span, events);
 			app->rules = shrink_array(app->rules, app->n_rules, sizeof(*app->rules));
 			return 0;
 		}
@@ -1464,9 +1509,12 @@ static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc
 	char what[POLICY_MAX_ID_LEN + 16];
 	int r;
 
+	uint64_t events;
+
 	snprintf(what, sizeof(what), "app '%s'", app->id);
 	if (p->event.type != YAML_MAPPING_START_EVENT)
 		return type_error(p, what, "a mapping");
+	span_begin(p, &app->span, app->loc, &events);
 	while ((r = next_key(p)) > 0) {
 		int key = match_key(p, app_keys, _APP_KEY_MAX, seen);
 
@@ -1487,13 +1535,14 @@ static int parse_app(struct parser *p, struct policy_app *app, struct policy_loc
 			r = parse_bool(p, "'audit'", &app->audit);
 			app->audit_set = true;
 		} else {
-			r = parse_allow(p, app);
+			r = parse_allow(p, app, seen[APP_ALLOW]);
 		}
 		if (r < 0)
 			return r;
 	}
 	if (r < 0)
 		return r;
+	span_end(p, &app->span, events);
 	if (!seen[APP_ALLOW].line)
 		return fail(p, map_loc, "missing required key 'allow' in app '%s'", app->id);
 	return 0;
@@ -1538,15 +1587,17 @@ static int finish_app(struct parser *p, struct policy_app *app, struct policy_lo
 }
 
 /* `apps`: a non-empty mapping from app ids to apps. */
-static int parse_apps(struct parser *p)
+static int parse_apps(struct parser *p, struct policy_loc key)
 {
 	struct policy *pol = p->policy;
 	struct policy_loc map_loc = here(p);
 	size_t allocated = 0;
+	uint64_t events;
 	int r;
 
 	if (p->event.type != YAML_MAPPING_START_EVENT)
 		return type_error(p, "'apps'", "a mapping");
+	span_begin(p, &pol->apps_span, key, &events);
 	while ((r = next_key(p)) > 0) {
 		struct policy_loc cgroup_loc = {};
 		const struct policy_app *first;
@@ -1584,6 +1635,7 @@ static int parse_apps(struct parser *p)
 	}
 	if (r < 0)
 		return r;
+	span_end(p, &pol->apps_span, events);
 	/* `apps: {}` is a policy too: no app may reach anything (the guard refuses them). */
 	(void)map_loc;
 	return 0;
@@ -2112,7 +2164,7 @@ static int parse_top(struct parser *p)
 			r = parse_sets(p);
 			break;
 		case TOP_APPS:
-			r = parse_apps(p);
+			r = parse_apps(p, seen[TOP_APPS]);
 			break;
 		case TOP_BUNDLE:
 			r = parse_bundle(p);

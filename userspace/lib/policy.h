@@ -160,6 +160,20 @@ struct policy_rule {
 	struct policy_loc purpose_loc;
 };
 
+/*
+ * Where a collection is in the policy's text, from libyaml's marks (lines 1-based, columns
+ * 1-based and counted in characters, as in messages): for tools that edit the file at the
+ * places the parser found (`carwall policy suggest --base`), never with a parser of their own.
+ */
+struct policy_span {
+	bool set;		       /* the collection is in the text */
+	bool flow;		       /* flow style: [...] or {...} */
+	struct policy_loc key;	       /* the key it is the value of */
+	struct policy_loc start;       /* its first character: '[', '{', its first '-' or key */
+	struct policy_loc end;	       /* flow style: just after its closing bracket */
+	struct policy_loc content_end; /* just after the last node inside it; line 0: empty */
+};
+
 struct policy_app {
 	char *id;
 	/*
@@ -177,6 +191,8 @@ struct policy_app {
 	bool audit;	/* `audit:` of the app, when audit_set */
 	bool audit_set;
 	struct policy_loc loc; /* of the app's id */
+	struct policy_span span;       /* the app's mapping */
+	struct policy_span allow_span; /* its `allow` sequence */
 };
 
 /*
@@ -253,6 +269,7 @@ struct policy {
 	size_t n_sets;
 	struct policy_app *apps;
 	size_t n_apps;
+	struct policy_span apps_span; /* the `apps` mapping */
 	size_t n_rules; /* all apps together */
 	struct policy_bundle_meta bundle; /* when has_bundle */
 	bool has_bundle;
