@@ -13,6 +13,7 @@ packages=(
 	libcmocka-dev libclang-rt-14-dev
 	libsystemd-dev # journald's native protocol (Makefile WITH_SYSTEMD=1)
 	iproute2 util-linux procps openssl python3 scdoc
+	patch # tests only: `policy suggest --base` prints a diff the tests apply
 	dnsmasq-base # the DNS server of the host-name tests (the binary: no system service)
 	chromium # tests only: the residency report's HTML page rendered headless
 )

@@ -80,7 +80,7 @@ SYSTEMD_DISK_MIB=1024
 # The arm64 guest's userland, and the static libraries carwall links against for arm64.
 ARM64_ROOTFS_PKGS=(bash coreutils dash grep sed gawk findutils iproute2 util-linux mount procps
 	openssl busybox-static libc-bin kmod bpftool diffutils gzip tar hostname iputils-ping xxd jq
-	python3 dnsmasq-base libmaxmind-db-writer-perl)
+	python3 dnsmasq-base libmaxmind-db-writer-perl patch)
 # Pulled in only through alternatives or maintainer scripts; never run in the guest.
 ARM64_ROOTFS_SKIP=(usrmerge libfile-find-rule-perl
 	libnumber-compare-perl libtext-glob-perl cdebconf libelogind0 libdebian-installer4

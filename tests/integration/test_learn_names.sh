@@ -28,8 +28,9 @@ TOOL=$top/tests/integration/dns_tool.py
 
 if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null ||
 	! command -v patch >/dev/null; then
-	echo "1..0 # SKIP dnsmasq, python3 or patch missing (scripts/install-deps.sh installs them)"
-	exit 0
+	tap_skip "learn mode's observed names" "dnsmasq, python3 or patch missing (scripts/install-deps.sh installs them)"
+	tap_done
+	exit
 fi
 
 sandbox_create "cw-ln$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
