@@ -38,7 +38,8 @@ struct observed {
 	struct obs_entry *e;
 	uint32_t *bucket;
 	uint32_t n_buckets; /* a power of two */
-	uint32_t free_head;
+	uint32_t free_head; /* entries given back, linked by hnext */
+	uint32_t top;	    /* e[top..max) never used yet: their pages never touched */
 	size_t n, max, max_per_app;
 	struct obs_app apps[OBSERVED_MAX_APPS];
 	struct observed_stats st;
@@ -66,9 +67,7 @@ int observed_new(size_t max_entries, size_t max_per_app, struct observed **ret)
 	}
 	for (uint32_t i = 0; i < o->n_buckets; i++)
 		o->bucket[i] = NONE;
-	for (uint32_t i = 0; i < max_entries; i++)
-		o->e[i].hnext = i + 1 < max_entries ? i + 1 : NONE;
-	o->free_head = 0;
+	o->free_head = NONE;
 	*ret = o;
 	return 0;
 }
@@ -201,13 +200,17 @@ int observed_add(struct observed *o, uint32_t app_uid, int family, const uint8_t
 		o->st.evicted++;
 		a = obs_app(o, app_uid, true); /* its slot, again: freed if it held only that one */
 	}
-	if (!a || o->n >= o->max || o->free_head == NONE) {
+	if (!a || o->n >= o->max || (o->free_head == NONE && o->top >= o->max)) {
 		o->st.refused++;
 		return -ENOSPC;
 	}
-	i = o->free_head;
+	if (o->free_head != NONE) {
+		i = o->free_head;
+		o->free_head = o->e[i].hnext;
+	} else {
+		i = o->top++;
+	}
 	x = &o->e[i];
-	o->free_head = x->hnext;
 	memset(x, 0, sizeof(*x));
 	x->used = true;
 	x->app_uid = app_uid;
@@ -247,7 +250,7 @@ size_t observed_expire(struct observed *o, uint64_t now_ns)
 {
 	size_t n = 0;
 
-	for (uint32_t i = 0; i < o->max; i++)
+	for (uint32_t i = 0; i < o->top; i++)
 		if (o->e[i].used && o->e[i].expires_ns <= now_ns) {
 			obs_remove(o, i);
 			n++;
