@@ -166,7 +166,10 @@ expect_flow() {
 dns_counter() {
 	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" stats --json | python3 -c '
 import json, sys
-for a in json.load(sys.stdin)["apps"]:
+d = json.load(sys.stdin)
+if "apps" not in d:
+    sys.exit("carwall stats gave no apps: %s" % d)  # the reason, in the test log
+for a in d["apps"]:
     if a.get("id") == sys.argv[1]:
         print(a.get("dns", {}).get(sys.argv[2], 0)); break
 else:
