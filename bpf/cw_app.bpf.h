@@ -203,6 +203,76 @@ static __always_inline bool cw_find_app(struct cw_ctx *c, struct __sk_buff *skb)
 	return false;
 }
 
+static __always_inline bool cw_addr_eq(const __u8 *x, const __u8 *y)
+{
+	/* Word by word: clang's BPF target has no memcmp. */
+	const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/*
+ * A consistent copy of a socket's storage into ret (bpf/carwall.h, cw_sk_state), or false when a
+ * writer was filling it: the caller then takes it as empty. Both reads of seq are atomic
+ * read-modify-writes, which every JIT orders fully (BPF before 6.15 has no lighter barrier),
+ * so the copy is read between them on weakly ordered CPUs (arm64) too.
+ */
+static __always_inline bool cw_sk_read(struct cw_sk_state *st, struct cw_sk_state *ret)
+{
+	__u32 seq = __sync_fetch_and_add(&st->seq, 0);
+
+	if (seq & 1)
+		return false;
+	__builtin_memcpy(ret, st, sizeof(*ret));
+	return __sync_fetch_and_add(&st->seq, 0) == seq;
+}
+
+/*
+ * Claim a socket's cached verdict and name for writing: false when another writer holds them
+ * (nothing is cached then; the next decision judges again). *ret_seq is for cw_sk_write_end().
+ */
+static __always_inline bool cw_sk_write_begin(struct cw_sk_state *st, __u32 *ret_seq)
+{
+	__u32 seq = *(volatile __u32 *)&st->seq;
+
+	if (seq & 1)
+		return false;
+	*ret_seq = seq + 2;
+	return __sync_val_compare_and_swap(&st->seq, seq, seq + 1) == seq;
+}
+
+/* The release: an exchange, fully ordered after the writes it publishes. */
+static __always_inline void cw_sk_write_end(struct cw_sk_state *st, __u32 seq)
+{
+	__sync_lock_test_and_set(&st->seq, seq);
+}
+
+/*
+ * Whether a copy of a socket's storage caches a verdict of this epoch for the flow's destination
+ * (any port: a fragment, which has none).
+ */
+static __always_inline bool cw_sk_matches(const struct cw_sk_state *st, __u64 epoch,
+					  const struct cw_flow *f, bool any_port)
+{
+	if (st->epoch != epoch || st->family != f->family || st->proto != f->proto)
+		return false;
+	if (!any_port && st->port != f->port)
+		return false;
+	return cw_addr_eq(st->addr, f->addr);
+}
+
+/* Write a verdict into a socket's storage, claimed with cw_sk_write_begin(). */
+static __always_inline void cw_sk_cache(struct cw_sk_state *st, __u64 epoch, const struct cw_flow *f,
+					bool pass)
+{
+	st->epoch = epoch;
+	st->cgroup_id = 0;
+	st->pass = pass;
+	st->family = f->family;
+	st->proto = f->proto;
+	st->port = f->port;
+	__builtin_memcpy(st->addr, f->addr, sizeof(st->addr));
+}
+
 /*
  * Whether the app may send one more report of its kind this second: refusals (and audited flows)
  * and allowed flows each have a window of their own in the app's cw_ratelimit, so that neither
