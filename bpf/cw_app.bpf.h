@@ -211,19 +211,37 @@ static __always_inline bool cw_addr_eq(const __u8 *x, const __u8 *y)
 }
 
 /*
+ * A read of a socket's seq ordered with the reads around it. x86 never reorders a load with
+ * another (TSO): a plain load between compiler barriers does, as the kernel's smp_rmb() is a
+ * compiler barrier there. Elsewhere (arm64) an atomic read-modify-write, which every JIT orders
+ * fully: BPF has no load-acquire before Linux 6.15. The programs are built per architecture.
+ */
+static __always_inline __u32 cw_sk_seq(struct cw_sk_state *st)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u32 seq;
+
+	asm volatile("" ::: "memory");
+	seq = *(volatile __u32 *)&st->seq;
+	asm volatile("" ::: "memory");
+	return seq;
+#else
+	return __sync_fetch_and_add(&st->seq, 0);
+#endif
+}
+
+/*
  * A consistent copy of a socket's storage into ret (bpf/carwall.h, cw_sk_state), or false when a
- * writer was filling it: the caller then takes it as empty. Both reads of seq are atomic
- * read-modify-writes, which every JIT orders fully (BPF before 6.15 has no lighter barrier),
- * so the copy is read between them on weakly ordered CPUs (arm64) too.
+ * writer was filling it: the caller then takes it as empty.
  */
 static __always_inline bool cw_sk_read(struct cw_sk_state *st, struct cw_sk_state *ret)
 {
-	__u32 seq = __sync_fetch_and_add(&st->seq, 0);
+	__u32 seq = cw_sk_seq(st);
 
 	if (seq & 1)
 		return false;
 	__builtin_memcpy(ret, st, sizeof(*ret));
-	return __sync_fetch_and_add(&st->seq, 0) == seq;
+	return cw_sk_seq(st) == seq;
 }
 
 /*
