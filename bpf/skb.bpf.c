@@ -68,7 +68,7 @@ static __always_inline enum cw_parse cw_parse_l4(struct __sk_buff *skb, __u32 of
 
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return CW_PARSE_OK;
-	if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)) < 0)
+	if (CW_SKB_READ(skb, off, struct cw_ports, &ports) < 0)
 		return CW_PARSE_UNEXPECTED;
 	f->port = bpf_ntohs(ports.dest);
 	return CW_PARSE_OK;
@@ -78,7 +78,7 @@ static __always_inline enum cw_parse cw_parse4(struct __sk_buff *skb, struct cw_
 {
 	struct cw_ipv4_hdr iph;
 
-	if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0 || (iph.ver_ihl >> 4) != 4 ||
+	if (CW_SKB_READ(skb, 0, struct cw_ipv4_hdr, &iph) < 0 || (iph.ver_ihl >> 4) != 4 ||
 	    (iph.ver_ihl & 0xf) < 5)
 		return CW_PARSE_UNEXPECTED;
 	f->family = AF_INET;
@@ -95,7 +95,7 @@ static __always_inline enum cw_parse cw_parse6(struct __sk_buff *skb, struct cw_
 	__u32 off = sizeof(ip6h);
 	__u8 nexthdr;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0 ||
+	if (CW_SKB_READ(skb, 0, struct cw_ipv6_hdr, &ip6h) < 0 ||
 	    (bpf_ntohl(ip6h.ver_tc_flow) >> 28) != 6)
 		return CW_PARSE_UNEXPECTED;
 	f->family = AF_INET6;
