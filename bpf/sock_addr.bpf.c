@@ -9,8 +9,10 @@
  * and the refusal is counted and reported (cw_app.bpf.h). In audit mode the flow goes out and
  * is reported all the same. An allowed flow is reported for the flow inventory at most once per
  * cw_flow_report_s and destination (cw_seen, bpf/carwall.h), within a budget per app and second,
- * and for at most CW_SEEN_PER_APP destinations of an app at once. Tasks outside every managed
- * cgroup are left alone.
+ * and for at most CW_SEEN_PER_APP destinations of an app at once. A datagram (or UDP connect)
+ * repeating its socket's last allowed flow, for a task of the same cgroup in the same policy
+ * epoch, is counted from the socket's cached verdict without being judged again
+ * (cw_udp_repeat()). Tasks outside every managed cgroup are left alone.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
