@@ -57,17 +57,17 @@ struct cw_ipv6_hdr {
  * place when it is in the packet's linear data, as IP and transport headers are at these hooks
  * (direct packet access: no helper call); else copied by bpf_skb_load_bytes(). 0 or its error.
  */
-#define CW_SKB_READ(skb, off, type, to)                                                        \
-	({                                                                                     \
-		void *data_ = (void *)(long)(skb)->data;                                       \
-		void *end_ = (void *)(long)(skb)->data_end;                                    \
-		__u32 off_ = (off);                                                            \
-		int r_ = 0;                                                                    \
-		if (off_ <= 0xffff && data_ + off_ + sizeof(type) <= end_)                     \
-			*(to) = *(type *)(data_ + off_);                                       \
-		else                                                                           \
-			r_ = bpf_skb_load_bytes((skb), off_, (to), sizeof(type));              \
-		r_;                                                                            \
+#define CW_SKB_READ(skb, off, type, to)                                                            \
+	({                                                                                         \
+		void *data_ = (void *)(long)(skb)->data;                                           \
+		void *end_ = (void *)(long)(skb)->data_end;                                        \
+		__u32 off_ = (off);                                                                \
+		int r_ = 0;                                                                        \
+		if (off_ <= 0xffff && data_ + off_ + sizeof(type) <= end_)                         \
+			*(to) = *(type *)(data_ + off_);                                           \
+		else                                                                               \
+			r_ = bpf_skb_load_bytes((skb), off_, (to), sizeof(type));                  \
+		r_;                                                                                \
 	})
 
 /* Events per app and second; more are counted as dropped. 0: no limit. Set before load. */

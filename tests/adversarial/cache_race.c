@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RACE_MAX_MS 60000	  /* --ms at most */
-#define RACE_MAX_SENDS 10000000L /* --max at most */
-#define RACE_TOKEN_MAX 64
+#define RACE_MAX_MS	 60000	   /* --ms at most */
+#define RACE_MAX_SENDS	 10000000L /* --max at most */
+#define RACE_TOKEN_MAX	 64
 #define RACE_CHECK_EVERY 256 /* datagrams between two reads of the clock */
 
 struct side {
@@ -114,9 +114,10 @@ static void *side_run(void *arg)
 
 static void usage(void)
 {
-	fputs("Usage: cache_race ADDR_A PORT_A ADDR_B PORT_B --token T [--ms N] [--max N]\n"
-	      "  two threads, one unconnected UDP socket: a sends to A, b to B; prints the counts\n",
-	      stderr);
+	fputs(
+	    "Usage: cache_race ADDR_A PORT_A ADDR_B PORT_B --token T [--ms N] [--max N]\n"
+	    "  two threads, one unconnected UDP socket: a sends to A, b to B; prints the counts\n",
+	    stderr);
 }
 
 int main(int argc, char **argv)
@@ -198,7 +199,8 @@ int main(int argc, char **argv)
 	printf("a_sent=%ld a_eperm=%ld a_other=%ld b_sent=%ld b_eperm=%ld b_other=%ld "
 	       "first_other=%s\n",
 	       a.sent, a.eperm, a.other, b.sent, b.eperm, b.other,
-	       b.first_other ? strerror(b.first_other) :
-	       a.first_other ? strerror(a.first_other) : "-");
+	       b.first_other   ? strerror(b.first_other)
+	       : a.first_other ? strerror(a.first_other)
+			       : "-");
 	return 0;
 }
