@@ -5,9 +5,9 @@
 # and the egress program cache their last verdict in the socket's storage, and two threads
 # sending on one unconnected UDP socket write it at once. A torn cache, one thread's verdict
 # with the other's destination, would let a refused datagram out ("may go" with the tracker's
-# address) or refuse an allowed one (seen on the code before the cache was guarded: 2 of 350k
-# datagrams of a refused, in one run of two). The app's two threads, on one socket, as fast as
-# they can (tests/adversarial/cache_race.c):
+# address) or refuse an allowed one (seen on the code before the cache was guarded: 2 to 5 of
+# some 500k datagrams of a refused, in 3 runs of 5). The app's two threads, on one socket, as
+# fast as they can (tests/adversarial/cache_race.c):
 #   a  to the OEM maps server on UDP 9001, which the policy allows (nothing listens there: the
 #      "internet" counts the datagrams as arriving to no port);
 #   b  to the OEM backend on UDP 9000, which the policy allows too, but another agent's program
