@@ -81,15 +81,17 @@ EOF
 sandbox_agent_start || tap_bail_out "carwalld did not start"
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 
-APP=
+APP= APP_IN= APP_OUT=
 stop_app() {
-	if [[ -n $APP ]]; then
-		exec {APP_IN}>&- {APP_OUT}<&-
-		_sandbox_stop_pid "$APP" 20 || true
-		APP=
-	fi
+	[[ -n $APP_IN ]] && exec {APP_IN}>&-
+	[[ -n $APP_OUT ]] && exec {APP_OUT}<&-
+	APP_IN= APP_OUT=
+	[[ -n $APP ]] && _sandbox_stop_pid "$APP" 20
+	APP=
+	return 0
 }
-trap 'stop_app; sandbox_destroy' EXIT # replaces sandbox_create's trap: destroy here
+# Replaces sandbox_create's trap: destroy here, whatever stop_app met.
+trap 'stop_app || true; sandbox_destroy' EXIT
 
 coproc APP_CO { sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec python3 "$1"' \
 	"$mp_cg" "$dir/udp_app.py"; }
