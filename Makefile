@@ -133,6 +133,7 @@ BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 all: $(BINS)
 # kernel_hide.so is preloaded into a dynamically linked agent only: not built with STATIC=1.
 tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool $(DNS_TESTS) \
+	$(BUILD)/cache_race \
 	$(if $(filter 1,$(STATIC)),,$(BUILD)/tests/kernel_hide.so)
 
 deps:
@@ -214,6 +215,11 @@ $(AGENT_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/agent/%.c $(BUILD)/libcarwalld
 $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+# Two threads sending on one UDP socket, for tests/adversarial/test_verdict_cache_threads.sh.
+$(BUILD)/cache_race: tests/adversarial/cache_race.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -pthread $< -o $@
 
 # The revocation pass driver of tests/integration/test_revoke.sh.
 $(BUILD)/revoke_tool: tests/integration/revoke_tool.c $(BUILD)/libcarwalld.a $(BUILD)/libcarwall.a | $(BUILD)

@@ -439,8 +439,8 @@ _Static_assert(sizeof(struct cw_ratelimit) == 56, "cw_ratelimit layout");
  * mark the sockets an app connects itself, the sock_ops program the ones a listener accepted
  * (its passive-open callback). Only a socket marked accepted, and never connected, is judged by
  * its peer's address alone; every other socket (one that predates carwall included) is judged
- * by destination address, port and protocol. The egress program caches its last verdict per
- * socket, valid for one policy epoch and destination.
+ * by destination address, port and protocol. The socket-address hooks and the egress program
+ * cache their last verdict per socket, valid for one policy epoch and destination.
  */
 #define CW_SK_F_ACTIVE (1u << 0)  /* connect() by the app, allowed by a connect hook */
 #define CW_SK_F_PASSIVE (1u << 1) /* accepted: BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB */
@@ -452,19 +452,41 @@ _Static_assert(sizeof(struct cw_ratelimit) == 56, "cw_ratelimit layout");
  */
 #define CW_SK_F_BY_NAME (1u << 2)
 
+/*
+ * The cached verdict (epoch to addr) and the name (CW_SK_F_BY_NAME and name_*) are written by
+ * the socket-address hooks (serialized by the socket's lock) and by the egress program (not
+ * serialized: two threads sending on one UDP socket run it at once), so they are guarded by
+ * seq, a sequence count: a writer claims it (even to odd, compare-and-swap; a writer that finds
+ * it claimed caches nothing) and releases it (odd to even), and a reader trusts a copy only
+ * when seq was even and unchanged around it (bpf/cw_app.bpf.h, cw_sk_read()). A torn verdict
+ * is never trusted. flags' ACTIVE and PASSIVE bits are set under the socket's lock only.
+ */
 struct cw_sk_state {
-	__u64 epoch; /* policy epoch of the cached verdict; 0: nothing cached */
-	__u32 flags; /* CW_SK_F_* */
-	__u8 pass;   /* cached: the packet may go */
+	__u32 seq;	 /* odd while a writer fills the fields below */
+	__u32 flags;	 /* CW_SK_F_* */
+	__u64 epoch;	 /* policy epoch of the cached verdict; 0: nothing cached */
+	/*
+	 * Set by a socket-address hook for a flow a rule allowed (not in audit mode, not by a
+	 * learned name): the calling task's cgroup, and the app and rule that allowed the flow. A
+	 * sendmsg of a task of that cgroup to the same destination in the same epoch is then
+	 * counted for that app and rule without judging it again. 0 from the egress program.
+	 */
+	__u64 cgroup_id;
+	__u32 app;
+	__u32 rule;
+	__u8 pass; /* cached: the packet may go */
+	__u8 family; /* AF_INET or AF_INET6 (IPv4-mapped is AF_INET) */
 	__u8 proto;
+	__u8 pad0;
 	__u16 port;
+	__u16 pad1;
 	__u8 addr[16];
 	__u64 name_hash; /* CW_SK_F_BY_NAME: cw_name_key.hash and .kind of the name */
 	__u32 name_kind;
-	__u32 pad;
+	__u32 pad2;
 	__u8 name_addr[16]; /* CW_SK_F_BY_NAME: the address connected to (as addr[]) */
 };
-_Static_assert(sizeof(struct cw_sk_state) == 64, "cw_sk_state layout");
+_Static_assert(sizeof(struct cw_sk_state) == 88, "cw_sk_state layout");
 
 /* ---- addresses learned from DNS answers (bpf/dns.bpf.c) ---------------------------------- */
 

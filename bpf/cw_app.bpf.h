@@ -52,6 +52,24 @@ struct cw_ipv6_hdr {
 	__u8 daddr[16];
 };
 
+/*
+ * A header of a packet (cgroup_skb programs), of type type at offset off, into *to: read in
+ * place when it is in the packet's linear data, as IP and transport headers are at these hooks
+ * (direct packet access: no helper call); else copied by bpf_skb_load_bytes(). 0 or its error.
+ */
+#define CW_SKB_READ(skb, off, type, to)                                                            \
+	({                                                                                         \
+		void *data_ = (void *)(long)(skb)->data;                                           \
+		void *end_ = (void *)(long)(skb)->data_end;                                        \
+		__u32 off_ = (off);                                                                \
+		int r_ = 0;                                                                        \
+		if (off_ <= 0xffff && data_ + off_ + sizeof(type) <= end_)                         \
+			*(to) = *(type *)(data_ + off_);                                           \
+		else                                                                               \
+			r_ = bpf_skb_load_bytes((skb), off_, (to), sizeof(type));                  \
+		r_;                                                                                \
+	})
+
 /* Events per app and second; more are counted as dropped. 0: no limit. Set before load. */
 const volatile __u32 cw_event_rate = 10000;
 
@@ -203,6 +221,94 @@ static __always_inline bool cw_find_app(struct cw_ctx *c, struct __sk_buff *skb)
 			return true;
 	}
 	return false;
+}
+
+static __always_inline bool cw_addr_eq(const __u8 *x, const __u8 *y)
+{
+	/* Word by word: clang's BPF target has no memcmp. */
+	const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+/*
+ * A read of a socket's seq ordered with the reads around it. x86 never reorders a load with
+ * another (TSO): a plain load between compiler barriers does, as the kernel's smp_rmb() is a
+ * compiler barrier there. Elsewhere (arm64) an atomic read-modify-write, which every JIT orders
+ * fully: BPF has no load-acquire before Linux 6.15. The programs are built per architecture.
+ */
+static __always_inline __u32 cw_sk_seq(struct cw_sk_state *st)
+{
+#if defined(__TARGET_ARCH_x86)
+	__u32 seq;
+
+	asm volatile("" ::: "memory");
+	seq = *(volatile __u32 *)&st->seq;
+	asm volatile("" ::: "memory");
+	return seq;
+#else
+	return __sync_fetch_and_add(&st->seq, 0);
+#endif
+}
+
+/*
+ * A consistent copy of a socket's storage into ret (bpf/carwall.h, cw_sk_state), or false when a
+ * writer was filling it: the caller then takes it as empty.
+ */
+static __always_inline bool cw_sk_read(struct cw_sk_state *st, struct cw_sk_state *ret)
+{
+	__u32 seq = cw_sk_seq(st);
+
+	if (seq & 1)
+		return false;
+	__builtin_memcpy(ret, st, sizeof(*ret));
+	return cw_sk_seq(st) == seq;
+}
+
+/*
+ * Claim a socket's cached verdict and name for writing: false when another writer holds them
+ * (nothing is cached then; the next decision judges again). *ret_seq is for cw_sk_write_end().
+ */
+static __always_inline bool cw_sk_write_begin(struct cw_sk_state *st, __u32 *ret_seq)
+{
+	__u32 seq = *(volatile __u32 *)&st->seq;
+
+	if (seq & 1)
+		return false;
+	*ret_seq = seq + 2;
+	return __sync_val_compare_and_swap(&st->seq, seq, seq + 1) == seq;
+}
+
+/* The release: an exchange, fully ordered after the writes it publishes. */
+static __always_inline void cw_sk_write_end(struct cw_sk_state *st, __u32 seq)
+{
+	__sync_lock_test_and_set(&st->seq, seq);
+}
+
+/*
+ * Whether a copy of a socket's storage caches a verdict of this epoch for the flow's destination
+ * (any port: a fragment, which has none).
+ */
+static __always_inline bool cw_sk_matches(const struct cw_sk_state *st, __u64 epoch,
+					  const struct cw_flow *f, bool any_port)
+{
+	if (st->epoch != epoch || st->family != f->family || st->proto != f->proto)
+		return false;
+	if (!any_port && st->port != f->port)
+		return false;
+	return cw_addr_eq(st->addr, f->addr);
+}
+
+/* Write a verdict into a socket's storage, claimed with cw_sk_write_begin(). */
+static __always_inline void cw_sk_cache(struct cw_sk_state *st, __u64 epoch, const struct cw_flow *f,
+					bool pass)
+{
+	st->epoch = epoch;
+	st->cgroup_id = 0;
+	st->pass = pass;
+	st->family = f->family;
+	st->proto = f->proto;
+	st->port = f->port;
+	__builtin_memcpy(st->addr, f->addr, sizeof(st->addr));
 }
 
 /*

@@ -81,7 +81,7 @@ static __always_inline bool cw_dns_pkt_parse(struct __sk_buff *skb, struct cw_dn
 		struct cw_ipv4_hdr iph;
 		__u32 hlen, tot;
 
-		if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0 || (iph.ver_ihl >> 4) != 4)
+		if (CW_SKB_READ(skb, 0, struct cw_ipv4_hdr, &iph) < 0 || (iph.ver_ihl >> 4) != 4)
 			return false;
 		hlen = (iph.ver_ihl & 0xf) * 4;
 		tot = bpf_ntohs(iph.tot_len);
@@ -100,7 +100,7 @@ static __always_inline bool cw_dns_pkt_parse(struct __sk_buff *skb, struct cw_dn
 		struct cw_ipv6_hdr ip6h;
 		__u32 plen;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0 ||
+		if (CW_SKB_READ(skb, 0, struct cw_ipv6_hdr, &ip6h) < 0 ||
 		    (bpf_ntohl(ip6h.ver_tc_flow) >> 28) != 6)
 			return false;
 		plen = bpf_ntohs(ip6h.payload_len);
@@ -118,7 +118,7 @@ static __always_inline bool cw_dns_pkt_parse(struct __sk_buff *skb, struct cw_dn
 	}
 	if (p->proto != IPPROTO_UDP && p->proto != IPPROTO_TCP)
 		return false;
-	if (bpf_skb_load_bytes(skb, p->l4_off, &sport, sizeof(sport)) < 0)
+	if (CW_SKB_READ(skb, p->l4_off, __be16, &sport) < 0)
 		return false;
 	p->sport = bpf_ntohs(sport);
 	return true;

@@ -68,7 +68,7 @@ static __always_inline enum cw_parse cw_parse_l4(struct __sk_buff *skb, __u32 of
 
 	if (f->proto != IPPROTO_TCP && f->proto != IPPROTO_UDP)
 		return CW_PARSE_OK;
-	if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)) < 0)
+	if (CW_SKB_READ(skb, off, struct cw_ports, &ports) < 0)
 		return CW_PARSE_UNEXPECTED;
 	f->port = bpf_ntohs(ports.dest);
 	return CW_PARSE_OK;
@@ -78,7 +78,7 @@ static __always_inline enum cw_parse cw_parse4(struct __sk_buff *skb, struct cw_
 {
 	struct cw_ipv4_hdr iph;
 
-	if (bpf_skb_load_bytes(skb, 0, &iph, sizeof(iph)) < 0 || (iph.ver_ihl >> 4) != 4 ||
+	if (CW_SKB_READ(skb, 0, struct cw_ipv4_hdr, &iph) < 0 || (iph.ver_ihl >> 4) != 4 ||
 	    (iph.ver_ihl & 0xf) < 5)
 		return CW_PARSE_UNEXPECTED;
 	f->family = AF_INET;
@@ -95,7 +95,7 @@ static __always_inline enum cw_parse cw_parse6(struct __sk_buff *skb, struct cw_
 	__u32 off = sizeof(ip6h);
 	__u8 nexthdr;
 
-	if (bpf_skb_load_bytes(skb, 0, &ip6h, sizeof(ip6h)) < 0 ||
+	if (CW_SKB_READ(skb, 0, struct cw_ipv6_hdr, &ip6h) < 0 ||
 	    (bpf_ntohl(ip6h.ver_tc_flow) >> 28) != 6)
 		return CW_PARSE_UNEXPECTED;
 	f->family = AF_INET6;
@@ -196,30 +196,14 @@ static __always_inline bool cw_is_passive(const struct bpf_sock *sk, const struc
 	return st && (st->flags & (CW_SK_F_PASSIVE | CW_SK_F_ACTIVE)) == CW_SK_F_PASSIVE;
 }
 
-static __always_inline bool cw_addr_eq(const __u8 *x, const __u8 *y)
-{
-	/* Word by word: clang's BPF target has no memcmp. */
-	const __u32 *a = (const __u32 *)x, *b = (const __u32 *)y;
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
-}
-
-static __always_inline bool cw_cache_matches(const struct cw_sk_state *st, __u64 epoch,
-					     const struct cw_flow *f, bool fragment)
-{
-	if (st->epoch != epoch || st->proto != f->proto)
-		return false;
-	if (!fragment && st->port != f->port)
-		return false;
-	return cw_addr_eq(st->addr, f->addr);
-}
-
 /* nonnull: the kernel always passes the packet; clang then keeps only cw_find_app()'s skb path. */
 SEC("cgroup_skb/egress")
 __attribute__((nonnull)) int cw_skb_egress(struct __sk_buff *skb)
 {
 	struct cw_flow f = { .hook = CW_HOOK_SKB_EGRESS };
-	struct cw_sk_state *st = NULL;
+	struct cw_sk_state *st = NULL, copy;
 	struct cw_ctx c = {};
+	__u32 seq;
 	enum cw_verdict v;
 	enum cw_parse parsed;
 	struct bpf_sock *sk;
@@ -241,17 +225,20 @@ __attribute__((nonnull)) int cw_skb_egress(struct __sk_buff *skb)
 	if (!cw_active_gen(&c))
 		return SKB_PASS;
 	st = bpf_sk_storage_get(&cw_sk_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* A copy, consistent or none: another thread may be writing it (bpf/carwall.h). */
+	if (st && !cw_sk_read(st, &copy))
+		__builtin_memset(&copy, 0, sizeof(copy));
 	/* Fast path: this socket's last verdict, for this policy epoch and destination. */
 	if (st && parsed != CW_PARSE_UNEXPECTED &&
-	    cw_cache_matches(st, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
-		return st->pass ? SKB_PASS : SKB_DROP;
+	    cw_sk_matches(&copy, c.epoch, &f, parsed == CW_PARSE_FRAGMENT))
+		return copy.pass ? SKB_PASS : SKB_DROP;
 
 	/* Connected by a learned name: judged by that name, its expiry does not cut the flow. */
-	if (st && (st->flags & CW_SK_F_BY_NAME) && parsed == CW_PARSE_OK &&
-	    cw_addr_eq(st->name_addr, f.addr)) {
+	if (st && (copy.flags & CW_SK_F_BY_NAME) && parsed == CW_PARSE_OK &&
+	    cw_addr_eq(copy.name_addr, f.addr)) {
 		c.sk_name = true;
-		c.name_hash = st->name_hash;
-		c.name_kind = st->name_kind;
+		c.name_hash = copy.name_hash;
+		c.name_kind = copy.name_kind;
 	}
 	if (!cw_find_app(&c, skb)) {
 		pass = true;
@@ -266,12 +253,10 @@ __attribute__((nonnull)) int cw_skb_egress(struct __sk_buff *skb)
 		/* Allowed flows were counted by the socket hooks; the backstop counts refusals. */
 		pass = v == CW_VERDICT_ALLOW_RULE || cw_finish(&c, &f, v);
 	}
-	if (st && parsed == CW_PARSE_OK) {
-		st->epoch = c.epoch;
-		st->pass = pass;
-		st->proto = f.proto;
-		st->port = f.port;
-		__builtin_memcpy(st->addr, f.addr, 16);
+	/* Claimed by another writer meanwhile: not cached, the next packet is judged again. */
+	if (st && parsed == CW_PARSE_OK && cw_sk_write_begin(st, &seq)) {
+		cw_sk_cache(st, c.epoch, &f, pass);
+		cw_sk_write_end(st, seq);
 	}
 	return pass ? SKB_PASS : SKB_DROP;
 }

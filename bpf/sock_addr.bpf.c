@@ -9,8 +9,10 @@
  * and the refusal is counted and reported (cw_app.bpf.h). In audit mode the flow goes out and
  * is reported all the same. An allowed flow is reported for the flow inventory at most once per
  * cw_flow_report_s and destination (cw_seen, bpf/carwall.h), within a budget per app and second,
- * and for at most CW_SEEN_PER_APP destinations of an app at once. Tasks outside every managed
- * cgroup are left alone.
+ * and for at most CW_SEEN_PER_APP destinations of an app at once. A datagram (or UDP connect)
+ * repeating its socket's last allowed flow, for a task of the same cgroup in the same policy
+ * epoch, is counted from the socket's cached verdict without being judged again
+ * (cw_udp_repeat()). Tasks outside every managed cgroup are left alone.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -42,6 +44,40 @@ struct {
 	__type(value, __u64);
 } cw_seen_keys SEC(".maps");
 
+/* What a socket operation is about: its socket and port (the destination's family, for now). */
+static __always_inline void cw_flow_meta(const struct bpf_sock_addr *ctx, int family,
+					 struct cw_flow *f)
+{
+	f->sock_type = ctx->type;
+	f->proto = (__u8)ctx->protocol;
+	f->family = (__u8)family;
+	/* user_port holds the port in network byte order in its low 16 bits. */
+	f->port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+/* Its destination address (ctx->user_family is family); ip6_be: the IPv6 one as given. */
+static __always_inline void cw_flow_addr(const struct bpf_sock_addr *ctx, int family,
+					 struct cw_flow *f, __u32 ip6_be[4])
+{
+	if (family == AF_INET) {
+		__u32 ip4_be = ctx->user_ip4;
+
+		__builtin_memcpy(f->addr, &ip4_be, 4);
+		return;
+	}
+	ip6_be[0] = ctx->user_ip6[0];
+	ip6_be[1] = ctx->user_ip6[1];
+	ip6_be[2] = ctx->user_ip6[2];
+	ip6_be[3] = ctx->user_ip6[3];
+	if (cw_is_v4_mapped(ip6_be)) {
+		/* Reported, cached and judged as the IPv4 destination it is. */
+		f->family = AF_INET;
+		__builtin_memcpy(f->addr, &ip6_be[3], 4);
+	} else {
+		__builtin_memcpy(f->addr, ip6_be, 16);
+	}
+}
+
 /* The verdict for one socket operation of a managed app. */
 static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
 							  struct bpf_sock_addr *ctx, int family,
@@ -49,31 +85,10 @@ static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
 {
 	__u32 ip6_be[4];
 
-	f->sock_type = ctx->type;
-	f->proto = (__u8)ctx->protocol;
-	f->family = (__u8)family;
-	/* user_port holds the port in network byte order in its low 16 bits. */
-	f->port = bpf_ntohs((__u16)ctx->user_port);
-
+	cw_flow_meta(ctx, family, f);
 	if (ctx->user_family != family)
 		return CW_VERDICT_DENY_FAMILY;
-	if (family == AF_INET) {
-		__u32 ip4_be = ctx->user_ip4;
-
-		__builtin_memcpy(f->addr, &ip4_be, 4);
-	} else {
-		ip6_be[0] = ctx->user_ip6[0];
-		ip6_be[1] = ctx->user_ip6[1];
-		ip6_be[2] = ctx->user_ip6[2];
-		ip6_be[3] = ctx->user_ip6[3];
-		if (cw_is_v4_mapped(ip6_be)) {
-			/* Reported as the IPv4 destination it is. */
-			f->family = AF_INET;
-			__builtin_memcpy(f->addr, &ip6_be[3], 4);
-		} else {
-			__builtin_memcpy(f->addr, ip6_be, 16);
-		}
-	}
+	cw_flow_addr(ctx, family, f, ip6_be);
 
 	/* ICMP ping sockets, SCTP, MPTCP, UDP-Lite... are not in the policy language. */
 	if (!(ctx->protocol == IPPROTO_TCP && ctx->type == SOCK_STREAM) &&
@@ -86,26 +101,32 @@ static __always_inline enum cw_verdict cw_sock_addr_judge(struct cw_ctx *c,
 }
 
 /*
- * Remember an allowed flow in the socket's storage, for the egress program: its verdict for this
- * policy epoch and destination (so that the flow's packets are not judged, counted or reported a
- * second time), whether its connect() was allowed by a learned name (CW_SK_F_BY_NAME), and for
- * a TCP socket the app connects itself, that it was connected: it can then
- * never be taken for an accepted one (judged by peer address alone), not even when a simultaneous
- * open makes the kernel report it as passively established. No storage: the egress program judges
- * every packet, but a TCP connect is refused (fail closed), since the mark could not be set.
+ * Remember an allowed flow in the socket's storage st, for the egress program and the next
+ * sendmsg: its verdict for this policy epoch and destination (so that the flow's packets are not
+ * judged, counted or reported a second time, and a repeat by the same cgroup's tasks is counted
+ * without judging it again: cgroup_id, only for a flow a rule allowed, not by a learned name),
+ * whether its connect() was allowed by a learned name (CW_SK_F_BY_NAME), and for a TCP socket
+ * the app connects itself, that it was connected: it can then never be taken for an accepted one
+ * (judged by peer address alone), not even when a simultaneous open makes the kernel report it
+ * as passively established. No storage: the egress program judges every packet, but a TCP
+ * connect is refused (fail closed), since the mark could not be set. Another writer of the
+ * cache at this very moment (the egress program of another thread): nothing is cached, and the
+ * name is not kept (its flow is judged by its learned address then, a stricter rule).
  */
-static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct cw_ctx *c,
-					const struct cw_flow *f, enum cw_hook hook)
+static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, struct cw_sk_state *st,
+					const struct cw_ctx *c, const struct cw_flow *f,
+					enum cw_verdict v, enum cw_hook hook)
 {
 	bool connect = hook == CW_HOOK_CONNECT4 || hook == CW_HOOK_CONNECT6;
 	bool tcp = ctx->protocol == IPPROTO_TCP;
-	struct cw_sk_state *st;
+	__u32 seq;
 
-	st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return !(connect && tcp);
 	if (connect && tcp)
 		st->flags |= CW_SK_F_ACTIVE;
+	if (!cw_sk_write_begin(st, &seq))
+		return true;
 	/* The egress program then judges this flow by its name's presence, not its expiry. */
 	if (connect && c->by_name) {
 		st->flags |= CW_SK_F_BY_NAME;
@@ -115,11 +136,13 @@ static __always_inline bool cw_remember(struct bpf_sock_addr *ctx, const struct 
 	} else if (connect) {
 		st->flags &= ~CW_SK_F_BY_NAME;
 	}
-	st->epoch = c->epoch;
-	st->pass = 1;
-	st->proto = f->proto;
-	st->port = f->port;
-	__builtin_memcpy(st->addr, f->addr, sizeof(st->addr));
+	cw_sk_cache(st, c->epoch, f, true);
+	if (v == CW_VERDICT_ALLOW_RULE && !c->by_name) {
+		st->cgroup_id = bpf_get_current_cgroup_id();
+		st->app = c->app;
+		st->rule = c->rule;
+	}
+	cw_sk_write_end(st, seq);
 	return true;
 }
 
@@ -178,40 +201,61 @@ static __always_inline void cw_report_allowed(const struct cw_ctx *c, const stru
 }
 
 /*
- * Whether the socket's last allowed flow, in this policy epoch, went to this destination: a UDP
- * socket sending datagram after datagram to one address. Such a repeat is not counted again in
- * cw_seen (it costs one socket-storage read instead), so a UDP "flow" is a run of datagrams of
- * one socket to one destination.
+ * A datagram (or a UDP connect) of a managed app's task to the destination its socket's last
+ * allowed flow went to, in this policy epoch, allowed by a rule for a task of the same cgroup
+ * (cw_remember()): allowed again without judging it, counted for the same app and rule, and not
+ * counted again in cw_seen (a UDP "flow" is a run of datagrams of one socket to one
+ * destination). A connect of a socket whose last connect was allowed by a name is judged, so
+ * that its name is let go. Whatever else (no storage, another destination, epoch or cgroup, a
+ * copy being written): false, judge it.
  */
-static __always_inline bool cw_repeat(struct bpf_sock_addr *ctx, const struct cw_ctx *c,
-				      const struct cw_flow *f)
+static __always_inline bool cw_udp_repeat(struct bpf_sock_addr *ctx, int family, bool connect,
+					  struct cw_flow *f)
 {
-	struct cw_sk_state *st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, 0);
-	/* Word by word: clang's BPF target has no memcmp. */
-	const __u32 *a, *b = (const __u32 *)f->addr;
+	struct cw_sk_state *st, copy;
+	struct cw_ctx c = {};
+	__u32 ip6_be[4];
 
-	if (!st || st->epoch != c->epoch || !st->pass || st->proto != f->proto ||
-	    st->port != f->port)
+	if (ctx->user_family != family || !cw_active_gen(&c))
 		return false;
-	a = (const __u32 *)st->addr;
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+	st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, 0);
+	if (!st || !cw_sk_read(st, &copy) || !copy.pass || !copy.cgroup_id ||
+	    (connect && (copy.flags & CW_SK_F_BY_NAME)))
+		return false;
+	cw_flow_meta(ctx, family, f);
+	cw_flow_addr(ctx, family, f, ip6_be);
+	if (!cw_sk_matches(&copy, c.epoch, f, false) ||
+	    copy.cgroup_id != bpf_get_current_cgroup_id())
+		return false;
+	c.app = copy.app;
+	c.rule = copy.rule;
+	return cw_finish(&c, f, CW_VERDICT_ALLOW_RULE);
 }
 
 static __always_inline int cw_sock_addr(struct bpf_sock_addr *ctx, int family, enum cw_hook hook)
 {
+	bool connect = hook == CW_HOOK_CONNECT4 || hook == CW_HOOK_CONNECT6;
 	struct cw_flow f = { .hook = hook, .from_task = true };
+	/* A TCP socket connects once (its storage is new): never a repeat. */
+	bool tcp_connect = connect && ctx->protocol == IPPROTO_TCP;
+	struct cw_sk_state *st, copy;
 	struct cw_ctx c = {};
 	enum cw_verdict v;
 	bool repeat;
 
+	if (!tcp_connect && cw_udp_repeat(ctx, family, connect, &f))
+		return SOCK_ADDR_ALLOW;
 	if (!cw_find_app(&c, NULL))
 		return SOCK_ADDR_ALLOW;
 	/* From here on the socket belongs to a managed app: whatever is unexpected is refused. */
 	v = cw_sock_addr_judge(&c, ctx, family, &f);
 	if (!cw_finish(&c, &f, v))
 		return SOCK_ADDR_DENY;
-	repeat = v == CW_VERDICT_ALLOW_RULE && cw_repeat(ctx, &c, &f);
-	if (!cw_remember(ctx, &c, &f, hook))
+	st = bpf_sk_storage_get(&cw_sk_state, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	/* The same destination as the socket's last allowed flow, in this epoch: a repeat. */
+	repeat = v == CW_VERDICT_ALLOW_RULE && !tcp_connect && st && cw_sk_read(st, &copy) &&
+		 copy.pass && cw_sk_matches(&copy, c.epoch, &f, false);
+	if (!cw_remember(ctx, st, &c, &f, v, hook))
 		return SOCK_ADDR_DENY;
 	if (v == CW_VERDICT_ALLOW_RULE && !repeat)
 		cw_report_allowed(&c, &f);

@@ -5,9 +5,11 @@
 # design, side by side in one run (`make bench`, `make bench QUICK=1`). Needs root, builds
 # nothing: `make bench` builds first.
 #
-# Usage: scripts/bench.sh [--quick] [--out FILE] [--bin-dir DIR]
+# Usage: scripts/bench.sh [--quick] [--in-kernel [ROUNDS]] [--out FILE] [--bin-dir DIR]
 #        scripts/bench.sh --install-deps     installs what only the benchmark needs (nftables, jq,
 #                                            dnsmasq)
+#        --in-kernel [ROUNDS]  the filter check and in_kernel only (ROUNDS rounds of 100 ms
+#                              slices, default 5), for work on the programs' cost (about 45 s)
 #
 # What it measures, from inside an app's cgroup, on loopback in private network namespaces:
 #   datapath   TCP connect+close, UDP sendto (64 B), UDP connect() (the hook alone) and bulk TCP,
@@ -134,6 +136,8 @@ set -euo pipefail
 top=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 quick=${QUICK:-0}
+kernel_only=0
+kernel_rounds=5
 out=$top/build/bench.json
 bin=${CARWALL_BIN_DIR:-$top/build}
 
@@ -161,6 +165,13 @@ install_deps() {
 while (($#)); do
 	case $1 in
 	--quick) quick=1 ;;
+	--in-kernel)
+		kernel_only=1
+		if [[ ${2:-} =~ ^[0-9]+$ ]]; then
+			kernel_rounds=$2
+			shift
+		fi
+		;;
 	--out)
 		out=${2:?--out FILE}
 		shift
@@ -174,7 +185,7 @@ while (($#)); do
 		exit 0
 		;;
 	-h | --help)
-		sed -n '4,9s/^# \{0,1\}//p' "$0"
+		sed -n '4,12s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*) die "unknown argument '$1' (see --help)" ;;
@@ -209,6 +220,10 @@ tcp_bulk:4 tcp_bulk:6 resolve_connect:4 resolve_connect:6"
 NAMES_APP=app09
 NAMES_VARIANTS=(none carwall)
 NAMES_HOST=svc.bench.example
+if ((kernel_only)); then
+	# The filter check and in_kernel only: no datapath rounds, idle window, events or reloads.
+	KROUNDS=$kernel_rounds MEASURE_MS=100 IDLE_S=0 TESTS= RELOAD_SIZES=
+fi
 
 [[ $(id -u) == 0 ]] || die "must run as root (network namespaces, cgroups, BPF)"
 for t in ip nsenter jq awk sysctl mktemp; do
@@ -724,7 +739,9 @@ events_json() {
 	jq -c '.events // empty' <<<"$j"
 }
 events_json >"$TMP/events.json"
-if [[ ! -s $TMP/events.json ]]; then
+if ((kernel_only)); then
+	raw status events "not measured (--in-kernel)"
+elif [[ ! -s $TMP/events.json ]]; then
 	raw status events "not available: the agent has no event path yet"
 else
 	# Counter names are the agent's; the first one present is used.
@@ -819,7 +836,8 @@ for size in $RELOAD_SIZES; do
 		printf 'reload_check\t%s\t%s\n' "$size" "$((t1 - t0))" >>"$RAW"
 	done
 done
-((have_timing)) ||
+((kernel_only)) && raw status reload "not measured (--in-kernel)"
+((have_timing || kernel_only)) ||
 	raw status reload_timing "agent timing not available: the reload reply has no timing_us yet"
 raw agent rss_after_reloads_kib "$(status_kib VmRSS)"
 
