@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -683,12 +684,30 @@ static int agent_run(struct agent *a)
 	}
 }
 
+/*
+ * The allocator's settings for a long-lived agent whose large buffers (a policy's rules and map
+ * entries, the tables of the evidence and the inventory) come and go with reloads: every block
+ * from AGENT_MMAP_THRESHOLD up is a mapping of its own, unmapped when freed (glibc would
+ * otherwise raise the threshold after the first such free and serve the next ones from the heap,
+ * where a freed block in the middle stays resident), and one arena for every thread (the
+ * agent's few threads allocate little; an arena each would keep its own free memory).
+ */
+#define AGENT_MMAP_THRESHOLD (64 * 1024)
+
+static void agent_malloc_setup(void)
+{
+	if (!mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_THRESHOLD) || !mallopt(M_ARENA_MAX, 1))
+		log_warning("Cannot set the allocator's options: memory freed after a reload may "
+			    "stay resident");
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a = { .timer_fd = -1, .expiry_fd = -1, .events_tick_fd = -1 };
 	bool verbose = false;
 	int r;
 
+	agent_malloc_setup();
 	log_setup("carwalld", LOG_LEVEL_INFO);
 	r = agent_parse_args(&a, argc, argv, &verbose);
 	if (r < 0)
