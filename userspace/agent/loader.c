@@ -578,6 +578,17 @@ static int loader_clear_gen(const struct policy_map *m, uint32_t gen)
 	return 0;
 }
 
+/* Whether none of the policy maps holds an entry (of either generation). */
+static bool loader_maps_empty(const struct policy_map *specs)
+{
+	char key[64];
+
+	for (unsigned m = 0; m < _MAP_MAX; m++)
+		if (bpf_map_get_next_key(specs[m].fd, NULL, key) == 0 || errno != ENOENT)
+			return false;
+	return true;
+}
+
 /* Set entries first..first+n-1 of a per-CPU array of u64-multiple values to zero. */
 static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
 {
@@ -955,6 +966,12 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		l->inactive_unused = true;
 	}
 	l->state->gen[gen].flags = 0;
+	/*
+	 * Nothing written by this loader yet and the maps empty (made at this start, not adopted):
+	 * both generations are known to hold nothing, and the other one needs no clearing later.
+	 */
+	if (!cur->known && !l->written[!gen].known && loader_maps_empty(specs))
+		cur->known = l->written[!gen].known = true;
 	if (!cur->known) {
 		loader_written_clear(cur);
 		for (unsigned m = 0; m < _MAP_MAX; m++) {
