@@ -43,7 +43,7 @@
 #define MAX_FLOW_REPORT_S 3600
 #define DEFAULT_INVENTORY_SAVE_S 5
 #define MAX_INVENTORY_SAVE_S 3600
-#define DEFAULT_BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+#define DEFAULT_BOOT_ID_FILE BOOT_ID_PATH
 #define DEFAULT_TRUST_DIR "/etc/carwall/keys"
 #define DEFAULT_TARGET_FILE "/etc/carwall/target"
 #define DEFAULT_BUNDLE_ID_FILE "/etc/carwall/bundle-id"
@@ -98,7 +98,8 @@ static void help(void)
 	       "  -S --inventory-save-interval S\n"
 	       "                           seconds between two saves of a changed inventory\n"
 	       "                           (default %d): what a power cut may lose\n"
-	       "  -B --boot-id-file FILE   this boot's id, to count boots (default\n"
+	       "  -B --boot-id-file FILE   this boot's id (a UUID): the boots the inventory\n"
+	       "                           counts, the drive per-drive consent lasts (default\n"
 	       "                           %s)\n"
 	       "  -v --verbose             log debug messages, libbpf's included\n"
 	       "  -h --help                show this help\n"
@@ -562,6 +563,13 @@ static int agent_start(struct agent *a, int *lock_fd)
 				       "Failed to load the BPF programs (pins in %s from an "
 				       "incompatible build? `carwall unload` removes them): %m",
 				       a->pin_dir);
+
+	/* This boot's id, before the first policy: consent's per-drive switches, the inventory. */
+	r = read_boot_id(a->boot_id_file, a->boot_id);
+	if (r < 0)
+		log_warning_errno(r, "Cannot read the boot id from %s (%m): per-drive consent "
+				  "switches go back to their defaults at every start, and the flow "
+				  "inventory does not count boots", a->boot_id_file);
 
 	/* The maps are filled before the programs are attached: no window without a policy. */
 	r = agent_first_policy(a);

@@ -145,24 +145,6 @@ static struct flows_seen_slot *seen_get(struct flows_seen *t, const struct cw_se
 	return s;
 }
 
-/* The boot id (a UUID) of this boot, from path; "" when it cannot be read. */
-static void read_boot_id(const char *path, char *buf, size_t size)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	buf[0] = '\0';
-	if (fd < 0)
-		return;
-	n = read(fd, buf, size - 1);
-	if (n <= 0) {
-		buf[0] = '\0';
-		return;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-}
-
 static void flows_sweep(struct agent *a, bool baseline);
 
 int flows_open(struct agent *a)
@@ -171,10 +153,6 @@ int flows_open(struct agent *a)
 	char reason[512] = "";
 	int r;
 
-	read_boot_id(a->boot_id_file, a->boot_id, sizeof(a->boot_id));
-	if (!a->boot_id[0])
-		log_warning("Cannot read the boot id from %s: the inventory does not count boots",
-			    a->boot_id_file);
 	/* Read under the largest bound: a file saved with a larger --inventory-max-records. */
 	r = inventory_load(a->state_dir, INVENTORY_MAX_RECORDS, &a->inventory, reason,
 			   sizeof(reason));
