@@ -87,6 +87,15 @@ struct loader {
 	pthread_t sync_thread;
 	bool sync_running;
 	int sync_result;
+	/*
+	 * The counters only the generation in force is read for (per rule, per app's region
+	 * refusals) are zeroed by that thread once the generation just left is unused, so that a
+	 * reload does not wait for it. rule_hwm[g]: g's rule counters from this index on are zero
+	 * (CW_MAX_RULES: not known); region_zero[g]: its region counters are.
+	 */
+	uint32_t sync_gen; /* the generation just left, zeroed by the thread */
+	uint32_t rule_hwm[CW_GENERATIONS];
+	bool region_zero[CW_GENERATIONS];
 	char *pin_dir;
 	struct loader_written written[CW_GENERATIONS];
 };
@@ -328,6 +337,8 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	l->sync_inner_fd = TAKE_FD(sync_inner_fd);
 	/* An earlier agent may have flipped just before it stopped: wait before the first write. */
 	l->inactive_unused = false;
+	for (unsigned g = 0; g < CW_GENERATIONS; g++)
+		l->rule_hwm[g] = CW_MAX_RULES; /* pinned counters may hold anything */
 	l->sock_addr = TAKE_PTR(sock_addr);
 	l->sock_create = TAKE_PTR(sock_create);
 	l->sock_ops = TAKE_PTR(sock_ops);
@@ -637,11 +648,24 @@ static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
 	return 0;
 }
 
+/* Rule and region counters of generation gen, no longer in force and unused, to zero. */
+static void loader_zero_retired(struct loader *l, uint32_t gen)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+
+	if (zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, l->rule_hwm[gen],
+			sizeof(uint64_t)) == 0)
+		l->rule_hwm[gen] = 0;
+	l->region_zero[gen] = zero_percpu(bpf_map__fd(s->maps.cw_region_stats),
+					  gen * CW_APP_SLOTS, CW_APP_SLOTS, sizeof(uint64_t)) == 0;
+}
+
 /*
  * The new generation's counters start at zero (they still hold the one before the last): those
  * of its apps and guard (app indexes below n_app_slots) and of its rules. No program of this
  * generation counts for another index, and nothing reads one: what an earlier, larger policy
- * left above is zeroed before a policy that uses it goes in force.
+ * left above is zeroed before a policy that uses it goes in force. Rule and region counters
+ * zeroed when the generation was left (loader_zero_retired()) are not written again.
  */
 static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_slots,
 				const struct policy_maps *maps)
@@ -663,12 +687,23 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_s
 			sizeof(struct cw_dns_counters));
 	if (r < 0)
 		return r;
-	r = zero_percpu(bpf_map__fd(s->maps.cw_region_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
-			sizeof(uint64_t));
-	if (r < 0)
-		return r;
-	return zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
-			   sizeof(uint64_t));
+	/* Zeroed when the generation was left, unless that could not be done. */
+	if (!l->region_zero[gen]) {
+		r = zero_percpu(bpf_map__fd(s->maps.cw_region_stats), gen * CW_APP_SLOTS,
+				CW_APP_SLOTS, sizeof(uint64_t));
+		if (r < 0)
+			return r;
+	}
+	l->region_zero[gen] = false;
+	if (l->rule_hwm[gen] > 0) {
+		r = zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
+				sizeof(uint64_t));
+		if (r < 0)
+			return r;
+	}
+	/* The policy counts below n_rules; what an earlier one left above may stay. */
+	l->rule_hwm[gen] = l->rule_hwm[gen] > n_rules ? l->rule_hwm[gen] : n_rules;
+	return 0;
 }
 
 static void loader_written_clear(struct loader_written *w)
@@ -1009,6 +1044,8 @@ static void *loader_sync_thread(void *arg)
 	struct loader *l = arg;
 
 	l->sync_result = loader_wait_for_programs(l);
+	if (l->sync_result == 0)
+		loader_zero_retired(l, l->sync_gen);
 	return NULL;
 }
 
@@ -1258,8 +1295,10 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	r = 0;
 	/*
 	 * The new policy is in force. Start waiting, in the background, for the programs that
-	 * took the old generation to finish, so that the next reload may rewrite it at once.
+	 * took the old generation to finish, so that the next reload may rewrite it at once; its
+	 * rule and region counters are zeroed then.
 	 */
+	l->sync_gen = !gen;
 	loader_sync_start(l);
 out:
 	loader_written_clear(&next);
