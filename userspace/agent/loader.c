@@ -1120,6 +1120,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	uint32_t *pair[_MAP_MAX] = {};
 	uint8_t *state[_MAP_MAX] = {};
 	bool paired = false;
+	size_t whole_bytes = 0, delta_bytes = 0;
 	uint32_t level_mask = 0;
 	int r = 0;
 
@@ -1277,13 +1278,19 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	next = (struct loader_written){};
 	/*
 	 * The generation just left holds the policy before, mostly the same: kept as its delta to
-	 * the one in force (kept whole when that cannot be had).
+	 * the one in force, or whole when that is not smaller (a policy far from this one, none)
+	 * or cannot be had.
 	 */
-	for (unsigned m = 0; paired && m < _MAP_MAX && r == 0; m++)
-		r = delta_from_pair(&ref->maps[m], &cur->maps[m], specs[m].key_size, val_sizes[m],
+	for (unsigned m = 0; paired && m < _MAP_MAX && r == 0; m++) {
+		size_t ks = specs[m].key_size, stride = ks + val_sizes[m];
+
+		r = delta_from_pair(&ref->maps[m], &cur->maps[m], ks, val_sizes[m],
 				    specs[m].key_set_gen, !gen, pair[m], state[m], &only[m],
 				    &absent[m]);
-	if (paired && r == 0) {
+		whole_bytes += ref->maps[m].n * stride;
+		delta_bytes += only[m].n * stride + absent[m].n * ks;
+	}
+	if (paired && r == 0 && delta_bytes < whole_bytes) {
 		for (unsigned m = 0; m < _MAP_MAX; m++) {
 			free(ref->maps[m].v);
 			ref->maps[m] = only[m];
