@@ -52,7 +52,7 @@ for v in 0 1 2 3 4; do
 done
 n0=$(wc -l <"$SANDBOX_DIR/ref0")
 n4=$(wc -l <"$SANDBOX_DIR/ref4")
-if ((n0 > 1000 && n4 > n0)) && ! cmp -s "$SANDBOX_DIR/ref1" "$SANDBOX_DIR/ref2"; then
+if ((n0 > 1500 && n4 > n0)) && ! cmp -s "$SANDBOX_DIR/ref1" "$SANDBOX_DIR/ref2"; then
 	tap_ok "control: the policies written at start differ ($n0 entries for the base, $n4 for the largest)"
 else
 	tap_not_ok "control: the policies written at start differ" "base $n0, largest $n4 entries"
@@ -62,7 +62,7 @@ fi
 cp "$SANDBOX_DIR/p0.yaml" "$policy"
 sandbox_agent_start || tap_bail_out "carwalld did not start"
 prev=0
-for v in 1 2 0 3 4 1 2 0; do
+for v in 1 2 0 3 4 1 2; do
 	cp "$SANDBOX_DIR/p$v.yaml" "$policy.new"
 	mv "$policy.new" "$policy"
 	if ! out=$(cw reload 2>&1); then
