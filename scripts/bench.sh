@@ -70,8 +70,9 @@
 #   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, and the floor under it
 #              (`bench rss-floor`: the same libraries, the agent's ring buffer mapped the same
 #              way, each library used once as a reload does), its context switches
-#              (voluntary + involuntary, all threads) over an idle window, and its RSS after the
-#              100k reloads.
+#              (voluntary + involuntary, all threads) over an idle window, its RSS with the 100k
+#              policy in force, and after two reloads back to the 10k policy (what a big reload
+#              leaves behind).
 #   events     refused flows (UDP sendto to a port no rule allows) as fast as the app can send,
 #              and the agent's event counters in `carwall --json status` before and after, once
 #              the agent has drained them (the drain time counts); "not available" while status
@@ -117,7 +118,8 @@
 #                  libyaml_floor_ms (libyaml alone over the same policy),
 #                  agent_timing_us: {read|verify|parse|compile|apply|total|cpu: {median, ...}}}]}
 #   agent         {pid, rss_kib, hwm_kib, rss_floor_kib, threads, idle_seconds, idle_wakeups,
-#                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_after_reloads_kib}
+#                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_100k_kib (the 100k
+#                  policy in force), rss_after_reloads_kib (back to the 10k policy after it)}
 #   events        {status} while not available; else {flood_seconds, seconds (flood and drain),
 #                  attempts (refused sends), received (the agent's count), not_received,
 #                  agent_cpu_seconds (the agent's CPU time over the same span), dropped (the
@@ -839,6 +841,15 @@ done
 ((kernel_only)) && raw status reload "not measured (--in-kernel)"
 ((have_timing || kernel_only)) ||
 	raw status reload_timing "agent timing not available: the reload reply has no timing_us yet"
+raw agent rss_100k_kib "$(status_kib VmRSS)"
+# Back to the 10k policy, twice (both generations then hold it): what a big reload leaves behind.
+for ((i = 0; i < 2; i++)); do
+	rev=$((rev + 1))
+	make_policy "$POLICY_RULES" "$rev" "$TMP/policy.next" || die "could not make the policy"
+	mv -f "$TMP/policy.next" "$POLICY"
+	cw --json reload >"$TMP/reload.json" 2>&1 ||
+		die "reload back to $POLICY_RULES rules failed: $(jq -r '.error // empty' "$TMP/reload.json" 2>/dev/null | head -c 300)"
+done
 raw agent rss_after_reloads_kib "$(status_kib VmRSS)"
 
 # ---- the report ----------------------------------------------------------------------------------------------

@@ -2315,8 +2315,9 @@ static const char *const close_reload_apply =
 
 static const char *const close_rss =
 	"above the floor, the agent keeps the parsed policy in force (to register app cgroups "
-	"again and to answer stats and explain), what it last wrote into each generation (to "
-	"write only what changed) and the bundle's bytes (to verify it again at every reload); "
+	"again and to answer stats and explain), what it last wrote into the generation in force "
+	"and how the other one differs (to write only what changed) and the bundle's bytes (to "
+	"verify it again at every reload); "
 	"below the floor, a smaller ring buffer, or libcrypto's pages given back after a reload, "
 	"would lower it";
 static const char *const close_idle =
@@ -2983,12 +2984,13 @@ static int cmd_report(int argc, char **argv)
 	double rss_floor = kv_num(rp.agent, rp.n_agent, "rss_floor_kib") / 1024;
 
 	snprintf(x->to_close, sizeof(x->to_close),
-		 "VmRSS %.2f MiB with the 10k policy (peak %.2f MiB), %.2f MiB after the 100k "
-		 "reloads. The floor: %.2f MiB resident in a program that links the same libraries, "
+		 "VmRSS %.2f MiB with the 10k policy (peak %.2f MiB), %.2f MiB with the 100k policy "
+		 "in force, %.2f MiB back at the 10k policy after it. The floor: %.2f MiB resident in a program that links the same libraries, "
 		 "maps the agent's ring buffer (cw_events) as the agent does and uses each library "
 		 "once as a reload does (bench rss-floor)%s. Then: %s",
 		 kv_num(rp.agent, rp.n_agent, "rss_kib") / 1024,
 		 kv_num(rp.agent, rp.n_agent, "hwm_kib") / 1024,
+		 kv_num(rp.agent, rp.n_agent, "rss_100k_kib") / 1024,
 		 kv_num(rp.agent, rp.n_agent, "rss_after_reloads_kib") / 1024, rss_floor,
 		 rss_floor > TARGET_RSS_KIB / 1024 ? ", itself past the target" : "", close_rss);
 	x = target_new(targets, &n_targets, TK_IDLE, "agent wake-ups while idle");

@@ -183,7 +183,7 @@ struct agent {
 	uint64_t dns_reports_bad; /* of those, not kept: a name or address carwall does not take */
 	/* This boot's id (--boot-id-file; "" when unknown): the inventory's boots, consent's drives. */
 	const char *boot_id_file;
-	char boot_id[INVENTORY_BOOT_ID_LEN + 1];
+	char boot_id[BOOT_ID_LEN + 1];
 };
 
 /* The anti-rollback state to save before a bundle goes in force, and the one it replaces. */

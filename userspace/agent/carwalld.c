@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@
 #define MAX_FLOW_REPORT_S 3600
 #define DEFAULT_INVENTORY_SAVE_S 5
 #define MAX_INVENTORY_SAVE_S 3600
-#define DEFAULT_BOOT_ID_FILE "/proc/sys/kernel/random/boot_id"
+#define DEFAULT_BOOT_ID_FILE BOOT_ID_PATH
 #define DEFAULT_TRUST_DIR "/etc/carwall/keys"
 #define DEFAULT_TARGET_FILE "/etc/carwall/target"
 #define DEFAULT_BUNDLE_ID_FILE "/etc/carwall/bundle-id"
@@ -97,7 +98,8 @@ static void help(void)
 	       "  -S --inventory-save-interval S\n"
 	       "                           seconds between two saves of a changed inventory\n"
 	       "                           (default %d): what a power cut may lose\n"
-	       "  -B --boot-id-file FILE   this boot's id, to count boots (default\n"
+	       "  -B --boot-id-file FILE   this boot's id (a UUID): the boots the inventory\n"
+	       "                           counts, the drive per-drive consent lasts (default\n"
 	       "                           %s)\n"
 	       "  -v --verbose             log debug messages, libbpf's included\n"
 	       "  -h --help                show this help\n"
@@ -562,6 +564,13 @@ static int agent_start(struct agent *a, int *lock_fd)
 				       "incompatible build? `carwall unload` removes them): %m",
 				       a->pin_dir);
 
+	/* This boot's id, before the first policy: consent's per-drive switches, the inventory. */
+	r = read_boot_id(a->boot_id_file, a->boot_id);
+	if (r < 0)
+		log_warning_errno(r, "Cannot read the boot id from %s (%m): per-drive consent "
+				  "switches go back to their defaults at every start, and the flow "
+				  "inventory does not count boots", a->boot_id_file);
+
 	/* The maps are filled before the programs are attached: no window without a policy. */
 	r = agent_first_policy(a);
 	if (r < 0)
@@ -683,12 +692,30 @@ static int agent_run(struct agent *a)
 	}
 }
 
+/*
+ * The allocator's settings for a long-lived agent whose large buffers (a policy's rules and map
+ * entries, the tables of the evidence and the inventory) come and go with reloads: every block
+ * from AGENT_MMAP_THRESHOLD up is a mapping of its own, unmapped when freed (glibc would
+ * otherwise raise the threshold after the first such free and serve the next ones from the heap,
+ * where a freed block in the middle stays resident), and one arena for every thread (the
+ * agent's few threads allocate little; an arena each would keep its own free memory).
+ */
+#define AGENT_MMAP_THRESHOLD (64 * 1024)
+
+static void agent_malloc_setup(void)
+{
+	if (!mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_THRESHOLD) || !mallopt(M_ARENA_MAX, 1))
+		log_warning("Cannot set the allocator's options: memory freed after a reload may "
+			    "stay resident");
+}
+
 int main(int argc, char **argv)
 {
 	struct agent a = { .timer_fd = -1, .expiry_fd = -1, .events_tick_fd = -1 };
 	bool verbose = false;
 	int r;
 
+	agent_malloc_setup();
 	log_setup("carwalld", LOG_LEVEL_INFO);
 	r = agent_parse_args(&a, argc, argv, &verbose);
 	if (r < 0)

@@ -24,13 +24,6 @@ static void agent_consent_load(struct agent *a)
 	if (a->consent_loaded)
 		return;
 	a->consent_loaded = true;
-	/* The agent's (--boot-id-file), else the kernel's. */
-	r = a->boot_id[0] ? 0 : consent_boot_id(a->boot_id);
-	if (r < 0) {
-		/* Per-drive switches then go back to their defaults at every start. */
-		log_warning_errno(r, "Cannot read the boot id (%s): %m", CONSENT_BOOT_ID_PATH);
-		a->boot_id[0] = '\0';
-	}
 	r = consent_load(a->state_dir, &a->consent, reason, sizeof(reason));
 	a->consent_saved = a->consent;
 	if (r < 0)

@@ -51,8 +51,12 @@ struct events_agg_entry {
 	bool used;
 };
 
+/* The table's first size: it doubles as keys come, up to max_keys. */
+#define EVENTS_AGG_MIN_KEYS 64u
+
 struct events_agg {
-	struct events_agg_entry *entries;
+	struct events_agg_entry *entries; /* cap entries, the first n_used used */
+	size_t cap;
 	size_t max_keys;
 	uint32_t *buckets; /* n_buckets heads, a power of two */
 	size_t n_buckets;
@@ -64,6 +68,8 @@ struct events_agg {
 	void *userdata;
 	struct events_agg_stats stats;
 };
+
+static int events_agg_rehash(struct events_agg *agg);
 
 int events_agg_new(size_t max_keys, uint64_t flush_min_ns, uint64_t flush_max_ns,
 		   events_agg_write_fn write, events_agg_exe_fn exe, void *userdata,
@@ -78,16 +84,12 @@ int events_agg_new(size_t max_keys, uint64_t flush_min_ns, uint64_t flush_max_ns
 	if (!agg)
 		return -ENOMEM;
 	agg->max_keys = max_keys;
-	for (agg->n_buckets = 1; agg->n_buckets < 2 * max_keys; agg->n_buckets <<= 1)
-		;
-	agg->entries = calloc(max_keys, sizeof(*agg->entries));
-	agg->buckets = malloc(agg->n_buckets * sizeof(*agg->buckets));
-	if (!agg->entries || !agg->buckets) {
+	agg->cap = max_keys < EVENTS_AGG_MIN_KEYS ? max_keys : EVENTS_AGG_MIN_KEYS;
+	agg->entries = calloc(agg->cap, sizeof(*agg->entries));
+	if (!agg->entries || events_agg_rehash(agg) < 0) {
 		events_agg_free(agg);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < agg->n_buckets; i++)
-		agg->buckets[i] = EVENTS_AGG_NONE;
 	agg->lru_head = agg->lru_tail = EVENTS_AGG_NONE;
 	agg->flush_min_ns = flush_min_ns;
 	agg->flush_max_ns = flush_max_ns;
@@ -102,7 +104,7 @@ void events_agg_free(struct events_agg *agg)
 {
 	if (!agg)
 		return;
-	for (size_t i = 0; agg->entries && i < agg->max_keys; i++)
+	for (size_t i = 0; agg->entries && i < agg->n_used; i++)
 		free(agg->entries[i].exe);
 	free(agg->entries);
 	free(agg->buckets);
@@ -139,6 +141,50 @@ static size_t events_agg_bucket(const struct events_agg *agg, const struct event
 	for (size_t i = 0; i < sizeof(*k); i++)
 		h = (h ^ p[i]) * 0x100000001b3ull;
 	return (size_t)(h ^ (h >> 32)) & (agg->n_buckets - 1);
+}
+
+/* Buckets for cap keys (a power of two, at least twice as many), the used keys in them. */
+static int events_agg_rehash(struct events_agg *agg)
+{
+	size_t n = 1;
+	uint32_t *buckets;
+
+	while (n < 2 * agg->cap)
+		n <<= 1;
+	buckets = malloc(n * sizeof(*buckets));
+	if (!buckets)
+		return -ENOMEM;
+	free(agg->buckets);
+	agg->buckets = buckets;
+	agg->n_buckets = n;
+	for (size_t b = 0; b < n; b++)
+		agg->buckets[b] = EVENTS_AGG_NONE;
+	for (uint32_t i = 0; i < agg->n_used; i++) {
+		size_t b = events_agg_bucket(agg, &agg->entries[i].key);
+
+		agg->entries[i].hash_next = agg->buckets[b];
+		agg->buckets[b] = i;
+	}
+	return 0;
+}
+
+/* Room for twice the keys, up to max_keys; -ENOMEM leaves the table as it was. */
+static int events_agg_grow(struct events_agg *agg)
+{
+	size_t cap = agg->cap * 2 < agg->max_keys ? agg->cap * 2 : agg->max_keys;
+	struct events_agg_entry *entries = reallocarray(agg->entries, cap, sizeof(*entries));
+	size_t old_cap = agg->cap;
+
+	if (!entries)
+		return -ENOMEM;
+	memset(entries + old_cap, 0, (cap - old_cap) * sizeof(*entries));
+	agg->entries = entries;
+	agg->cap = cap;
+	if (events_agg_rehash(agg) < 0) {
+		agg->cap = old_cap; /* the larger block is kept; only old_cap of it is used */
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static void events_agg_lru_unlink(struct events_agg *agg, uint32_t i)
@@ -269,9 +315,11 @@ void events_agg_add(struct events_agg *agg, const struct cw_event *e, const char
 		return;
 	}
 
-	/* The first of its key: the next free slot (slots are only freed to be reused at once),
-	 * else the least recently seen key's. */
-	if (agg->n_used < agg->max_keys) {
+	/* The first of its key: the next free slot (slots are only freed to be reused at once;
+	 * the table grows up to max_keys), else the least recently seen key's. */
+	if (agg->n_used == agg->cap && agg->cap < agg->max_keys && events_agg_grow(agg) == 0)
+		b = events_agg_bucket(agg, &k);
+	if (agg->n_used < agg->cap) {
 		i = agg->n_used;
 	} else {
 		i = events_agg_evict(agg, e->boot_ns);
@@ -292,7 +340,7 @@ void events_agg_add(struct events_agg *agg, const struct cw_event *e, const char
 
 void events_agg_tick(struct events_agg *agg, uint64_t boot_ns)
 {
-	for (size_t i = 0; i < agg->max_keys; i++) {
+	for (size_t i = 0; i < agg->n_used; i++) {
 		struct events_agg_entry *x = &agg->entries[i];
 
 		if (x->used && x->pending && boot_ns >= x->written_boot_ns &&
@@ -303,7 +351,7 @@ void events_agg_tick(struct events_agg *agg, uint64_t boot_ns)
 
 void events_agg_flush(struct events_agg *agg)
 {
-	for (size_t i = 0; i < agg->max_keys; i++)
+	for (size_t i = 0; i < agg->n_used; i++)
 		if (agg->entries[i].used)
 			events_agg_write_pending(agg, &agg->entries[i],
 						 agg->entries[i].written_boot_ns);

@@ -48,8 +48,12 @@
 #include "agent.h"
 #include "dns.h"
 
-/* The totals of cw_seen as last counted: open addressing, a power of two above 2 * CW_MAX_SEEN. */
+/*
+ * The totals of cw_seen as last counted: open addressing, at most half full, sized to the keys it
+ * holds (from FLOWS_SEEN_MIN_SLOTS, doubling) up to a power of two above 2 * CW_MAX_SEEN.
+ */
 #define FLOWS_SEEN_SLOTS 32768u
+#define FLOWS_SEEN_MIN_SLOTS 64u
 _Static_assert(FLOWS_SEEN_SLOTS >= 2 * CW_MAX_SEEN, "flows_seen load factor");
 
 struct flows_seen_slot {
@@ -59,9 +63,31 @@ struct flows_seen_slot {
 };
 
 struct flows_seen {
-	struct flows_seen_slot slot[FLOWS_SEEN_SLOTS];
+	struct flows_seen_slot *slot;
+	size_t cap; /* a power of two, FLOWS_SEEN_MIN_SLOTS..FLOWS_SEEN_SLOTS */
 	size_t n;
 };
+
+static void seen_free(struct flows_seen *t)
+{
+	if (t)
+		free(t->slot);
+	free(t);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct flows_seen *, seen_free)
+
+static struct flows_seen *seen_new(void)
+{
+	_cleanup_(seen_freep) struct flows_seen *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->cap = FLOWS_SEEN_MIN_SLOTS;
+	t->slot = calloc(t->cap, sizeof(*t->slot));
+	if (!t->slot)
+		return NULL;
+	return TAKE_PTR(t);
+}
 
 static uint64_t seen_hash(const struct cw_seen_key *k)
 {
@@ -75,46 +101,51 @@ static uint64_t seen_hash(const struct cw_seen_key *k)
 	return h;
 }
 
-/* The slot of key, added (known 0) when absent; NULL when the table is full. */
-static struct flows_seen_slot *seen_get(struct flows_seen *t, const struct cw_seen_key *k)
+/* The free slot or the slot of key in slot[cap]. */
+static struct flows_seen_slot *seen_find(struct flows_seen_slot *slot, size_t cap,
+					 const struct cw_seen_key *k)
 {
-	size_t i = seen_hash(k) & (FLOWS_SEEN_SLOTS - 1);
+	size_t i = seen_hash(k) & (cap - 1);
 
-	for (size_t probe = 0; probe < FLOWS_SEEN_SLOTS;
-	     probe++, i = (i + 1) & (FLOWS_SEEN_SLOTS - 1)) {
-		struct flows_seen_slot *s = &t->slot[i];
-
-		if (s->used && !memcmp(&s->key, k, sizeof(*k)))
-			return s;
-		if (!s->used) {
-			if (t->n >= FLOWS_SEEN_SLOTS / 2)
-				return NULL;
-			s->used = true;
-			s->key = *k;
-			s->known = 0;
-			t->n++;
-			return s;
-		}
-	}
-	return NULL;
+	while (slot[i].used && memcmp(&slot[i].key, k, sizeof(*k)))
+		i = (i + 1) & (cap - 1);
+	return &slot[i];
 }
 
-/* The boot id (a UUID) of this boot, from path; "" when it cannot be read. */
-static void read_boot_id(const char *path, char *buf, size_t size)
+/* Twice the slots; -ENOMEM leaves the table as it was. */
+static int seen_grow(struct flows_seen *t)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	size_t cap = t->cap * 2;
+	struct flows_seen_slot *slot = calloc(cap, sizeof(*slot));
 
-	buf[0] = '\0';
-	if (fd < 0)
-		return;
-	n = read(fd, buf, size - 1);
-	if (n <= 0) {
-		buf[0] = '\0';
-		return;
+	if (!slot)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slot[i].used)
+			*seen_find(slot, cap, &t->slot[i].key) = t->slot[i];
+	free(t->slot);
+	t->slot = slot;
+	t->cap = cap;
+	return 0;
+}
+
+/* The slot of key, added (known 0) when absent; NULL when the table is full (or no memory). */
+static struct flows_seen_slot *seen_get(struct flows_seen *t, const struct cw_seen_key *k)
+{
+	struct flows_seen_slot *s = seen_find(t->slot, t->cap, k);
+
+	if (s->used)
+		return s;
+	if (t->n + 1 > t->cap / 2) {
+		if (t->cap >= FLOWS_SEEN_SLOTS || seen_grow(t) < 0)
+			return NULL;
+		s = seen_find(t->slot, t->cap, k);
 	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
+	s->used = true;
+	s->key = *k;
+	s->known = 0;
+	t->n++;
+	return s;
 }
 
 static void flows_sweep(struct agent *a, bool baseline);
@@ -125,10 +156,6 @@ int flows_open(struct agent *a)
 	char reason[512] = "";
 	int r;
 
-	read_boot_id(a->boot_id_file, a->boot_id, sizeof(a->boot_id));
-	if (!a->boot_id[0])
-		log_warning("Cannot read the boot id from %s: the inventory does not count boots",
-			    a->boot_id_file);
 	/* Read under the largest bound: a file saved with a larger --inventory-max-records. */
 	r = inventory_load(a->state_dir, INVENTORY_MAX_RECORDS, &a->inventory, reason,
 			   sizeof(reason));
@@ -153,7 +180,7 @@ int flows_open(struct agent *a)
 	}
 	if (r < 0)
 		return log_error_errno(r, "Cannot set up the flow inventory: %m");
-	a->flows_seen = calloc(1, sizeof(*a->flows_seen));
+	a->flows_seen = seen_new();
 	if (!a->flows_seen)
 		return log_error_errno(-ENOMEM, "Cannot set up the flow inventory: %m");
 	r = observed_new(OBSERVED_MAX_ENTRIES, OBSERVED_MAX_PER_APP, &a->observed);
@@ -348,18 +375,18 @@ struct flows_idle {
  */
 static void flows_sweep(struct agent *a, bool baseline)
 {
-	_cleanup_free_ struct flows_seen *next = calloc(1, sizeof(*next));
-	_cleanup_free_ struct flows_idle *idle = calloc(CW_MAX_SEEN * 2, sizeof(*idle));
+	_cleanup_(seen_freep) struct flows_seen *next = seen_new();
+	_cleanup_free_ struct flows_idle *idle = NULL;
 	_cleanup_free_ uint64_t *keys = calloc(CW_APP_SLOTS, sizeof(*keys));
 	_cleanup_free_ struct learned_app *apps = NULL;
 	int fd = loader_seen_fd(a->loader), keys_fd = loader_seen_keys_fd(a->loader);
 	struct cw_seen_key key, k;
 	struct cw_seen_val val;
-	size_t n = 0, n_idle = 0, n_apps = 0;
+	size_t n = 0, n_idle = 0, idle_cap = 0, n_apps = 0;
 	void *prev = NULL;
 	uint32_t slot;
 
-	if (!next || !idle || !keys || !a->flows_seen ||
+	if (!next || !keys || !a->flows_seen ||
 	    loader_active_apps(a->loader, &apps, &n_apps) < 0)
 		return;
 	qsort(apps, n_apps, sizeof(*apps), learned_app_cmp);
@@ -374,6 +401,16 @@ static void flows_sweep(struct agent *a, bool baseline)
 			continue; /* dropped meanwhile */
 		old = seen_get(a->flows_seen, &key);
 		if (!baseline && old && val.flows == old->known) {
+			if (n_idle == idle_cap) {
+				/* At most one per key walked: CW_MAX_SEEN * 2. */
+				size_t c = idle_cap ? idle_cap * 2 : 64;
+				struct flows_idle *p = reallocarray(idle, c, sizeof(*idle));
+
+				if (!p)
+					return; /* counted at the next read */
+				idle = p;
+				idle_cap = c;
+			}
 			idle[n_idle++] = (struct flows_idle){ .key = key, .known = old->known };
 			continue;
 		}
@@ -409,7 +446,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 	}
 	for (slot = 0; slot < CW_APP_SLOTS; slot++)
 		bpf_map_update_elem(keys_fd, &slot, &keys[slot], BPF_ANY);
-	free(a->flows_seen);
+	seen_free(a->flows_seen);
 	a->flows_seen = TAKE_PTR(next);
 }
 
@@ -555,7 +592,7 @@ void flows_close(struct agent *a)
 	a->flows_writer = NULL;
 	inventory_free(a->inventory);
 	a->inventory = NULL;
-	free(a->flows_seen);
+	seen_free(a->flows_seen);
 	a->flows_seen = NULL;
 	observed_free(a->observed);
 	a->observed = NULL;

@@ -54,10 +54,18 @@ struct loader_entries {
 	size_t n;
 };
 
-/* What the loader last wrote into a generation, so that a reload writes only what changed. */
+/*
+ * What the loader last wrote into a generation, so that a reload writes only what changed. The
+ * generation in force holds its entries (maps); the other one, written with the policy before,
+ * mostly the same, only how it differs from the one in force (delta): in maps, its entries that
+ * one does not hold or holds with another value; in absent, the keys of that one it does not
+ * hold (its own generation in every key).
+ */
 struct loader_written {
 	bool known; /* false: unknown (adopted from pins, or a write failed half-way) */
+	bool delta; /* maps and absent are the difference to the other generation's entries */
 	struct loader_entries maps[_MAP_MAX];
+	struct loader_entries absent[_MAP_MAX]; /* keys only */
 };
 
 struct loader {
@@ -79,6 +87,15 @@ struct loader {
 	pthread_t sync_thread;
 	bool sync_running;
 	int sync_result;
+	/*
+	 * The counters only the generation in force is read for (per rule, per app's region
+	 * refusals) are zeroed by that thread once the generation just left is unused, so that a
+	 * reload does not wait for it. rule_hwm[g]: g's rule counters from this index on are zero
+	 * (CW_MAX_RULES: not known); region_zero[g]: its region counters are.
+	 */
+	uint32_t sync_gen; /* the generation just left, zeroed by the thread */
+	uint32_t rule_hwm[CW_GENERATIONS];
+	bool region_zero[CW_GENERATIONS];
 	char *pin_dir;
 	struct loader_written written[CW_GENERATIONS];
 };
@@ -320,6 +337,8 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 	l->sync_inner_fd = TAKE_FD(sync_inner_fd);
 	/* An earlier agent may have flipped just before it stopped: wait before the first write. */
 	l->inactive_unused = false;
+	for (unsigned g = 0; g < CW_GENERATIONS; g++)
+		l->rule_hwm[g] = CW_MAX_RULES; /* pinned counters may hold anything */
 	l->sock_addr = TAKE_PTR(sock_addr);
 	l->sock_create = TAKE_PTR(sock_create);
 	l->sock_ops = TAKE_PTR(sock_ops);
@@ -538,10 +557,22 @@ static uint32_t home6_key_gen(const void *key)
 	return ((const struct cw_home6_key *)key)->gen;
 }
 
+/* The same key in generation gen (defined with loader_read_active()). */
+static void cgroup_key_set_gen(void *key, uint32_t gen);
+static void dst4_key_set_gen(void *key, uint32_t gen);
+static void dst6_key_set_gen(void *key, uint32_t gen);
+static void port_key_set_gen(void *key, uint32_t gen);
+static void host_key_set_gen(void *key, uint32_t gen);
+static void name_key_set_gen(void *key, uint32_t gen);
+static void resolver_key_set_gen(void *key, uint32_t gen);
+static void home4_key_set_gen(void *key, uint32_t gen);
+static void home6_key_set_gen(void *key, uint32_t gen);
+
 struct policy_map {
 	int fd;
 	size_t key_size;
 	uint32_t (*key_gen)(const void *key);
+	void (*key_set_gen)(void *key, uint32_t gen);
 };
 
 /* Delete every entry of generation `gen` from one map. */
@@ -578,6 +609,17 @@ static int loader_clear_gen(const struct policy_map *m, uint32_t gen)
 	return 0;
 }
 
+/* Whether none of the policy maps holds an entry (of either generation). */
+static bool loader_maps_empty(const struct policy_map *specs)
+{
+	char key[64];
+
+	for (unsigned m = 0; m < _MAP_MAX; m++)
+		if (bpf_map_get_next_key(specs[m].fd, NULL, key) == 0 || errno != ENOENT)
+			return false;
+	return true;
+}
+
 /* Set entries first..first+n-1 of a per-CPU array of u64-multiple values to zero. */
 static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
 {
@@ -606,11 +648,24 @@ static int zero_percpu(int fd, uint32_t first, uint32_t n, size_t value_size)
 	return 0;
 }
 
+/* Rule and region counters of generation gen, no longer in force and unused, to zero. */
+static void loader_zero_retired(struct loader *l, uint32_t gen)
+{
+	struct sock_addr_bpf *s = l->sock_addr;
+
+	if (zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, l->rule_hwm[gen],
+			sizeof(uint64_t)) == 0)
+		l->rule_hwm[gen] = 0;
+	l->region_zero[gen] = zero_percpu(bpf_map__fd(s->maps.cw_region_stats),
+					  gen * CW_APP_SLOTS, CW_APP_SLOTS, sizeof(uint64_t)) == 0;
+}
+
 /*
  * The new generation's counters start at zero (they still hold the one before the last): those
  * of its apps and guard (app indexes below n_app_slots) and of its rules. No program of this
  * generation counts for another index, and nothing reads one: what an earlier, larger policy
- * left above is zeroed before a policy that uses it goes in force.
+ * left above is zeroed before a policy that uses it goes in force. Rule and region counters
+ * zeroed when the generation was left (loader_zero_retired()) are not written again.
  */
 static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_slots,
 				const struct policy_maps *maps)
@@ -632,18 +687,31 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_s
 			sizeof(struct cw_dns_counters));
 	if (r < 0)
 		return r;
-	r = zero_percpu(bpf_map__fd(s->maps.cw_region_stats), gen * CW_APP_SLOTS, CW_APP_SLOTS,
-			sizeof(uint64_t));
-	if (r < 0)
-		return r;
-	return zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
-			   sizeof(uint64_t));
+	/* Zeroed when the generation was left, unless that could not be done. */
+	if (!l->region_zero[gen]) {
+		r = zero_percpu(bpf_map__fd(s->maps.cw_region_stats), gen * CW_APP_SLOTS,
+				CW_APP_SLOTS, sizeof(uint64_t));
+		if (r < 0)
+			return r;
+	}
+	l->region_zero[gen] = false;
+	if (l->rule_hwm[gen] > 0) {
+		r = zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, n_rules,
+				sizeof(uint64_t));
+		if (r < 0)
+			return r;
+	}
+	/* The policy counts below n_rules; what an earlier one left above may stay. */
+	l->rule_hwm[gen] = l->rule_hwm[gen] > n_rules ? l->rule_hwm[gen] : n_rules;
+	return 0;
 }
 
 static void loader_written_clear(struct loader_written *w)
 {
-	for (unsigned m = 0; m < _MAP_MAX; m++)
+	for (unsigned m = 0; m < _MAP_MAX; m++) {
 		free(w->maps[m].v);
+		free(w->absent[m].v);
+	}
 	memset(w, 0, sizeof(*w));
 }
 
@@ -773,6 +841,188 @@ static int write_diff(int fd, size_t ks, size_t vs, const struct loader_entries 
 	return map_update_many(fd, upd_k, upd_v, (uint32_t)n_upd, ks, vs);
 }
 
+/* An index of the keys of entries (each key at most once): open addressing, at most half full. */
+struct entry_index {
+	uint32_t *slot; /* entry index + 1; 0: free */
+	size_t mask;
+};
+
+static int entry_index_build(struct entry_index *ix, const struct loader_entries *e, size_t ks,
+			     size_t stride)
+{
+	size_t cap = 16;
+
+	if (e->n >= UINT32_MAX / 2)
+		return -E2BIG;
+	while (cap < 2 * e->n)
+		cap *= 2;
+	ix->slot = calloc(cap, sizeof(*ix->slot));
+	if (!ix->slot)
+		return -ENOMEM;
+	ix->mask = cap - 1;
+	for (size_t i = 0; i < e->n; i++) {
+		size_t h = key_hash(entry(e, i, stride), ks) & ix->mask;
+
+		while (ix->slot[h])
+			h = (h + 1) & ix->mask;
+		ix->slot[h] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+/* The index in e of the entry with key, or SIZE_MAX. */
+static size_t entry_index_find(const struct entry_index *ix, const struct loader_entries *e,
+			       size_t ks, size_t stride, const char *key)
+{
+	for (size_t h = key_hash(key, ks) & ix->mask; ix->slot[h]; h = (h + 1) & ix->mask)
+		if (!memcmp(entry(e, ix->slot[h] - 1, stride), key, ks))
+			return ix->slot[h] - 1;
+	return SIZE_MAX;
+}
+
+/* How an entry of the reference generation pairs with the entries written next. */
+enum { PAIR_NONE, PAIR_CHANGED, PAIR_SAME };
+#define PAIR_NO_ENTRY UINT32_MAX
+
+/*
+ * Pair the entries of two generations by key, but for the generation in it: ref's (keys of
+ * generation rgen) with next's (the other): ret_pair[j], the index in ref of next's entry j, or
+ * PAIR_NO_ENTRY; ret_state[i], whether ref's entry i has a pair, with the same value or not.
+ */
+static int entries_pair(const struct loader_entries *ref, const struct loader_entries *next,
+			size_t ks, size_t vs, void (*set_gen)(void *key, uint32_t gen), uint32_t rgen,
+			uint32_t **ret_pair, uint8_t **ret_state)
+{
+	size_t stride = ks + vs;
+	_cleanup_free_ uint32_t *pair = malloc(next->n * sizeof(*pair) + 1);
+	_cleanup_free_ uint8_t *state = calloc(ref->n + 1, sizeof(*state));
+	struct entry_index ix = {};
+	char k[64];
+	int r;
+
+	if (!pair || !state)
+		return -ENOMEM;
+	r = entry_index_build(&ix, ref, ks, stride);
+	if (r < 0)
+		return r;
+	for (size_t j = 0; j < next->n; j++) {
+		const char *e = entry(next, j, stride);
+		size_t i;
+
+		memcpy(k, e, ks);
+		set_gen(k, rgen);
+		i = entry_index_find(&ix, ref, ks, stride, k);
+		pair[j] = i == SIZE_MAX ? PAIR_NO_ENTRY : (uint32_t)i;
+		if (i != SIZE_MAX)
+			state[i] = memcmp(entry(ref, i, stride) + ks, e + ks, vs) ? PAIR_CHANGED
+									    : PAIR_SAME;
+	}
+	free(ix.slot);
+	*ret_pair = TAKE_PTR(pair);
+	*ret_state = TAKE_PTR(state);
+	return 0;
+}
+
+/*
+ * Bring one map's entries of generation gen to next, gen holding the reference generation's
+ * entries (ref, paired with next by entries_pair()) but for its delta (only, absent: struct
+ * loader_written): what differs from ref is in the delta or in the pairing, so that nothing
+ * else is looked at.
+ */
+static int write_from_delta(int fd, size_t ks, size_t vs, void (*set_gen)(void *key, uint32_t gen),
+			    uint32_t gen, const struct loader_entries *ref,
+			    const struct loader_entries *only, const struct loader_entries *absent,
+			    const struct loader_entries *next, const uint32_t *pair,
+			    const uint8_t *state)
+{
+	size_t stride = ks + vs, n_del = 0, n_upd = 0;
+	_cleanup_free_ char *del = malloc((ref->n + only->n) * ks + 1);
+	_cleanup_free_ char *upd_k = malloc(next->n * ks + 1), *upd_v = malloc(next->n * vs + 1);
+	_cleanup_free_ bool *only_kept = calloc(only->n + 1, sizeof(bool));
+	struct entry_index ix_only = {}, ix_absent = {};
+	int r;
+
+	if (!del || !upd_k || !upd_v || !only_kept)
+		return -ENOMEM;
+	r = entry_index_build(&ix_only, only, ks, stride);
+	if (r == 0)
+		r = entry_index_build(&ix_absent, absent, ks, ks);
+	for (size_t j = 0; r == 0 && j < next->n; j++) {
+		const char *e = entry(next, j, stride), *held = NULL;
+		size_t x = entry_index_find(&ix_only, only, ks, stride, e);
+
+		if (x != SIZE_MAX) {
+			held = entry(only, x, stride) + ks;
+			only_kept[x] = true;
+		} else if (pair[j] != PAIR_NO_ENTRY &&
+			   entry_index_find(&ix_absent, absent, ks, ks, e) == SIZE_MAX) {
+			held = entry(ref, pair[j], stride) + ks;
+		}
+		if (held && !memcmp(held, e + ks, vs))
+			continue;
+		memcpy(upd_k + n_upd * ks, e, ks);
+		memcpy(upd_v + n_upd++ * vs, e + ks, vs);
+	}
+	/* What gen holds that next does not: ref's keys next lost, and its own. */
+	for (size_t i = 0; r == 0 && i < ref->n; i++) {
+		char *k = del + n_del * ks;
+
+		if (state[i] != PAIR_NONE)
+			continue;
+		memcpy(k, entry(ref, i, stride), ks);
+		set_gen(k, gen);
+		if (entry_index_find(&ix_only, only, ks, stride, k) == SIZE_MAX &&
+		    entry_index_find(&ix_absent, absent, ks, ks, k) == SIZE_MAX)
+			n_del++;
+	}
+	for (size_t x = 0; r == 0 && x < only->n; x++)
+		if (!only_kept[x])
+			memcpy(del + n_del++ * ks, entry(only, x, stride), ks);
+	free(ix_only.slot);
+	free(ix_absent.slot);
+	if (r < 0)
+		return r;
+	r = map_delete_many(fd, del, (uint32_t)n_del, ks);
+	if (r < 0)
+		return r;
+	return map_update_many(fd, upd_k, upd_v, (uint32_t)n_upd, ks, vs);
+}
+
+/*
+ * The delta of the reference generation (ref, keys of rgen) to next, from their pairing: ref's
+ * entries next does not hold as they are, and next's keys (moved to rgen) ref does not hold.
+ */
+static int delta_from_pair(const struct loader_entries *ref, const struct loader_entries *next,
+			   size_t ks, size_t vs, void (*set_gen)(void *key, uint32_t gen),
+			   uint32_t rgen, const uint32_t *pair, const uint8_t *state,
+			   struct loader_entries *ret_only, struct loader_entries *ret_absent)
+{
+	size_t stride = ks + vs, n_only = 0, n_absent = 0;
+	_cleanup_free_ char *only = NULL, *absent = NULL;
+
+	for (size_t i = 0; i < ref->n; i++)
+		n_only += state[i] != PAIR_SAME;
+	for (size_t j = 0; j < next->n; j++)
+		n_absent += pair[j] == PAIR_NO_ENTRY;
+	only = malloc(n_only * stride + 1);
+	absent = malloc(n_absent * ks + 1);
+	if (!only || !absent)
+		return -ENOMEM;
+	n_only = n_absent = 0;
+	for (size_t i = 0; i < ref->n; i++)
+		if (state[i] != PAIR_SAME)
+			memcpy(only + n_only++ * stride, entry(ref, i, stride), stride);
+	for (size_t j = 0; j < next->n; j++) {
+		if (pair[j] != PAIR_NO_ENTRY)
+			continue;
+		memcpy(absent + n_absent * ks, entry(next, j, stride), ks);
+		set_gen(absent + n_absent++ * ks, rgen);
+	}
+	*ret_only = (struct loader_entries){ .v = TAKE_PTR(only), .n = n_only };
+	*ret_absent = (struct loader_entries){ .v = TAKE_PTR(absent), .n = n_absent };
+	return 0;
+}
+
 /*
  * Wait until no program can still be running on what it read before now: an update of an array
  * of maps from userspace returns only after an RCU grace period (the kernel's
@@ -794,6 +1044,8 @@ static void *loader_sync_thread(void *arg)
 	struct loader *l = arg;
 
 	l->sync_result = loader_wait_for_programs(l);
+	if (l->sync_result == 0)
+		loader_zero_retired(l, l->sync_gen);
 	return NULL;
 }
 
@@ -827,21 +1079,24 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	struct sock_addr_bpf *s = l->sock_addr;
 	const struct policy_map specs[_MAP_MAX] = {
 		[MAP_CGROUPS] = { bpf_map__fd(s->maps.cw_cgroups), sizeof(struct cw_cgroup_key),
-				  cgroup_key_gen },
-		[MAP_DST4] = { bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), dst4_key_gen },
-		[MAP_DST6] = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key), dst6_key_gen },
+				  cgroup_key_gen, cgroup_key_set_gen },
+		[MAP_DST4] = { bpf_map__fd(s->maps.cw_dst4), sizeof(struct cw_dst4_key), dst4_key_gen,
+			       dst4_key_set_gen },
+		[MAP_DST6] = { bpf_map__fd(s->maps.cw_dst6), sizeof(struct cw_dst6_key), dst6_key_gen,
+			       dst6_key_set_gen },
 		[MAP_PORTS] = { bpf_map__fd(s->maps.cw_ports), sizeof(struct cw_port_key),
-				port_key_gen },
+				port_key_gen, port_key_set_gen },
 		[MAP_HOSTS] = { bpf_map__fd(s->maps.cw_hosts), sizeof(struct cw_host_key),
-				host_key_gen },
+				host_key_gen, host_key_set_gen },
 		[MAP_NAMES] = { bpf_map__fd(s->maps.cw_names), sizeof(struct cw_name_key),
-				name_key_gen },
+				name_key_gen, name_key_set_gen },
 		[MAP_RESOLVERS] = { bpf_map__fd(s->maps.cw_resolvers),
-				    sizeof(struct cw_resolver_key), resolver_key_gen },
+				    sizeof(struct cw_resolver_key), resolver_key_gen,
+				    resolver_key_set_gen },
 		[MAP_HOME4] = { bpf_map__fd(s->maps.cw_home4), sizeof(struct cw_home4_key),
-				home4_key_gen },
+				home4_key_gen, home4_key_set_gen },
 		[MAP_HOME6] = { bpf_map__fd(s->maps.cw_home6), sizeof(struct cw_home6_key),
-				home6_key_gen },
+				home6_key_gen, home6_key_set_gen },
 	};
 	const size_t val_sizes[_MAP_MAX] = {
 		sizeof(struct cw_app_val),  sizeof(struct cw_dst_val),	sizeof(struct cw_dst_val),
@@ -860,7 +1115,12 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	} *cg = calloc(n_cgroups + 1, sizeof(*cg));
 	struct loader_written next = { .known = true };
 	uint32_t gen = loader_next_gen(l);
-	struct loader_written *cur = &l->written[gen];
+	struct loader_written *cur = &l->written[gen], *ref = &l->written[!gen];
+	struct loader_entries only[_MAP_MAX] = {}, absent[_MAP_MAX] = {};
+	uint32_t *pair[_MAP_MAX] = {};
+	uint8_t *state[_MAP_MAX] = {};
+	bool paired = false;
+	size_t whole_bytes = 0, delta_bytes = 0;
 	uint32_t level_mask = 0;
 	int r = 0;
 
@@ -955,6 +1215,15 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		l->inactive_unused = true;
 	}
 	l->state->gen[gen].flags = 0;
+	/*
+	 * Nothing written by this loader yet and the maps empty (made at this start, not adopted):
+	 * both generations are known to hold nothing, and the other one needs no clearing later.
+	 */
+	if (!cur->known && !ref->known && loader_maps_empty(specs))
+		cur->known = ref->known = true;
+	/* A difference to what the other generation no longer holds as known says nothing. */
+	if (cur->delta && (!ref->known || ref->delta))
+		cur->known = false;
 	if (!cur->known) {
 		loader_written_clear(cur);
 		for (unsigned m = 0; m < _MAP_MAX; m++) {
@@ -964,9 +1233,26 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 		}
 		cur->known = true;
 	}
+	/*
+	 * The policy in force (ref, its entries known) paired with the next one: what gen holds
+	 * differs from it by gen's delta, and what it keeps of it after the flip is its delta to
+	 * the next one.
+	 */
+	paired = ref->known && !ref->delta;
+	for (unsigned m = 0; paired && m < _MAP_MAX; m++) {
+		r = entries_pair(&ref->maps[m], &next.maps[m], specs[m].key_size, val_sizes[m],
+				 specs[m].key_set_gen, !gen, &pair[m], &state[m]);
+		if (r < 0)
+			goto out;
+	}
 	for (unsigned m = 0; m < _MAP_MAX; m++) {
-		r = write_diff(specs[m].fd, specs[m].key_size, val_sizes[m], &cur->maps[m],
-			       &next.maps[m]);
+		if (cur->delta)
+			r = write_from_delta(specs[m].fd, specs[m].key_size, val_sizes[m],
+					     specs[m].key_set_gen, gen, &ref->maps[m], &cur->maps[m],
+					     &cur->absent[m], &next.maps[m], pair[m], state[m]);
+		else
+			r = write_diff(specs[m].fd, specs[m].key_size, val_sizes[m], &cur->maps[m],
+				       &next.maps[m]);
 		if (r < 0) {
 			cur->known = false; /* written half-way */
 			goto out;
@@ -989,14 +1275,46 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	l->inactive_unused = false;
 	loader_written_clear(cur);
 	*cur = next;
+	next = (struct loader_written){};
+	/*
+	 * The generation just left holds the policy before, mostly the same: kept as its delta to
+	 * the one in force, or whole when that is not smaller (a policy far from this one, none)
+	 * or cannot be had.
+	 */
+	for (unsigned m = 0; paired && m < _MAP_MAX && r == 0; m++) {
+		size_t ks = specs[m].key_size, stride = ks + val_sizes[m];
+
+		r = delta_from_pair(&ref->maps[m], &cur->maps[m], ks, val_sizes[m],
+				    specs[m].key_set_gen, !gen, pair[m], state[m], &only[m],
+				    &absent[m]);
+		whole_bytes += ref->maps[m].n * stride;
+		delta_bytes += only[m].n * stride + absent[m].n * ks;
+	}
+	if (paired && r == 0 && delta_bytes < whole_bytes) {
+		for (unsigned m = 0; m < _MAP_MAX; m++) {
+			free(ref->maps[m].v);
+			ref->maps[m] = only[m];
+			ref->absent[m] = absent[m];
+			only[m] = absent[m] = (struct loader_entries){};
+		}
+		ref->delta = true;
+	}
+	r = 0;
 	/*
 	 * The new policy is in force. Start waiting, in the background, for the programs that
-	 * took the old generation to finish, so that the next reload may rewrite it at once.
+	 * took the old generation to finish, so that the next reload may rewrite it at once; its
+	 * rule and region counters are zeroed then.
 	 */
+	l->sync_gen = !gen;
 	loader_sync_start(l);
-	return 0;
 out:
 	loader_written_clear(&next);
+	for (unsigned m = 0; m < _MAP_MAX; m++) {
+		free(pair[m]);
+		free(state[m]);
+		free(only[m].v);
+		free(absent[m].v);
+	}
 	return r;
 }
 

@@ -14,32 +14,6 @@
 
 #define CONSENT_MAGIC "carwall-consent 1"
 
-static bool boot_id_valid(const char *s, size_t len)
-{
-	return len == CONSENT_BOOT_ID_LEN && strspn(s, "0123456789abcdef-") >= len;
-}
-
-int consent_boot_id(char buf[static CONSENT_BOOT_ID_LEN + 1])
-{
-	/* A procfs file: its size is 0 to stat(), so it is read as it comes. */
-	_cleanup_close_ int fd = open(CONSENT_BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
-	char data[64];
-	ssize_t n;
-
-	if (fd < 0)
-		return negative_errno();
-	do
-		n = read(fd, data, sizeof(data) - 1);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return negative_errno();
-	if (n < CONSENT_BOOT_ID_LEN || !boot_id_valid(data, CONSENT_BOOT_ID_LEN))
-		return -EINVAL;
-	memcpy(buf, data, CONSENT_BOOT_ID_LEN);
-	buf[CONSENT_BOOT_ID_LEN] = '\0';
-	return 0;
-}
-
 static int parse_line(const char *line, size_t len, size_t lineno, struct consent_state *s,
 		      char *reason, size_t reason_size)
 {

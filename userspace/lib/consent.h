@@ -21,13 +21,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fileio.h"
 #include "policy.h"
 
 #define CONSENT_FILE	     "consent"
 #define CONSENT_TMP_FILE     "consent.tmp"
 #define CONSENT_MAX_BYTES    8192
-#define CONSENT_BOOT_ID_LEN  36 /* /proc/sys/kernel/random/boot_id without its newline */
-#define CONSENT_BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+#define CONSENT_BOOT_ID_LEN  BOOT_ID_LEN
 
 struct consent_entry {
 	char name[POLICY_MAX_CONSENT_NAME + 1];
@@ -41,9 +41,6 @@ struct consent_state {
 	size_t n;
 	bool all_off; /* the saved state could not be read: every switch off */
 };
-
-/* This boot's id into buf (CONSENT_BOOT_ID_LEN + 1 bytes). 0 or a negative errno. */
-int consent_boot_id(char buf[static CONSENT_BOOT_ID_LEN + 1]);
 
 /* Parse the file's bytes. 0, or -EINVAL with a reason (one line). */
 int consent_parse(const char *data, size_t size, struct consent_state *ret, char *reason,

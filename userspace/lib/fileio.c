@@ -5,10 +5,39 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
+
+bool boot_id_valid(const char *s, size_t len)
+{
+	return len == BOOT_ID_LEN && strspn(s, "0123456789abcdef-") >= len;
+}
+
+int read_boot_id(const char *path, char buf[static BOOT_ID_LEN + 1])
+{
+	/* A procfs file: its size is 0 to stat(), so it is read as it comes. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	char data[64];
+	ssize_t n;
+
+	buf[0] = '\0';
+	if (fd < 0)
+		return negative_errno();
+	do
+		n = read(fd, data, sizeof(data) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return negative_errno();
+	if (n < BOOT_ID_LEN || (n > BOOT_ID_LEN && data[BOOT_ID_LEN] != '\n') ||
+	    !boot_id_valid(data, BOOT_ID_LEN))
+		return -EINVAL;
+	memcpy(buf, data, BOOT_ID_LEN);
+	buf[BOOT_ID_LEN] = '\0';
+	return 0;
+}
 
 int read_file_limited(const char *path, size_t max_size, char **ret_data, size_t *ret_size)
 {

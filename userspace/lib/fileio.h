@@ -1,9 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* Reading a whole file once into memory, with its size checked before reading; replacing one
- * durably. */
+ * durably; this boot's id. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#define BOOT_ID_LEN  36 /* a UUID, as the kernel gives it without its newline */
+#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
+
+/* Whether the len bytes at s are a boot id (lower-case hex digits and dashes, BOOT_ID_LEN). */
+bool boot_id_valid(const char *s, size_t len);
+
+/*
+ * This boot's id from path (BOOT_ID_PATH, or a file holding one) into buf: 0, or a negative
+ * errno (-EINVAL when the file holds no boot id), buf "" then.
+ */
+int read_boot_id(const char *path, char buf[static BOOT_ID_LEN + 1]);
 
 /*
  * Read the regular file at path into a NUL-terminated buffer (the NUL is not counted in
