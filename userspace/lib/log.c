@@ -191,15 +191,45 @@ int log_struct_internal(enum log_level level, int error, const char *message_id,
 	return error < 0 ? error : -error;
 }
 
+/*
+ * A verifier log comes as one libbpf message of many lines, the reason for a refusal at its end:
+ * one record per line, the first LOG_LIBBPF_HEAD_LINES and the last LOG_LIBBPF_TAIL_LINES (a log
+ * may have a million lines), never cut at a buffer's size.
+ */
+#define LOG_LIBBPF_HEAD_LINES 8
+#define LOG_LIBBPF_TAIL_LINES 60
+
 static int log_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	enum log_level l = level == LIBBPF_WARN ? LOG_LEVEL_WARNING
 			   : level == LIBBPF_INFO ? LOG_LEVEL_DEBUG
 						  : LOG_LEVEL_DEBUG;
+	size_t n_lines = 0, i = 0;
+	char *s = NULL;
+
 	if (l > log_max_level)
 		return 0;
-	/* libbpf's messages start with "libbpf: " already. */
-	log_vwrite(l, 0, NULL, NULL, 0, fmt, ap);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	if (vasprintf(&s, fmt, ap) < 0)
+		return 0;
+#pragma GCC diagnostic pop
+	for (const char *p = s; *p; p++)
+		n_lines += *p == '\n' || !p[1];
+	/* libbpf's messages start with "libbpf: " already; the lines of a log that it quotes not. */
+	for (const char *p = s; *p; i++) {
+		size_t len = strcspn(p, "\n");
+
+		if (i < LOG_LIBBPF_HEAD_LINES || i + LOG_LIBBPF_TAIL_LINES >= n_lines)
+			log_internal(l, 0, "%.*s", (int)len, p);
+		else if (i == LOG_LIBBPF_HEAD_LINES)
+			log_internal(l, 0, "  (%zu lines of libbpf's message left out)",
+				     n_lines - LOG_LIBBPF_HEAD_LINES - LOG_LIBBPF_TAIL_LINES);
+		p += len;
+		if (*p)
+			p++;
+	}
+	free(s);
 	return 0;
 }
 
