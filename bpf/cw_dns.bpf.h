@@ -84,6 +84,20 @@ static long cw_dns_loop_step(__u64 index, void *ctx)
 }
 
 /*
+ * bpf_skb_load_bytes() of the message (len bytes at offset off) into dst. cw_dns_begin() checked
+ * the length already; again here, in a function of its own, so that the register the verifier
+ * sees checked is the one passed: inlined in a long function, clang 14 spilled the length and
+ * passed a reload of it, which the 6.1 verifier knows nothing of ("R3 min value is outside of
+ * the allowed memory range").
+ */
+static __noinline int cw_dns_load(struct __sk_buff *skb, __u32 off, __u8 *dst, __u32 len)
+{
+	if (len < CW_DNS_HEADER_LEN || len > CW_DNS_MSG_MAX)
+		return -1;
+	return bpf_skb_load_bytes(skb, off, dst, len);
+}
+
+/*
  * Parse the DNS message of len bytes at offset off of the packet. Returns the result (its status
  * says what the message is), valid until cw_dns_release(), which the caller must call once done
  * with it; or NULL, with nothing to release, when this run interrupted another parse on this CPU
@@ -107,9 +121,7 @@ static __always_inline struct cw_dns_result *cw_dns_parse_skb(struct __sk_buff *
 	s = &slot->s;
 	if (!cw_dns_begin(s, len))
 		return &s->res;
-	/* cw_dns_begin() checked the length already; again here, where the verifier sees it. */
-	if (len < CW_DNS_HEADER_LEN || len > CW_DNS_MSG_MAX ||
-	    bpf_skb_load_bytes(skb, off, s->msg, len) < 0) {
+	if (cw_dns_load(skb, off, s->msg, len) < 0) {
 		cw_dns_stop(s, CW_DNS_MALFORMED, CW_DNS_R_SHORT);
 		return &s->res;
 	}
