@@ -27,7 +27,7 @@ PEER=$top/tests/adversarial/sockpeer.py
 REC_PORT=7100 # the recording server in the "internet"
 WAIT_TENTHS=30 # a flow that must arrive gets 3 s; one that must not, the same
 
-sandbox_create "cw-cv$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-cv$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 dir=$SANDBOX_DIR
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
@@ -111,9 +111,10 @@ quit() { # NAME: ends one sockpeer
 }
 
 write_policy open
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 start recorder net record "$REC_PORT" "$dir/recorded.log"
-wait_for "$dir/recorder.out" '^ready' || tap_bail_out "the recording server did not start"
+wait_for "$dir/recorder.out" '^ready' ||
+	{ tap_bail_out "the recording server did not start"; exit 1; }
 
 # ---- 1. a connection sharing its port with the app's own listener ----------------------------
 start reuse app app 203.0.113.7 "$REC_PORT" --reuseport-listen 7777
@@ -163,7 +164,8 @@ quit leave
 
 # ---- 3. connections the app accepted ----------------------------------------------------------
 start listener app accept 7800
-wait_for "$dir/listener.out" '^ready' || tap_bail_out "the app's listener did not start"
+wait_for "$dir/listener.out" '^ready' ||
+	{ tap_bail_out "the app's listener did not start"; exit 1; }
 start client net app 192.0.2.1 7800 --source 198.51.100.20
 wait_for "$dir/client.out" '^(connected|error)'
 tell client "send a1-$$"
@@ -182,7 +184,8 @@ quit listener
 write_policy open "allows the tracker on 7100: its address is a TCP peer the app may reach"
 reload
 start listener2 app accept 7801
-wait_for "$dir/listener2.out" '^ready' || tap_bail_out "the app's second listener did not start"
+wait_for "$dir/listener2.out" '^ready' ||
+	{ tap_bail_out "the app's second listener did not start"; exit 1; }
 start client2 net app 192.0.2.1 7801 --source 203.0.113.7
 wait_for "$dir/client2.out" '^(connected|error)'
 tell client2 "send b1-$$"

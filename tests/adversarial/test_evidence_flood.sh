@@ -24,7 +24,7 @@ B_SAME=40000	       # B's connects to one refused destination
 B_SCAN=20000	       # B's connects to as many distinct refused destinations
 A_SAME=5000	       # A's repeats of its refused flow
 
-sandbox_create "cw-ev$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-ev$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 events() { "$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" --json "$@"; }
 # The records of A's refused flow: mediaplayer, TCP to 203.0.113.7 port 443.
@@ -58,7 +58,7 @@ wait_for() { # SECONDS CMD...: bounded wait until CMD succeeds
 sandbox_in_hu "$FLOWPROBE" tcp 203.0.113.7 443 --token ctl$$ >/dev/null 2>&1
 tap_check "control, no enforcement: A's flow reaches the server" sandbox_server_saw tcp 443 "ctl$$"
 
-sandbox_agent_start -e 0 || tap_bail_out "carwalld did not start"
+sandbox_agent_start -e 0 || { tap_bail_out "carwalld did not start"; exit 1; }
 agent_start=$(date +%s)
 
 # A is refused once: EPERM, and the server saw nothing.

@@ -20,7 +20,7 @@ bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
 
-sandbox_create "cw-h$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-h$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 
 oem=2001:db8:51::20 tracker=2001:db8:bad::7
 via="--srh $oem,$tracker" # first the OEM backend, then the tracker, then the destination
@@ -61,7 +61,7 @@ for m in "udp 9000" "udp-connect 9000" "tcp 443"; do
 done
 
 # ---- with carwall -------------------------------------------------------------------------------
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 for m in "udp 9000" "udp-connect 9000" "tcp 443"; do
 	read -r mode port <<<"$m"
 	flow mediaplayer "$mode" "$port"

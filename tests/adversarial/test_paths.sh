@@ -19,7 +19,7 @@ bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
 
-sandbox_create "cw-p$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-p$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
 svc_cg="$SANDBOX_CGROUP_ROOT/system.slice/local.service"
 mkdir -p "$app_cg" "$svc_cg"
@@ -88,7 +88,7 @@ tap_check "control: connect(::) reaches the local service" \
 	grep -q "any6-c$$" "$SANDBOX_DIR/local-server.log"
 
 # ---- with carwall -------------------------------------------------------------------------------
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 
 # What carwall guarantees for it: on a kernel that can destroy sockets (SOCK_DESTROY), the
 # agent's revocation pass cuts it when the policy takes effect (the app's next send fails with

@@ -23,7 +23,7 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 RELOADS=${CARWALL_VM:+60}
 RELOADS=${RELOADS:-300}
 
-sandbox_create "cw-pd$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-pd$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 app_slice="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice"
 mkdir -p "$app_slice/agl-app@mediaplayer.service" "$app_slice/agl-app@navigation.service"
@@ -54,7 +54,7 @@ write_policy() { # mediaplayer-first|navigation-first
 	} >"$SANDBOX_POLICY.new" && mv "$SANDBOX_POLICY.new" "$SANDBOX_POLICY"
 }
 write_policy mediaplayer-first
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_diag "kernel: $(uname -r) $(uname -v)"
 
 # Control: the flow is real (navigation's datagram arrives) and mediaplayer's is refused.

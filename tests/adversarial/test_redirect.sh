@@ -23,7 +23,7 @@ cleanup_adversary() {
 	rm -f "$adv_pin"
 }
 trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
-sandbox_create "cw-a$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-a$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
 mkdir -p "$app_cg"
 
@@ -52,7 +52,7 @@ tap_check "control, no carwall: the rewritten connection reaches the tracker's p
 	sandbox_server_saw tcp 9000 "$TOKEN"
 
 # ---- below carwall's attach point: it runs first, carwall judges the rewritten destination -----
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 flow_to_oem
 refused_at_connect() { sandbox_refused "$OUT" connect; }
 tap_check "rewrite below carwall: the connect() fails with EPERM" refused_at_connect

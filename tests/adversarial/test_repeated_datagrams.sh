@@ -20,7 +20,7 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 WAIT_TENTHS=20 # a datagram that must arrive gets 2 s; one that must not, the same
 N=20           # datagrams per step
 
-sandbox_create "cw-rd$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-rd$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 dir=$SANDBOX_DIR
 slice="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice"
 mp_cg="$slice/agl-app@mediaplayer.service"
@@ -78,7 +78,7 @@ for line in sys.stdin:
         break
 EOF
 
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 
 APP= APP_IN= APP_OUT=

@@ -43,7 +43,7 @@ cleanup_adversary() {
 	[[ -d $adv_pin ]] && rm -rf -- "$adv_pin"
 }
 trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
-sandbox_create "cw-w$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-w$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
 mkdir -p "$app_cg"
 
@@ -70,7 +70,7 @@ cases=(
 )
 
 # ---- control, no carwall: the rewrite sends the app to the tracker -----------------------------
-attach_adversary "$app_cg" || tap_bail_out "cannot attach the adversary programs"
+attach_adversary "$app_cg" || { tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for c in "${cases[@]}"; do
 	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
 	flow "$mode" "$addr" "$port"
@@ -81,7 +81,7 @@ for c in "${cases[@]}"; do
 done
 
 # ---- below carwall's attach point: they run first, carwall judges the rewritten destination -----
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 nothing_arrived() { ! sandbox_server_saw_token "$TOKEN"; }
 for c in "${cases[@]}"; do
 	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
@@ -95,7 +95,8 @@ done
 
 # ---- at carwall's attach point, after carwall's programs: they run last ------------------------
 detach_adversary
-attach_adversary "$SANDBOX_CGROUP_ROOT" || tap_bail_out "cannot attach the adversary programs"
+attach_adversary "$SANDBOX_CGROUP_ROOT" ||
+	{ tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for c in "${cases[@]}"; do
 	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
 	flow "$mode" "$addr" "$port"

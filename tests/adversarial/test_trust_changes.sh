@@ -32,12 +32,13 @@ cleanup_small_fs() {
 }
 trap cleanup_small_fs EXIT
 
-sandbox_create "cw-tc$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-tc$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 keys=$SANDBOX_DIR/keys trust=$SANDBOX_DIR/trust
 mkdir -p "$keys" "$trust"
 chmod 0755 "$trust"
 for k in oem other; do
-	"$CARWALL" bundle keygen --out "$keys/$k" >/dev/null || tap_bail_out "keygen failed"
+	"$CARWALL" bundle keygen --out "$keys/$k" >/dev/null ||
+		{ tap_bail_out "keygen failed"; exit 1; }
 done
 # Two trusted keys; the bundles are signed by oem only.
 cp "$keys/oem.pub" "$trust/oem.pem"
@@ -82,7 +83,8 @@ bundle() {
 		cat "$SANDBOX_DIR/$policy.yaml"
 	} >"$SANDBOX_DIR/$name.payload"
 	"$CARWALL" bundle sign --key "$keys/$key.key" "$SANDBOX_DIR/$name.payload" \
-		-o "$SANDBOX_DIR/$name" >/dev/null || tap_bail_out "signing $name failed"
+		-o "$SANDBOX_DIR/$name" >/dev/null ||
+			{ tap_bail_out "signing $name failed"; exit 1; }
 }
 bundle v1 1 open
 bundle v3 3 open
@@ -93,7 +95,7 @@ bundle v10 10 closed
 bundle v11 11 open
 # The key id of oem (what `revoked` lists), from the signature line.
 oem_id=$(awk '$1 == "#ed25519" { print $2; exit }' "$SANDBOX_DIR/v1")
-[[ $oem_id =~ ^[0-9a-f]{64}$ ]] || tap_bail_out "no key id in the signed bundle"
+[[ $oem_id =~ ^[0-9a-f]{64}$ ]] || { tap_bail_out "no key id in the signed bundle"; exit 1; }
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 status_has() { cw --json status | tr -d ' \n' | grep -q "$1"; }
@@ -142,7 +144,7 @@ tap_check "control: without carwall the app reaches the tracker over UDP" reache
 SANDBOX_DEVELOPER_MODE=0
 SANDBOX_POLICY=$SANDBOX_DIR/policy.bundle
 cp "$SANDBOX_DIR/v1" "$SANDBOX_POLICY"
-start || tap_bail_out "carwalld did not start"
+start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "a start without an anti-rollback state says there is no floor" \
 	log_has "No anti-rollback state"
 in_force "the bundle allowing the tracker" 1
@@ -201,7 +203,8 @@ restarted() {
 	local what=$1 reason=$2
 	shift 2
 	sandbox_agent_stop
-	sandbox_agent_start --trust-dir "$trust" "$@" || tap_bail_out "carwalld did not restart"
+	sandbox_agent_start --trust-dir "$trust" "$@" ||
+		{ tap_bail_out "carwalld did not restart"; exit 1; }
 	fail_closed "$what, restart" "$reason"
 	tap_check "$what, restart: the log says the pinned policy is not kept" \
 		log_has "the policy pinned by an earlier agent is not kept"
@@ -214,7 +217,7 @@ restarted "threshold raised to 2" "below-threshold" --target hu-test --bundle-id
 	--threshold 2
 restarted "target changed" "wrong-target" --target hu-other --bundle-id test.policy
 restarted "bundle id no longer accepted" "wrong-id" --target hu-test --bundle-id other.policy
-start || tap_bail_out "carwalld did not restart"
+start || { tap_bail_out "carwalld did not restart"; exit 1; }
 in_force "restarted with the trust as it was" 3
 
 # Expired: kept while the agent runs (documented), refused at a restart.
@@ -226,7 +229,7 @@ for ((i = 0; i < 100 && $(date +%s) < until_s; i++)); do sleep 0.1; done
 tap_check "expired while running, a reload keeps it (documented)" cw reload
 in_force "expired while running" 4
 sandbox_agent_stop
-start || tap_bail_out "carwalld did not restart"
+start || { tap_bail_out "carwalld did not restart"; exit 1; }
 fail_closed "expired, restart" "expired"
 
 # ---- case 7: bundle ids and a lost floor ---------------------------------------------------------
@@ -277,7 +280,7 @@ fi
 
 # ---- case 3 without a guard cgroup: the apps of the policy keep no rule --------------------------
 sandbox_agent_stop
-start --guard-cgroup '' || tap_bail_out "carwalld did not start without a guard"
+start --guard-cgroup '' || { tap_bail_out "carwalld did not start without a guard"; exit 1; }
 in_force "without a guard" 5
 echo "$oem_id" >>"$trust/revoked"
 tap_expect_exit "without a guard, its key revoked, a reload fails" 1 cw reload
@@ -292,7 +295,7 @@ small_fs=$SANDBOX_STATE_DIR
 mount -t tmpfs -o size=256k,mode=0700 carwall-test-state "$small_fs" ||
 	tap_bail_out "cannot mount a tmpfs on the state folder"
 cp "$SANDBOX_DIR/v10" "$SANDBOX_POLICY"
-start || tap_bail_out "carwalld did not start on the small state folder"
+start || { tap_bail_out "carwalld did not start on the small state folder"; exit 1; }
 tap_check "on a small state folder, v10 (no tracker) is in force" status_has '"version":10,'
 tap_check "v10 is enforced: the tracker is refused" refused tcp 203.0.113.7 443
 tap_check "the state says 10" grep -q "^test.policy 10 " "$small_fs/bundle-state"

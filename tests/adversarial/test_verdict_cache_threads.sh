@@ -55,8 +55,8 @@ cleanup_adversary() {
 	[[ -d $adv_pin ]] && rm -rf -- "$adv_pin"
 }
 trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
-sandbox_create "cw-cr$$" >/dev/null || tap_bail_out "cannot create the sandbox"
-[[ -x $RACE ]] || tap_bail_out "$RACE not found: build it with \`make tests\`"
+sandbox_create "cw-cr$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
+[[ -x $RACE ]] || { tap_bail_out "$RACE not found: build it with \`make tests\`"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
 mkdir -p "$app_cg"
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
@@ -120,7 +120,8 @@ tracker_saw_b() {
 }
 
 # ---- control, no carwall: the rewrite sends b's datagrams to the tracker -----------------------
-attach_adversary "$SANDBOX_CGROUP_ROOT" || tap_bail_out "cannot attach the adversary programs"
+attach_adversary "$SANDBOX_CGROUP_ROOT" ||
+	{ tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for fam in 4 6; do
 	race "$fam" 300 200
 	sent() { ((a_sent > 0 && b_sent > 0 && a_eperm == 0 && b_eperm == 0)); }
@@ -132,8 +133,9 @@ done
 
 # ---- carwall first, the rewrite after it: the egress program is what refuses b -----------------
 detach_adversary
-sandbox_agent_start || tap_bail_out "carwalld did not start"
-attach_adversary "$SANDBOX_CGROUP_ROOT" || tap_bail_out "cannot attach the adversary programs"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
+attach_adversary "$SANDBOX_CGROUP_ROOT" ||
+	{ tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for fam in 4 6; do
 	race "$fam" "$RACE_MS" "$RACE_MAX"
 	tap_diag "IPv$fam: $OUT; $ARRIVED_A datagrams arrived to no port"

@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-sandbox_create "cw-u$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-u$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 # audit_policy MEDIAPLAYER_AUDIT: navigation enforced; mediaplayer's audit as given.
@@ -64,7 +64,7 @@ for f in "${flows[@]}"; do
 		test "$(sandbox_judge "$out" "$tok" "$mode" "$port")" = ok
 done
 
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "status marks the audited app" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q 'mediaplayer.*(audit mode)'"
 tap_check "status does not mark the enforced app" bash -c "! '$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q 'navigation.*(audit mode)'"
 

@@ -14,12 +14,13 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-sandbox_create "cw-b$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-b$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 keys=$SANDBOX_DIR/keys trust=$SANDBOX_DIR/trust
 mkdir -p "$keys" "$trust"
 chmod 0755 "$trust"
 for k in oem other; do
-	"$CARWALL" bundle keygen --out "$keys/$k" >/dev/null || tap_bail_out "keygen failed"
+	"$CARWALL" bundle keygen --out "$keys/$k" >/dev/null ||
+		{ tap_bail_out "keygen failed"; exit 1; }
 done
 cp "$keys/oem.pub" "$trust/oem.pem"
 chmod 0644 "$trust/oem.pem"
@@ -62,7 +63,8 @@ app_tcp() { sandbox_app_flow mediaplayer tcp "$1" "$2"; }
 SANDBOX_DEVELOPER_MODE=0
 SANDBOX_POLICY=$SANDBOX_DIR/policy.bundle
 cp "$top/tests/integration/flows.yaml" "$SANDBOX_POLICY"
-sandbox_agent_start --trust-dir "$trust" --target hu-test --bundle-id test.policy || tap_bail_out "carwalld did not start"
+sandbox_agent_start --trust-dir "$trust" --target hu-test --bundle-id test.policy ||
+	{ tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "production mode: an unsigned policy is refused at start" \
 	grep -q "bundle refused (no-signature-block)" "$SANDBOX_DIR/agent.log"
 tap_check "production mode: with nothing valid, status says fail closed" \
@@ -128,7 +130,8 @@ tap_check "after the rollback attempt v4 is in force" status_has '"version":4,'
 
 # ---- a restart loads the kept bundle, checked again ---------------------------------------------
 sandbox_agent_stop
-sandbox_agent_start --trust-dir "$trust" --target hu-test --bundle-id test.policy || tap_bail_out "carwalld did not restart"
+sandbox_agent_start --trust-dir "$trust" --target hu-test --bundle-id test.policy ||
+	{ tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "after a restart the installed bundle (v4) is in force again" status_has '"version":4,'
 tap_expect_exit "after a restart the tracker is refused" 1 app_tcp 203.0.113.7 443
 
@@ -136,7 +139,7 @@ tap_expect_exit "after a restart the tracker is refused" 1 app_tcp 203.0.113.7 4
 sandbox_agent_stop
 SANDBOX_DEVELOPER_MODE=1
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
-sandbox_agent_start || tap_bail_out "carwalld did not start in developer mode"
+sandbox_agent_start || { tap_bail_out "carwalld did not start in developer mode"; exit 1; }
 tap_check "developer mode is logged loudly" grep -q "DEVELOPER MODE: unsigned policies are accepted" "$SANDBOX_DIR/agent.log"
 tap_check "developer mode shows in status" status_has '"mode":"developer"'
 

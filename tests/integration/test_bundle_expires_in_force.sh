@@ -18,11 +18,11 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 # average of 8 on 2 CPUs), and about ten times slower under emulation (CARWALL_VM=1).
 LIFETIME=$([[ -n ${CARWALL_VM:-} ]] && echo 60 || echo 20)
 
-sandbox_create "cw-x$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-x$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 keys=$SANDBOX_DIR/keys trust=$SANDBOX_DIR/trust
 mkdir -p "$keys" "$trust"
 chmod 0755 "$trust"
-"$CARWALL" bundle keygen --out "$keys/oem" >/dev/null || tap_bail_out "keygen failed"
+"$CARWALL" bundle keygen --out "$keys/oem" >/dev/null || { tap_bail_out "keygen failed"; exit 1; }
 cp "$keys/oem.pub" "$trust/oem.pem"
 chmod 0644 "$trust/oem.pem"
 
@@ -36,10 +36,11 @@ bundle() {
 	"$CARWALL" bundle sign --key "$keys/oem.key" "$SANDBOX_DIR/$1.payload" -o "$SANDBOX_DIR/$1" \
 		>/dev/null
 }
-bundle long 2 2099-01-01T00:00:00Z || tap_bail_out "signing failed"
+bundle long 2 2099-01-01T00:00:00Z || { tap_bail_out "signing failed"; exit 1; }
 # Signed last, so that its lifetime starts as late as it can.
 expires_at=$(($(date +%s) + LIFETIME))
-bundle short 1 "$(date -u -d "@$expires_at" +%Y-%m-%dT%H:%M:%SZ)" || tap_bail_out "signing failed"
+bundle short 1 "$(date -u -d "@$expires_at" +%Y-%m-%dT%H:%M:%SZ)" ||
+	{ tap_bail_out "signing failed"; exit 1; }
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 status_has() { cw --json status | tr -d ' \n' | grep -q "$1"; }
@@ -55,7 +56,8 @@ cg_flow() { # ADDR PORT: one TCP flow from the app's cgroup (no `carwall run`: i
 SANDBOX_DEVELOPER_MODE=0
 SANDBOX_POLICY=$SANDBOX_DIR/policy.bundle
 cp "$SANDBOX_DIR/short" "$SANDBOX_POLICY"
-sandbox_agent_start --trust-dir "$trust" --target hu-test || tap_bail_out "carwalld did not start"
+sandbox_agent_start --trust-dir "$trust" --target hu-test ||
+	{ tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "the short-lived bundle is in force" status_has '"bundle":{"id":"test.policy","version":1,'
 tap_check "before it expires: status says \"expired\": false" status_has '"expired":false'
 tap_expect_exit "before it expires: the OEM backend is reached" 0 cg_flow 198.51.100.20 443
@@ -81,7 +83,8 @@ tap_expect_exit "once expired: the tracker is still refused" 1 cg_flow 203.0.113
 # policy its predecessor pinned came from that bundle and is no longer trusted: every app below
 # the guard is refused everything.
 sandbox_agent_stop
-sandbox_agent_start --trust-dir "$trust" --target hu-test || tap_bail_out "carwalld did not restart"
+sandbox_agent_start --trust-dir "$trust" --target hu-test ||
+	{ tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "agent restart: the expired bundle is refused, saying so" \
 	grep -q "bundle refused (expired)" "$SANDBOX_DIR/agent.log"
 tap_check "agent restart: status names the error" status_has '"last_error":"[^"]*expired'
@@ -94,7 +97,8 @@ tap_expect_exit "agent restart: the tracker is refused" 1 cg_flow 203.0.113.7 44
 # below the guard is refused everything.
 sandbox_agent_stop
 cw --pin-dir "$SANDBOX_PIN_DIR" unload >/dev/null
-sandbox_agent_start --trust-dir "$trust" --target hu-test || tap_bail_out "carwalld did not start"
+sandbox_agent_start --trust-dir "$trust" --target hu-test ||
+	{ tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "after a reboot: the expired bundle is refused, saying so" \
 	test "$(grep -c "bundle refused (expired)" "$SANDBOX_DIR/agent.log")" -ge 2
 tap_expect_exit "after a reboot: status --quiet says not enforcing a policy" 1 cw status --quiet

@@ -31,7 +31,7 @@ stop_started() {
 }
 trap stop_started EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 
-sandbox_create "cw-cs$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-cs$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 # write_policy [EXTRA SWITCH LINES]: the test's policy; the analytics switch can be left out.
@@ -92,7 +92,7 @@ for f in "tcp 198.51.100.20 9000" "udp 198.51.100.20 9000" "tcp 198.51.100.20 44
 		test "$(sandbox_judge "$out" "$tok" "$mode" "$port")" = ok
 done
 
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "every switch on by default" test "$(state crash-reports) $(state analytics)" = "on on"
 tap_check "consent list names the mandatory purpose" bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' consent list | grep -q 'mandatory (never switched off): ecall'"
 tap_check "all switches on: every flow the policy allows goes out" flows ok ok ok ok ok ok
@@ -158,14 +158,14 @@ tap_check "consent set analytics off (again)" cw consent set analytics off
 sandbox_agent_stop
 tap_check "stopped: the state file holds both switches off" \
 	bash -c "grep -qx 'switch crash-reports off persistent' '$SANDBOX_STATE_DIR/consent' && grep -qx 'switch analytics off drive' '$SANDBOX_STATE_DIR/consent'"
-sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "restart in the same boot: both switches stay off" \
 	test "$(state crash-reports) $(state analytics)" = "off off"
 tap_check "restart: the flows stay refused" few_flows EPERM EPERM ok
 sandbox_agent_stop
 # A new boot: another boot id in the state file is what a reboot leaves.
 sed -i 's/^boot .*/boot 00000000-1111-2222-3333-444444444444/' "$SANDBOX_STATE_DIR/consent"
-sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "new boot: the per-drive switch is back to its default, the persistent one stays off" \
 	test "$(state crash-reports) $(state analytics)" = "off on"
 tap_check "new boot: UDP 9000 v4 allowed by analytics again, crash reports still refused" \
@@ -191,7 +191,8 @@ getent group nogroup >/dev/null && command -v setpriv >/dev/null ||
 ng=$(getent group nogroup | cut -d: -f3) # the consent group's gid
 sandbox_agent_stop
 chmod o+x "$SANDBOX_DIR" "$SANDBOX_RUN_DIR"
-sandbox_agent_start --consent-group nogroup || tap_bail_out "carwalld did not start with --consent-group"
+sandbox_agent_start --consent-group nogroup ||
+	{ tap_bail_out "carwalld did not start with --consent-group"; exit 1; }
 as() { # UID GID [SUPPLEMENTARY] -- CARWALL ARGS...
 	local uid=$1 gid=$2 groups=(--clear-groups)
 	shift 2

@@ -25,7 +25,7 @@ seed=${CONSENT_AGREES_SEED:-4242}
 N_STATES=5
 
 command -v python3 >/dev/null || { tap_skip "consent agrees with explain" "needs python3"; tap_done; exit; }
-[[ -x $PROBE ]] || tap_bail_out "$PROBE is missing: build it with 'make tests'"
+[[ -x $PROBE ]] || { tap_bail_out "$PROBE is missing: build it with 'make tests'"; exit 1; }
 
 probe_ns=cw-ca$$-probe
 probe_ns_made=
@@ -33,7 +33,7 @@ cleanup() { # runs first on exit; sandbox_create keeps it
 	[[ -n $probe_ns_made ]] && ip netns del "$probe_ns" 2>/dev/null
 }
 trap cleanup EXIT
-sandbox_create "cw-ca$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-ca$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 work=$SANDBOX_DIR
 SANDBOX_POLICY=$work/policy.yaml
 
@@ -99,10 +99,11 @@ EOF
 tap_check "seed $seed: the generated policy is valid" "$CARWALL" policy check "$SANDBOX_POLICY"
 n_cases=$(wc -l <"$work/probe")
 
-ip netns add "$probe_ns" || tap_bail_out "cannot create the network namespace $probe_ns"
+ip netns add "$probe_ns" ||
+	{ tap_bail_out "cannot create the network namespace $probe_ns"; exit 1; }
 probe_ns_made=1
 ip -n "$probe_ns" link set lo up
-[[ -z $(ip -n "$probe_ns" route show) ]] || tap_bail_out "$probe_ns has routes"
+[[ -z $(ip -n "$probe_ns" route show) ]] || { tap_bail_out "$probe_ns has routes"; exit 1; }
 in_probe_ns() { nsenter --net="/run/netns/$probe_ns" -- "$@"; }
 # kernel OUT: the kernel's verdict per case as app a, connect() then (UDP) sendto(): "R1 R2".
 kernel() {
@@ -119,7 +120,7 @@ in_probe_ns timeout 20 "$PROBE" <"$work/probe" >"$work/control" 2>&1
 tap_check "control, no carwall: all $n_cases cases fail at the route lookup (ENETUNREACH)" \
 	bash -c "[ \$(grep -cx ENETUNREACH '$work/control') -eq $n_cases ]"
 
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 k=0
 while read -r state; do
 	k=$((k + 1))

@@ -34,7 +34,7 @@ stop_started() {
 }
 trap stop_started EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 
-sandbox_create "cw-cw$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-cw$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 dir=$SANDBOX_DIR
 SANDBOX_POLICY=$dir/policy.yaml
 cat >"$SANDBOX_POLICY" <<EOF
@@ -70,7 +70,7 @@ sandbox_in_net python3 "$traffic" serve 198.51.100.20 "$PORT" "$dir/server.log" 
 PIDS[server]=$!
 for ((i = 0; i < 50; i++)); do grep -qx ready "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
 tap_check "the server is up" grep -qx ready "$dir/server.log"
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 
 t_start=$(now_ns)
 for m in "${MODES[@]}"; do

@@ -14,7 +14,7 @@ bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
 
-sandbox_create "cw-e$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-e$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 events() { "$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" "$@"; }
 json_count() { grep -c "$1" || true; }
@@ -29,7 +29,7 @@ tap_check "control, no enforcement: the tracker is reached over TCP" control_flo
 tap_check "control, no enforcement: the tracker is reached over UDP and IPv6" \
 	control_flow udp 2001:db8:bad::7 514
 
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "no event is logged before any flow" bash -c "[ -z \"\$('$CARWALL' events --state-dir '$SANDBOX_STATE_DIR')\" ]"
 
 # A live reader, started before the flows.
@@ -172,7 +172,7 @@ audit_policy=$SANDBOX_DIR/audit.yaml
 sed 's/^apps:/audit: true\napps:/' "$SANDBOX_POLICY" >"$audit_policy"
 sandbox_agent_stop
 SANDBOX_POLICY=$audit_policy
-sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 sandbox_run_app mediaplayer "$FLOWPROBE" tcp 203.0.113.7 443 --token audit$$ >/dev/null 2>&1
 tap_check "audit mode: a flow no rule allows goes out" sandbox_server_saw tcp 443 "audit$$"
 tap_check "audit mode: it is reported as audited" wait_events 9
@@ -193,7 +193,7 @@ tap_expect_exit "audit mode off after a reload: the flow is refused again (EPERM
 # refused connects, each far shorter than a second and more than a second apart, give exactly
 # 50 events and 30 dropped each: no bound scaled by how long anything took.
 sandbox_agent_stop
-sandbox_agent_start --event-rate 50 || tap_bail_out "carwalld did not restart"
+sandbox_agent_start --event-rate 50 || { tap_bail_out "carwalld did not restart"; exit 1; }
 stats_field() { # FIELD: mediaplayer's since_load FIELD, or the event path's "received"
 	local st
 	st=$(cw --json stats | tr -d ' \n')

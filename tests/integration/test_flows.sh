@@ -16,7 +16,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-sandbox_create "cw-f$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-f$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 # The agent runs in developer mode (plain policies), or with CARWALL_FLOWS_MODE=production
 # (test_flows_production.sh) in production mode, its default, on signed bundles of the same
 # policies.
@@ -51,7 +51,8 @@ policy_file() {
 }
 # A copy, so the broken-policy step can replace it under the running agent.
 SANDBOX_POLICY=$SANDBOX_DIR/policy
-policy_file "$flows_yaml" "$SANDBOX_POLICY" || tap_bail_out "cannot make the policy file"
+policy_file "$flows_yaml" "$SANDBOX_POLICY" ||
+	{ tap_bail_out "cannot make the policy file"; exit 1; }
 
 # app|MODE|ADDR|PORT|EXPECT[|flowprobe flags]: EXPECT is ok or EPERM under enforcement.
 # app "-" is an unmanaged process.
@@ -329,7 +330,7 @@ tap_expect_exit "status without an agent exits 3 and reads the pins" 3 \
 	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" status
 
 # A new agent adopts what is pinned.
-sandbox_agent_start "${agent_args[@]}" || tap_bail_out "carwalld did not restart"
+sandbox_agent_start "${agent_args[@]}" || { tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "a restarted agent adopts the pinned policy" \
 	grep -q "Adopted the policy pinned" "$SANDBOX_DIR/agent.log"
 new_token

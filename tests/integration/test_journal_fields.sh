@@ -47,12 +47,13 @@ if [[ ${CW_JOURNAL_NS:-} != 1 ]]; then
 	((made == 0)) || rmdir /run/systemd 2>/dev/null
 	exit "$rc"
 fi
-mount -t tmpfs -o mode=0755 tmpfs /run/systemd || tap_bail_out "cannot mount a tmpfs on /run/systemd"
+mount -t tmpfs -o mode=0755 tmpfs /run/systemd ||
+	{ tap_bail_out "cannot mount a tmpfs on /run/systemd"; exit 1; }
 mkdir /run/systemd/journal
 
 . "$top/scripts/sandbox.sh"
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
-sandbox_create "cw-j$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-j$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 cp "$top/tests/integration/flows.yaml" "$SANDBOX_POLICY"
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
@@ -105,7 +106,8 @@ for ((i = 0; i < 100; i++)); do
 	grep -q LISTENING "$entries" 2>/dev/null && break
 	sleep 0.05
 done
-grep -q LISTENING "$entries" 2>/dev/null || tap_bail_out "the journal socket did not start"
+grep -q LISTENING "$entries" 2>/dev/null ||
+	{ tap_bail_out "the journal socket did not start"; exit 1; }
 
 # entry MESSAGE_ID [FIELD=VALUE...]: the first entry with that id and those fields, as
 # FIELD=VALUE lines (a newline in a value as a space). Waits (10 s at most) with awk, reads with
@@ -151,7 +153,7 @@ tap_check "control, no carwall: the app's cgroup reaches the tracker" \
 # ---- the agent, its stderr the journal stream ---------------------------------------------------
 : >"$SANDBOX_DIR/agent.log"
 stream=$(stat -c '%d:%i' "$SANDBOX_DIR/agent.log")
-JOURNAL_STREAM=$stream sandbox_agent_start || tap_bail_out "carwalld did not start"
+JOURNAL_STREAM=$stream sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 
 e=$(entry "$(id_of READY)")
 tap_check "Ready: its MESSAGE_ID, PRIORITY=6 (info), SYSLOG_IDENTIFIER=carwalld" \

@@ -17,7 +17,7 @@ export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
 hide=$bin/tests/kernel_hide.so
 
-sandbox_create "cw-k$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-k$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 
 # A statically linked agent cannot be given a preloaded library (and STATIC=1 builds none).
 preload=1

@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-sandbox_create "cw-m$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-m$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
@@ -74,7 +74,7 @@ put() { # FILE: rename it in, as an installer would
 }
 
 good 443 >"$policy"
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_expect_exit "control: the good policy lets mediaplayer reach the OEM backend" 0 \
 	sandbox_app_flow mediaplayer tcp 198.51.100.20 443
 tap_expect_exit "control: the good policy refuses the tracker" 1 \
@@ -123,7 +123,8 @@ sandbox_agent_stop
 cw --pin-dir "$SANDBOX_PIN_DIR" unload >/dev/null
 too_many_dst4 >"$SANDBOX_DIR/big.yaml"
 put "$SANDBOX_DIR/big.yaml"
-sandbox_agent_start || tap_bail_out "carwalld did not start with a policy that does not fit"
+sandbox_agent_start ||
+	{ tap_bail_out "carwalld did not start with a policy that does not fit"; exit 1; }
 tap_check "at start: the agent says why the policy is refused" \
 	grep -q "more than 131072 IPv4 prefixes" "$SANDBOX_DIR/agent.log"
 tap_expect_exit "at start: status --quiet says not enforcing a policy" 1 cw status --quiet

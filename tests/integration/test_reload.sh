@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-sandbox_create "cw-r$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-r$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 app_slice="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice"
@@ -111,7 +111,7 @@ expect_flows "control, no enforcement: all four flows reach their servers from t
 
 # ---- reload triggers ---------------------------------------------------------------------------
 cp "$SANDBOX_DIR/a.yaml" "$policy"
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 expect_flows "policy A: OEM and maps allowed, tracker refused" ok ok EPERM EPERM
 
 # `carwall reload` (the file is replaced first; inotify may also fire, the reload must still answer)
@@ -185,7 +185,7 @@ tap_expect_exit "guard: a new app cgroup not yet registered is refused even the 
 	1 probe "$app_cg" 198.51.100.20 443
 tap_check "control: outside the guard, an unregistered cgroup reaches the OEM backend" \
 	probe "$SANDBOX_CGROUP_ROOT/system.slice/other.service" 198.51.100.20 443
-sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 expect_flows "an agent that starts registers the new cgroup as mediaplayer" ok ok EPERM EPERM
 # With the agent running, a recreated cgroup is registered by itself (inotify).
 rmdir "$app_cg" 2>/dev/null
@@ -254,7 +254,7 @@ in_cgroup "$app_cg" bash -c "for i in \$(seq 400); do '$FLOWPROBE' tcp 203.0.113
 loop_pid=$!
 sleep 0.2
 sandbox_agent_stop
-sandbox_agent_start || tap_bail_out "carwalld did not restart"
+sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 wait "$loop_pid"
 id_after=$(prog_id)
 tap_check "a restarted agent swaps new programs into the pinned links" \
@@ -484,7 +484,7 @@ tap_check "control: root can read the pinned maps" bpftool map dump pinned "$SAN
 # is 0755 on a head unit).
 chmod 0711 "$SANDBOX_DIR"
 sandbox_agent_stop
-sandbox_agent_start --control-group nogroup || tap_bail_out "carwalld did not restart"
+sandbox_agent_start --control-group nogroup || { tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "a member of the control group can query the agent" \
 	setpriv --reuid=65534 --regid=65534 --init-groups "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status
 
@@ -492,7 +492,7 @@ tap_check "a member of the control group can query the agent" \
 sandbox_agent_stop
 cw unload >/dev/null
 printf 'version: 1\napps:\n  mediaplayer:\n    allow: [\n' >"$policy"
-sandbox_agent_start || tap_bail_out "carwalld did not start without a valid policy"
+sandbox_agent_start || { tap_bail_out "carwalld did not start without a valid policy"; exit 1; }
 tap_check "with no valid policy the agent still starts and says why" \
 	grep -q "No valid policy: every app below" "$SANDBOX_DIR/agent.log"
 tap_expect_exit "with no valid policy, status --quiet says not enforcing" 1 cw status --quiet

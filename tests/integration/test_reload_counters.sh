@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-sandbox_create "cw-rc$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-rc$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
@@ -73,7 +73,7 @@ tap_check "control, no enforcement: the app reaches the OEM backend" flows 1
 
 rev=0
 policy_rev $rev >"$policy"
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 tap_check "policy in force: 3 allowed flows reach the server" flows 3
 expect_hits "the first policy's rule counted the 3 flows" 3
 for ((k = 1; k <= 4; k++)); do

@@ -21,7 +21,7 @@ command -v bpftool >/dev/null 2>&1 || {
 	tap_done
 	exit 0
 }
-sandbox_create "cw-rx$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-rx$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 app_slice="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice"
@@ -44,7 +44,7 @@ active_of() { sed -n 's/^active //p' "$1"; }
 # ---- the reference: each policy as an agent that starts with it writes it --------------------
 for v in 0 1 2 3 4; do
 	cp "$SANDBOX_DIR/p$v.yaml" "$policy"
-	sandbox_agent_start || tap_bail_out "carwalld did not start with policy $v"
+	sandbox_agent_start || { tap_bail_out "carwalld did not start with policy $v"; exit 1; }
 	python3 "$gen_maps" dump "$SANDBOX_PIN_DIR" >"$SANDBOX_DIR/dump.start" ||
 		tap_bail_out "cannot read the maps"
 	gen_of "$SANDBOX_DIR/dump.start" "$(active_of "$SANDBOX_DIR/dump.start")" >"$SANDBOX_DIR/ref$v"
@@ -60,7 +60,7 @@ fi
 
 # ---- a chain of reloads ----------------------------------------------------------------------
 cp "$SANDBOX_DIR/p0.yaml" "$policy"
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 prev=0
 for v in 1 2 0 3 4 1 2; do
 	cp "$SANDBOX_DIR/p$v.yaml" "$policy.new"
@@ -70,7 +70,8 @@ for v in 1 2 0 3 4 1 2; do
 		prev=$v
 		continue
 	fi
-	python3 "$gen_maps" dump "$SANDBOX_PIN_DIR" >"$SANDBOX_DIR/dump" || tap_bail_out "cannot read the maps"
+	python3 "$gen_maps" dump "$SANDBOX_PIN_DIR" >"$SANDBOX_DIR/dump" ||
+		{ tap_bail_out "cannot read the maps"; exit 1; }
 	a=$(active_of "$SANDBOX_DIR/dump")
 	gen_of "$SANDBOX_DIR/dump" "$a" >"$SANDBOX_DIR/active"
 	gen_of "$SANDBOX_DIR/dump" "$((1 - a))" >"$SANDBOX_DIR/inactive"

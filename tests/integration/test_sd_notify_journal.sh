@@ -21,7 +21,7 @@ if ! command -v python3 >/dev/null 2>&1; then
 	exit
 fi
 
-sandbox_create "cw-n$$" >/dev/null || tap_bail_out "cannot create the sandbox"
+sandbox_create "cw-n$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
 SANDBOX_POLICY=$policy
 cp "$top/tests/integration/flows.yaml" "$policy"
@@ -70,7 +70,8 @@ start_agent() {
 	local out=$1
 	shift
 	rm -f "$SANDBOX_DIR/notify.sock"
-	listen "$SANDBOX_DIR/notify.sock" "$out" || tap_bail_out "the notify listener did not start"
+	listen "$SANDBOX_DIR/notify.sock" "$out" ||
+		{ tap_bail_out "the notify listener did not start"; exit 1; }
 	NOTIFY_SOCKET=$SANDBOX_DIR/notify.sock JOURNAL_STREAM=8:42 sandbox_agent_start "$@" ||
 		tap_bail_out "carwalld did not start"
 }
@@ -127,7 +128,7 @@ stop_listener
 # Without JOURNAL_STREAM: plain lines.
 : >"$log"
 cp "$top/tests/integration/flows.yaml" "$policy"
-sandbox_agent_start || tap_bail_out "carwalld did not start"
+sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 sandbox_agent_stop
 tap_check "without JOURNAL_STREAM: plain 'carwalld: ' lines, no priority prefix" bash -c "grep -q '^carwalld: Ready' '$log' && ! grep -q '^<[0-7]>' '$log'"
 

@@ -27,7 +27,7 @@ EARLY_UNIT=$EARLY_TPL@$EARLY_ID.service
 EVENTS=/var/lib/carwall/events/app-${SD_APP_OF[agl-app]}.jsonl
 
 first_boot() {
-	sd_net_create || tap_bail_out "cannot make the server's network namespace"
+	sd_net_create || { tap_bail_out "cannot make the server's network namespace"; exit 1; }
 	rm -rf "$S"
 	install -d -m 0755 "$S" && install -d -o agl-driver -g agl-driver "$S/out" ||
 		tap_bail_out "cannot make $S"
@@ -99,7 +99,7 @@ second_boot() {
 	b=$(sed -n 's/^started=\([0-9]*\)\.\([0-9]*\)$/\1\20000/p' "$early" 2>/dev/null)
 	tap_check "second boot: its program started after the agent was ready ($a <= $b µs)" \
 		test "${a:-0}" -gt 0 -a "${a:-0}" -le "${b:-0}"
-	sd_net_create || tap_bail_out "cannot make the server's network namespace"
+	sd_net_create || { tap_bail_out "cannot make the server's network namespace"; exit 1; }
 	touch "$S/go"
 	SD_START_RC=0
 	sd_app_wait_file "$early"
