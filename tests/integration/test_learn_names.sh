@@ -386,7 +386,8 @@ answers = int(open(sys.argv[1]).read().split()[1])
 o = json.load(sys.stdin)
 apps = {a["id"]: a for a in o["apps"] if a.get("id")}
 mp, hv = apps["mediaplayer"], apps["hvac"]
-assert answers > 1000, answers
+# A flood: more answers than the budget can report (under emulation, some hundreds in all).
+assert answers > 2 * (64 * 4 + 20), answers
 assert mp["dns"]["unreported"] > 0, mp["dns"]
 assert hv["since_load"]["events_dropped"] == 0 and hv["since_load"]["refused"] >= 1, hv
 obs = o["events"]["inventory"]["observed_names"]
