@@ -704,9 +704,11 @@ static int agent_run(struct agent *a)
 
 static void agent_malloc_setup(void)
 {
+#ifndef __SANITIZE_ADDRESS__ /* AddressSanitizer's allocator is not glibc's: nothing to set */
 	if (!mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_THRESHOLD) || !mallopt(M_ARENA_MAX, 1))
 		log_warning("Cannot set the allocator's options: memory freed after a reload may "
 			    "stay resident");
+#endif
 }
 
 int main(int argc, char **argv)
@@ -715,8 +717,8 @@ int main(int argc, char **argv)
 	bool verbose = false;
 	int r;
 
-	agent_malloc_setup();
 	log_setup("carwalld", LOG_LEVEL_INFO);
+	agent_malloc_setup();
 	r = agent_parse_args(&a, argc, argv, &verbose);
 	if (r < 0)
 		return EXIT_FAILURE;
