@@ -18,6 +18,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/flows.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -83,36 +84,6 @@ INVENTORY=$SANDBOX_STATE_DIR/inventory.json
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"; }
 flows() { "$CARWALL" flows --state-dir "$SANDBOX_STATE_DIR" "$@"; }
 
-token_n=0
-# expect_flow NAME APP ADDR PORT ok|EPERM: one flowprobe flow (FLOW_MODE tcp or udp) at both ends.
-expect_flow() {
-	local name=$1 app=$2 addr=$3 port=$4 expect=$5 rc res mode=${FLOW_MODE:-tcp} stage=connect
-	token_n=$((token_n + 1))
-	local token="iv$$-$token_n"
-	[[ $mode == udp ]] && stage=send
-	if [[ $app == - ]]; then
-		res=$(sandbox_in_hu "$FLOWPROBE" "$mode" "$addr" "$port" --token "$token" 2>&1)
-	else
-		res=$(sandbox_run_app "$app" "$FLOWPROBE" "$mode" "$addr" "$port" --token "$token" 2>&1)
-	fi
-	rc=$?
-	if [[ $expect == ok ]]; then
-		if ((rc == 0)) && sandbox_server_saw "$mode" "$port" "$token"; then
-			tap_ok "$name"
-		else
-			tap_not_ok "$name" "expected ok: rc $rc: $res"
-		fi
-	elif ((rc == 1)) && sandbox_refused "$res" "$stage" && ! sandbox_server_saw_token "$token"; then
-		tap_ok "$name"
-	else
-		tap_not_ok "$name" "expected EPERM at $stage and nothing at the server: rc $rc: $res"
-	fi
-}
-# flow_quiet APP ADDR PORT: one flow whose verdict another check already proved; 0 if it went out.
-flow_quiet() {
-	token_n=$((token_n + 1))
-	sandbox_run_app "$1" "$FLOWPROBE" "${FLOW_MODE:-tcp}" "$2" "$3" --token "iv$$-$token_n" >/dev/null 2>&1
-}
 query() { sandbox_run_app "$1" python3 "$TOOL" query --server 192.0.2.2 "$2" >/dev/null 2>&1; }
 
 # inv_field APP ADDR PORT PROTO VERDICT FIELD: a field of that record in `carwall flows --json`
