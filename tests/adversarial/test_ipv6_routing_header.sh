@@ -28,7 +28,7 @@ via="--srh $oem,$tracker" # first the OEM backend, then the tracker, then the de
 # Segment routing in the "internet" namespace: each segment is one of its own addresses.
 for conf in all default net0 lo; do
 	sandbox_in_net sysctl -qw "net.ipv6.conf.$conf.seg6_enabled=1" ||
-		tap_bail_out "cannot enable segment routing (net.ipv6.conf.$conf.seg6_enabled)"
+		{ tap_bail_out "cannot enable segment routing (net.ipv6.conf.$conf.seg6_enabled)"; exit 1; }
 done
 
 n=0

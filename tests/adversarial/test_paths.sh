@@ -47,7 +47,7 @@ in_cgroup "$app_cg" "$FLOWPROBE" serve --log "$SANDBOX_DIR/app-server.log" --tcp
 in_cgroup "$svc_cg" "$FLOWPROBE" serve --log "$SANDBOX_DIR/local-server.log" --tcp 7001 \
 	>"$SANDBOX_DIR/local-server.out" 2>&1 &
 wait_ready "$SANDBOX_DIR/app-server.out" && wait_ready "$SANDBOX_DIR/local-server.out" ||
-	tap_bail_out "the head unit's servers did not start"
+	{ tap_bail_out "the head unit's servers did not start"; exit 1; }
 
 # An established stream from the app to the tracker, opened before carwall starts.
 # Held long enough to outlast the control steps and the agent's start even under emulation;

@@ -28,7 +28,7 @@ app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@media
 mkdir -p "$app_cg"
 
 bpftool prog load "$adversary" "$adv_pin" type cgroup/connect4 ||
-	tap_bail_out "cannot load the adversary program $adversary"
+	{ tap_bail_out "cannot load the adversary program $adversary"; exit 1; }
 
 in_cgroup() { # CGROUP CMD...
 	local cg=$1

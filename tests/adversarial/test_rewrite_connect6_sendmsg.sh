@@ -48,7 +48,7 @@ app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@media
 mkdir -p "$app_cg"
 
 bpftool prog loadall "$adversary" "$adv_pin" ||
-	tap_bail_out "cannot load the adversary programs $adversary"
+	{ tap_bail_out "cannot load the adversary programs $adversary"; exit 1; }
 
 in_cgroup() { # CGROUP CMD...
 	local cg=$1

@@ -269,7 +269,7 @@ if [[ -e /etc/carwall/bundle-id ]]; then
 else
 	sandbox_agent_stop
 	sandbox_agent_start --trust-dir "$trust" --target hu-test ||
-		tap_bail_out "carwalld did not start without --bundle-id"
+		{ tap_bail_out "carwalld did not start without --bundle-id"; exit 1; }
 	tap_check "without --bundle-id, the agent warns that none is configured" \
 		log_has "No bundle id configured"
 	out=$(cw bundle install "$SANDBOX_DIR/v99-other-id" 2>&1)
@@ -293,7 +293,7 @@ in_force "without a guard, after the revocation was withdrawn" 5
 sandbox_agent_stop
 small_fs=$SANDBOX_STATE_DIR
 mount -t tmpfs -o size=256k,mode=0700 carwall-test-state "$small_fs" ||
-	tap_bail_out "cannot mount a tmpfs on the state folder"
+	{ tap_bail_out "cannot mount a tmpfs on the state folder"; exit 1; }
 cp "$SANDBOX_DIR/v10" "$SANDBOX_POLICY"
 start || { tap_bail_out "carwalld did not start on the small state folder"; exit 1; }
 tap_check "on a small state folder, v10 (no tracker) is in force" status_has '"version":10,'

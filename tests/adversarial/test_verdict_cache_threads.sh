@@ -74,7 +74,7 @@ apps:
 EOF
 
 bpftool prog loadall "$adversary" "$adv_pin" ||
-	tap_bail_out "cannot load the adversary programs $adversary"
+	{ tap_bail_out "cannot load the adversary programs $adversary"; exit 1; }
 
 # no_ports FAMILY: the "internet"'s count of UDP datagrams that arrived to no port.
 no_ports() {

@@ -187,7 +187,10 @@ write_policy
 
 # ---- who may switch ------------------------------------------------------------------------------
 getent group nogroup >/dev/null && command -v setpriv >/dev/null ||
-	tap_bail_out "the group test needs the group nogroup (gid 65534) and setpriv (util-linux)"
+	{
+		tap_bail_out "the group test needs the group nogroup (gid 65534) and setpriv (util-linux)"
+		exit 1
+	}
 ng=$(getent group nogroup | cut -d: -f3) # the consent group's gid
 sandbox_agent_stop
 chmod o+x "$SANDBOX_DIR" "$SANDBOX_RUN_DIR"
@@ -225,7 +228,7 @@ cg=$(getent group users | cut -d: -f3)
 if [[ -n $cg && $cg != "$ng" ]]; then
 	sandbox_agent_stop
 	sandbox_agent_start --control-group users --consent-group nogroup ||
-		tap_bail_out "carwalld did not start with both groups"
+		{ tap_bail_out "carwalld did not start with both groups"; exit 1; }
 	tap_check "both groups: the socket is open to every user (0666), checked per connection" \
 		test "$(stat -c %a "$SANDBOX_RUN_DIR/carwalld.sock")" = 666
 	tap_check "the control group may ask for the status" as 65532 "$cg" -- status

@@ -30,7 +30,7 @@ if [[ $agent_mode == production ]]; then
 	mkdir -p "$keys" "$trust" && chmod 0755 "$trust" &&
 		"$CARWALL" bundle keygen --out "$keys/oem" >/dev/null &&
 		cp "$keys/oem.pub" "$trust/oem.pem" && chmod 0644 "$trust/oem.pem" ||
-		tap_bail_out "cannot make the test keys"
+		{ tap_bail_out "cannot make the test keys"; exit 1; }
 	SANDBOX_DEVELOPER_MODE=0
 	agent_args=(--trust-dir "$trust" --target hu-test)
 fi
@@ -233,6 +233,7 @@ done
 # ---- enforced ----------------------------------------------------------------------------------
 if ! sandbox_agent_start "${agent_args[@]}"; then
 	tap_bail_out "carwalld did not start"
+	exit 1
 fi
 tap_check "status --quiet exits 0: the agent says it enforces" \
 	"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" status --quiet

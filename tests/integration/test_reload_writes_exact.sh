@@ -33,7 +33,7 @@ cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"
 
 for v in 0 1 2 3 4; do
 	python3 "$gen_maps" policy 7 "$v" "$SANDBOX_DIR/p$v.yaml" ||
-		tap_bail_out "cannot generate policy $v"
+		{ tap_bail_out "cannot generate policy $v"; exit 1; }
 done
 
 # gen_of DUMP N: the entries of generation N in a dump of gen_maps.py; active_of DUMP: its
@@ -46,7 +46,7 @@ for v in 0 1 2 3 4; do
 	cp "$SANDBOX_DIR/p$v.yaml" "$policy"
 	sandbox_agent_start || { tap_bail_out "carwalld did not start with policy $v"; exit 1; }
 	python3 "$gen_maps" dump "$SANDBOX_PIN_DIR" >"$SANDBOX_DIR/dump.start" ||
-		tap_bail_out "cannot read the maps"
+		{ tap_bail_out "cannot read the maps"; exit 1; }
 	gen_of "$SANDBOX_DIR/dump.start" "$(active_of "$SANDBOX_DIR/dump.start")" >"$SANDBOX_DIR/ref$v"
 	sandbox_agent_stop
 done

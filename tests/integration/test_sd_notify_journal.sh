@@ -73,7 +73,7 @@ start_agent() {
 	listen "$SANDBOX_DIR/notify.sock" "$out" ||
 		{ tap_bail_out "the notify listener did not start"; exit 1; }
 	NOTIFY_SOCKET=$SANDBOX_DIR/notify.sock JOURNAL_STREAM=8:42 sandbox_agent_start "$@" ||
-		tap_bail_out "carwalld did not start"
+		{ tap_bail_out "carwalld did not start"; exit 1; }
 }
 wait_line() { # FILE PATTERN: bounded wait for a line matching PATTERN
 	local i

@@ -30,7 +30,7 @@ first_boot() {
 	sd_net_create || { tap_bail_out "cannot make the server's network namespace"; exit 1; }
 	rm -rf "$S"
 	install -d -m 0755 "$S" && install -d -o agl-driver -g agl-driver "$S/out" ||
-		tap_bail_out "cannot make $S"
+		{ tap_bail_out "cannot make $S"; exit 1; }
 	tap_check "first boot: its boot_id recorded" \
 		cp /proc/sys/kernel/random/boot_id "$S/boot1-id"
 	# A refused flow: a record in the app's share of the events log.
@@ -123,6 +123,9 @@ sd_app_wait_file() {
 case ${CARWALL_VM_BOOT:-1} in
 1) first_boot ;;
 2) second_boot ;;
-*) tap_bail_out "unknown boot ${CARWALL_VM_BOOT:-}" ;;
+*)
+	tap_bail_out "unknown boot ${CARWALL_VM_BOOT:-}"
+	exit 1
+	;;
 esac
 tap_done
