@@ -47,8 +47,12 @@ poweroff_now() {
 	sync
 	echo s >/proc/sysrq-trigger 2>/dev/null
 	echo o >/proc/sysrq-trigger 2>/dev/null
-	sleep 10
-	# Still here: make QEMU exit anyway (panic=-1 with -no-reboot).
+	# The power-off runs in a kernel worker and shuts the 9p shares down first, so nothing may
+	# be executed from them while it runs (an exec of sleep failed with EIO, then the crash
+	# below fired before the power-off ended): wait with bash's own builtins.
+	local end=$((SECONDS + 30))
+	while ((SECONDS < end)); do :; done
+	# Still here after 30 s: make QEMU exit anyway (panic=-1 with -no-reboot).
 	echo c >/proc/sysrq-trigger
 }
 
