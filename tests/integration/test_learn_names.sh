@@ -313,8 +313,8 @@ tap_check "inventory: the tracker's refusal is named from the app's answer (enfo
 	wait_rec bugs.tracker.example mediaplayer $TRACKER 443 tcp refused host
 
 # ---- a DNS flood by one app: within its budget, another app's refusal still arrives -------------
-# hvac's cgroup is made (and registered: a new generation) before, not during the flood: the
-# DNS counters of a generation restart when a registration writes the next one (README).
+# hvac's cgroup is made and registered before the flood, as an AGL unit waits for it
+# (ExecStartPre=carwall app wait-managed): its refusal is then its own, never the guard's.
 tap_check "flood: hvac's cgroup is registered before it" \
 	sandbox_run_app hvac "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 10
 FLOOD_OUT=$out/flood.out
@@ -382,6 +382,33 @@ print("unreported", mp["dns"]["unreported"], "reports", obs["reports"])' "$FLOOD
 }
 tap_check "flood: the app's answers past its budget are counted, not reported; hvac lost no event" \
 	budget
+
+# ---- a registration writes the policy into the other generation: the DNS counters go on ------
+# dns_now: the policy epoch (one more at each flip) and the media player's DNS counters since the
+# policy was loaded.
+dns_now() {
+	cw stats --json | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+mp = [a for a in o["apps"] if a.get("id") == "mediaplayer"][0]["dns"]
+print(o["epoch"], mp["learned"], mp["unreported"], mp["other_name"])'
+}
+read -r epoch0 dns0 < <(dns_now)
+hvac_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@hvac.service"
+# Made by hand, as systemd makes a unit's cgroup: the agent registers it when it sees it.
+reregister_hvac() {
+	rmdir "$hvac_cg" && mkdir "$hvac_cg" &&
+		sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$hvac_cg" \
+			"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --json app wait-managed --timeout 10 |
+		grep -q '"app":"hvac"'
+}
+tap_check "registration: hvac's cgroup, removed, is made again and registered" reregister_hvac
+read -r epoch1 dns1 < <(dns_now)
+tap_diag "registration: epoch $epoch0 -> $epoch1; learned unreported other_name $dns0 -> $dns1"
+tap_expect_exit "registration: the agent wrote the policy into the other generation (a flip)" 0 \
+	test "$epoch1" -gt "$epoch0"
+tap_expect_exit "registration: the media player's DNS counters since load go on, not from zero" 0 \
+	test "$dns0" == "$dns1"
 tap_check "the agent stops cleanly" sandbox_agent_stop
 
 tap_done

@@ -34,6 +34,11 @@ apps:
       - to: [198.51.100.80]
         ports: [8443]
         proto: tcp
+  navigation:
+    allow:
+      - to: [198.51.100.30]
+        ports: [443]
+        proto: tcp
 EOF2
 }
 
@@ -85,5 +90,28 @@ for ((k = 1; k <= 4; k++)); do
 	tap_check "reload $k: $k allowed flows reach the server" flows "$k"
 	expect_hits "reload $k: the rule counted exactly those $k flows" "$k"
 done
+
+# A new app cgroup: the agent registers it by writing the same policy into the other generation,
+# whose rule counters held the policy's counts before; the counts since load go on.
+generation() { cw --json stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["generation"])'; }
+nav_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@navigation.service"
+nav_registered() {
+	mkdir "$nav_cg" &&
+		sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$nav_cg" \
+			"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --json app wait-managed --timeout 10 |
+		grep -q '"app":"navigation"'
+}
+gen0=$(generation)
+tap_check "registration: a new navigation cgroup is registered" nav_registered
+tap_expect_exit "registration: the policy was written into the other generation" 0 \
+	test "$gen0" != "$(generation)"
+expect_hits "registration: the rule's count since load goes on ($((k - 1)) flows before it)" "$((k - 1))"
+tap_check "registration: 2 more allowed flows reach the server" flows 2
+expect_hits "registration: the rule counted those too" "$((k + 1))"
+for ((r = 0; r < 2; r++)); do
+	rmdir "$nav_cg" 2>/dev/null
+	tap_check "registration $((r + 2)): navigation's cgroup, made again, is registered" nav_registered
+done
+expect_hits "after 3 registrations the rule's count is still exact" "$((k + 1))"
 sandbox_agent_stop
 tap_done

@@ -56,6 +56,7 @@ struct agent_app_total {
 	char *id;
 	struct cw_app_counters c;
 	struct cw_app_counters load;
+	struct cw_dns_counters dns_load; /* DNS answers, generations that held the policy in force */
 	uint64_t dropped_logged; /* events_dropped (since start) written as lifecycle records */
 };
 

@@ -55,6 +55,16 @@ static void counters_add(struct cw_app_counters *to, const struct cw_app_counter
 	to->refused_consent += c->refused_consent;
 }
 
+static void dns_counters_add(struct cw_dns_counters *to, const struct cw_dns_counters *c)
+{
+	uint64_t *t = (uint64_t *)to;
+	const uint64_t *f = (const uint64_t *)c;
+
+	_Static_assert(sizeof(*c) % sizeof(uint64_t) == 0, "u64 fields only");
+	for (size_t i = 0; i < sizeof(*c) / sizeof(uint64_t); i++)
+		t[i] += f[i];
+}
+
 void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
 		      const char *next_sha256)
 {
@@ -62,17 +72,23 @@ void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
 	bool same = next && a->policy && !strcmp(next_sha256, a->policy_sha256);
 
 	if (next && !same)
-		for (size_t i = 0; i < a->n_totals; i++)
+		for (size_t i = 0; i < a->n_totals; i++) {
 			memset(&a->totals[i].load, 0, sizeof(a->totals[i].load));
+			memset(&a->totals[i].dns_load, 0, sizeof(a->totals[i].dns_load));
+		}
 	for (size_t i = 0; i < a->gen_n_apps[gen]; i++) {
 		struct agent_app_total *t = agent_total(a, a->gen_apps[gen][i]);
+		bool load = same && !strcmp(a->gen_sha256[gen], next_sha256);
 		struct cw_app_counters c;
+		struct cw_dns_counters d;
 
 		if (t && loader_read_app_counters(a->loader, gen, (uint32_t)i, &c) == 0) {
 			counters_add(&t->c, &c);
-			if (same && !strcmp(a->gen_sha256[gen], next_sha256))
+			if (load)
 				counters_add(&t->load, &c);
 		}
+		if (t && load && loader_read_dns_counters(a->loader, gen, (uint32_t)i, &d) == 0)
+			dns_counters_add(&t->dns_load, &d);
 		free(a->gen_apps[gen][i]);
 	}
 	free(a->gen_apps[gen]);
@@ -89,14 +105,21 @@ void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
 	a->gen_n_apps[gen] = next->n_apps;
 }
 
-/* The counters app `id` has in generation `gen` (zero when it has none there). */
+/*
+ * The counters app `id` has in generation `gen` (zero when it has none there), and its DNS
+ * counters there if ret_dns is not NULL.
+ */
 static void agent_gen_counters(struct agent *a, uint32_t gen, const char *id,
-			       struct cw_app_counters *ret)
+			       struct cw_app_counters *ret, struct cw_dns_counters *ret_dns)
 {
 	memset(ret, 0, sizeof(*ret));
+	if (ret_dns)
+		memset(ret_dns, 0, sizeof(*ret_dns));
 	for (size_t i = 0; i < a->gen_n_apps[gen]; i++)
 		if (a->gen_apps[gen][i] && !strcmp(a->gen_apps[gen][i], id)) {
 			loader_read_app_counters(a->loader, gen, (uint32_t)i, ret);
+			if (ret_dns)
+				loader_read_dns_counters(a->loader, gen, (uint32_t)i, ret_dns);
 			return;
 		}
 }
@@ -338,8 +361,8 @@ void evidence_record_dropped(struct agent *a)
 
 		if (!t)
 			continue;
-		agent_gen_counters(a, 0, t->id, &g0);
-		agent_gen_counters(a, 1, t->id, &g1);
+		agent_gen_counters(a, 0, t->id, &g0, NULL);
+		agent_gen_counters(a, 1, t->id, &g1, NULL);
 		total = t->c.events_dropped + g0.events_dropped + g1.events_dropped;
 		if (total <= t->dropped_logged) {
 			t->dropped_logged = total; /* counters of a generation rewritten */
@@ -648,8 +671,9 @@ static void agent_region_stats_json(struct agent *a, uint32_t gen, uint32_t app,
 }
 
 /*
- * Counters: per app since the policy in force was loaded and since the agent started, per rule
- * since the policy was loaded, and the event path's own figures.
+ * Counters: per app since the policy in force was loaded and since the agent started, per app's
+ * DNS answers and per rule since the policy was loaded (a re-registration of app cgroups does not
+ * start them again), and the event path's own figures.
  */
 struct json_object *agent_stats_json(struct agent *a)
 {
@@ -661,9 +685,11 @@ struct json_object *agent_stats_json(struct agent *a)
 	uint64_t dropped = 0;
 
 	JSON_ADD(o, "generation", json_object_new_int((int)gen));
+	JSON_ADD(o, "epoch", json_object_new_int64((int64_t)loader_epoch(a->loader)));
 	for (size_t i = 0; a->policy && i <= a->policy->n_apps; i++) {
 		bool guard = i == a->policy->n_apps;
 		struct cw_app_counters c = {}, total = {};
+		struct cw_dns_counters dns = {}, dns_other;
 		struct agent_app_total *t;
 		struct json_object *app;
 
@@ -686,9 +712,12 @@ struct json_object *agent_stats_json(struct agent *a)
 		if (t) {
 			struct cw_app_counters other, load = t->load;
 
-			agent_gen_counters(a, !gen, a->policy->apps[i].id, &other);
-			if (!strcmp(a->gen_sha256[!gen], a->policy_sha256))
+			agent_gen_counters(a, !gen, a->policy->apps[i].id, &other, &dns_other);
+			dns = t->dns_load;
+			if (!strcmp(a->gen_sha256[!gen], a->policy_sha256)) {
 				counters_add(&load, &other);
+				dns_counters_add(&dns, &dns_other);
+			}
 			counters_add(&load, &c);
 			total = t->c;
 			counters_add(&total, &other);
@@ -705,9 +734,11 @@ struct json_object *agent_stats_json(struct agent *a)
 			struct cw_dns_counters d = {};
 			uint64_t entries = 0;
 
+			/* Since the policy was loaded, as since_load. */
 			loader_read_dns_counters(a->loader, gen, (uint32_t)i, &d);
+			dns_counters_add(&dns, &d);
 			bpf_map_lookup_elem(loader_learn_count_fd(a->loader), &uid, &entries);
-			JSON_ADD(app, "dns", dns_counters_json(&d, entries));
+			JSON_ADD(app, "dns", dns_counters_json(&dns, entries));
 		}
 		json_object_array_add(apps, app);
 	}
@@ -719,7 +750,7 @@ struct json_object *agent_stats_json(struct agent *a)
 			struct json_object *r;
 			uint64_t hits = 0;
 
-			loader_read_rule_hits(a->loader, gen, (uint32_t)rule->index, &hits);
+			loader_rule_hits_in_force(a->loader, (uint32_t)rule->index, &hits);
 			r = json_object_new_object();
 			JSON_ADD(r, "app", json_object_new_string(app->id));
 			JSON_ADD(r, "rule", json_object_new_int64((int64_t)k));

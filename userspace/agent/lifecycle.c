@@ -263,6 +263,8 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 		}
 	}
 	agent_retire_gen(a, loader_next_gen(a->loader), pol, sha256);
+	/* The policy in force written again (app cgroups registered): its rule counts go on. */
+	loader_keep_rule_hits(a->loader, a->policy && !strcmp(sha256, a->policy_sha256));
 	t0 = now_us();
 	r = loader_apply(a->loader, maps, reg, n_reg, (uint32_t)pol->n_apps + 1);
 	if (r < 0) {

@@ -96,6 +96,17 @@ struct loader {
 	uint32_t sync_gen; /* the generation just left, zeroed by the thread */
 	uint32_t rule_hwm[CW_GENERATIONS];
 	bool region_zero[CW_GENERATIONS];
+	/*
+	 * Rule counts of the policy in force from the generations that held it before the active
+	 * one (a re-registration of app cgroups writes the same policy into the other generation):
+	 * added by the thread, before it zeroes the generation just left, when the flip kept the
+	 * policy (keep_next at the flip; carry_pending until they are added). rules[g]: the rule
+	 * count of the policy written into g.
+	 */
+	bool keep_next, carry_pending;
+	uint64_t *rule_carry;
+	uint32_t n_rule_carry;
+	uint32_t rules[CW_GENERATIONS];
 	char *pin_dir;
 	struct loader_written written[CW_GENERATIONS];
 };
@@ -497,6 +508,58 @@ int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, u
 				gen * CW_MAX_RULES + rule, ret, 1);
 }
 
+static void loader_sync_end(struct loader *l);
+
+void loader_keep_rule_hits(struct loader *l, bool keep)
+{
+	l->keep_next = keep;
+}
+
+/*
+ * Add the rule counts of generation gen, left by a flip that kept the policy and no longer
+ * used, to what the policy in force counted before (before they are zeroed).
+ */
+static void loader_carry_rule_hits(struct loader *l, uint32_t gen)
+{
+	uint32_t n = l->rules[gen];
+
+	l->carry_pending = false;
+	if (n > l->n_rule_carry) {
+		uint64_t *c = reallocarray(l->rule_carry, n, sizeof(*c));
+
+		if (!c)
+			return; /* out of memory: the counts of gen are lost, never invented */
+		memset(c + l->n_rule_carry, 0, (n - l->n_rule_carry) * sizeof(*c));
+		l->rule_carry = c;
+		l->n_rule_carry = n;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t hits = 0;
+
+		if (loader_read_rule_hits(l, gen, i, &hits) == 0)
+			l->rule_carry[i] += hits;
+	}
+}
+
+int loader_rule_hits_in_force(struct loader *l, uint32_t rule, uint64_t *ret)
+{
+	uint32_t gen = loader_active_gen(l);
+	uint64_t other = 0;
+	int r;
+
+	/* The thread may be adding the generation just left: wait for it. */
+	loader_sync_end(l);
+	r = loader_read_rule_hits(l, gen, rule, ret);
+	if (r < 0)
+		return r;
+	if (rule < l->n_rule_carry)
+		*ret += l->rule_carry[rule];
+	/* The thread could not wait for that generation's programs: it was not added, nor zeroed. */
+	if (l->carry_pending && loader_read_rule_hits(l, !gen, rule, &other) == 0)
+		*ret += other;
+	return 0;
+}
+
 uint64_t loader_epoch(const struct loader *l)
 {
 	uint64_t a = l->state->gen[0].epoch, b = l->state->gen[1].epoch;
@@ -653,6 +716,8 @@ static void loader_zero_retired(struct loader *l, uint32_t gen)
 {
 	struct sock_addr_bpf *s = l->sock_addr;
 
+	if (l->carry_pending)
+		loader_carry_rule_hits(l, gen);
 	if (zero_percpu(bpf_map__fd(s->maps.cw_rule_stats), gen * CW_MAX_RULES, l->rule_hwm[gen],
 			sizeof(uint64_t)) == 0)
 		l->rule_hwm[gen] = 0;
@@ -703,6 +768,7 @@ static int loader_zero_counters(struct loader *l, uint32_t gen, uint32_t n_app_s
 	}
 	/* The policy counts below n_rules; what an earlier one left above may stay. */
 	l->rule_hwm[gen] = l->rule_hwm[gen] > n_rules ? l->rule_hwm[gen] : n_rules;
+	l->rules[gen] = n_rules;
 	return 0;
 }
 
@@ -1214,6 +1280,8 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 			goto out;
 		l->inactive_unused = true;
 	}
+	if (l->carry_pending)
+		loader_carry_rule_hits(l, gen);
 	l->state->gen[gen].flags = 0;
 	/*
 	 * Nothing written by this loader yet and the maps empty (made at this start, not adopted):
@@ -1306,8 +1374,15 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	 * rule and region counters are zeroed then.
 	 */
 	l->sync_gen = !gen;
+	l->carry_pending = l->keep_next;
+	if (!l->keep_next) {
+		free(l->rule_carry);
+		l->rule_carry = NULL;
+		l->n_rule_carry = 0;
+	}
 	loader_sync_start(l);
 out:
+	l->keep_next = false;
 	loader_written_clear(&next);
 	for (unsigned m = 0; m < _MAP_MAX; m++) {
 		free(pair[m]);
@@ -1686,6 +1761,7 @@ void loader_free(struct loader *l)
 	for (unsigned g = 0; g < CW_GENERATIONS; g++)
 		loader_written_clear(&l->written[g]);
 	loader_sync_end(l);
+	free(l->rule_carry);
 	if (l->sync_outer_fd >= 0)
 		close(l->sync_outer_fd);
 	if (l->sync_inner_fd >= 0)

@@ -120,6 +120,16 @@ int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, uint64_t *ret);
 
 /*
+ * The next loader_apply() writes the policy in force again (the same file, into the other
+ * generation: a re-registration of app cgroups): its rule counts go on from what they are, where
+ * otherwise they start from zero. Applies to that one call.
+ */
+void loader_keep_rule_hits(struct loader *l, bool keep);
+
+/* The flows rule `rule` of the policy in force allowed since it was loaded, summed over CPUs. */
+int loader_rule_hits_in_force(struct loader *l, uint32_t rule, uint64_t *ret);
+
+/*
  * The policy epoch in force: one more at every flip, continued from the pinned state by an agent
  * that adopts it; 0 while the maps never held a policy. Verdicts cached by the programs are tied
  * to one epoch.
