@@ -399,6 +399,50 @@ static int read_percpu_u64s(int fd, uint32_t key, uint64_t *sum, size_t n_fields
 	return 0;
 }
 
+/*
+ * Add entries first..first+n-1 of a per-CPU array of u64, each summed over every CPU, to
+ * sums[0..n-1]: in batches (the batch token of an array is the key before the next one), or one
+ * entry at a time on kernels without batch lookups of per-CPU arrays.
+ */
+static int add_percpu_u64_range(int fd, uint32_t first, uint32_t n, uint64_t *sums)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	const uint32_t chunk = 4096;
+	_cleanup_free_ uint32_t *keys = NULL;
+	_cleanup_free_ uint64_t *values = NULL;
+	uint32_t done = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	keys = calloc(chunk, sizeof(*keys));
+	values = calloc((size_t)chunk * (size_t)ncpu, sizeof(*values));
+	if (!keys || !values)
+		return -ENOMEM;
+	while (done < n) {
+		uint32_t want = n - done < chunk ? n - done : chunk, count = want;
+		uint32_t token = first + done - 1, out = 0;
+
+		if (bpf_map_lookup_batch(fd, first + done ? &token : NULL, &out, keys, values, &count,
+					 NULL) < 0 && errno != ENOENT)
+			break;
+		if (count != want)
+			break;
+		for (uint32_t i = 0; i < count; i++)
+			for (int cpu = 0; cpu < ncpu; cpu++)
+				sums[done + i] += values[(size_t)i * (size_t)ncpu + (size_t)cpu];
+		done += count;
+	}
+	for (; done < n; done++) {
+		uint64_t v;
+		int r = read_percpu_u64s(fd, first + done, &v, 1);
+
+		if (r < 0)
+			return r;
+		sums[done] += v;
+	}
+	return 0;
+}
+
 int loader_read_app_counters(const struct loader *l, uint32_t gen, uint32_t app,
 			     struct cw_app_counters *ret)
 {
@@ -533,12 +577,8 @@ static void loader_carry_rule_hits(struct loader *l, uint32_t gen)
 		l->rule_carry = c;
 		l->n_rule_carry = n;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t hits = 0;
-
-		if (loader_read_rule_hits(l, gen, i, &hits) == 0)
-			l->rule_carry[i] += hits;
-	}
+	add_percpu_u64_range(bpf_map__fd(l->sock_addr->maps.cw_rule_stats), gen * CW_MAX_RULES, n,
+			     l->rule_carry);
 }
 
 int loader_rule_hits_in_force(struct loader *l, uint32_t rule, uint64_t *ret)
