@@ -540,12 +540,12 @@ static void client_tell_not_read(const struct control_client *c, const char *why
 	if (now - c->started_ms >= CONTROL_EXCHANGE_TIMEOUT_MS)
 		snprintf(msg, sizeof(msg),
 			 "dropped: the request was not whole after %d s; the agent did not read it "
-			 "and did nothing: send it again",
+			 "and did nothing: it may be sent again",
 			 CONTROL_EXCHANGE_TIMEOUT_MS / 1000);
 	else
 		snprintf(msg, sizeof(msg),
 			 "dropped: %s (nothing for %.1f s); the agent did not read the request and "
-			 "did nothing: send it again",
+			 "did nothing: it may be sent again",
 			 why, (double)client_idle_limit_ms(c) / 1000.0);
 	o = json_error_new(msg);
 	if (!o)
