@@ -246,7 +246,7 @@ static int request_once(const struct sockaddr_un *sa, socklen_t sa_len, const ch
 	if (r < 0)
 		return r;
 	if (got == 0) {
-		/* The handler runs on a whole request only: one not sent whole was not carried out. */
+		/* The handler runs on a whole request only: one not sent whole was not run. */
 		*ret_again = !sent;
 		return sent ? -ECONNABORTED : -EPIPE;
 	}

@@ -34,7 +34,7 @@
 
 #include "control_server.h"
 
-/* ---- the starved client: connect() and send() of this program ------------------------------- */
+/* ---- the starved client: connect() and send() of this program -------------------------------- */
 
 static struct {
 	int stall_connects; /* connections held after connect, before their first byte */
@@ -106,7 +106,7 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
 	return n;
 }
 
-/* ---- the server, run by a thread --------------------------------------------------------------- */
+/* ---- the server, run by a thread ------------------------------------------------------------- */
 
 struct fixture {
 	char dir[64];
@@ -221,7 +221,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* ---- a raw client ------------------------------------------------------------------------------ */
+/* ---- a raw client ---------------------------------------------------------------------------- */
 
 static int raw_client(const struct fixture *f)
 {
@@ -331,7 +331,7 @@ static void silent_peer_as_nobody(const char *dir, int report_fd)
 	_exit(0);
 }
 
-/* ---- the server tells why ---------------------------------------------------------------------- */
+/* ---- the server tells why -------------------------------------------------------------------- */
 
 /*
  * Clients that send half a line or half a bundle are dropped after CONTROL_IDLE_TIMEOUT_MS, one
