@@ -506,12 +506,65 @@ static void server_accept(struct control_server *s)
 	}
 }
 
+/* How long the client may make no progress now (control.h). */
+static uint64_t client_idle_limit_ms(const struct control_client *c)
+{
+	if (!c->refused && !c->writing && c->head_len == 0)
+		return CONTROL_FIRST_BYTE_TIMEOUT_MS;
+	return CONTROL_IDLE_TIMEOUT_MS;
+}
+
 static uint64_t client_deadline(const struct control_client *c)
 {
-	uint64_t idle = c->progress_ms + CONTROL_IDLE_TIMEOUT_MS;
+	uint64_t idle = c->progress_ms + client_idle_limit_ms(c);
 	uint64_t total = c->started_ms + CONTROL_EXCHANGE_TIMEOUT_MS;
 
 	return idle < total ? idle : total;
+}
+
+/*
+ * A client dropped before its request was whole: tell it why, and that the agent did not read
+ * the request and did nothing (CONTROL_REPLY_NOT_READ: it may send it again). Best effort: what
+ * its socket takes at once, never waited for (a reply being sent to it is none of this). Not to
+ * a refused peer: it learns no more than it did before its request line.
+ */
+static void client_tell_not_read(const struct control_client *c, const char *why)
+{
+	uint64_t now = mono_ms();
+	struct json_object *o;
+	const char *text;
+	char msg[256];
+
+	if (c->refused || c->writing)
+		return;
+	if (now - c->started_ms >= CONTROL_EXCHANGE_TIMEOUT_MS)
+		snprintf(msg, sizeof(msg),
+			 "dropped: the request was not whole after %d s; the agent did not read it "
+			 "and did nothing: it may be sent again",
+			 CONTROL_EXCHANGE_TIMEOUT_MS / 1000);
+	else
+		snprintf(msg, sizeof(msg),
+			 "dropped: %s (nothing for %.1f s); the agent did not read the request and "
+			 "did nothing: it may be sent again",
+			 why, (double)client_idle_limit_ms(c) / 1000.0);
+	o = json_error_new(msg);
+	if (!o)
+		return;
+	json_object_object_add(o, CONTROL_REPLY_NOT_READ, json_object_new_boolean(1));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (text) {
+		/* A few hundred bytes to a socket nothing was written to yet: taken whole (one
+		 * cut short would not pass for a reply: it lacks its newline). */
+		size_t len = strlen(text);
+		char buf[512];
+
+		if (len + 1 <= sizeof(buf)) {
+			memcpy(buf, text, len);
+			buf[len] = '\n';
+			(void)send(c->fd, buf, len + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+	}
+	json_object_put(o);
 }
 
 /* Serve a client as far as it can go now. */
@@ -539,11 +592,13 @@ static void server_expire(struct control_server *s)
 			c = s->clients[i];
 		}
 		if (c && client_deadline(c) <= mono_ms()) {
-			client_drop(s, c,
-				    c->writing ? "it does not read its reply"
-				    : c->have_header ? "its request stopped before the end"
-				    : c->head_len ? "it sent half a request line"
-						  : "it sent no request");
+			const char *why = c->writing ? "it does not read its reply"
+					  : c->have_header ? "its request stopped before the end"
+					  : c->head_len ? "it sent half a request line"
+							: "it sent no request";
+
+			client_tell_not_read(c, why);
+			client_drop(s, c, why);
 			continue;
 		}
 		if (c && (!next || client_deadline(c) < next))

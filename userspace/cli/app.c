@@ -200,7 +200,7 @@ static int app_wait_managed(int argc, char **argv, bool json, bool quiet, const 
 		r = control_request(run_dir, request, &reply);
 		if (r < 0) {
 			snprintf(last, sizeof(last), "cannot reach carwalld in %.400s: %s", run_dir,
-				 strerror(-r));
+				 control_strerror(r));
 		} else if (reply_string(reply, "error")) {
 			answered = true;
 			snprintf(last, sizeof(last), "%.700s", reply_string(reply, "error"));

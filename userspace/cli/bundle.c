@@ -913,7 +913,7 @@ static int cmd_bundle_install(struct cli *c, int argc, char **argv)
 		return cli_fail(c, "%s: empty file", path);
 	r = control_request_payload(run_dir, "install", data, size, &reply);
 	if (r < 0)
-		return cli_fail(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+		return cli_fail(c, "cannot reach carwalld in %s: %s", run_dir, control_strerror(r));
 	if (json_str(reply, "error")) {
 		r = cli_fail(c, "%s: install refused, the last good policy stays in force: %s",
 			      path, json_str(reply, "error"));

@@ -186,7 +186,7 @@ int cli_request(const struct cli *c, const char *request, const char *what,
 	int r = control_request(run_dir, request, &reply);
 
 	if (r < 0)
-		return -cli_fail(c, "cannot reach carwalld in %s: %s", run_dir, strerror(-r));
+		return -cli_fail(c, "cannot reach carwalld in %s: %s", run_dir, control_strerror(r));
 	if (json_str(reply, "error")) {
 		r = cli_fail(c, "%s%s", what, json_str(reply, "error"));
 		json_object_put(reply);

@@ -138,7 +138,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
 		return status_without_agent(c, r);
 	if (r < 0)
 		return cli_fail(c, "cannot reach carwalld in %s: %s", control_run_dir(c->run_dir),
-				 strerror(-r));
+				 control_strerror(r));
 	if (json_str(reply, "error")) {
 		r = cli_fail(c, "%s", json_str(reply, "error"));
 		json_object_put(reply);

@@ -19,6 +19,9 @@
 /* The client: how long it waits for the agent to accept its bytes, and for the reply. */
 #define CONTROL_CLIENT_SEND_TIMEOUT_MS 30000
 #define CONTROL_CLIENT_REPLY_TIMEOUT_MS 30000 /* a reload of a large policy takes a while */
+#define CONTROL_CLIENT_BACKOFF_MS 100	      /* before attempt N + 1: N times this */
+_Static_assert(CONTROL_CLIENT_SEND_TIMEOUT_MS == 30000 && CONTROL_CLIENT_REPLY_TIMEOUT_MS == 30000,
+	       "control_strerror() says so");
 
 const char *control_run_dir(const char *option)
 {
@@ -154,33 +157,24 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-static int request_send(const char *run_dir, const char *line, const void *payload, size_t size,
-			struct json_object **ret_reply)
+/* Whether a reply says the agent did not read the request (CONTROL_REPLY_NOT_READ). */
+static bool reply_not_read(struct json_object *reply)
 {
-	_cleanup_close_ int fd = -1;
-	_cleanup_free_ char *buf = NULL;
-	struct sockaddr_un sa;
-	size_t got = 0, cap = 4096;
-	socklen_t len;
-	int r;
+	struct json_object *v;
 
-	r = control_address(run_dir, &sa, &len);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return negative_errno();
-	if (connect(fd, (struct sockaddr *)&sa, len) < 0)
-		return negative_errno();
-	r = write_all(fd, line, strlen(line));
-	if (r == 0)
-		r = write_all(fd, "\n", 1);
-	if (r == 0 && size)
-		r = write_all(fd, payload, size);
-	/* The agent answers a request it refused at once: read its reason rather than EPIPE. */
-	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
-		return r;
-	shutdown(fd, SHUT_WR);
+	return json_object_object_get_ex(reply, CONTROL_REPLY_NOT_READ, &v) &&
+	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+/*
+ * Read the reply until the agent closes the connection. A reset counts as its end: the agent
+ * closing with bytes of ours unread resets it, and what it wrote before stays readable.
+ */
+static int reply_read(int fd, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t got = 0, cap = 4096;
+	int r;
 
 	buf = malloc(cap + 1);
 	if (!buf)
@@ -193,6 +187,8 @@ static int request_send(const char *run_dir, const char *line, const void *paylo
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == ECONNRESET)
+				break;
 			return negative_errno();
 		}
 		if (n == 0)
@@ -209,17 +205,125 @@ static int request_send(const char *run_dir, const char *line, const void *paylo
 		}
 	}
 	buf[got] = '\0';
+	*ret_buf = TAKE_PTR(buf);
+	*ret_len = got;
+	return 0;
+}
 
-	enum json_tokener_error jerr;
-	struct json_object *reply = json_tokener_parse_verbose(buf, &jerr);
+/*
+ * One connection: send head (the line and its newline) and the payload, read the reply.
+ * *ret_again: the agent did not carry the request out, for certain, and may if asked again:
+ * it said it did not read it, or the connection ended before the request was sent whole
+ * without a reply byte.
+ */
+static int request_once(const struct sockaddr_un *sa, socklen_t sa_len, const char *head,
+			const void *payload, size_t size, struct json_object **ret_reply,
+			bool *ret_again)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct json_object *reply;
+	bool sent;
+	size_t got;
+	int r;
+
+	*ret_again = false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return negative_errno();
+	if (connect(fd, (const struct sockaddr *)sa, sa_len) < 0)
+		return negative_errno();
+	r = write_all(fd, head, strlen(head));
+	if (r == 0 && size)
+		r = write_all(fd, payload, size);
+	/* The agent answers a request it refused at once: read its reason rather than EPIPE. */
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+		return r;
+	sent = r == 0;
+	shutdown(fd, SHUT_WR);
+
+	r = reply_read(fd, &buf, &got);
+	if (r < 0)
+		return r;
+	if (got == 0) {
+		/* The handler runs on a whole request only: one not sent whole was not run. */
+		*ret_again = !sent;
+		return sent ? -ECONNABORTED : -EPIPE;
+	}
+	/* A reply ends with its newline: without it, it was cut short. */
+	reply = buf[got - 1] == '\n' ? json_tokener_parse(buf) : NULL;
 	if (!reply || !json_object_is_type(reply, json_type_object)) {
 		json_object_put(reply);
 		return -EBADMSG;
 	}
+	*ret_again = reply_not_read(reply);
 	*ret_reply = reply;
 	return 0;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Send the request, again while the agent did not read it (control.h): the last outcome. */
+static int request_send(const char *run_dir, const char *line, const void *payload, size_t size,
+			struct json_object **ret_reply)
+{
+	_cleanup_free_ char *head = NULL;
+	struct sockaddr_un sa;
+	socklen_t sa_len;
+	uint64_t start = mono_ms();
+	int r;
+
+	r = control_address(run_dir, &sa, &sa_len);
+	if (r < 0)
+		return r;
+	/* The line and its newline in one write: never half a line for the agent to wait on. */
+	if (asprintf(&head, "%s\n", line) < 0) {
+		head = NULL; /* undefined after a failure */
+		return -ENOMEM;
+	}
+	for (unsigned attempt = 1;; attempt++) {
+		struct json_object *reply = NULL;
+		bool again;
+
+		r = request_once(&sa, sa_len, head, payload, size, &reply, &again);
+		if (!again || attempt >= CONTROL_CLIENT_ATTEMPTS ||
+		    mono_ms() - start >= CONTROL_CLIENT_RETRY_MS) {
+			if (r == 0)
+				*ret_reply = reply;
+			return r;
+		}
+		json_object_put(reply);
+		/* A short back-off: the agent was busy, or this client was starved. */
+		struct timespec ts = { 0, (long)attempt * CONTROL_CLIENT_BACKOFF_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+const char *control_strerror(int r)
+{
+	switch (r) {
+	case -EPIPE:
+		return "the agent closed the connection before the request was sent whole: "
+		       "nothing was done";
+	case -ECONNABORTED:
+		return "the agent closed the connection without a reply: the request may have "
+		       "been carried out";
+	case -EBADMSG:
+		return "the agent's reply was cut short or is not a JSON object: the request may "
+		       "have been carried out";
+	case -ETIMEDOUT:
+		return "the agent did not answer within 30 s: the request may have been carried "
+		       "out";
+	default:
+		return strerror(-r);
+	}
+}
 int control_request(const char *run_dir, const char *request, struct json_object **ret_reply)
 {
 	return request_send(run_dir, request, NULL, 0, ret_reply);
