@@ -1232,6 +1232,7 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 
 	if (!cg || !res || !has_names) {
 		free(cg);
+		l->keep_next = false;
 		return -ENOMEM;
 	}
 	if (maps->gen != gen)
