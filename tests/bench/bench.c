@@ -2280,23 +2280,28 @@ static struct target *target_new(struct target *t, size_t *n, enum target_kind k
 
 /* How each target could be closed, after what this run measured (see report_explain()). */
 static const char *const close_connect =
-	"a connection runs two carwall programs (sock_create, then connect4/6), each of which "
-	"finds the app again (policy state, ancestor cgroup id, cgroup hash) before connect4/6 "
-	"does its two LPM-trie lookups; caching the app of a cgroup in cgroup local storage "
-	"(bpf_cgrp_storage_get) and keeping sock_create to that cached check would leave about "
-	"one LPM walk per connection";
+	"on a new socket connect4/6 creates the socket's local storage (bpf_sk_storage_get with "
+	"F_CREATE), most of its run time there against the connect4 run time above on sockets "
+	"that have it; that storage carries the mark that tells a connection carwall judged at "
+	"connect() from one the app accepted (issue 11: an outgoing connection must not pass "
+	"for an accepted one) and the socket's verdict cache. Creating it later only moved the "
+	"cost to the first egress packet; a carrier of the mark that needs no allocation is "
+	"what is left to find";
 static const char *const close_sendto =
-	"every unconnected sendto() runs sendmsg4/6 in full; a per-socket verdict cache in "
-	"socket local storage (destination, port, policy generation) would make repeated "
-	"datagrams to one destination cost one small lookup";
+	"a datagram to its socket's last allowed destination is counted from the socket's "
+	"cached verdict without a lookup; what is left is the cgroup-BPF dispatch of "
+	"sendmsg4/6 and of the per-packet cgroup_skb egress program (the floor attaches none), "
+	"which reads the socket's storage once";
 static const char *const close_bulk =
-	"carwall judges connect() once per connection; unless a per-packet program is attached, "
-	"a bulk gap is noise on a busy machine (rerun, look at ratio_min/ratio_max); with a "
-	"cgroup_skb program, keep its path for an already-judged socket to one local-storage read";
+	"carwall judges connect() once per connection and its egress program reads the "
+	"socket's storage once per packet; a bulk gap larger than the run-to-run spread "
+	"(ratio_min/ratio_max) points at that per-packet path, a smaller one is noise on a "
+	"busy machine: rerun";
 static const char *const close_decision =
-	"finding the app and the two LPM tries both cost: cache the app per cgroup or socket "
-	"(local storage), keep host routes (/32, /128, most rules) in a hash map tried before "
-	"the trie, and shorten the trie keys (scope bits per generation only)";
+	"a decision finds the app (cgroup id, its ancestors), the destination (one hash lookup "
+	"for host rules, the LPM tries for prefixes only) and the ports, and writes the "
+	"socket's verdict cache; a datagram that repeats its socket's last allowed flow skips "
+	"all of it";
 /* Reload, by the phase that takes the most. */
 static const char *const close_reload_parse =
 	"parsing (with the signature check) is the largest part, and most of it is libyaml's "
@@ -2839,11 +2844,9 @@ static int cmd_report(int argc, char **argv)
 	struct target *x;
 
 	snprintf(decision_why, sizeof(decision_why),
-		 "sock_create, which only finds the app (policy state, ancestor cgroup id, cgroup "
-		 "hash), runs %.0f ns; connect4 runs %.0f ns, so its destination and port LPM-trie "
-		 "lookups and the rest of its work add about %.0f ns (net of bpf_stats' clock "
-		 "reads). ",
-		 cw_create, cw_connect4, cw_connect4 - cw_create);
+		 "sock_create, which checks the socket's type and protocol only, runs %.0f ns; "
+		 "connect4 runs %.0f ns for a whole decision (net of bpf_stats' clock reads). ",
+		 cw_create, cw_connect4);
 	for (size_t i = 0; i < ARRAY_SIZE(sock_addr_hooks); i++) {
 		double f = kernel_net_per_run(&rp, K_FLOOR, sock_addr_hooks[i]);
 
