@@ -18,6 +18,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
 . "$top/tests/lib/flows.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
@@ -30,22 +31,11 @@ if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
 	exit
 fi
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-iv$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 out=$SANDBOX_DIR/inventory
 mkdir -p "$out"
-declare -A PIDS=()
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-trap 'cleanup; sandbox_destroy' EXIT
 
 # Learn mode: audit mode, with the names the integrator knows (so that the kernel learns them).
 cat >"$SANDBOX_POLICY" <<'EOF'

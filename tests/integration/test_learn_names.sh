@@ -21,6 +21,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
 . "$top/tests/lib/flows.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
@@ -34,22 +35,11 @@ if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null ||
 	exit
 fi
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-ln$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 out=$SANDBOX_DIR/learn
 mkdir -p "$out"
-declare -A PIDS=()
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-trap 'cleanup; sandbox_destroy' EXIT
 
 # Learn mode: audit mode, no names. Answers live an hour: nothing here depends on the pace of
 # the machine (an emulated guest takes seconds between a lookup and its connection), but the
@@ -349,8 +339,7 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 expect_flow "flood: meanwhile hvac's connection to the tracker is EPERM" hvac $TRACKER 443 EPERM
-wait "${PIDS[flood]}"
-unset 'PIDS[flood]'
+procs_wait flood
 tap_diag "flood: sent, answers received: $(cat "$FLOOD_OUT")"
 hvac_event() {
 	local i
