@@ -19,6 +19,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
 . "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 . "$top/tests/lib/flows.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
@@ -55,17 +56,9 @@ API=198.51.100.81 IMG=198.51.100.82 BACKEND=198.51.100.20 TRACKER=203.0.113.7
 for a in $API $IMG; do
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
-# shellcheck disable=SC2054 # commas are dnsmasq's
-sandbox_in_net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
-	--listen-address=192.0.2.2 --port=53 --user=root --local-ttl=300 \
-	--pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log" \
-	--host-record=api.music.example,$API --host-record=img.music.example,$IMG \
-	</dev/null >"$out/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
-for ((i = 0; i < 50; i++)); do
-	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 api.music.example >/dev/null 2>&1 && break
-	sleep 0.1
-done
+dns_start "$out" api.music.example \
+	--host-record=api.music.example,$API --host-record=img.music.example,$IMG ||
+	tap_diag "dnsmasq does not answer yet"
 
 echo "11111111-1111-1111-1111-111111111111" >"$SANDBOX_DIR/boot_id"
 AGENT_ARGS=(--flow-report-interval 1 --inventory-save-interval 1 --boot-id-file "$SANDBOX_DIR/boot_id")

@@ -22,6 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
 . "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 . "$top/tests/lib/flows.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
@@ -66,25 +67,16 @@ SHARED=198.51.100.30 AGEING=198.51.100.31
 for a in $API $IMG $SHARED $AGEING; do
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
-# shellcheck disable=SC2054 # commas are dnsmasq's
-sandbox_in_net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
-	--listen-address=192.0.2.2 --port=53 --user=root --local-ttl=300 \
-	--pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log" \
-	--host-record=api.music.example,$API --host-record=img.music.example,$IMG \
-	--host-record=bugs.tracker.example,$TRACKER --host-record=cdn.shared.example,$SHARED \
-	--host-record=ageing.music.example,$AGEING \
-	</dev/null >"$out/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
 # A crafted responder on another port of the same address: every question -> the tracker.
 sandbox_in_net python3 "$TOOL" serve --bind 192.0.2.2 --port 5353 --mode spoof \
 	--ready "$out/spoof.ready" </dev/null >"$out/spoof.out" 2>&1 &
 PIDS[spoof]=$!
-for ((i = 0; i < 50; i++)); do
-	[[ -s $out/spoof.ready ]] &&
-		sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 api.music.example >/dev/null 2>&1 &&
-		break
-	sleep 0.1
-done
+dns_start "$out" api.music.example \
+	--host-record=api.music.example,$API --host-record=img.music.example,$IMG \
+	--host-record=bugs.tracker.example,$TRACKER --host-record=cdn.shared.example,$SHARED \
+	--host-record=ageing.music.example,$AGEING ||
+	tap_diag "dnsmasq does not answer yet"
+procs_wait_ready "$out/spoof.ready" || tap_diag "the crafted responder is not ready yet"
 
 AGENT_ARGS=(--flow-report-interval 1 --inventory-save-interval 1)
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"; }

@@ -15,6 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
 . "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -44,11 +45,9 @@ for a in 198.51.100.30 198.51.100.31 198.51.100.53 198.51.100.81 198.51.100.82 1
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
 
-# dnsmasq: authoritative for the test's names, TTL 300 unless a record says otherwise.
+# dnsmasq: the test's names, over IPv6 too.
 # shellcheck disable=SC2054 # commas are dnsmasq's
-dns_args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces
-	--listen-address=192.0.2.2 --listen-address=2001:db8:ffff::2 --port=53 --user=root
-	--local-ttl=300 --pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log"
+dns_args=(--listen-address=2001:db8:ffff::2
 	--host-record=tiles.oem.example,198.51.100.20,2001:db8:51::20
 	--host-record=a.maps.oem.example,198.51.100.80
 	--host-record=maps.oem.example,198.51.100.81
@@ -66,16 +65,11 @@ done
 for i in $(seq 1 8); do
 	dns_args+=("--host-record=l$i.maps.oem.example,198.51.100.$((100 + i)),2")
 done
-sandbox_in_net dnsmasq "${dns_args[@]}" </dev/null >"$out/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
+dns_start "$out" tiles.oem.example "${dns_args[@]}" || tap_diag "dnsmasq does not answer yet"
 sandbox_in_net "$FLOWPROBE" serve --hold --log "$out/hold-server.log" --tcp 7443 \
 	</dev/null >"$out/hold-server.out" 2>&1 &
 PIDS[hold-server]=$!
 procs_wait_ready "$out/hold-server.out" || { tap_bail_out "the hold server did not start"; exit 1; }
-for ((i = 0; i < 50; i++)); do
-	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 tiles.oem.example >/dev/null 2>&1 && break
-	sleep 0.1
-done
 
 token_n=0
 new_token() {
