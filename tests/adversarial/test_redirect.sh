@@ -11,6 +11,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
 . "$top/tests/lib/adversary.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -24,11 +25,6 @@ mkdir -p "$app_cg"
 adversary_load redirect connect4 ||
 	{ tap_bail_out "cannot load the adversary program $ADVERSARY"; exit 1; }
 
-in_cgroup() { # CGROUP CMD...
-	local cg=$1
-	shift
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
-}
 n=0
 # flow_to_oem: the app connects to the OEM backend; sets OUT (flowprobe's result), TOKEN.
 flow_to_oem() {

@@ -14,6 +14,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
 . "$top/tests/lib/adversary.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -27,11 +28,6 @@ mkdir -p "$app_cg"
 adversary_load rewrite connect6 sendmsg4 sendmsg6 ||
 	{ tap_bail_out "cannot load the adversary programs $ADVERSARY"; exit 1; }
 
-in_cgroup() { # CGROUP CMD...
-	local cg=$1
-	shift
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
-}
 n=0
 # flow MODE ADDR PORT: the app sends to the OEM backend; sets OUT, TOKEN.
 flow() {
