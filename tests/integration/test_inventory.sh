@@ -21,6 +21,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/procs.sh"
 . "$top/tests/lib/dns.sh"
 . "$top/tests/lib/flows.sh"
+. "$top/tests/lib/inventory.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -68,36 +69,6 @@ cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"
 flows() { "$CARWALL" flows --state-dir "$SANDBOX_STATE_DIR" "$@"; }
 
 query() { sandbox_run_app "$1" python3 "$TOOL" query --server 192.0.2.2 "$2" >/dev/null 2>&1; }
-
-# inv_field APP ADDR PORT PROTO VERDICT FIELD: a field of that record in `carwall flows --json`
-# ("-" when there is no such record, "null" when the field is absent); INV_HOST: of that host.
-inv_field() {
-	if [[ -n ${SNAP:-} ]]; then cat "$SNAP"; else flows --json 2>/dev/null; fi | python3 -c '
-import json, os, sys
-app, addr, port, proto, verdict, field = sys.argv[1:]
-for a in json.load(sys.stdin)["apps"]:
-    for d in a["domains"]:
-        for h in d["hosts"]:
-            for f in h["flows"]:
-                if os.environ.get("INV_HOST") not in (None, f.get("host")):
-                    continue
-                if (f["app"], f["address"], str(f["port"]), f["proto"], f["verdict"]) == (app, addr, port, proto, verdict):
-                    print(json.dumps(f.get(field)) if not isinstance(f.get(field), str) else f[field]); sys.exit(0)
-print("-")' "$@"
-}
-# wait_field EXPECTED APP ADDR PORT PROTO VERDICT FIELD: until the saved inventory says so (5 s).
-wait_field() {
-	local want=$1 i got
-	shift
-	for ((i = 0; i < 50; i++)); do
-		got=$(inv_field "$@")
-		[[ $got == "$want" ]] && return 0
-		sleep 0.1
-	done
-	echo "expected $want, got $got: $*"
-	flows 2>&1
-	return 1
-}
 
 # ---- control: without enforcement every flow works ------------------------------------------
 control_dns() { sandbox_in_hu python3 "$TOOL" query --server 192.0.2.2 api.music.example | grep -qx "addr $API"; }
