@@ -20,6 +20,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -27,6 +28,7 @@ PEER=$top/tests/adversarial/sockpeer.py
 REC_PORT=7100 # the recording server in the "internet"
 WAIT_TENTHS=30 # a flow that must arrive gets 3 s; one that must not, the same
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-cv$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 dir=$SANDBOX_DIR
@@ -54,16 +56,6 @@ write_policy() { # open|closed [COMMENT]
 	} >"$SANDBOX_POLICY.new" && mv "$SANDBOX_POLICY.new" "$SANDBOX_POLICY"
 }
 reload() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload >/dev/null 2>&1; }
-
-# Processes of this file, stopped by PID (and their command pipes closed) before the sandbox goes.
-declare -A PIDS=() FDS=()
-stop_started() {
-	local name
-	for name in "${!FDS[@]}"; do exec {FDS[$name]}>&-; done
-	for name in "${!PIDS[@]}"; do _sandbox_stop_pid "${PIDS[$name]}" 20 || true; done
-	FDS=() PIDS=()
-}
-trap 'stop_started; sandbox_destroy' EXIT # replaces sandbox_create's trap: destroy here
 
 # wait_for FILE PATTERN: bounded wait for a line matching the extended regex.
 wait_for() {
@@ -104,10 +96,7 @@ start() {
 tell() { (echo "$2" >&"${FDS[$1]}") 2>/dev/null; }
 quit() { # NAME: ends one sockpeer
 	tell "$1" quit
-	exec {FDS[$1]}>&-
-	unset "FDS[$1]"
-	_sandbox_stop_pid "${PIDS[$1]}" 20 || true
-	unset "PIDS[$1]"
+	procs_stop "$1"
 }
 
 write_policy open

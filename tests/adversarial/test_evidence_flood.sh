@@ -15,6 +15,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/evidence.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -25,23 +26,9 @@ B_SCAN=20000	       # B's connects to as many distinct refused destinations
 A_SAME=5000	       # A's repeats of its refused flow
 
 sandbox_create "cw-ev$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
-cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 events() { "$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" --json "$@"; }
 # The records of A's refused flow: mediaplayer, TCP to 203.0.113.7 port 443.
 a_records() { events --app mediaplayer | grep '"dst":"203.0.113.7","port":443,"hook":"connect4"' || true; }
-count_sum() { # the sum of the "count" fields of the records on stdin (1 for a record without)
-	local line n sum=0
-	while IFS= read -r line; do
-		[[ -n $line ]] || continue
-		n=$(grep -o '"count":[0-9]*' <<<"$line" | cut -d: -f2)
-		sum=$((sum + ${n:-1}))
-	done
-	echo "$sum"
-}
-app_counter() { # APP FIELD: the app's since_load counter
-	cw --json stats | tr -d ' \n' | grep -o "\"id\":\"$1\",\"since_load\":{[^}]*}" |
-		grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
 has() { grep -q -- "$2" <<<"$1"; } # TEXT PATTERN (tap_check gives commands no stdin)
 sorted() { sort -c <<<"$1"; }
 wait_for() { # SECONDS CMD...: bounded wait until CMD succeeds
@@ -97,14 +84,7 @@ tap_check "B's scan was $B_SCAN failed connects" grep -qx "failed=$B_SCAN" "$SAN
 tap_check "A's flood was $A_SAME refused connects" grep -q "denied=$A_SAME " "$SANDBOX_DIR/a_same.out"
 
 # The agent has read every event the kernel sent (received stops moving), then its counters.
-received() { cw --json stats | tr -d ' \n' | grep -o '"received":[0-9]*' | head -1 | cut -d: -f2; }
-prev=
-for ((i = 0; i < 60; i++)); do # at most 30 s
-	now=$(received)
-	[[ -n $now && $now == "$prev" ]] && break
-	prev=$now
-	sleep 0.5
-done
+wait_events_read 30
 a_refused=$(app_counter mediaplayer refused)
 a_dropped=$(app_counter mediaplayer events_dropped)
 b_refused=$(app_counter navigation refused)

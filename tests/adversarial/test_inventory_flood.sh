@@ -19,6 +19,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/evidence.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -58,19 +59,6 @@ cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 events() { "$CARWALL" events --state-dir "$SANDBOX_STATE_DIR" --json "$@"; }
 flows_json() { "$CARWALL" flows --state-dir "$SANDBOX_STATE_DIR" --json; }
 has() { grep -q -- "$2" <<<"$1"; } # TEXT PATTERN (tap_check gives commands no stdin)
-app_counter() { # APP FIELD: the app's since_load counter
-	cw --json stats | tr -d ' \n' | grep -o "\"id\":\"$1\",\"since_load\":{[^}]*}" |
-		grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
-count_sum() { # the sum of the "count" fields of the records on stdin (1 for a record without)
-	local line n sum=0
-	while IFS= read -r line; do
-		[[ -n $line ]] || continue
-		n=$(grep -o '"count":[0-9]*' <<<"$line" | cut -d: -f2)
-		sum=$((sum + ${n:-1}))
-	done
-	echo "$sum"
-}
 # inv APP VERDICT FIELD: over the inventory's records of APP with VERDICT, "records sum(FIELD)".
 inv() {
 	flows_json | python3 -c '
@@ -199,14 +187,7 @@ tap_check "B's $B_REFUSED connects during the flood were refused with EPERM" \
 	grep -q "^allowed_ok=$B_ALLOWED refused_EPERM=$B_REFUSED\$" "$SANDBOX_DIR/b.out"
 
 # The agent has read every event the kernel sent (received stops moving).
-received() { cw --json stats | tr -d ' \n' | grep -o '"received":[0-9]*' | head -1 | cut -d: -f2; }
-prev=
-for ((i = 0; i < 60; i++)); do # at most 30 s
-	now=$(received)
-	[[ -n $now && $now == "$prev" ]] && break
-	prev=$now
-	sleep 0.5
-done
+wait_events_read 30
 b_refused=$(app_counter mediaplayer refused)
 b_dropped=$(app_counter mediaplayer events_dropped)
 a_dropped=$(app_counter navigation events_dropped)
@@ -265,13 +246,7 @@ tap_diag "A: $out"
 tap_check "A's $A_FLOWS allowed flows went out and its $A_REFUSED others were refused (EPERM)" \
 	has "$out" "allowed_ok=$A_FLOWS refused_EPERM=$A_REFUSED\$"
 secs=$(grep -o 'secs=[0-9]*' <<<"$out" | cut -d= -f2)
-prev=
-for ((i = 0; i < 40; i++)); do # at most 20 s
-	now=$(received)
-	[[ -n $now && $now == "$prev" ]] && break
-	prev=$now
-	sleep 0.5
-done
+wait_events_read 20
 n_reports=$(reports)
 a_dropped=$(app_counter navigation events_dropped)
 tap_diag "allowed reports $n_reports in about ${secs:-?} s; A's events dropped $a_dropped"

@@ -14,6 +14,8 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -24,19 +26,6 @@ app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@media
 svc_cg="$SANDBOX_CGROUP_ROOT/system.slice/local.service"
 mkdir -p "$app_cg" "$svc_cg"
 
-in_cgroup() { # CGROUP CMD...: in the head unit's netns
-	local cg=$1
-	shift
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
-}
-wait_ready() { # FILE
-	local i
-	for ((i = 0; i < 100; i++)); do
-		grep -qx ready "$1" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	return 1
-}
 # Packets sent by the head unit's interface (its netns's own counters, not this sysfs's).
 hu_tx() { sandbox_in_hu ip -s link show dev hu0 | awk '/TX:/ { getline; print $2; exit }'; }
 contains() { [[ $1 == *"$2"* ]]; }
@@ -46,7 +35,7 @@ in_cgroup "$app_cg" "$FLOWPROBE" serve --log "$SANDBOX_DIR/app-server.log" --tcp
 	>"$SANDBOX_DIR/app-server.out" 2>&1 &
 in_cgroup "$svc_cg" "$FLOWPROBE" serve --log "$SANDBOX_DIR/local-server.log" --tcp 7001 \
 	>"$SANDBOX_DIR/local-server.out" 2>&1 &
-wait_ready "$SANDBOX_DIR/app-server.out" && wait_ready "$SANDBOX_DIR/local-server.out" ||
+procs_wait_ready "$SANDBOX_DIR/app-server.out" && procs_wait_ready "$SANDBOX_DIR/local-server.out" ||
 	{ tap_bail_out "the head unit's servers did not start"; exit 1; }
 
 # An established stream from the app to the tracker, opened before carwall starts.

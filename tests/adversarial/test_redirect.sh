@@ -10,31 +10,21 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/adversary.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
-adversary=$bin/tests/redirect.bpf.o
-[[ -f $adversary ]] || adversary=$top/build/tests/redirect.bpf.o
 
-adv_pin=/sys/fs/bpf/carwall-adv-$$
-cleanup_adversary() {
-	[[ -n ${adv_cg:-} ]] && bpftool cgroup detach "$adv_cg" connect4 pinned "$adv_pin" 2>/dev/null
-	rm -f "$adv_pin"
-}
-trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
+trap adversary_cleanup EXIT # runs first; sandbox_create chains its own cleanup after it
 sandbox_create "cw-a$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
 mkdir -p "$app_cg"
 
-bpftool prog load "$adversary" "$adv_pin" type cgroup/connect4 ||
-	{ tap_bail_out "cannot load the adversary program $adversary"; exit 1; }
+adversary_load redirect connect4 ||
+	{ tap_bail_out "cannot load the adversary program $ADVERSARY"; exit 1; }
 
-in_cgroup() { # CGROUP CMD...
-	local cg=$1
-	shift
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
-}
 n=0
 # flow_to_oem: the app connects to the OEM backend; sets OUT (flowprobe's result), TOKEN.
 flow_to_oem() {
@@ -45,8 +35,7 @@ flow_to_oem() {
 }
 
 # ---- control: without carwall the rewrite sends the app to the tracker ------------------------
-adv_cg=$app_cg
-bpftool cgroup attach "$adv_cg" connect4 pinned "$adv_pin" multi
+adversary_attach "$app_cg"
 flow_to_oem
 tap_check "control, no carwall: the rewritten connection reaches the tracker's port 9000" \
 	sandbox_server_saw tcp 9000 "$TOKEN"
@@ -60,9 +49,8 @@ not_saw() { ! sandbox_server_saw "$@"; }
 tap_check "rewrite below carwall: nothing reaches the tracker" not_saw tcp 9000 "$TOKEN"
 
 # ---- at carwall's attach point, after carwall's program: it runs last --------------------------
-bpftool cgroup detach "$adv_cg" connect4 pinned "$adv_pin"
-adv_cg=$SANDBOX_CGROUP_ROOT
-bpftool cgroup attach "$adv_cg" connect4 pinned "$adv_pin" multi
+adversary_detach
+adversary_attach "$SANDBOX_CGROUP_ROOT"
 flow_to_oem
 tap_check "rewrite after carwall: the egress backstop keeps the packets from the tracker" \
 	not_saw tcp 9000 "$TOKEN"
@@ -80,8 +68,7 @@ tap_check "rewrite after carwall: the agent warns about it" \
 	grep -q "runs after carwall's connect4" "$SANDBOX_DIR/agent.log"
 
 # Without the adversary the same flow is allowed again.
-bpftool cgroup detach "$adv_cg" connect4 pinned "$adv_pin"
-adv_cg=
+adversary_detach
 flow_to_oem
 tap_check "without the rewrite: the app reaches its OEM backend" sandbox_server_saw tcp 443 "$TOKEN"
 

@@ -13,48 +13,21 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/adversary.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 SANDBOX_POLICY=$top/tests/integration/flows.yaml
-adversary=$bin/tests/rewrite.bpf.o
-[[ -f $adversary ]] || adversary=$top/build/tests/rewrite.bpf.o
 
-adv_pin=/sys/fs/bpf/carwall-rw-$$
-adv_cg=
-hooks=(connect6 sendmsg4 sendmsg6)
-detach_adversary() {
-	local h
-	[[ -n $adv_cg ]] || return 0
-	for h in "${hooks[@]}"; do
-		bpftool cgroup detach "$adv_cg" "$h" pinned "$adv_pin/rewrite_$h" 2>/dev/null
-	done
-	adv_cg=
-}
-attach_adversary() { # CGROUP
-	local h
-	adv_cg=$1
-	for h in "${hooks[@]}"; do
-		bpftool cgroup attach "$adv_cg" "$h" pinned "$adv_pin/rewrite_$h" multi || return 1
-	done
-}
-cleanup_adversary() {
-	detach_adversary
-	[[ -d $adv_pin ]] && rm -rf -- "$adv_pin"
-}
-trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
+trap adversary_cleanup EXIT # runs first; sandbox_create chains its own cleanup after it
 sandbox_create "cw-w$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
 mkdir -p "$app_cg"
 
-bpftool prog loadall "$adversary" "$adv_pin" ||
-	{ tap_bail_out "cannot load the adversary programs $adversary"; exit 1; }
+adversary_load rewrite connect6 sendmsg4 sendmsg6 ||
+	{ tap_bail_out "cannot load the adversary programs $ADVERSARY"; exit 1; }
 
-in_cgroup() { # CGROUP CMD...
-	local cg=$1
-	shift
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
-}
 n=0
 # flow MODE ADDR PORT: the app sends to the OEM backend; sets OUT, TOKEN.
 flow() {
@@ -70,7 +43,7 @@ cases=(
 )
 
 # ---- control, no carwall: the rewrite sends the app to the tracker -----------------------------
-attach_adversary "$app_cg" || { tap_bail_out "cannot attach the adversary programs"; exit 1; }
+adversary_attach "$app_cg" || { tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for c in "${cases[@]}"; do
 	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
 	flow "$mode" "$addr" "$port"
@@ -94,8 +67,8 @@ for c in "${cases[@]}"; do
 done
 
 # ---- at carwall's attach point, after carwall's programs: they run last ------------------------
-detach_adversary
-attach_adversary "$SANDBOX_CGROUP_ROOT" ||
+adversary_detach
+adversary_attach "$SANDBOX_CGROUP_ROOT" ||
 	{ tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for c in "${cases[@]}"; do
 	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
@@ -119,7 +92,7 @@ for c in "${cases[@]}"; do
 done
 
 # Without the adversary the same flows reach the OEM backend again.
-detach_adversary
+adversary_detach
 for c in "${cases[@]}"; do
 	IFS='|' read -r what mode addr port rewritten tracker <<<"$c"
 	flow "$mode" "$addr" "$port"

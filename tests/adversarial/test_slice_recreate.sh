@@ -16,6 +16,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -46,47 +47,6 @@ has() { [[ $1 == *"$2"* ]]; }
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"; }
 
-token_n=0
-# flow CGROUP ADDR [wait]: one TCP flow to ADDR:443 from a process that joins CGROUP (made if
-# missing) in the head-unit netns; with "wait", the process first runs `carwall app
-# wait-managed` there and makes the flow only if it returned 0. Sets FLOW_OUT (the output),
-# FLOW_RC (flowprobe's exit code, or wait-managed's plus 100) and FLOW_TOKEN.
-flow() {
-	local cg=$1 addr=$2 wait=${3:-}
-	token_n=$((token_n + 1))
-	FLOW_TOKEN=sr$$-$token_n
-	mkdir -p "$cg"
-	FLOW_OUT=$(sandbox_in_hu sh -c '
-		echo $$ > "$1/cgroup.procs" || exit 99
-		if [ -n "$4" ]; then
-			"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 10 || exit $((100 + $?))
-		fi
-		exec "$FLOWPROBE" tcp "$2" 443 --token "$3" --timeout-ms 2000' \
-		sh "$cg" "$addr" "$FLOW_TOKEN" "$wait" 2>&1)
-	FLOW_RC=$?
-}
-
-# expect_refused NAME: the last flow got EPERM at connect() and the server saw nothing.
-expect_refused() {
-	if ((FLOW_RC == 1)) && [[ $FLOW_OUT == *"result=EPERM stage=connect"* ]] &&
-		! sandbox_server_saw tcp 443 "$FLOW_TOKEN"; then
-		tap_ok "$1"
-	else
-		local saw=no
-		sandbox_server_saw tcp 443 "$FLOW_TOKEN" && saw=YES
-		tap_not_ok "$1" "exit code $FLOW_RC, server saw the token: $saw" "$FLOW_OUT"
-	fi
-}
-
-# expect_reached NAME: the last flow reached its server.
-expect_reached() {
-	if ((FLOW_RC == 0)) && sandbox_server_saw tcp 443 "$FLOW_TOKEN"; then
-		tap_ok "$1"
-	else
-		tap_not_ok "$1" "exit code $FLOW_RC" "$FLOW_OUT"
-	fi
-}
-
 # remove_and_make_again: what systemd does when every app stops and one starts again: the app
 # cgroups and the slice are removed, then made again (new cgroups, new ids).
 remove_and_make_again() {
@@ -95,33 +55,20 @@ remove_and_make_again() {
 	mkdir "$slice" "$app_cg"
 }
 
-registrations() { grep -c "Registered the app cgroups again" "$SANDBOX_DIR/agent.log"; }
-
-# wait_registered N: bounded wait until the agent logged more than N registrations again,
-# without asking it anything (the inotify path alone).
-wait_registered() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		(($(registrations) > $1)) && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 stop_agent_process() { kill -STOP "$SANDBOX_AGENT_PID"; }
 cont_agent_process() { kill -CONT "$SANDBOX_AGENT_PID"; }
 
 # ---- control: without carwall, the app's cgroup reaches the tracker ----------------------------
-flow "$app_cg" "$tracker"
+cgroup_flow "$app_cg" "$tracker"
 expect_reached "control, no agent: a process in the app cgroup reaches the tracker"
 
 sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
-flow "$app_cg" "$oem"
+cgroup_flow "$app_cg" "$oem"
 expect_reached "enforced: the app reaches its OEM backend"
-flow "$app_cg" "$tracker"
+cgroup_flow "$app_cg" "$tracker"
 expect_refused "enforced: the app is refused the tracker"
 tap_check "enforced: carwall app wait-managed in the app cgroup says managed" \
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 5' "$app_cg"
+	in_cgroup "$app_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 5
 tap_check "wait-managed names the app" has "$TAP_LAST_OUTPUT" "app mediaplayer"
 
 # ---- the slice and the app cgroup made again while the agent is slow: inotify alone ----------
@@ -131,11 +78,11 @@ remove_and_make_again || tap_diag "rmdir/mkdir failed"
 cont_agent_process
 tap_check "the agent notices the slice made again by itself (no request) and registers it" \
 	wait_registered "$n"
-flow "$app_cg" "$tracker"
+cgroup_flow "$app_cg" "$tracker"
 expect_refused "slice made again: the app's new cgroup is refused the tracker"
-flow "$app_cg" "$oem"
+cgroup_flow "$app_cg" "$oem"
 expect_reached "slice made again: the app's new cgroup reaches its OEM backend (registered as the app)"
-flow "$intruder_cg" "$oem"
+cgroup_flow "$intruder_cg" "$oem"
 expect_refused "slice made again: an unknown cgroup below the new slice is refused (the new guard)"
 tap_check "status --quiet says enforcing, nothing stale" cw status --quiet
 
@@ -143,11 +90,11 @@ tap_check "status --quiet says enforcing, nothing stale" cw status --quiet
 stop_agent_process
 remove_and_make_again || tap_diag "rmdir/mkdir failed"
 # The app unit's ExecStartPre and then the app, in the new cgroup, while the agent is stopped.
-(flow "$app_cg" "$tracker" wait; printf '%s\n%s\n%s\n' "$FLOW_RC" "$FLOW_TOKEN" "$FLOW_OUT" \
+(cgroup_flow "$app_cg" "$tracker" wait; printf '%s\n%s\n%s\n' "$FLOW_RC" "$FLOW_TOKEN" "$FLOW_OUT" \
 	>"$SANDBOX_DIR/race.out") &
 race_pid=$!
 sleep 1
-race_token=sr$$-$((token_n + 1))
+race_token=c$$-$((cgroup_flow_n + 1))
 if [[ ! -s $SANDBOX_DIR/race.out ]] && ! sandbox_server_saw tcp 443 "$race_token"; then
 	tap_ok "race: the app waits in wait-managed while its cgroup is not registered (1 s)"
 else
@@ -168,16 +115,16 @@ expect_refused "race: the app's first connect after wait-managed is refused the 
 # ---- wait-managed fails, with the reason, when nothing manages the caller ---------------------
 mkdir -p "$other_cg" "$SANDBOX_DIR/no-agent"
 tap_expect_exit "wait-managed outside the guard and every app: exit 1" 1 \
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1' "$other_cg"
+	in_cgroup "$other_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1
 tap_check "wait-managed says why: not managed" \
 	has "$TAP_LAST_OUTPUT" "is not managed by the policy in force"
 tap_expect_exit "wait-managed with no agent: exit 3" 3 \
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$1" app wait-managed --timeout 1' "$app_cg" "$SANDBOX_DIR/no-agent"
+	in_cgroup "$app_cg" "$CARWALL" --run-dir "$SANDBOX_DIR/no-agent" app wait-managed --timeout 1
 tap_check "wait-managed says why: no agent" has "$TAP_LAST_OUTPUT" "cannot reach carwalld"
 stop_agent_process
 start=$SECONDS
 tap_expect_exit "wait-managed with a stopped agent: exit 3 within its time-out" 3 \
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1' "$app_cg"
+	in_cgroup "$app_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1
 cont_agent_process
 tap_check "... and within 3 s" test $((SECONDS - start)) -le 3
 
@@ -187,7 +134,7 @@ printf 'version: 1\napps:\n  mediaplayer:\n    allow: [\n' >"$policy"
 sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "adopted: the agent adopted the earlier agent's pins" \
 	grep -q "Adopted the policy pinned" "$SANDBOX_DIR/agent.log"
-flow "$app_cg" "$oem"
+cgroup_flow "$app_cg" "$oem"
 expect_reached "adopted: the app still reaches its OEM backend"
 n=$(registrations)
 stop_agent_process
@@ -195,21 +142,21 @@ remove_and_make_again || tap_diag "rmdir/mkdir failed"
 cont_agent_process
 tap_check "adopted: the agent notices the slice made again and registers the new guard" \
 	wait_registered "$n"
-flow "$app_cg" "$tracker"
+cgroup_flow "$app_cg" "$tracker"
 expect_refused "adopted, slice made again: the app's new cgroup is refused the tracker"
-flow "$app_cg" "$oem"
+cgroup_flow "$app_cg" "$oem"
 expect_refused "adopted, slice made again: the guard covers the app's new cgroup (fail closed)"
 tap_check "adopted: wait-managed says managed, below the guard" \
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 5' "$app_cg"
+	in_cgroup "$app_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 5
 tap_check "adopted: wait-managed names the guard" has "$TAP_LAST_OUTPUT" "below the guard"
 
 # The slice made again while no agent runs: the restarted agent registers it at start.
 sandbox_agent_stop
 remove_and_make_again || tap_diag "rmdir/mkdir failed"
-flow "$app_cg" "$tracker"
+cgroup_flow "$app_cg" "$tracker"
 expect_reached "control, no agent: the slice made again is not judged by the old pins"
 sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
-flow "$app_cg" "$tracker"
+cgroup_flow "$app_cg" "$tracker"
 expect_refused "adopted at start: the new slice is the guard again from the agent's start on"
 
 # ---- a guard the agent cannot register: status --quiet fails, wait-managed fails ------------
@@ -235,7 +182,7 @@ tap_check "status says DEGRADED and why" \
 	bash -c "'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q 'DEGRADED.*no guard'"
 mkdir -p "$intruder_cg"
 tap_expect_exit "guard not registered: wait-managed below it fails (exit 1)" 1 \
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1' "$intruder_cg"
+	in_cgroup "$intruder_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1
 tap_check "wait-managed says why: no guard" has "$TAP_LAST_OUTPUT" "no guard cgroup"
 
 tap_done

@@ -18,6 +18,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/cgroups.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -69,50 +70,9 @@ write_policy 443
 has() { [[ $1 == *"$2"* ]]; }
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"; }
 
-token_n=0
-# flow CGROUP ADDR [wait]: one TCP flow to ADDR:443 from a process that joins CGROUP (made if
-# missing) in the head-unit netns; with "wait", it first runs `carwall app wait-managed` there
-# (the drop-in's ExecStartPre) and makes the flow only if it returned 0. Sets FLOW_OUT,
-# FLOW_RC (flowprobe's exit code, or wait-managed's plus 100) and FLOW_TOKEN.
-flow() {
-	local cg=$1 addr=$2 wait=${3:-}
-	token_n=$((token_n + 1))
-	FLOW_TOKEN=tp$$-$token_n
-	mkdir -p "$cg"
-	FLOW_OUT=$(sandbox_in_hu sh -c '
-		echo $$ > "$1/cgroup.procs" || exit 99
-		if [ -n "$4" ]; then
-			"$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 10 || exit $((100 + $?))
-		fi
-		exec "$FLOWPROBE" tcp "$2" 443 --token "$3" --timeout-ms 2000' \
-		sh "$cg" "$addr" "$FLOW_TOKEN" "$wait" 2>&1)
-	FLOW_RC=$?
-}
-
-expect_refused() {
-	if ((FLOW_RC == 1)) && sandbox_refused "$FLOW_OUT" connect &&
-		! sandbox_server_saw_token "$FLOW_TOKEN"; then
-		tap_ok "$1"
-	else
-		local saw=no
-		sandbox_server_saw_token "$FLOW_TOKEN" && saw=YES
-		tap_not_ok "$1" "exit code $FLOW_RC, server saw the token: $saw" "$FLOW_OUT"
-	fi
-}
-
-expect_reached() {
-	if ((FLOW_RC == 0)) && sandbox_server_saw tcp 443 "$FLOW_TOKEN"; then
-		tap_ok "$1"
-	else
-		tap_not_ok "$1" "exit code $FLOW_RC" "$FLOW_OUT"
-	fi
-}
-
-# wait_managed CGROUP: `carwall app wait-managed --timeout 5` run in CGROUP (output in
-# TAP_LAST_OUTPUT through tap_check/tap_expect_exit).
-wait_managed() {
-	sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout "$1"' "$@"
-}
+# wait_managed CGROUP SECONDS: `carwall app wait-managed --timeout SECONDS` run in CGROUP (output
+# in TAP_LAST_OUTPUT through tap_check/tap_expect_exit).
+wait_managed() { in_cgroup "$1" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout "$2"; }
 
 # status_has TEXT: bounded wait (5 s) until `carwall status` prints TEXT.
 status_has() {
@@ -124,26 +84,16 @@ status_has() {
 	return 1
 }
 
-registrations() { grep -c "Registered the app cgroups again" "$SANDBOX_DIR/agent.log"; }
-wait_registered() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		(($(registrations) > $1)) && return 0
-		sleep 0.05
-	done
-	return 1
-}
-
 # ---- control: without carwall, every template's cgroups reach the tracker ---------------------
 for cg in "$web_cg" "$flutter_cg" "$slice_web/agl-app-web@intruder.service"; do
-	flow "$cg" "$tracker"
+	cgroup_flow "$cg" "$tracker"
 	expect_reached "control, no agent: ${cg##*/} reaches the tracker"
 done
 # A stream from an unknown flutter unit, established before the agent starts: cut by the guard.
 # It holds until the test stops it (600 s only bounds a leftover): under emulation the agent's
 # start alone can take longer than any shorter hold, which would then end by itself, uncut.
 mkdir -p "$slice_flutter/agl-app-flutter@held.service"
-sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' \
+in_cgroup \
 	"$slice_flutter/agl-app-flutter@held.service" "$FLOWPROBE" hold "$oem" 443 --hold-ms 600000 \
 	--token "held$$" >"$SANDBOX_DIR/held.out" 2>&1 &
 held_pid=$!
@@ -173,15 +123,15 @@ tap_check "revocation: the stream of the unknown flutter unit is cut at the agen
 kill "$held_pid" 2>/dev/null
 wait "$held_pid" 2>/dev/null
 
-flow "$web_cg" "$oem" wait
+cgroup_flow "$web_cg" "$oem" wait
 expect_reached "web: agl-app-web@webradio reaches its OEM backend"
 tap_check "web: wait-managed named the app" has "$FLOW_OUT" "is managed: app webradio"
-flow "$web_cg" "$tracker" wait
+cgroup_flow "$web_cg" "$tracker" wait
 expect_refused "web: agl-app-web@webradio is refused the tracker"
-flow "$flutter_cg" "$oem" wait
+cgroup_flow "$flutter_cg" "$oem" wait
 expect_reached "flutter: agl-app-flutter@dashboard reaches its OEM backend"
 tap_check "flutter: wait-managed named the app" has "$FLOW_OUT" "is managed: app dashboard"
-flow "$flutter_cg" "$tracker" wait
+cgroup_flow "$flutter_cg" "$tracker" wait
 expect_refused "flutter: agl-app-flutter@dashboard is refused the tracker"
 tap_check "status shows the cgroups the apps run in" bash -c \
 	"'$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -F 'agl-app-web@webradio.service' | grep -q webradio"
@@ -189,18 +139,18 @@ tap_check "status shows the cgroups the apps run in" bash -c \
 # ---- unknown units below each slice: refused everything ----------------------------------------
 for cg in "$slice_app/agl-app@intruder.service" "$slice_web/agl-app-web@intruder.service" \
 	"$slice_flutter/agl-app-flutter@intruder.service"; do
-	flow "$cg" "$oem" wait
+	cgroup_flow "$cg" "$oem" wait
 	expect_refused "unknown unit ${cg##*/}: refused even the OEM backend"
 	tap_check "unknown unit ${cg##*/}: wait-managed says below the guard" \
 		has "$FLOW_OUT" "below the guard"
 done
 
 # ---- the template key --------------------------------------------------------------------------
-flow "$nav_web_cg" "$oem" wait
+cgroup_flow "$nav_web_cg" "$oem" wait
 expect_reached "template web: agl-app-web@navigation reaches its OEM backend"
-flow "$nav_flutter_cg" "$oem" wait
+cgroup_flow "$nav_flutter_cg" "$oem" wait
 expect_refused "template web: agl-app-flutter@navigation is not the app's (refused, guard)"
-flow "$slice_app/agl-app@navigation.service" "$oem" wait
+cgroup_flow "$slice_app/agl-app@navigation.service" "$oem" wait
 expect_refused "template web: agl-app@navigation is not the app's (refused, guard)"
 rmdir "$nav_flutter_cg" "$slice_app/agl-app@navigation.service"
 tap_check "status --json says navigation's template is web" bash -c \
@@ -225,7 +175,7 @@ tap_check "carwall run --app radio (running nowhere) reaches its OEM backend" \
 tap_check "... from the agl-app@ default cgroup" test -d "$slice_app/agl-app@radio.service"
 
 # ---- revocation: a reload cuts the web app's established flow it no longer allows ------------
-sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$web_cg" \
+in_cgroup "$web_cg" \
 	"$FLOWPROBE" hold "$oem" 443 --hold-ms 8000 --token "rv$$" >"$SANDBOX_DIR/rv.out" 2>&1 &
 rv_pid=$!
 for ((i = 0; i < 100; i++)); do
@@ -247,7 +197,7 @@ write_policy 443
 cw reload >/dev/null
 
 # ---- ambiguous: one app id in two templates at once --------------------------------------------
-flow "$flutter_cg" "$oem" wait
+cgroup_flow "$flutter_cg" "$oem" wait
 expect_reached "control: dashboard in flutter alone reaches its OEM backend"
 mkdir "$dash_app_cg"
 tap_check "ambiguous: status says DEGRADED with the reason" \
@@ -255,9 +205,9 @@ tap_check "ambiguous: status says DEGRADED with the reason" \
 tap_expect_exit "ambiguous: status --quiet fails" 1 cw status --quiet
 tap_check "ambiguous: the agent logged it" \
 	grep -q "app 'dashboard' runs in more than one AGL template" "$SANDBOX_DIR/agent.log"
-flow "$flutter_cg" "$oem"
+cgroup_flow "$flutter_cg" "$oem"
 expect_refused "ambiguous: the flutter cgroup is not registered (refused the OEM backend)"
-flow "$dash_app_cg" "$oem"
+cgroup_flow "$dash_app_cg" "$oem"
 expect_refused "ambiguous: the agl-app@ cgroup is not registered (refused the OEM backend)"
 tap_expect_exit "ambiguous: wait-managed in the flutter cgroup fails" 1 wait_managed "$flutter_cg" 1
 tap_check "... with the reason" has "$TAP_LAST_OUTPUT" "runs in more than one AGL template"
@@ -266,7 +216,7 @@ tap_check "... with the reason" has "$TAP_LAST_OUTPUT" "runs in more than one AG
 tap_expect_exit "ambiguous: carwall run --app dashboard fails" 1 sandbox_run_app dashboard true
 tap_check "... with the reason" has "$TAP_LAST_OUTPUT" "runs in more than one AGL template"
 rmdir "$dash_app_cg"
-flow "$flutter_cg" "$oem" wait
+cgroup_flow "$flutter_cg" "$oem" wait
 expect_reached "no longer ambiguous (agl-app@ gone): the flutter cgroup is registered again"
 tap_check "status --quiet succeeds again" cw status --quiet
 
@@ -277,11 +227,11 @@ rmdir "$web_cg" "$nav_web_cg" "$slice_web/agl-app-web@intruder.service" "$slice_
 mkdir "$slice_web" "$web_cg"
 kill -CONT "$SANDBOX_AGENT_PID"
 tap_check "web slice made again: the agent notices by itself and registers it" wait_registered "$n"
-flow "$slice_web/agl-app-web@intruder.service" "$oem"
+cgroup_flow "$slice_web/agl-app-web@intruder.service" "$oem"
 expect_refused "web slice made again: an unknown unit below the new slice is refused (the new guard)"
-flow "$web_cg" "$tracker"
+cgroup_flow "$web_cg" "$tracker"
 expect_refused "web slice made again: webradio's new cgroup is refused the tracker"
-flow "$web_cg" "$oem" wait
+cgroup_flow "$web_cg" "$oem" wait
 expect_reached "web slice made again: webradio's new cgroup reaches its OEM backend"
 
 # ---- adopted mode keeps the three guards -------------------------------------------------------
@@ -290,7 +240,7 @@ printf 'version: 1\napps:\n  webradio:\n    allow: [\n' >"$policy"
 sandbox_agent_start || { tap_bail_out "carwalld did not restart"; exit 1; }
 tap_check "adopted: the agent adopted the earlier agent's pins" \
 	grep -q "Adopted the policy pinned" "$SANDBOX_DIR/agent.log"
-flow "$web_cg" "$oem"
+cgroup_flow "$web_cg" "$oem"
 expect_reached "adopted: webradio still reaches its OEM backend"
 n=$(registrations)
 kill -STOP "$SANDBOX_AGENT_PID"
@@ -300,7 +250,7 @@ mkdir "$slice_web" "$slice_flutter"
 kill -CONT "$SANDBOX_AGENT_PID"
 tap_check "adopted: the agent registers the web and flutter slices made again" wait_registered "$n"
 for cg in "$slice_web/agl-app-web@intruder.service" "$flutter_cg"; do
-	flow "$cg" "$oem" wait
+	cgroup_flow "$cg" "$oem" wait
 	expect_refused "adopted, slices made again: ${cg##*/} is refused (below the new guard)"
 	tap_check "adopted: wait-managed in ${cg##*/} says below the guard" has "$FLOW_OUT" "below the guard"
 done
@@ -313,7 +263,7 @@ sandbox_agent_stop
 cw unload >/dev/null
 write_policy 443
 sandbox_agent_start --guard-cgroup '' || { tap_bail_out "carwalld did not start"; exit 1; }
-flow "$slice_web/agl-app-web@intruder.service" "$tracker"
+cgroup_flow "$slice_web/agl-app-web@intruder.service" "$tracker"
 expect_reached "--guard-cgroup '': an unknown web unit is not judged"
 tap_check "--guard-cgroup '': status lists no guard" \
 	bash -c "! '$CARWALL' --run-dir '$SANDBOX_RUN_DIR' status | grep -q '^guard: '"

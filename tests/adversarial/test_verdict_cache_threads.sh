@@ -21,40 +21,17 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/adversary.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 RACE=$bin/cache_race
 [[ -x $RACE ]] || RACE=$top/build/cache_race
-adversary=$bin/tests/rewrite.bpf.o
-[[ -f $adversary ]] || adversary=$top/build/tests/rewrite.bpf.o
 RACE_MS=8000       # per family: both threads send for this long...
 RACE_MAX=3000000   # ...or this many datagrams each, whichever comes first
 A_PORT=9001
 
-adv_pin=/sys/fs/bpf/carwall-cr-$$
-adv_cg=
-hooks=(sendmsg4 sendmsg6)
-detach_adversary() {
-	local h
-	[[ -n $adv_cg ]] || return 0
-	for h in "${hooks[@]}"; do
-		bpftool cgroup detach "$adv_cg" "$h" pinned "$adv_pin/rewrite_$h" 2>/dev/null
-	done
-	adv_cg=
-}
-attach_adversary() { # CGROUP
-	local h
-	adv_cg=$1
-	for h in "${hooks[@]}"; do
-		bpftool cgroup attach "$adv_cg" "$h" pinned "$adv_pin/rewrite_$h" multi || return 1
-	done
-}
-cleanup_adversary() {
-	detach_adversary
-	[[ -d $adv_pin ]] && rm -rf -- "$adv_pin"
-}
-trap cleanup_adversary EXIT # runs first; sandbox_create chains its own cleanup after it
+trap adversary_cleanup EXIT # runs first; sandbox_create chains its own cleanup after it
 sandbox_create "cw-cr$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 [[ -x $RACE ]] || { tap_bail_out "$RACE not found: build it with \`make tests\`"; exit 1; }
 app_cg="$SANDBOX_CGROUP_ROOT/system.slice/system-agl\\x2dapp.slice/agl-app@mediaplayer.service"
@@ -73,8 +50,8 @@ apps:
         proto: udp
 EOF
 
-bpftool prog loadall "$adversary" "$adv_pin" ||
-	{ tap_bail_out "cannot load the adversary programs $adversary"; exit 1; }
+adversary_load rewrite sendmsg4 sendmsg6 ||
+	{ tap_bail_out "cannot load the adversary programs $ADVERSARY"; exit 1; }
 
 # no_ports FAMILY: the "internet"'s count of UDP datagrams that arrived to no port.
 no_ports() {
@@ -120,7 +97,7 @@ tracker_saw_b() {
 }
 
 # ---- control, no carwall: the rewrite sends b's datagrams to the tracker -----------------------
-attach_adversary "$SANDBOX_CGROUP_ROOT" ||
+adversary_attach "$SANDBOX_CGROUP_ROOT" ||
 	{ tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for fam in 4 6; do
 	race "$fam" 300 200
@@ -132,9 +109,9 @@ for fam in 4 6; do
 done
 
 # ---- carwall first, the rewrite after it: the egress program is what refuses b -----------------
-detach_adversary
+adversary_detach
 sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
-attach_adversary "$SANDBOX_CGROUP_ROOT" ||
+adversary_attach "$SANDBOX_CGROUP_ROOT" ||
 	{ tap_bail_out "cannot attach the adversary programs"; exit 1; }
 for fam in 4 6; do
 	race "$fam" "$RACE_MS" "$RACE_MAX"

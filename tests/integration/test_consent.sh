@@ -16,20 +16,12 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 
-# Processes this file starts in the background, stopped by PID before the sandbox goes.
-declare -A PIDS=()
-stop_started() {
-	local name
-	for name in "${!PIDS[@]}"; do
-		_sandbox_stop_pid "${PIDS[$name]}" 10 || true
-	done
-	PIDS=()
-}
-trap stop_started EXIT # sandbox_create keeps it and runs it before destroying the sandbox
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 
 sandbox_create "cw-cs$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 policy=$SANDBOX_DIR/policy.yaml
@@ -126,7 +118,7 @@ done
 tap_check "the crash reporter's established connection is cut (ECONN*)" \
 	bash -c "[ $cut -eq 1 ] && grep -q 'result=ECONN' '$SANDBOX_DIR/hold-crash.out'"
 tap_check "playback's established connection still delivers" sandbox_hold_marker "$(hold_pid play)" "play$$" 1
-stop_started
+procs_stop_all
 
 sleep 0.3
 log=$(events)

@@ -14,6 +14,7 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -24,15 +25,7 @@ MIN_FLOWS=20 # flows each sender makes in each phase, at least
 
 command -v python3 >/dev/null || { tap_skip "consent switches under traffic" "needs python3"; tap_done; exit; }
 
-declare -A PIDS=()
-stop_started() {
-	local name
-	for name in "${!PIDS[@]}"; do
-		_sandbox_stop_pid "${PIDS[$name]}" 10 || true
-	done
-	PIDS=()
-}
-trap stop_started EXIT # sandbox_create keeps it and runs it before destroying the sandbox
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 
 sandbox_create "cw-cw$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 dir=$SANDBOX_DIR
@@ -68,7 +61,7 @@ wait_flows() { # T: bounded wait until every sender made MIN_FLOWS flows started
 
 sandbox_in_net python3 "$traffic" serve 198.51.100.20 "$PORT" "$dir/server.log" &
 PIDS[server]=$!
-for ((i = 0; i < 50; i++)); do grep -qx ready "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
+procs_wait_ready "$dir/server.log"
 tap_check "the server is up" grep -qx ready "$dir/server.log"
 sandbox_agent_start || { tap_bail_out "carwalld did not start"; exit 1; }
 
@@ -95,8 +88,7 @@ tap_check "consent set crash-reports on, under traffic" test $rc -eq 0
 tap_check "every sender makes $MIN_FLOWS flows with the switch on again" wait_flows "$t_on1"
 touch "$dir/stop"
 for m in "${MODES[@]}"; do
-	wait "${PIDS[$m]}" 2>/dev/null
-	unset "PIDS[$m]"
+	procs_wait "$m"
 done
 # The server logs what is in flight: wait (bounded) until it logged every TCP flow the sender
 # saw succeed (their bytes are in its socket) and the UDP counts stop growing.

@@ -18,7 +18,10 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 . "$top/tests/lib/flows.sh"
+. "$top/tests/lib/inventory.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -30,22 +33,11 @@ if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
 	exit
 fi
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-iv$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 out=$SANDBOX_DIR/inventory
 mkdir -p "$out"
-declare -A PIDS=()
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-trap 'cleanup; sandbox_destroy' EXIT
 
 # Learn mode: audit mode, with the names the integrator knows (so that the kernel learns them).
 cat >"$SANDBOX_POLICY" <<'EOF'
@@ -65,17 +57,9 @@ API=198.51.100.81 IMG=198.51.100.82 BACKEND=198.51.100.20 TRACKER=203.0.113.7
 for a in $API $IMG; do
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
-# shellcheck disable=SC2054 # commas are dnsmasq's
-sandbox_in_net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
-	--listen-address=192.0.2.2 --port=53 --user=root --local-ttl=300 \
-	--pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log" \
-	--host-record=api.music.example,$API --host-record=img.music.example,$IMG \
-	</dev/null >"$out/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
-for ((i = 0; i < 50; i++)); do
-	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 api.music.example >/dev/null 2>&1 && break
-	sleep 0.1
-done
+dns_start "$out" api.music.example \
+	--host-record=api.music.example,$API --host-record=img.music.example,$IMG ||
+	tap_diag "dnsmasq does not answer yet"
 
 echo "11111111-1111-1111-1111-111111111111" >"$SANDBOX_DIR/boot_id"
 AGENT_ARGS=(--flow-report-interval 1 --inventory-save-interval 1 --boot-id-file "$SANDBOX_DIR/boot_id")
@@ -85,36 +69,6 @@ cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"
 flows() { "$CARWALL" flows --state-dir "$SANDBOX_STATE_DIR" "$@"; }
 
 query() { sandbox_run_app "$1" python3 "$TOOL" query --server 192.0.2.2 "$2" >/dev/null 2>&1; }
-
-# inv_field APP ADDR PORT PROTO VERDICT FIELD: a field of that record in `carwall flows --json`
-# ("-" when there is no such record, "null" when the field is absent); INV_HOST: of that host.
-inv_field() {
-	if [[ -n ${SNAP:-} ]]; then cat "$SNAP"; else flows --json 2>/dev/null; fi | python3 -c '
-import json, os, sys
-app, addr, port, proto, verdict, field = sys.argv[1:]
-for a in json.load(sys.stdin)["apps"]:
-    for d in a["domains"]:
-        for h in d["hosts"]:
-            for f in h["flows"]:
-                if os.environ.get("INV_HOST") not in (None, f.get("host")):
-                    continue
-                if (f["app"], f["address"], str(f["port"]), f["proto"], f["verdict"]) == (app, addr, port, proto, verdict):
-                    print(json.dumps(f.get(field)) if not isinstance(f.get(field), str) else f[field]); sys.exit(0)
-print("-")' "$@"
-}
-# wait_field EXPECTED APP ADDR PORT PROTO VERDICT FIELD: until the saved inventory says so (5 s).
-wait_field() {
-	local want=$1 i got
-	shift
-	for ((i = 0; i < 50; i++)); do
-		got=$(inv_field "$@")
-		[[ $got == "$want" ]] && return 0
-		sleep 0.1
-	done
-	echo "expected $want, got $got: $*"
-	flows 2>&1
-	return 1
-}
 
 # ---- control: without enforcement every flow works ------------------------------------------
 control_dns() { sandbox_in_hu python3 "$TOOL" query --server 192.0.2.2 api.music.example | grep -qx "addr $API"; }

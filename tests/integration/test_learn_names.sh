@@ -21,7 +21,10 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 . "$top/tests/lib/flows.sh"
+. "$top/tests/lib/inventory.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -34,22 +37,11 @@ if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null ||
 	exit
 fi
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-ln$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 out=$SANDBOX_DIR/learn
 mkdir -p "$out"
-declare -A PIDS=()
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-trap 'cleanup; sandbox_destroy' EXIT
 
 # Learn mode: audit mode, no names. Answers live an hour: nothing here depends on the pace of
 # the machine (an emulated guest takes seconds between a lookup and its connection), but the
@@ -76,25 +68,16 @@ SHARED=198.51.100.30 AGEING=198.51.100.31
 for a in $API $IMG $SHARED $AGEING; do
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
-# shellcheck disable=SC2054 # commas are dnsmasq's
-sandbox_in_net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
-	--listen-address=192.0.2.2 --port=53 --user=root --local-ttl=300 \
-	--pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log" \
-	--host-record=api.music.example,$API --host-record=img.music.example,$IMG \
-	--host-record=bugs.tracker.example,$TRACKER --host-record=cdn.shared.example,$SHARED \
-	--host-record=ageing.music.example,$AGEING \
-	</dev/null >"$out/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
 # A crafted responder on another port of the same address: every question -> the tracker.
 sandbox_in_net python3 "$TOOL" serve --bind 192.0.2.2 --port 5353 --mode spoof \
 	--ready "$out/spoof.ready" </dev/null >"$out/spoof.out" 2>&1 &
 PIDS[spoof]=$!
-for ((i = 0; i < 50; i++)); do
-	[[ -s $out/spoof.ready ]] &&
-		sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 api.music.example >/dev/null 2>&1 &&
-		break
-	sleep 0.1
-done
+dns_start "$out" api.music.example \
+	--host-record=api.music.example,$API --host-record=img.music.example,$IMG \
+	--host-record=bugs.tracker.example,$TRACKER --host-record=cdn.shared.example,$SHARED \
+	--host-record=ageing.music.example,$AGEING ||
+	tap_diag "dnsmasq does not answer yet"
+procs_wait_ready "$out/spoof.ready" || tap_diag "the crafted responder is not ready yet"
 
 AGENT_ARGS=(--flow-report-interval 1 --inventory-save-interval 1)
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" --pin-dir "$SANDBOX_PIN_DIR" "$@"; }
@@ -108,39 +91,11 @@ query() {
 	[[ -z ${EXPECT:-} ]] || grep -qx "addr $EXPECT" <<<"$res"
 }
 
-# rec APP ADDR PORT PROTO VERDICT FIELD: a field of that record of the saved inventory ("-": no
-# such record; "null": no such field).
-rec() {
-	flows --json 2>/dev/null | python3 -c '
-import json, sys
-app, addr, port, proto, verdict, field = sys.argv[1:]
-for a in json.load(sys.stdin)["apps"]:
-    for d in a["domains"]:
-        for h in d["hosts"]:
-            for f in h["flows"]:
-                if (f["app"], f["address"], str(f["port"]), f["proto"], f["verdict"]) == (app, addr, port, proto, verdict):
-                    v = f.get(field)
-                    print(v if isinstance(v, str) else json.dumps(v)); sys.exit(0)
-print("-")' "$@"
-}
-# wait_rec EXPECTED APP ADDR PORT PROTO VERDICT FIELD: until the saved inventory says so (5 s).
-wait_rec() {
-	local want=$1 i got
-	shift
-	for ((i = 0; i < 50; i++)); do
-		got=$(rec "$@")
-		[[ $got == "$want" ]] && return 0
-		sleep 0.1
-	done
-	echo "expected $want, got $got: $*"
-	flows 2>&1
-	return 1
-}
 # has_record APP ADDR PORT PROTO VERDICT: until the record is saved (5 s), whatever its host.
 has_record() {
 	local i
 	for ((i = 0; i < 50; i++)); do
-		[[ $(rec "$@" count) != - ]] && return 0
+		[[ $(inv_field "$@" count) != - ]] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -161,7 +116,7 @@ flow_quiet mediaplayer $TRACKER 8443
 tap_check "spoof: the flow it was followed by is recorded" \
 	has_record mediaplayer $TRACKER 8443 tcp audited
 tap_check "spoof: an answer from port 5353 names nothing (recorded by address)" \
-	wait_rec null mediaplayer $TRACKER 8443 tcp audited host
+	wait_field null mediaplayer $TRACKER 8443 tcp audited host
 
 # ---- learn mode: the app's flows, named from its own answers ----------------------------------
 EXPECT=$API tap_check "learn: the app resolves api.music.example" query mediaplayer api.music.example
@@ -178,16 +133,16 @@ EXPECT=$TRACKER tap_check "learn: the app resolves bugs.tracker.example" \
 flow_quiet mediaplayer $TRACKER 443
 
 tap_check "inventory: api.music.example's 3 flows, named from the app's answer" \
-	wait_rec api.music.example mediaplayer $API 443 tcp audited host
+	wait_field api.music.example mediaplayer $API 443 tcp audited host
 tap_check "inventory: the name's source is an observed answer, not the policy" \
-	wait_rec observed mediaplayer $API 443 tcp audited host_source
-tap_check "inventory: api.music.example's count" wait_rec 3 mediaplayer $API 443 tcp audited count
+	wait_field observed mediaplayer $API 443 tcp audited host_source
+tap_check "inventory: api.music.example's count" wait_field 3 mediaplayer $API 443 tcp audited count
 tap_check "inventory: img.music.example named" \
-	wait_rec img.music.example mediaplayer $IMG 443 tcp audited host
+	wait_field img.music.example mediaplayer $IMG 443 tcp audited host
 tap_check "inventory: the tracker named bugs.tracker.example" \
-	wait_rec bugs.tracker.example mediaplayer $TRACKER 443 tcp audited host
+	wait_field bugs.tracker.example mediaplayer $TRACKER 443 tcp audited host
 tap_check "inventory: the backend, never resolved, has no name" \
-	wait_rec null mediaplayer $BACKEND 9000 udp audited host
+	wait_field null mediaplayer $BACKEND 9000 udp audited host
 grouped() {
 	flows --app mediaplayer --json | python3 -c '
 import json, sys
@@ -206,9 +161,9 @@ EXPECT=$SHARED tap_check "isolation: navigation resolves cdn.shared.example" \
 flow_quiet navigation $SHARED 443
 flow_quiet mediaplayer $SHARED 443
 tap_check "isolation: navigation's own flow is named by its answer (control)" \
-	wait_rec cdn.shared.example navigation $SHARED 443 tcp audited host
+	wait_field cdn.shared.example navigation $SHARED 443 tcp audited host
 tap_check "isolation: the media player's flow to that address is not named by it" \
-	wait_rec null mediaplayer $SHARED 443 tcp audited host
+	wait_field null mediaplayer $SHARED 443 tcp audited host
 
 # ---- an answer whose TTL ran out names nothing ------------------------------------------------
 sed 's/max-ttl: 3600/max-ttl: 4/' "$LEARN" >"$SANDBOX_POLICY"
@@ -219,9 +174,9 @@ flow_quiet mediaplayer $AGEING 443
 sleep 4.5 # max-ttl 4, grace 0
 flow_quiet mediaplayer $AGEING 8443
 tap_check "ageing: within the TTL the flow is named (control)" \
-	wait_rec ageing.music.example mediaplayer $AGEING 443 tcp audited host
+	wait_field ageing.music.example mediaplayer $AGEING 443 tcp audited host
 tap_check "ageing: after the TTL the flow is not" \
-	wait_rec null mediaplayer $AGEING 8443 tcp audited host
+	wait_field null mediaplayer $AGEING 8443 tcp audited host
 expired() {
 	cw stats --json | python3 -c '
 import json, sys
@@ -310,7 +265,7 @@ EXPECT=$TRACKER tap_check "enforced: the app still resolves bugs.tracker.example
 	query mediaplayer bugs.tracker.example
 expect_flow "enforced: the tracker is EPERM, nothing at the server" mediaplayer $TRACKER 443 EPERM
 tap_check "inventory: the tracker's refusal is named from the app's answer (enforce mode too)" \
-	wait_rec bugs.tracker.example mediaplayer $TRACKER 443 tcp refused host
+	wait_field bugs.tracker.example mediaplayer $TRACKER 443 tcp refused host
 
 # ---- a DNS flood by one app: within its budget, another app's refusal still arrives -------------
 # hvac's cgroup is made and registered before the flood, as an AGL unit waits for it
@@ -349,8 +304,7 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 expect_flow "flood: meanwhile hvac's connection to the tracker is EPERM" hvac $TRACKER 443 EPERM
-wait "${PIDS[flood]}"
-unset 'PIDS[flood]'
+procs_wait flood
 tap_diag "flood: sent, answers received: $(cat "$FLOOD_OUT")"
 hvac_event() {
 	local i

@@ -14,6 +14,8 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -30,32 +32,12 @@ if ! command -v dnsmasq >/dev/null || ! command -v python3 >/dev/null; then
 	exit
 fi
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-n$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 SANDBOX_POLICY=$SANDBOX_DIR/policy.yaml
 cp "$top/tests/integration/names.yaml" "$SANDBOX_POLICY"
 out=$SANDBOX_DIR/names
 mkdir -p "$out"
-declare -A PIDS=()
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-trap 'cleanup; sandbox_destroy' EXIT
-
-wait_ready() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		grep -qx ready "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # Addresses of the "internet" (the flowprobe servers listen on every address): names below.
 for a in 198.51.100.30 198.51.100.31 198.51.100.53 198.51.100.81 198.51.100.82 198.51.100.83 198.51.100.84 \
@@ -63,11 +45,9 @@ for a in 198.51.100.30 198.51.100.31 198.51.100.53 198.51.100.81 198.51.100.82 1
 	sandbox_in_net ip addr add "$a/32" dev lo
 done
 
-# dnsmasq: authoritative for the test's names, TTL 300 unless a record says otherwise.
+# dnsmasq: the test's names, over IPv6 too.
 # shellcheck disable=SC2054 # commas are dnsmasq's
-dns_args=(--keep-in-foreground --no-resolv --no-hosts --bind-interfaces
-	--listen-address=192.0.2.2 --listen-address=2001:db8:ffff::2 --port=53 --user=root
-	--local-ttl=300 --pid-file="$out/dnsmasq.pid" --log-facility="$out/dnsmasq.log"
+dns_args=(--listen-address=2001:db8:ffff::2
 	--host-record=tiles.oem.example,198.51.100.20,2001:db8:51::20
 	--host-record=a.maps.oem.example,198.51.100.80
 	--host-record=maps.oem.example,198.51.100.81
@@ -85,16 +65,11 @@ done
 for i in $(seq 1 8); do
 	dns_args+=("--host-record=l$i.maps.oem.example,198.51.100.$((100 + i)),2")
 done
-sandbox_in_net dnsmasq "${dns_args[@]}" </dev/null >"$out/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
+dns_start "$out" tiles.oem.example "${dns_args[@]}" || tap_diag "dnsmasq does not answer yet"
 sandbox_in_net "$FLOWPROBE" serve --hold --log "$out/hold-server.log" --tcp 7443 \
 	</dev/null >"$out/hold-server.out" 2>&1 &
 PIDS[hold-server]=$!
-wait_ready "$out/hold-server.out" || { tap_bail_out "the hold server did not start"; exit 1; }
-for ((i = 0; i < 50; i++)); do
-	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 tiles.oem.example >/dev/null 2>&1 && break
-	sleep 0.1
-done
+procs_wait_ready "$out/hold-server.out" || { tap_bail_out "the hold server did not start"; exit 1; }
 
 token_n=0
 new_token() {
@@ -255,12 +230,11 @@ spoof() {
 	sandbox_run_app navigation python3 "$TOOL" listen --port 5300 --ready "$out/listen.ready" \
 		--seconds 10 >"$out/listen.out" 2>&1 &
 	PIDS[listen]=$!
-	wait_ready "$out/listen.ready" || tap_diag "the listener is not ready yet"
+	procs_wait_ready "$out/listen.ready" || tap_diag "the listener is not ready yet"
 	sandbox_in_net python3 "$TOOL" answer --source "$source" --sport "$sport" --to 192.0.2.1 \
 		--dport 5300 tiles.oem.example 203.0.113.7
-	wait "${PIDS[listen]}"
+	procs_wait listen
 	tap_diag "listener: $(cat "$out/listen.out")"
-	unset 'PIDS[listen]'
 	tap_check "$name: the app's socket received it" grep -qx 'received 1' "$out/listen.out"
 	expect_flow "$name: it teaches nothing" navigation 203.0.113.7 443 EPERM
 }
@@ -275,7 +249,7 @@ rm -f "$out/responder.ready"
 sandbox_in_net python3 "$TOOL" serve --bind 198.51.100.53 --port 53 --mode additional \
 	--ready "$out/responder.ready" </dev/null >"$out/responder.out" 2>&1 &
 PIDS[responder]=$!
-wait_ready "$out/responder.ready" || { tap_bail_out "the crafted responder did not start"; exit 1; }
+procs_wait_ready "$out/responder.ready" || { tap_bail_out "the crafted responder did not start"; exit 1; }
 before=$(dns_counter navigation skipped_records)
 query navigation --server 198.51.100.53 tiles.oem.example
 tap_check "a trusted resolver's answer carries records of other names" \
@@ -327,8 +301,7 @@ sed -i 's/ports: \[9000\]/ports: [9001]/' "$SANDBOX_POLICY"
 tap_check "a reload while the connection is open" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload
 tap_check "the changed policy went in force" grep -q 'in force (\(carwall reload\|the file changed\))' \
 	"$SANDBOX_DIR/agent.log"
-wait "${PIDS[hold]}"
-unset 'PIDS[hold]'
+procs_wait hold
 tap_check "the connection admitted by name outlives its TTL and the reload" \
 	grep -q '^result=ok stage=hold' "$out/hold.out"
 
@@ -383,8 +356,7 @@ tap_check "a connection by edge.oem.example is established" grep -q '^establishe
 	"$out/hold-edge.out"
 sed -i 's/, edge.oem.example//' "$SANDBOX_POLICY"
 tap_check "a reload without edge.oem.example" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" reload
-wait "${PIDS[hold-edge]}"
-unset 'PIDS[hold-edge]'
+procs_wait hold-edge
 tap_check "the connection by the dropped name is cut (revocation)" \
 	grep -q '^result=E[A-Z]* stage=\(send\|recv\)' "$out/hold-edge.out"
 expect_flow "an address learned for a name the policy dropped is refused at once" navigation \

@@ -14,6 +14,8 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
+. "$top/tests/lib/dns.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALLD=$bin/carwalld CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
@@ -25,20 +27,10 @@ if ! command -v dnsmasq >/dev/null || ! perl -MMaxMind::DB::Writer::Tree -e1 2>/
 	exit
 fi
 
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 sandbox_create "cw-rs$$" >/dev/null || { tap_bail_out "cannot create the sandbox"; exit 1; }
 rdir=$SANDBOX_DIR/residency
 mkdir -p "$rdir"
-declare -A PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-trap 'cleanup; sandbox_destroy' EXIT
 
 cw() { "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" "$@"; }
 
@@ -85,24 +77,14 @@ policy xa >"$SANDBOX_POLICY"
 # dnsmasq in the "internet": cdn.oem.example's CDN serves from abroad, home.oem.example at home.
 sandbox_in_net ip addr add 203.0.113.8/32 dev lo
 sandbox_in_net ip addr add 198.51.100.21/32 dev lo
-sandbox_in_net dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
-	--listen-address=192.0.2.2 --port=53 --user=root --local-ttl=300 \
-	--pid-file="$rdir/dnsmasq.pid" --log-facility="$rdir/dnsmasq.log" \
-	--host-record=cdn.oem.example,203.0.113.8 --host-record=home.oem.example,198.51.100.21 \
-	</dev/null >"$rdir/dnsmasq.out" 2>&1 &
-PIDS[dnsmasq]=$!
+dns_start "$rdir" cdn.oem.example \
+	--host-record=cdn.oem.example,203.0.113.8 --host-record=home.oem.example,198.51.100.21 ||
+	tap_diag "dnsmasq does not answer yet"
 # A server that keeps TCP connections open (port 7443), for a connection a reload must cut.
 sandbox_in_net "$FLOWPROBE" serve --hold --log "$rdir/hold-server.log" --tcp 7443 \
 	</dev/null >"$rdir/hold-server.out" 2>&1 &
 PIDS[hold-server]=$!
-for ((i = 0; i < 50; i++)); do
-	grep -qx ready "$rdir/hold-server.out" 2>/dev/null && break
-	sleep 0.1
-done
-for ((i = 0; i < 50; i++)); do
-	sandbox_in_net python3 "$TOOL" query --server 192.0.2.2 cdn.oem.example >/dev/null 2>&1 && break
-	sleep 0.1
-done
+procs_wait_ready "$rdir/hold-server.out" || tap_diag "the hold server is not ready yet"
 
 # flow NAME APP MODE ADDR PORT ok|EPERM: one flow as APP ("-": unmanaged), judged at both ends.
 flow() {
@@ -264,8 +246,7 @@ for ((k = 0; k < 10; k++)); do
 	abroad_runs+=("$(sandbox_run_app mediaplayer "$SANDBOX_FLOWPROBE" tcp 203.0.113.7 443 \
 		--repeat 20 --token "rx$$-$k" 2>&1 | grep '^repeat=')")
 done
-wait "${PIDS[reloads]}"
-unset 'PIDS[reloads]'
+procs_wait reloads
 reloads_done() { ! grep -q . "$rdir/reloads.out" || { cat "$rdir/reloads.out"; return 1; }; }
 tap_check "21 reloads alternating two databases all succeeded" reloads_done
 all_runs() {

@@ -15,13 +15,14 @@ set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/tests/lib/tap.sh"
 . "$top/scripts/sandbox.sh"
+. "$top/tests/lib/procs.sh"
 
 bin=${CARWALL_BIN_DIR:-$top/build}
 export CARWALL=$bin/carwall FLOWPROBE=$bin/flowprobe
 REVOKE_TOOL=$bin/revoke_tool
 POLICY=$top/tests/integration/revoke.yaml
 
-# Held connections last until this file stops them (stop_started): the checks below, the
+# Held connections last until this file stops them (procs_stop_all): the checks below, the
 # second pass's included, rely on the kept ones being up, and under emulation (the arm64 guest)
 # the second pass comes more than 30 s after the start. 10 min only bounds a leftover.
 HOLD_MS=600000
@@ -54,16 +55,7 @@ if ((probe != 0)); then
 	exit 1
 fi
 
-# Processes this file starts in the background, stopped by PID before the sandbox goes.
-declare -A PIDS=()
-stop_started() {
-	local name
-	for name in "${!PIDS[@]}"; do
-		_sandbox_stop_pid "${PIDS[$name]}" 10 || true
-	done
-	PIDS=()
-}
-trap stop_started EXIT # sandbox_create keeps it and runs it before destroying the sandbox
+trap procs_stop_all EXIT # sandbox_create keeps it and runs it before destroying the sandbox
 
 sandbox_create "cw-r$$" >/dev/null || {
 	tap_bail_out "cannot create the sandbox"
@@ -71,16 +63,6 @@ sandbox_create "cw-r$$" >/dev/null || {
 }
 root=$SANDBOX_CGROUP_ROOT
 out=$SANDBOX_DIR
-
-# wait_ready FILE: bounded wait for a server's "ready".
-wait_ready() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		grep -qx ready "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # The servers: held TCP 7443 7444 and UDP 7514 in the "internet"; the app's own listener on the
 # head unit (TCP 7700, in the app's cgroup).
@@ -93,7 +75,7 @@ sandbox_in_hu sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$root/apps/media
 	"$FLOWPROBE" serve --hold --log "$out/app-server.log" --tcp 7700 \
 	</dev/null >"$out/app-server.out" 2>&1 &
 PIDS[app-server]=$!
-if ! wait_ready "$out/hold-server.out" || ! wait_ready "$out/app-server.out"; then
+if ! procs_wait_ready "$out/hold-server.out" || ! procs_wait_ready "$out/app-server.out"; then
 	tap_bail_out "flowprobe servers did not start: $(cat "$out"/*-server.out)"
 	exit 1
 fi
