@@ -93,8 +93,11 @@ remove_and_make_again || tap_diag "rmdir/mkdir failed"
 (cgroup_flow "$app_cg" "$tracker" wait; printf '%s\n%s\n%s\n' "$FLOW_RC" "$FLOW_TOKEN" "$FLOW_OUT" \
 	>"$SANDBOX_DIR/race.out") &
 race_pid=$!
+# The subshell counted its flow in its own copy of the counter: count it here too, so that no
+# later flow reuses its token.
+cgroup_flow_n=$((cgroup_flow_n + 1))
+race_token=c$$-$cgroup_flow_n
 sleep 1
-race_token=c$$-$((cgroup_flow_n + 1))
 if [[ ! -s $SANDBOX_DIR/race.out ]] && ! sandbox_server_saw tcp 443 "$race_token"; then
 	tap_ok "race: the app waits in wait-managed while its cgroup is not registered (1 s)"
 else
