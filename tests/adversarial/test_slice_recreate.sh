@@ -129,7 +129,11 @@ start=$SECONDS
 tap_expect_exit "wait-managed with a stopped agent: exit 3 within its time-out" 3 \
 	in_cgroup "$app_cg" "$CARWALL" --run-dir "$SANDBOX_RUN_DIR" app wait-managed --timeout 1
 cont_agent_process
-tap_check "... and within 3 s" test $((SECONDS - start)) -le 3
+# Its own time-out ended it (the alarm's message), not the 30 s a reply is waited for: a check
+# of the mechanism, not of the wall clock, which a starved machine stretches.
+tap_check "... ended by its own time-out: no answer within 1 s, not managed" \
+	has "$TAP_LAST_OUTPUT" "no answer from carwalld in $SANDBOX_RUN_DIR within 1 s"
+tap_diag "wait-managed with a stopped agent took about $((SECONDS - start)) s"
 
 # ---- adopted mode: the agent restarted over the pins with a policy file it cannot load -------
 sandbox_agent_stop
