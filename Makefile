@@ -290,8 +290,8 @@ demo:
 	$(Q)scripts/demo.sh
 
 # The benchmark (scripts/bench.sh): QUICK=1 for a look in under a minute. Its own deps (nftables,
-# jq) are installed here only, so `make check` never needs them. The floor variant and the empty
-# programs (tests/bench/floor.bpf.c) are loaded by `bench floor`.
+# jq) are installed here only, so `make check` never needs them. The floor variant, floor+mark
+# and the empty programs (tests/bench/floor.bpf.c) are loaded by `bench floor`.
 $(BUILD)/tests/bench_floor.bpf.o: tests/bench/floor.bpf.c tests/bench/floor.h | $(BUILD)/tests
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@

@@ -306,7 +306,7 @@ cleanup() {
 		[[ -e $PIN_DIR ]] && rm -rf -- "$PIN_DIR"
 		[[ -e $PIN_DIR ]] && log "could not remove $PIN_DIR"
 	fi
-	# Unpinning the floor's and the empty programs' links detaches them.
+	# Unpinning the floor's, floor+mark's and the empty programs' links detaches them.
 	if [[ -n $FLOOR_MADE && -e $FLOOR_PIN ]]; then
 		rm -rf -- "$FLOOR_PIN"
 		[[ -e $FLOOR_PIN ]] && log "could not remove $FLOOR_PIN"
@@ -369,15 +369,16 @@ if ! mkdir "$ROOT"; then
 fi
 # srv: the servers (no filter above them); none/, carwall/ (the agent's cgroup root; its app
 # cgroups made here, as systemd makes a unit's: the agent registers the cgroup an app runs in),
-# nftables/, floor/: one subtree per variant, the app cgroups at the same depth; empty/: the
-# empty programs (in-kernel measurement only).
+# nftables/, floor/, mark/: one subtree per variant, the app cgroups at the same depth; empty/:
+# the empty programs (in-kernel measurement only).
 mkdir -p "$ROOT/srv" "$ROOT/none/$APP_SLICE/agl-app@$BENCH_APP.service" "$ROOT/carwall" \
 	"$ROOT/none/$APP_SLICE/agl-app@$NAMES_APP.service" \
 	"$ROOT/empty/$APP_SLICE/agl-app@$BENCH_APP.service"
 for ((i = 0; i < APPS; i++)); do
 	mkdir -p "$ROOT/nftables/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
 		"$ROOT/carwall/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
-		"$ROOT/floor/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service"
+		"$ROOT/floor/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service" \
+		"$ROOT/mark/$APP_SLICE/agl-app@$(printf 'app%02d' "$i").service"
 done
 # The level of the app cgroups (the cgroup2 root is level 0).
 rel=${ROOT#"$CG2"}
@@ -525,11 +526,12 @@ else
 	fi
 fi
 
-# ---- the floor and the empty programs ----------------------------------------------------------------
-log "loading the floor (one LPM lookup per decision) and the empty programs"
+# ---- the floor, floor+mark and the empty programs ---------------------------------------------
+log "loading the floor (one LPM lookup per decision), floor+mark and the empty programs"
 FLOOR_MADE=1
 "$BENCH" floor --rules "$POLICY_RULES" --port "$PORT" --revision 0 --apps "$ROOT/floor/$APP_SLICE" \
-	--attach "$ROOT/floor" --empty "$ROOT/empty" --pin-dir "$FLOOR_PIN" >"$TMP/floor.out" \
+	--attach "$ROOT/floor" --mark-apps "$ROOT/mark/$APP_SLICE" --mark "$ROOT/mark" \
+	--empty "$ROOT/empty" --pin-dir "$FLOOR_PIN" >"$TMP/floor.out" \
 	2>"$TMP/floor.err" || die "could not load the floor: $(tail -n 5 "$TMP/floor.err")"
 read -r _ floor4 floor6 <"$TMP/floor.out"
 raw meta floor_prefixes "${floor4#*=} IPv4, ${floor6#*=} IPv6"

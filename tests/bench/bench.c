@@ -39,13 +39,15 @@
  *       Revision R changes one rule (app00's first), so that consecutive reloads differ. With
  *       --bundle-*, the policy carries the `bundle:` metadata a signed bundle needs (valid from
  *       2020 to 9999), ready for `carwall bundle sign`.
- *   bench floor --rules N --port P [--revision R] --apps DIR --attach CGROUP --empty CGROUP
- *               --pin-dir DIR
+ *   bench floor --rules N --port P [--revision R] --apps DIR --attach CGROUP
+ *               --mark-apps DIR --mark CGROUP --empty CGROUP --pin-dir DIR
  *       Loads tests/bench/floor.bpf.c with the prefixes of `bench policy --rules N --port P
  *       --revision R`, each keyed by the cgroup id of its app's cgroup DIR/agl-app@appNN.service
- *       (tests/bench/floor.h); attaches its floor_* programs at CGROUP (--attach) and its
- *       empty_* programs at the --empty CGROUP, and pins their links as PIN_DIR/floor/links/HOOK
- *       and PIN_DIR/empty/links/HOOK (removing PIN_DIR detaches them). Prints "ready ...".
+ *       (tests/bench/floor.h), in the floor's tries for the --apps DIR and in the mark's for the
+ *       --mark-apps DIR; attaches its floor_* programs at CGROUP (--attach), its mark_* programs
+ *       at the --mark CGROUP (policy epoch 1) and its empty_* programs at the --empty CGROUP,
+ *       and pins their links as PIN_DIR/{floor,mark,empty}/links/HOOK (removing PIN_DIR detaches
+ *       them). Prints "ready ...".
  *   bench bpfstats PIN_DIR
  *       For each link pinned in PIN_DIR/links: "link prog_id prog_name run_cnt run_time_ns".
  *   bench yaml-floor FILE
@@ -1370,6 +1372,59 @@ static void floor_attach(struct bpf_program *prog, int cgroup_fd, const char *pi
 	bpf_link__destroy(link);
 }
 
+/* The cgroup ids of the apps' cgroups DIR/agl-app@appNN.service. */
+static void floor_app_ids(const char *apps, uint64_t ret_ids[BENCH_APPS])
+{
+	for (unsigned app = 0; app < BENCH_APPS; app++) {
+		_cleanup_free_ char *path = NULL;
+		int r;
+
+		if (asprintf(&path, "%s/agl-app@app%02u.service", apps, app) < 0)
+			die("floor", ENOMEM);
+		r = cgroup_get_id(path, &ret_ids[app]);
+		if (r < 0)
+			die(path, -r);
+	}
+}
+
+/* The policy's prefixes into one pair of tries, keyed by the apps' cgroup ids. */
+static void floor_fill(struct bpf_map *dst4, struct bpf_map *dst6, const struct rule *rules,
+		       size_t n, long port, const uint64_t cgroup_ids[BENCH_APPS], size_t *ret_n4,
+		       size_t *ret_n6)
+{
+	size_t n4 = 0, n6 = 0;
+
+	/* No two rules of the policy share a prefix (policy_rules()): a duplicate is a bug here. */
+	for (size_t i = 0; i < n; i++) {
+		const struct rule *x = &rules[i];
+		struct floor_val val;
+		int r;
+
+		floor_val_of(x, port, &val);
+		if (x->family == 4) {
+			struct floor_key4 key = { .prefixlen = FLOOR_CGROUP_BITS + x->len };
+
+			memcpy(key.cgroup, &cgroup_ids[x->app], sizeof(key.cgroup));
+			memcpy(&key.addr_be, x->addr, sizeof(key.addr_be));
+			r = bpf_map__update_elem(dst4, &key, sizeof(key), &val, sizeof(val),
+						 BPF_NOEXIST);
+			n4++;
+		} else {
+			struct floor_key6 key = { .prefixlen = FLOOR_CGROUP_BITS + x->len };
+
+			memcpy(key.cgroup, &cgroup_ids[x->app], sizeof(key.cgroup));
+			memcpy(key.addr_be, x->addr, sizeof(key.addr_be));
+			r = bpf_map__update_elem(dst6, &key, sizeof(key), &val, sizeof(val),
+						 BPF_NOEXIST);
+			n6++;
+		}
+		if (r < 0)
+			die("floor: writing a prefix", -r);
+	}
+	*ret_n4 = n4;
+	*ret_n6 = n6;
+}
+
 static int cmd_floor(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1378,19 +1433,24 @@ static int cmd_floor(int argc, char **argv)
 		{ "revision", required_argument, NULL, 'v' },
 		{ "apps", required_argument, NULL, 'a' },
 		{ "attach", required_argument, NULL, 'c' },
+		{ "mark-apps", required_argument, NULL, 'A' },
+		{ "mark", required_argument, NULL, 'm' },
 		{ "empty", required_argument, NULL, 'e' },
 		{ "pin-dir", required_argument, NULL, 'd' },
 		{},
 	};
+	/* The program sets by name prefix: where each is attached, and its pin folder. */
+	static const char *const kinds[] = { "floor", "mark", "empty" };
 	_cleanup_(floor_skel_freep) struct bench_floor_bpf *skel = NULL;
-	_cleanup_close_ int floor_fd = -1, empty_fd = -1;
+	_cleanup_close_ int floor_fd = -1, mark_fd = -1, empty_fd = -1;
 	_cleanup_free_ struct rule *rules = NULL;
-	const char *apps = NULL, *attach = NULL, *empty = NULL, *pin_dir = NULL;
-	uint64_t cgroup_ids[BENCH_APPS];
+	const char *apps = NULL, *attach = NULL, *mark_apps = NULL, *mark = NULL, *empty = NULL,
+		   *pin_dir = NULL;
+	uint64_t floor_ids[BENCH_APPS], mark_ids[BENCH_APPS];
 	long n = 0, port = 0, revision = 0;
-	size_t n4 = 0, n6 = 0;
+	size_t n4 = 0, n6 = 0, m4 = 0, m6 = 0;
 	struct bpf_program *prog;
-	int o, r;
+	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -1409,6 +1469,12 @@ static int cmd_floor(int argc, char **argv)
 		case 'c':
 			attach = optarg;
 			break;
+		case 'A':
+			mark_apps = optarg;
+			break;
+		case 'm':
+			mark = optarg;
+			break;
 		case 'e':
 			empty = optarg;
 			break;
@@ -1419,22 +1485,19 @@ static int cmd_floor(int argc, char **argv)
 			usage_die("bad floor option");
 		}
 	}
-	if (!n || !port || !apps || !attach || !empty || !pin_dir)
-		usage_die("floor needs --rules, --port, --apps, --attach, --empty and --pin-dir");
+	if (!n || !port || !apps || !attach || !mark_apps || !mark || !empty || !pin_dir)
+		usage_die("floor needs --rules, --port, --apps, --attach, --mark-apps, --mark, "
+			  "--empty and --pin-dir");
 
 	rules = policy_rules(n, revision);
-	for (unsigned app = 0; app < BENCH_APPS; app++) {
-		_cleanup_free_ char *path = NULL;
-
-		if (asprintf(&path, "%s/agl-app@app%02u.service", apps, app) < 0)
-			die("floor", ENOMEM);
-		r = cgroup_get_id(path, &cgroup_ids[app]);
-		if (r < 0)
-			die(path, -r);
-	}
+	floor_app_ids(apps, floor_ids);
+	floor_app_ids(mark_apps, mark_ids);
 	floor_fd = open(attach, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (floor_fd < 0)
 		die(attach, errno);
+	mark_fd = open(mark, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mark_fd < 0)
+		die(mark, errno);
 	empty_fd = open(empty, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (empty_fd < 0)
 		die(empty, errno);
@@ -1442,50 +1505,39 @@ static int cmd_floor(int argc, char **argv)
 	skel = bench_floor_bpf__open_and_load();
 	if (!skel)
 		die("loading tests/bench/floor.bpf.c", errno);
-	/* No two rules of the policy share a prefix (policy_rules()): a duplicate is a bug here. */
-	for (size_t i = 0; i < (size_t)n; i++) {
-		const struct rule *x = &rules[i];
-		struct floor_val val;
-
-		floor_val_of(x, port, &val);
-		if (x->family == 4) {
-			struct floor_key4 key = { .prefixlen = FLOOR_CGROUP_BITS + x->len };
-
-			memcpy(key.cgroup, &cgroup_ids[x->app], sizeof(key.cgroup));
-			memcpy(&key.addr_be, x->addr, sizeof(key.addr_be));
-			r = bpf_map__update_elem(skel->maps.floor_dst4, &key, sizeof(key), &val,
-						 sizeof(val), BPF_NOEXIST);
-			n4++;
-		} else {
-			struct floor_key6 key = { .prefixlen = FLOOR_CGROUP_BITS + x->len };
-
-			memcpy(key.cgroup, &cgroup_ids[x->app], sizeof(key.cgroup));
-			memcpy(key.addr_be, x->addr, sizeof(key.addr_be));
-			r = bpf_map__update_elem(skel->maps.floor_dst6, &key, sizeof(key), &val,
-						 sizeof(val), BPF_NOEXIST);
-			n6++;
-		}
-		if (r < 0)
-			die("floor: writing a prefix", -r);
-	}
+	floor_fill(skel->maps.floor_dst4, skel->maps.floor_dst6, rules, (size_t)n, port, floor_ids,
+		   &n4, &n6);
+	floor_fill(skel->maps.mark_dst4, skel->maps.mark_dst6, rules, (size_t)n, port, mark_ids,
+		   &m4, &m6);
+	if (m4 != n4 || m6 != n6)
+		die("floor: the mark's tries differ from the floor's", EINVAL);
+	/*
+	 * The policy epoch in force, in the mapped .bss (mark_skb_egress reads it with a plain
+	 * load); a mark written in another epoch would no longer pass.
+	 */
+	if (!skel->bss)
+		die("floor: the .bss of tests/bench/floor.bpf.c is not mapped", ENOTSUP);
+	skel->bss->mark_epoch = 1;
 
 	if (mkdir(pin_dir, 0700) < 0)
 		die(pin_dir, errno);
-	for (unsigned k = 0; k < 2; k++) {
+	for (unsigned k = 0; k < ARRAY_SIZE(kinds); k++) {
 		_cleanup_free_ char *kind = NULL, *links = NULL;
 
-		if (asprintf(&kind, "%s/%s", pin_dir, k ? "empty" : "floor") < 0 ||
+		if (asprintf(&kind, "%s/%s", pin_dir, kinds[k]) < 0 ||
 		    asprintf(&links, "%s/links", kind) < 0)
 			die("floor", ENOMEM);
 		if (mkdir(kind, 0700) < 0 || mkdir(links, 0700) < 0)
 			die(links, errno);
 	}
-	/* floor_HOOK at --attach, empty_HOOK at --empty, each pinned under its hook's name. */
+	/* floor_HOOK at --attach, mark_HOOK at --mark, empty_HOOK at --empty, pinned by hook. */
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);
 
 		if (!strncmp(name, "floor_", 6))
 			floor_attach(prog, floor_fd, pin_dir, "floor", name + 6);
+		else if (!strncmp(name, "mark_", 5))
+			floor_attach(prog, mark_fd, pin_dir, "mark", name + 5);
 		else if (!strncmp(name, "empty_", 6))
 			floor_attach(prog, empty_fd, pin_dir, "empty", name + 6);
 		else

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The floor of `make bench` (tests/bench/floor.bpf.c), shared with its loader (`bench floor` in
- * tests/bench/bench.c): the key and value of its one lookup.
+ * tests/bench/bench.c): the key and value of its one lookup, and the mark variant's socket mark.
  *
  * One LPM trie per family, keyed by (cgroup id of the calling task, destination prefix), where
  * the value holds the ports and protocols the prefix allows. The cgroup id comes from a helper
@@ -47,5 +47,15 @@ struct floor_val {
 	struct floor_range range[FLOOR_MAX_RANGES];
 };
 _Static_assert(sizeof(struct floor_val) == 40, "floor_val layout");
+
+/*
+ * The mark variant's socket storage (mark_sk): written by mark_connect4/6 when they allow a
+ * connection, checked by mark_skb_egress on every packet of the socket.
+ */
+struct mark_state {
+	__u32 epoch; /* the policy epoch of the verdict (mark_epoch then) */
+	__u32 pass;  /* 1: allowed */
+};
+_Static_assert(sizeof(struct mark_state) == 8, "mark_state layout");
 
 #endif /* BENCH_FLOOR_H */
