@@ -13,7 +13,7 @@
 #
 # What it measures, from inside an app's cgroup, on loopback in private network namespaces:
 #   datapath   TCP connect+close, UDP sendto (64 B), UDP connect() (the hook alone) and bulk TCP,
-#              IPv4 and IPv6, in four variants, each in its own netns and cgroup subtree:
+#              IPv4 and IPv6, in five variants, each in its own netns and cgroup subtree:
 #                none      no filter at all: no program attached above the client, no nft table
 #                carwall   carwalld with every program it attaches (whatever `carwall status`
 #                          lists as hooks), the 10k-rule policy, events on when it has them
@@ -31,6 +31,18 @@
 #                          connection (no per-packet program: the connection is judged once).
 #                          Nothing else carwall does: no generations, no ancestor walk, no
 #                          counters, events or socket storage.
+#                mark      ("floor+mark" in the tables) the floor plus what any design with
+#                          carwall's guarantees must also do, loaded by `bench floor` too
+#                          (tests/bench/floor.bpf.c, mark_*; tries of its own with the same
+#                          prefixes, keyed by its own app cgroups): on an allowed connect4/6 the
+#                          socket's mark in its local storage (created there: the only
+#                          per-socket store a program can write without kernel BTF), holding
+#                          the verdict and the policy epoch (what tells a connection the app
+#                          made from an accepted one, and lets a reload revoke it; no storage,
+#                          no connection); and a cgroup_skb egress program checking every
+#                          outgoing packet against that mark (epoch in force, a global, and
+#                          pass; unmarked sockets pass: sendmsg4/6 judged their datagrams), the
+#                          per-packet backstop. sendmsg4/6 and sock_create as the floor's.
 #              resolve_connect (issue 13), IPv4 and IPv6, none and carwall only: an app of a
 #              host-name rule (app09, whose prefixes hold neither 127.0.0.1 nor ::1) looks up
 #              svc.bench.example (A or AAAA) through dnsmasq at 127.0.0.1:53 in the variant's netns,
@@ -43,21 +55,21 @@
 #              ::1 on the benchmark's ports, in the middle of its rules, next to neighbours
 #              (127.0.0.2.., ::2..) so the lookup walks deep. Interleaved rounds: per test, one
 #              long-lived worker per variant (its netns and cgroup joined once, warmed up); each
-#              round runs a short slice of every variant back to back (A B C D A B C D ..., the first
-#              one rotating from round to round), so that machine drift cancels in the per-round
-#              ratios. Each slice is measured on the worker thread's CPU time (what a connect(),
-#              a datagram or a MB costs; time spent descheduled by other load does not count,
-#              the loopback work done in its softirqs does) and on the wall clock; the figures
-#              and targets use CPU time, the wall-clock ones are in the JSON too.
+#              round runs a short slice of every variant back to back (A B C D E A B C D E ..,
+#              the first one rotating from round to round), so that machine drift cancels in the
+#              per-round ratios. Each slice is measured on the worker thread's CPU time (what a
+#              connect(), a datagram or a MB costs; time spent descheduled by other load does not
+#              count, the loopback work done in its softirqs does) and on the wall clock; the
+#              figures and targets use CPU time, the wall-clock ones are in the JSON too.
 #   in_kernel  kernel.bpf_stats_enabled=1 only while this runs (the old value comes back, also
 #              on failure): the connect, sendto and UDP connect flows, in rounds, each run by
-#              carwall, by the floor and by "empty" (the same flows under one program per hook
-#              that only returns "allow", in a cgroup of its own); run_time_ns / run_cnt of each
-#              program (carwall's through the agent's pinned links) over those flows. run_time_ns
-#              includes what bpf_stats itself costs per run (two clock reads, the per-CPU update):
-#              the empty program of the same hook measures it, and net figures subtract it. Per
-#              flow: every program of a variant together, per operation (per new TCP connection,
-#              per datagram, per UDP connect()), raw and net.
+#              carwall, the floor, floor+mark and "empty" (the same flows under one program per
+#              hook that only returns "allow", in a cgroup of its own); run_time_ns / run_cnt of
+#              each program (carwall's through the agent's pinned links) over those flows.
+#              run_time_ns includes what bpf_stats itself costs per run (two clock reads, the
+#              per-CPU update): the empty program of the same hook measures it, and net figures
+#              subtract it. Per flow: every program of a variant together, per operation (per new
+#              TCP connection, per datagram, per UDP connect()), raw and net.
 #   reload     `carwall --json reload` for 1k, 10k and 100k-rule policies, each reload a new
 #              revision of the file (one rule differs, a higher bundle version; two untimed
 #              reloads first, so that both generations hold that size): the span from the file's
@@ -78,38 +90,40 @@
 #              the agent has drained them (the drain time counts); "not available" while status
 #              has no "events" field.
 # Before the rounds a filter check proves each variant is what it claims: the refused port is
-# reached with no filter and refused (EPERM) under carwall, nftables and the floor; in the rounds
-# and in_kernel, an allowed flow refused (EPERM) under any variant stops the run.
+# reached with no filter and refused (EPERM) under carwall, nftables, the floor and floor+mark;
+# in the rounds and in_kernel, an allowed flow refused (EPERM) under any variant stops the run.
 #
 # Output: FILE (default build/bench.json), the raw samples next to it (FILE with .raw.tsv), the
 # agent's log less its per-event lines (FILE with .agent.log), a table and the targets on stdout.
-# JSON schema ("schema": "carwall-bench/2"; /1 had no floor, no empty program and raw in_kernel
-# figures only):
+# JSON schema ("schema": "carwall-bench/3"; /2 had no mark variant (floor+mark): no "mark" in
+# filter_check, datapath, in_kernel and udp_connect_*_delta_ns, no ratio_to_mark, no
+# carwall_to_mark; /1 had no floor, no empty program and raw in_kernel figures only):
 #   run           {started_at, quick, rounds, measure_ms, policy_rules, apps, nproc, cpu, kernel,
 #                  carwall, hooks, nft, policy_format, agent_args, duration_s, loadavg_start,
 #                  loadavg_end, ...}: the machine, the settings, the other load on the machine
-#   filter_check  {none, carwall, nftables, floor}: what the refused port did in each variant
+#   filter_check  {none, carwall, nftables, floor, mark}: what the refused port did in each variant
 #   datapath      {TEST: {what, unit ("ns/op" or "MB/s"), ratio_meaning,
-#                         measured_on, none|carwall|nftables|floor: {median, min, max, n,
+#                         measured_on, none|carwall|nftables|floor|mark: {median, min, max, n,
 #                                                 [status], ratio, ratio_min, ratio_max (to
 #                                                 none: the median, min and max of per-round
 #                                                 ratios), delta_ns | delta_mb_s (median
 #                                                 per-round difference), carwall:
-#                                                 ratio_to_floor (median of per-round carwall /
-#                                                 floor), target_ratio, target_met,
+#                                                 ratio_to_floor, ratio_to_mark (median of
+#                                                 per-round carwall / floor, carwall / mark),
+#                                                 target_ratio, target_met,
 #                                                 wall_clock: {median, min, max, ratio}}}}
 #                  TEST: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6, tcp_bulk_v4/v6,
 #                  resolve_connect_v4/v6 (none and carwall only; measured_on the wall clock)
 #   in_kernel     {[status], method, rounds,
 #                  empty: {programs: [{hook, program, runs, ns_per_run}]} (bpf_stats' own cost),
-#                  carwall|floor: {programs: [{hook, program, runs, ns_per_run, net_ns_per_run
+#                  carwall|floor|mark: {programs: [{hook, program, runs, ns_per_run, net_ns_per_run
 #                                  (null when no empty program of that hook was measured)}],
 #                                  decision_ns, decision_net_ns (connect/sendmsg programs
 #                                  together), worst_program_net_ns,
 #                                  per_op: {TEST: {ops, ns, net_ns}} (all programs per operation)},
-#                  carwall_to_floor: {HOOK: net ns per run ratio, decision, per_op_TEST: ratio
-#                                     of net ns per operation},
-#                  udp_connect_v4/v6_delta_ns: {carwall, floor} (what each adds to a UDP
+#                  carwall_to_floor, carwall_to_mark: {HOOK: net ns per run ratio, decision,
+#                                     per_op_TEST: ratio of net ns per operation},
+#                  udp_connect_v4/v6_delta_ns: {carwall, floor, mark} (what each adds to a UDP
 #                  connect() in the datapath rounds, without statistics: a cross-check),
 #                  targets_ns: {sock_addr_program, sock_create, per_tcp_connection}}
 #                  TEST here: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6
@@ -200,7 +214,7 @@ if [[ $quick == 1 ]]; then
 	# before it (good enough for a look; the full run fills both generations first).
 	ROUNDS=8 MEASURE_MS=30 IDLE_S=2 EVENTS_MS=1000 RELOADS=1 RELOAD_WARM=1 KROUNDS=2
 else
-	# 30 rounds of 4 variants: as many slices per test as 40 rounds of 3 took before.
+	# 30 rounds of 5 variants (the 5th, floor+mark, adds about 25 s to a full run).
 	ROUNDS=30 MEASURE_MS=100 IDLE_S=10 EVENTS_MS=5000 RELOADS=7 RELOAD_WARM=2 KROUNDS=3
 fi
 POLICY_RULES=10000
@@ -211,10 +225,10 @@ APPS=16
 # Where AGL's systemd puts app units, below each variant's folder (the policy's default cgroups).
 APP_SLICE='system.slice/system-agl\x2dapp.slice'
 
-VARIANTS=(none carwall nftables floor)
-# In-kernel run times: carwall's programs, the floor's, and the empty programs (in cgroup empty/,
-# netns of none): bpf_stats' own cost per run.
-KVARIANTS=(carwall floor empty)
+VARIANTS=(none carwall nftables floor mark)
+# In-kernel run times: carwall's programs, the floor's, floor+mark's, and the empty programs (in
+# cgroup empty/, netns of none): bpf_stats' own cost per run.
+KVARIANTS=(carwall floor mark empty)
 TESTS="tcp_connect:4 tcp_connect:6 udp_sendto:4 udp_sendto:6 udp_connect:4 udp_connect:6
 tcp_bulk:4 tcp_bulk:6 resolve_connect:4 resolve_connect:6"
 # resolve_connect: the app of the host-name rule (tests/bench/bench.c, BENCH_NAMES_APP_INDEX), its
@@ -687,9 +701,9 @@ done
 agent_alive "after the datapath rounds"
 
 # ---- in-kernel cost per run -------------------------------------------------------------------------------
-# Each flow in rounds, under carwall, the floor and the empty programs (the order rotating), with
-# bpf_stats on; per run, the counters of that variant's pinned links before and after. No warm-up
-# in the client, so that its operations are exactly the ones counted.
+# Each flow in rounds, under carwall, the floor, floor+mark and the empty programs (the order
+# rotating), with bpf_stats on; per run, the counters of that variant's pinned links before and
+# after. No warm-up in the client, so that its operations are exactly the ones counted.
 pins_of() {
 	case $1 in
 	carwall) printf '%s' "$PIN_DIR" ;;

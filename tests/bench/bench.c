@@ -81,6 +81,7 @@
 #include <resolv.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -706,7 +707,7 @@ static int cmd_client(int argc, char **argv)
 
 /* ---- compare -------------------------------------------------------------------------------- */
 
-#define MAX_VARIANTS 4
+#define MAX_VARIANTS 5
 #define COMPARE_TIMEOUT_MS 30000 /* a worker that does not answer within this is given up */
 
 struct slice_result {
@@ -1762,17 +1763,20 @@ static int cmd_rss_floor(int argc, char **argv)
 
 #define MAX_ROUNDS 1000
 #define MAX_FIELDS 16
-#define MAX_KERNEL 1024 /* program x flow x round samples */
+#define MAX_KERNEL 4096 /* program x flow x round samples: 27 programs x 6 flows, 25 rounds */
 #define MAX_RELOADS 64
 #define MAX_META 64
 #define REPORT_LINE 4096
 
-enum variant { V_NONE, V_CARWALL, V_NFT, V_FLOOR, N_VARIANTS };
-static const char *const variant_names[N_VARIANTS] = { "none", "carwall", "nftables", "floor" };
+/* mark: the floor with the socket's mark and the per-packet check of it ("floor+mark"). */
+enum variant { V_NONE, V_CARWALL, V_NFT, V_FLOOR, V_MARK, N_VARIANTS };
+static const char *const variant_names[N_VARIANTS] = { "none", "carwall", "nftables", "floor",
+						       "mark" };
+#define MARK_LABEL "floor+mark"
 
 /* The in-kernel measurement: whose programs, over which flows. */
-enum kvariant { K_CARWALL, K_FLOOR, K_EMPTY, N_KVARIANTS };
-static const char *const kvariant_names[N_KVARIANTS] = { "carwall", "floor", "empty" };
+enum kvariant { K_CARWALL, K_FLOOR, K_MARK, K_EMPTY, N_KVARIANTS };
+static const char *const kvariant_names[N_KVARIANTS] = { "carwall", "floor", "mark", "empty" };
 static const char *const ktests[] = { "tcp_connect_v4", "tcp_connect_v6", "udp_sendto_v4",
 				      "udp_sendto_v6",	"udp_connect_v4", "udp_connect_v6" };
 #define N_KTESTS ARRAY_SIZE(ktests)
@@ -2443,12 +2447,15 @@ static void target_min(struct target *t, double v, double want, const char *unit
 		 100.0 * (want - v) / want);
 }
 
-/* The floor's figure next to a run-time target's measure. */
-static void target_floor(struct target *t, double floor)
+/* The floors' figures next to a run-time target's measure. */
+static void target_floor(struct target *t, double floor, double mark)
 {
 	size_t len = strlen(t->measured);
 
-	if (!isnan(floor))
+	if (!isnan(floor) && !isnan(mark))
+		snprintf(t->measured + len, sizeof(t->measured) - len,
+			 " (floor %.0f ns, " MARK_LABEL " %.0f ns)", floor, mark);
+	else if (!isnan(floor))
 		snprintf(t->measured + len, sizeof(t->measured) - len, " (floor %.0f ns)", floor);
 }
 
@@ -2472,23 +2479,131 @@ static void floor_note(char *buf, size_t size, const char *what, double floor, d
 		 what, floor, want);
 }
 
+/* Appends to buf (a NUL-terminated string), truncating at its size. */
+static void buf_append(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void buf_append(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	if (len + 1 >= size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + len, size - len, fmt, ap);
+	va_end(ap);
+}
+
+/* Net ns per operation of flow t of variant v's program on one hook; its runs per operation. */
+static double kernel_hook_per_op(const struct report *rp, size_t v, size_t t, const char *hook,
+				 double *ret_runs)
+{
+	struct kcost c = kernel_cost(rp, v, t, hook);
+
+	if (ret_runs)
+		*ret_runs = per(c.runs, rp->kops[v][t]);
+	return c.runs > 0 ? per(c.net_ns, rp->kops[v][t]) : NAN;
+}
+
+/*
+ * Appends what floor+mark's two additions cost per new TCP connection (flow kt): its connect
+ * against the floor's (the difference: creating the socket's storage), and its egress program.
+ */
+static void mark_connection_costs(char *buf, size_t size, const struct report *rp, size_t kt,
+				  bool v6)
+{
+	const char *hook = v6 ? "connect6" : "connect4";
+	double mc = kernel_hook_per_op(rp, K_MARK, kt, hook, NULL);
+	double fc = kernel_hook_per_op(rp, K_FLOOR, kt, hook, NULL);
+	double runs, eg = kernel_hook_per_op(rp, K_MARK, kt, "skb_egress", &runs);
+
+	buf_append(buf, size,
+		   "In the kernel, per new TCP connection, its %s runs %.0f ns net against the "
+		   "floor's %.0f ns (the mark: creating the socket's storage, %.0f ns) and its "
+		   "egress program %.0f ns (%.1f packets: the backstop). ",
+		   hook, mc, fc, mc - fc, eg, runs);
+}
+
+/*
+ * Appends where floor+mark stands against datapath target t: the floor plus the socket's mark
+ * and the per-packet check of it, the least a design with carwall's guarantees does; past the
+ * target, no such design meets it on this machine. Then what the two additions cost.
+ */
+static void mark_note(char *buf, size_t size, const struct report *rp, size_t t)
+{
+	const struct dp_test *d = &dp_tests[t];
+	bool v6 = d->name[strlen(d->name) - 1] == '6';
+	size_t kt = ktest_index(d->name);
+	struct stats ratio;
+
+	dp_stats(rp, t, V_MARK, &ratio, NULL);
+	if (isnan(ratio.median))
+		return;
+	buf_append(buf, size,
+		   MARK_LABEL " (the floor, plus the socket's mark written at an allowed connect() "
+			      "and checked on every outgoing packet) is at %.3fx%s. ",
+		   ratio.median,
+		   (d->throughput ? ratio.median < d->target : ratio.median > d->target)
+			   ? ", itself past the target: the floor of any design with the mark and "
+			     "the per-packet backstop (a connection the app made never passes for "
+			     "an accepted one, a reload revokes what it no longer allows) on this "
+			     "machine"
+			   : ", within the target");
+	if (!strncmp(d->name, "tcp_connect", 11)) {
+		mark_connection_costs(buf, size, rp, kt, v6);
+	} else if (!strncmp(d->name, "udp_sendto", 10)) {
+		const char *hook = v6 ? "sendmsg6" : "sendmsg4";
+
+		buf_append(buf, size,
+			   "In the kernel, per datagram, its %s runs %.0f ns net (the floor's "
+			   "%.0f ns) and its egress program %.0f ns (the backstop, which the floor "
+			   "lacks). ",
+			   hook, kernel_hook_per_op(rp, K_MARK, kt, hook, NULL),
+			   kernel_hook_per_op(rp, K_FLOOR, kt, hook, NULL),
+			   kernel_hook_per_op(rp, K_MARK, kt, "skb_egress", NULL));
+	} else if (!strncmp(d->name, "udp_connect", 11)) {
+		const char *hook = v6 ? "connect6" : "connect4";
+
+		buf_append(buf, size,
+			   "In the kernel, per UDP connect(), its %s runs %.0f ns net against the "
+			   "floor's %.0f ns (the mark written into the socket's storage, created "
+			   "at its first connect()). ",
+			   hook, kernel_hook_per_op(rp, K_MARK, kt, hook, NULL),
+			   kernel_hook_per_op(rp, K_FLOOR, kt, hook, NULL));
+	} else {
+		buf_append(buf, size,
+			   "In the kernel, its egress program runs %.0f ns net per packet (over "
+			   "the in-kernel flows): the backstop, on every packet of the transfer. ",
+			   kernel_net_per_run(rp, K_MARK, "skb_egress"));
+	}
+}
+
 static void print_rule(void)
 {
 	printf("%.*s\n", 100, "------------------------------------------------------------------"
 			      "------------------------------------------------------------------");
 }
 
-/* The in-kernel part of the table: per program, per operation, carwall next to the floor. */
+/* A variant's name in the tables. */
+static const char *kvariant_label(size_t v)
+{
+	return v == K_EMPTY ? "empty program" : v == K_MARK ? MARK_LABEL : kvariant_names[v];
+}
+
+/* The in-kernel part of the table: per program, per operation, carwall next to the floors. */
 static void print_kernel(const struct report *rp)
 {
+	static const size_t floors[] = { K_FLOOR, K_MARK };
 	const char *hooks[16];
 	size_t nh = kernel_hooks(rp, K_CARWALL, hooks, ARRAY_SIZE(hooks));
+	char label[32];
 
-	printf("in-kernel ns per run, net of bpf_stats' own cost (raw)\n%-16s", "");
+	printf("in-kernel ns per run, net of bpf_stats' own cost (raw)\n%-19s", "");
 	for (size_t h = 0; h < nh; h++)
 		printf("%12s", hooks[h]);
 	for (size_t v = 0; v < N_KVARIANTS; v++) {
-		printf("\n%-16s", v == K_EMPTY ? "empty program" : kvariant_names[v]);
+		printf("\n%-19s", kvariant_label(v));
 		for (size_t h = 0; h < nh; h++) {
 			struct kcost c = kernel_cost(rp, v, KTEST_ALL, hooks[h]);
 			char cell[48];
@@ -2503,31 +2618,38 @@ static void print_kernel(const struct report *rp)
 			printf("%12s", cell);
 		}
 	}
-	printf("\n%-16s", "carwall/floor");
-	for (size_t h = 0; h < nh; h++) {
-		double r = per(kernel_net_per_run(rp, K_CARWALL, hooks[h]),
-			       kernel_net_per_run(rp, K_FLOOR, hooks[h]));
-		char cell[48] = "-";
+	for (size_t f = 0; f < ARRAY_SIZE(floors); f++) {
+		snprintf(label, sizeof(label), "carwall/%s", kvariant_label(floors[f]));
+		printf("\n%-19s", label);
+		for (size_t h = 0; h < nh; h++) {
+			double r = per(kernel_net_per_run(rp, K_CARWALL, hooks[h]),
+				       kernel_net_per_run(rp, floors[f], hooks[h]));
+			char cell[48] = "-";
 
-		if (!isnan(r))
-			snprintf(cell, sizeof(cell), "%.2fx", r);
-		printf("%12s", cell);
+			if (!isnan(r))
+				snprintf(cell, sizeof(cell), "%.2fx", r);
+			printf("%12s", cell);
+		}
 	}
-	printf("\nevery program per operation, net ns\n%-16s", "");
+	printf("\nevery program per operation, net ns\n%-19s", "");
 	for (size_t t = 0; t < N_KTESTS; t++)
 		printf("%15s", ktests[t]);
 	for (size_t v = 0; v < K_EMPTY; v++) {
-		printf("\n%-16s", kvariant_names[v]);
+		printf("\n%-19s", kvariant_label(v));
 		for (size_t t = 0; t < N_KTESTS; t++)
 			printf("%15.0f", kernel_net_per_op(rp, v, t));
 	}
-	printf("\n%-16s", "carwall/floor");
-	for (size_t t = 0; t < N_KTESTS; t++) {
-		char cell[48];
+	for (size_t f = 0; f < ARRAY_SIZE(floors); f++) {
+		snprintf(label, sizeof(label), "carwall/%s", kvariant_label(floors[f]));
+		printf("\n%-19s", label);
+		for (size_t t = 0; t < N_KTESTS; t++) {
+			char cell[48];
 
-		snprintf(cell, sizeof(cell), "%.2fx",
-			 per(kernel_net_per_op(rp, K_CARWALL, t), kernel_net_per_op(rp, K_FLOOR, t)));
-		printf("%15s", cell);
+			snprintf(cell, sizeof(cell), "%.2fx",
+				 per(kernel_net_per_op(rp, K_CARWALL, t),
+				     kernel_net_per_op(rp, floors[f], t)));
+			printf("%15s", cell);
+		}
 	}
 	printf("\n");
 }
@@ -2557,7 +2679,7 @@ static int cmd_report(int argc, char **argv)
 
 	/* ---- the JSON ---- */
 	jw_open(&w, NULL, '{');
-	jw_str(&w, "schema", "carwall-bench/2");
+	jw_str(&w, "schema", "carwall-bench/3");
 	jw_open(&w, "run", '{');
 	for (size_t i = 0; i < rp.n_meta; i++) {
 		double v = num(rp.meta[i].val);
@@ -2613,10 +2735,12 @@ static int cmd_report(int argc, char **argv)
 				jw_num(&w, d->throughput ? "delta_mb_s" : "delta_ns", delta.median, 1);
 			}
 			if (v == V_CARWALL) {
-				struct stats to_floor;
+				struct stats to_floor, to_mark;
 
 				dp_stats_base(&rp, t, v, V_FLOOR, false, &to_floor, NULL);
 				jw_num(&w, "ratio_to_floor", to_floor.median, 4);
+				dp_stats_base(&rp, t, v, V_MARK, false, &to_mark, NULL);
+				jw_num(&w, "ratio_to_mark", to_mark.median, 4);
 			}
 			/* The same on the wall clock, which other load on the machine disturbs. */
 			struct stats wratio, wst = dp_stats_of(&rp, t, v, true, &wratio, NULL);
@@ -2645,7 +2769,8 @@ static int cmd_report(int argc, char **argv)
 		jw_str(&w, "status", s);
 	jw_str(&w, "method",
 	       "kernel.bpf_stats_enabled=1 only while the in-kernel flows run, in rounds, under "
-	       "carwall, the floor and the empty programs (one per hook, returning allow); "
+	       "carwall, the floor, floor+mark (mark) and the empty programs (one per hook, "
+	       "returning allow); "
 	       "ns_per_run: run_time_ns / run_cnt of each program, which includes bpf_stats' own "
 	       "clock reads; net_ns_per_run: less the empty program's ns_per_run of the same hook; "
 	       "per_op: every program of the variant together per operation of the flow "
@@ -2701,34 +2826,37 @@ static int cmd_report(int argc, char **argv)
 		}
 		jw_close(&w, '}');
 	}
-	/* carwall against the floor, net of the statistics' cost: per hook both have, per op. */
-	jw_open(&w, "carwall_to_floor", '{');
-	{
-		const char *hooks[16];
-		size_t nh = kernel_hooks(&rp, K_CARWALL, hooks, ARRAY_SIZE(hooks));
-		struct kcost dc = kernel_cost(&rp, K_CARWALL, KTEST_ALL, KHOOK_SOCK_ADDR),
-			     df = kernel_cost(&rp, K_FLOOR, KTEST_ALL, KHOOK_SOCK_ADDR);
+	/* carwall against each floor, net of the statistics' cost: per hook both have, per op. */
+	static const size_t kfloors[] = { K_FLOOR, K_MARK };
 
+	for (size_t i = 0; i < ARRAY_SIZE(kfloors); i++) {
+		const char *hooks[16];
+		size_t f = kfloors[i], nh = kernel_hooks(&rp, K_CARWALL, hooks, ARRAY_SIZE(hooks));
+		struct kcost dc = kernel_cost(&rp, K_CARWALL, KTEST_ALL, KHOOK_SOCK_ADDR),
+			     df = kernel_cost(&rp, f, KTEST_ALL, KHOOK_SOCK_ADDR);
+		char key[64];
+
+		snprintf(key, sizeof(key), "carwall_to_%s", kvariant_names[f]);
+		jw_open(&w, key, '{');
 		/* null where the floor has no program on the hook, or one costing nothing net. */
 		for (size_t h = 0; h < nh; h++)
-			if (kernel_cost(&rp, K_FLOOR, KTEST_ALL, hooks[h]).runs > 0)
+			if (kernel_cost(&rp, f, KTEST_ALL, hooks[h]).runs > 0)
 				jw_num(&w, hooks[h],
 				       per(kernel_net_per_run(&rp, K_CARWALL, hooks[h]),
-					   kernel_net_per_run(&rp, K_FLOOR, hooks[h])),
+					   kernel_net_per_run(&rp, f, hooks[h])),
 				       3);
 		jw_num(&w, "decision", per(per(dc.net_ns, dc.runs), per(df.net_ns, df.runs)), 3);
 		for (size_t t = 0; t < N_KTESTS; t++) {
-			char key[64];
-
 			snprintf(key, sizeof(key), "per_op_%s", ktests[t]);
 			jw_num(&w, key,
-			       per(kernel_net_per_op(&rp, K_CARWALL, t), kernel_net_per_op(&rp, K_FLOOR, t)),
+			       per(kernel_net_per_op(&rp, K_CARWALL, t),
+				   kernel_net_per_op(&rp, f, t)),
 			       3);
 		}
+		jw_close(&w, '}');
 	}
-	jw_close(&w, '}');
 	/*
-	 * A cross-check without bpf_stats: what carwall and the floor add to a UDP connect(),
+	 * A cross-check without bpf_stats: what carwall and the floors add to a UDP connect(),
 	 * which runs their connect4/6 programs and nothing else of theirs.
 	 */
 	for (size_t t = 0; t < N_DP; t++) {
@@ -2737,7 +2865,7 @@ static int cmd_report(int argc, char **argv)
 		if (strncmp(dp_tests[t].name, "udp_connect", 11))
 			continue;
 		snprintf(key, sizeof(key), "%s_delta_ns", dp_tests[t].name);
-		static const size_t filters[] = { V_CARWALL, V_FLOOR };
+		static const size_t filters[] = { V_CARWALL, V_FLOOR, V_MARK };
 
 		jw_open(&w, key, '{');
 		for (size_t i = 0; i < ARRAY_SIZE(filters); i++) {
@@ -2837,7 +2965,7 @@ static int cmd_report(int argc, char **argv)
 		struct stats ratio, delta, floor_ratio;
 		size_t kt = ktest_index(d->name);
 		struct target *x;
-		char name[96], floor_why[256] = "";
+		char name[96], floor_why[1024] = "";
 
 		if (d->target <= 0)
 			continue;
@@ -2853,6 +2981,7 @@ static int cmd_report(int argc, char **argv)
 					 ? ", itself past the target: no BPF design with one LPM-trie "
 					   "lookup per decision meets it on this machine"
 					 : "");
+		mark_note(floor_why, sizeof(floor_why), &rp, t);
 		if (!strncmp(d->name, "tcp_connect", 11)) {
 			x = target_new(targets, &n_targets, TK_CONNECT, name);
 			snprintf(x->to_close, sizeof(x->to_close),
@@ -2880,8 +3009,9 @@ static int cmd_report(int argc, char **argv)
 		} else {
 			x = target_new(targets, &n_targets, TK_BULK, name);
 			snprintf(x->to_close, sizeof(x->to_close),
-				 "the gap is %.0f MB/s; the hooks attached: %s. %s", -delta.median,
-				 kv_get(rp.meta, rp.n_meta, "hooks") ?: "?", close_bulk);
+				 "the gap is %.0f MB/s; the hooks attached: %s. %sThen: %s",
+				 -delta.median, kv_get(rp.meta, rp.n_meta, "hooks") ?: "?",
+				 floor_why, close_bulk);
 		}
 		target_ratio(x, ratio.median, d->target, d->throughput);
 	}
@@ -2916,13 +3046,15 @@ static int cmd_report(int argc, char **argv)
 		snprintf(name, sizeof(name), "carwall %s run time, net", hook);
 		x = target_new(targets, &n_targets, TK_DECISION, name);
 		target_max(x, kernel_net_per_run(&rp, K_CARWALL, hook), want, "ns", 1);
-		target_floor(x, kernel_net_per_run(&rp, K_FLOOR, hook));
+		target_floor(x, kernel_net_per_run(&rp, K_FLOOR, hook),
+			     kernel_net_per_run(&rp, K_MARK, hook));
 		snprintf(x->to_close, sizeof(x->to_close), "%sThen: %s", decision_why,
 			 close_decision);
 	}
 	for (size_t i = 0; i < 2; i++) {
 		size_t kt = ktest_index(i ? "tcp_connect_v6" : "tcp_connect_v4");
 		double fl = kernel_net_per_op(&rp, K_FLOOR, kt), ops = rp.kops[K_CARWALL][kt];
+		double mk = kernel_net_per_op(&rp, K_MARK, kt);
 		const char *hooks[16];
 		size_t nh = kernel_hooks(&rp, K_CARWALL, hooks, ARRAY_SIZE(hooks)), len;
 		char name[96];
@@ -2932,7 +3064,7 @@ static int cmd_report(int argc, char **argv)
 		x = target_new(targets, &n_targets, TK_CONNECTION, name);
 		target_max(x, kernel_net_per_op(&rp, K_CARWALL, kt), TARGET_TCP_CONNECTION_NS, "ns",
 			   0);
-		target_floor(x, fl);
+		target_floor(x, fl, mk);
 		/* What each program adds to a connection: its runs and net run time per connect. */
 		len = (size_t)snprintf(x->to_close, sizeof(x->to_close), "Per connection:");
 		for (size_t h = 0; h < nh && len < sizeof(x->to_close); h++) {
@@ -2947,10 +3079,18 @@ static int cmd_report(int argc, char **argv)
 			snprintf(x->to_close + len, sizeof(x->to_close) - len, ". ");
 		floor_note(x->to_close, sizeof(x->to_close),
 			   "sock_create and connect together", fl, TARGET_TCP_CONNECTION_NS);
-		len = strlen(x->to_close);
-		if (len < sizeof(x->to_close))
-			snprintf(x->to_close + len, sizeof(x->to_close) - len, "Then: %s",
-				 close_connect);
+		if (!isnan(mk)) {
+			buf_append(x->to_close, sizeof(x->to_close),
+				   MARK_LABEL "'s programs together run %.0f ns per new TCP "
+					      "connection net%s. ",
+				   mk,
+				   mk > TARGET_TCP_CONNECTION_NS
+					   ? ", past the target: the floor of a design with the "
+					     "mark and the per-packet backstop on this machine"
+					   : ", within the target");
+			mark_connection_costs(x->to_close, sizeof(x->to_close), &rp, kt, i);
+		}
+		buf_append(x->to_close, sizeof(x->to_close), "Then: %s", close_connect);
 	}
 
 	char reload_why[1536] = "";
@@ -3103,8 +3243,8 @@ static int cmd_report(int argc, char **argv)
 		       kv_get(rp.meta, rp.n_meta, "loadavg_start"),
 		       kv_get(rp.meta, rp.n_meta, "loadavg_end") ?: "?");
 	print_rule();
-	printf("%-26s %15s %18s %18s %18s\n", "median (ratio to none)", "no filter", "carwall",
-	       "nftables", "floor");
+	printf("%-26s %15s %18s %18s %18s %18s\n", "median (ratio to none)", "no filter", "carwall",
+	       "nftables", "floor", MARK_LABEL);
 	for (size_t t = 0; t < N_DP; t++) {
 		const struct dp_test *d = &dp_tests[t];
 		char cell[N_VARIANTS][48];
@@ -3120,8 +3260,8 @@ static int cmd_report(int argc, char **argv)
 				snprintf(cell[v], sizeof(cell[v]), "%.0f (%.3fx)", st.median,
 					 ratio.median);
 		}
-		printf("%-26s %15s %18s %18s %18s%s\n", d->label, cell[0], cell[1], cell[2],
-		       cell[3], d->wall ? "  (wall clock)" : "");
+		printf("%-26s %15s %18s %18s %18s %18s%s\n", d->label, cell[0], cell[1], cell[2],
+		       cell[3], cell[4], d->wall ? "  (wall clock)" : "");
 	}
 	print_rule();
 	if ((s = kv_get(rp.status, rp.n_status, "in_kernel")))
