@@ -5,7 +5,9 @@
 # counts every address refused a place in the learned table since the policy was loaded (here:
 # an app over its max-learned-per-app), a registration of app cgroups included: the registration
 # writes the same policy into the other generation, whose DNS counters start at zero, and N
-# must go on from the count before it, as the `dns` counters of `carwall stats` do.
+# must go on from the count before it, as the `dns` counters of `carwall stats` do. Another
+# policy starts N from zero: the first address it refuses is warned of, however many the
+# policy before had.
 #
 # Environment: CARWALL_BIN_DIR (default build/).
 set -u
@@ -72,13 +74,14 @@ import json, sys
 print([a for a in json.load(sys.stdin)["apps"] if a.get("id") == "navigation"][0]["dns"]["over_quota"])'
 }
 
-# warned N: bounded (12 s: the agent sweeps every 5 s) until the agent's log has the warning
-# with N.
+# warned N [LINE]: bounded (12 s: the agent sweeps every 5 s) until the agent's log, from its
+# line LINE (default 1) on, has the warning with N.
 warned() {
 	local i
 	for ((i = 0; i < 120; i++)); do
-		grep -q "\(^\|[^0-9]\)$1 addresses from DNS answers were not learned since the policy was loaded" \
-			"$SANDBOX_DIR/agent.log" && return 0
+		tail -n "+${2:-1}" "$SANDBOX_DIR/agent.log" |
+			grep -q "\(^\|[^0-9]\)$1 addresses from DNS answers were not learned since the policy was loaded" &&
+			return 0
 		sleep 0.1
 	done
 	return 1
@@ -127,5 +130,16 @@ expect_flow "a4's address, not learned, is refused" 198.51.100.84 EPERM
 tap_expect_exit "stats: 3 addresses over the quota since load" 0 test "$(over_quota)" == 3
 tap_check "the agent warns: 3 addresses not learned since the policy was loaded (2 before the registration)" \
 	warned 3
+
+# ---- another policy: its count starts from zero, and the first address it refuses is warned of -
+lines=$(wc -l <"$SANDBOX_DIR/agent.log")
+echo "# another policy: the same rules, another file" >>"$SANDBOX_POLICY"
+tap_check "a reload with another policy" cw reload
+tap_expect_exit "another policy: stats counts from zero" 0 test "$(over_quota)" == 0
+tap_check "navigation resolves a2.maps.oem.example again (still over its quota)" \
+	resolve a2.maps.oem.example 198.51.100.82
+tap_expect_exit "another policy: stats counts 1 address over the quota" 0 test "$(over_quota)" == 1
+tap_check "the agent warns: 1 address not learned since the new policy was loaded" \
+	warned 1 "$((lines + 1))"
 tap_check "the agent stops cleanly" sandbox_agent_stop
 tap_done
