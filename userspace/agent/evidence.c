@@ -71,11 +71,13 @@ void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
 	/* Another policy than the one in force: "since load" starts again. */
 	bool same = next && a->policy && !strcmp(next_sha256, a->policy_sha256);
 
-	if (next && !same)
+	if (next && !same) {
 		for (size_t i = 0; i < a->n_totals; i++) {
 			memset(&a->totals[i].load, 0, sizeof(a->totals[i].load));
 			memset(&a->totals[i].dns_load, 0, sizeof(a->totals[i].dns_load));
 		}
+		a->learn_refused_reported = 0; /* its first address not learned is warned of */
+	}
 	for (size_t i = 0; i < a->gen_n_apps[gen]; i++) {
 		struct agent_app_total *t = agent_total(a, a->gen_apps[gen][i]);
 		bool load = same && !strcmp(a->gen_sha256[gen], next_sha256);
