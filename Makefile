@@ -133,7 +133,7 @@ BINS := $(BUILD)/carwalld $(BUILD)/carwall $(BUILD)/flowprobe
 all: $(BINS)
 # kernel_hide.so is preloaded into a dynamically linked agent only: not built with STATIC=1.
 tests: $(UNIT_TESTS) $(ADVERSARY_OBJS) $(BUILD)/verdict_probe $(BUILD)/revoke_tool $(DNS_TESTS) \
-	$(BUILD)/cache_race \
+	$(BUILD)/cache_race $(BUILD)/thread_hold \
 	$(if $(filter 1,$(STATIC)),,$(BUILD)/tests/kernel_hide.so)
 
 deps:
@@ -213,6 +213,11 @@ $(AGENT_UNIT_TESTS): $(BUILD)/tests/%: tests/unit/agent/%.c $(BUILD)/libcarwalld
 
 # The kernel-verdict probe of tests/integration/test_explain_agrees.sh.
 $(BUILD)/verdict_probe: tests/integration/verdict_probe.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+# Holds the agent's next thread (ptrace), for tests/integration/test_stats_during_flip.sh.
+$(BUILD)/thread_hold: tests/integration/thread_hold.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
 

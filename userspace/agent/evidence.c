@@ -71,11 +71,13 @@ void agent_retire_gen(struct agent *a, uint32_t gen, const struct policy *next,
 	/* Another policy than the one in force: "since load" starts again. */
 	bool same = next && a->policy && !strcmp(next_sha256, a->policy_sha256);
 
-	if (next && !same)
+	if (next && !same) {
 		for (size_t i = 0; i < a->n_totals; i++) {
 			memset(&a->totals[i].load, 0, sizeof(a->totals[i].load));
 			memset(&a->totals[i].dns_load, 0, sizeof(a->totals[i].dns_load));
 		}
+		a->learn_refused_reported = 0; /* its first address not learned is warned of */
+	}
 	for (size_t i = 0; i < a->gen_n_apps[gen]; i++) {
 		struct agent_app_total *t = agent_total(a, a->gen_apps[gen][i]);
 		bool load = same && !strcmp(a->gen_sha256[gen], next_sha256);
@@ -122,6 +124,32 @@ static void agent_gen_counters(struct agent *a, uint32_t gen, const char *id,
 				loader_read_dns_counters(a->loader, gen, (uint32_t)i, ret_dns);
 			return;
 		}
+}
+
+/*
+ * App i of the policy in force: its DNS counters since that policy was loaded, gen being the
+ * generation in force (a re-registration of app cgroups writes the policy again into the other
+ * one): those of the generations retired that held it, of the other generation if it holds it
+ * too, and of gen.
+ */
+static void agent_dns_since_load(struct agent *a, uint32_t gen, size_t i,
+				 struct cw_dns_counters *ret)
+{
+	const char *id = a->policy->apps[i].id;
+	struct agent_app_total *t = agent_total(a, id);
+	struct cw_dns_counters d;
+	struct cw_app_counters c;
+
+	memset(ret, 0, sizeof(*ret));
+	if (t) {
+		*ret = t->dns_load;
+		if (!strcmp(a->gen_sha256[!gen], a->policy_sha256)) {
+			agent_gen_counters(a, !gen, id, &c, &d);
+			dns_counters_add(ret, &d);
+		}
+	}
+	if (loader_read_dns_counters(a->loader, gen, (uint32_t)i, &d) == 0)
+		dns_counters_add(ret, &d);
 }
 
 /* The event path's figures, in status and stats. */
@@ -446,11 +474,12 @@ static void agent_sweep_learned(struct agent *a)
 		log_debug("Learned addresses: %zu kept, %zu expired and %zu no longer in the policy "
 			  "deleted",
 			  st.kept, st.expired, st.orphaned);
-	for (size_t i = 0; i < n; i++) {
+	/* Since the policy was loaded, as `carwall stats` counts them. */
+	for (size_t i = 0; a->policy && i < a->policy->n_apps; i++) {
 		struct cw_dns_counters c;
 
-		if (loader_read_dns_counters(a->loader, gen, apps[i].app, &c) == 0)
-			refused += c.over_quota + c.map_full;
+		agent_dns_since_load(a, gen, i, &c);
+		refused += c.over_quota + c.map_full;
 	}
 	if (refused > a->learn_refused_reported)
 		log_warning("%llu addresses from DNS answers were not learned since the policy was "
@@ -689,7 +718,6 @@ struct json_object *agent_stats_json(struct agent *a)
 	for (size_t i = 0; a->policy && i <= a->policy->n_apps; i++) {
 		bool guard = i == a->policy->n_apps;
 		struct cw_app_counters c = {}, total = {};
-		struct cw_dns_counters dns = {}, dns_other;
 		struct agent_app_total *t;
 		struct json_object *app;
 
@@ -712,12 +740,9 @@ struct json_object *agent_stats_json(struct agent *a)
 		if (t) {
 			struct cw_app_counters other, load = t->load;
 
-			agent_gen_counters(a, !gen, a->policy->apps[i].id, &other, &dns_other);
-			dns = t->dns_load;
-			if (!strcmp(a->gen_sha256[!gen], a->policy_sha256)) {
+			agent_gen_counters(a, !gen, a->policy->apps[i].id, &other, NULL);
+			if (!strcmp(a->gen_sha256[!gen], a->policy_sha256))
 				counters_add(&load, &other);
-				dns_counters_add(&dns, &dns_other);
-			}
 			counters_add(&load, &c);
 			total = t->c;
 			counters_add(&total, &other);
@@ -731,12 +756,11 @@ struct json_object *agent_stats_json(struct agent *a)
 		agent_region_stats_json(a, gen, (uint32_t)i, app);
 		if (!guard) { /* answers are read (and reported) for every app (bpf/dns.bpf.c) */
 			uint32_t uid = policy_app_uid(a->policy->apps[i].id);
-			struct cw_dns_counters d = {};
+			struct cw_dns_counters dns;
 			uint64_t entries = 0;
 
 			/* Since the policy was loaded, as since_load. */
-			loader_read_dns_counters(a->loader, gen, (uint32_t)i, &d);
-			dns_counters_add(&dns, &d);
+			agent_dns_since_load(a, gen, i, &dns);
 			bpf_map_lookup_elem(loader_learn_count_fd(a->loader), &uid, &entries);
 			JSON_ADD(app, "dns", dns_counters_json(&dns, entries));
 		}

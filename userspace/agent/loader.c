@@ -101,9 +101,15 @@ struct loader {
 	 * one (a re-registration of app cgroups writes the same policy into the other generation):
 	 * added by the thread, before it zeroes the generation just left, when the flip kept the
 	 * policy (keep_next at the flip; carry_pending until they are added). rules[g]: the rule
-	 * count of the policy written into g.
+	 * count of the policy written into g. carry_lock guards carry_pending, rule_carry and
+	 * n_rule_carry, which loader_rule_hits_in_force() reads while the thread may add to them:
+	 * the thread adds and clears carry_pending in one hold of it, so that a reader finds the
+	 * counts of the generation left either in the carry or still in that generation, never in
+	 * both or neither. Only the thread, or loader_apply() while no thread runs, writes them.
 	 */
-	bool keep_next, carry_pending;
+	bool keep_next;
+	pthread_mutex_t carry_lock;
+	bool carry_pending;
 	uint64_t *rule_carry;
 	uint32_t n_rule_carry;
 	uint32_t rules[CW_GENERATIONS];
@@ -344,6 +350,7 @@ int loader_open(const char *pin_dir, const struct loader_options *opts, struct l
 		return -ENOMEM;
 	}
 	l->state = state;
+	l->carry_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	l->sync_outer_fd = TAKE_FD(sync_outer_fd);
 	l->sync_inner_fd = TAKE_FD(sync_inner_fd);
 	/* An earlier agent may have flipped just before it stopped: wait before the first write. */
@@ -552,8 +559,6 @@ int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, u
 				gen * CW_MAX_RULES + rule, ret, 1);
 }
 
-static void loader_sync_end(struct loader *l);
-
 void loader_keep_rule_hits(struct loader *l, bool keep)
 {
 	l->keep_next = keep;
@@ -561,24 +566,36 @@ void loader_keep_rule_hits(struct loader *l, bool keep)
 
 /*
  * Add the rule counts of generation gen, left by a flip that kept the policy and no longer
- * used, to what the policy in force counted before (before they are zeroed).
+ * used, to what the policy in force counted before (before they are zeroed). Read first without
+ * carry_lock (no program counts there any more), then added under it: a reader never waits for
+ * the map reads.
  */
 static void loader_carry_rule_hits(struct loader *l, uint32_t gen)
 {
 	uint32_t n = l->rules[gen];
+	_cleanup_free_ uint64_t *hits = n ? calloc(n, sizeof(*hits)) : NULL;
+	int r = n && !hits ? -ENOMEM : 0;
 
-	l->carry_pending = false;
-	if (n > l->n_rule_carry) {
+	if (r == 0)
+		r = add_percpu_u64_range(bpf_map__fd(l->sock_addr->maps.cw_rule_stats),
+					 gen * CW_MAX_RULES, n, hits);
+	pthread_mutex_lock(&l->carry_lock);
+	if (r == 0 && n > l->n_rule_carry) {
 		uint64_t *c = reallocarray(l->rule_carry, n, sizeof(*c));
 
-		if (!c)
-			return; /* out of memory: the counts of gen are lost, never invented */
-		memset(c + l->n_rule_carry, 0, (n - l->n_rule_carry) * sizeof(*c));
-		l->rule_carry = c;
-		l->n_rule_carry = n;
+		if (c) {
+			memset(c + l->n_rule_carry, 0, (n - l->n_rule_carry) * sizeof(*c));
+			l->rule_carry = c;
+			l->n_rule_carry = n;
+		} else {
+			r = -ENOMEM;
+		}
 	}
-	add_percpu_u64_range(bpf_map__fd(l->sock_addr->maps.cw_rule_stats), gen * CW_MAX_RULES, n,
-			     l->rule_carry);
+	/* On an error, the counts of gen are lost (it is zeroed next), never invented. */
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		l->rule_carry[i] += hits[i];
+	l->carry_pending = false;
+	pthread_mutex_unlock(&l->carry_lock);
 }
 
 int loader_rule_hits_in_force(struct loader *l, uint32_t rule, uint64_t *ret)
@@ -587,16 +604,21 @@ int loader_rule_hits_in_force(struct loader *l, uint32_t rule, uint64_t *ret)
 	uint64_t other = 0;
 	int r;
 
-	/* The thread may be adding the generation just left: wait for it. */
-	loader_sync_end(l);
 	r = loader_read_rule_hits(l, gen, rule, ret);
 	if (r < 0)
 		return r;
+	/*
+	 * The generation just left, until the thread added it to the carry (or when it could not
+	 * wait for that generation's programs: neither added nor zeroed then): read under
+	 * carry_lock, so that the thread cannot add and zero it in between. Never waits for the
+	 * thread's grace period.
+	 */
+	pthread_mutex_lock(&l->carry_lock);
 	if (rule < l->n_rule_carry)
 		*ret += l->rule_carry[rule];
-	/* The thread could not wait for that generation's programs: it was not added, nor zeroed. */
 	if (l->carry_pending && loader_read_rule_hits(l, !gen, rule, &other) == 0)
 		*ret += other;
+	pthread_mutex_unlock(&l->carry_lock);
 	return 0;
 }
 
@@ -1415,12 +1437,14 @@ int loader_apply(struct loader *l, const struct policy_maps *maps, const struct 
 	 * rule and region counters are zeroed then.
 	 */
 	l->sync_gen = !gen;
+	pthread_mutex_lock(&l->carry_lock);
 	l->carry_pending = l->keep_next;
 	if (!l->keep_next) {
 		free(l->rule_carry);
 		l->rule_carry = NULL;
 		l->n_rule_carry = 0;
 	}
+	pthread_mutex_unlock(&l->carry_lock);
 	loader_sync_start(l);
 out:
 	l->keep_next = false;

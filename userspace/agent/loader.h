@@ -126,7 +126,10 @@ int loader_read_rule_hits(const struct loader *l, uint32_t gen, uint32_t rule, u
  */
 void loader_keep_rule_hits(struct loader *l, bool keep);
 
-/* The flows rule `rule` of the policy in force allowed since it was loaded, summed over CPUs. */
+/*
+ * The flows rule `rule` of the policy in force allowed since it was loaded, summed over CPUs;
+ * never waits for the grace period after a flip.
+ */
 int loader_rule_hits_in_force(struct loader *l, uint32_t rule, uint64_t *ret);
 
 /*
