@@ -384,7 +384,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 	struct cw_seen_key key, k;
 	struct cw_seen_val val;
 	size_t n = 0, n_idle = 0, idle_cap = 0, n_apps = 0;
-	bool moved = false; /* a key had flows not counted before */
+	bool again = false; /* a key may gain flows no report tells of: read the map again */
 	void *prev = NULL;
 	uint32_t slot;
 
@@ -419,7 +419,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 		s = seen_get(next, &key);
 		if (!s)
 			break;
-		moved = true;
+		again = true; /* it had flows not counted before */
 		delta = old && val.flows >= old->known ? val.flows - old->known : val.flows;
 		s->known = val.flows;
 		slot = seen_slot(apps, n_apps, key.app_uid);
@@ -439,6 +439,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 		if (errno == ENOENT)
 			continue; /* dropped meanwhile */
 		/* Not deleted (a kernel without lookup-and-delete for LRU maps): kept. */
+		again = true; /* its next flows may not be reported: the key stays */
 		s = seen_get(next, &idle[i].key);
 		if (!s)
 			break;
@@ -452,8 +453,8 @@ static void flows_sweep(struct agent *a, bool baseline)
 	seen_free(a->flows_seen);
 	a->flows_seen = TAKE_PTR(next);
 	a->flows_swept_ns = boottime_ns();
-	/* Keys that moved may move again; the next read finds them idle (and deletes them). */
-	a->flows_activity = moved;
+	/* Keys that moved may move again: the next read finds them idle (and deletes them). */
+	a->flows_activity = again;
 }
 
 /* A save written by a thread: the text the loop formatted, and the outcome. */
@@ -569,23 +570,17 @@ static void flows_save(struct agent *a)
 }
 
 /*
- * Whether cw_seen may hold flows the agent has not counted (a->flows_activity): an allowed-flow
- * report since its last read, or keys that read found with new flows. A key the kernel adds or
- * counts without a report (within a key's report period; over the app's budget: within the
- * second of a report of the same app; the ring buffer full: reports are read after it) is read by
- * the sweep that follows such a report, or by the one after a read that found it moving. Idle
- * keys need no read: nothing is due for them.
- */
-static bool flows_seen_pending(const struct agent *a)
-{
-	return a->flows_activity;
-}
-
-/*
  * The evidence timer's work here: the observed names that expired, the save in flight reaped,
  * and a save (with its read of cw_seen) when the inventory changed and the last save is
  * --inventory-save-interval old, or a read of cw_seen alone when that long has passed since the
- * last one and the map may hold flows not counted yet (which then make the inventory change).
+ * last one and the map may hold flows not counted yet (a->flows_activity: an allowed-flow report
+ * since the last read, or keys that read found with new flows or could not delete).
+ *
+ * The kernel adds or counts a key without a report only within a key's report period, over the
+ * app's budget (within the second of a report of the same app) or with the ring buffer full
+ * (whose reports are read afterwards): the read that follows such a report, or the one after a
+ * read that found the key moving, counts it. A key with no flow since the last read is deleted
+ * by it, and its next flow is reported: idle keys need no read.
  */
 void flows_tick(struct agent *a)
 {
@@ -595,7 +590,7 @@ void flows_tick(struct agent *a)
 		observed_expire(a->observed, now);
 	flows_writer_reap(a, false);
 	if ((a->inventory_dirty && now - a->inventory_saved_ns >= interval) ||
-	    (flows_seen_pending(a) && now - a->flows_swept_ns >= interval))
+	    (a->flows_activity && now - a->flows_swept_ns >= interval))
 		flows_save(a);
 }
 
@@ -613,7 +608,7 @@ uint64_t flows_next_deadline(const struct agent *a)
 		return 0;
 	if (a->inventory_dirty)
 		due = min_u64(due, a->inventory_saved_ns + interval);
-	if (flows_seen_pending(a))
+	if (a->flows_activity)
 		due = min_u64(due, a->flows_swept_ns + interval);
 	return due;
 }
