@@ -21,9 +21,12 @@
 #include "learned.h"
 #include "message_ids.h"
 
-/* The evidence timer fires at most once per this (the tick of earlier agents). */
+/*
+ * The evidence timer fires at most once per EVIDENCE_TICK_GAP_NS (the period of the tick of
+ * earlier agents: no work waits longer than it did), and only while work is pending.
+ */
 #define EVIDENCE_TICK_GAP_NS 1000000000ull
-#define AGENT_SWEEP_EVERY_S 5 /* seconds between two sweeps of cw_learned */
+#define AGENT_SWEEP_EVERY_S 5 /* seconds between two sweeps of cw_learned, while any is due */
 
 static void agent_sweep_learned(struct agent *a, uint64_t now);
 static void evidence_want_sweep(struct agent *a);
@@ -413,8 +416,9 @@ int evidence_open(struct agent *a)
 	if (a->events_tick_fd < 0)
 		return log_error_errno(negative_errno(), "timerfd: %m");
 	a->tick_armed_ns = UINT64_MAX;
-	/* What an earlier agent's pinned cw_learned holds: swept now, and then when due. */
+	/* What the pinned maps hold from before: swept and recorded now, and then when due. */
 	agent_sweep_learned(a, boottime_ns());
+	evidence_record_dropped(a);
 	return flows_open(a);
 }
 
