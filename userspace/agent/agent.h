@@ -146,13 +146,26 @@ struct agent {
 	struct events_agg *events_agg; /* repeats folded into one record per key */
 	struct events_quota *journal_quota; /* record lines in this log, per app */
 	struct events_log *events_log;
-	int events_tick_fd;		/* writes the repeats that are due */
+	/*
+	 * The evidence timer (CLOCK_BOOTTIME, one-shot): armed by evidence_schedule() for the first
+	 * deadline of the work pending (repeats, journal reports, sweeps, inventory saves, observed
+	 * names' expiry), at most once per EVIDENCE_TICK_GAP_NS; disarmed while none is.
+	 */
+	int events_tick_fd;
+	uint64_t tick_ns;	/* when evidence_tick() last ran (boot clock) */
+	uint64_t tick_armed_ns; /* what the timer is set to; UINT64_MAX: disarmed, 0: unknown */
 	char **gen_apps[CW_GENERATIONS];
 	size_t gen_n_apps[CW_GENERATIONS];
 	uint64_t events_received;
 	uint64_t events_log_errors;
-	/* Host names: ticks until the next sweep of cw_learned, and addresses refused room. */
-	unsigned sweep_ticks;
+	/*
+	 * Host names: the next sweep of cw_learned (UINT64_MAX: none due), whether a record came
+	 * from the ring buffer since the last one (the kernel may have learned an address without
+	 * telling: see evidence.c), the policy epoch it swept for, and addresses refused room.
+	 */
+	uint64_t sweep_due_ns;
+	bool sweep_activity;
+	uint64_t sweep_epoch;
 	uint64_t learn_refused_reported;
 	struct agent_app_total *totals;
 	size_t n_totals;
@@ -176,6 +189,8 @@ struct agent {
 	struct flows_writer *flows_writer; /* the save in flight (flows.c) */
 	bool inventory_dirty;
 	uint64_t inventory_saved_ns; /* CLOCK_BOOTTIME */
+	uint64_t flows_swept_ns;     /* the last read of cw_seen, CLOCK_BOOTTIME */
+	bool flows_activity;	     /* cw_seen may hold flows not counted (flows.c) */
 	uint64_t inventory_errors;
 	uint64_t inventory_reports; /* allowed-flow events received */
 	/* Names observed in the apps' DNS answers (observed.h), for flows no policy name covers. */
@@ -229,6 +244,7 @@ void agent_events_json(struct agent *a, struct json_object *ev);
 int evidence_open(struct agent *a);
 void evidence_consume(struct agent *a);
 void evidence_tick(struct agent *a);
+void evidence_schedule(struct agent *a);
 void evidence_close(struct agent *a);
 struct json_object *agent_stats_json(struct agent *a);
 /* Lifecycle records of the events log (lib/events.h), for `carwall report`; no-ops without one. */
@@ -248,6 +264,7 @@ int flows_open(struct agent *a);
 void flows_on_event(struct agent *a, const struct cw_event *e, const char *app);
 void flows_on_dns_report(struct agent *a, const struct cw_dns_report *r);
 void flows_tick(struct agent *a);
+uint64_t flows_next_deadline(const struct agent *a);
 void flows_close(struct agent *a);
 void flows_json(struct agent *a, struct json_object *o);
 

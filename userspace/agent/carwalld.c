@@ -651,13 +651,15 @@ static int agent_run(struct agent *a)
 		   a->run_dir, CONTROL_SOCKET_NAME);
 	/*
 	 * The log is written in blocks and flushed once per wake-up: a burst of events costs one
-	 * write, not one per line.
+	 * write, not one per line. Nothing wakes the loop but its inputs and the evidence timer,
+	 * armed only while evidence work is pending (evidence_schedule()).
 	 */
 	setvbuf(stderr, NULL, _IOFBF, 1 << 16);
 	for (;;) {
 		struct epoll_event events[8];
 		int n;
 
+		evidence_schedule(a);
 		fflush(stderr);
 		n = epoll_wait(ep, events, ARRAY_SIZE(events), -1);
 

@@ -63,6 +63,10 @@ struct events_agg {
 	uint32_t lru_head, lru_tail; /* most and least recently seen */
 	uint32_t n_used;
 	uint64_t flush_min_ns, flush_max_ns;
+	/* No repeat is due before this (boot clock; UINT64_MAX: none pending). It may be earlier
+	 * than the first one due (a key flushed meanwhile): then a tick finds nothing and sets it
+	 * again. */
+	uint64_t next_due_ns;
 	events_agg_write_fn write;
 	events_agg_exe_fn exe;
 	void *userdata;
@@ -93,6 +97,7 @@ int events_agg_new(size_t max_keys, uint64_t flush_min_ns, uint64_t flush_max_ns
 	agg->lru_head = agg->lru_tail = EVENTS_AGG_NONE;
 	agg->flush_min_ns = flush_min_ns;
 	agg->flush_max_ns = flush_max_ns;
+	agg->next_due_ns = UINT64_MAX;
 	agg->write = write;
 	agg->exe = exe;
 	agg->userdata = userdata;
@@ -302,8 +307,11 @@ void events_agg_add(struct events_agg *agg, const struct cw_event *e, const char
 			break;
 	if (i != EVENTS_AGG_NONE) {
 		x = &agg->entries[i];
-		if (x->pending++ == 0)
+		if (x->pending++ == 0) {
 			x->first_ns = realtime_ns;
+			agg->next_due_ns =
+				min_u64(agg->next_due_ns, x->written_boot_ns + x->period_ns);
+		}
 		x->last_ns = realtime_ns;
 		agg->stats.folded++;
 		agg->stats.pending++;
@@ -340,13 +348,22 @@ void events_agg_add(struct events_agg *agg, const struct cw_event *e, const char
 
 void events_agg_tick(struct events_agg *agg, uint64_t boot_ns)
 {
+	agg->next_due_ns = UINT64_MAX;
 	for (size_t i = 0; i < agg->n_used; i++) {
 		struct events_agg_entry *x = &agg->entries[i];
 
-		if (x->used && x->pending && boot_ns >= x->written_boot_ns &&
-		    boot_ns - x->written_boot_ns >= x->period_ns)
+		if (!x->used || !x->pending)
+			continue;
+		if (boot_ns >= x->written_boot_ns && boot_ns - x->written_boot_ns >= x->period_ns)
 			events_agg_write_pending(agg, x, boot_ns);
+		else
+			agg->next_due_ns = min_u64(agg->next_due_ns, x->written_boot_ns + x->period_ns);
 	}
+}
+
+uint64_t events_agg_next_deadline(const struct events_agg *agg)
+{
+	return agg->stats.pending ? agg->next_due_ns : UINT64_MAX;
 }
 
 void events_agg_flush(struct events_agg *agg)
@@ -355,6 +372,7 @@ void events_agg_flush(struct events_agg *agg)
 		if (agg->entries[i].used)
 			events_agg_write_pending(agg, &agg->entries[i],
 						 agg->entries[i].written_boot_ns);
+	agg->next_due_ns = UINT64_MAX;
 }
 
 void events_agg_get_stats(const struct events_agg *agg, struct events_agg_stats *ret)
@@ -610,6 +628,8 @@ struct events_quota {
 	size_t used;
 	unsigned lines;
 	uint64_t window_ns;
+	/* No report is due before this (UINT64_MAX: no line refused); may be early, as above. */
+	uint64_t next_report_ns;
 };
 
 int events_quota_new(unsigned lines, uint64_t window_ns, struct events_quota **ret)
@@ -623,6 +643,7 @@ int events_quota_new(unsigned lines, uint64_t window_ns, struct events_quota **r
 		return -ENOMEM;
 	q->lines = lines;
 	q->window_ns = window_ns;
+	q->next_report_ns = UINT64_MAX;
 	*ret = q;
 	return 0;
 }
@@ -671,6 +692,7 @@ bool events_quota_take(struct events_quota *q, const char *share, uint64_t now_n
 		return true;
 	}
 	s->refused++;
+	q->next_report_ns = min_u64(q->next_report_ns, s->window_start_ns + q->window_ns);
 	return false;
 }
 
@@ -678,14 +700,24 @@ void events_quota_report(struct events_quota *q, uint64_t now_ns,
 			 void (*report)(const char *share, uint64_t refused, void *userdata),
 			 void *userdata)
 {
+	q->next_report_ns = UINT64_MAX;
 	for (size_t i = 0; i < EVENTS_JOURNAL_MAX_SHARES; i++) {
 		struct events_quota_slot *s = &q->slots[i];
 
-		if (!s->share[0] || !s->refused || now_ns - s->window_start_ns < q->window_ns)
+		if (!s->share[0] || !s->refused)
 			continue;
+		if (now_ns - s->window_start_ns < q->window_ns) {
+			q->next_report_ns = min_u64(q->next_report_ns, s->window_start_ns + q->window_ns);
+			continue;
+		}
 		report(s->share, s->refused, userdata);
 		s->refused = 0;
 		s->window_start_ns = now_ns;
 		s->lines = 0;
 	}
+}
+
+uint64_t events_quota_next_deadline(const struct events_quota *q)
+{
+	return q->next_report_ns;
 }

@@ -64,6 +64,9 @@ void events_agg_add(struct events_agg *agg, const struct cw_event *e, const char
 		    int64_t realtime_ns);
 /* Writes the repeats whose flush is due at boot_ns (CLOCK_BOOTTIME, as the events' boot_ns). */
 void events_agg_tick(struct events_agg *agg, uint64_t boot_ns);
+/* When events_agg_tick() has repeats to write (boot clock, never later than the first one due;
+ * UINT64_MAX: none pending). O(1). */
+uint64_t events_agg_next_deadline(const struct events_agg *agg);
 /* Writes every pending repeat now (the agent stops). */
 void events_agg_flush(struct events_agg *agg);
 void events_agg_get_stats(const struct events_agg *agg, struct events_agg_stats *ret);
@@ -89,6 +92,9 @@ bool events_quota_take(struct events_quota *q, const char *share, uint64_t now_n
 void events_quota_report(struct events_quota *q, uint64_t now_ns,
 			 void (*report)(const char *share, uint64_t refused, void *userdata),
 			 void *userdata);
+/* When events_quota_report() has a report to make (never later than the first one due;
+ * UINT64_MAX: no line refused). O(1). */
+uint64_t events_quota_next_deadline(const struct events_quota *q);
 void events_quota_free(struct events_quota *q);
 
 /* ---- the log on disk ------------------------------------------------------------------------- */

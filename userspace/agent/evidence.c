@@ -21,6 +21,16 @@
 #include "learned.h"
 #include "message_ids.h"
 
+/*
+ * The evidence timer fires at most once per EVIDENCE_TICK_GAP_NS (the period of the tick of
+ * earlier agents: no work waits longer than it did), and only while work is pending.
+ */
+#define EVIDENCE_TICK_GAP_NS 1000000000ull
+#define AGENT_SWEEP_EVERY_S 5 /* seconds between two sweeps of cw_learned, while any is due */
+
+static void agent_sweep_learned(struct agent *a, uint64_t now);
+static void evidence_want_sweep(struct agent *a);
+
 static struct agent_app_total *agent_total(struct agent *a, const char *id)
 {
 	struct agent_app_total *t;
@@ -286,6 +296,7 @@ static int agent_on_event(void *ctx, void *data, size_t size)
 	const struct cw_event *e = data;
 	const char *app = NULL;
 
+	evidence_want_sweep(a);
 	/* The other record of the ring buffer, told apart by its size (bpf/carwall.h). */
 	if (size == sizeof(struct cw_dns_report)) {
 		flows_on_dns_report(a, data);
@@ -428,11 +439,14 @@ int evidence_open(struct agent *a)
 	/* Opened after the first policy went in force: that one is recorded here. */
 	evidence_record_start(a);
 	evidence_record_policy(a, "start");
+	/* Armed by evidence_schedule() when work is due; never periodic. */
 	a->events_tick_fd = timerfd_create(CLOCK_BOOTTIME, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (a->events_tick_fd < 0)
 		return log_error_errno(negative_errno(), "timerfd: %m");
-	struct itimerspec tick = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
-	timerfd_settime(a->events_tick_fd, 0, &tick, NULL);
+	a->tick_armed_ns = UINT64_MAX;
+	/* What the pinned maps hold from before: swept and recorded now, and then when due. */
+	agent_sweep_learned(a, boottime_ns());
+	evidence_record_dropped(a);
 	return flows_open(a);
 }
 
@@ -446,30 +460,56 @@ void evidence_consume(struct agent *a)
 
 /* ---- host names: the addresses learned from the apps' DNS answers ----------------------------- */
 
-#define AGENT_SWEEP_EVERY_S 5 /* seconds between two sweeps of cw_learned */
+/*
+ * A record came from the ring buffer: the kernel may have learned addresses (or refused them
+ * room, or dropped events) that the agent was not told of. It reports every learnable answer
+ * (struct cw_dns_report) but those over the app's budget, which come within the second of one
+ * it reported, and those while the ring buffer is half full, which is then read; and it drops
+ * events only past the app's budget (within the second of one sent) or with the ring buffer
+ * full. So a sweep AGENT_SWEEP_EVERY_S after a record, and one more after each sweep that
+ * followed a record, see all of it.
+ */
+static void evidence_want_sweep(struct agent *a)
+{
+	if (a->sweep_activity)
+		return; /* a sweep is due within AGENT_SWEEP_EVERY_S already */
+	a->sweep_activity = true;
+	a->sweep_due_ns =
+		min_u64(a->sweep_due_ns, boottime_ns() + AGENT_SWEEP_EVERY_S * 1000000000ull);
+}
 
 /*
- * Every AGENT_SWEEP_EVERY_S: delete the learned addresses that expired or whose app or name
- * left the policy in force, keep each app's count for its quota, and report the addresses the
- * kernel could not learn (an app over its quota, a full map). Enforcement never waits for this.
+ * Delete the learned addresses that expired or whose app or name left the policy in force, keep
+ * each app's count for its quota, and report the addresses the kernel could not learn (an app
+ * over its quota, a full map). Enforcement never waits for this. The next sweep is due
+ * AGENT_SWEEP_EVERY_S later while records came since the last one (evidence_want_sweep()) or
+ * when the policy changed, else at the first expiry of what it kept (not before
+ * AGENT_SWEEP_EVERY_S), else never.
  */
-static void agent_sweep_learned(struct agent *a)
+static void agent_sweep_learned(struct agent *a, uint64_t now)
 {
 	_cleanup_free_ struct learned_app *apps = NULL;
 	struct learned_sweep_stats st = {};
 	uint32_t gen = loader_active_gen(a->loader);
-	uint64_t refused = 0;
+	uint64_t refused = 0, next = now + AGENT_SWEEP_EVERY_S * 1000000000ull;
 	size_t n = 0;
 	int r;
 
+	a->sweep_due_ns = a->sweep_activity ? next : UINT64_MAX;
+	a->sweep_activity = false;
+	a->sweep_epoch = loader_epoch(a->loader);
 	r = loader_active_apps(a->loader, &apps, &n);
 	if (r >= 0)
 		r = learned_sweep(loader_learned_fd(a->loader), loader_learn_count_fd(a->loader),
-				  loader_names_fd(a->loader), gen, apps, n, boottime_ns(), &st);
+				  loader_names_fd(a->loader), gen, apps, n, now, &st);
 	if (r < 0) {
+		a->sweep_due_ns = next; /* again, as long as it fails */
 		log_warning_errno(r, "Cannot sweep the learned addresses: %m");
 		return;
 	}
+	/* Nothing new: the next sweep worth making is the one that deletes the first to expire. */
+	a->sweep_due_ns =
+		min_u64(a->sweep_due_ns, st.next_expiry_ns > next ? st.next_expiry_ns : next);
 	if (st.expired || st.orphaned)
 		log_debug("Learned addresses: %zu kept, %zu expired and %zu no longer in the policy "
 			  "deleted",
@@ -623,23 +663,68 @@ struct json_object *agent_names_json(struct agent *a, const char *only)
 }
 
 
-/* Once a second: the repeats that are due, and the journal lines refused. */
+/*
+ * The evidence timer fired: the work that is due (each module knows its own), then the log
+ * flushed. evidence_schedule() arms the timer again.
+ */
 void evidence_tick(struct agent *a)
 {
-	uint64_t expirations;
+	uint64_t expirations, now;
 
-	if (read(a->events_tick_fd, &expirations, sizeof(expirations)) > 0) {
-		events_agg_tick(a->events_agg, boottime_ns());
-		events_quota_report(a->journal_quota, boottime_ns(), agent_report_quota, NULL);
-		if (++a->sweep_ticks >= AGENT_SWEEP_EVERY_S) {
-			a->sweep_ticks = 0;
-			agent_sweep_learned(a);
-			evidence_record_dropped(a);
-		}
-		flows_tick(a);
+	if (read(a->events_tick_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_warning_errno(negative_errno(), "Evidence timer: %m");
+	now = boottime_ns();
+	a->tick_ns = now;
+	a->tick_armed_ns = 0; /* fired (or about to): set again by evidence_schedule() */
+	events_agg_tick(a->events_agg, now);
+	events_quota_report(a->journal_quota, now, agent_report_quota, NULL);
+	if (now >= a->sweep_due_ns) {
+		agent_sweep_learned(a, now);
+		evidence_record_dropped(a);
 	}
+	flows_tick(a);
 	if (a->events_log)
 		events_log_flush(a->events_log);
+}
+
+/*
+ * After each turn of the event loop: the evidence timer armed (one-shot) for the first deadline
+ * of the work pending, never sooner than EVIDENCE_TICK_GAP_NS after the last tick (a burst costs
+ * one tick a second, as a periodic tick did, and nothing waits longer than it did), and disarmed
+ * while nothing is pending: an idle agent does not wake. Every deadline is O(1) to read.
+ */
+void evidence_schedule(struct agent *a)
+{
+	uint64_t due;
+
+	if (a->events_tick_fd < 0)
+		return;
+	/* A new policy (reload, apps registered again): its orphans in cw_learned go. */
+	if (loader_epoch(a->loader) != a->sweep_epoch)
+		evidence_want_sweep(a);
+	due = min_u64(events_agg_next_deadline(a->events_agg),
+		      events_quota_next_deadline(a->journal_quota));
+	due = min_u64(due, a->sweep_due_ns);
+	due = min_u64(due, flows_next_deadline(a));
+	if (due != UINT64_MAX && due < a->tick_ns + EVIDENCE_TICK_GAP_NS)
+		due = a->tick_ns + EVIDENCE_TICK_GAP_NS;
+	if (due == a->tick_armed_ns)
+		return;
+	struct itimerspec its = {}; /* zero: disarmed */
+	if (due != UINT64_MAX) {
+		its.it_value.tv_sec = (time_t)(due / 1000000000ull);
+		its.it_value.tv_nsec = (long)(due % 1000000000ull);
+	}
+	if (timerfd_settime(a->events_tick_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+		/* Never stop writing evidence: tick as earlier agents did. */
+		struct itimerspec every = { .it_interval.tv_sec = 1, .it_value.tv_sec = 1 };
+
+		log_warning_errno(negative_errno(), "Cannot arm the evidence timer: %m");
+		timerfd_settime(a->events_tick_fd, 0, &every, NULL);
+		a->tick_armed_ns = 0;
+		return;
+	}
+	a->tick_armed_ns = due;
 }
 
 /* The agent stops: what is still queued and every repeat not written yet go to the log. */

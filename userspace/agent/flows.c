@@ -258,6 +258,7 @@ void flows_on_event(struct agent *a, const struct cw_event *e, const char *app)
 		return;
 	}
 	a->inventory_reports++;
+	a->flows_activity = true;
 	/* The event holds the key's total (low 32 bits): count what is new. */
 	seen_key_of(e, app, &key);
 	s = seen_get(a->flows_seen, &key);
@@ -383,6 +384,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 	struct cw_seen_key key, k;
 	struct cw_seen_val val;
 	size_t n = 0, n_idle = 0, idle_cap = 0, n_apps = 0;
+	bool again = false; /* a key may gain flows no report tells of: read the map again */
 	void *prev = NULL;
 	uint32_t slot;
 
@@ -417,6 +419,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 		s = seen_get(next, &key);
 		if (!s)
 			break;
+		again = true; /* it had flows not counted before */
 		delta = old && val.flows >= old->known ? val.flows - old->known : val.flows;
 		s->known = val.flows;
 		slot = seen_slot(apps, n_apps, key.app_uid);
@@ -436,6 +439,7 @@ static void flows_sweep(struct agent *a, bool baseline)
 		if (errno == ENOENT)
 			continue; /* dropped meanwhile */
 		/* Not deleted (a kernel without lookup-and-delete for LRU maps): kept. */
+		again = true; /* its next flows may not be reported: the key stays */
 		s = seen_get(next, &idle[i].key);
 		if (!s)
 			break;
@@ -448,6 +452,9 @@ static void flows_sweep(struct agent *a, bool baseline)
 		bpf_map_update_elem(keys_fd, &slot, &keys[slot], BPF_ANY);
 	seen_free(a->flows_seen);
 	a->flows_seen = TAKE_PTR(next);
+	a->flows_swept_ns = boottime_ns();
+	/* Keys that moved may move again: the next read finds them idle (and deletes them). */
+	a->flows_activity = again;
 }
 
 /* A save written by a thread: the text the loop formatted, and the outcome. */
@@ -562,14 +569,48 @@ static void flows_save(struct agent *a)
 	flows_writer_start(a, data, size);
 }
 
-/* Once a second: save when something changed and the last save is old enough. */
+/*
+ * The evidence timer's work here: the observed names that expired, the save in flight reaped,
+ * and a save (with its read of cw_seen) when the inventory changed and the last save is
+ * --inventory-save-interval old, or a read of cw_seen alone when that long has passed since the
+ * last one and the map may hold flows not counted yet (a->flows_activity: an allowed-flow report
+ * since the last read, or keys that read found with new flows or could not delete).
+ *
+ * The kernel adds or counts a key without a report only within a key's report period, over the
+ * app's budget (within the second of a report of the same app) or with the ring buffer full
+ * (whose reports are read afterwards): the read that follows such a report, or the one after a
+ * read that found the key moving, counts it. A key with no flow since the last read is deleted
+ * by it, and its next flow is reported: idle keys need no read.
+ */
 void flows_tick(struct agent *a)
 {
-	if (a->observed)
-		observed_expire(a->observed, boottime_ns());
+	uint64_t now = boottime_ns(), interval = a->inventory_save_s * 1000000000ull;
+
+	if (a->observed && observed_next_expiry(a->observed) <= now)
+		observed_expire(a->observed, now);
 	flows_writer_reap(a, false);
-	if (boottime_ns() - a->inventory_saved_ns >= a->inventory_save_s * 1000000000ull)
+	if ((a->inventory_dirty && now - a->inventory_saved_ns >= interval) ||
+	    (a->flows_activity && now - a->flows_swept_ns >= interval))
 		flows_save(a);
+}
+
+/* When flows_tick() has work (boot clock; 0: at once; UINT64_MAX: none), from the above. */
+uint64_t flows_next_deadline(const struct agent *a)
+{
+	uint64_t interval = a->inventory_save_s * 1000000000ull, due = UINT64_MAX;
+
+	if (a->observed)
+		due = observed_next_expiry(a->observed);
+	if (!a->inventory)
+		return due;
+	/* The save in flight tells nothing when it ends: it is looked at on each tick. */
+	if (a->flows_writer && a->flows_writer->running)
+		return 0;
+	if (a->inventory_dirty)
+		due = min_u64(due, a->inventory_saved_ns + interval);
+	if (a->flows_activity)
+		due = min_u64(due, a->flows_swept_ns + interval);
+	return due;
 }
 
 void flows_close(struct agent *a)

@@ -73,7 +73,7 @@ int learned_sweep(int learned_fd, int count_fd, int names_fd, uint32_t gen,
 {
 	_cleanup_free_ struct learned_entry *e = NULL;
 	_cleanup_free_ uint64_t *counts = calloc(n_apps + 1, sizeof(*counts));
-	struct learned_sweep_stats st = {};
+	struct learned_sweep_stats st = { .next_expiry_ns = UINT64_MAX };
 	uint32_t key, next;
 	void *prev = NULL;
 	size_t n = 0;
@@ -91,6 +91,7 @@ int learned_sweep(int learned_fd, int count_fd, int names_fd, uint32_t gen,
 
 		if (!expired && entry_wanted(names_fd, gen, app, &e[i].val)) {
 			st.kept++;
+			st.next_expiry_ns = min_u64(st.next_expiry_ns, e[i].val.expires_ns);
 			counts[app - apps]++;
 			continue;
 		}
@@ -105,6 +106,7 @@ int learned_sweep(int learned_fd, int count_fd, int names_fd, uint32_t gen,
 			    errno != EEXIST)
 				return negative_errno();
 			st.refreshed++;
+			st.next_expiry_ns = min_u64(st.next_expiry_ns, val.expires_ns);
 			counts[app - apps]++;
 			continue;
 		}

@@ -33,6 +33,7 @@ struct learned_sweep_stats {
 	size_t expired;	 /* deleted: expired */
 	size_t orphaned; /* deleted: its app or its name is no longer in the policy in force */
 	size_t refreshed; /* about to be deleted, but learned again meanwhile: put back */
+	uint64_t next_expiry_ns; /* the first expiry of the entries kept; UINT64_MAX: none */
 };
 
 /*

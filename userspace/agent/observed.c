@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "util.h"
+
 #define NONE UINT32_MAX
 
 struct obs_entry {
@@ -41,6 +43,9 @@ struct observed {
 	uint32_t free_head; /* entries given back, linked by hnext */
 	uint32_t top;	    /* e[top..max) never used yet: their pages never touched */
 	size_t n, max, max_per_app;
+	/* No entry expires before this (UINT64_MAX: none); may be early (an entry refreshed or
+	 * evicted since), then observed_expire() finds less and sets it again. */
+	uint64_t next_expiry_ns;
 	struct obs_app apps[OBSERVED_MAX_APPS];
 	struct observed_stats st;
 };
@@ -68,6 +73,7 @@ int observed_new(size_t max_entries, size_t max_per_app, struct observed **ret)
 	for (uint32_t i = 0; i < o->n_buckets; i++)
 		o->bucket[i] = NONE;
 	o->free_head = NONE;
+	o->next_expiry_ns = UINT64_MAX;
 	*ret = o;
 	return 0;
 }
@@ -182,6 +188,7 @@ int observed_add(struct observed *o, uint32_t app_uid, int family, const uint8_t
 
 	if ((family != AF_INET && family != AF_INET6) || !len || len > OBSERVED_NAME_MAX)
 		return -EINVAL;
+	o->next_expiry_ns = min_u64(o->next_expiry_ns, expires_ns);
 	i = obs_find(o, app_uid, family, addr);
 	if (i != NONE) {
 		/* The last answer names the address, until its own TTL runs out. */
@@ -250,13 +257,24 @@ size_t observed_expire(struct observed *o, uint64_t now_ns)
 {
 	size_t n = 0;
 
-	for (uint32_t i = 0; i < o->top; i++)
-		if (o->e[i].used && o->e[i].expires_ns <= now_ns) {
+	o->next_expiry_ns = UINT64_MAX;
+	for (uint32_t i = 0; i < o->top; i++) {
+		if (!o->e[i].used)
+			continue;
+		if (o->e[i].expires_ns <= now_ns) {
 			obs_remove(o, i);
 			n++;
+		} else {
+			o->next_expiry_ns = min_u64(o->next_expiry_ns, o->e[i].expires_ns);
 		}
+	}
 	o->st.expired += n;
 	return n;
+}
+
+uint64_t observed_next_expiry(const struct observed *o)
+{
+	return o->n ? o->next_expiry_ns : UINT64_MAX;
 }
 
 size_t observed_count(const struct observed *o)

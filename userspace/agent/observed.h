@@ -52,6 +52,9 @@ bool observed_lookup(const struct observed *o, uint32_t app_uid, int family, con
 
 /* Remove the entries expired at now_ns; returns how many. */
 size_t observed_expire(struct observed *o, uint64_t now_ns);
+/* When observed_expire() has an entry to remove (boot clock, never later than the first one to
+ * expire; UINT64_MAX: the table is empty). O(1). */
+uint64_t observed_next_expiry(const struct observed *o);
 
 size_t observed_count(const struct observed *o);
 size_t observed_app_count(const struct observed *o, uint32_t app_uid);

@@ -1,13 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Small helpers shared by every module: cleanup attributes, ownership transfer, array sizes. */
+/*
+ * Small helpers shared by every module: cleanup attributes, ownership transfer, array sizes,
+ * the earlier of two deadlines.
+ */
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The earlier of two deadlines (UINT64_MAX: none). */
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
 
 static inline void freep(void *p)
 {

@@ -238,6 +238,7 @@ static void test_sweep_deletes_expired_orphaned_and_dropped_names_and_counts(voi
 	assert_int_equal(st.kept, 1);
 	assert_int_equal(st.expired, 1);
 	assert_int_equal(st.orphaned, 3);
+	assert_int_equal(st.next_expiry_ns, 2000); /* the next sweep worth making */
 	assert_true(has_learned(s->learned, 11, 1));
 	for (uint8_t last = 2; last <= 5; last++)
 		assert_false(has_learned(s->learned, last == 4 ? 22 : last == 5 ? 33 : 11, last));
