@@ -279,11 +279,13 @@ fuzz: $(FUZZERS)
 			build-fuzz/corpus-$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 
+# The builds of `make check` use every CPU (CHECK_JOBS=1 for a serial build).
+CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 check:
 	$(Q)scripts/install-deps.sh
-	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)$(MAKE) --no-print-directory SAN=1 all tests
-	$(Q)$(MAKE) --no-print-directory fuzzers man
+	$(Q)$(MAKE) --no-print-directory -j$(CHECK_JOBS) all tests
+	$(Q)$(MAKE) --no-print-directory -j$(CHECK_JOBS) SAN=1 all tests
+	$(Q)$(MAKE) --no-print-directory -j$(CHECK_JOBS) fuzzers man
 	$(Q)tests/run.sh
 
 .PHONY: fuzzers

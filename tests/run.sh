@@ -75,25 +75,43 @@ unit_suite() {
 }
 
 # A short libFuzzer run per target, on its seed corpus with its dictionary (`make fuzz` runs
-# longer and keeps its corpus).
+# longer and keeps its corpus). libFuzzer runs on one CPU: as many targets at once as there are
+# CPUs, each reported in the order of its file name.
+fuzz_run() {
+	local f=$1 name=$2 corpus dict=()
+	corpus=$(mktemp -d)
+	[ -f "tests/fuzz/$name.dict" ] && dict=("-dict=tests/fuzz/$name.dict")
+	"$f" -max_total_time="${FUZZ_SMOKE_SECONDS:-20}" -print_final_stats=0 \
+		-artifact_prefix="$logdir/fuzz-$name-" "${dict[@]}" \
+		"$corpus" "tests/fuzz/corpus/$name" >"$logdir/fuzz-$name.log" 2>&1
+	echo $? >"$logdir/fuzz-$name.rc"
+	rm -rf "$corpus"
+}
+
 fuzz_suite() {
-	local n=0 f name corpus dict
+	local n=0 f name names=() width pids=()
+	width=$(nproc 2>/dev/null || echo 1)
 	for f in build-fuzz/fuzz_*; do
 		[ -x "$f" ] || continue
-		n=$((n + 1))
 		name=${f##*/fuzz_}
-		corpus=$(mktemp -d)
-		dict=()
-		[ -f "tests/fuzz/$name.dict" ] && dict=("-dict=tests/fuzz/$name.dict")
-		if "$f" -max_total_time="${FUZZ_SMOKE_SECONDS:-20}" -print_final_stats=0 \
-			-artifact_prefix="$logdir/fuzz-$name-" "${dict[@]}" \
-			"$corpus" "tests/fuzz/corpus/$name" >"$logdir/fuzz-$name.log" 2>&1; then
+		names+=("$name")
+		fuzz_run "$f" "$name" &
+		pids+=($!)
+		# At most $width at once: wait for the oldest still running.
+		if [ ${#pids[@]} -ge "$width" ]; then
+			wait "${pids[0]}"
+			pids=("${pids[@]:1}")
+		fi
+	done
+	wait "${pids[@]}" 2>/dev/null
+	for name in "${names[@]}"; do
+		n=$((n + 1))
+		if [ "$(cat "$logdir/fuzz-$name.rc" 2>/dev/null)" = 0 ]; then
 			echo "ok $n - fuzz_$name: no crash in ${FUZZ_SMOKE_SECONDS:-20}s"
 		else
 			echo "not ok $n - fuzz_$name crashed; see $logdir/fuzz-$name.log"
 			tail -20 "$logdir/fuzz-$name.log" | sed 's/^/# /'
 		fi
-		rm -rf "$corpus"
 	done
 	echo "1..$n"
 }
