@@ -77,8 +77,8 @@
 #              parse, compile, apply, total, cpu} when its reply has them (parse includes the
 #              signature checks; cpu is the agent's CPU time for the whole reload, which other
 #              load does not stretch); `carwall policy check` of the same file (no maps); and the
-#              floor of any libyaml parse: `bench yaml-floor` (libyaml alone reading the events
-#              of the same policy).
+#              floor of a reload in production mode: `bench yaml-floor` (libyaml alone reading
+#              the events of the same policy, and one Ed25519 check of its bytes).
 #   agent      VmRSS/VmHWM of carwalld after it loaded the 10k policy, and the floor under it
 #              (`bench rss-floor`: the same libraries, the agent's ring buffer mapped the same
 #              way, each library used once as a reload does), its context switches
@@ -129,7 +129,8 @@
 #                  TEST here: tcp_connect_v4/v6, udp_sendto_v4/v6, udp_connect_v4/v6
 #   reload        {[status], [agent_timing_status], sizes: [{rules, round_trip_ms: {median, min,
 #                  max, n}, policy_check_ms: {...} (`carwall policy check` of the same file),
-#                  libyaml_floor_ms (libyaml alone over the same policy),
+#                  libyaml_floor_ms (libyaml alone over the same policy), verify_floor_ms (one
+#                  Ed25519 check of its bytes), floor_ms (the two together),
 #                  agent_timing_us: {read|verify|parse|compile|apply|total|cpu: {median, ...}}}]}
 #   agent         {pid, rss_kib, hwm_kib, rss_floor_kib, threads, idle_seconds, idle_wakeups,
 #                  idle_wakeups_voluntary, idle_wakeups_involuntary, rss_100k_kib (the 100k
@@ -838,11 +839,12 @@ for size in $RELOAD_SIZES; do
 		[[ $phases == *[0-9]* ]] && have_timing=1
 		printf 'reload\t%s\t%s\t%s\n' "$size" "$((t1 - t0))" "$phases" >>"$RAW"
 	done
-	# The floor of any parse of it with libyaml: libyaml alone reading its events (the plain
-	# policy, as the bundle's payload is).
+	# The floor of a reload of it: libyaml alone reading its events (the plain policy, as the
+	# bundle's payload is), and one Ed25519 check of its bytes.
 	if "$BENCH" policy --rules "$size" --port "$PORT" --revision "$rev" --yaml "$TMP/floor.yaml" &&
 		line=$("$BENCH" yaml-floor "$TMP/floor.yaml"); then
-		printf 'reload_floor\t%s\t%s\n' "$size" "$(sed -n 's/^us=\([0-9]*\) .*/\1/p' <<<"$line")" >>"$RAW"
+		printf 'reload_floor\t%s\t%s\t%s\n' "$size" "$(sed -n 's/^us=\([0-9]*\) .*/\1/p' <<<"$line")" \
+			"$(sed -n 's/.* verify_us=\([0-9]*\)$/\1/p' <<<"$line")" >>"$RAW"
 	fi
 	rm -f "$TMP/floor.yaml"
 	# The same file through `carwall policy check` (read, parse, compile; no map, no agent):
