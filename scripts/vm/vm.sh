@@ -48,16 +48,19 @@
 #   tests/systemd/test_reboot.sh is among its tests, the first boot ends with `systemctl reboot`
 #   (QEMU exits: -no-reboot) and the harness boots the same disk a second time (cw.boot=2),
 #   which runs test_reboot.sh's second half; the two boots count as one guest.
-# - A guest that does not finish within CARWALL_VM_TIMEOUT seconds is killed and reported as
-#   hung; a panic (panic=-1 with -no-reboot ends QEMU at once; oops=panic) is read off the
-#   console.
+# - A guest that makes no progress for CARWALL_VM_IDLE_TIMEOUT seconds (its console and its
+#   TAP files, which the tests write as they go, do not grow) is killed and reported as hung,
+#   and so is one still running after CARWALL_VM_TIMEOUT seconds in all (a bound on the run, far
+#   above what the slowest guest takes: a suite that grows, or a slower machine, is not a hang);
+#   a panic (panic=-1 with -no-reboot ends QEMU at once; oops=panic) is read off the console.
 #
 # Output of `check`: per kernel, the guest's `uname -r`, each test file's counts and time, every
 # failed test, every skipped test with its reason and kernel, the kernel's totals and times;
 # then one last line "N passed, N failed, N skipped" over all kernels. Exit status: 0 only if no
 # test failed and no guest hung, panicked or failed to boot (each counts as a failure).
 #
-# Environment: CARWALL_VM_CACHE, CARWALL_VM_TIMEOUT (seconds per guest, default 1500),
+# Environment: CARWALL_VM_CACHE, CARWALL_VM_IDLE_TIMEOUT (seconds without progress, default
+# 900), CARWALL_VM_TIMEOUT (seconds per guest in all, default 3600),
 # CARWALL_VM_JOBS, CARWALL_VM_MEM (MiB per guest, default 1024), CARWALL_VM_TESTS (test files,
 # space-separated), CARWALL_VM_REFRESH=1 (re-read the package lists now; otherwise weekly),
 # CARWALL_VM_KEEP=1 (keep the run folder; a failed run's is always kept).
@@ -98,7 +101,8 @@ elif [[ $(id -u) == 0 ]]; then
 else
 	cache=${XDG_CACHE_HOME:-$HOME/.cache}/carwall-vm
 fi
-timeout_s=${CARWALL_VM_TIMEOUT:-1500}
+timeout_s=${CARWALL_VM_TIMEOUT:-3600}
+idle_s=${CARWALL_VM_IDLE_TIMEOUT:-900}
 jobs=${CARWALL_VM_JOBS:-$(nproc)}
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || jobs=1
 mem=${CARWALL_VM_MEM:-1024}
@@ -593,8 +597,37 @@ test_list() {
 HOST_ONLY_TESTS=(test_bundle_cli test_install test_install_templates test_man_pages
 	test_policy_names_cli)
 
+# watch_progress PID GUEST CONSOLE START: while QEMU (PID, or `timeout` around it) runs, looks
+# every 5 s at the size of the guest's console and of its out/ folder (the TAP files grow with
+# every test's "ok"); after idle_s seconds without a change it writes GUEST/idle (the guest's
+# seconds so far) and ends QEMU: TERM, then KILL 10 s later. Returns when PID has exited (the
+# `timeout` around QEMU bounds that).
+watch_progress() {
+	local pid=$1 dir=$2 console=$3 start=$4 seen= now size last i
+	last=$(date +%s)
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 5
+		size=$(cat "$console" "$dir"/out/* 2>/dev/null | wc -c) || true
+		now=$(date +%s)
+		if [[ $size != "$seen" ]]; then
+			seen=$size last=$now
+		elif ((now - last >= idle_s)); then
+			awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%d\n", b - a }' >"$dir/idle"
+			kill -TERM "$pid" 2>/dev/null || true # `timeout` passes it on to QEMU
+			for ((i = 0; i < 10; i++)); do
+				kill -0 "$pid" 2>/dev/null || return 0
+				sleep 1
+			done
+			pkill -KILL -P "$pid" 2>/dev/null || true
+			kill -KILL "$pid" 2>/dev/null || true
+			return 0
+		fi
+	done
+}
+
 # split_tests ID N: deals the test files to N guests, longest first (durations of the last run
-# on ID, 60 s when unknown), each to the guest with the least work so far. Prints "GUEST FILE".
+# on ID on this machine, else those recorded in scripts/vm/durations/ID, else 60 s), each to the
+# guest with the least work so far. Prints "GUEST FILE".
 split_tests() {
 	local id=$1 n=$2
 	# The systemd suite shares one system's state (units, the agent, its pins): one guest.
@@ -604,6 +637,8 @@ split_tests() {
 		[[ -z $(skip_reason "$id" "$f") ]] || continue
 		n_=$(test_name "$f")
 		d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$cache/durations-$id" 2>/dev/null) || d=
+		[[ -n $d ]] ||
+			d=$(awk -v t="$n_" '$1 == t { print $2; exit }' "$vmdir/durations/$id" 2>/dev/null) || d=
 		echo "${d:-60} $f"
 	done | sort -rn | awk -v n="$n" '{
 		best = 0
@@ -646,7 +681,9 @@ guest_report() {
 		why="kernel panic: $(grep -m1 -E '\] (Oops|BUG:|general protection fault|Kernel panic)' \
 			"$run/console.log" | sed 's/^\[[^]]*\] //')"
 	elif [[ ! -e $out/result ]]; then
-		if ((rc == 124 || rc == 137)); then
+		if [[ -e $run/idle ]]; then
+			why="hung: no progress for ${idle_s}s (console and TAP files unchanged), killed after $(cat "$run/idle")s"
+		elif ((rc == 124 || rc == 137)); then
 			why="hung: no result after ${timeout_s}s"
 		else
 			why="the guest stopped without a result (qemu exit $rc)"
@@ -726,7 +763,10 @@ check_one() {
 				qemu_cmd "$id" "$K_DIR" "$run/initrd.gz" "$run/g$g/out" check "$files"
 				timeout --kill-after=10 "$timeout_s" "${QEMU[@]}" -display none -monitor none \
 					-serial "file:$run/g$g/console-boot$boot.log" </dev/null \
-					>>"$run/g$g/qemu.log" 2>&1 || rc=$?
+					>>"$run/g$g/qemu.log" 2>&1 &
+				qemu_pid=$!
+				watch_progress "$qemu_pid" "$run/g$g" "$run/g$g/console-boot$boot.log" "$s"
+				wait "$qemu_pid" || rc=$?
 				cat "$run/g$g/console-boot$boot.log" >>"$run/g$g/console.log"
 				rm -f "$run/g$g/console-boot$boot.log"
 				[[ -n $GUEST_REBOOT && $rc == 0 && $(cat "$run/g$g/out/result" 2>/dev/null) == reboot ]] ||
