@@ -74,6 +74,59 @@ static bool same_name(const struct oracle_name *a, const struct oracle_name *b)
 }
 
 /*
+ * libresolv guesses at compression loops: a name whose reading looks at as many bytes as the
+ * message has (labels read again through pointers included) is refused as one (glibc's
+ * ns_name_unpack). A name of backward pointers only (the parser's rule) re-reads earlier labels
+ * and can pass that count in a short message without any loop. So where libresolv refuses a
+ * name, it reads it again in a copy of the message followed by LOOP_GUESS_PAD bytes of 0xff:
+ * the guess is then that much further off, and any read past the real end meets 0xff, a pointer
+ * past the copy's end, which libresolv refuses. A name read there is well formed: returns the
+ * bytes it takes at ptr (as ns_name_uncompress()), or -1 for a name malformed indeed.
+ */
+#define LOOP_GUESS_PAD 1024
+
+static int uncompress(const uint8_t *msg, size_t len, const uint8_t *ptr, char *text, size_t size)
+{
+	uint8_t copy[CW_DNS_MSG_MAX + LOOP_GUESS_PAD];
+	int used = ns_name_uncompress(msg, msg + len, ptr, text, size);
+
+	if (used >= 0 || len > CW_DNS_MSG_MAX || ptr < msg || ptr >= msg + len)
+		return used;
+	memcpy(copy, msg, len);
+	memset(copy + len, 0xff, LOOP_GUESS_PAD);
+	return ns_name_uncompress(copy, copy + len + LOOP_GUESS_PAD, copy + (ptr - msg), text, size);
+}
+
+/* ns_parserr() of the answer section's record rrnum, past libresolv's loop guess (above) for its
+ * owner name. */
+static int parse_answer(ns_msg *h, const uint8_t *msg, size_t len, unsigned rrnum, ns_rr *rr)
+{
+	const uint8_t *p;
+	int used;
+
+	if (ns_parserr(h, ns_s_an, (int)rrnum, rr) == 0)
+		return 0;
+	/* ns_parserr() stopped at the start of that record (its _msg_ptr, for record _rrnum). */
+	if (h->_rrnum != (int)rrnum || !h->_msg_ptr)
+		return -1;
+	p = h->_msg_ptr;
+	used = uncompress(msg, len, p, rr->name, sizeof(rr->name));
+	if (used < 0)
+		return -1;
+	p += used;
+	if (p + NS_RRFIXEDSZ > msg + len)
+		return -1;
+	NS_GET16(rr->type, p);
+	NS_GET16(rr->rr_class, p);
+	NS_GET32(rr->ttl, p);
+	NS_GET16(rr->rdlength, p);
+	if (p + rr->rdlength > msg + len)
+		return -1;
+	rr->rdata = p;
+	return 0;
+}
+
+/*
  * The parser refused a name that libresolv reads: allowed for its deliberate rules on compression
  * (libresolv follows pointers forward too, and any number of them while it finds no loop).
  * Its other stricter rules (A and AAAA data lengths, a CNAME's data filled by its target) are
@@ -185,7 +238,7 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 		unsigned type, rdlen;
 		uint32_t ttl;
 
-		if (ns_parserr(&h, ns_s_an, (int)i, &rr) < 0) {
+		if (parse_answer(&h, msg, len, i, &rr) < 0) {
 			expect_reason = CW_DNS_R_COUNT_;
 			break;
 		}
@@ -215,8 +268,7 @@ int dns_oracle_check(const uint8_t *msg, size_t len, const struct cw_dns_result 
 		}
 		if (type == ns_t_cname) {
 			char text[NS_MAXDNAME];
-			int used = ns_name_uncompress(ns_msg_base(h), ns_msg_end(h),
-						      ns_rr_rdata(rr), text, sizeof(text));
+			int used = uncompress(msg, len, ns_rr_rdata(rr), text, sizeof(text));
 
 			if (used < 0) {
 				expect_reason = CW_DNS_R_COUNT_;
