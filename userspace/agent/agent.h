@@ -129,9 +129,6 @@ struct agent {
 	 */
 	char *bundle_data;
 	size_t bundle_size;
-	/* A policy was read or applied in this turn of the event loop: the memory it freed is
-	 * given back to the system at the end of the turn (malloc_trim(), carwalld.c). */
-	bool trim_memory;
 	time_t bundle_verified_at;
 	uint8_t bundle_payload_sha256[BUNDLE_SHA256_BYTES];
 	/* Why the policy that was in force is no longer trusted (then fail closed); "" if not. */

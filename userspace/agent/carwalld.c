@@ -660,10 +660,6 @@ static int agent_run(struct agent *a)
 		int n;
 
 		evidence_schedule(a);
-		if (a->trim_memory) {
-			malloc_trim(0);
-			a->trim_memory = false;
-		}
 		fflush(stderr);
 		n = epoll_wait(ep, events, ARRAY_SIZE(events), -1);
 
@@ -700,24 +696,20 @@ static int agent_run(struct agent *a)
 
 /*
  * The allocator's settings for a long-lived agent whose large buffers (a policy's rules and map
- * entries, the tables of the evidence and the inventory) come and go with reloads: one arena for
- * every thread (the agent's few threads allocate little; an arena each would keep its own free
- * memory), and every block below glibc's largest mmap threshold served from that arena's heap,
- * not from a mapping of its own. A reload allocates and frees many such blocks: a mapping each
- * cost an mmap, a page fault per page touched and an munmap, every time (measured with `make
- * bench`: the 10k-rule reload 15% slower, the 100k one 20 to 40%). What a policy's reading or
- * applying freed is given back at the end of that turn of the event loop by malloc_trim(0)
- * (a->trim_memory), which returns every free page of the heap, in its middle too: the agent's
- * RSS comes back down after a large policy as it did when those blocks were mappings.
+ * entries, the tables of the evidence and the inventory) come and go with reloads: every block
+ * from AGENT_MMAP_THRESHOLD up is a mapping of its own, unmapped when freed (glibc would
+ * otherwise raise the threshold after the first such free and serve the next ones from the heap,
+ * where a freed block in the middle stays resident), and one arena for every thread (the
+ * agent's few threads allocate little; an arena each would keep its own free memory).
  */
-#define AGENT_MMAP_THRESHOLD (4 * 1024 * 1024 * sizeof(long)) /* glibc's maximum */
+#define AGENT_MMAP_THRESHOLD (64 * 1024)
 
 static void agent_malloc_setup(void)
 {
 #ifndef __SANITIZE_ADDRESS__ /* AddressSanitizer's allocator is not glibc's: nothing to set */
-	if (!mallopt(M_MMAP_THRESHOLD, (int)AGENT_MMAP_THRESHOLD) || !mallopt(M_ARENA_MAX, 1))
-		log_warning("Cannot set the allocator's options: reloads may be slower, and memory "
-			    "freed after one may stay resident");
+	if (!mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_THRESHOLD) || !mallopt(M_ARENA_MAX, 1))
+		log_warning("Cannot set the allocator's options: memory freed after a reload may "
+			    "stay resident");
 #endif
 }
 

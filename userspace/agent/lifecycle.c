@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +162,6 @@ int agent_apply(struct agent *a, struct policy *p, const char *sha256, bool crea
 	uint64_t t0;
 	int r;
 
-	a->trim_memory = true; /* what compiling and writing frees goes back after this turn */
 	for (size_t i = 0; i < pol->n_apps; i++)
 		n += pol->apps[i].n_cgroups;
 	cgroups = calloc(n + 1, sizeof(*cgroups));
@@ -342,6 +342,7 @@ static bool agent_geo_changed(const struct agent *a)
 	return strcmp(sha, a->geo.sha256) != 0;
 }
 
+/* A policy load allocates and frees a lot: give what is free back to the system. */
 /*
  * Read, parse, validate, compile and apply the policy file. A policy that fails at any step
  * leaves the one in force untouched; the reason is logged and kept for `carwall status`.
@@ -349,7 +350,10 @@ static bool agent_geo_changed(const struct agent *a)
 static int agent_load_policy_once(struct agent *a, const char *why);
 int agent_load_policy(struct agent *a, const char *why)
 {
-	return agent_load_policy_once(a, why);
+	int r = agent_load_policy_once(a, why);
+
+	malloc_trim(0);
+	return r;
 }
 
 /* Production mode: the trust folder as it is now (read at every load: no restart needed). */
@@ -580,7 +584,6 @@ int agent_load_bytes(struct agent *a, const char *name, const char *data, size_t
 	char sha[65];
 	int r;
 
-	a->trim_memory = true; /* what parsing frees goes back after this turn, refused or not */
 	r = sha256_hex(data, size, sha);
 	if (r < 0)
 		snprintf(reason, sizeof(reason), "%s: hashing failed", name);
